@@ -1,0 +1,42 @@
+"""Backends by name, imported lazily, all usable in one process."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from scratch.errors import BackendError
+from scratch.spec import ModelSpec
+
+# name → (module, class, the framework module it needs)
+BACKENDS = {
+    "scratch": ("reference.scratch_backend", "ScratchBackend", "numpy"),
+    "torch": ("reference.torch_backend", "TorchBackend", "torch"),
+    "keras": ("reference.tf_backend", "KerasBackend", "tensorflow"),
+}
+
+
+def available_backends() -> list[str]:
+    """The backends whose framework is installed (without importing it)."""
+    return [name for name, (_, _, needs) in BACKENDS.items() if importlib.util.find_spec(needs)]
+
+
+def make_backend(name: str, spec: ModelSpec, weights, biases):
+    """The backend called ``name`` holding a copy of ``weights``/``biases`` (canonical layout)."""
+    try:
+        module_name, class_name, needs = BACKENDS[name]
+    except KeyError:
+        raise BackendError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}") from None
+    if importlib.util.find_spec(needs) is None:
+        raise BackendError(f"backend {name!r} needs {needs}, which is not installed "
+                           f"(pip install 'backprop-parity[{'tf' if needs == 'tensorflow' else needs}]')")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(spec, weights, biases)
+
+
+def make_backend_from_file(name: str, path):
+    """The backend called ``name`` loaded from a shared weight file."""
+    from scratch.weights import load_weights
+
+    loaded = load_weights(path)
+    return make_backend(name, loaded.spec, loaded.weights, loaded.biases)

@@ -1,0 +1,62 @@
+"""The NumPy engine behind the backend interface (so the parity helper treats all three alike)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch.batching import batches
+from scratch.model import MLP
+from scratch.optimizers import make_optimizer
+from scratch.weights import save_weights
+
+
+class ScratchBackend:
+    name = "scratch"
+
+    def __init__(self, spec, weights, biases):
+        self.spec = spec
+        self.model = MLP(spec, weights, biases)
+        self.optimizer = make_optimizer(spec.optimizer)
+
+    def trace(self, x, targets, masks=None):
+        forward = self.model.forward(x, masks)
+        loss = self.model.loss(forward, targets)
+        grads = self.model.backward(forward, targets)
+        return {"loss": np.asarray(loss), **forward.named(), **grads.named()}
+
+    def layer_trace(self, layer, a_prev, upstream, mask=None):
+        model = self.model
+        index = layer - 1
+        is_output = layer == self.spec.n_layers
+        w, b = model.weights[index], model.biases[index]
+        activation = model.out if is_output else model.hidden
+        z = a_prev @ w.T + b
+        h = activation.forward(z)
+        a = h if mask is None else h * mask
+        if is_output:
+            da, dz = model.loss_fn.gradient(z, a, upstream)
+            if dz is None:
+                dz = activation.backward(z, h, da)
+        else:
+            dz = activation.backward(z, h, upstream if mask is None else upstream * mask)
+        dw = dz.T @ a_prev
+        if self.spec.l2:
+            dw += model.dtype.type(self.spec.l2) * w
+        return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": dz.sum(axis=0), "dA_prev": dz @ w}
+
+    def train_step(self, x, targets, masks=None):
+        forward = self.model.forward(x, masks)
+        loss = self.model.loss(forward, targets)
+        grads = self.model.backward(forward, targets)
+        self.optimizer.step(self.model.parameters, [g for pair in zip(grads.dw, grads.db) for g in pair])
+        return float(loss)
+
+    def fit(self, x, targets, plan):
+        return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])
+
+    def parameters(self):
+        return [w.copy() for w in self.model.weights], [b.copy() for b in self.model.biases]
+
+    def save(self, path):
+        weights, biases = self.parameters()
+        return save_weights(path, self.spec, weights, biases)

@@ -1,0 +1,131 @@
+"""Activation functions, each with its forward rule and its derivative side by side.
+
+Every activation maps Z (m, n) to A = g(Z) (m, n) elementwise, except softmax, which acts on
+each row. ``backward(z, a, da)`` returns dZ = dA ⊙ g′(Z) (for softmax, the row-wise
+Jacobian-vector product), reusing A where the derivative is cheaper in terms of A.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch.errors import SpecError
+
+
+class Activation:
+    """Base class: ``forward(z) -> a`` and ``backward(z, a, da) -> dz``."""
+
+    name = "activation"
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, z: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Identity(Activation):
+    """g(z) = z;  g′(z) = 1."""
+
+    name = "identity"
+
+    def forward(self, z):
+        return z
+
+    def backward(self, z, a, da):
+        return da
+
+
+class ReLU(Activation):
+    """g(z) = max(z, 0);  g′(z) = 1 if z > 0 else 0 (so g′(0) = 0, as in torch and TF)."""
+
+    name = "relu"
+
+    def forward(self, z):
+        return np.maximum(z, 0)
+
+    def backward(self, z, a, da):
+        return da * (z > 0)
+
+
+class LeakyReLU(Activation):
+    """g(z) = z if z > 0 else s·z;  g′(z) = 1 if z > 0 else s (s = ``slope``)."""
+
+    name = "leaky_relu"
+
+    def __init__(self, slope: float):
+        self.slope = slope
+
+    def forward(self, z):
+        return np.where(z > 0, z, z * z.dtype.type(self.slope))
+
+    def backward(self, z, a, da):
+        return np.where(z > 0, da, da * da.dtype.type(self.slope))
+
+
+class Sigmoid(Activation):
+    """g(z) = 1 / (1 + e^{−z});  g′(z) = g(z)·(1 − g(z)).
+
+    Evaluated as 1/(1 + e^{−|z|}) for z ≥ 0 and e^{−|z|}/(1 + e^{−|z|}) for z < 0, so the
+    exponent is never positive and nothing overflows for any finite z.
+    """
+
+    name = "sigmoid"
+
+    def forward(self, z):
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+    def backward(self, z, a, da):
+        return da * a * (1 - a)
+
+
+class Tanh(Activation):
+    """g(z) = tanh(z);  g′(z) = 1 − tanh(z)²."""
+
+    name = "tanh"
+
+    def forward(self, z):
+        return np.tanh(z)
+
+    def backward(self, z, a, da):
+        return da * (1 - a * a)
+
+
+class Softmax(Activation):
+    """Row-wise softmax: a_i = e^{z_i − max z} / Σ_j e^{z_j − max z} (shifted, so no overflow).
+
+    Its Jacobian is ∂a_i/∂z_j = a_i(δ_ij − a_j), hence dZ = A ⊙ (dA − Σ_j dA_j A_j) per row.
+    Paired with categorical cross-entropy, the loss takes the fused path dZ = (A − Y)/m instead
+    (see ``scratch.losses``).
+    """
+
+    name = "softmax"
+
+    def forward(self, z):
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def backward(self, z, a, da):
+        return a * (da - (da * a).sum(axis=1, keepdims=True))
+
+
+_REGISTRY = {
+    "identity": Identity,
+    "relu": ReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+}
+
+
+def make_activation(name: str, leaky_relu_slope: float = 0.01) -> Activation:
+    """The activation called ``name``; unknown names raise :class:`SpecError`."""
+    if name == "leaky_relu":
+        return LeakyReLU(leaky_relu_slope)
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        known = ", ".join(sorted([*_REGISTRY, "leaky_relu"]))
+        raise SpecError(f"unknown activation {name!r}; expected one of {known}") from None

@@ -1,0 +1,87 @@
+"""The training plan: which samples each step sees and which hidden units it drops.
+
+Both are pure functions of (spec.seed, epoch or step), so any backend can be handed exactly the
+same batches in the same order and the same dropout masks.
+
+* Sample order of epoch e: ``default_rng([seed, 1, e]).permutation(n)`` when ``spec.shuffle``
+  and the batch is smaller than the data; natural order otherwise (a full batch's gradient does
+  not depend on the order, so it is never permuted).
+* Batches: consecutive slices of that order of ``batch_size`` samples; the last, partial batch is
+  kept, so an epoch has ⌈n / batch_size⌉ steps.
+* Dropout mask of global step t (0-based) for hidden layer l: with
+  ``rng = default_rng([seed, 2, t])`` and layers drawn in order, D_l = (U ≥ p) / (1 − p) with
+  U ~ U[0, 1) of shape (batch, n_l), in the spec's dtype (inverted dropout: E[D_l] = 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from scratch.spec import ModelSpec
+
+ORDER_STREAM = 1
+DROPOUT_STREAM = 2
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimizer step: ``indices`` (None = all samples in order) and the dropout masks."""
+
+    epoch: int
+    step: int
+    indices: np.ndarray | None
+    masks: list[np.ndarray] | None
+    last_in_epoch: bool
+
+
+def epoch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
+    """The permutation of range(n_samples) used in ``epoch``."""
+    return np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(n_samples)
+
+
+def dropout_masks(spec: ModelSpec, step: int, batch: int) -> list[np.ndarray] | None:
+    """Scaled masks D_l (batch, n_l) for every hidden layer at global ``step``; None if p = 0."""
+    if spec.dropout == 0.0:
+        return None
+    rng = np.random.default_rng([spec.seed, DROPOUT_STREAM, step])
+    scale = np.dtype(spec.dtype).type(1.0 / (1.0 - spec.dropout))
+    zero = np.dtype(spec.dtype).type(0.0)
+    return [np.where(rng.random((batch, width)) >= spec.dropout, scale, zero)
+            for width in spec.layer_sizes[1:-1]]
+
+
+def steps_per_epoch(spec: ModelSpec, n_samples: int) -> int:
+    batch = n_samples if spec.batch_size is None else min(spec.batch_size, n_samples)
+    return -(-n_samples // batch)
+
+
+def training_plan(spec: ModelSpec, n_samples: int) -> Iterator[Step]:
+    """Every step of ``spec.epochs`` epochs over ``n_samples`` samples, in order."""
+    batch = n_samples if spec.batch_size is None else min(spec.batch_size, n_samples)
+    full_batch = batch == n_samples
+    step = 0
+    for epoch in range(spec.epochs):
+        if full_batch:
+            order = None
+        elif spec.shuffle:
+            order = epoch_order(spec.seed, epoch, n_samples)
+        else:
+            order = np.arange(n_samples)
+        for start in range(0, n_samples, batch):
+            indices = None if order is None else order[start:start + batch]
+            size = n_samples if indices is None else len(indices)
+            last = start + batch >= n_samples
+            yield Step(epoch, step, indices, dropout_masks(spec, step, size), last)
+            step += 1
+
+
+def batches(x: np.ndarray, targets: np.ndarray, plan) -> Iterator[tuple[Step, np.ndarray, np.ndarray]]:
+    """(step, x_batch, targets_batch) for every step of ``plan``; a full batch is not copied."""
+    for step in plan:
+        if step.indices is None:
+            yield step, x, targets
+        else:
+            yield step, x[step.indices], targets[step.indices]

@@ -1,0 +1,31 @@
+"""Data sets for the scratch MLP: MNIST (IDX, Keras npz, Kaggle CSV), toy problems, checks.
+
+NumPy and the standard library only. Every malformed input raises one
+:class:`scratch.errors.DataError` naming the file or argument and what was expected.
+"""
+
+from scratch.datasets.idx import read_idx, write_idx
+from scratch.datasets.mnist import (
+    MnistSplits,
+    load_kaggle_csv,
+    load_keras_npz,
+    load_mnist,
+    resolve_data_dir,
+)
+from scratch.datasets.toy import blobs, two_spirals, xor
+from scratch.datasets.validate import check_xy, one_hot
+
+__all__ = [
+    "MnistSplits",
+    "blobs",
+    "check_xy",
+    "load_kaggle_csv",
+    "load_keras_npz",
+    "load_mnist",
+    "one_hot",
+    "read_idx",
+    "resolve_data_dir",
+    "two_spirals",
+    "write_idx",
+    "xor",
+]

@@ -1,0 +1,80 @@
+"""Losses, each the mean over the batch (the torch and Keras default reduction).
+
+With m samples, k outputs, targets Y (m, k), logits Z = Z_L and outputs A = g_L(Z):
+
+* MSE:  L = (1/(m·k)) Σ (A − Y)²                      dA = 2(A − Y)/(m·k)
+* BCE:  L = (1/(m·k)) Σ [max(Z,0) − Z·Y + log(1 + e^{−|Z|})]   (sigmoid output, from logits)
+        dZ = (A − Y)/(m·k)
+* CCE:  L = (1/m) Σ_rows [logsumexp(Z) − Σ_j Y_j Z_j]          (softmax output, from logits)
+        dZ = (A − Y)/m
+
+BCE and CCE are evaluated on the logits, which keeps them finite for logits of ±1e4, and they
+hand back dZ directly (the fused pairings; CCE's rows of Y must sum to 1, as one-hot rows do); MSE hands back dA and lets the output activation
+turn it into dZ. The seeds write dZ = A − Y and divide by m later in dW; here the 1/m is folded
+into dZ, so every reported gradient is the exact partial derivative of L.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch.errors import SpecError
+
+
+class Loss:
+    """Base class: ``value(z, a, y) -> float`` and ``gradient(z, a, y) -> (dA | None, dZ | None)``.
+
+    Exactly one of the two gradients is returned: dZ for the fused pairings, dA otherwise.
+    """
+
+    name = "loss"
+
+    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def gradient(self, z, a, y):
+        raise NotImplementedError
+
+
+class MeanSquaredError(Loss):
+    name = "mse"
+
+    def value(self, z, a, y):
+        diff = a - y
+        return np.mean(diff * diff)
+
+    def gradient(self, z, a, y):
+        return (a - y) * a.dtype.type(2.0 / a.size), None
+
+
+class BinaryCrossEntropy(Loss):
+    name = "bce"
+
+    def value(self, z, a, y):
+        return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+
+    def gradient(self, z, a, y):
+        return None, (a - y) * a.dtype.type(1.0 / a.size)
+
+
+class CategoricalCrossEntropy(Loss):
+    name = "cce"
+
+    def value(self, z, a, y):
+        shift = z.max(axis=1, keepdims=True)
+        log_sum = np.log(np.exp(z - shift).sum(axis=1, keepdims=True)) + shift
+        return np.mean(log_sum[:, 0] - (y * z).sum(axis=1))
+
+    def gradient(self, z, a, y):
+        return None, (a - y) * a.dtype.type(1.0 / a.shape[0])
+
+
+_REGISTRY = {cls.name: cls for cls in (MeanSquaredError, BinaryCrossEntropy, CategoricalCrossEntropy)}
+
+
+def make_loss(name: str) -> Loss:
+    """The loss called ``name``; unknown names raise :class:`SpecError`."""
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise SpecError(f"unknown loss {name!r}; expected one of {', '.join(sorted(_REGISTRY))}") from None

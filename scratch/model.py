@@ -1,0 +1,242 @@
+"""The N-layer perceptron: hand-derived, vectorized forward and backward passes.
+
+Data are rows: X is (m, n_0), one sample per row, as in every Python ML library. The seeds
+write the same network in columns (Z = W·A + b with A (n, m)); transposing both sides gives the
+row form used here. For layer l = 1..L with W_l (n_l, n_{l−1}) and b_l (n_l,):
+
+    forward                                   backward (L = mean batch loss + (λ/2)Σ‖W_l‖²)
+    Z_l = A_{l−1} · W_lᵀ + b_l     (m, n_l)   dW_l = dZ_lᵀ · A_{l−1} + λ·W_l   (n_l, n_{l−1})
+    H_l = g_l(Z_l)                 (m, n_l)   db_l = Σ_rows dZ_l                (n_l,)
+    A_l = H_l ⊙ D_l  (hidden, dropout)        dA_{l−1} = dZ_l · W_l            (m, n_{l−1})
+    A_l = H_l        (otherwise)              dZ_{l−1} = g′(Z_{l−1}) ⊙ (dA_{l−1} ⊙ D_{l−1})
+
+with A_0 = X and, at the output, dZ_L from the loss (fused A − Y pairings, see ``scratch.losses``)
+or dZ_L = g′_L(Z_L) ⊙ dA_L. The seeds' 1/m lives in dZ_L here, so dW_l needs no extra division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scratch.activations import make_activation
+from scratch.errors import DataError
+from scratch.initializers import initialize
+from scratch.losses import make_loss
+from scratch.spec import ModelSpec
+
+
+@dataclass
+class ForwardPass:
+    """Every intermediate of one forward pass; lists are indexed by layer − 1.
+
+    ``z[l-1]`` = Z_l and ``a[l-1]`` = A_l (after dropout) for l = 1..L; ``h[l-1]`` = g_l(Z_l)
+    before dropout (the same array as A_l when nothing is dropped); ``x`` = A_0.
+    """
+
+    x: np.ndarray
+    z: list[np.ndarray]
+    h: list[np.ndarray]
+    a: list[np.ndarray]
+    masks: list[np.ndarray] | None = None
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.a[-1]
+
+    def named(self) -> dict[str, np.ndarray]:
+        """{"Z1": Z_1, "A1": A_1, …}: the names every backend reports."""
+        out = {}
+        for layer, (z, a) in enumerate(zip(self.z, self.a), start=1):
+            out[f"Z{layer}"] = z
+            out[f"A{layer}"] = a
+        return out
+
+
+@dataclass
+class Gradients:
+    """Every gradient of one backward pass; lists are indexed by layer − 1.
+
+    ``da`` maps layer l to dL/dA_l for each A_l the loss depends on through later layers
+    (l < L), and for A_L too when the loss is computed from A_L (MSE); BCE and CCE are computed
+    from the logits Z_L, so A_L is not on their path and dA_L does not exist.
+    """
+
+    dz: list[np.ndarray]
+    dw: list[np.ndarray]
+    db: list[np.ndarray]
+    da: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def named(self) -> dict[str, np.ndarray]:
+        """{"dW1": …, "db1": …, "dZ1": …, "dA1": …}: the names every backend reports."""
+        out = {}
+        for layer in range(1, len(self.dz) + 1):
+            out[f"dW{layer}"] = self.dw[layer - 1]
+            out[f"db{layer}"] = self.db[layer - 1]
+            out[f"dZ{layer}"] = self.dz[layer - 1]
+            if layer in self.da:
+                out[f"dA{layer}"] = self.da[layer]
+        return out
+
+
+class MLP:
+    """A multilayer perceptron built from a :class:`ModelSpec`.
+
+    ``weights[l-1]`` = W_l (n_l, n_{l−1}) and ``biases[l-1]`` = b_l (n_l,), the canonical layout
+    of the shared weight file. Without explicit parameters, the spec's initializer draws them
+    from ``spec.seed``.
+    """
+
+    def __init__(self, spec: ModelSpec, weights=None, biases=None):
+        self.spec = spec
+        self.dtype = np.dtype(spec.dtype)
+        if weights is None and biases is None:
+            weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, self.dtype)
+        elif weights is None or biases is None:
+            raise ValueError("give both weights and biases, or neither")
+        self.weights = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
+        self.biases = [np.array(b, dtype=self.dtype, copy=True) for b in biases]
+        self._check_parameters(weights, biases)
+        self.hidden = make_activation(spec.hidden_activation, spec.leaky_relu_slope)
+        self.out = make_activation(spec.output_activation, spec.leaky_relu_slope)
+        self.loss_fn = make_loss(spec.loss)
+
+    def _check_parameters(self, weights, biases) -> None:
+        sizes = self.spec.layer_sizes
+        if len(weights) != self.spec.n_layers or len(biases) != self.spec.n_layers:
+            raise ValueError(f"expected {self.spec.n_layers} weights and biases, "
+                             f"got {len(weights)} and {len(biases)}")
+        for layer, (w, b) in enumerate(zip(weights, biases), start=1):
+            expected_w, expected_b = (sizes[layer], sizes[layer - 1]), (sizes[layer],)
+            if np.shape(w) != expected_w or np.shape(b) != expected_b:
+                raise ValueError(f"layer {layer}: W{layer} {np.shape(w)} and b{layer} {np.shape(b)}; "
+                                 f"expected {expected_w} and {expected_b}")
+            if np.asarray(w).dtype != self.dtype or np.asarray(b).dtype != self.dtype:
+                raise ValueError(f"layer {layer}: parameters are {np.asarray(w).dtype}/"
+                                 f"{np.asarray(b).dtype}, spec says {self.dtype}")
+
+    @property
+    def parameters(self) -> list[np.ndarray]:
+        """[W_1, b_1, W_2, b_2, …], the arrays the optimizer updates in place."""
+        return [p for pair in zip(self.weights, self.biases) for p in pair]
+
+    def check_inputs(self, x: np.ndarray) -> None:
+        """Raise :class:`DataError` unless ``x`` is (m, n_0) in the spec's dtype."""
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.spec.layer_sizes[0]:
+            raise DataError(f"inputs: expected an array of shape (m, {self.spec.layer_sizes[0]}), "
+                            f"got {getattr(x, 'shape', type(x).__name__)}")
+        if x.dtype != self.dtype:
+            raise DataError(f"inputs: dtype {x.dtype} but the spec says {self.dtype} "
+                            "(convert explicitly; nothing is cast silently)")
+
+    def forward(self, x: np.ndarray, masks: list[np.ndarray] | None = None) -> ForwardPass:
+        """Run X (m, n_0) through every layer, keeping every Z_l, g_l(Z_l) and A_l."""
+        self.check_inputs(x)
+        zs, hs, activations = [], [], []
+        a = x
+        last = self.spec.n_layers - 1
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = a @ w.T + b                                    # (m, n_l)
+            h = (self.out if layer == last else self.hidden).forward(z)
+            a = h if masks is None or layer == last else h * masks[layer]
+            zs.append(z)
+            hs.append(h)
+            activations.append(a)
+        return ForwardPass(x, zs, hs, activations, masks)
+
+    def l2_penalty(self) -> float:
+        """(λ/2)·Σ_l ‖W_l‖²_F, the L2 term added to the loss (0 when λ = 0)."""
+        if self.spec.l2 == 0.0:
+            return self.dtype.type(0.0)
+        return self.dtype.type(0.5 * self.spec.l2) * sum(np.sum(w * w) for w in self.weights)
+
+    def loss(self, forward: ForwardPass, targets: np.ndarray) -> float:
+        """Mean batch loss plus the L2 penalty."""
+        data_loss = self.loss_fn.value(forward.z[-1], forward.a[-1], targets)
+        return data_loss + self.l2_penalty() if self.spec.l2 else data_loss
+
+    def backward(self, forward: ForwardPass, targets: np.ndarray) -> Gradients:
+        """Every gradient of :meth:`loss` with respect to W_l, b_l, Z_l and A_l (see module doc)."""
+        n_layers = self.spec.n_layers
+        da_out, dz = self.loss_fn.gradient(forward.z[-1], forward.a[-1], targets)
+        da = {}
+        if dz is None:                                         # loss on A_L: chain through g_L
+            da[n_layers] = da_out
+            dz = self.out.backward(forward.z[-1], forward.h[-1], da_out)
+        dzs, dws, dbs = [None] * n_layers, [None] * n_layers, [None] * n_layers
+        for layer in range(n_layers - 1, -1, -1):              # 0-based index of layer l = index + 1
+            a_prev = forward.x if layer == 0 else forward.a[layer - 1]
+            dzs[layer] = dz                                    # (m, n_l)
+            dws[layer] = dz.T @ a_prev                         # (n_l, n_{l-1})
+            if self.spec.l2:
+                dws[layer] += self.dtype.type(self.spec.l2) * self.weights[layer]
+            dbs[layer] = dz.sum(axis=0)                        # (n_l,)
+            if layer > 0:
+                da_prev = dz @ self.weights[layer]             # (m, n_{l-1})
+                da[layer] = da_prev
+                dh = da_prev if forward.masks is None else da_prev * forward.masks[layer - 1]
+                dz = self.hidden.backward(forward.z[layer - 1], forward.h[layer - 1], dh)
+        return Gradients(dzs, dws, dbs, da)
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """Targets Y (m, n_L) from integer labels (m,): one-hot for n_L > 1, a column of 0/1 for
+        n_L = 1. A float array already of shape (m, n_L) in the spec's dtype passes through."""
+        n_out = self.spec.layer_sizes[-1]
+        if isinstance(y, np.ndarray) and y.ndim == 2:
+            if y.shape[1] != n_out or y.dtype != self.dtype:
+                raise DataError(f"targets: expected ({len(y)}, {n_out}) {self.dtype}, "
+                                f"got {y.shape} {y.dtype}")
+            return y
+        n_classes = 2 if n_out == 1 else n_out
+        check_labels(y, n_classes)
+        if n_out == 1:
+            return y.astype(self.dtype)[:, None]
+        return np.eye(n_out, dtype=self.dtype)[y]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class labels (m,): argmax of the output, or output > threshold for one output unit
+        (0.5 for sigmoid/identity, 0 for tanh)."""
+        return self._labels(self.forward(x).output)
+
+    def _labels(self, output: np.ndarray) -> np.ndarray:
+        if output.shape[1] > 1:
+            return output.argmax(axis=1)
+        threshold = 0.0 if self.spec.output_activation == "tanh" else 0.5
+        return (output[:, 0] > threshold).astype(np.int64)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean loss incl. L2, accuracy) on (x, y), no dropout."""
+        forward = self.forward(x)
+        loss = float(self.loss(forward, self.targets(y)))
+        return loss, float(np.mean(self._labels(forward.output) == y))
+
+    def fit(self, x, y, x_test=None, y_test=None, on_step=None, eval_every=1):
+        """Train for ``spec.epochs`` epochs; see :func:`scratch.training.fit`."""
+        from scratch.training import fit
+        return fit(self, x, y, x_test=x_test, y_test=y_test, on_step=on_step, eval_every=eval_every)
+
+
+def check_labels(y: np.ndarray, n_classes: int) -> None:
+    """Raise :class:`DataError` unless ``y`` is a 1-D integer array with values in [0, n_classes)."""
+    if not isinstance(y, np.ndarray) or y.ndim != 1:
+        raise DataError(f"labels: expected a 1-D integer array, got {getattr(y, 'shape', type(y).__name__)}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"labels: expected an integer dtype, got {y.dtype}")
+    bad = np.flatnonzero((y < 0) | (y >= n_classes))
+    if bad.size:
+        raise DataError(f"labels: {bad.size} out of range [0, {n_classes}); first at index "
+                        f"{bad[0]} (value {y[bad[0]]})")
+
+
+def save_model(model: MLP, path) -> None:
+    """Write ``model``'s spec and parameters to the shared weight file at ``path``."""
+    from scratch.weights import save_weights
+    save_weights(path, model.spec, model.weights, model.biases)
+
+
+def load_model(path) -> MLP:
+    """An :class:`MLP` with the spec and parameters stored in the weight file at ``path``."""
+    from scratch.weights import load_weights
+    loaded = load_weights(path)
+    return MLP(loaded.spec, loaded.weights, loaded.biases)

@@ -1,0 +1,168 @@
+"""Optimizers, in both the torch and the Keras convention, updating parameters in place.
+
+For a parameter θ with gradient g at step t = 1, 2, … (every state starts at zero):
+
+SGD (both conventions):        θ ← θ − η·g
+
+Momentum μ
+  torch (torch.optim.SGD):     v ← μ·v + g  (v₁ = g);            θ ← θ − η·v
+  keras (keras.optimizers.SGD): v ← μ·v − η·g;                    θ ← θ + v
+  (the same trajectory in exact arithmetic: v_keras = −η·v_torch for a constant η)
+
+RMSprop, decay ρ (torch calls it alpha), momentum μ ≥ 0
+  torch:  s ← ρ·s + (1 − ρ)·g²;   d = √s + ε;       μ = 0: θ ← θ − η·g/d
+                                                     μ > 0: v ← μ·v + g/d;  θ ← θ − η·v
+  keras:  s ← ρ·s + (1 − ρ)·g²;   Δ = η·g / √(s + ε)  (ε inside the root)
+                                                     μ = 0: θ ← θ − Δ
+                                                     μ > 0: v ← μ·v + Δ;   θ ← θ − v
+  Defaults differ too: torch ρ = 0.99, ε = 1e-8, η = 0.01; Keras ρ = 0.9, ε = 1e-7, η = 0.001.
+
+Adam, β₁, β₂, ε
+  both:   m ← m + (1 − β₁)(g − m);   s ← β₂·s + (1 − β₂)·g²
+  torch:  θ ← θ − (η/(1 − β₁ᵗ)) · m / (√s/√(1 − β₂ᵗ) + ε)          (ε added to √ŝ)
+  keras:  α = η·√(1 − β₂ᵗ)/(1 − β₁ᵗ);   θ ← θ − α·m/(√s + ε)           (ε added to √s)
+  The two agree only as ε → 0: Keras's ε is in effect ε·√(1 − β₂ᵗ) in torch's formula, which
+  matters early in training (t small) and for small second moments.
+
+Keras precision quirk, mirrored here: Keras 3 writes ``ops.cast(self.momentum, dtype)`` and
+``ops.cast(self.beta_1, dtype)``; on TensorFlow a Python float becomes a float32 tensor before
+the cast, so even for float64 weights Keras uses μ, β₁, β₂ rounded to float32 (0.9 →
+0.8999999762) in SGD momentum and in Adam's β₁ᵗ, β₂ᵗ — a 1e-8 relative effect after a few steps.
+The keras convention reproduces that rounding (:func:`keras_scalar`); the torch convention
+uses the Python floats as given, as torch does.
+
+Formulas checked against torch 2.13 ``torch/optim/{sgd,rmsprop,adam}.py`` (single-tensor CPU
+path) and Keras 3.15 ``keras/src/optimizers/{sgd,rmsprop,adam}.py``; the order of operations
+follows theirs, so float64 results agree to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from scratch.spec import OptimizerSpec
+
+
+def keras_scalar(value: float, dtype: np.dtype):
+    """``value`` as Keras's ``ops.cast(value, dtype)`` sees it: through float32 first."""
+    return np.dtype(dtype).type(np.float32(value))
+
+
+class Optimizer:
+    """Base class. ``step(params, grads)`` updates every array in ``params`` in place."""
+
+    def __init__(self, spec: OptimizerSpec):
+        self.spec = spec
+        self.t = 0
+        self.state: list[dict[str, np.ndarray]] | None = None
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        if self.state is None:
+            self.state = [{} for _ in params]
+        self.t += 1
+        for param, grad, state in zip(params, grads, self.state):
+            self.update(param, grad, state)
+
+    def update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    def update(self, param, grad, state):
+        param -= self.spec.learning_rate * grad
+
+
+class TorchMomentum(Optimizer):
+    def update(self, param, grad, state):
+        if "v" not in state:
+            state["v"] = grad.copy()
+        else:
+            state["v"] *= self.spec.momentum
+            state["v"] += grad
+        param -= self.spec.learning_rate * state["v"]
+
+
+class KerasMomentum(Optimizer):
+    def update(self, param, grad, state):
+        v = state.setdefault("v", np.zeros_like(param))
+        v *= keras_scalar(self.spec.momentum, param.dtype)
+        v -= grad * self.spec.learning_rate
+        param += v
+
+
+class TorchRMSprop(Optimizer):
+    def update(self, param, grad, state):
+        spec = self.spec
+        s = state.setdefault("s", np.zeros_like(param))
+        s *= spec.rho
+        s += (1 - spec.rho) * grad * grad
+        denom = np.sqrt(s) + spec.epsilon
+        if spec.momentum > 0:
+            v = state.setdefault("v", np.zeros_like(param))
+            v *= spec.momentum
+            v += grad / denom
+            param -= spec.learning_rate * v
+        else:
+            param -= spec.learning_rate * (grad / denom)
+
+
+class KerasRMSprop(Optimizer):
+    def update(self, param, grad, state):
+        spec = self.spec
+        s = state.setdefault("s", np.zeros_like(param))
+        s[...] = spec.rho * s + (1 - spec.rho) * np.square(grad)
+        increment = spec.learning_rate * grad / np.sqrt(s + spec.epsilon)
+        if spec.momentum > 0:
+            v = state.setdefault("v", np.zeros_like(param))
+            v[...] = spec.momentum * v + increment
+            param -= v
+        else:
+            param -= increment
+
+
+class TorchAdam(Optimizer):
+    def update(self, param, grad, state):
+        spec = self.spec
+        m = state.setdefault("m", np.zeros_like(param))
+        s = state.setdefault("s", np.zeros_like(param))
+        m += (1 - spec.beta1) * (grad - m)
+        s *= spec.beta2
+        s += (1 - spec.beta2) * grad * grad
+        step_size = spec.learning_rate / (1 - spec.beta1 ** self.t)
+        bias_correction2_sqrt = math.sqrt(1 - spec.beta2 ** self.t)
+        denom = np.sqrt(s) / bias_correction2_sqrt + spec.epsilon
+        param -= step_size * (m / denom)
+
+
+class KerasAdam(Optimizer):
+    def update(self, param, grad, state):
+        spec = self.spec
+        real = param.dtype.type
+        m = state.setdefault("m", np.zeros_like(param))
+        s = state.setdefault("s", np.zeros_like(param))
+        t = real(self.t)
+        beta1_power = keras_scalar(spec.beta1, param.dtype) ** t
+        beta2_power = keras_scalar(spec.beta2, param.dtype) ** t
+        alpha = real(spec.learning_rate) * np.sqrt(1 - beta2_power) / (1 - beta1_power)
+        m += (grad - m) * (1 - spec.beta1)
+        s += (np.square(grad) - s) * (1 - spec.beta2)
+        param -= (m * alpha) / (np.sqrt(s) + spec.epsilon)
+
+
+_REGISTRY = {
+    ("sgd", "torch"): SGD,
+    ("sgd", "keras"): SGD,
+    ("momentum", "torch"): TorchMomentum,
+    ("momentum", "keras"): KerasMomentum,
+    ("rmsprop", "torch"): TorchRMSprop,
+    ("rmsprop", "keras"): KerasRMSprop,
+    ("adam", "torch"): TorchAdam,
+    ("adam", "keras"): KerasAdam,
+}
+
+
+def make_optimizer(spec: OptimizerSpec) -> Optimizer:
+    """The optimizer for ``spec.name`` in ``spec.convention`` (the spec is already validated)."""
+    return _REGISTRY[(spec.name, spec.convention)](spec)

@@ -1,0 +1,136 @@
+"""The shared weight file: safetensors, canonical names and layout, the spec in the metadata.
+
+Tensors are ``W1, b1, …, WL, bL`` with W_l of shape (n_l, n_{l−1}) — the layout of
+``torch.nn.Linear.weight`` — and b_l of shape (n_l,), in the spec's dtype. The metadata holds
+``format`` (``backprop-parity/1``) and ``spec`` (the :class:`ModelSpec` as JSON). Every backend
+reads and writes this file; each converts to its own layout in exactly one place.
+
+Files are written to a temporary name in the same folder and renamed, so a failed save never
+leaves a partial file behind. Loading checks, one clear :class:`WeightFileError` per problem:
+readable safetensors, metadata present and a valid spec, no missing or extra tensors, every
+shape and dtype as the spec says, every value finite.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scratch.errors import SpecError, WeightFileError
+from scratch.spec import ModelSpec
+
+FORMAT = "backprop-parity/1"
+
+
+def tensor_names(spec: ModelSpec) -> list[str]:
+    """["W1", "b1", …, "WL", "bL"]."""
+    return [f"{kind}{layer}" for layer in range(1, spec.n_layers + 1) for kind in ("W", "b")]
+
+
+def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    sizes = spec.layer_sizes
+    shapes = {}
+    for layer in range(1, spec.n_layers + 1):
+        shapes[f"W{layer}"] = (sizes[layer], sizes[layer - 1])
+        shapes[f"b{layer}"] = (sizes[layer],)
+    return shapes
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A loaded weight file: the spec and [W_1..W_L], [b_1..b_L] in canonical layout."""
+
+    spec: ModelSpec
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+
+def save_weights(path, spec: ModelSpec, weights, biases) -> Path:
+    """Write the spec and parameters to ``path`` (atomically) and return the path."""
+    from safetensors.numpy import save
+
+    path = Path(path)
+    tensors = dict(zip(tensor_names(spec), [p for pair in zip(weights, biases) for p in pair]))
+    _check_tensors(str(path), spec, tensors)
+    payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
+                   metadata={"format": FORMAT, "spec": spec.to_json()})
+    _write_atomically(path, payload)
+    return path
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_weights(path) -> WeightFile:
+    """Read and check a weight file; see the module docstring for what is checked."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise WeightFileError(f"{where}: cannot read ({error.strerror})") from None
+    try:
+        tensors = load(raw)
+        metadata = _read_metadata(raw)
+    except (SafetensorError, ValueError, OverflowError) as error:
+        raise WeightFileError(f"{where}: not a readable safetensors file ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise WeightFileError(f"{where}: metadata 'format' is {metadata.get('format')!r}, "
+                              f"expected {FORMAT!r}")
+    if "spec" not in metadata:
+        raise WeightFileError(f"{where}: metadata has no 'spec'")
+    try:
+        spec = ModelSpec.from_json(metadata["spec"], source=f"{where} metadata 'spec'")
+    except SpecError as error:
+        raise WeightFileError(f"{where}: bad spec in metadata: {error}") from None
+    _check_tensors(where, spec, tensors)
+    names = tensor_names(spec)
+    return WeightFile(spec, [tensors[n] for n in names[0::2]], [tensors[n] for n in names[1::2]])
+
+
+def _read_metadata(raw: bytes) -> dict[str, str]:
+    import json
+
+    if len(raw) < 8:
+        raise ValueError("file shorter than the 8-byte header length")
+    header_length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + header_length])
+    return header.get("__metadata__", {}) or {}
+
+
+def _check_tensors(where: str, spec: ModelSpec, tensors: dict[str, np.ndarray]) -> None:
+    shapes = expected_shapes(spec)
+    missing = [n for n in shapes if n not in tensors]
+    extra = sorted(n for n in tensors if n not in shapes)
+    if missing:
+        raise WeightFileError(f"{where}: missing tensor(s) {', '.join(missing)} for layer sizes "
+                              f"{spec.layer_sizes}")
+    if extra:
+        raise WeightFileError(f"{where}: unexpected tensor(s) {', '.join(extra)} for layer sizes "
+                              f"{spec.layer_sizes}")
+    for name, shape in shapes.items():
+        tensor = tensors[name]
+        if tuple(tensor.shape) != shape:
+            raise WeightFileError(f"{where}: tensor {name} has shape {tuple(tensor.shape)}, "
+                                  f"spec says {shape}")
+        if tensor.dtype != np.dtype(spec.dtype):
+            raise WeightFileError(f"{where}: tensor {name} is {tensor.dtype}, spec says {spec.dtype}")
+        bad = np.count_nonzero(~np.isfinite(tensor))
+        if bad:
+            raise WeightFileError(f"{where}: tensor {name} has {bad} non-finite value(s)")
