@@ -33,6 +33,11 @@ if keras.backend.backend() != "tensorflow":
 
 
 def _activation(name: str, spec):
+    if name == "leaky_relu" and spec.dtype == "float64" and float(np.float32(spec.leaky_relu_slope)) != spec.leaky_relu_slope:
+        raise BackendError(
+            f"keras backend: spec field 'leaky_relu_slope' = {spec.leaky_relu_slope}: TensorFlow's LeakyRelu "
+            "op keeps its slope in a float32 attribute, so float64 Keras would use "
+            f"{float(np.float32(spec.leaky_relu_slope))!r}; pick a slope exact in float32 (e.g. 2**-5)")
     return {
         "identity": keras.activations.linear,
         "relu": keras.activations.relu,

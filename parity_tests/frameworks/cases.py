@@ -1,0 +1,48 @@
+"""Shared inputs for the parity tests: one seeded case per spec, every backend built from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from reference.backends import BACKENDS, make_backend
+from scratch.batching import dropout_masks
+from scratch.initializers import initialize
+from scratch.model import MLP
+from scratch.spec import ModelSpec
+
+FRAMEWORK_MODULE = {name: needs for name, (_, _, needs) in BACKENDS.items()}
+
+# (actual, desired): each framework against the NumPy engine, and the frameworks against each other.
+PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
+PAIR_IDS = [f"{a}-vs-{d}" for a, d in PAIRS]
+
+
+@dataclass
+class Case:
+    spec: ModelSpec
+    weights: list
+    biases: list
+    x: np.ndarray
+    targets: np.ndarray
+    labels: np.ndarray
+    masks: list | None
+
+    def backend(self, name: str):
+        """A fresh backend ``name`` holding this case's parameters (skipped if not installed)."""
+        pytest.importorskip(FRAMEWORK_MODULE[name])
+        return make_backend(name, self.spec, self.weights, self.biases)
+
+
+def make_case(spec: ModelSpec, n_samples: int, seed: int) -> Case:
+    """Parameters from the spec's initializer, inputs ~ N(0, 1), labels uniform, and the
+    step-0 dropout masks, all from ``seed``."""
+    rng = np.random.default_rng(seed)
+    weights, biases = initialize(spec.init, spec.layer_sizes, seed, np.dtype(spec.dtype))
+    x = rng.standard_normal((n_samples, spec.layer_sizes[0])).astype(spec.dtype)
+    n_out = spec.layer_sizes[-1]
+    labels = rng.integers(0, 2 if n_out == 1 else n_out, n_samples)
+    targets = MLP(spec, weights, biases).targets(labels)
+    return Case(spec, weights, biases, x, targets, labels, dropout_masks(spec, 0, n_samples))

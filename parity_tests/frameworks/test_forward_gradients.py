@@ -1,0 +1,78 @@
+"""Forward values and every gradient: each framework against the NumPy engine and each other.
+
+One helper (``reference.parity.check_parity``) compares Z_l, A_l, the loss, then dA_l, dZ_l,
+dW_l, db_l of every layer, shape → dtype → values, against the one tolerance table.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cases import PAIR_IDS, PAIRS, make_case
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reference.parity import check_parity
+from scratch.spec import HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, ModelSpec, OptimizerSpec
+
+# TensorFlow's LeakyRelu keeps its slope in float32 (see reference.tf_backend): use an exact one.
+SLOPE = 2.0 ** -5
+OUTPUT_LOSS = [(out, loss) for loss, outs in LOSS_OUTPUTS.items() for out in outs]
+DTYPES = ["float64", "float32"]
+
+
+def _check(case, pair, repro):
+    actual, desired = pair
+    results = check_parity(case.backend(actual), case.backend(desired), case.x, case.targets, case.masks,
+                           repro=repro)
+    assert results and all(r.ok for r in results)
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output,loss", OUTPUT_LOSS, ids=[f"{o}+{lo}" for o, lo in OUTPUT_LOSS])
+@pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
+def test_every_pairing(pair, dtype, output, loss, hidden, global_seed, repro):
+    spec = ModelSpec((6, 5, 4, 3), hidden_activation=hidden, output_activation=output, loss=loss,
+                     init="torch_default", dtype=dtype, seed=global_seed, leaky_relu_slope=SLOPE)
+    _check(make_case(spec, 16, global_seed), pair, repro)
+
+
+SEED_ARCHITECTURES = {
+    "784-64-32-10": dict(layer_sizes=(784, 64, 32, 10), init="lecun_normal"),
+    "784-10-10": dict(layer_sizes=(784, 10, 10), init="uniform_half"),
+    "784-128-64-32-10": dict(layer_sizes=(784, 128, 64, 32, 10), init="he_normal"),
+    "2-4-1": dict(layer_sizes=(2, 4, 1), hidden_activation="tanh", output_activation="sigmoid",
+                  loss="bce", init="uniform_half"),
+}
+# λ/2 must be exact in float32 for Keras (see reference.tf_backend._regularizer).
+VARIANTS = {"plain": {}, "l2": dict(l2=2.0 ** -6), "dropout": dict(dropout=0.25)}
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("arch", SEED_ARCHITECTURES)
+def test_seed_architectures(pair, dtype, variant, arch, global_seed, repro):
+    spec = ModelSpec(dtype=dtype, seed=global_seed, **SEED_ARCHITECTURES[arch], **VARIANTS[variant])
+    _check(make_case(spec, 32, global_seed), pair, repro)
+
+
+@st.composite
+def random_specs(draw):
+    depth = draw(st.integers(1, 4))
+    output, loss = draw(st.sampled_from(OUTPUT_LOSS))
+    n_out = draw(st.integers(2 if output == "softmax" else 1, 5))
+    sizes = (draw(st.integers(1, 9)), *[draw(st.integers(1, 9)) for _ in range(depth - 1)], n_out)
+    return ModelSpec(sizes, hidden_activation=draw(st.sampled_from(HIDDEN_ACTIVATIONS)),
+                     output_activation=output, loss=loss,
+                     init=draw(st.sampled_from(["torch_default", "glorot_uniform", "lecun_normal"])),
+                     dtype=draw(st.sampled_from(DTYPES)),
+                     dropout=draw(st.sampled_from([0.0, 0.5])) if depth > 1 else 0.0,
+                     leaky_relu_slope=SLOPE, optimizer=OptimizerSpec(), seed=draw(st.integers(0, 2**16)))
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=random_specs(), n_samples=st.integers(1, 12))
+def test_random_architectures(pair, spec, n_samples, repro):
+    _check(make_case(spec, n_samples, spec.seed), pair, repro)

@@ -1,0 +1,51 @@
+"""The parity helper names the first wrong layer and quantity, not the ones that inherit it."""
+
+from __future__ import annotations
+
+import pytest
+from cases import make_case
+
+from reference.parity import ParityFailure, check_parity
+from reference.scratch_backend import ScratchBackend
+from scratch.spec import ModelSpec
+
+
+class WrongLayer2Backward(ScratchBackend):
+    """A deliberately broken backend: dZ_2 is scaled by 1.01, as a wrong derivative would."""
+
+    name = "broken"
+
+    def trace(self, x, targets, masks=None):
+        forward = self.model.forward(x, masks)
+        original = self.model.hidden.backward
+
+        def wrong_backward(z, a, da):
+            dz = original(z, a, da)
+            return dz * 1.01 if z.shape[1] == self.spec.layer_sizes[2] else dz
+
+        self.model.hidden.backward = wrong_backward
+        try:
+            grads = self.model.backward(forward, targets)
+        finally:
+            self.model.hidden.backward = original
+        return {"loss": self.model.loss(forward, targets), **forward.named(), **grads.named()}
+
+    def layer_trace(self, layer, a_prev, upstream, mask=None):
+        out = super().layer_trace(layer, a_prev, upstream, mask)
+        if layer == 2:
+            out["dZ"] = out["dZ"] * 1.01
+            out["dW"], out["db"], out["dA_prev"] = out["dW"] * 1.01, out["db"] * 1.01, out["dA_prev"] * 1.01
+        return out
+
+
+def test_failure_names_first_wrong_layer_quantity_and_repro():
+    spec = ModelSpec((6, 5, 4, 3), hidden_activation="tanh")
+    case = make_case(spec, 8, 0)
+    broken = WrongLayer2Backward(spec, case.weights, case.biases)
+    with pytest.raises(ParityFailure) as failure:
+        check_parity(broken, case.backend("scratch"), case.x, case.targets, repro="pytest this-test")
+    message = str(failure.value)
+    assert "layer 2, dZ2" in message
+    assert "first in causal order end to end: dZ2" in message
+    assert "reproduce: pytest this-test" in message
+    assert "dW1" in message      # inherited errors are still listed, after the first one

@@ -1,0 +1,85 @@
+"""Training curves: the loss at every step and every parameter after training, for SGD,
+momentum, RMSprop and Adam in each convention, plain, with L2 and with dropout.
+
+Every backend is handed the same plan (``scratch.batching.training_plan``): the same batches in
+the same order and the same dropout masks. A framework is compared with the NumPy engine only
+in its own convention (torch.optim has no Keras-style Adam, and vice versa); plain SGD is the
+same in both, so there all three backends are compared.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cases import make_case
+
+from reference.parity import compare_curves, compare_parameters
+from scratch.batching import training_plan
+from scratch.spec import ModelSpec, OptimizerSpec
+
+OPTIMIZERS = {
+    "sgd": OptimizerSpec("sgd", learning_rate=0.1),
+    "momentum-torch": OptimizerSpec.framework_default("momentum", "torch", learning_rate=0.05),
+    "momentum-keras": OptimizerSpec.framework_default("momentum", "keras", learning_rate=0.05),
+    "rmsprop-torch": OptimizerSpec.framework_default("rmsprop", "torch"),
+    "rmsprop-keras": OptimizerSpec.framework_default("rmsprop", "keras"),
+    "rmsprop-momentum-torch": OptimizerSpec.framework_default("rmsprop", "torch", momentum=0.5),
+    "rmsprop-momentum-keras": OptimizerSpec.framework_default("rmsprop", "keras", momentum=0.5),
+    "adam-torch": OptimizerSpec.framework_default("adam", "torch", learning_rate=0.01),
+    "adam-keras": OptimizerSpec.framework_default("adam", "keras", learning_rate=0.01),
+}
+VARIANTS = {"plain": {}, "l2": dict(l2=2.0 ** -6), "dropout": dict(dropout=0.25)}
+
+
+def pairs_for(optimizer: OptimizerSpec) -> list[tuple[str, str]]:
+    if optimizer.name == "sgd":
+        return [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
+    return [("torch" if optimizer.convention == "torch" else "keras", "scratch")]
+
+
+CASES = [(name, pair) for name, opt in OPTIMIZERS.items() for pair in pairs_for(opt)]
+
+
+def train_both(case, actual_name, desired_name):
+    actual, desired = case.backend(actual_name), case.backend(desired_name)
+    plan = list(training_plan(case.spec, len(case.x)))
+    return actual, desired, actual.fit(case.x, case.targets, plan), desired.fit(case.x, case.targets, plan)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("optimizer,pair", CASES, ids=[f"{o}-{a}-vs-{d}" for o, (a, d) in CASES])
+def test_training_curve(optimizer, pair, variant, dtype, global_seed, repro):
+    spec = ModelSpec((8, 6, 5, 3), dtype=dtype, optimizer=OPTIMIZERS[optimizer], batch_size=16, epochs=3,
+                     init="glorot_uniform", seed=global_seed, **VARIANTS[variant])
+    actual, desired, actual_curve, desired_curve = train_both(make_case(spec, 40, global_seed), *pair)
+    assert len(desired_curve) == 9                    # ⌈40/16⌉ = 3 steps × 3 epochs
+    curve = compare_curves(actual_curve, desired_curve, dtype)
+    assert curve.ok, f"{pair[0]} vs {pair[1]}: {curve.describe()}\n  reproduce: {repro}"
+    bad = [c.describe() for c in compare_parameters(actual, desired) if not c.ok]
+    assert not bad, f"{pair[0]} vs {pair[1]} parameters after training: {bad}\n  reproduce: {repro}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("actual_name", ["torch", "keras"])
+def test_full_mnist_epoch_float64(actual_name, repro):
+    """One epoch of MNIST (60 000 samples, batch 64 → 938 steps), float64, SGD: every backend's
+    loss curve within 1e-12 relative of the NumPy engine's at every step."""
+    from reference.tolerances import FULL_EPOCH_FLOAT64
+    from scratch.datasets import load_mnist
+    from scratch.model import MLP
+
+    from cases import Case
+
+    data = load_mnist(dtype="float64")
+    spec = ModelSpec((784, 64, 32, 10), init="he_normal", batch_size=64, epochs=1,
+                     optimizer=OptimizerSpec("sgd", learning_rate=0.1), seed=0)
+    model = MLP(spec)
+    case = Case(spec, model.weights, model.biases, data.x_train, model.targets(data.y_train),
+                data.y_train, None)
+    actual, desired, actual_curve, desired_curve = train_both(case, actual_name, "scratch")
+    assert len(desired_curve) == 938
+    curve = compare_curves(actual_curve, desired_curve, "float64", bound=FULL_EPOCH_FLOAT64)
+    print(f"\n{actual_name} vs scratch, full MNIST epoch float64: max per-step rel err {curve.error:.3e}")
+    assert curve.ok, f"{curve.describe()}\n  reproduce: {repro}"
+    bad = [c.describe() for c in compare_parameters(actual, desired, bound=FULL_EPOCH_FLOAT64) if not c.ok]
+    assert not bad, bad

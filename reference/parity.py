@@ -1,0 +1,203 @@
+"""The one parity helper: shape → dtype → values, forward first, then every gradient.
+
+``check_parity(actual, desired, …)`` runs both backends on the same batch and compares every
+named quantity in causal order — Z1, A1, …, ZL, AL, loss, then dA_L (if any), dZ_L, dW_L, db_L,
+dA_{L−1}, … — against :mod:`reference.tolerances`. ``desired`` is the reference (the check is
+asymmetric, like ``assert_allclose``). When something exceeds its bound, every layer is run
+again *in isolation*, fed the reference's own input A_{l−1} and upstream gradient dA_l (or the
+targets at the output), so the message names the first layer and quantity that is wrong by
+itself rather than one that merely inherited an earlier error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.tolerances import tolerance
+
+
+class ParityFailure(AssertionError):
+    """Two backends disagree beyond the tolerance table; the message locates it."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One quantity compared: its normwise relative error against its bound."""
+
+    name: str
+    layer: int | None
+    kind: str
+    error: float
+    bound: float
+    problem: str = ""          # a shape or dtype mismatch, reported before any value
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem and self.error <= self.bound
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"{self.name}: {self.problem}"
+        verdict = "<=" if self.ok else ">"
+        return f"{self.name}: rel err {self.error:.3e} {verdict} tol {self.bound:.0e}"
+
+
+def relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
+    """max|actual − desired| / max|desired| (absolute error where desired is all zero)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    if desired.size == 0:
+        return 0.0
+    diff = np.max(np.abs(actual - desired))
+    scale = np.max(np.abs(desired))
+    if not np.isfinite(diff):
+        return float("inf")
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+_NAME = re.compile(r"^(d?)([A-Za-z]+?)(\d*)$")
+
+
+def _parse(name: str) -> tuple[bool, str, int | None]:
+    gradient, base, layer = _NAME.match(name).groups()
+    return bool(gradient), base, int(layer) if layer else None
+
+
+def causal_order(names) -> list[str]:
+    """Forward quantities by layer, the loss, then gradients from the output layer down."""
+    def key(name):
+        gradient, base, layer = _parse(name)
+        layer = layer or 0
+        if not gradient:
+            return (0, layer if base != "loss" else 10**9, {"Z": 0, "A": 1}.get(base, 2))
+        return (1, -layer, {"A": 0, "Z": 1, "W": 2, "b": 3}.get(base, 4))
+    return sorted(names, key=key)
+
+
+def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None = None) -> list[Comparison]:
+    """Compare every quantity of two traces (dicts of named arrays) in causal order."""
+    missing = sorted(set(desired) - set(actual))
+    extra = sorted(set(actual) - set(desired))
+    results = [Comparison(name, _parse(name)[2], "forward", np.inf, 0.0, "missing from actual trace")
+               for name in missing]
+    results += [Comparison(name, _parse(name)[2], "forward", np.inf, 0.0, "not in reference trace")
+                for name in extra]
+    for name in causal_order(set(actual) & set(desired)):
+        gradient, _, layer = _parse(name)
+        kind = "gradient" if gradient else "forward"
+        bound = (bounds or {}).get(kind, tolerance(dtype, kind))
+        results.append(_compare_one(name, layer, kind, actual[name], desired[name], dtype, bound))
+    return results
+
+
+def _compare_one(name, layer, kind, actual, desired, dtype, bound) -> Comparison:
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    if actual.shape != desired.shape:
+        return Comparison(name, layer, kind, np.inf, bound, f"shape {actual.shape} != reference {desired.shape}")
+    if actual.dtype != np.dtype(dtype) or desired.dtype != np.dtype(dtype):
+        return Comparison(name, layer, kind, np.inf, bound,
+                          f"dtype {actual.dtype} / reference {desired.dtype}, spec says {dtype}")
+    return Comparison(name, layer, kind, relative_error(actual, desired), bound)
+
+
+def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, masks,
+             dtype: str, bounds: dict | None = None) -> list[Comparison]:
+    """Run each layer alone in both backends, fed the reference's inputs; every comparison,
+    layer by layer (forward: Z, A; backward: dZ, dW, db, dA_{l−1})."""
+    n_layers = actual_backend.spec.n_layers
+    results = []
+    for layer in range(1, n_layers + 1):
+        a_prev = x if layer == 1 else desired_trace[f"A{layer - 1}"]
+        upstream = targets if layer == n_layers else desired_trace[f"dA{layer}"]
+        mask = None if masks is None or layer == n_layers else masks[layer - 1]
+        got = actual_backend.layer_trace(layer, a_prev, upstream, mask)
+        want = desired_backend.layer_trace(layer, a_prev, upstream, mask)
+        for key in ("Z", "A", "dZ", "dW", "db", "dA_prev"):
+            if key == "dA_prev" and layer == 1:
+                continue
+            name = f"dA{layer - 1}" if key == "dA_prev" else f"{key}{layer}"
+            kind = "gradient" if key.startswith("d") else "forward"
+            bound = (bounds or {}).get(kind, tolerance(dtype, kind))
+            results.append(_compare_one(name, layer, kind, got[key], want[key], dtype, bound))
+    return results
+
+
+def check_parity(actual_backend, desired_backend, x, targets, masks=None, *,
+                 repro: str = "", bounds: dict | None = None) -> list[Comparison]:
+    """Trace both backends on (x, targets, masks) and compare; raise :class:`ParityFailure`
+    naming the first diverging layer and quantity, or return every comparison."""
+    dtype = desired_backend.spec.dtype
+    desired = desired_backend.trace(x, targets, masks)
+    actual = actual_backend.trace(x, targets, masks)
+    results = compare_traces(actual, desired, dtype, bounds)
+    failed = [c for c in results if not c.ok]
+    if failed:
+        isolated = [c for c in localize(actual_backend, desired_backend, desired, x, targets, masks,
+                                        dtype, bounds) if not c.ok]
+        raise ParityFailure(failure_message(actual_backend.name, desired_backend.name, dtype,
+                                            failed, len(results), isolated, repro))
+    return results
+
+
+def failure_message(actual_name, desired_name, dtype, failed, total, isolated, repro) -> str:
+    lines = [f"{actual_name} vs {desired_name} (reference), {dtype}: "
+             f"{len(failed)} of {total} quantities exceed tolerance"]
+    if isolated:
+        first = isolated[0]
+        lines.append(f"  first diverging (layer fed the reference's own inputs): layer {first.layer}, "
+                     f"{first.describe()}")
+    else:
+        lines.append("  every layer agrees in isolation: the end-to-end error is accumulated rounding, "
+                     "not one wrong layer")
+    lines.append(f"  first in causal order end to end: {failed[0].describe()}")
+    lines += [f"    {c.describe()}" for c in failed[1:6]]
+    if len(failed) > 6:
+        lines.append(f"    … and {len(failed) - 6} more")
+    if repro:
+        lines.append(f"  reproduce: {repro}")
+    return "\n".join(lines)
+
+
+def compare_curves(actual_losses, desired_losses, dtype: str, bound: float | None = None) -> Comparison:
+    """The per-step loss curves: the worst step's relative error (and a problem naming the first
+    step beyond the bound)."""
+    actual_losses = np.asarray(actual_losses, dtype=np.float64)
+    desired_losses = np.asarray(desired_losses, dtype=np.float64)
+    bound = tolerance(dtype, "curve") if bound is None else bound
+    if actual_losses.shape != desired_losses.shape:
+        return Comparison("loss curve", None, "curve", np.inf, bound,
+                          f"{actual_losses.size} steps != reference {desired_losses.size}")
+    per_step = np.abs(actual_losses - desired_losses) / np.abs(desired_losses)
+    worst = float(np.max(per_step)) if per_step.size else 0.0
+    if worst > bound:
+        first = int(np.argmax(per_step > bound))
+        return Comparison("loss curve", None, "curve", worst, bound,
+                          f"first exceeds tol {bound:.0e} at step {first} (rel err {per_step[first]:.3e}); "
+                          f"worst {worst:.3e}")
+    return Comparison("loss curve", None, "curve", worst, bound)
+
+
+def compare_parameters(actual_backend, desired_backend, bound: float | None = None) -> list[Comparison]:
+    """Every W_l and b_l after training."""
+    dtype = desired_backend.spec.dtype
+    bound = tolerance(dtype, "parameters") if bound is None else bound
+    actual_w, actual_b = actual_backend.parameters()
+    desired_w, desired_b = desired_backend.parameters()
+    results = []
+    for layer, (aw, ab, dw, db) in enumerate(zip(actual_w, actual_b, desired_w, desired_b), start=1):
+        results.append(_compare_one(f"W{layer}", layer, "parameters", aw, dw, dtype, bound))
+        results.append(_compare_one(f"b{layer}", layer, "parameters", ab, db, dtype, bound))
+    return results
+
+
+def format_table(rows: list[tuple[str, Comparison]]) -> str:
+    """A plain-text table of (pair label, comparison) rows, for the CLI and reports."""
+    header = f"{'pair':<22}{'quantity':<12}{'kind':<11}{'rel err':>11}{'tol':>9}  status"
+    lines = [header, "-" * len(header)]
+    for label, c in rows:
+        status = "ok" if c.ok else ("FAIL " + c.problem if c.problem else "FAIL")
+        lines.append(f"{label:<22}{c.name:<12}{c.kind:<11}{c.error:>11.2e}{c.bound:>9.0e}  {status}")
+    return "\n".join(lines)
