@@ -57,7 +57,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name == command:
             module = importlib.import_module(entry.module)
             module.add_arguments(sub)
-            sub.set_defaults(run=module.run)
+            sub.set_defaults(handler=module.run)
     return parser
 
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:                       # --help, or a usage error (already printed)
         return _exit_code(stop.code)
     try:
-        return args.run(args)
+        return args.handler(args)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -208,8 +208,10 @@ class MLP:
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss incl. L2, accuracy) on (x, y), no dropout."""
         forward = self.forward(x)
-        loss = float(self.loss(forward, self.targets(y)))
-        return loss, float(np.mean(self._labels(forward.output) == y))
+        targets = self.targets(y)
+        loss = float(self.loss(forward, targets))
+        labels = y if y.ndim == 1 else self._labels(targets)
+        return loss, float(np.mean(self._labels(forward.output) == labels))
 
     def fit(self, x, y, x_test=None, y_test=None, on_step=None, eval_every=1):
         """Train for ``spec.epochs`` epochs; see :func:`scratch.training.fit`."""

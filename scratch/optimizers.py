@@ -21,8 +21,9 @@ Adam, β₁, β₂, ε
   both:   m ← m + (1 − β₁)(g − m);   s ← β₂·s + (1 − β₂)·g²
   torch:  θ ← θ − (η/(1 − β₁ᵗ)) · m / (√s/√(1 − β₂ᵗ) + ε)          (ε added to √ŝ)
   keras:  α = η·√(1 − β₂ᵗ)/(1 − β₁ᵗ);   θ ← θ − α·m/(√s + ε)           (ε added to √s)
-  The two agree only as ε → 0: Keras's ε is in effect ε·√(1 − β₂ᵗ) in torch's formula, which
-  matters early in training (t small) and for small second moments.
+  Written in Keras's form, torch's update is α·m/(√s + ε·√(1 − β₂ᵗ)): the two agree only as
+  ε → 0 (Keras's ε acts as ε/√(1 − β₂ᵗ) in torch's form), which matters early in training
+  (t small) and for small second moments.
 
 Keras precision quirk, mirrored here: Keras 3 writes ``ops.cast(self.momentum, dtype)`` and
 ``ops.cast(self.beta_1, dtype)``; on TensorFlow a Python float becomes a float32 tensor before

@@ -40,9 +40,9 @@ DTYPES = ("float32", "float64")
 
 # The frameworks' own defaults, for users who want "what torch/Keras would do".
 FRAMEWORK_DEFAULTS = {
-    ("sgd", "torch"): dict(learning_rate=0.1),
+    ("sgd", "torch"): dict(learning_rate=1e-3),
     ("sgd", "keras"): dict(learning_rate=0.01),
-    ("momentum", "torch"): dict(learning_rate=0.1, momentum=0.9),
+    ("momentum", "torch"): dict(learning_rate=1e-3, momentum=0.9),
     ("momentum", "keras"): dict(learning_rate=0.01, momentum=0.9),
     ("rmsprop", "torch"): dict(learning_rate=0.01, rho=0.99, epsilon=1e-8),
     ("rmsprop", "keras"): dict(learning_rate=0.001, rho=0.9, epsilon=1e-7),

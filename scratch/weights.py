@@ -54,6 +54,9 @@ def save_weights(path, spec: ModelSpec, weights, biases) -> Path:
     from safetensors.numpy import save
 
     path = Path(path)
+    if not len(weights) == len(biases) == spec.n_layers:
+        raise WeightFileError(f"{path}: {len(weights)} weights and {len(biases)} biases for a spec "
+                              f"with {spec.n_layers} layers")
     tensors = dict(zip(tensor_names(spec), [p for pair in zip(weights, biases) for p in pair]))
     _check_tensors(str(path), spec, tensors)
     payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
@@ -68,6 +71,9 @@ def _write_atomically(path: Path, payload: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
@@ -86,8 +92,15 @@ def load_weights(path) -> WeightFile:
     except OSError as error:
         raise WeightFileError(f"{where}: cannot read ({error.strerror})") from None
     try:
+        header = _read_header(raw)
+    except (ValueError, OverflowError) as error:
+        raise WeightFileError(f"{where}: not a readable safetensors file ({error})") from None
+    for name, entry in header.items():
+        if name != "__metadata__" and entry.get("dtype") not in _NUMPY_DTYPES:
+            raise WeightFileError(f"{where}: tensor {name} is {entry.get('dtype')}, expected F32 or F64")
+    metadata = header.get("__metadata__") or {}
+    try:
         tensors = load(raw)
-        metadata = _read_metadata(raw)
     except (SafetensorError, ValueError, OverflowError) as error:
         raise WeightFileError(f"{where}: not a readable safetensors file ({error})") from None
     if metadata.get("format") != FORMAT:
@@ -104,14 +117,22 @@ def load_weights(path) -> WeightFile:
     return WeightFile(spec, [tensors[n] for n in names[0::2]], [tensors[n] for n in names[1::2]])
 
 
-def _read_metadata(raw: bytes) -> dict[str, str]:
+_NUMPY_DTYPES = {"F32", "F64"}
+
+
+def _read_header(raw: bytes) -> dict:
+    """The safetensors JSON header: 8 bytes of little-endian length, then that many bytes."""
     import json
 
     if len(raw) < 8:
         raise ValueError("file shorter than the 8-byte header length")
     header_length = int.from_bytes(raw[:8], "little")
+    if header_length > len(raw) - 8:
+        raise ValueError(f"header length {header_length} runs past the end of the file")
     header = json.loads(raw[8:8 + header_length])
-    return header.get("__metadata__", {}) or {}
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    return header
 
 
 def _check_tensors(where: str, spec: ModelSpec, tensors: dict[str, np.ndarray]) -> None:

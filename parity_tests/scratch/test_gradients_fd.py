@@ -60,7 +60,8 @@ def make_problem(spec: ModelSpec, rng: np.random.Generator, masks=None):
     """(model, x, y) with every hidden |Z| > KINK_MARGIN (redrawn until it holds)."""
     sizes = spec.layer_sizes
     for _ in range(200):
-        weights = [rng.uniform(-1, 1, (n, m)) / np.sqrt(m) * 1.5 for m, n in zip(sizes[:-1], sizes[1:])]
+        weights = [rng.uniform(-1.5, 1.5, (n, m)) / np.sqrt(m)
+                   for m, n in zip(sizes[:-1], sizes[1:], strict=True)]
         biases = [rng.uniform(-0.5, 0.5, n) for n in sizes[1:]]
         x = rng.normal(0.0, 1.0, (BATCH, sizes[0]))
         model = MLP(spec, weights, biases)
@@ -142,15 +143,13 @@ def check_all_gradients(model: MLP, x: np.ndarray, y: np.ndarray, masks=None) ->
                         grads.db[layer - 1])
 
         z = forward.z[layer - 1].copy()
-        assert_gradient(f"dZ{layer}",
-                        numerical_gradient(lambda layer=layer, z=z: loss_from(model, forward, y, layer, z=z), z),
-                        grads.dz[layer - 1])
+        numerical = numerical_gradient(lambda layer=layer, z=z: loss_from(model, forward, y, layer, z=z), z)
+        assert_gradient(f"dZ{layer}", numerical, grads.dz[layer - 1])
         if layer in grads.da:
             a = forward.a[layer - 1].copy()
-            assert_gradient(f"dA{layer}",
-                            numerical_gradient(lambda layer=layer, a=a: loss_from(model, forward, y, layer, a=a),
-                                               a),
-                            grads.da[layer])
+            numerical = numerical_gradient(lambda layer=layer, a=a: loss_from(model, forward, y, layer, a=a),
+                                           a)
+            assert_gradient(f"dA{layer}", numerical, grads.da[layer])
 
 
 def test_loss_from_reproduces_model_loss(rng):

@@ -85,7 +85,7 @@ def test_initialize_draws_layers_in_order_from_one_generator(name, global_seed):
     sizes = (7, 5, 3, 2)
     weights, biases = initialize(name, sizes, global_seed, np.float64)
     rng = np.random.default_rng(global_seed)
-    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         w, b = INITIALIZERS[name](rng, fan_in, fan_out)
         np.testing.assert_array_equal(weights[layer], w)
         np.testing.assert_array_equal(biases[layer], b)
@@ -98,7 +98,7 @@ def test_same_seed_same_arrays(name, dtype, global_seed):
     first = initialize(name, (6, 4, 3), global_seed, dtype)
     second = initialize(name, (6, 4, 3), global_seed, dtype)
     other = initialize(name, (6, 4, 3), global_seed + 1, dtype)
-    for a, b, c in zip(first[0] + first[1], second[0] + second[1], other[0] + other[1]):
+    for a, b in zip(first[0] + first[1], second[0] + second[1], strict=True):
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0][0], other[0][0]), "a different seed gave the same W1"
@@ -108,7 +108,7 @@ def test_same_seed_same_arrays(name, dtype, global_seed):
 def test_float32_is_float64_rounded(name, global_seed):
     w32, b32 = initialize(name, (6, 4, 3), global_seed, np.float32)
     w64, b64 = initialize(name, (6, 4, 3), global_seed, np.float64)
-    for single, double in zip(w32 + b32, w64 + b64):
+    for single, double in zip(w32 + b32, w64 + b64, strict=True):
         assert single.dtype == np.float32
         np.testing.assert_array_equal(single, double.astype(np.float32))
 

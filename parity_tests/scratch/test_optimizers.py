@@ -96,8 +96,9 @@ def run_engine(spec: OptimizerSpec, dtype=np.float64, grads=GRADS, theta0=THETA0
 def test_three_steps_match_hand_computation(kind, convention):
     spec = OptimizerSpec(convention=convention, **SPECS[kind])
     engine, _ = run_engine(spec)
-    for step, (actual, desired) in enumerate(zip(engine, by_hand(kind, convention)), start=1):
-        np.testing.assert_allclose(actual, desired, rtol=RTOL, atol=0, err_msg=f"{kind}/{convention} step {step}")
+    for step, (actual, desired) in enumerate(zip(engine, by_hand(kind, convention), strict=True), start=1):
+        np.testing.assert_allclose(actual, desired, rtol=RTOL, atol=0,
+                                   err_msg=f"{kind}/{convention} step {step}")
 
 
 def test_hand_computations_differ_between_conventions():
@@ -105,7 +106,7 @@ def test_hand_computations_differ_between_conventions():
     (except plain SGD, which is one formula) gives visibly different θ after three steps."""
     for kind in ("rmsprop", "rmsprop_momentum", "adam"):
         torch, keras = by_hand(kind, "torch")[-1], by_hand(kind, "keras")[-1]
-        assert max(abs(a - b) for a, b in zip(torch, keras)) > 1e-6, kind
+        assert max(abs(a - b) for a, b in zip(torch, keras, strict=True)) > 1e-6, kind
 
 
 # For comparing the two conventions: hyperparameters exact in float32, so that Keras's float32
@@ -121,7 +122,7 @@ def adam(convention: str, epsilon: float) -> OptimizerSpec:
 def test_torch_and_keras_adam_differ_by_epsilon_placement():
     torch_theta, _ = run_engine(adam("torch", EPS))
     keras_theta, _ = run_engine(adam("keras", EPS))
-    for step, (a, b) in enumerate(zip(torch_theta, keras_theta), start=1):
+    for step, (a, b) in enumerate(zip(torch_theta, keras_theta, strict=True), start=1):
         assert np.all(np.abs(a - b) > 1e-6), f"step {step}: torch and keras Adam coincide: {a} vs {b}"
 
     # α·m/(√s + ε) = (η/(1 − β₁ᵗ))·m/(√s/√(1 − β₂ᵗ) + ε/√(1 − β₂ᵗ)): Keras's ε acts as
@@ -135,7 +136,7 @@ def test_torch_and_keras_adam_coincide_for_tiny_epsilon():
     """With ε = 1e-30 (nonzero gradients, so √s ≫ ε) the two formulas agree to rounding."""
     torch_theta, _ = run_engine(adam("torch", 1e-30))
     keras_theta, _ = run_engine(adam("keras", 1e-30))
-    for a, b in zip(torch_theta, keras_theta):
+    for a, b in zip(torch_theta, keras_theta, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
 
 
@@ -143,9 +144,10 @@ def test_torch_and_keras_momentum_agree(rng):
     """v_keras = −η·v_torch: the same trajectory in exact arithmetic, ~1e-15 apart in float64."""
     grads = rng.normal(0.0, 1.0, (20, 6)).tolist()
     theta0 = rng.normal(0.0, 1.0, 6).tolist()
-    specs = [OptimizerSpec(name="momentum", convention=c, learning_rate=0.03, momentum=MU_X) for c in CONVENTIONS]
+    specs = [OptimizerSpec(name="momentum", convention=c, learning_rate=0.03, momentum=MU_X)
+             for c in CONVENTIONS]
     torch_theta, keras_theta = (run_engine(spec, grads=grads, theta0=theta0)[0] for spec in specs)
-    for a, b in zip(torch_theta, keras_theta):
+    for a, b in zip(torch_theta, keras_theta, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
 
 
@@ -158,7 +160,7 @@ def test_float32_stays_float32(kind, convention):
     for state in optimizer.state:
         for key, value in state.items():
             assert value.dtype == np.float32, f"state {key} is {value.dtype}"
-    for single, double in zip(engine32, engine64):
+    for single, double in zip(engine32, engine64, strict=True):
         assert single.dtype == np.float32
         np.testing.assert_allclose(single, double, rtol=1e-5, atol=1e-6)
 

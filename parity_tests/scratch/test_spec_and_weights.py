@@ -29,7 +29,8 @@ ROUND_TRIP_SPECS = {
     "seed-002": ModelSpec((784, 64, 32, 10), init="lecun_normal", epochs=800),
     "bce-adam-keras": SPEC.replace(optimizer=OptimizerSpec.framework_default("adam", "keras"), batch_size=16),
     "rmsprop-momentum": ModelSpec((3, 5, 5, 1), output_activation="identity", loss="mse", dtype="float32",
-                                  optimizer=OptimizerSpec(name="rmsprop", momentum=0.5, rho=0.8, epsilon=1e-6),
+                                  optimizer=OptimizerSpec(name="rmsprop", momentum=0.5, rho=0.8,
+                                                          epsilon=1e-6),
                                   l2=1e-4, dropout=0.25, leaky_relu_slope=0.2, hidden_activation="leaky_relu",
                                   shuffle=False, batch_size=7, epochs=3),
 }
@@ -80,7 +81,8 @@ FRAMEWORK_FACTS = {
 }
 
 
-@pytest.mark.parametrize("name, convention", list(FRAMEWORK_FACTS), ids=[f"{n}-{c}" for n, c in FRAMEWORK_FACTS])
+@pytest.mark.parametrize("name, convention", list(FRAMEWORK_FACTS),
+                         ids=[f"{n}-{c}" for n, c in FRAMEWORK_FACTS])
 def test_framework_default_matches_the_frameworks(name, convention):
     spec = OptimizerSpec.framework_default(name, convention)
     for field_name, value in FRAMEWORK_FACTS[(name, convention)].items():
@@ -181,7 +183,7 @@ def test_replace_validates_again():
 
 def random_parameters(spec: ModelSpec, rng):
     sizes = spec.layer_sizes
-    weights = [rng.normal(size=(n, m)).astype(spec.dtype) for m, n in zip(sizes[:-1], sizes[1:])]
+    weights = [rng.normal(size=(n, m)).astype(spec.dtype) for m, n in zip(sizes[:-1], sizes[1:], strict=True)]
     biases = [rng.normal(size=n).astype(spec.dtype) for n in sizes[1:]]
     return weights, biases
 
@@ -194,7 +196,7 @@ def test_save_load_is_bit_exact(tmp_path, rng, dtype):
     loaded = load_weights(path)
     assert loaded.spec == spec
     for name, got, want in zip(["W1", "W2", "W3", "b1", "b2", "b3"], loaded.weights + loaded.biases,
-                               weights + biases):
+                               weights + biases, strict=True):
         assert got.dtype == np.dtype(dtype) and got.shape == want.shape, name
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8), err_msg=name)
 
@@ -206,7 +208,7 @@ def test_save_model_load_model(tmp_path, dtype):
     save_model(original, path)
     restored = load_model(path)
     assert restored.spec == original.spec
-    for got, want in zip(restored.parameters, original.parameters):
+    for got, want in zip(restored.parameters, original.parameters, strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
     x = np.linspace(-1, 1, 12).reshape(3, 4).astype(dtype)
@@ -278,7 +280,8 @@ def bad_file(kind: str, path):
     elif kind == "spec dtype float32":
         write(path, metadata=good_metadata(SPEC.replace(dtype="float32")))
     elif kind == "spec invalid":
-        write(path, metadata={"format": FORMAT, "spec": json.dumps({"layer_sizes": [4, 3, 2], "loss": "hinge"})})
+        bad_spec = json.dumps({"layer_sizes": [4, 3, 2], "loss": "hinge"})
+        write(path, metadata={"format": FORMAT, "spec": bad_spec})
     elif kind == "spec malformed json":
         write(path, metadata={"format": FORMAT, "spec": "{not json"})
     elif kind == "wrong format tag":
@@ -289,7 +292,8 @@ def bad_file(kind: str, path):
         offset = 0
         for name, tensor in tensors.items():
             size = tensor.size * 2
-            header[name] = {"dtype": "BF16", "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+            header[name] = {"dtype": "BF16", "shape": list(tensor.shape),
+                            "data_offsets": [offset, offset + size]}
             offset += size
         path.write_bytes(raw_file(header, bytes(offset)))
     elif kind == "nonexistent":
