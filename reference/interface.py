@@ -8,7 +8,8 @@ Parameters cross every boundary in the canonical layout W_l (n_l, n_{l−1}), b_
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 import numpy as np
 

@@ -96,7 +96,8 @@ def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None 
 def _compare_one(name, layer, kind, actual, desired, dtype, bound) -> Comparison:
     actual, desired = np.asarray(actual), np.asarray(desired)
     if actual.shape != desired.shape:
-        return Comparison(name, layer, kind, np.inf, bound, f"shape {actual.shape} != reference {desired.shape}")
+        return Comparison(name, layer, kind, np.inf, bound,
+                          f"shape {actual.shape} != reference {desired.shape}")
     if actual.dtype != np.dtype(dtype) or desired.dtype != np.dtype(dtype):
         return Comparison(name, layer, kind, np.inf, bound,
                           f"dtype {actual.dtype} / reference {desired.dtype}, spec says {dtype}")
@@ -187,7 +188,8 @@ def compare_parameters(actual_backend, desired_backend, bound: float | None = No
     actual_w, actual_b = actual_backend.parameters()
     desired_w, desired_b = desired_backend.parameters()
     results = []
-    for layer, (aw, ab, dw, db) in enumerate(zip(actual_w, actual_b, desired_w, desired_b), start=1):
+    pairs = zip(actual_w, actual_b, desired_w, desired_b, strict=True)
+    for layer, (aw, ab, dw, db) in enumerate(pairs, start=1):
         results.append(_compare_one(f"W{layer}", layer, "parameters", aw, dw, dtype, bound))
         results.append(_compare_one(f"b{layer}", layer, "parameters", ab, db, dtype, bound))
     return results

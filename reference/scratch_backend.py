@@ -48,7 +48,7 @@ class ScratchBackend:
         forward = self.model.forward(x, masks)
         loss = self.model.loss(forward, targets)
         grads = self.model.backward(forward, targets)
-        self.optimizer.step(self.model.parameters, [g for pair in zip(grads.dw, grads.db) for g in pair])
+        self.optimizer.step(self.model.parameters, grads.parameter_gradients)
         return float(loss)
 
     def fit(self, x, targets, plan):

@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import functools
 
+import keras  # noqa: E402  (after the project imports: keras picks its backend at import)
 import numpy as np
+import tensorflow as tf  # noqa: E402
 
 from scratch.batching import batches
 from scratch.errors import BackendError
 from scratch.weights import save_weights
-
-import keras  # noqa: E402  (after the project imports: keras picks its backend at import)
-import tensorflow as tf  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise BackendError(f"keras backend: Keras runs on {keras.backend.backend()!r}; set "
@@ -33,7 +32,8 @@ if keras.backend.backend() != "tensorflow":
 
 
 def _activation(name: str, spec):
-    if name == "leaky_relu" and spec.dtype == "float64" and float(np.float32(spec.leaky_relu_slope)) != spec.leaky_relu_slope:
+    slope = spec.leaky_relu_slope
+    if name == "leaky_relu" and spec.dtype == "float64" and float(np.float32(slope)) != slope:
         raise BackendError(
             f"keras backend: spec field 'leaky_relu_slope' = {spec.leaky_relu_slope}: TensorFlow's LeakyRelu "
             "op keeps its slope in a float32 attribute, so float64 Keras would use "
@@ -118,7 +118,7 @@ class KerasBackend:
         self.spec = spec
         sizes = spec.layer_sizes
         self.dense = []
-        for layer, (w, b) in enumerate(zip(weights, biases), start=1):
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
             n_in, n_out = sizes[layer - 1], sizes[layer]
             dense = keras.layers.Dense(n_out, activation=None, dtype=spec.dtype)
             dense.build((None, n_in))
@@ -143,7 +143,7 @@ class KerasBackend:
         a = tf.constant(x)
         zs, activations = [], []
         last = self.spec.n_layers - 1
-        for index, (dense, activation) in enumerate(zip(self.dense, self.activations)):
+        for index, (dense, activation) in enumerate(zip(self.dense, self.activations, strict=True)):
             z = dense(a)
             a = activation(z)
             if masks is not None and index < last:
@@ -205,7 +205,7 @@ class KerasBackend:
             zs, activations = self._forward(x, masks)
             loss = self._loss(zs[-1], activations[-1], targets)
         grads = tape.gradient(loss, self.variables)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return float(loss.numpy())
 
     def fit(self, x, targets, plan):

@@ -70,7 +70,7 @@ class TorchBackend:
         self.dtype = _DTYPES[spec.dtype]
         sizes = spec.layer_sizes
         self.linears = nn.ModuleList()
-        for layer, (w, b) in enumerate(zip(weights, biases), start=1):
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
             linear = nn.Linear(sizes[layer - 1], sizes[layer], dtype=self.dtype)
             with torch.no_grad():
                 linear.weight.copy_(to_torch(w, (sizes[layer], sizes[layer - 1]), self.dtype))
@@ -89,7 +89,7 @@ class TorchBackend:
         a = torch.from_numpy(x)
         zs, activations = [], []
         last = self.spec.n_layers - 1
-        for index, (linear, activation) in enumerate(zip(self.linears, self.activations)):
+        for index, (linear, activation) in enumerate(zip(self.linears, self.activations, strict=True)):
             z = linear(a)
             a = activation(z)
             if masks is not None and index < last:
@@ -116,7 +116,7 @@ class TorchBackend:
         loss = self._loss(zs[-1], activations[-1], targets)
         loss.backward()
         out = {"loss": loss.detach().numpy()}
-        for layer, (linear, z, a) in enumerate(zip(self.linears, zs, activations), start=1):
+        for layer, (linear, z, a) in enumerate(zip(self.linears, zs, activations, strict=True), start=1):
             out[f"Z{layer}"] = z.detach().numpy()
             out[f"A{layer}"] = a.detach().numpy()
             out[f"dW{layer}"] = linear.weight.grad.numpy().copy()

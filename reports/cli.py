@@ -39,6 +39,8 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "train": Command("reports.cli_train", "train the NumPy MLP on MNIST, XOR or two spirals"),
+    "check": Command("reports.cli_check",
+                     "run a spec or weight file through every backend and print the parity table"),
 }
 
 

@@ -10,6 +10,7 @@ tolerance table, 1 when something is not, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import itertools
 
 PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             for comparison in compare_traces(traces[actual], traces[desired], spec.dtype):
                 rows.append((f"{actual} vs {desired}", comparison))
     if args.steps:
-        plan = [step for step, _ in zip(training_plan(spec, len(x)), range(args.steps))]
+        plan = list(itertools.islice(training_plan(spec, len(x)), args.steps))
         fresh = {name: make_backend(name, spec, weights, biases) for name in backends}
         curves = {name: backend.fit(x, targets, plan) for name, backend in fresh.items()}
         for actual, desired in PAIRS:

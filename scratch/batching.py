@@ -15,8 +15,8 @@ same batches in the same order and the same dropout masks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 

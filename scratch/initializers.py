@@ -65,7 +65,7 @@ def initialize(name: str, layer_sizes, seed: int, dtype) -> tuple[list[np.ndarra
         raise SpecError(f"unknown initializer {name!r}; expected one of {', '.join(INITIALIZERS)}") from None
     rng = np.random.default_rng(seed)
     weights, biases = [], []
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
         w, b = draw(rng, fan_in, fan_out)
         weights.append(w.astype(dtype))
         biases.append(b.astype(dtype))

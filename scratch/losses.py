@@ -9,9 +9,10 @@ With m samples, k outputs, targets Y (m, k), logits Z = Z_L and outputs A = g_L(
         dZ = (A − Y)/m
 
 BCE and CCE are evaluated on the logits, which keeps them finite for logits of ±1e4, and they
-hand back dZ directly (the fused pairings; CCE's rows of Y must sum to 1, as one-hot rows do); MSE hands back dA and lets the output activation
-turn it into dZ. The seeds write dZ = A − Y and divide by m later in dW; here the 1/m is folded
-into dZ, so every reported gradient is the exact partial derivative of L.
+hand back dZ directly (the fused pairings; CCE's rows of Y must sum to 1, as one-hot rows do);
+MSE hands back dA and lets the output activation turn it into dZ. The seeds write dZ = A − Y
+and divide by m later in dW; here the 1/m is folded into dZ, so every reported gradient is the
+exact partial derivative of L.
 """
 
 from __future__ import annotations

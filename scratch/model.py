@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scratch.activations import make_activation
-from scratch.errors import DataError
+from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize
 from scratch.losses import make_loss
 from scratch.spec import ModelSpec
@@ -48,7 +48,7 @@ class ForwardPass:
     def named(self) -> dict[str, np.ndarray]:
         """{"Z1": Z_1, "A1": A_1, …}: the names every backend reports."""
         out = {}
-        for layer, (z, a) in enumerate(zip(self.z, self.a), start=1):
+        for layer, (z, a) in enumerate(zip(self.z, self.a, strict=True), start=1):
             out[f"Z{layer}"] = z
             out[f"A{layer}"] = a
         return out
@@ -67,6 +67,11 @@ class Gradients:
     dw: list[np.ndarray]
     db: list[np.ndarray]
     da: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def parameter_gradients(self) -> list[np.ndarray]:
+        """[dW_1, db_1, dW_2, db_2, …], in the order of :attr:`MLP.parameters`."""
+        return [g for pair in zip(self.dw, self.db, strict=True) for g in pair]
 
     def named(self) -> dict[str, np.ndarray]:
         """{"dW1": …, "db1": …, "dZ1": …, "dA1": …}: the names every backend reports."""
@@ -94,7 +99,7 @@ class MLP:
         if weights is None and biases is None:
             weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, self.dtype)
         elif weights is None or biases is None:
-            raise ValueError("give both weights and biases, or neither")
+            raise SpecError("give both weights and biases, or neither")
         self.weights = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
         self.biases = [np.array(b, dtype=self.dtype, copy=True) for b in biases]
         self._check_parameters(weights, biases)
@@ -105,21 +110,21 @@ class MLP:
     def _check_parameters(self, weights, biases) -> None:
         sizes = self.spec.layer_sizes
         if len(weights) != self.spec.n_layers or len(biases) != self.spec.n_layers:
-            raise ValueError(f"expected {self.spec.n_layers} weights and biases, "
+            raise SpecError(f"expected {self.spec.n_layers} weights and biases, "
                              f"got {len(weights)} and {len(biases)}")
-        for layer, (w, b) in enumerate(zip(weights, biases), start=1):
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
             expected_w, expected_b = (sizes[layer], sizes[layer - 1]), (sizes[layer],)
             if np.shape(w) != expected_w or np.shape(b) != expected_b:
-                raise ValueError(f"layer {layer}: W{layer} {np.shape(w)} and b{layer} {np.shape(b)}; "
+                raise SpecError(f"layer {layer}: W{layer} {np.shape(w)} and b{layer} {np.shape(b)}; "
                                  f"expected {expected_w} and {expected_b}")
             if np.asarray(w).dtype != self.dtype or np.asarray(b).dtype != self.dtype:
-                raise ValueError(f"layer {layer}: parameters are {np.asarray(w).dtype}/"
+                raise SpecError(f"layer {layer}: parameters are {np.asarray(w).dtype}/"
                                  f"{np.asarray(b).dtype}, spec says {self.dtype}")
 
     @property
     def parameters(self) -> list[np.ndarray]:
         """[W_1, b_1, W_2, b_2, …], the arrays the optimizer updates in place."""
-        return [p for pair in zip(self.weights, self.biases) for p in pair]
+        return [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
 
     def check_inputs(self, x: np.ndarray) -> None:
         """Raise :class:`DataError` unless ``x`` is (m, n_0) in the spec's dtype."""
@@ -136,7 +141,7 @@ class MLP:
         zs, hs, activations = [], [], []
         a = x
         last = self.spec.n_layers - 1
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             z = a @ w.T + b                                    # (m, n_l)
             h = (self.out if layer == last else self.hidden).forward(z)
             a = h if masks is None or layer == last else h * masks[layer]
@@ -196,14 +201,13 @@ class MLP:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class labels (m,): argmax of the output, or output > threshold for one output unit
-        (0.5 for sigmoid/identity, 0 for tanh)."""
+        (0.5, the midpoint of the 0/1 targets)."""
         return self._labels(self.forward(x).output)
 
     def _labels(self, output: np.ndarray) -> np.ndarray:
         if output.shape[1] > 1:
             return output.argmax(axis=1)
-        threshold = 0.0 if self.spec.output_activation == "tanh" else 0.5
-        return (output[:, 0] > threshold).astype(np.int64)
+        return (output[:, 0] > 0.5).astype(np.int64)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss incl. L2, accuracy) on (x, y), no dropout."""

@@ -63,7 +63,7 @@ class Optimizer:
         if self.state is None:
             self.state = [{} for _ in params]
         self.t += 1
-        for param, grad, state in zip(params, grads, self.state):
+        for param, grad, state in zip(params, grads, self.state, strict=True):
             self.update(param, grad, state)
 
     def update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:

@@ -46,7 +46,7 @@ def fit(model, x, y, *, x_test=None, y_test=None, on_step=None, eval_every: int 
         forward = model.forward(x_batch, step.masks)
         loss = model.loss(forward, y_batch)
         grads = model.backward(forward, y_batch)
-        optimizer.step(params, [g for pair in zip(grads.dw, grads.db) for g in pair])
+        optimizer.step(params, grads.parameter_gradients)
         history.step_loss.append(float(loss))
         if on_step is not None:
             on_step(step.step, float(loss))

@@ -57,7 +57,8 @@ def save_weights(path, spec: ModelSpec, weights, biases) -> Path:
     if not len(weights) == len(biases) == spec.n_layers:
         raise WeightFileError(f"{path}: {len(weights)} weights and {len(biases)} biases for a spec "
                               f"with {spec.n_layers} layers")
-    tensors = dict(zip(tensor_names(spec), [p for pair in zip(weights, biases) for p in pair]))
+    interleaved = [p for pair in zip(weights, biases, strict=True) for p in pair]
+    tensors = dict(zip(tensor_names(spec), interleaved, strict=True))
     _check_tensors(str(path), spec, tensors)
     payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
                    metadata={"format": FORMAT, "spec": spec.to_json()})

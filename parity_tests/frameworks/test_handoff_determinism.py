@@ -27,7 +27,7 @@ def test_weight_handoff_scratch_torch_keras_scratch_is_bit_exact(dtype, tmp_path
         path = backend.save(tmp_path / f"hop{hop}-{name}.safetensors")
     final = load_weights(path)
     assert final.spec == spec
-    for original, returned in zip(case.weights + case.biases, final.weights + final.biases):
+    for original, returned in zip(case.weights + case.biases, final.weights + final.biases, strict=True):
         assert returned.dtype == original.dtype
         assert returned.tobytes() == original.tobytes()
 
@@ -45,7 +45,7 @@ def test_each_backend_is_bitwise_deterministic(name, convention, global_seed):
         runs.append((curve, backend.parameters()))
     (curve_a, (w_a, b_a)), (curve_b, (w_b, b_b)) = runs
     assert curve_a.tobytes() == curve_b.tobytes()
-    for first, second in zip(w_a + b_a, w_b + b_b):
+    for first, second in zip(w_a + b_a, w_b + b_b, strict=True):
         assert first.tobytes() == second.tobytes()
 
 
@@ -68,6 +68,6 @@ def test_conventions_differ_but_each_matches_its_twin(optimizer, global_seed):
         assert compare_curves(framework.fit(case.x, case.targets, plan), curves[convention], "float64").ok
         assert all(c.ok for c in compare_parameters(framework, scratch))
         params[convention] = scratch.parameters()[0]
-    gap = max(relative_error(t, k) for t, k in zip(params["torch"], params["keras"]))
+    gap = max(relative_error(t, k) for t, k in zip(params["torch"], params["keras"], strict=True))
     assert gap > 1e-8, f"torch- and keras-convention {optimizer} should differ; gap {gap:.2e}"
     assert not np.array_equal(curves["torch"], curves["keras"])

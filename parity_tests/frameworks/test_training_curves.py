@@ -64,11 +64,11 @@ def test_training_curve(optimizer, pair, variant, dtype, global_seed, repro):
 def test_full_mnist_epoch_float64(actual_name, repro):
     """One epoch of MNIST (60 000 samples, batch 64 → 938 steps), float64, SGD: every backend's
     loss curve within 1e-12 relative of the NumPy engine's at every step."""
+    from cases import Case
+
     from reference.tolerances import FULL_EPOCH_FLOAT64
     from scratch.datasets import load_mnist
     from scratch.model import MLP
-
-    from cases import Case
 
     data = load_mnist(dtype="float64")
     spec = ModelSpec((784, 64, 32, 10), init="he_normal", batch_size=64, epochs=1,
