@@ -66,15 +66,17 @@ def _parse(name: str) -> tuple[bool, str, int | None]:
     return bool(gradient), base, int(layer) if layer else None
 
 
+def _causal_key(name: str) -> tuple[int, int, int]:
+    gradient, base, layer = _parse(name)
+    layer = layer or 0
+    if not gradient:
+        return (0, layer if base != "loss" else 10**9, {"Z": 0, "A": 1}.get(base, 2))
+    return (1, -layer, {"A": 0, "Z": 1, "W": 2, "b": 3}.get(base, 4))
+
+
 def causal_order(names) -> list[str]:
     """Forward quantities by layer, the loss, then gradients from the output layer down."""
-    def key(name):
-        gradient, base, layer = _parse(name)
-        layer = layer or 0
-        if not gradient:
-            return (0, layer if base != "loss" else 10**9, {"Z": 0, "A": 1}.get(base, 2))
-        return (1, -layer, {"A": 0, "Z": 1, "W": 2, "b": 3}.get(base, 4))
-    return sorted(names, key=key)
+    return sorted(names, key=_causal_key)
 
 
 def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None = None) -> list[Comparison]:
@@ -136,8 +138,8 @@ def check_parity(actual_backend, desired_backend, x, targets, masks=None, *,
     results = compare_traces(actual, desired, dtype, bounds)
     failed = [c for c in results if not c.ok]
     if failed:
-        isolated = [c for c in localize(actual_backend, desired_backend, desired, x, targets, masks,
-                                        dtype, bounds) if not c.ok]
+        isolated = sorted((c for c in localize(actual_backend, desired_backend, desired, x, targets, masks,
+                                               dtype, bounds) if not c.ok), key=lambda c: _causal_key(c.name))
         raise ParityFailure(failure_message(actual_backend.name, desired_backend.name, dtype,
                                             failed, len(results), isolated, repro))
     return results
