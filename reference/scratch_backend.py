@@ -45,11 +45,7 @@ class ScratchBackend:
         return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": dz.sum(axis=0), "dA_prev": dz @ w}
 
     def train_step(self, x, targets, masks=None):
-        forward = self.model.forward(x, masks)
-        loss = self.model.loss(forward, targets)
-        grads = self.model.backward(forward, targets)
-        self.optimizer.step(self.model.parameters, grads.parameter_gradients)
-        return float(loss)
+        return self.model.train_step(x, targets, self.optimizer, masks)
 
     def fit(self, x, targets, plan):
         return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])

@@ -41,6 +41,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command("reports.cli_train", "train the NumPy MLP on MNIST, XOR or two spirals"),
     "check": Command("reports.cli_check",
                      "run a spec or weight file through every backend and print the parity table"),
+    "bench": Command("reports.cli_bench", "time one training step in every backend, side by side"),
 }
 
 

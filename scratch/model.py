@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scratch.activations import make_activation
+from scratch.datasets.validate import check_labels
 from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize
 from scratch.losses import make_loss
@@ -184,6 +185,13 @@ class MLP:
                 dz = self.hidden.backward(forward.z[layer - 1], forward.h[layer - 1], dh)
         return Gradients(dzs, dws, dbs, da)
 
+    def train_step(self, x: np.ndarray, targets: np.ndarray, optimizer, masks=None) -> float:
+        """One step: forward, loss, backward, ``optimizer`` update; the loss before the update."""
+        forward = self.forward(x, masks)
+        loss = self.loss(forward, targets)
+        optimizer.step(self.parameters, self.backward(forward, targets).parameter_gradients)
+        return float(loss)
+
     def targets(self, y: np.ndarray) -> np.ndarray:
         """Targets Y (m, n_L) from integer labels (m,): one-hot for n_L > 1, a column of 0/1 for
         n_L = 1. A float array already of shape (m, n_L) in the spec's dtype passes through."""
@@ -193,8 +201,10 @@ class MLP:
                 raise DataError(f"targets: expected ({len(y)}, {n_out}) {self.dtype}, "
                                 f"got {y.shape} {y.dtype}")
             return y
-        n_classes = 2 if n_out == 1 else n_out
-        check_labels(y, n_classes)
+        if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu":
+            found = f"{y.dtype} {y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
+            raise DataError(f"labels: expected a 1-D integer array, got {found}")
+        check_labels(y, 2 if n_out == 1 else n_out)
         if n_out == 1:
             return y.astype(self.dtype)[:, None]
         return np.eye(n_out, dtype=self.dtype)[y]
@@ -221,18 +231,6 @@ class MLP:
         """Train for ``spec.epochs`` epochs; see :func:`scratch.training.fit`."""
         from scratch.training import fit
         return fit(self, x, y, x_test=x_test, y_test=y_test, on_step=on_step, eval_every=eval_every)
-
-
-def check_labels(y: np.ndarray, n_classes: int) -> None:
-    """Raise :class:`DataError` unless ``y`` is a 1-D integer array with values in [0, n_classes)."""
-    if not isinstance(y, np.ndarray) or y.ndim != 1:
-        raise DataError(f"labels: expected a 1-D integer array, got {getattr(y, 'shape', type(y).__name__)}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"labels: expected an integer dtype, got {y.dtype}")
-    bad = np.flatnonzero((y < 0) | (y >= n_classes))
-    if bad.size:
-        raise DataError(f"labels: {bad.size} out of range [0, {n_classes}); first at index "
-                        f"{bad[0]} (value {y[bad[0]]})")
 
 
 def save_model(model: MLP, path) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scratch.batching import batches, training_plan
+from scratch.datasets.validate import check_xy
 from scratch.errors import DataError
 from scratch.optimizers import make_optimizer
 
@@ -34,25 +35,31 @@ def fit(model, x, y, *, x_test=None, y_test=None, on_step=None, eval_every: int 
     ``on_step(step, loss)`` is called after every step (for progress bars); train and test
     accuracy are measured every ``eval_every`` epochs and after the last one.
     """
-    model.check_inputs(x)
+    _check_data(model, x, y, "training data")
+    if x_test is not None:
+        _check_data(model, x_test, y_test, "test data")
     targets = model.targets(y)
-    if len(targets) != len(x):
-        raise DataError(f"data: {len(x)} inputs but {len(targets)} labels")
     optimizer = make_optimizer(model.spec.optimizer)
-    params = model.parameters
     history = History()
     epochs = model.spec.epochs
     for step, x_batch, y_batch in batches(x, targets, training_plan(model.spec, len(x))):
-        forward = model.forward(x_batch, step.masks)
-        loss = model.loss(forward, y_batch)
-        grads = model.backward(forward, y_batch)
-        optimizer.step(params, grads.parameter_gradients)
-        history.step_loss.append(float(loss))
+        loss = model.train_step(x_batch, y_batch, optimizer, step.masks)
+        history.step_loss.append(loss)
         if on_step is not None:
-            on_step(step.step, float(loss))
+            on_step(step.step, loss)
         if step.last_in_epoch and ((step.epoch + 1) % eval_every == 0 or step.epoch + 1 == epochs):
             _record_epoch(model, history, step.epoch + 1, x, y, x_test, y_test)
     return history
+
+
+def _check_data(model, x, y, name):
+    """One clear DataError for bad features or labels (shape, dtype, NaN/inf, range, lengths)."""
+    model.check_inputs(x)
+    n_out = model.spec.layer_sizes[-1]
+    if isinstance(y, np.ndarray) and y.ndim == 1:
+        check_xy(x, y, n_features=model.spec.layer_sizes[0], n_classes=2 if n_out == 1 else n_out, name=name)
+    elif len(y) != len(x):
+        raise DataError(f"{name}: {len(x)} inputs but {len(y)} targets")
 
 
 def _record_epoch(model, history, epoch, x, y, x_test, y_test):

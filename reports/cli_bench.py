@@ -1,0 +1,132 @@
+"""``backprop-parity bench``: time one training step in every backend, side by side.
+
+Prints a table (median ms per step, interquartile range, ratio to scratch, GFLOP/s, % of the
+GEMM peak) and writes the raw figures as JSON (``--json``) for the report. ``--memory`` adds the
+peak memory of a full-batch step per backend (fresh process each); ``--with-suite`` and
+``--with-report`` add the wall time of the default parity suite and of the default report.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batches", default="64,1024,8192,60000", help="comma-separated batch sizes")
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--optimizers", default="sgd,adam")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (default 15)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every library (default: the number of cores)")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--memory", action="store_true", help="also measure full-batch peak memory")
+    parser.add_argument("--with-suite", action="store_true", help="also time the default parity suite")
+    parser.add_argument("--with-report", action="store_true", help="also time the default report")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    threads = args.threads or os.cpu_count()
+    from reference.hygiene import configure_frameworks
+
+    settings = configure_frameworks(threads=threads)
+
+    import json
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from reports.bench import gemm_peak, step_flops, time_interleaved
+    from reports.bench_grid import LAYERS, build_step
+    from reports.bench_steps import available_kinds
+    from scratch.errors import DataError
+
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        raise DataError(f"--batches: expected comma-separated integers, got {args.batches!r}") from None
+    dtypes = args.dtypes.split(",")
+    optimizers = args.optimizers.split(",")
+    kinds = available_kinds()
+    results = {"layers": list(LAYERS), "threads": threads, "frameworks": settings,
+               "blas": [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                        for info in threadpool_info()],
+               "peak_gflops": {}, "grid": []}
+    with threadpool_limits(limits=threads):
+        for dtype in dtypes:
+            results["peak_gflops"][dtype] = gemm_peak(dtype)
+            peak = max(results["peak_gflops"][dtype].values())
+            print(f"GEMM peak {dtype}: " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                                     results["peak_gflops"][dtype].items()) + " GFLOP/s")
+            for optimizer in optimizers:
+                for batch in batches:
+                    steps = {kind: build_step(kind, batch, dtype, optimizer) for kind in kinds}
+                    timing = time_interleaved(steps, rounds=args.rounds)
+                    flops = step_flops(LAYERS, batch)
+                    row = {"batch": batch, "dtype": dtype, "optimizer": optimizer, "flops": flops,
+                           "backends": timing}
+                    base = timing["scratch"]["median_s"]
+                    for t in timing.values():
+                        t["ratio_to_scratch"] = t["median_s"] / base
+                        t["gflops"] = flops / t["median_s"] / 1e9
+                        t["percent_of_peak"] = 100 * t["gflops"] / peak
+                    results["grid"].append(row)
+                    _print_row(row)
+    if args.memory:
+        results["memory"] = _memory(kinds, dtypes, optimizers)
+    if args.with_suite:
+        suite = ["pytest", "parity_tests", "-q", "-m", "not slow", "-p", "no:cacheprovider"]
+        results["suite_wall_s"] = _wall(suite)
+        print(f"default parity suite: {results['suite_wall_s']:.1f} s wall")
+    if args.with_report:
+        import tempfile
+        with tempfile.TemporaryDirectory() as out:
+            results["report_wall_s"] = _wall(["backprop-parity", "report", "--out", out])
+        print(f"default report: {results['report_wall_s']:.1f} s wall")
+    if args.json:
+        from pathlib import Path
+        Path(args.json).write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _print_row(row) -> None:
+    header = (f"\n[{LAYERS_TEXT}] batch {row['batch']}, {row['dtype']}, {row['optimizer']} "
+              f"({row['flops'] / 1e9:.3f} GFLOP/step)")
+    print(header)
+    print(f"  {'backend':<12}{'median ms':>11}{'IQR ms':>16}{'× scratch':>11}{'GFLOP/s':>9}{'% peak':>8}")
+    for name, t in row["backends"].items():
+        iqr = f"{1e3 * t['q1_s']:.3f}–{1e3 * t['q3_s']:.3f}"
+        print(f"  {name:<12}{1e3 * t['median_s']:>11.3f}{iqr:>16}{t['ratio_to_scratch']:>11.2f}"
+              f"{t['gflops']:>9.1f}{t['percent_of_peak']:>8.1f}")
+
+
+LAYERS_TEXT = "784-64-32-10"
+
+
+def _memory(kinds, dtypes, optimizers):
+    import json
+    import subprocess
+    import sys
+
+    rows = []
+    for dtype in dtypes:
+        for optimizer in optimizers:
+            for kind in kinds:
+                done = subprocess.run([sys.executable, "-m", "reports.bench_memory", kind, dtype, optimizer],
+                                      capture_output=True, text=True, check=True)
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                row.update(dtype=dtype, optimizer=optimizer)
+                rows.append(row)
+                print(f"  memory {kind:<12}{dtype} {optimizer}: peak {row['peak_mib']:.0f} MiB, "
+                      f"step adds {row['step_extra_mib']:.0f} MiB")
+    return rows
+
+
+def _wall(command) -> float:
+    import subprocess
+    import time
+
+    start = time.perf_counter()
+    subprocess.run(command, check=False, capture_output=True)
+    return time.perf_counter() - start

@@ -1,0 +1,81 @@
+"""Which TensorFlow ops produce each gradient, read from a traced ``tf.GradientTape`` graph.
+
+The Keras backend's own forward pass and loss (``KerasBackend._forward`` / ``_loss``) run under a
+``tf.GradientTape`` inside a ``tf.function``; ``tape.gradient`` then adds the gradient ops to the
+same graph, after every forward op (so "created after the forward pass" is exactly "a gradient
+op"). The tape returns one graph tensor per named quantity (dL/dZ_l, dL/dA_l, dL/dkernel_l,
+dL/dbias_l). For each, the ops listed are the gradient ops on the paths from the other named
+gradient tensors (or the seed dL/dL = 1) to it: walking back from its producer through op inputs,
+stopping at another named gradient tensor, at a forward value (Z_l, A_l, a kernel read — inputs,
+not producers) and at constants. E.g. for a ReLU hidden layer
+
+    dL/dA_l  ← MatMul          (dZ_{l+1} · kernelᵀ, in layer l+1's MatMul gradient)
+    dL/dZ_l  ← ReluGrad        (reads A_l = Relu(Z_l))
+    dL/dW_l  ← MatMul          (A_{l−1}ᵀ · dZ_l: the kernel (in, out), i.e. dW_lᵀ)
+    dL/db_l  ← BiasAddGrad     (or Sum, Reshape where Keras adds the bias with Add)
+
+The producer of the named tensor is the sink; where several of its inputs carry gradients (the
+tape sums contributions with AddN, e.g. dW_l's MatMul and the L2 path), each input's ops form one
+branch. Within a branch, ops are in graph order (the order they run; side inputs such as the Exp
+of a log-softmax gradient are listed where they were created).
+
+The layer attribution follows data flow, not op names: Keras' name scopes in a traced graph are
+uniquified per graph (the layer ``dense`` may record its ops under ``dense_1/``), so scope names
+do not identify layers reliably. What is recorded is the graph as traced, before Grappler's
+rewrites; eager execution (``KerasBackend.trace``) runs the same gradient functions op by op.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
+    """{"dZ2": ([], "ReluGrad"), "dW3": ([...], "AddN"), …}: for each gradient of ``backend`` (a
+    ``reference.tf_backend.KerasBackend``), the branches of gradient ops that lead to the op
+    producing it, and that op."""
+    record = {}
+
+    @tf.function(autograph=False)
+    def traced():
+        graph = tf.compat.v1.get_default_graph()
+        with tf.GradientTape() as tape:
+            zs, activations = backend._forward(x, masks)
+            loss = backend._loss(zs[-1], activations[-1], targets)
+        record["forward_ops"] = len(graph.get_operations())
+        grads = tape.gradient(loss, {"Z": zs, "A": activations, "W": backend.variables},
+                              unconnected_gradients=tf.UnconnectedGradients.NONE)
+        named = {}
+        for layer in range(1, len(zs) + 1):
+            named[f"dZ{layer}"] = grads["Z"][layer - 1]
+            named[f"dA{layer}"] = grads["A"][layer - 1]
+            named[f"dW{layer}"] = grads["W"][2 * layer - 2]
+            named[f"db{layer}"] = grads["W"][2 * layer - 1]
+        record["named"] = {name: tensor.name for name, tensor in named.items() if tensor is not None}
+        return [tensor for tensor in named.values() if tensor is not None]
+
+    graph = traced.get_concrete_function().graph
+    rank = {op.name: index for index, op in enumerate(graph.get_operations())}
+    gradient_tensors = set(record["named"].values())
+    out = {}
+    for name, tensor_name in record["named"].items():
+        sink = graph.get_tensor_by_name(tensor_name).op
+        stops = gradient_tensors - {tensor_name}
+        inputs = [tensor.op for tensor in sink.inputs if tensor.name not in stops]
+        branches = [sorted(_upstream(op, stops, rank, record["forward_ops"]), key=lambda op: rank[op.name])
+                    for op in inputs]
+        out[name] = ([[op.type for op in branch] for branch in branches if branch], sink.type)
+    return out
+
+
+def _upstream(first, stop_tensors, rank, first_gradient_op) -> list:
+    """``first`` and the gradient ops it depends on, short of ``stop_tensors``, forward ops and
+    constants."""
+    found, stack = {}, [first]
+    while stack:
+        op = stack.pop()
+        if op.name in found or rank[op.name] < first_gradient_op or op.type == "Const":
+            continue
+        found[op.name] = op
+        stack.extend(tensor.op for tensor in op.inputs if tensor.name not in stop_tensors)
+    return list(found.values())
