@@ -18,6 +18,19 @@ import numpy as np
 
 from reference.tolerances import tolerance
 
+_observers = []
+
+
+def add_observer(callback) -> None:
+    """Call ``callback(dtype, comparisons)`` after every comparison this module makes (the test
+    suite uses it to print the largest error seen per dtype and quantity)."""
+    _observers.append(callback)
+
+
+def _notify(dtype: str, comparisons: list) -> None:
+    for callback in _observers:
+        callback(dtype, comparisons)
+
 
 class ParityFailure(AssertionError):
     """Two backends disagree beyond the tolerance table; the message locates it."""
@@ -92,6 +105,7 @@ def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None 
         kind = "gradient" if gradient else "forward"
         bound = (bounds or {}).get(kind, tolerance(dtype, kind))
         results.append(_compare_one(name, layer, kind, actual[name], desired[name], dtype, bound))
+    _notify(dtype, results)
     return results
 
 
@@ -175,12 +189,14 @@ def compare_curves(actual_losses, desired_losses, dtype: str, bound: float | Non
                           f"{actual_losses.size} steps != reference {desired_losses.size}")
     per_step = np.abs(actual_losses - desired_losses) / np.abs(desired_losses)
     worst = float(np.max(per_step)) if per_step.size else 0.0
+    problem = ""
     if worst > bound:
         first = int(np.argmax(per_step > bound))
-        return Comparison("loss curve", None, "curve", worst, bound,
-                          f"first exceeds tol {bound:.0e} at step {first} (rel err {per_step[first]:.3e}); "
-                          f"worst {worst:.3e}")
-    return Comparison("loss curve", None, "curve", worst, bound)
+        problem = (f"first exceeds tol {bound:.0e} at step {first} (rel err {per_step[first]:.3e}); "
+                   f"worst {worst:.3e}")
+    result = Comparison("loss curve", None, "curve", worst, bound, problem)
+    _notify(dtype, [result])
+    return result
 
 
 def compare_parameters(actual_backend, desired_backend, bound: float | None = None) -> list[Comparison]:
@@ -194,6 +210,7 @@ def compare_parameters(actual_backend, desired_backend, bound: float | None = No
     for layer, (aw, ab, dw, db) in enumerate(pairs, start=1):
         results.append(_compare_one(f"W{layer}", layer, "parameters", aw, dw, dtype, bound))
         results.append(_compare_one(f"b{layer}", layer, "parameters", ab, db, dtype, bound))
+    _notify(dtype, results)
     return results
 
 
