@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 
-import keras  # noqa: E402  (after the project imports: keras picks its backend at import)
+import keras
 import numpy as np
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 from scratch.batching import batches
 from scratch.errors import BackendError
@@ -134,8 +134,13 @@ class KerasBackend:
                             for layer in range(1, n + 1)]
         self.loss_fn, self.loss_input = _loss(spec)
         self.regularizer = _regularizer(spec)
-        self.optimizer = _optimizer(spec)
         self.variables = [v for dense in self.dense for v in (dense.kernel, dense.bias)]
+
+    @functools.cached_property
+    def optimizer(self) -> keras.optimizers.Optimizer:
+        """Built on first use, so a spec whose optimizer Keras cannot express still traces
+        (gradients do not depend on the optimizer); training it raises the BackendError."""
+        return _optimizer(self.spec)
 
     # -- forward and loss -------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ Optimizers run the single-tensor CPU path (``foreach=False``), whose order of op
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -81,7 +83,12 @@ class TorchBackend:
                             for layer in range(1, n + 1)]
         loss_class, self.loss_input = _LOSSES[spec.loss]
         self.loss_fn = loss_class()
-        self.optimizer = _optimizer(spec, self.linears.parameters())
+
+    @functools.cached_property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Built on first use, so a spec whose optimizer torch cannot express still traces
+        (gradients do not depend on the optimizer); training it raises the BackendError."""
+        return _optimizer(self.spec, self.linears.parameters())
 
     # -- forward and loss -------------------------------------------------------------------
 

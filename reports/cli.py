@@ -42,6 +42,10 @@ COMMANDS: dict[str, Command] = {
     "check": Command("reports.cli_check",
                      "run a spec or weight file through every backend and print the parity table"),
     "bench": Command("reports.cli_bench", "time one training step in every backend, side by side"),
+    "report": Command("reports.cli_report",
+                      "run the comparison scenarios in every backend; write HTML, Markdown, PNG and JSON"),
+    "explain": Command("reports.cli_explain",
+                       "walk one backward pass: scratch code beside torch autograd nodes and TF ops"),
 }
 
 

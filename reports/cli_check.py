@@ -80,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
                 rows.append((f"{actual} vs {desired}", comparison))
     if args.steps:
         plan = list(itertools.islice(training_plan(spec, len(x)), args.steps))
-        fresh = {name: make_backend(name, spec, weights, biases) for name in backends}
-        curves = {name: backend.fit(x, targets, plan) for name, backend in fresh.items()}
+        fresh, curves = {}, {}
+        for name in backends:
+            fresh[name] = make_backend(name, spec, weights, biases)
+            try:
+                curves[name] = fresh[name].fit(x, targets, plan)
+            except BackendError as error:
+                print(f"  {name}: training curve skipped — {error}")
         for actual, desired in PAIRS:
             if actual in curves and desired in curves:
                 label = f"{actual} vs {desired}"

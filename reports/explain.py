@@ -49,8 +49,9 @@ from scratch.activations import Activation
 from scratch.errors import BackendError
 from scratch.losses import Loss
 from scratch.model import MLP, Gradients
+from scratch.spec import OptimizerSpec
 
-# framework backend → (module giving its producers, table label)
+# framework backend → the module whose ``producers`` names its gradient nodes/ops, and their row key
 FRAMEWORKS = {"torch": "reports.explain_torch", "keras": "reports.explain_tf"}
 COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops"}
 # Gradients field → the trace-name prefix of ``reference.interface``; rows in this order per layer.
@@ -61,7 +62,9 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     """One row per gradient, from the output layer down: {layer, quantity, name, shape, scratch,
     torch_nodes, tf_ops, torch_max_abs, torch_max_rel, keras_max_abs, keras_max_rel, tolerance,
     ok}. A framework that is not installed, or cannot express ``spec``, gets its reason in its
-    column and ``None`` for its numbers."""
+    column and ``None`` for its numbers. The optimizer plays no part in one backward pass, so
+    every backend is built with plain SGD (torch.optim has no Keras-convention Adam, and so on)."""
+    spec = spec.replace(optimizer=OptimizerSpec())
     model = MLP(spec, weights, biases)
     lines = scratch_statements(model, model.forward(x, masks), targets)
     desired = make_backend("scratch", spec, weights, biases).trace(x, targets, masks)
@@ -79,10 +82,9 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
             for framework, (note, producers, trace) in frameworks.items():
                 row[COLUMNS[framework]] = note or describe(*producers.get(name, ([], None)))
                 absolute = relative = None
-                if trace is not None and name in trace:
-                    absolute = float(np.max(np.abs(np.asarray(trace[name], np.float64) - desired[name])))
-                    relative = relative_error(trace[name], desired[name])
-                    verdicts.append(relative <= bound and trace[name].shape == desired[name].shape)
+                if trace is not None:
+                    absolute, relative = _difference(trace.get(name), desired[name])
+                    verdicts.append(relative <= bound)
                 row[f"{framework}_max_abs"], row[f"{framework}_max_rel"] = absolute, relative
             row["tolerance"] = bound
             row["ok"] = all(verdicts) if verdicts else None
@@ -90,14 +92,23 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     return rows
 
 
+def _difference(actual, desired) -> tuple[float, float]:
+    """(max|actual − desired|, normwise relative error); infinite where shapes differ or it is missing."""
+    if actual is None or np.shape(actual) != desired.shape:
+        return float("inf"), float("inf")
+    return float(np.max(np.abs(np.asarray(actual, np.float64) - desired), initial=0.0)), \
+        relative_error(actual, desired)
+
+
 def describe(branches: list[list[str]], sink: str | None) -> str:
-    """"A → B → sink" for one branch, "(A → B) + (C) → sink" where several meet (and are summed)."""
-    if not branches and sink is None:
-        return "(none recorded)"
+    """"A → B → sink" for one branch; "(A → B) + (C) → sink" where several paths meet in the sink
+    (their gradients summed: torch's input buffer, TF's AddN)."""
+    if not branches:
+        return sink or "(none recorded)"
     if len(branches) == 1:
         return " → ".join([*branches[0], *([sink] if sink else [])])
     joined = " + ".join(f"({' → '.join(branch)})" for branch in branches)
-    return f"{joined} → {sink}" if sink and branches else joined or sink
+    return f"{joined} → {sink}" if sink else joined
 
 
 def _run_framework(name, spec, weights, biases, x, targets, masks):
@@ -277,6 +288,7 @@ def _argument_definitions(events: list[_Event], position: int) -> list[int]:
 
 # -- the terminal table --------------------------------------------------------------------------
 
+# (title, row key, width at which long cells wrap); a column widens to its longest unbreakable word.
 TABLE = [("layer", "layer", 5), ("quantity", "quantity", 8), ("shape", "shape", 10),
          ("scratch line", "scratch", 46), ("torch node(s)", "torch_nodes", 32), ("TF op(s)", "tf_ops", 30),
          ("max|Δ| torch", "torch", 12), ("max|Δ| keras", "keras", 12)]
@@ -286,15 +298,17 @@ def format_table(rows: list[dict]) -> str:
     """The rows as a plain-text table; long cells wrap (one scratch statement per line). A
     framework that did not run shows a numbered note, printed once under the table."""
     notes: list[str] = []
-    header = "  ".join(f"{title:<{width}}" for title, _, width in TABLE)
+    cells = [[_cell(row, key, width, notes) for _, key, width in TABLE] for row in rows]
+    widths = [max([width, len(title), *(len(line) for row in cells for line in row[column])])
+              for column, (title, _, width) in enumerate(TABLE)]
+    header = "  ".join(f"{title:<{width}}" for (title, _, _), width in zip(TABLE, widths, strict=True))
     lines = [header, "-" * len(header)]
-    for index, row in enumerate(rows):
+    for index, (row, row_cells) in enumerate(zip(rows, cells, strict=True)):
         if index and row["layer"] != rows[index - 1]["layer"]:
             lines.append("")
-        cells = [_cell(row, key, width, notes) for _, key, width in TABLE]
-        for depth in range(max(map(len, cells))):
+        for depth in range(max(map(len, row_cells))):
             parts = [f"{(cell[depth] if depth < len(cell) else ''):<{width}}"
-                     for cell, (_, _, width) in zip(cells, TABLE, strict=True)]
+                     for cell, width in zip(row_cells, widths, strict=True)]
             lines.append("  ".join(parts).rstrip())
     lines += [f"[{number}] {note}" for number, note in enumerate(notes, start=1)]
     return "\n".join(lines)

@@ -7,7 +7,11 @@ op"). The tape returns one graph tensor per named quantity (dL/dZ_l, dL/dA_l, dL
 dL/dbias_l). For each, the ops listed are the gradient ops on the paths from the other named
 gradient tensors (or the seed dL/dL = 1) to it: walking back from its producer through op inputs,
 stopping at another named gradient tensor, at a forward value (Z_l, A_l, a kernel read — inputs,
-not producers) and at constants. E.g. for a ReLU hidden layer
+not producers) and at constants. A forward op's secondary output read on the way is listed as
+``Type:index``: without op determinism, ``SoftmaxCrossEntropyWithLogits`` computes the CCE
+gradient during the forward pass and hands it over as output 1 (with determinism, as this
+project configures it, TF decomposes the loss and its gradient into LogSoftmax, Exp, Sub, …).
+E.g. for a ReLU hidden layer
 
     dL/dA_l  ← MatMul          (dZ_{l+1} · kernelᵀ, in layer l+1's MatMul gradient)
     dL/dZ_l  ← ReluGrad        (reads A_l = Relu(Z_l))
@@ -61,21 +65,24 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     for name, tensor_name in record["named"].items():
         sink = graph.get_tensor_by_name(tensor_name).op
         stops = gradient_tensors - {tensor_name}
-        inputs = [tensor.op for tensor in sink.inputs if tensor.name not in stops]
-        branches = [sorted(_upstream(op, stops, rank, record["forward_ops"]), key=lambda op: rank[op.name])
-                    for op in inputs]
-        out[name] = ([[op.type for op in branch] for branch in branches if branch], sink.type)
+        branches = [_branch(tensor, stops, rank, record["forward_ops"]) for tensor in sink.inputs]
+        out[name] = ([branch for branch in branches if branch], sink.type)
     return out
 
 
-def _upstream(first, stop_tensors, rank, first_gradient_op) -> list:
-    """``first`` and the gradient ops it depends on, short of ``stop_tensors``, forward ops and
-    constants."""
-    found, stack = {}, [first]
+def _branch(tensor, stops, rank, first_gradient_op) -> list[str]:
+    """The gradient ops ``tensor`` depends on, short of ``stops``, forward values and constants,
+    in graph order; a forward op's secondary output that they read is listed as ``Type:index``."""
+    found, stack = {}, [tensor]
     while stack:
-        op = stack.pop()
-        if op.name in found or rank[op.name] < first_gradient_op or op.type == "Const":
+        tensor = stack.pop()
+        op = tensor.op
+        if tensor.name in stops or op.type == "Const":
             continue
-        found[op.name] = op
-        stack.extend(tensor.op for tensor in op.inputs if tensor.name not in stop_tensors)
-    return list(found.values())
+        if rank[op.name] < first_gradient_op:
+            if tensor.value_index > 0:
+                found[tensor.name] = (rank[op.name], f"{op.type}:{tensor.value_index}")
+        elif op.name not in found:
+            found[op.name] = (rank[op.name], op.type)
+            stack.extend(op.inputs)
+    return [label for _, label in sorted(found.values())]
