@@ -188,10 +188,11 @@ def compare_curves(actual_losses, desired_losses, dtype: str, bound: float | Non
         return Comparison("loss curve", None, "curve", np.inf, bound,
                           f"{actual_losses.size} steps != reference {desired_losses.size}")
     per_step = np.abs(actual_losses - desired_losses) / np.abs(desired_losses)
-    worst = float(np.max(per_step)) if per_step.size else 0.0
+    exceeds = ~(per_step <= bound)                           # NaN counts as exceeding
+    worst = float(np.max(np.where(np.isfinite(per_step), per_step, np.inf))) if per_step.size else 0.0
     problem = ""
-    if worst > bound:
-        first = int(np.argmax(per_step > bound))
+    if exceeds.any():
+        first = int(np.argmax(exceeds))
         problem = (f"first exceeds tol {bound:.0e} at step {first} (rel err {per_step[first]:.3e}); "
                    f"worst {worst:.3e}")
     result = Comparison("loss curve", None, "curve", worst, bound, problem)

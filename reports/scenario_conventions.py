@@ -39,7 +39,8 @@ from scratch.spec import ModelSpec, OptimizerSpec
 # comparison name → (torch-convention optimizer, keras-convention optimizer)
 SAME = dict(learning_rate=0.001, epsilon=1e-7)
 COMPARISONS: dict[str, tuple[OptimizerSpec, OptimizerSpec]] = {
-    "adam, same hyperparameters": (OptimizerSpec("adam", "torch", **SAME), OptimizerSpec("adam", "keras", **SAME)),
+    "adam, same hyperparameters": (OptimizerSpec("adam", "torch", **SAME),
+                                   OptimizerSpec("adam", "keras", **SAME)),
     "rmsprop, same hyperparameters": (OptimizerSpec("rmsprop", "torch", rho=0.9, **SAME),
                                       OptimizerSpec("rmsprop", "keras", rho=0.9, **SAME)),
     "adam, framework defaults": (OptimizerSpec.framework_default("adam", "torch"),
@@ -83,7 +84,8 @@ def run(ctx: Context, settings: ConventionSettings) -> dict:
         loss_k, theta_k, acc_k = _run(ctx, settings, keras_opt, x, labels, data.x_test, data.y_test)
         param = [relative_distance(t, k) for t, k in zip(theta_t, theta_k, strict=True)]
         loss_diff = np.abs(loss_t - loss_k)
-        series.append({"comparison": name, "param_rel_diff": numbers(param), "loss_abs_diff": numbers(loss_diff)})
+        series.append({"comparison": name, "param_rel_diff": numbers(param),
+                       "loss_abs_diff": numbers(loss_diff)})
         steps = sorted({s for s in settings.checkpoints if s <= len(param)} | {len(param)})
         rows.append({
             "comparison": name,

@@ -8,9 +8,10 @@ Both backends of a pair start from the same parameters and take the same steps. 
 
 with θ every W_l and b_l flattened. Rounding differs between the backends' kernels (summation
 order, fused operations), so even identical math differs in the last bits; training feeds each
-step's parameters into the next, so those differences are carried forward and can grow. In
-float64 they stay near the unit roundoff 2⁻⁵³ ≈ 1.1e-16; in float32 (2⁻²⁴ ≈ 6e-8) they start
-about 1e-7 and grow over the run.
+step's parameters into the next, so those differences are carried forward and accumulate
+(measured on the default setting, 200 SGD steps: ‖Δθ‖/‖θ‖ grows from ~6e-9 to ~2e-7 in float32,
+and from ~1e-17 to ~4e-16 in float64 — there it never leaves a few units of the unit roundoff
+2⁻⁵³ ≈ 1.1e-16, while in float32 it passes its roundoff 2⁻²⁴ ≈ 6e-8 within the run).
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ test images) is labelled as such in every row; only ``--full`` runs the seeds' s
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,8 @@ from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 
 MNIST_TRAIN = 60000
+# Adam convention per backend: Keras has only its own; scratch follows torch's
+ADAM_CONVENTION = {"scratch": "torch", "torch": "torch", "keras": "keras"}
 
 
 @dataclass(frozen=True)
@@ -75,62 +79,85 @@ def _subset(n: int) -> str:
     return "all 60,000" if n >= MNIST_TRAIN else f"the first {n:,} of 60,000"
 
 
+@dataclass(frozen=True)
+class Experiment:
+    """One headline result: the spec each backend trains (by backend name), the data, and the
+    setting in words."""
+
+    name: str
+    spec_for: Callable[[str], ModelSpec]
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    setting: str
+    reduced: bool
+
+
+def experiments(ctx: Context, settings: SeedSettings) -> list[Experiment]:
+    data = ctx.mnist("float64")
+    x_xor, y_xor = xor()
+    gd, adam = settings.gd_samples, settings.adam_samples
+    epochs = f"{settings.adam_epochs} epoch{'s' if settings.adam_epochs != 1 else ''}"
+    return [
+        Experiment("seed-002 full-batch GD", lambda name: gd_spec(settings),
+                   data.x_train[:gd], data.y_train[:gd], data.x_test, data.y_test,
+                   f"{_subset(gd)} training samples, {settings.gd_steps} full-batch GD steps, lr 0.1, "
+                   "float64; test: all 10,000",
+                   gd < MNIST_TRAIN or settings.gd_steps != FULL.gd_steps),
+        Experiment("He init + mini-batch Adam", lambda name: adam_spec(settings, ADAM_CONVENTION[name]),
+                   data.x_train[:adam], data.y_train[:adam], data.x_test, data.y_test,
+                   f"{_subset(adam)} training samples, batch {settings.adam_batch}, {epochs} (fixed in "
+                   "advance), Adam lr 0.001 (scratch and torch: torch convention, eps 1e-8; keras: keras "
+                   "convention, eps 1e-7), float64; test: all 10,000",
+                   adam < MNIST_TRAIN
+                   or (settings.adam_epochs, settings.adam_batch) != (FULL.adam_epochs, FULL.adam_batch)),
+        Experiment("XOR [2,4,1]", lambda name: xor_spec(settings), x_xor, y_xor, x_xor, y_xor,
+                   f"4 points, uniform(-0.5, 0.5) init, {settings.xor_steps} full-batch SGD steps, lr 0.5, "
+                   "float64; test: the same 4 points",
+                   settings.xor_steps != FULL.xor_steps),
+    ]
+
+
 def run(ctx: Context, settings: SeedSettings) -> dict:
     """One row per experiment (the seed's claim, each backend's test accuracy, the spread in
     percentage points) and one run record per (experiment, backend)."""
-    data = ctx.mnist("float64")
-    x_xor, y_xor = xor()
-    adam_convention = {"scratch": "torch", "torch": "torch", "keras": "keras"}
-    experiments = [
-        ("seed-002 full-batch GD", lambda name: gd_spec(settings),
-         data.x_train[:settings.gd_samples], data.y_train[:settings.gd_samples], data.x_test, data.y_test,
-         f"{_subset(settings.gd_samples)} training samples, {settings.gd_steps} full-batch GD steps, "
-         "lr 0.1, float64; test: all 10,000",
-         settings.gd_samples < MNIST_TRAIN or settings.gd_steps != FULL.gd_steps),
-        ("He init + mini-batch Adam", lambda name: adam_spec(settings, adam_convention[name]),
-         data.x_train[:settings.adam_samples], data.y_train[:settings.adam_samples], data.x_test, data.y_test,
-         f"{_subset(settings.adam_samples)} training samples, batch {settings.adam_batch}, "
-         f"{settings.adam_epochs} epochs (fixed in advance), Adam lr 0.001 (scratch, torch: torch "
-         "convention, eps 1e-8; keras: keras convention, eps 1e-7), float64; test: all 10,000",
-         settings.adam_samples < MNIST_TRAIN
-         or (settings.adam_epochs, settings.adam_batch) != (FULL.adam_epochs, FULL.adam_batch)),
-        ("XOR [2,4,1]", lambda name: xor_spec(settings), x_xor, y_xor, x_xor, y_xor,
-         f"4 points, uniform(-0.5, 0.5) init, {settings.xor_steps} full-batch SGD steps, lr 0.5, "
-         "float64; test: the same 4 points",
-         settings.xor_steps != FULL.xor_steps),
-    ]
     rows, runs = [], []
-    for experiment, make_spec, x, y, x_test, y_test, setting, reduced in experiments:
+    for experiment in experiments(ctx, settings):
         result = {}
         for name in ctx.backends:
-            result[name] = _train(ctx, experiment, name, make_spec(name), x, y, x_test, y_test)
-            runs.append({"experiment": experiment, "backend": name, **result[name]})
-        rows.append(_row(experiment, setting, reduced, result))
+            result[name] = _train(ctx, experiment, name)
+            runs.append({"experiment": experiment.name, "backend": name, **result[name]})
+        rows.append(_row(experiment, result))
     return {"full_setting": not any(row["reduced"] for row in rows), "rows": rows, "runs": runs}
 
 
-def _train(ctx, experiment, name, spec, x, y, x_test, y_test) -> dict:
+def _train(ctx: Context, experiment: Experiment, name: str) -> dict:
+    spec, x, y = experiment.spec_for(name), experiment.x, experiment.y
     weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(spec.dtype))
     model = backend(name, spec, weights, biases)
     targets = MLP(spec, weights, biases).targets(y)
     plan = list(training_plan(spec, len(x)))
-    with ctx.bar(len(plan), f"seeds {experiment} {name}") as bar:
+    started = time.perf_counter()
+    with ctx.bar(len(plan), f"seeds {experiment.name} {name}") as bar:
         losses = run_steps(model, x, targets, plan, bar)
+    seconds = time.perf_counter() - started
     return {"spec": spec_summary(spec), "steps": len(plan), "train_samples": int(len(x)),
+            "train_wall_time_s": round(seconds, 3),
             "final_loss": number(losses[-1]), "train_accuracy": accuracy(model, x, y),
-            "test_accuracy": accuracy(model, x_test, y_test)}
+            "test_accuracy": accuracy(model, experiment.x_test, experiment.y_test)}
 
 
-def _row(experiment: str, setting: str, reduced: bool, result: dict) -> dict:
-    claim, seed_setting = CLAIMS[experiment]
+def _row(experiment: Experiment, result: dict) -> dict:
+    claim, seed_setting = CLAIMS[experiment.name]
     accuracies = [r["test_accuracy"] for r in result.values()]
     return {
-        "experiment": experiment,
+        "experiment": experiment.name,
         "claim": claim,
         "seed_setting": seed_setting,
-        "setting": ("REDUCED: " if reduced else "full: ") + setting,
-        "reduced": reduced,
+        "setting": ("REDUCED: " if experiment.reduced else "full: ") + experiment.setting,
+        "reduced": experiment.reduced,
         **{name: result[name]["test_accuracy"] if name in result else None
            for name in ("scratch", "torch", "keras")},
-        "spread_pp": number(100 * (max(accuracies) - min(accuracies))) if accuracies else None,
+        "spread_pp": number(100 * (max(accuracies) - min(accuracies))) if len(accuracies) > 1 else None,
     }

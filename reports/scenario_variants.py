@@ -76,12 +76,13 @@ def gradient_check(ctx: Context, variant: Variant, settings: VariantSettings) ->
         desired = backend(reference, spec, weights, biases)
         try:
             check_parity(actual, desired, x, targets,
-                         repro=f"backprop-parity report  (variant {variant.name} vs {reference})")
+                         repro=f"backprop-parity report --quick  (section 4: {variant.name} vs {reference})")
         except ParityFailure as failure:
             rows.append(_row(variant, "gradients (one trace)", reference, True, _located(str(failure)),
                              str(failure)))
         else:
-            rows.append(_row(variant, "gradients (one trace)", reference, False, "", "every quantity within tolerance"))
+            rows.append(_row(variant, "gradients (one trace)", reference, False, "",
+                             "every quantity within tolerance"))
     return rows
 
 

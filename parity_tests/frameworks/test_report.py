@@ -1,0 +1,239 @@
+"""The report: a ``--quick`` report generated in a temporary folder, then checked as a reader
+would meet it — the HTML parses with balanced tags, every image it shows is a real PNG file
+beside it, the JSON follows the documented schema, the Markdown tables carry the JSON's numbers,
+and re-rendering from the JSON gives the same files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import struct
+from html.parser import HTMLParser
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from reports.cli import main  # noqa: E402
+from reports.schema import validate  # noqa: E402
+from scratch.errors import DataError  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+VOID_TAGS = {"meta", "img", "br", "hr", "link", "input", "col", "wbr", "source", "area", "base"}
+SECTIONS = ["overview", "parity", "curves", "divergence", "seeds", "variants", "conventions", "environment"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(report):
+    return json.loads((report / "results.json").read_text())
+
+
+class StructureParser(HTMLParser):
+    """Checks that every tag closes in order and collects ids, image sources and table shapes."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.ids, self.images, self.tags = [], [], [], [], []
+        self.tables = []                     # per table: list of rows, each a list of cell tags
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs.get("src"))
+            assert attrs.get("alt"), "every image has alt text"
+        if tag == "table":
+            self.tables.append([])
+        if tag == "tr":
+            self.tables[-1].append([])
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append(tag)
+        if tag not in VOID_TAGS:
+            self.stack.append((tag, self.getpos()))
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID_TAGS:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1][0] != tag:
+            open_tag = self.stack[-1] if self.stack else "nothing"
+            self.errors.append(f"</{tag}> at {self.getpos()} closes {open_tag}")
+            return
+        self.stack.pop()
+
+
+def parse_html(path) -> StructureParser:
+    parser = StructureParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return parser
+
+
+def test_html_parses_with_balanced_tags_and_every_section(report):
+    text = (report / "report.html").read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    parser = parse_html(report / "report.html")
+    assert not parser.errors, parser.errors
+    assert not parser.stack, f"unclosed tags: {parser.stack}"
+    for tag in ("html", "head", "title", "body", "h1"):
+        assert parser.tags.count(tag) == 1, tag
+    assert set(SECTIONS) <= set(parser.ids)
+    assert len(parser.ids) == len(set(parser.ids)), "ids are unique"
+    assert parser.tables
+    for table in parser.tables:
+        header, *rows = table
+        assert set(header) == {"th"} and rows
+        assert all(len(row) == len(header) for row in rows), "every row has one cell per column"
+    assert "<script" not in text and "http://" not in text and "https://" not in text, "self-contained"
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path.name}: not a PNG"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert (length, kind) == (13, b"IHDR"), f"{path.name}: first chunk is not IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_every_image_exists_and_is_a_png(report):
+    html_images = parse_html(report / "report.html").images
+    md_images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (report / "report.md").read_text())
+    assert html_images and sorted(html_images) == sorted(md_images)
+    for source in html_images:
+        assert "/" not in source and not source.startswith("data:"), "images sit beside the report"
+        width, height = png_size(report / source)
+        assert width > 100 and height > 100
+    assert {"parity_errors.png", "divergence.png", "conventions.png", "curves_sgd.png",
+            "curves_adam.png"} <= set(html_images)
+
+
+def test_json_follows_the_schema(results):
+    validate(results)
+    assert results["mode"] == "quick"
+    broken = copy.deepcopy(results)
+    broken["parity"]["rows"][3]["rel_error"] = "small"
+    with pytest.raises(DataError, match=r"parity\.rows\[3\]\.rel_error: expected a number or null"):
+        validate(broken)
+    broken = copy.deepcopy(results)
+    del broken["seeds"]
+    with pytest.raises(DataError, match="missing key 'seeds'"):
+        validate(broken)
+
+
+def test_scenarios_say_what_they_found(results):
+    assert results["parity"]["rows"] and all(row["ok"] for row in results["parity"]["rows"])
+    assert all(check["ok"] for check in results["curves"]["checks"])
+    assert all(row["reduced"] for row in results["seeds"]["rows"]), "--quick never claims the seeds' setting"
+    assert all(row["setting"].startswith("REDUCED") for row in results["seeds"]["rows"])
+    variants = results["variants"]["rows"]
+    assert variants and all(row["detected"] for row in variants)
+    bias = [row for row in variants if row["variant"] == "seed001_bias_scalar"]
+    assert bias and all(re.search(r"layer \d, db\d", row["located"]) for row in bias)
+    adam = [row for row in variants if row["variant"] == "seed003_adam_no_sqrt"]
+    assert adam and all("at step 1" in row["located"] for row in adam)
+
+
+def md_tables(text: str) -> list[tuple[str | None, list[str], list[list[str]]]]:
+    """Every pipe table of a Markdown text: (bold caption just above it, header, rows)."""
+    def cells(line):
+        return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+    lines, tables, caption, i = text.splitlines(), [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
+            header, rows, i = cells(line), [], i + 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(cells(lines[i]))
+                i += 1
+            tables.append((caption, header, rows))
+            caption = None
+            continue
+        if line.startswith("**") and line.endswith("**"):
+            caption = line.strip("*")
+        elif line.strip():
+            caption = None
+        i += 1
+    return tables
+
+
+def as_number(cell: str):
+    if cell == "n/a":
+        return None
+    return float(cell.removesuffix(" %")) / 100 if cell.endswith(" %") else float(cell)
+
+
+def test_markdown_tables_carry_the_json_numbers(report, results):
+    tables = md_tables((report / "report.md").read_text())
+    parity = {(r["dtype"], r["pair"], r["quantity"]): r for r in results["parity"]["rows"]}
+    checked = 0
+    for caption, header, rows in tables:
+        if caption not in ("float64", "float32"):
+            continue
+        for row in rows:
+            for column, cell in zip(header, row, strict=True):
+                match = re.fullmatch(r"(.+) max (abs|rel)", column)
+                if match:
+                    want = parity[(caption, match[1], row[0])][f"{match[2]}_error"]
+                    got = as_number(cell)
+                    assert (got is None) == (want is None)
+                    assert got == pytest.approx(want, rel=5e-3, abs=0), (caption, row[0], column)
+                    checked += 1
+    assert checked == 2 * len(results["parity"]["rows"])
+    seeds = next(rows for _, header, rows in tables if header[:2] == ["experiment", "seed's claim"])
+    assert len(seeds) == len(results["seeds"]["rows"])
+    for row, want in zip(seeds, results["seeds"]["rows"], strict=True):
+        assert row[0] == want["experiment"]
+        for index, key in enumerate(("claim", "scratch", "torch", "keras"), start=1):
+            assert as_number(row[index]) == pytest.approx(want[key], abs=5e-5)
+        assert as_number(row[5]) == pytest.approx(want["spread_pp"], abs=5e-3)
+
+
+def test_from_json_rerenders_the_same_report(report, tmp_path):
+    assert main(["report", "--from-json", str(report / "results.json"), "--out", str(tmp_path)]) == 0
+    for name in ("report.html", "report.md", "results.json"):
+        assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
+    pngs = sorted(p.name for p in report.glob("*.png"))
+    assert pngs and sorted(p.name for p in tmp_path.glob("*.png")) == pngs
+    for name in pngs:
+        assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), f"{name} is deterministic"
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_explain_rows_become_a_table(results):
+    from reports.render_html import render_html
+    from reports.render_markdown import render_markdown
+
+    with_explain = dict(results, explain=[
+        {"quantity": "dZ2", "scratch": "dZ = dA * (Z > 0)", "torch": "ReluBackward0", "max diff": 0.0},
+        {"quantity": "dW2", "scratch": "dW = dZ.T @ A_prev", "tf": "MatMul", "max diff": 1.5e-16},
+    ])
+    validate(with_explain)
+    html_text = render_html(with_explain, {})
+    assert 'id="explain"' in html_text and "ReluBackward0" in html_text
+    assert "dZ = dA * (Z &gt; 0)" in html_text, "cells are escaped"
+    _, header, rows = md_tables(render_markdown(with_explain, {}))[-1]
+    assert header == ["quantity", "scratch", "torch", "max diff", "tf"]
+    assert rows[1] == ["dW2", "dW = dZ.T @ A_prev", "", "1.5e-16", "MatMul"]
+
+
+def test_bad_input_is_one_clear_error(tmp_path, capsys):
+    bad = tmp_path / "results.json"
+    bad.write_text('{"format": "backprop-parity-report/1"}')
+    assert main(["report", "--from-json", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "error: results.json: (top level): missing key 'mode'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "nothing is written on error"
+    assert main(["report", "--quick", "--full"]) == 2

@@ -1,0 +1,175 @@
+"""``backprop-parity report``: run the comparison scenarios across every installed backend and
+write the report folder:
+
+    results.json     the raw results (schema: ``reports.schema``); the report is a pure function of it
+    report.html      self-contained HTML (the PNGs beside it, linked relatively)
+    report.md        the Markdown summary
+    *.png            the plots (``reports.plots``)
+
+``--quick`` runs a tiny scenario set (seconds; used by the tests), the default a few minutes on
+2 cores with the seeds' MNIST runs on a fixed training subset (labelled REDUCED), ``--full`` the
+seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples cost 1-2 s per
+step in each backend). ``--from-json FILE`` re-renders a saved results file
+without running anything. Everything is rendered in memory first and each file is written to a
+temporary name and renamed, so an error never leaves a half-written report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FILES = {"json": "results.json", "html": "report.html", "markdown": "report.md"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", default="report", help="output folder (default: ./report)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a tiny scenario set, well under a minute")
+    size.add_argument("--full", action="store_true",
+                      help="the seeds' real settings (60,000 samples, 800 full-batch steps): an hour or more")
+    size.add_argument("--from-json", metavar="FILE", help="re-render a saved results.json; runs nothing")
+    parser.add_argument("--data-dir", metavar="PATH",
+                        help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="BLAS/OpenMP and torch threads while the scenarios run (default 1; 0 = each "
+                             "library's own default). Small-batch steps are dominated by thread hand-offs: "
+                             "on a busy 2-core machine two threads per library made steps 10-50x slower")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        from scratch.errors import DataError
+
+        raise DataError(f"--out {out}: exists and is not a directory")
+    if args.from_json:
+        results = load_results(args.from_json)
+    else:
+        results = run_scenarios(args)
+    written = write_report(results, out)
+    print(f"report written to {out}/: " + ", ".join(path.name for path in written))
+    print(f"open {out / FILES['html']} (plots beside it); summary in {out / FILES['markdown']}")
+    print(f"total wall time {time.perf_counter() - started:.1f} s"
+          + ("" if args.from_json else f" (scenarios {results['wall_time_s']:.1f} s)"))
+    return 0
+
+
+def run_scenarios(args: argparse.Namespace) -> dict:
+    from reference.hygiene import configure_frameworks
+
+    hygiene = configure_frameworks()
+
+    from reports.scenario_common import Context
+    from reports.scenarios import PROFILES, run_all
+
+    if args.threads < 0:
+        from scratch.errors import DataError
+
+        raise DataError(f"--threads must be >= 0 (0 = library defaults), got {args.threads}")
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    ctx = Context(data_dir=args.data_dir, progress=_isatty(sys.stderr))
+    for name, why in ctx.skipped.items():
+        print(f"backend {name}: skipped, {why}", file=sys.stderr)
+    command = " ".join(["backprop-parity", "report", *(["--" + mode] if mode != "default" else []),
+                        f"--threads {args.threads}"])
+    with limit_threads(args.threads):
+        return run_all(PROFILES[mode], ctx, hygiene, command=command)
+
+
+@contextlib.contextmanager
+def limit_threads(threads: int):
+    """At most ``threads`` threads in every BLAS/OpenMP library loaded (threadpoolctl) and in
+    torch's intra-op pool, restored afterwards; 0 changes nothing. TensorFlow's pools cannot be
+    resized once it has started, so they keep their size (the environment section records it)."""
+    if threads == 0:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        if importlib.util.find_spec("threadpoolctl") is not None:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=threads))
+        if "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            previous = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            stack.callback(torch.set_num_threads, previous)
+        yield
+
+
+def load_results(path) -> dict:
+    """A saved results.json, checked against the schema."""
+    import json
+
+    from reports.schema import validate
+    from scratch.errors import DataError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: malformed JSON ({error})") from None
+    validate(results)
+    return results
+
+
+def render(results: dict) -> dict[str, bytes]:
+    """Every file of the report, name → bytes (PNGs only where matplotlib is installed)."""
+    import json
+
+    from reports.render_html import render_html
+    from reports.render_markdown import render_markdown
+
+    files: dict[str, bytes] = {}
+    images: dict[str, str] = {}
+    if importlib.util.find_spec("matplotlib") is not None:
+        from reports.plots import plot_names, render_plots
+
+        files.update(render_plots(results))
+        images = plot_names(results)
+    else:
+        print("matplotlib is not installed: the report has no plots", file=sys.stderr)
+    files[FILES["json"]] = (json.dumps(results, indent=1, sort_keys=False, allow_nan=False) + "\n").encode()
+    files[FILES["markdown"]] = render_markdown(results, images).encode()
+    files[FILES["html"]] = render_html(results, images).encode()
+    return files
+
+
+def write_report(results: dict, out: Path) -> list[Path]:
+    """Render everything, then write each file atomically (plots first, the HTML last)."""
+    files = render(results)
+    out.mkdir(parents=True, exist_ok=True)
+    return [_write_atomically(out / name, payload) for name, payload in files.items()]
+
+
+def _write_atomically(path: Path, payload: bytes) -> Path:
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

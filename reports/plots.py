@@ -1,0 +1,166 @@
+"""The report's plots: PNG bytes from the results dict (matplotlib, Agg canvas, no pyplot state).
+
+File names are fixed by what the results contain (:func:`plot_names`), so rendering the same
+results twice gives the same files:
+
+=========================== ================================================================
+``parity_errors.png``       max rel error per quantity and backend pair, float64 and float32
+``curves_<optimizer>.png``  the loss of every step, every backend and convention overlaid
+``divergence.png``          |Δloss| and ‖Δθ‖/‖θ‖ per step between backends, log scale
+``conventions.png``         ‖Δθ‖/‖θ‖ and |Δloss| per step, torch- vs Keras-convention optimizers
+=========================== ================================================================
+
+Log-scale plots cannot show an exact 0 (two backends agreeing to the last bit); such points are
+drawn at :data:`FLOOR` and the axis says so.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+FLOOR = 1e-18
+UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+BACKEND_STYLE = {"scratch": dict(linestyle="-", linewidth=3.0, alpha=0.45),
+                 "torch": dict(linestyle="--", linewidth=1.4),
+                 "keras": dict(linestyle=":", linewidth=1.8)}
+DTYPE_COLOR = {"float64": "tab:blue", "float32": "tab:orange"}
+PAIR_STYLE = {"torch vs scratch": "-", "keras vs scratch": "--", "keras vs torch": ":"}
+PAIR_MARKER = {"torch vs scratch": "o", "keras vs scratch": "x", "keras vs torch": "+"}
+
+
+def plot_names(results: dict) -> dict[str, str]:
+    """plot key → file name, for every plot the results have data for (in report order)."""
+    names = {}
+    if results["parity"]["rows"]:
+        names["parity_errors"] = "parity_errors.png"
+    for optimizer in dict.fromkeys(run["optimizer"] for run in results["curves"]["runs"]):
+        names[f"curves_{optimizer}"] = f"curves_{optimizer}.png"
+    if results["divergence"]["series"]:
+        names["divergence"] = "divergence.png"
+    if results["conventions"]["series"]:
+        names["conventions"] = "conventions.png"
+    return names
+
+
+def render_plots(results: dict) -> dict[str, bytes]:
+    """file name → PNG bytes for every plot of :func:`plot_names`."""
+    out = {}
+    for key, filename in plot_names(results).items():
+        if key.startswith("curves_"):
+            figure = _curves(results["curves"], key.removeprefix("curves_"))
+        else:
+            draw, section = _PLOTTERS[key]
+            figure = draw(results[section])
+        out[filename] = _png(figure)
+    return out
+
+
+def _figure(width: float, height: float, columns: int = 1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
+    return figure, axes
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _floored(values) -> np.ndarray:
+    """Series values for a log axis: None (non-finite) → NaN (a gap), 0 → FLOOR."""
+    array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.where(array > FLOOR, array, np.where(np.isnan(array), np.nan, FLOOR))
+
+
+def _parity(parity: dict):
+    dtypes = list(dict.fromkeys(row["dtype"] for row in parity["rows"]))
+    figure, axes = _figure(12, 4.5, columns=len(dtypes))
+    for ax, dtype in zip(axes, dtypes, strict=True):
+        rows = [row for row in parity["rows"] if row["dtype"] == dtype]
+        quantities = list(dict.fromkeys(row["quantity"] for row in rows))
+        pairs = list(dict.fromkeys(row["pair"] for row in rows))
+        width = 0.8 / max(len(pairs), 1)
+        for index, pair in enumerate(pairs):
+            errors = {row["quantity"]: row["rel_error"] for row in rows if row["pair"] == pair}
+            heights = _floored([errors.get(q) for q in quantities])
+            ax.bar(np.arange(len(quantities)) + (index - (len(pairs) - 1) / 2) * width, heights, width,
+                   label=pair)
+        for kind, style in (("forward", "-"), ("gradient", "--")):
+            bounds = {row["tolerance"] for row in rows if row["kind"] == kind}
+            for bound in bounds:
+                ax.axhline(bound, color="tab:red", linestyle=style, linewidth=1,
+                           label=f"tolerance ({kind}) {bound:.0e}")
+        ax.set_yscale("log")
+        ax.set_xticks(np.arange(len(quantities)), quantities, rotation=90, fontsize=8)
+        ax.set_title(f"{dtype}: max rel error per quantity")
+        ax.set_ylabel(f"max|a − d| / max|d|  (0 drawn at {FLOOR:.0e})")
+        ax.legend(fontsize=7)
+    return figure
+
+
+def _curves(curves: dict, optimizer: str):
+    figure, (ax,) = _figure(8, 4.5)
+    for run in curves["runs"]:
+        if run["optimizer"] != optimizer:
+            continue
+        label = f"{run['backend']} ({run['convention']} convention)" if optimizer != "sgd" else run["backend"]
+        color = "tab:blue" if run["convention"] == "torch" else "tab:green"
+        if optimizer == "sgd":
+            color = {"scratch": "tab:gray", "torch": "tab:red", "keras": "tab:purple"}[run["backend"]]
+        steps = np.arange(1, len(run["loss"]) + 1)
+        loss = np.array([np.nan if v is None else v for v in run["loss"]], dtype=np.float64)
+        ax.plot(steps, loss, color=color, label=label, **BACKEND_STYLE.get(run["backend"], {}))
+    ax.set_xlabel("step")
+    ax.set_ylabel("batch loss (before the step's update)")
+    ax.set_title(f"{optimizer}: loss per step, every backend overlaid ({curves['data']})", fontsize=9)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def _divergence(divergence: dict):
+    figure, axes = _figure(12, 4.5, columns=2)
+    for ax, key, title in zip(axes, ("loss_abs_diff", "param_rel_diff"),
+                              ("|Δloss| per step", "‖Δθ‖ / ‖θ‖ after each step"), strict=True):
+        for series in divergence["series"]:
+            values = _floored(series[key])
+            # per-step loss differences jump between 0 and a few ulps: points, not a line
+            style = (dict(linestyle="none", marker=PAIR_MARKER.get(series["pair"], "."), markersize=3)
+                     if key == "loss_abs_diff" else
+                     dict(linestyle=PAIR_STYLE.get(series["pair"], "-"), linewidth=1.2))
+            ax.plot(np.arange(1, len(values) + 1), values, color=DTYPE_COLOR.get(series["dtype"]),
+                    label=f"{series['pair']}, {series['dtype']}", **style)
+        for dtype, roundoff in UNIT_ROUNDOFF.items():
+            ax.axhline(roundoff, color=DTYPE_COLOR[dtype], linewidth=0.8, alpha=0.5)
+            ax.annotate(f"{dtype} unit roundoff", (1, roundoff), fontsize=7, color=DTYPE_COLOR[dtype],
+                        va="bottom")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"{title}  (0 drawn at {FLOOR:.0e})", fontsize=10)
+        ax.legend(fontsize=7)
+    return figure
+
+
+def _conventions(conventions: dict):
+    figure, axes = _figure(12, 4.5, columns=2)
+    for ax, key, title in zip(axes, ("param_rel_diff", "loss_abs_diff"),
+                              ("‖θ_torch − θ_keras‖ / ‖θ_keras‖", "|loss_torch − loss_keras|"), strict=True):
+        for series in conventions["series"]:
+            values = _floored(series[key])
+            ax.plot(np.arange(1, len(values) + 1), values, linewidth=1.2, label=series["comparison"])
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"torch vs Keras convention: {title}  (0 drawn at {FLOOR:.0e})", fontsize=10)
+        ax.legend(fontsize=7)
+    return figure
+
+
+# plot key → (drawing function, results section it reads)
+_PLOTTERS = {"parity_errors": (_parity, "parity"), "divergence": (_divergence, "divergence"),
+             "conventions": (_conventions, "conventions")}

@@ -1,0 +1,89 @@
+"""The HTML report: one self-contained file (inline CSS, no scripts, no external resources) with
+the plots as PNG files beside it, referenced by relative paths, so the folder opens from disk.
+
+Every piece of text from the results is escaped with :func:`html.escape`; text between
+backticks in a paragraph becomes ``<code>``.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from reports.report_model import Image, Pre, Section, Table, sections
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+caption { caption-side: top; text-align: left; font-weight: bold; padding: 0.3em 0; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+img { max-width: 100%; display: block; margin: 0.8em 0; }
+nav ul { columns: 2; }
+""".strip()
+
+
+def render_html(results: dict, images: dict[str, str]) -> str:
+    """The report as an HTML document; ``images``: plot key → file name beside the HTML."""
+    parts = sections(results, images)
+    body = ["<h1>backprop-parity report</h1>", _nav(parts)]
+    body += [_section(section) for section in parts]
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>backprop-parity report ({escape(results['mode'])})</title>",
+        f"<style>\n{STYLE}\n</style>",
+        "</head>",
+        "<body>",
+        *body,
+        "</body>",
+        "</html>",
+        "",
+    ])
+
+
+def _nav(parts: list[Section]) -> str:
+    items = "".join(f'<li><a href="#{escape(s.id)}">{escape(s.title)}</a></li>' for s in parts)
+    return f"<nav><ul>{items}</ul></nav>"
+
+
+def _section(section: Section) -> str:
+    out = [f'<section id="{escape(section.id)}">', f"<h2>{escape(section.title)}</h2>"]
+    for block in section.blocks:
+        out.append(_block(block))
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _block(block) -> str:
+    if isinstance(block, Table):
+        return _table(block)
+    if isinstance(block, Image):
+        return f'<img src="{escape(block.file)}" alt="{escape(block.alt)}">'
+    if isinstance(block, Pre):
+        return f"<pre>{escape(block.text)}</pre>"
+    return f"<p>{_inline(block)}</p>"
+
+
+def _inline(text: str) -> str:
+    """Escape ``text``; `backticked` spans become <code>."""
+    pieces = text.split("`")
+    if len(pieces) % 2 == 0:                  # an unmatched backtick: keep it literally
+        return escape(text)
+    return "".join(f"<code>{escape(p)}</code>" if i % 2 else escape(p) for i, p in enumerate(pieces))
+
+
+def _table(table: Table) -> str:
+    table_id = f' id="table-{escape(table.id)}"' if table.id else ""
+    out = [f"<table{table_id}>"]
+    if table.caption:
+        out.append(f"<caption>{escape(table.caption)}</caption>")
+    out.append("<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in table.columns) + "</tr></thead>")
+    out.append("<tbody>")
+    for row in table.rows:
+        out.append("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>")
+    out.append("</tbody>")
+    out.append("</table>")
+    return "\n".join(out)

@@ -1,0 +1,42 @@
+"""The Markdown summary: GitHub-renderable pipe tables and image links to the PNGs beside it.
+
+Table cells escape ``|`` (as ``\\|``) and turn newlines into spaces, so a cell never breaks its
+row; preformatted text goes into fenced code blocks.
+"""
+
+from __future__ import annotations
+
+from reports.report_model import Image, Pre, Table, sections
+
+
+def render_markdown(results: dict, images: dict[str, str]) -> str:
+    """The report as Markdown; ``images``: plot key → file name beside the Markdown file."""
+    out = ["# backprop-parity report", ""]
+    for section in sections(results, images):
+        out += [f"## {section.title}", ""]
+        for block in section.blocks:
+            out += _block(block) + [""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _block(block) -> list[str]:
+    if isinstance(block, Table):
+        return _table(block)
+    if isinstance(block, Image):
+        return [f"![{_cell(block.alt)}]({block.file})"]
+    if isinstance(block, Pre):
+        fence = "````" if "```" in block.text else "```"
+        return [fence + "text", block.text, fence]
+    return [block]
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _table(table: Table) -> list[str]:
+    lines = [f"**{_cell(table.caption)}**", ""] if table.caption else []
+    lines.append("| " + " | ".join(_cell(c) for c in table.columns) + " |")
+    lines.append("|" + "|".join("---" for _ in table.columns) + "|")
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
+    return lines

@@ -1,0 +1,280 @@
+"""The report's content, independent of its format: sections of paragraphs, tables, images and
+preformatted text, built from the results dict by pure functions.
+
+Both renderers (``render_html``, ``render_markdown``) lay out the same :class:`Section` list, so
+every number appears formatted once, the same way, in both files. Number formats:
+
+* errors: 3 significant digits, ``1.23e-16``; an exact zero is ``0``;
+* tolerances: ``1e-13``;
+* accuracies: percent with 2 decimals, ``92.88 %``; spreads and differences in percentage
+  points (``pp``) with 2 decimals;
+* a value that was not finite (``null`` in the JSON): ``n/a``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    file: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class Pre:
+    text: str
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    blocks: list = field(default_factory=list)    # str (a paragraph) | Table | Image | Pre
+
+
+def fmt_err(value) -> str:
+    if value is None:
+        return "n/a"
+    return "0" if value == 0 else f"{value:.2e}"
+
+
+def fmt_tol(value) -> str:
+    return f"{value:.0e}"
+
+
+def fmt_pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def fmt_pp(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+# the hyperparameters each optimizer reads (the others keep their defaults, see OptimizerSpec)
+OPTIMIZER_FIELDS = {"sgd": ("learning_rate",), "momentum": ("learning_rate", "momentum"),
+                    "rmsprop": ("learning_rate", "rho", "epsilon", "momentum"),
+                    "adam": ("learning_rate", "beta1", "beta2", "epsilon")}
+
+
+def fmt_optimizer(optimizer: dict) -> str:
+    """``adam, torch convention: learning_rate=0.001, beta1=0.9, …`` from an OptimizerSpec dict."""
+    fields = OPTIMIZER_FIELDS.get(optimizer["name"], ())
+    return (f"{optimizer['name']}, {optimizer['convention']} convention: "
+            + ", ".join(f"{name}={optimizer[name]:g}" for name in fields))
+
+
+def fmt_cell(value) -> str:
+    """Any JSON scalar, for generic tables."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def sections(results: dict, images: dict[str, str]) -> list[Section]:
+    """Every section of the report, in order; ``images``: plot key → file name."""
+    out = [_overview(results), _parity(results, images), _curves(results, images),
+           _divergence(results, images), _seeds(results), _variants(results),
+           _conventions(results, images), _environment(results)]
+    if "explain" in results:
+        out.append(_explain(results["explain"]))
+    return out
+
+
+def _image(images, key, alt) -> list[Image]:
+    return [Image(images[key], alt)] if key in images else []
+
+
+def _overview(results: dict) -> Section:
+    backends = results["backends"]
+    blocks = [
+        f"Mode: {results['mode']}. Created {results['created_utc']}. "
+        f"Scenarios ran in {results['wall_time_s']:.1f} s.",
+        f"Command: {results['command'] or '(not recorded)'}",
+        "Backends: " + (", ".join(backends["used"]) or "none"),
+    ]
+    blocks += [f"Skipped backend {name}: {why}" for name, why in backends["skipped"].items()]
+    if results["mode"] != "full":
+        blocks.append("This is not the seeds' full setting: the seeds' MNIST experiments ran on a fixed "
+                      "subset of the training set (marked REDUCED below). `backprop-parity report --full` "
+                      "runs the seeds' settings.")
+    blocks.append(Table(["scenario", "wall time (s)"],
+                        [[name, f"{seconds:.1f}"] for name, seconds in results["timings_s"].items()],
+                        id="timings"))
+    return Section("overview", "Overview", blocks)
+
+
+def _parity(results: dict, images) -> Section:
+    parity = results["parity"]
+    blocks = [f"One batch ({parity['data']}) through every backend from the same parameters; each "
+              "quantity compared per backend pair (actual vs desired, the desired one being the "
+              "reference): max abs error max|a − d| and max rel error max|a − d| / max|d|, against "
+              "the tolerance table."]
+    for dtype in ("float64", "float32"):
+        rows = [row for row in parity["rows"] if row["dtype"] == dtype]
+        if not rows:
+            continue
+        pairs = list(dict.fromkeys(row["pair"] for row in rows))
+        by_key = {(row["quantity"], row["pair"]): row for row in rows}
+        columns = ["quantity", "layer"]
+        for pair in pairs:
+            columns += [f"{pair} max abs", f"{pair} max rel"]
+        columns += ["tolerance (rel)", "status"]
+        table_rows = []
+        for quantity in dict.fromkeys(row["quantity"] for row in rows):
+            cells = [by_key.get((quantity, pair)) for pair in pairs]
+            present = [c for c in cells if c is not None]
+            line = [quantity, "" if present[0]["layer"] is None else str(present[0]["layer"])]
+            for cell in cells:
+                line += ["", ""] if cell is None else [fmt_err(cell["abs_error"]), fmt_err(cell["rel_error"])]
+            failed = [c["pair"] for c in present if not c["ok"]]
+            line += [fmt_tol(present[0]["tolerance"]), "ok" if not failed else "FAIL: " + ", ".join(failed)]
+            table_rows.append(line)
+        blocks.append(Table(columns, table_rows, caption=f"{dtype}", id=f"parity-{dtype}"))
+    blocks += _image(images, "parity_errors", "max relative error per quantity and backend pair")
+    return Section("parity", "1. Forward and gradient parity", blocks)
+
+
+def _curves(results: dict, images) -> Section:
+    curves = results["curves"]
+    spec = curves["spec"]
+    blocks = [f"{spec['layer_sizes']} {spec['init']} init, {spec['dtype']}, batch {spec['batch_size']}, "
+              f"{curves['steps']} steps on {curves['data']}; every backend runs the same plan (batches in "
+              "the same order) from the same parameters. A framework runs its own convention only; plain "
+              "SGD is the same update in both, so all three run it."]
+    blocks.append(Table(["optimizer", "hyperparameters"],
+                        [[config, fmt_optimizer(opt)] for config, opt in curves["optimizers"].items()],
+                        id="curve-optimizers"))
+    blocks.append(Table(
+        ["optimizer", "pair", "curve max rel err", "parameters max rel err", "tolerance", "status"],
+        [[c["config"], c["pair"], fmt_err(c["curve_rel_error"]), fmt_err(c["parameters_rel_error"]),
+          fmt_tol(c["curve_tolerance"]), "ok" if c["ok"] else "FAIL"] for c in curves["checks"]],
+        id="curve-checks"))
+    for key in images:
+        if key.startswith("curves_"):
+            blocks += _image(images, key, f"loss curves, {key.removeprefix('curves_')}")
+    return Section("curves", "2. Training curves", blocks)
+
+
+def _divergence(results: dict, images) -> Section:
+    divergence = results["divergence"]
+    spec = divergence["spec"]
+    blocks = [f"Plain SGD (lr {spec['optimizer']['learning_rate']}), batch {spec['batch_size']}, "
+              f"{divergence['steps']} steps on {divergence['data']}, each pair of backends from the same "
+              "start. After each step: |Δloss| (that step's batch loss) and ‖Δθ‖/‖θ‖ (all parameters). "
+              "Each step starts from the previous step's parameters, so rounding differences accumulate: "
+              "in float64 they stay at the rounding floor (within a few units of 2^-53 ≈ 1.1e-16), in "
+              "float32 they are about 10^8 times larger and grow past 2^-24 ≈ 6e-8 as training goes on."]
+    rows = []
+    for s in divergence["summary"]:
+        loss, param = s["loss_abs_diff"], s["param_rel_diff"]
+        rows.append([s["pair"], s["dtype"], fmt_err(param["first"]), fmt_err(param["last"]),
+                     fmt_err(param["max"]), fmt_err(loss["first"]), fmt_err(loss["last"]),
+                     fmt_err(loss["max"])])
+    blocks.append(Table(["pair", "dtype", "‖Δθ‖/‖θ‖ step 1", "‖Δθ‖/‖θ‖ last", "‖Δθ‖/‖θ‖ max",
+                         "|Δloss| step 1", "|Δloss| last", "|Δloss| max"], rows, id="divergence"))
+    blocks += _image(images, "divergence", "divergence between backends per step, float32 vs float64")
+    return Section("divergence", "2b. Divergence over training: float32 vs float64", blocks)
+
+
+def _seeds(results: dict) -> Section:
+    seeds = results["seeds"]
+    blocks = []
+    if not seeds["full_setting"]:
+        blocks.append("REDUCED setting: rows marked REDUCED trained on a fixed subset of the training set "
+                      "(the first n samples) and are NOT the seeds' setting, so their accuracies are not "
+                      "comparable with the seeds' claims. Run `backprop-parity report --full` for those.")
+    blocks.append("Test accuracy of each backend, from its own forward pass, after training from the "
+                  "same initial parameters. Spread: max − min over the backends, in percentage points.")
+    blocks.append(Table(
+        ["experiment", "seed's claim", "scratch", "torch", "keras", "spread (pp)", "this run's setting",
+         "seed's setting"],
+        [[r["experiment"], fmt_pct(r["claim"]), fmt_pct(r["scratch"]), fmt_pct(r["torch"]),
+          fmt_pct(r["keras"]), fmt_pp(r["spread_pp"]), r["setting"], r["seed_setting"]]
+         for r in seeds["rows"]],
+        id="seeds"))
+    blocks.append(Table(
+        ["experiment", "backend", "steps", "train samples", "final batch loss", "train accuracy",
+         "test accuracy", "training time (s)"],
+        [[r["experiment"], r["backend"], str(r["steps"]), str(r["train_samples"]),
+          "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}", fmt_pct(r["train_accuracy"]),
+          fmt_pct(r["test_accuracy"]), f"{r['train_wall_time_s']:.1f}"] for r in seeds["runs"]],
+        caption="every run", id="seed-runs"))
+    return Section("seeds", "3. The seeds' headline results in every backend", blocks)
+
+
+def _variants(results: dict) -> Section:
+    variants = results["variants"]
+    blocks = ["The seeds' bugs, kept as named variants of the NumPy engine (`scratch.variants`, never "
+              "the default), run through the parity suite: it must flag each and say where."]
+    blocks.append(Table(["variant", "what it changes"], [[k, v] for k, v in variants["variants"].items()],
+                        id="variant-list"))
+    blocks.append(Table(
+        ["variant", "check", "reference", "detected", "located"],
+        [[r["variant"], r["check"], r["reference"], "yes" if r["detected"] else "NO", r["located"]]
+         for r in variants["rows"]], id="variants"))
+    for r in variants["rows"]:
+        blocks.append(f"{r['variant']} vs {r['reference']}, {r['check']}:")
+        blocks.append(Pre(r["message"]))
+    return Section("variants", "4. Seed-faithful variants, caught by the parity check", blocks)
+
+
+def _conventions(results: dict, images) -> Section:
+    conventions = results["conventions"]
+    blocks = [f"The NumPy engine with torch- and Keras-convention optimizers from the same start on "
+              f"{conventions['data']}, {conventions['steps']} steps of batch "
+              f"{conventions['spec']['batch_size']}. "
+              "'same hyperparameters' isolates the update formula; 'framework defaults' is what each "
+              "framework gives with no arguments."]
+    blocks.append(Table(
+        ["comparison", "step", "‖θ_torch − θ_keras‖/‖θ_keras‖", "|loss_torch − loss_keras|"],
+        [[r["comparison"], str(a["step"]), fmt_err(a["param_rel_diff"]), fmt_err(a["loss_abs_diff"])]
+         for r in conventions["rows"] for a in r["at_step"]], id="conventions-steps"))
+    blocks.append(Table(
+        ["comparison", "torch convention", "keras convention", "test acc. torch conv.",
+         "test acc. keras conv.",
+         "difference (pp)"],
+        [[r["comparison"], r["torch_optimizer"], r["keras_optimizer"], fmt_pct(r["torch_test_accuracy"]),
+          fmt_pct(r["keras_test_accuracy"]), fmt_pp(r["accuracy_diff_pp"])] for r in conventions["rows"]],
+        id="conventions-accuracy"))
+    blocks += _image(images, "conventions", "torch vs Keras convention, per step")
+    return Section("conventions", "5. Convention differences: torch vs Keras optimizers", blocks)
+
+
+def _environment(results: dict) -> Section:
+    env = results["environment"]
+    blocks = [f"{env['platform']} ({env['machine']}), {env['python_implementation']} at {env['executable']}"]
+    blocks.append(Table(["package", "version"], [[k, v] for k, v in env["versions"].items()], id="versions"))
+    blocks.append(Table(["setting", "threads"], [[k, str(v)] for k, v in env["threads"].items()],
+                        caption="thread counts (TensorFlow: 0 = its default, the number of cores)",
+                        id="threads"))
+    if env["blas"]:
+        keys = list(dict.fromkeys(k for pool in env["blas"] for k in pool))
+        blocks.append(Table(keys, [[fmt_cell(pool.get(k)) for k in keys] for pool in env["blas"]],
+                            caption="BLAS and OpenMP libraries loaded (threadpoolctl)", id="blas"))
+    blocks.append(Table(["flag", "value"], [[k, v] for k, v in env["hygiene"].items()],
+                        caption="numerical hygiene (reference.hygiene)", id="hygiene"))
+    blocks.append(Table(["variable", "value"],
+                        [[k, "(unset)" if v is None else v] for k, v in env["env"].items()],
+                        caption="environment variables", id="env"))
+    return Section("environment", "6. Environment", blocks)
+
+
+def _explain(rows: list[dict]) -> Section:
+    """Any list of flat rows, as one table (columns in order of first appearance)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return Section("explain", "The backprop study (explain)",
+                   [Table(columns, [[fmt_cell(row.get(c)) for c in columns] for row in rows], id="explain")])

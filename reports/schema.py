@@ -1,0 +1,187 @@
+"""The schema of ``results.json``, the one file the report is rendered from.
+
+Every number is a JSON number or ``null`` where the value was not finite (JSON has no NaN).
+Errors are relative (max|a − d| / max|d|) unless named ``abs``; accuracies are fractions in
+[0, 1]; ``*_pp`` are percentage points. ``explain`` is optional (filled by the ``explain``
+study): a list of table rows, each a flat object, rendered generically as one table.
+
+:data:`SCHEMA` describes the whole file with a few node types (:class:`Obj`, :class:`ListOf`,
+:class:`MapOf`, :class:`Scalar`); :func:`validate` walks a loaded dict against it and raises
+:class:`scratch.errors.DataError` naming the first offending path, e.g.
+``results.json: parity.rows[3].rel_error: expected a number or null, got 'x'``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scratch.errors import DataError
+
+FORMAT = "backprop-parity-report/1"
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A JSON scalar of one of ``kinds`` (number, integer, string, boolean, null)."""
+
+    kinds: tuple[str, ...]
+    choices: tuple | None = None
+
+    def check(self, value, path: str) -> None:
+        if not any(_is(kind, value) for kind in self.kinds):
+            raise _error(path, f"expected {' or '.join(_NAMES[k] for k in self.kinds)}, got {value!r:.60}")
+        if self.choices is not None and value not in self.choices:
+            raise _error(path, f"expected one of {', '.join(map(repr, self.choices))}, got {value!r:.60}")
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: object
+    min_length: int = 0
+
+    def check(self, value, path: str) -> None:
+        if not isinstance(value, list):
+            raise _error(path, f"expected a list, got {type(value).__name__}")
+        if len(value) < self.min_length:
+            raise _error(path, f"expected at least {self.min_length} item(s), got {len(value)}")
+        for index, item in enumerate(value):
+            self.item.check(item, f"{path}[{index}]")
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """An object with any string keys, every value of one type."""
+
+    value: object
+
+    def check(self, value, path: str) -> None:
+        if not isinstance(value, dict):
+            raise _error(path, f"expected an object, got {type(value).__name__}")
+        for key, item in value.items():
+            self.value.check(item, f"{path}.{key}")
+
+
+@dataclass(frozen=True)
+class Obj:
+    """An object with ``required`` and ``optional`` keys; others are errors unless ``open``."""
+
+    required: dict
+    optional: dict = field(default_factory=dict)
+    open: bool = False
+
+    def check(self, value, path: str) -> None:
+        if not isinstance(value, dict):
+            raise _error(path, f"expected an object, got {type(value).__name__}")
+        for key, node in self.required.items():
+            if key not in value:
+                raise _error(path, f"missing key {key!r}")
+            node.check(value[key], f"{path}.{key}" if path else key)
+        for key, node in self.optional.items():
+            if key in value:
+                node.check(value[key], f"{path}.{key}" if path else key)
+        if not self.open:
+            unknown = sorted(set(value) - set(self.required) - set(self.optional))
+            if unknown:
+                raise _error(path, f"unknown key {unknown[0]!r}")
+
+
+def _is(kind: str, value) -> bool:
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "null":
+        return value is None
+    return isinstance(value, {"string": str, "boolean": bool}[kind])
+
+
+_NAMES = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true/false",
+          "null": "null"}
+
+
+def _error(path: str, message: str) -> DataError:
+    return DataError(f"results.json: {path or '(top level)'}: {message}")
+
+
+NUM = Scalar(("number",))
+NUM_OR_NULL = Scalar(("number", "null"))
+INT = Scalar(("integer",))
+INT_OR_NULL = Scalar(("integer", "null"))
+STR = Scalar(("string",))
+STR_OR_NULL = Scalar(("string", "null"))
+BOOL = Scalar(("boolean",))
+ANY_SCALAR = Scalar(("number", "string", "boolean", "null"))
+SPEC = Obj({}, open=True)                 # a ModelSpec.to_dict(); checked by ModelSpec itself
+SERIES = ListOf(NUM_OR_NULL)
+BACKEND_ACC = {"scratch": NUM_OR_NULL, "torch": NUM_OR_NULL, "keras": NUM_OR_NULL}
+
+SCHEMA = Obj(
+    required={
+        "format": Scalar(("string",), choices=(FORMAT,)),
+        "mode": Scalar(("string",), choices=("quick", "default", "full")),
+        "created_utc": STR,
+        "command": STR,
+        "wall_time_s": NUM,
+        "timings_s": MapOf(NUM),
+        "settings": MapOf(Obj({}, open=True)),
+        "backends": Obj({"used": ListOf(STR), "skipped": MapOf(STR)}),
+        "parity": Obj({
+            "data": STR, "specs": MapOf(SPEC), "pairs": ListOf(STR),
+            "rows": ListOf(Obj({
+                "dtype": Scalar(("string",), choices=("float64", "float32")), "pair": STR,
+                "quantity": STR, "layer": INT_OR_NULL, "kind": STR, "abs_error": NUM_OR_NULL,
+                "rel_error": NUM_OR_NULL, "tolerance": NUM, "ok": BOOL})),
+        }),
+        "curves": Obj({
+            "data": STR, "spec": SPEC, "optimizers": MapOf(Obj({}, open=True)), "steps": INT,
+            "runs": ListOf(Obj({"config": STR, "optimizer": STR, "convention": STR, "backend": STR,
+                                "loss": SERIES})),
+            "checks": ListOf(Obj({"config": STR, "pair": STR, "curve_rel_error": NUM_OR_NULL,
+                                  "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL,
+                                  "parameters_tolerance": NUM, "ok": BOOL})),
+        }),
+        "divergence": Obj({
+            "data": STR, "spec": SPEC, "steps": INT,
+            "series": ListOf(Obj({"pair": STR, "dtype": STR, "loss_abs_diff": SERIES,
+                                  "param_rel_diff": SERIES})),
+            "summary": ListOf(Obj({
+                "pair": STR, "dtype": STR,
+                "loss_abs_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL}),
+                "param_rel_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL})})),
+        }),
+        "seeds": Obj({
+            "full_setting": BOOL,
+            "rows": ListOf(Obj({"experiment": STR, "claim": NUM, "seed_setting": STR, "setting": STR,
+                                "reduced": BOOL, **BACKEND_ACC, "spread_pp": NUM_OR_NULL})),
+            "runs": ListOf(Obj({"experiment": STR, "backend": STR, "spec": SPEC, "steps": INT,
+                                "train_samples": INT, "train_wall_time_s": NUM, "final_loss": NUM_OR_NULL,
+                                "train_accuracy": NUM, "test_accuracy": NUM})),
+        }),
+        "variants": Obj({
+            "variants": MapOf(STR),
+            "rows": ListOf(Obj({"variant": STR, "description": STR, "check": STR, "reference": STR,
+                                "detected": BOOL, "located": STR, "message": STR,
+                                "curve_rel_error": NUM_OR_NULL})),
+        }),
+        "conventions": Obj({
+            "data": STR, "spec": SPEC, "steps": INT,
+            "rows": ListOf(Obj({
+                "comparison": STR, "torch_optimizer": STR, "keras_optimizer": STR,
+                "at_step": ListOf(Obj({"step": INT, "param_rel_diff": NUM_OR_NULL,
+                                       "loss_abs_diff": NUM_OR_NULL})),
+                "torch_test_accuracy": NUM, "keras_test_accuracy": NUM, "accuracy_diff_pp": NUM_OR_NULL})),
+            "series": ListOf(Obj({"comparison": STR, "param_rel_diff": SERIES, "loss_abs_diff": SERIES})),
+        }),
+        "environment": Obj({
+            "platform": STR, "machine": STR, "python_implementation": STR, "executable": STR,
+            "versions": MapOf(STR), "threads": MapOf(INT),
+            "blas": ListOf(MapOf(ANY_SCALAR)), "hygiene": MapOf(STR), "env": MapOf(STR_OR_NULL),
+        }),
+    },
+    optional={"explain": ListOf(MapOf(ANY_SCALAR))},
+)
+
+
+def validate(results) -> None:
+    """Raise :class:`DataError` unless ``results`` follows :data:`SCHEMA`."""
+    SCHEMA.check(results, "")
