@@ -164,7 +164,12 @@ def run(args: argparse.Namespace) -> int:
         _guard_os(args.save, lambda: save_model(model, args.save))
         lines.append(f"weights     {args.save}")
     if args.json is not None:
-        _guard_os(args.json, lambda: write_json(args.json, spec, data, result))
+        try:
+            _guard_os(args.json, lambda: write_json(args.json, spec, data, result))
+        except BaseException:
+            if args.save is not None:                  # all outputs or none: drop the weight file
+                Path(args.save).unlink(missing_ok=True)
+            raise
         lines.append(f"history     {args.json}")
     print("\n".join(lines))
     return 0

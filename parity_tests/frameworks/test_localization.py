@@ -38,6 +38,7 @@ class WrongLayer2Backward(ScratchBackend):
         return out
 
 
+@pytest.mark.deliberate_mismatch
 def test_failure_names_first_wrong_layer_quantity_and_repro():
     spec = ModelSpec((6, 5, 4, 3), hidden_activation="tanh")
     case = make_case(spec, 8, 0)
