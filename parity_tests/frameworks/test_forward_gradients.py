@@ -59,14 +59,26 @@ def test_seed_architectures(pair, dtype, variant, arch, global_seed, repro):
 
 @st.composite
 def random_specs(draw):
+    """Random depth 1–4, widths 1–9 (float64) or 2–9 (float32), any pairing, with or without dropout.
+
+    Why float32 hidden layers have ≥ 2 units: the 100-seed sweep found (seed 34) a (2, 5, 1, 2)
+    net fed one sample whose lone Z2 = A1·W2ᵀ + b2 cancels to ~1/250 of its terms. Every layer
+    agreed in isolation; float32 rounding of A1 (~1e-7), amplified 250× by the cancellation, gave
+    Z2 a normwise relative error of 7.9e-5 > 1e-5. That measures the cancellation, not the
+    backends, and a normwise bound cannot tell the two apart when the whole quantity is one
+    cancelled scalar; with ≥ 2 units (and ≥ 2 samples, see the test) the scale is set by more
+    than one sum. float64 keeps widths of 1: its bound leaves 1000× room above rounding.
+    """
     depth = draw(st.integers(1, 4))
+    dtype = draw(st.sampled_from(DTYPES))
+    narrowest = 1 if dtype == "float64" else 2
     output, loss = draw(st.sampled_from(OUTPUT_LOSS))
     n_out = draw(st.integers(2 if output == "softmax" else 1, 5))
-    sizes = (draw(st.integers(1, 9)), *[draw(st.integers(1, 9)) for _ in range(depth - 1)], n_out)
+    sizes = (draw(st.integers(1, 9)), *[draw(st.integers(narrowest, 9)) for _ in range(depth - 1)], n_out)
     return ModelSpec(sizes, hidden_activation=draw(st.sampled_from(HIDDEN_ACTIVATIONS)),
                      output_activation=output, loss=loss,
                      init=draw(st.sampled_from(["torch_default", "glorot_uniform", "lecun_normal"])),
-                     dtype=draw(st.sampled_from(DTYPES)),
+                     dtype=dtype,
                      dropout=draw(st.sampled_from([0.0, 0.5])) if depth > 1 else 0.0,
                      leaky_relu_slope=SLOPE, optimizer=OptimizerSpec(), seed=draw(st.integers(0, 2**16)))
 
@@ -75,4 +87,6 @@ def random_specs(draw):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=random_specs(), n_samples=st.integers(1, 12))
 def test_random_architectures(pair, spec, n_samples, repro):
+    if spec.dtype == "float32":
+        n_samples = max(n_samples, 2)                  # see random_specs
     _check(make_case(spec, n_samples, spec.seed), pair, repro)
