@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"default report: {results['report_wall_s']:.1f} s wall")
     if args.json:
         from pathlib import Path
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1))
         print(f"wrote {args.json}")
     return 0
