@@ -43,10 +43,16 @@ def configure_frameworks(threads: int | None = None) -> dict[str, str]:
 
         tf.config.experimental.enable_op_determinism()
         tf.config.experimental.enable_tensor_float_32_execution(False)
+        tf_threads = "default threads"
         if threads is not None:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+                tf_threads = f"intra-op threads={threads}"
+            except RuntimeError:                       # TF already started in this process
+                tf_threads = f"threads fixed at start ({tf.config.threading.get_intra_op_parallelism_threads()})"
         import keras
 
-        settings["tensorflow"] = f"{tf.__version__} (keras {keras.__version__}), op determinism, no TF32"
+        settings["tensorflow"] = (f"{tf.__version__} (keras {keras.__version__}), op determinism, no TF32, "
+                                  f"{tf_threads}")
     return settings
