@@ -50,7 +50,8 @@ def configure_frameworks(threads: int | None = None) -> dict[str, str]:
                 tf.config.threading.set_inter_op_parallelism_threads(1)
                 tf_threads = f"intra-op threads={threads}"
             except RuntimeError:                       # TF already started in this process
-                tf_threads = f"threads fixed at start ({tf.config.threading.get_intra_op_parallelism_threads()})"
+                fixed = tf.config.threading.get_intra_op_parallelism_threads()
+                tf_threads = f"threads fixed at start ({fixed})"
         import keras
 
         settings["tensorflow"] = (f"{tf.__version__} (keras {keras.__version__}), op determinism, no TF32, "
