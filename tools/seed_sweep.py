@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import re
@@ -84,9 +85,11 @@ def main(argv=None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seed-sweep-") as temp:
         where = ROOT if args.in_place else copy_project(Path(temp) / "project")
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+        git = functools.partial(subprocess.run, cwd=ROOT, capture_output=True, text=True)
         document = {"started": datetime.datetime.now().isoformat(timespec="seconds"),
-                    "commit": head.strip(), "snapshot": not args.in_place,
+                    "commit": git(["git", "rev-parse", "HEAD"]).stdout.strip(),
+                    "uncommitted": git(["git", "status", "--porcelain"]).stdout.splitlines(),
+                    "snapshot": not args.in_place,
                     "command": " ".join(pytest_command(0, args.tests)).replace("--seed 0", "--seed N")
                     .replace("--hypothesis-seed=0", "--hypothesis-seed=N"),
                     "results": []}

@@ -32,14 +32,17 @@ def test_weight_handoff_scratch_torch_keras_scratch_is_bit_exact(dtype, tmp_path
         assert returned.tobytes() == original.tobytes()
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,convention", [("scratch", "torch"), ("scratch", "keras"),
                                              ("torch", "torch"), ("keras", "keras")])
-def test_each_backend_is_bitwise_deterministic(name, convention, global_seed):
+def test_each_backend_is_bitwise_deterministic(name, convention, dtype, global_seed):
+    """Two runs from the same spec and seed (parameters, data and plan built afresh each time)."""
     spec = ModelSpec((10, 8, 6, 4), dropout=0.25, l2=2.0 ** -6, batch_size=8, epochs=2, seed=global_seed,
+                     dtype=dtype,
                      optimizer=OptimizerSpec.framework_default("adam", convention, learning_rate=0.01))
-    case = make_case(spec, 30, global_seed)
     runs = []
     for _ in range(2):
+        case = make_case(spec, 30, global_seed)
         backend = case.backend(name)
         curve = backend.fit(case.x, case.targets, training_plan(spec, len(case.x)))
         runs.append((curve, backend.parameters()))

@@ -1,0 +1,194 @@
+"""Mutation self-test: inject one classic backprop bug at a time and check the parity suite fails.
+
+    python tools/mutation_test.py                     # every mutant in tools/mutants/
+    python tools/mutation_test.py --only relu-derivative-ge --json out/m.json
+    tox -e mutation
+
+Each mutant is a TOML file in ``tools/mutants/``: ``name``, ``file`` (relative to the project
+root), ``models`` (the bug it stands for), and an exact ``old`` snippet with its ``new``
+replacement. Every ``old`` must occur exactly once in its file, or the script stops before
+running anything — so a refactoring that moves the code makes the mutant fail loudly instead of
+silently testing nothing.
+
+The project (``git ls-files`` plus untracked, non-ignored files) is copied to a temporary folder;
+the unmutated copy must pass the subset first (the baseline), then each mutant is applied to a
+fresh copy of it and the subset (:data:`SUBSET`) runs there with ``PYTHONPATH`` set to that copy,
+so the mutant code is what gets imported, never an installed package (checked once, on the
+baseline). A mutant is *caught* when pytest fails; the first failing test (``-x``) is recorded.
+Prints a table and the kill rate, writes JSON (default ``out/mutation.json``), and exits 1 if a
+mutant survived, 2 if a mutant no longer applies or the baseline fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from project_copy import ROOT, copy_project
+
+MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
+# Fast and broad first: with -x the run stops at the first failure.
+SUBSET = [
+    "parity_tests/numpy_only/test_gradients_fd.py",
+    "parity_tests/numpy_only/test_optimizers.py",
+    "parity_tests/numpy_only/test_model_and_training.py",
+    "parity_tests/frameworks/test_forward_gradients.py",
+    "parity_tests/frameworks/test_training_curves.py",
+    "parity_tests/frameworks/test_numerical_extremes.py",
+    "parity_tests/frameworks/test_handoff_determinism.py",
+]
+FAILED_LINE = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    models: str
+    old: str
+    new: str
+
+    def mutated(self, root: Path) -> str:
+        """The text of ``root/file`` with ``old`` replaced by ``new``; ``old`` must occur exactly once."""
+        path = root / self.file
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        count = text.count(self.old)
+        if count != 1:
+            raise MutantRotted(f"mutant {self.name!r}: its 'old' snippet occurs {count} times in "
+                               f"{self.file} (expected exactly once); update tools/mutants/")
+        return text.replace(self.old, self.new)
+
+    def apply(self, root: Path) -> None:
+        (root / self.file).write_text(self.mutated(root), encoding="utf-8")
+
+
+class MutantRotted(RuntimeError):
+    """A mutant's snippet is no longer in the code exactly once."""
+
+
+def load_mutants(folder: Path = MUTANTS_DIR) -> list[Mutant]:
+    mutants = []
+    for path in sorted(folder.glob("*.toml")):
+        with path.open("rb") as stream:
+            data = tomllib.load(stream)
+        fields = {"name", "file", "models", "old", "new"}
+        if set(data) != fields:
+            raise MutantRotted(f"{path}: expected the keys {sorted(fields)}, found {sorted(data)}")
+        if data["old"] == data["new"]:
+            raise MutantRotted(f"{path}: 'old' and 'new' are the same")
+        mutants.append(Mutant(**data))
+    names = [m.name for m in mutants]
+    if len(set(names)) != len(names):
+        raise MutantRotted(f"duplicate mutant names in {folder}")
+    return mutants
+
+
+def environment(copy: Path) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(copy), PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+
+
+def check_imports_come_from(copy: Path) -> None:
+    code = "import reference, reports, scratch; print(scratch.__file__, reference.__file__, reports.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=copy, env=environment(copy), capture_output=True,
+                         text=True, check=True).stdout.split()
+    foreign = [f for f in out if not Path(f).resolve().is_relative_to(copy.resolve())]
+    if foreign:
+        raise RuntimeError(f"the copy does not shadow the installed package: {foreign}")
+
+
+def run_subset(copy: Path, tests: list[str], timeout: float) -> dict:
+    command = ["nice", "-n", "10", sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+               "-m", "not slow", "--seed", "0", "--hypothesis-seed=0", *tests]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=copy, env=environment(copy), capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"returncode": None, "first_failure": f"timeout after {timeout:.0f} s",
+                "seconds": round(time.perf_counter() - start, 1), "tail": ""}
+    output = done.stdout + done.stderr
+    failed = FAILED_LINE.findall(output)
+    return {"returncode": done.returncode, "first_failure": failed[0] if failed else None,
+            "seconds": round(time.perf_counter() - start, 1),
+            "tail": "" if done.returncode == 0 else output[-3000:]}
+
+
+def table(results: list[dict]) -> str:
+    width = max(len(r["name"]) for r in results)
+    lines = [f"{'mutant':<{width}}  {'status':<8}  {'s':>6}  first failing test", "-" * (width + 80)]
+    for r in results:
+        status = "caught" if r["caught"] else "SURVIVED"
+        lines.append(f"{r['name']:<{width}}  {status:<8}  {r['seconds']:>6.1f}  {r['first_failure'] or '-'}")
+    caught = sum(r["caught"] for r in results)
+    lines.append(f"kill rate: {caught}/{len(results)} = {caught / len(results):.0%}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutant (repeatable)")
+    parser.add_argument("--json", type=Path, default=ROOT / "out" / "mutation.json")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per pytest run (default 1200)")
+    parser.add_argument("--skip-baseline", action="store_true", help="do not run the unmutated copy first")
+    parser.add_argument("--list", action="store_true", help="check every mutant applies, list them, exit")
+    parser.add_argument("tests", nargs="*", default=SUBSET, help="test files to run (default: the subset)")
+    args = parser.parse_args(argv)
+
+    mutants = load_mutants()
+    if args.only:
+        unknown = sorted(set(args.only) - {m.name for m in mutants})
+        if unknown:
+            parser.error(f"unknown mutant(s) {unknown}; known: {', '.join(m.name for m in mutants)}")
+        mutants = [m for m in mutants if m.name in args.only]
+    with tempfile.TemporaryDirectory(prefix="mutation-") as temp:
+        base = copy_project(Path(temp) / "base")
+        try:
+            for mutant in mutants:                          # every mutant must apply before anything runs
+                mutant.mutated(base)
+        except MutantRotted as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if args.list:
+            for mutant in mutants:
+                print(f"{mutant.name:<36} {mutant.file:<26} {mutant.models}")
+            return 0
+        check_imports_come_from(base)
+        document = {"tests": args.tests, "baseline": None, "mutants": []}
+        if not args.skip_baseline:
+            baseline = run_subset(base, args.tests, args.timeout)
+            document["baseline"] = baseline
+            print(f"baseline (no mutant): exit {baseline['returncode']} in {baseline['seconds']} s",
+                  flush=True)
+            if baseline["returncode"] != 0:
+                print(f"error: the subset fails without any mutant:\n{baseline['tail']}", file=sys.stderr)
+                return 2
+        for mutant in mutants:
+            copy = Path(temp) / mutant.name.replace("/", "_")
+            shutil.copytree(base, copy)
+            mutant.apply(copy)
+            result = run_subset(copy, args.tests, args.timeout)
+            shutil.rmtree(copy)
+            caught = result["returncode"] != 0
+            document["mutants"].append({**asdict(mutant), **result, "caught": caught})
+            print(f"{mutant.name}: {'caught by ' + str(result['first_failure']) if caught else 'SURVIVED'} "
+                  f"({result['seconds']} s)", flush=True)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    results = document["mutants"]
+    print(table(results))
+    print(f"results: {args.json}")
+    return 0 if all(r["caught"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
