@@ -1,7 +1,8 @@
 """Numerical hygiene and reproducibility for the whole suite.
 
-* ``--seed N`` (or ``PARITY_SEED=N``) shifts every seeded test input; the suite must pass for
-  any N in 0..99. The header of every run prints the seed and the command that reproduces it.
+* ``--seed N`` (or ``PARITY_SEED=N``) shifts every seeded test input, Hypothesis's examples
+  included; the suite must pass for any N in 0..99. The header of every run prints the seed and
+  the command that reproduces it.
 * Framework-specific flags (thread counts, determinism, TF32 off) live in
   ``parity_tests/frameworks/conftest.py``, so the NumPy-only tests never import a framework.
 """
@@ -25,6 +26,17 @@ def _global_seed(config) -> int:
     if value is None:
         value = int(os.environ.get("PARITY_SEED", "0"))
     return value
+
+
+def pytest_configure(config):
+    """Hypothesis draws from the global seed too (unless ``--hypothesis-seed`` is given), so a
+    run is reproducible from its header and ``--seed N`` also varies the random architectures."""
+    try:
+        from hypothesis import core
+    except ImportError:
+        return
+    if config.getoption("--hypothesis-seed", default=None) is None:
+        core.global_force_seed = _global_seed(config)
 
 
 def pytest_report_header(config):

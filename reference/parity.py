@@ -58,17 +58,35 @@ class Comparison:
         return f"{self.name}: rel err {self.error:.3e} {verdict} tol {self.bound:.0e}"
 
 
-def relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
-    """max|actual − desired| / max|desired| (absolute error where desired is all zero)."""
+def relative_error(actual: np.ndarray, desired: np.ndarray, floor: float = 0.0) -> float:
+    """max|actual − desired| / max(max|desired|, floor) (absolute error where that is zero).
+
+    ``floor`` is the size of the operands a quantity was computed from, where that can exceed
+    the quantity itself (see :func:`dz_floor`)."""
     actual = np.asarray(actual, dtype=np.float64)
     desired = np.asarray(desired, dtype=np.float64)
     if desired.size == 0:
         return 0.0
     diff = np.max(np.abs(actual - desired))
-    scale = np.max(np.abs(desired))
+    scale = max(float(np.max(np.abs(desired))), floor)
     if not np.isfinite(diff):
         return float("inf")
     return float(diff / scale) if scale > 0 else float(diff)
+
+
+def dz_floor(dz: np.ndarray, upstream: np.ndarray | None) -> float:
+    """The operand scale of dZ_l, used as the floor of its relative error.
+
+    dZ_l = dA_l ⊙ g′(Z_l), and every elementwise g′ here lies in [0, 1]; computed from a saturated
+    output (1 − a², a(1 − a)) it carries an absolute rounding error of ~ε, which the product
+    turns into ~ε·|dA_l| however small g′ makes dZ_l. So dZ_l is measured against max|dA_l|.
+    At a fused output, dZ_L = (A_L − Y)/(m·k or m) cancels as the fit improves, with operands of
+    size ≤ 1: the floor is 1/(m·k). Without this, one saturated unit (|dZ| ~ 1e-5·|dA|) turns an
+    ulp of tanh into a 1e-11 "relative error" that says nothing about backprop.
+    """
+    if upstream is not None:
+        return float(np.max(np.abs(upstream))) if np.size(upstream) else 0.0
+    return 1.0 / dz.size if dz.size else 0.0
 
 
 _NAME = re.compile(r"^(d?)([A-Za-z]+?)(\d*)$")
@@ -104,12 +122,13 @@ def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None 
         gradient, _, layer = _parse(name)
         kind = "gradient" if gradient else "forward"
         bound = (bounds or {}).get(kind, tolerance(dtype, kind))
-        results.append(_compare_one(name, layer, kind, actual[name], desired[name], dtype, bound))
+        floor = dz_floor(desired[name], desired.get(f"dA{layer}")) if name.startswith("dZ") else 0.0
+        results.append(_compare_one(name, layer, kind, actual[name], desired[name], dtype, bound, floor))
     _notify(dtype, results)
     return results
 
 
-def _compare_one(name, layer, kind, actual, desired, dtype, bound) -> Comparison:
+def _compare_one(name, layer, kind, actual, desired, dtype, bound, floor=0.0) -> Comparison:
     actual, desired = np.asarray(actual), np.asarray(desired)
     if actual.shape != desired.shape:
         return Comparison(name, layer, kind, np.inf, bound,
@@ -117,7 +136,7 @@ def _compare_one(name, layer, kind, actual, desired, dtype, bound) -> Comparison
     if actual.dtype != np.dtype(dtype) or desired.dtype != np.dtype(dtype):
         return Comparison(name, layer, kind, np.inf, bound,
                           f"dtype {actual.dtype} / reference {desired.dtype}, spec says {dtype}")
-    return Comparison(name, layer, kind, relative_error(actual, desired), bound)
+    return Comparison(name, layer, kind, relative_error(actual, desired, floor), bound)
 
 
 def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, masks,
@@ -138,7 +157,8 @@ def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, m
             name = f"dA{layer - 1}" if key == "dA_prev" else f"{key}{layer}"
             kind = "gradient" if key.startswith("d") else "forward"
             bound = (bounds or {}).get(kind, tolerance(dtype, kind))
-            results.append(_compare_one(name, layer, kind, got[key], want[key], dtype, bound))
+            floor = dz_floor(want[key], None if layer == n_layers else upstream) if key == "dZ" else 0.0
+            results.append(_compare_one(name, layer, kind, got[key], want[key], dtype, bound, floor))
     return results
 
 
