@@ -89,6 +89,16 @@ def dz_floor(dz: np.ndarray, upstream: np.ndarray | None) -> float:
     return 1.0 / dz.size if dz.size else 0.0
 
 
+def gradient_floors(layer: int, dz: np.ndarray, upstream, a_prev) -> dict[str, float]:
+    """Floors for dZ_l and the two gradients built from it alone: dW_l = dZ_lᵀ·A_{l−1} inherits
+    dZ_l's absolute error f times the column sums of |A_{l−1}|, db_l = Σ_rows dZ_l times m."""
+    f = dz_floor(dz, upstream)
+    floors = {f"dZ{layer}": f, f"db{layer}": f * dz.shape[0]}
+    if a_prev is not None and np.size(a_prev):
+        floors[f"dW{layer}"] = f * float(np.max(np.abs(a_prev).sum(axis=0)))
+    return floors
+
+
 _NAME = re.compile(r"^(d?)([A-Za-z]+?)(\d*)$")
 
 
@@ -110,20 +120,28 @@ def causal_order(names) -> list[str]:
     return sorted(names, key=_causal_key)
 
 
-def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None = None) -> list[Comparison]:
-    """Compare every quantity of two traces (dicts of named arrays) in causal order."""
+def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None = None,
+                   x: np.ndarray | None = None) -> list[Comparison]:
+    """Compare every quantity of two traces (dicts of named arrays) in causal order; ``x`` (the
+    input batch) sets the floor of dW_1 (see :func:`gradient_floors`)."""
     missing = sorted(set(desired) - set(actual))
     extra = sorted(set(actual) - set(desired))
     results = [Comparison(name, _parse(name)[2], "forward", np.inf, 0.0, "missing from actual trace")
                for name in missing]
     results += [Comparison(name, _parse(name)[2], "forward", np.inf, 0.0, "not in reference trace")
                 for name in extra]
+    floors = {}
+    for name in desired:
+        if name.startswith("dZ"):
+            layer = _parse(name)[2]
+            a_prev = x if layer == 1 else desired.get(f"A{layer - 1}")
+            floors.update(gradient_floors(layer, desired[name], desired.get(f"dA{layer}"), a_prev))
     for name in causal_order(set(actual) & set(desired)):
         gradient, _, layer = _parse(name)
         kind = "gradient" if gradient else "forward"
         bound = (bounds or {}).get(kind, tolerance(dtype, kind))
-        floor = dz_floor(desired[name], desired.get(f"dA{layer}")) if name.startswith("dZ") else 0.0
-        results.append(_compare_one(name, layer, kind, actual[name], desired[name], dtype, bound, floor))
+        results.append(_compare_one(name, layer, kind, actual[name], desired[name], dtype, bound,
+                                    floors.get(name, 0.0)))
     _notify(dtype, results)
     return results
 
@@ -151,14 +169,15 @@ def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, m
         mask = None if masks is None or layer == n_layers else masks[layer - 1]
         got = actual_backend.layer_trace(layer, a_prev, upstream, mask)
         want = desired_backend.layer_trace(layer, a_prev, upstream, mask)
+        floors = gradient_floors(layer, want["dZ"], None if layer == n_layers else upstream, a_prev)
         for key in ("Z", "A", "dZ", "dW", "db", "dA_prev"):
             if key == "dA_prev" and layer == 1:
                 continue
             name = f"dA{layer - 1}" if key == "dA_prev" else f"{key}{layer}"
             kind = "gradient" if key.startswith("d") else "forward"
             bound = (bounds or {}).get(kind, tolerance(dtype, kind))
-            floor = dz_floor(want[key], None if layer == n_layers else upstream) if key == "dZ" else 0.0
-            results.append(_compare_one(name, layer, kind, got[key], want[key], dtype, bound, floor))
+            results.append(_compare_one(name, layer, kind, got[key], want[key], dtype, bound,
+                                        floors.get(name, 0.0)))
     return results
 
 
@@ -169,7 +188,7 @@ def check_parity(actual_backend, desired_backend, x, targets, masks=None, *,
     dtype = desired_backend.spec.dtype
     desired = desired_backend.trace(x, targets, masks)
     actual = actual_backend.trace(x, targets, masks)
-    results = compare_traces(actual, desired, dtype, bounds)
+    results = compare_traces(actual, desired, dtype, bounds, x)
     failed = [c for c in results if not c.ok]
     if failed:
         isolated = sorted((c for c in localize(actual_backend, desired_backend, desired, x, targets, masks,
