@@ -155,4 +155,5 @@ def _check_tensors(where: str, spec: ModelSpec, tensors: dict[str, np.ndarray]) 
             raise WeightFileError(f"{where}: tensor {name} is {tensor.dtype}, spec says {spec.dtype}")
         bad = np.count_nonzero(~np.isfinite(tensor))
         if bad:
-            raise WeightFileError(f"{where}: tensor {name} has {bad} non-finite value(s)")
+            raise WeightFileError(f"{where}: tensor {name} has {bad} non-finite value(s); "
+                                  "expected only finite values")
