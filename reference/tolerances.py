@@ -5,7 +5,12 @@ Every comparison uses the normwise relative error of a quantity,
     err(actual, desired) = max|actual − desired| / max|desired|     (desired: the reference)
 
 (with max|desired| = 0 the absolute error is used), so elements near zero do not need an atol of
-their own. Measured floors on this machine (float64): 1e-16–1e-15 for every forward quantity and
+their own. Where a quantity can be far smaller than the operands it was computed from — dZ_l
+behind a saturated activation, a fused output's A − Y, dW_l and db_l built from them, a loss
+much smaller than its logits — the denominator is floored at that operand scale (see
+``reference.parity.dz_floor`` and ``gradient_floors``): rounding is relative to the operands.
+
+Measured floors on this machine (float64): 1e-16–1e-15 for every forward quantity and
 gradient and for training curves; (float32): ~1e-6 forward, ~1e-6–1e-5 gradients. The float64
 bound stays at 1e-13, no looser; float32 bounds are the issue's measured 1e-5 / 1e-4.
 Tests may override a bound only with an explicit argument.
