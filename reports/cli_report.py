@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -148,24 +146,11 @@ def render(results: dict) -> dict[str, bytes]:
 
 def write_report(results: dict, out: Path) -> list[Path]:
     """Render everything, then write each file atomically (plots first, the HTML last)."""
+    from scratch.weights import write_atomically
+
     files = render(results)
     out.mkdir(parents=True, exist_ok=True)
-    return [_write_atomically(out / name, payload) for name, payload in files.items()]
-
-
-def _write_atomically(path: Path, payload: bytes) -> Path:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp_name, 0o666 & ~umask)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return [write_atomically(out / name, payload) for name, payload in files.items()]
 
 
 def _isatty(stream) -> bool:

@@ -366,7 +366,9 @@ def write_json(path, spec, data: Data, result: Result) -> None:
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    from scratch.weights import write_atomically
+
+    write_atomically(Path(path), (json.dumps(document, indent=1, allow_nan=False) + "\n").encode("utf-8"))
 
 
 class _ProgressBar:

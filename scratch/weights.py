@@ -62,11 +62,13 @@ def save_weights(path, spec: ModelSpec, weights, biases) -> Path:
     _check_tensors(str(path), spec, tensors)
     payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
                    metadata={"format": FORMAT, "spec": spec.to_json()})
-    _write_atomically(path, payload)
+    write_atomically(path, payload)
     return path
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
+def write_atomically(path: Path, payload: bytes) -> Path:
+    """Write ``payload`` to a temporary name beside ``path`` and rename it into place, so a
+    failed write never leaves a partial file (mode follows the umask, like ``open``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -79,6 +81,7 @@ def _write_atomically(path: Path, payload: bytes) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    return path
 
 
 def load_weights(path) -> WeightFile:
