@@ -23,9 +23,11 @@ from scratch.errors import SpecError
 
 
 class Loss:
-    """Base class: ``value(z, a, y) -> float`` and ``gradient(z, a, y) -> (dA | None, dZ | None)``.
+    """Base class: ``value(z, a, y) -> float`` and ``gradient(z, a, y, m) -> (dA | None, dZ | None)``.
 
     Exactly one of the two gradients is returned: dZ for the fused pairings, dA otherwise.
+    ``m`` is the batch size of the mean (default: the rows given), so a block of rows of a larger
+    batch gets its share of the batch's gradient.
     """
 
     name = "loss"
@@ -33,8 +35,14 @@ class Loss:
     def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
         raise NotImplementedError
 
-    def gradient(self, z, a, y):
+    def gradient(self, z, a, y, m=None):
         raise NotImplementedError
+
+
+def batch_rows(a: np.ndarray, m: int | None) -> int:
+    """The m of a mean over the batch: ``m`` when given (``a`` is a block of a larger batch),
+    else the rows of ``a``."""
+    return len(a) if m is None else m
 
 
 class MeanSquaredError(Loss):
@@ -44,8 +52,8 @@ class MeanSquaredError(Loss):
         diff = a - y
         return np.mean(diff * diff)
 
-    def gradient(self, z, a, y):
-        return (a - y) * a.dtype.type(2.0 / a.size), None
+    def gradient(self, z, a, y, m=None):
+        return (a - y) * a.dtype.type(2.0 / (batch_rows(a, m) * a.shape[1])), None
 
 
 class BinaryCrossEntropy(Loss):
@@ -54,8 +62,8 @@ class BinaryCrossEntropy(Loss):
     def value(self, z, a, y):
         return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
 
-    def gradient(self, z, a, y):
-        return None, (a - y) * a.dtype.type(1.0 / a.size)
+    def gradient(self, z, a, y, m=None):
+        return None, (a - y) * a.dtype.type(1.0 / (batch_rows(a, m) * a.shape[1]))
 
 
 class CategoricalCrossEntropy(Loss):
@@ -66,8 +74,8 @@ class CategoricalCrossEntropy(Loss):
         log_sum = np.log(np.exp(z - shift).sum(axis=1, keepdims=True)) + shift
         return np.mean(log_sum[:, 0] - (y * z).sum(axis=1))
 
-    def gradient(self, z, a, y):
-        return None, (a - y) * a.dtype.type(1.0 / a.shape[0])
+    def gradient(self, z, a, y, m=None):
+        return None, (a - y) * a.dtype.type(1.0 / batch_rows(a, m))
 
 
 _REGISTRY = {cls.name: cls for cls in (MeanSquaredError, BinaryCrossEntropy, CategoricalCrossEntropy)}

@@ -13,10 +13,17 @@ row form used here. For layer l = 1..L with W_l (n_l, n_{l−1}) and b_l (n_l,):
 with A_0 = X and, at the output, dZ_L from the loss (fused A − Y pairings, see ``scratch.losses``)
 or dZ_L = g′_L(Z_L) ⊙ dA_L. The seeds' 1/m lives in dZ_L here, so dW_l needs no extra division.
 
-Speed note: dW_l is computed as (A_{l−1}ᵀ·dZ_l)ᵀ, the same product written the other way round.
-OpenBLAS runs the tall (n_{l−1} × m)·(m × n_l) form up to 8× faster than the wide
-(n_l × m)·(m × n_{l−1}) one on two threads (measured at m = 8192: 19 ms vs 156 ms, float32);
-the result is a transposed view, which every consumer accepts.
+Training processes a batch in blocks of :data:`BLOCK_ROWS` rows (:meth:`MLP.gradients`). Every
+gradient is a sum over samples once the 1/m sits in dZ_L, so with the batch's rows split into
+blocks B_1, B_2, …
+
+    dW_l = Σ_blocks dZ_l[B]ᵀ · A_{l−1}[B],     db_l = Σ_blocks Σ_rows dZ_l[B],
+    L    = Σ_blocks (|B|/m) · L[B]               (L[B] the mean loss of the block's rows)
+
+which is the same mathematics in a different summation order (a rounding-level difference, far
+below every tolerance). A block's Z_l, A_l and dZ_l stay in the CPU cache between the forward and
+the backward pass instead of making a round trip through memory; measured on the benchmark grid
+(one thread, [784, 64, 32, 10]) this cut a 60 000-row float64 step from 668 ms to 413 ms.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize
 from scratch.losses import make_loss
 from scratch.spec import ModelSpec
+
+BLOCK_ROWS = 512
+"""Rows per block in :meth:`MLP.gradients`: the block's activations (512 × 64 float64 = 256 KiB
+for the seeds' widest hidden layer) fit in a core's L2 cache. 256–1024 measured within a few
+per cent of each other; whole-batch processing was up to 1.6× slower at 60 000 rows."""
 
 
 @dataclass
@@ -168,10 +180,16 @@ class MLP:
         data_loss = self.loss_fn.value(forward.z[-1], forward.a[-1], targets)
         return data_loss + self.l2_penalty() if self.spec.l2 else data_loss
 
-    def backward(self, forward: ForwardPass, targets: np.ndarray) -> Gradients:
-        """Every gradient of :meth:`loss` with respect to W_l, b_l, Z_l and A_l (see module doc)."""
+    def backward(self, forward: ForwardPass, targets: np.ndarray, batch_size: int | None = None,
+                 with_penalty: bool = True) -> Gradients:
+        """Every gradient of :meth:`loss` with respect to W_l, b_l, Z_l and A_l (see module doc).
+
+        ``batch_size`` is the m of the mean loss, the rows of ``forward`` by default; a block of a
+        larger batch passes the batch's m and gets the block's share of the batch gradient.
+        ``with_penalty=False`` leaves λ·W_l out of dW_l (so a blocked batch adds it once).
+        """
         n_layers = self.spec.n_layers
-        da_out, dz = self.loss_fn.gradient(forward.z[-1], forward.a[-1], targets)
+        da_out, dz = self.loss_fn.gradient(forward.z[-1], forward.a[-1], targets, batch_size)
         da = {}
         if dz is None:                                         # loss on A_L: chain through g_L
             da[n_layers] = da_out
@@ -180,8 +198,8 @@ class MLP:
         for layer in range(n_layers - 1, -1, -1):              # 0-based index of layer l = index + 1
             a_prev = forward.x if layer == 0 else forward.a[layer - 1]
             dzs[layer] = dz                                    # (m, n_l)
-            dws[layer] = (a_prev.T @ dz).T                     # (n_l, n_{l-1}), see note below
-            if self.spec.l2:
+            dws[layer] = dz.T @ a_prev                         # (n_l, n_{l-1})
+            if self.spec.l2 and with_penalty:
                 dws[layer] += self.dtype.type(self.spec.l2) * self.weights[layer]
             dbs[layer] = dz.sum(axis=0)                        # (n_l,)
             if layer > 0:
@@ -191,11 +209,34 @@ class MLP:
                 dz = self.hidden.backward(forward.z[layer - 1], forward.h[layer - 1], dh)
         return Gradients(dzs, dws, dbs, da)
 
+    def gradients(self, x: np.ndarray, targets: np.ndarray, masks=None) -> tuple[float, list[np.ndarray]]:
+        """(:meth:`loss`, [dW_1, db_1, dW_2, db_2, …]) of the batch, in blocks of
+        :data:`BLOCK_ROWS` rows (see the module docstring); a batch of one block is exactly
+        :meth:`forward` then :meth:`backward`."""
+        m = len(x)
+        data_loss, total = 0.0, None
+        for start in range(0, m, BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            forward = self.forward(x[rows], None if masks is None else [mask[rows] for mask in masks])
+            block = self.backward(forward, targets[rows], batch_size=m, with_penalty=start + BLOCK_ROWS >= m)
+            share = len(forward.x) / m                        # |B|/m; exactly 1.0 for one block
+            data_loss += self.loss_fn.value(forward.z[-1], forward.a[-1], targets[rows]) * share
+            if total is None:
+                total = block.parameter_gradients
+            else:
+                for accumulated, gradient in zip(total, block.parameter_gradients, strict=True):
+                    accumulated += gradient
+        loss = data_loss + self.l2_penalty() if self.spec.l2 else data_loss
+        return loss, total
+
     def train_step(self, x: np.ndarray, targets: np.ndarray, optimizer, masks=None) -> float:
         """One step: forward, loss, backward, ``optimizer`` update; the loss before the update."""
-        forward = self.forward(x, masks)
-        loss = self.loss(forward, targets)
-        optimizer.step(self.parameters, self.backward(forward, targets).parameter_gradients)
+        self.check_inputs(x)
+        if not isinstance(targets, np.ndarray) or len(targets) != len(x):
+            raise DataError(f"targets: expected {len(x)} rows to match the inputs, "
+                            f"got {getattr(targets, 'shape', type(targets).__name__)}")
+        loss, gradients = self.gradients(x, targets, masks)
+        optimizer.step(self.parameters, gradients)
         return float(loss)
 
     def targets(self, y: np.ndarray) -> np.ndarray:

@@ -48,8 +48,9 @@ class ScalarBiasMLP(MLP):
     """The engine with seed 001's bias gradient; every other quantity is unchanged (db_l feeds
     no other gradient, so replacing it after the backward pass is exact)."""
 
-    def backward(self, forward: ForwardPass, targets: np.ndarray) -> Gradients:
-        grads = super().backward(forward, targets)
+    def backward(self, forward: ForwardPass, targets: np.ndarray, batch_size: int | None = None,
+                 with_penalty: bool = True) -> Gradients:
+        grads = super().backward(forward, targets, batch_size, with_penalty)
         grads.db = [scalar_bias_gradient(dz) for dz in grads.dz]
         return grads
 
