@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from scratch.errors import SpecError
+from scratch.reductions import row_max, row_sums
 
 
 class Activation:
@@ -103,9 +104,10 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, z):
-        shifted = z - z.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        return e / e.sum(axis=1, keepdims=True)
+        e = z - row_max(z)[:, None]                            # shifted logits …
+        np.exp(e, out=e)                                       # … exponentiated in place
+        e /= row_sums(e)[:, None]
+        return e
 
     def backward(self, z, a, da):
         return a * (da - (da * a).sum(axis=1, keepdims=True))

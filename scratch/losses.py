@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from scratch.errors import SpecError
+from scratch.reductions import row_max, row_sums
 
 
 class Loss:
@@ -70,9 +71,9 @@ class CategoricalCrossEntropy(Loss):
     name = "cce"
 
     def value(self, z, a, y):
-        shift = z.max(axis=1, keepdims=True)
-        log_sum = np.log(np.exp(z - shift).sum(axis=1, keepdims=True)) + shift
-        return np.mean(log_sum[:, 0] - (y * z).sum(axis=1))
+        shift = row_max(z)
+        log_sum = np.log(row_sums(np.exp(z - shift[:, None]))) + shift      # logsumexp per row
+        return (log_sum.sum() - np.vdot(y, z)) / len(z)                     # vdot: Σ_i Σ_j y_ij z_ij
 
     def gradient(self, z, a, y, m=None):
         return None, (a - y) * a.dtype.type(1.0 / batch_rows(a, m))

@@ -37,6 +37,7 @@ from scratch.datasets.validate import check_labels
 from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize
 from scratch.losses import make_loss
+from scratch.reductions import column_sums
 from scratch.spec import ModelSpec
 
 BLOCK_ROWS = 512
@@ -201,7 +202,7 @@ class MLP:
             dws[layer] = dz.T @ a_prev                         # (n_l, n_{l-1})
             if self.spec.l2 and with_penalty:
                 dws[layer] += self.dtype.type(self.spec.l2) * self.weights[layer]
-            dbs[layer] = dz.sum(axis=0)                        # (n_l,)
+            dbs[layer] = column_sums(dz)                       # (n_l,)
             if layer > 0:
                 da_prev = dz @ self.weights[layer]             # (m, n_{l-1})
                 da[layer] = da_prev

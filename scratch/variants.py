@@ -31,12 +31,13 @@ import numpy as np
 from scratch.errors import SpecError
 from scratch.model import MLP, ForwardPass, Gradients
 from scratch.optimizers import Optimizer, TorchAdam, make_optimizer
+from scratch.reductions import column_sums
 from scratch.spec import ModelSpec, OptimizerSpec
 
 
 def column_bias_gradient(dz: np.ndarray) -> np.ndarray:
     """db_l = Σ_rows dZ_l, shape (n_l,): the engine's (correct) rule."""
-    return dz.sum(axis=0)
+    return column_sums(dz)
 
 
 def scalar_bias_gradient(dz: np.ndarray) -> np.ndarray:
