@@ -6,6 +6,8 @@ zero-argument callable on a fixed batch already converted to the backend's own a
 * ``tf.function`` — the Keras twin's step traced into one TensorFlow graph.
 * ``keras``       — a compiled ``keras.Sequential`` and ``train_on_batch``, Keras's public
   one-step API (its default ``jit_compile="auto"``).
+* ``jax``         — forward, ``jax.value_and_grad`` and the update in one ``jax.jit`` with donated
+  buffers (:mod:`reports.bench_jax`; only where JAX is installed, the optional ``jax`` extra).
 
 Every callable returns the step's loss as a Python float, which also forces the step to finish.
 """
@@ -18,8 +20,9 @@ import numpy as np
 
 from reference.backends import make_backend
 
-STEP_KINDS = ("scratch", "torch", "tf.function", "keras")
-NEEDS = {"scratch": "numpy", "torch": "torch", "tf.function": "tensorflow", "keras": "tensorflow"}
+STEP_KINDS = ("scratch", "torch", "tf.function", "keras", "jax")
+NEEDS = {"scratch": "numpy", "torch": "torch", "tf.function": "tensorflow", "keras": "tensorflow",
+         "jax": "jax"}
 
 
 def available_kinds() -> list[str]:
@@ -31,6 +34,10 @@ def make_step(kind: str, spec, weights, biases, x: np.ndarray, targets: np.ndarr
     if kind in ("scratch", "torch"):
         backend = make_backend(kind, spec, weights, biases)
         return lambda: backend.train_step(x, targets)
+    if kind == "jax":
+        from reports.bench_jax import JaxStep
+
+        return JaxStep(spec, weights, biases, x, targets)
     import tensorflow as tf
 
     if kind == "tf.function":

@@ -1,4 +1,5 @@
-"""``backprop-parity bench``: time one training step in every backend, side by side.
+"""``backprop-parity bench``: time one training step in every backend, side by side (JAX too,
+where the optional ``jax`` extra is installed).
 
 Prints a table (median ms per step, interquartile range, ratio to scratch, GFLOP/s, % of the
 GEMM peak) and writes the raw figures as JSON (``--json``) for the report. ``--memory`` adds the
@@ -41,13 +42,18 @@ def run(args: argparse.Namespace) -> int:
     from reports.bench_steps import available_kinds
     from scratch.errors import DataError
 
+    kinds = available_kinds()
+    if "jax" in kinds:
+        from reports.bench_jax import configure_jax
+
+        settings.update(configure_jax(threads=threads))
+
     try:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
         raise DataError(f"--batches: expected comma-separated integers, got {args.batches!r}") from None
     dtypes = args.dtypes.split(",")
     optimizers = args.optimizers.split(",")
-    kinds = available_kinds()
     results = {"layers": list(LAYERS), "threads": threads, "frameworks": settings,
                "blas": [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
                         for info in threadpool_info()],

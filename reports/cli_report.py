@@ -10,8 +10,11 @@ write the report folder:
 2 cores with the seeds' MNIST runs on a fixed training subset (labelled REDUCED), ``--full`` the
 seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples cost 1-2 s per
 step in each backend). ``--from-json FILE`` re-renders a saved results file
-without running anything. Everything is rendered in memory first and each file is written to a
-temporary name and renamed, so an error never leaves a half-written report.
+without running anything. ``--bench FILE`` adds a Benchmark section from the JSON that
+``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
+runs); it is stored in results.json, so ``--from-json`` renders it again. Everything is rendered
+in memory first and each file is written to a temporary name and renamed, so an error never
+leaves a half-written report.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--full", action="store_true",
                       help="the seeds' real settings (60,000 samples, 800 full-batch steps): an hour or more")
     size.add_argument("--from-json", metavar="FILE", help="re-render a saved results.json; runs nothing")
+    parser.add_argument("--bench", metavar="FILE",
+                        help="add a Benchmark section from the JSON of `backprop-parity bench --json FILE`")
     parser.add_argument("--data-dir", metavar="PATH",
                         help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
@@ -48,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
         from scratch.errors import DataError
 
         raise DataError(f"--out {out}: exists and is not a directory")
+    bench = load_bench(args.bench) if args.bench else None
     if args.from_json:
         results = load_results(args.from_json)
     else:
         results = run_scenarios(args)
+    if bench is not None:
+        results["bench"] = bench
     written = write_report(results, out)
     print(f"report written to {out}/: " + ", ".join(path.name for path in written))
     print(f"open {out / FILES['html']} (plots beside it); summary in {out / FILES['markdown']}")
@@ -105,21 +113,42 @@ def limit_threads(threads: int):
 
 def load_results(path) -> dict:
     """A saved results.json, checked against the schema."""
+    from reports.schema import validate
+
+    results = _read_json(path)
+    validate(results)
+    return results
+
+
+def load_bench(path) -> dict:
+    """A ``backprop-parity bench --json`` file, checked against ``reports.schema.BENCH``."""
+    from reports.schema import validate_bench
+
+    bench = _read_json(path)
+    validate_bench(bench, str(path))
+    return bench
+
+
+def _read_json(path):
+    """The JSON value in the file at ``path``; NaN and ±Infinity are refused (results.json
+    writes non-finite values as null)."""
     import json
 
-    from reports.schema import validate
     from scratch.errors import DataError
+
+    def refuse(constant: str):
+        raise DataError(f"{path}: {constant} in the JSON (expected finite numbers)")
 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: cannot read (not UTF-8 text)") from None
     try:
-        results = json.loads(text)
+        return json.loads(text, parse_constant=refuse)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: malformed JSON ({error})") from None
-    validate(results)
-    return results
 
 
 def render(results: dict) -> dict[str, bytes]:

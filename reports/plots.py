@@ -8,6 +8,8 @@ results twice gives the same files:
 ``curves_<optimizer>.png``  the loss of every step, every backend and convention overlaid
 ``divergence.png``          |Δloss| and ‖Δθ‖/‖θ‖ per step between backends, log scale
 ``conventions.png``         ‖Δθ‖/‖θ‖ and |Δloss| per step, torch- vs Keras-convention optimizers
+``bench.png``               (``report --bench``) ms per step, every backend grouped per batch size,
+                            one panel per dtype × optimizer, log scale, IQR whiskers
 =========================== ================================================================
 
 Log-scale plots cannot show an exact 0 (two backends agreeing to the last bit); such points are
@@ -17,6 +19,7 @@ drawn at :data:`FLOOR` and the axis says so.
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 
@@ -41,6 +44,8 @@ def plot_names(results: dict) -> dict[str, str]:
         names["divergence"] = "divergence.png"
     if results["conventions"]["series"]:
         names["conventions"] = "conventions.png"
+    if "bench" in results:
+        names["bench"] = "bench.png"
     return names
 
 
@@ -57,13 +62,14 @@ def render_plots(results: dict) -> dict[str, bytes]:
     return out
 
 
-def _figure(width: float, height: float, columns: int = 1):
+def _figure(width: float, height: float, columns: int = 1, rows: int = 1):
+    """A figure and its ``rows`` × ``columns`` axes, row by row."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
+    axes = [figure.add_subplot(rows, columns, i + 1) for i in range(rows * columns)]
     return figure, axes
 
 
@@ -161,6 +167,37 @@ def _conventions(conventions: dict):
     return figure
 
 
+def _bench(bench: dict):
+    dtypes = list(dict.fromkeys(row["dtype"] for row in bench["grid"]))
+    optimizers = list(dict.fromkeys(row["optimizer"] for row in bench["grid"]))
+    every_backend = list(dict.fromkeys(name for row in bench["grid"] for name in row["backends"]))
+    figure, axes = _figure(max(7.0, 5.5 * len(optimizers)), 4.0 * len(dtypes), columns=len(optimizers),
+                           rows=len(dtypes))
+    for ax, (dtype, optimizer) in zip(axes, itertools.product(dtypes, optimizers), strict=True):
+        rows = [row for row in bench["grid"] if (row["dtype"], row["optimizer"]) == (dtype, optimizer)]
+        if not rows:
+            ax.set_visible(False)
+            continue
+        backends = list(dict.fromkeys(name for row in rows for name in row["backends"]))
+        width = 0.8 / len(backends)
+        for index, name in enumerate(backends):
+            where = [i for i, row in enumerate(rows) if name in row["backends"]]
+            timings = [rows[i]["backends"][name] for i in where]
+            median = np.array([1e3 * t["median_s"] for t in timings])
+            spread = np.array([[median[j] - 1e3 * t["q1_s"], 1e3 * t["q3_s"] - median[j]]
+                               for j, t in enumerate(timings)]).T
+            ax.bar(np.array(where) + (index - (len(backends) - 1) / 2) * width, median, width,
+                   yerr=np.clip(spread, 0, None), capsize=2, label=name,
+                   color=f"C{every_backend.index(name)}")      # one colour per backend in every panel
+        ax.set_yscale("log")
+        ax.set_xticks(np.arange(len(rows)), [str(row["batch"]) for row in rows])
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("ms per step (median; whiskers: IQR)")
+        ax.set_title(f"{dtype}, {optimizer}: one training step per backend", fontsize=10)
+        ax.legend(fontsize=7)
+    return figure
+
+
 # plot key → (drawing function, results section it reads)
 _PLOTTERS = {"parity_errors": (_parity, "parity"), "divergence": (_divergence, "divergence"),
-             "conventions": (_conventions, "conventions")}
+             "conventions": (_conventions, "conventions"), "bench": (_bench, "bench")}

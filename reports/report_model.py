@@ -8,7 +8,10 @@ every number appears formatted once, the same way, in both files. Number formats
 * tolerances: ``1e-13``;
 * accuracies: percent with 2 decimals, ``92.88 %``; spreads and differences in percentage
   points (``pp``) with 2 decimals;
-* a value that was not finite (``null`` in the JSON): ``n/a``.
+* a value that was not finite (``null`` in the JSON): ``n/a``;
+* benchmark (section 7, only with ``report --bench``): ms per step with 3 decimals, ratios to
+  scratch with 2, GFLOP/s and % of the GEMM peak with 1, memory in whole MiB, wall times in s
+  with 1.
 """
 
 from __future__ import annotations
@@ -73,6 +76,19 @@ def fmt_optimizer(optimizer: dict) -> str:
             + ", ".join(f"{name}={optimizer[name]:g}" for name in fields))
 
 
+def fmt_ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.3f}"
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def fmt_rate(value: float) -> str:
+    """GFLOP/s and percentages of the GEMM peak."""
+    return f"{value:.1f}"
+
+
 def fmt_cell(value) -> str:
     """Any JSON scalar, for generic tables."""
     if value is None:
@@ -89,6 +105,8 @@ def sections(results: dict, images: dict[str, str]) -> list[Section]:
     out = [_overview(results), _parity(results, images), _curves(results, images),
            _divergence(results, images), _seeds(results), _variants(results),
            _conventions(results, images), _environment(results)]
+    if "bench" in results:
+        out.append(_bench(results["bench"], images))
     if "explain" in results:
         out.append(_explain(results["explain"]))
     return out
@@ -271,6 +289,63 @@ def _environment(results: dict) -> Section:
                         [[k, "(unset)" if v is None else v] for k, v in env["env"].items()],
                         caption="environment variables", id="env"))
     return Section("environment", "6. Environment", blocks)
+
+
+def _bench(bench: dict, images) -> Section:
+    """The ``backprop-parity bench --json`` figures: per dtype, one row per optimizer × batch."""
+    layers = "-".join(str(n) for n in bench["layers"])
+    blocks = [f"One training step (forward, backward and optimizer update) of the {layers} MLP on the "
+              "first m MNIST training samples, m the batch size, in every backend, as measured by "
+              "`backprop-parity bench` (not during this report's run): each backend warmed up, then "
+              "timed in interleaved rounds, so a busy machine slows all of them alike. ms: the median "
+              "time per step; × scratch: that median over scratch's (> 1 is slower than scratch). "
+              "GFLOP/s counts the matrix products only (forward, dW and dA); % of GEMM peak compares it "
+              "with the best square matrix product measured in the same run. Timings are figures to "
+              f"read, not pass/fail. Threads per library: {bench['threads']}."]
+    libraries = list(dict.fromkeys(lib for peaks in bench["peak_gflops"].values() for lib in peaks))
+    blocks.append(Table(["dtype", *libraries],
+                        [[dtype, *(fmt_rate(peaks[lib]) if lib in peaks else "" for lib in libraries)]
+                         for dtype, peaks in bench["peak_gflops"].items()],
+                        caption="GEMM peak (GFLOP/s of one square product, best of a few)", id="bench-peak"))
+    for dtype in dict.fromkeys(row["dtype"] for row in bench["grid"]):
+        rows = [row for row in bench["grid"] if row["dtype"] == dtype]
+        backends = list(dict.fromkeys(name for row in rows for name in row["backends"]))
+        backends.remove("scratch")                     # every row has it (schema); its ratio is 1
+        columns = ["optimizer", "batch", "scratch ms"]
+        for name in backends:
+            columns += [f"{name} ms", f"{name} × scratch"]
+        columns += ["scratch GFLOP/s", "scratch % of GEMM peak"]
+        table_rows = []
+        for row in rows:
+            scratch = row["backends"]["scratch"]
+            line = [row["optimizer"], str(row["batch"]), fmt_ms(scratch["median_s"])]
+            for name in backends:
+                timing = row["backends"].get(name)
+                line += (["", ""] if timing is None
+                         else [fmt_ms(timing["median_s"]), fmt_ratio(timing["ratio_to_scratch"])])
+            line += [fmt_rate(scratch["gflops"]), fmt_rate(scratch["percent_of_peak"])]
+            table_rows.append(line)
+        blocks.append(Table(columns, table_rows, caption=f"benchmark, {dtype}: ms per step (median)",
+                            id=f"bench-{dtype}"))
+    blocks += _image(images, "bench", "ms per step of every backend per batch size, log scale")
+    if "memory" in bench:
+        blocks.append(Table(
+            ["backend", "dtype", "optimizer", "RSS before (MiB)", "peak (MiB)", "step adds (MiB)"],
+            [[m["kind"], m["dtype"], m["optimizer"], f"{m['rss_before_mib']:.0f}", f"{m['peak_mib']:.0f}",
+              f"{m['step_extra_mib']:.0f}"] for m in bench["memory"]],
+            caption="peak memory of full-batch steps, one fresh process per backend", id="bench-memory"))
+    walls = [f"{what}: {bench[key]:.1f} s wall" for key, what in
+             (("suite_wall_s", "default parity suite"), ("report_wall_s", "default report")) if key in bench]
+    if walls:
+        blocks.append("Measured with the benchmark: " + "; ".join(walls) + ".")
+    blocks.append(Table(["library", "settings during the benchmark"],
+                        [[k, v] for k, v in bench["frameworks"].items()], id="bench-frameworks"))
+    if bench["blas"]:
+        keys = list(dict.fromkeys(k for pool in bench["blas"] for k in pool))
+        blocks.append(Table(keys, [[fmt_cell(pool.get(k)) for k in keys] for pool in bench["blas"]],
+                            caption="BLAS and OpenMP libraries during the benchmark (threadpoolctl)",
+                            id="bench-blas"))
+    return Section("bench", "7. Benchmark: one training step per backend", blocks)
 
 
 def _explain(rows: list[dict]) -> Section:

@@ -3,16 +3,22 @@
 Every number is a JSON number or ``null`` where the value was not finite (JSON has no NaN).
 Errors are relative (max|a − d| / max|d|) unless named ``abs``; accuracies are fractions in
 [0, 1]; ``*_pp`` are percentage points. ``explain`` is optional (filled by the ``explain``
-study): a list of table rows, each a flat object, rendered generically as one table.
+study): a list of table rows, each a flat object, rendered generically as one table. ``bench``
+is optional too (``backprop-parity report --bench FILE``): the JSON that ``backprop-parity bench
+--json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
+each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and
+that as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
 
 :data:`SCHEMA` describes the whole file with a few node types (:class:`Obj`, :class:`ListOf`,
-:class:`MapOf`, :class:`Scalar`); :func:`validate` walks a loaded dict against it and raises
-:class:`scratch.errors.DataError` naming the first offending path, e.g.
-``results.json: parity.rows[3].rel_error: expected a number or null, got 'x'``.
+:class:`MapOf`, :class:`Scalar`, and :class:`Where` for a rule across fields); :func:`validate`
+walks a loaded dict against it and raises :class:`scratch.errors.DataError` naming the first
+offending path, e.g. ``results.json: parity.rows[3].rel_error: expected a number or null, got 'x'``.
+:func:`validate_bench` does the same for a bench file on its own, named by its path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scratch.errors import DataError
@@ -85,6 +91,21 @@ class Obj:
                 raise _error(path, f"unknown key {unknown[0]!r}")
 
 
+@dataclass(frozen=True)
+class Where:
+    """``node``, then a rule across its fields: ``rule(value)`` is a message saying what is
+    inconsistent, or ``None``."""
+
+    node: object
+    rule: Callable[[object], str | None]
+
+    def check(self, value, path: str) -> None:
+        self.node.check(value, path)
+        problem = self.rule(value)
+        if problem:
+            raise _error(path, problem)
+
+
 def _is(kind: str, value) -> bool:
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -99,8 +120,25 @@ _NAMES = {"number": "a number", "integer": "an integer", "string": "a string", "
           "null": "null"}
 
 
-def _error(path: str, message: str) -> DataError:
-    return DataError(f"results.json: {path or '(top level)'}: {message}")
+class _Mismatch(Exception):
+    """Where (``path``) and how (``message``) a value departs from its node; :func:`check_against`
+    turns it into a :class:`DataError` that names the file."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(path, message)
+        self.path, self.message = path, message
+
+
+def _error(path: str, message: str) -> _Mismatch:
+    return _Mismatch(path, message)
+
+
+def check_against(node, value, source: str) -> None:
+    """Raise ``DataError("<source>: <path>: <message>")`` unless ``value`` follows ``node``."""
+    try:
+        node.check(value, "")
+    except _Mismatch as mismatch:
+        raise DataError(f"{source}: {mismatch.path or '(top level)'}: {mismatch.message}") from None
 
 
 NUM = Scalar(("number",))
@@ -114,6 +152,45 @@ ANY_SCALAR = Scalar(("number", "string", "boolean", "null"))
 SPEC = Obj({}, open=True)                 # a ModelSpec.to_dict(); checked by ModelSpec itself
 SERIES = ListOf(NUM_OR_NULL)
 BACKEND_ACC = {"scratch": NUM_OR_NULL, "torch": NUM_OR_NULL, "keras": NUM_OR_NULL}
+
+DTYPE = Scalar(("string",), choices=("float64", "float32"))
+
+
+def _scratch_timed(row: dict) -> str | None:
+    if "scratch" not in row["backends"]:
+        return "backends: no 'scratch' timing (every ratio_to_scratch is relative to it)"
+    return None
+
+
+def _peak_per_dtype(bench: dict) -> str | None:
+    for index, row in enumerate(bench["grid"]):
+        if not bench["peak_gflops"].get(row["dtype"]):
+            return f"grid[{index}]: dtype {row['dtype']} has no peak_gflops entry"
+    return None
+
+
+BENCH_TIMING = Obj(
+    required={"median_s": NUM, "q1_s": NUM, "q3_s": NUM, "ratio_to_scratch": NUM, "gflops": NUM,
+              "percent_of_peak": NUM},
+    optional={"steps_per_block": INT, "samples": INT},
+)
+BENCH = Where(Obj(
+    required={
+        "layers": ListOf(INT, min_length=2),
+        "threads": INT,
+        "frameworks": MapOf(STR),
+        "blas": ListOf(MapOf(ANY_SCALAR)),
+        "peak_gflops": MapOf(MapOf(NUM)),
+        "grid": ListOf(Where(Obj({"batch": INT, "dtype": DTYPE, "optimizer": STR, "flops": INT,
+                                  "backends": MapOf(BENCH_TIMING)}), _scratch_timed), min_length=1),
+    },
+    optional={
+        "memory": ListOf(Obj({"kind": STR, "dtype": DTYPE, "optimizer": STR, "rss_before_mib": NUM,
+                              "peak_mib": NUM, "step_extra_mib": NUM})),
+        "suite_wall_s": NUM,
+        "report_wall_s": NUM,
+    },
+), _peak_per_dtype)
 
 SCHEMA = Obj(
     required={
@@ -178,10 +255,15 @@ SCHEMA = Obj(
             "blas": ListOf(MapOf(ANY_SCALAR)), "hygiene": MapOf(STR), "env": MapOf(STR_OR_NULL),
         }),
     },
-    optional={"explain": ListOf(MapOf(ANY_SCALAR))},
+    optional={"explain": ListOf(MapOf(ANY_SCALAR)), "bench": BENCH},
 )
 
 
 def validate(results) -> None:
     """Raise :class:`DataError` unless ``results`` follows :data:`SCHEMA`."""
-    SCHEMA.check(results, "")
+    check_against(SCHEMA, results, "results.json")
+
+
+def validate_bench(bench, source: str) -> None:
+    """Raise :class:`DataError` (naming ``source``) unless ``bench`` follows :data:`BENCH`."""
+    check_against(BENCH, bench, source)

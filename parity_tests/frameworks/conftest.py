@@ -3,6 +3,9 @@ before torch or TensorFlow is imported."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from reference.hygiene import configure_frameworks
@@ -60,3 +63,28 @@ def pytest_report_header(config):
 def repro(request, global_seed) -> str:
     """The one command that reproduces the running test."""
     return f'pytest "{request.node.nodeid}" --seed {global_seed}'
+
+
+@pytest.fixture(scope="session")
+def bench_run(tmp_path_factory) -> tuple[Path, str]:
+    """One real ``backprop-parity bench --json`` run on the smallest grid (batch 64, float32, SGD,
+    2 rounds, 1 thread), shared by the bench and report tests: (the JSON file, what it printed)."""
+    import contextlib
+    import io
+
+    pytest.importorskip("threadpoolctl")
+    from reports.cli import main
+
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    torch = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
+    threads = torch.get_num_threads() if torch else None
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = main(["bench", "--batches", "64", "--rounds", "2", "--dtypes", "float32",
+                         "--optimizers", "sgd", "--threads", "1", "--json", str(path)])
+    finally:
+        if torch:
+            torch.set_num_threads(threads)             # the CLI is one process; the suite goes on
+    assert code == 0
+    return path, printed.getvalue()

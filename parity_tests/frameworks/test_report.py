@@ -1,7 +1,9 @@
 """The report: a ``--quick`` report generated in a temporary folder, then checked as a reader
 would meet it — the HTML parses with balanced tags, every image it shows is a real PNG file
 beside it, the JSON follows the documented schema, the Markdown tables carry the JSON's numbers,
-and re-rendering from the JSON gives the same files."""
+and re-rendering from the JSON gives the same files. The same holds for the Benchmark section that
+``--bench`` adds from a real (tiny) ``backprop-parity bench --json`` run, and a bad bench file is
+one clear error before anything runs."""
 
 from __future__ import annotations
 
@@ -240,3 +242,143 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys):
     assert "error: results.json: (top level): missing key 'mode'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing is written on error"
     assert main(["report", "--quick", "--full"]) == 2
+
+
+# --- report --bench: the benchmark section -------------------------------------------------------
+
+BENCH_TABLE = "benchmark, float32: ms per step (median)"
+
+
+@pytest.fixture(scope="module")
+def bench_file(bench_run):
+    """A real bench file: ``backprop-parity bench`` itself on the smallest grid (see ``bench_run``)."""
+    return bench_run[0]
+
+
+@pytest.fixture(scope="module")
+def bench(bench_file):
+    return json.loads(bench_file.read_text())
+
+
+@pytest.fixture(scope="module")
+def bench_report(tmp_path_factory, report, bench_file):
+    """The ``--quick`` report re-rendered with ``--bench``."""
+    out = tmp_path_factory.mktemp("bench_report")
+    assert main(["report", "--from-json", str(report / "results.json"), "--bench", str(bench_file),
+                 "--out", str(out)]) == 0
+    return out
+
+
+def without_section(markdown: str, title: str) -> str:
+    """``markdown`` less the section headed ``## title…`` (up to the next ``## `` heading)."""
+    return re.sub(rf"## {re.escape(title)}.*?(?=^## |\Z)", "", markdown, flags=re.S | re.M)
+
+
+def test_bench_section_appears_in_html_and_markdown_with_its_plot(report, bench_report, bench):
+    parser = parse_html(bench_report / "report.html")
+    assert not parser.errors and not parser.stack
+    assert {"bench", "table-bench-peak", "table-bench-float32", "table-bench-frameworks"} <= set(parser.ids)
+    assert len(parser.ids) == len(set(parser.ids)), "ids are unique"
+    assert "bench.png" in parser.images
+    markdown = (bench_report / "report.md").read_text()
+    assert "## 7. Benchmark" in markdown and "![" in markdown and "](bench.png)" in markdown
+    width, height = png_size(bench_report / "bench.png")
+    assert width > 300 and height > 200
+    assert bench_report.joinpath("results.json").read_text().count('"bench"') == 1
+    assert json.loads((bench_report / "results.json").read_text())["bench"] == bench, "stored unchanged"
+
+
+def test_without_bench_the_report_is_unchanged(report, bench_report):
+    plain = (report / "report.md").read_text()
+    assert "Benchmark" not in plain and not (report / "bench.png").exists()
+    assert 'id="bench"' not in (report / "report.html").read_text()
+    assert without_section((bench_report / "report.md").read_text(), "7. Benchmark") == plain
+    for png in report.glob("*.png"):
+        assert (bench_report / png.name).read_bytes() == png.read_bytes(), png.name
+
+
+def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):
+    tables = md_tables((bench_report / "report.md").read_text())
+    (_, peak_header, peak_rows), = [t for t in tables if t[0] and t[0].startswith("GEMM peak")]
+    for row in peak_rows:
+        for library, cell in zip(peak_header[1:], row[1:], strict=True):
+            assert float(cell) == pytest.approx(bench["peak_gflops"][row[0]][library], abs=0.05 + 1e-9)
+    (_, header, rows), = [t for t in tables if t[0] == BENCH_TABLE]
+    grid = {(r["optimizer"], str(r["batch"])): r for r in bench["grid"] if r["dtype"] == "float32"}
+    assert len(rows) == len(grid)
+    checked = 0
+    for row in rows:
+        timings = grid[(row[0], row[1])]["backends"]
+        for column, cell in zip(header[2:], row[2:], strict=True):
+            if column.endswith(" ms"):
+                want, places = 1e3 * timings[column.removesuffix(" ms")]["median_s"], 3
+            elif column.endswith(" × scratch"):
+                want, places = timings[column.removesuffix(" × scratch")]["ratio_to_scratch"], 2
+            elif column == "scratch GFLOP/s":
+                want, places = timings["scratch"]["gflops"], 1
+            else:
+                assert column == "scratch % of GEMM peak"
+                want, places = timings["scratch"]["percent_of_peak"], 1
+            assert float(cell) == pytest.approx(want, abs=0.5 * 10 ** -places + 1e-9), (row[:2], column)
+            checked += 1
+    assert checked == len(rows) * (2 * len(timings) - 1 + 2), "every backend's ms and ratio, scratch's rates"
+
+
+def test_bench_report_rerenders_byte_identical_from_its_json(bench_report, tmp_path):
+    assert main(["report", "--from-json", str(bench_report / "results.json"), "--out", str(tmp_path)]) == 0
+    names = sorted(p.name for p in bench_report.iterdir())
+    assert "bench.png" in names and sorted(p.name for p in tmp_path.iterdir()) == names
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (bench_report / name).read_bytes(), name
+
+
+def test_bench_memory_and_wall_times_render_when_present(results, bench):
+    from reports.render_markdown import render_markdown
+    from reports.schema import validate_bench
+
+    # the optional parts of a bench file (``--memory``, ``--with-suite``, ``--with-report``) cost
+    # minutes to measure; their rendering is checked with stand-in figures
+    extended = dict(bench, memory=[{"kind": "scratch", "rss_before_mib": 300.0, "peak_mib": 812.4,
+                                    "step_extra_mib": 512.4, "dtype": "float32", "optimizer": "sgd"}],
+                    suite_wall_s=61.25, report_wall_s=183.0)
+    validate_bench(extended, "bench.json")
+    markdown = render_markdown(dict(results, bench=extended), {})
+    (_, header, rows), = [t for t in md_tables(markdown) if t[1][0] == "backend" and "peak (MiB)" in t[1]]
+    assert rows == [["scratch", "float32", "sgd", "300", "812", "512"]]
+    assert "default parity suite: 61.2 s wall; default report: 183.0 s wall" in markdown
+
+
+def broken_bench(bench, path):
+    """Each way a bench file can be wrong → (text written to ``path``, expected message)."""
+    missing_scratch = copy.deepcopy(bench)
+    del missing_scratch["grid"][0]["backends"]["scratch"]
+    wrong_type = copy.deepcopy(bench)
+    wrong_type["grid"][0]["backends"]["scratch"]["median_s"] = "fast"
+    no_peak = dict(bench, peak_gflops={})
+    with_nan = json.dumps(dict(bench, suite_wall_s=float("nan")))      # json writes it as NaN
+    return {
+        "missing file": (None, f"{path}: cannot read"),
+        "not JSON": ("{\"layers\": [784,", f"{path}: malformed JSON"),
+        "a list": ("[]", f"{path}: (top level): expected an object, got list"),
+        "a results.json": ('{"format": "backprop-parity-report/1"}',
+                           f"{path}: (top level): missing key 'layers'"),
+        "no scratch timing": (json.dumps(missing_scratch), f"{path}: grid[0]: backends: no 'scratch' timing"),
+        "wrong type": (json.dumps(wrong_type),
+                       f"{path}: grid[0].backends.scratch.median_s: expected a number, got 'fast'"),
+        "no peak": (json.dumps(no_peak), f"{path}: (top level): grid[0]: dtype float32 has no peak_gflops"),
+        "NaN": (with_nan, f"{path}: NaN in the JSON (expected finite numbers)"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "not JSON", "a list", "a results.json", "no scratch timing",
+                                  "wrong type", "no peak", "NaN"])
+def test_bad_bench_file_is_one_clear_error_before_anything_runs(case, bench, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    text, message = broken_bench(bench, path)[case]
+    if text is not None:
+        path.write_text(text)
+    out = tmp_path / "out"
+    assert main(["report", "--quick", "--bench", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not out.exists(), "nothing is written (and no scenario ran) on error"
