@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
 
     settings = configure_frameworks(threads=threads)
 
-    import json
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -78,22 +77,21 @@ def run(args: argparse.Namespace) -> int:
                         t["percent_of_peak"] = 100 * t["gflops"] / peak
                     results["grid"].append(row)
                     _print_row(row)
+    _save(results, args.json)                          # the grid is kept even if a later part fails
     if args.memory:
         results["memory"] = _memory(kinds, dtypes, optimizers)
+        _save(results, args.json)
     if args.with_suite:
-        suite = ["pytest", "parity_tests", "-q", "-m", "not slow", "-p", "no:cacheprovider"]
-        results["suite_wall_s"] = _wall(suite)
+        suite = ["-m", "pytest", "parity_tests", "-q", "-m", "not slow", "-p", "no:cacheprovider"]
+        results["suite_wall_s"] = _wall(suite, "the default parity suite")
         print(f"default parity suite: {results['suite_wall_s']:.1f} s wall")
+        _save(results, args.json)
     if args.with_report:
         import tempfile
         with tempfile.TemporaryDirectory() as out:
-            results["report_wall_s"] = _wall(["backprop-parity", "report", "--out", out])
+            results["report_wall_s"] = _wall(["-m", "reports", "report", "--out", out], "the default report")
         print(f"default report: {results['report_wall_s']:.1f} s wall")
-    if args.json:
-        from pathlib import Path
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1))
-        print(f"wrote {args.json}")
+        _save(results, args.json)
     return 0
 
 
@@ -130,10 +128,30 @@ def _memory(kinds, dtypes, optimizers):
     return rows
 
 
-def _wall(command) -> float:
+def _save(results: dict, path) -> None:
+    if path:
+        import json
+        from pathlib import Path
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=1))
+        print(f"wrote {path}")
+
+
+def _wall(arguments, what: str) -> float:
+    """Wall seconds of ``python arguments…`` run from the current folder (the checkout, which
+    holds ``parity_tests``); a failing run is an error, not a time."""
     import subprocess
+    import sys
     import time
 
+    from scratch.errors import BackendError
+
     start = time.perf_counter()
-    subprocess.run(command, check=False, capture_output=True)
-    return time.perf_counter() - start
+    done = subprocess.run([sys.executable, *arguments], check=False, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        raise BackendError(f"{what} failed (exit {done.returncode}) after {wall:.0f} s, so its time is "
+                           "not recorded:\n  " + "\n  ".join(tail))
+    return wall
