@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     dtypes = args.dtypes.split(",")
     optimizers = args.optimizers.split(",")
     results = {"layers": list(LAYERS), "threads": threads, "frameworks": settings,
-               "blas": [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-                        for info in threadpool_info()],
                "peak_gflops": {}, "grid": []}
     with threadpool_limits(limits=threads):
+        fields = ("internal_api", "version", "architecture", "num_threads")
+        results["blas"] = [{k: pool.get(k) for k in fields} for pool in threadpool_info()]   # as timed
         for dtype in dtypes:
             results["peak_gflops"][dtype] = gemm_peak(dtype)
             peak = max(results["peak_gflops"][dtype].values())
