@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--optimizers", default="sgd,adam")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (default 15)")
+    parser.add_argument("--peak-size", type=int, default=2048,
+                        help="n of the square n × n product that measures the GEMM peak (default 2048)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every library (default: the number of cores)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         fields = ("internal_api", "version", "architecture", "num_threads")
         results["blas"] = [{k: pool.get(k) for k in fields} for pool in threadpool_info()]   # as timed
         for dtype in dtypes:
-            results["peak_gflops"][dtype] = gemm_peak(dtype)
+            results["peak_gflops"][dtype] = gemm_peak(dtype, size=args.peak_size)
             peak = max(results["peak_gflops"][dtype].values())
             print(f"GEMM peak {dtype}: " + ", ".join(f"{k} {v:.1f}" for k, v in
                                                      results["peak_gflops"][dtype].items()) + " GFLOP/s")

@@ -68,7 +68,8 @@ def repro(request, global_seed) -> str:
 @pytest.fixture(scope="session")
 def bench_run(tmp_path_factory) -> tuple[Path, str]:
     """One real ``backprop-parity bench --json`` run on the smallest grid (batch 64, float32, SGD,
-    2 rounds, 1 thread), shared by the bench and report tests: (the JSON file, what it printed)."""
+    2 rounds, 1 thread, a 256² GEMM peak), shared by the bench and report tests: (the JSON file,
+    what it printed)."""
     import contextlib
     import io
 
@@ -82,7 +83,7 @@ def bench_run(tmp_path_factory) -> tuple[Path, str]:
     try:
         with contextlib.redirect_stdout(printed):
             code = main(["bench", "--batches", "64", "--rounds", "2", "--dtypes", "float32",
-                         "--optimizers", "sgd", "--threads", "1", "--json", str(path)])
+                         "--optimizers", "sgd", "--threads", "1", "--peak-size", "256", "--json", str(path)])
     finally:
         if torch:
             torch.set_num_threads(threads)             # the CLI is one process; the suite goes on
