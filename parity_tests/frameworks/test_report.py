@@ -285,7 +285,9 @@ def test_bench_section_appears_in_html_and_markdown_with_its_plot(report, bench_
     width, height = png_size(bench_report / "bench.png")
     assert width > 300 and height > 200
     assert bench_report.joinpath("results.json").read_text().count('"bench"') == 1
-    assert json.loads((bench_report / "results.json").read_text())["bench"] == bench, "stored unchanged"
+    # stored unchanged; with test_from_json_rerenders_the_same_report (rendering is a function of
+    # results.json alone) this is what makes --from-json give the bench section back identically
+    assert json.loads((bench_report / "results.json").read_text())["bench"] == bench
 
 
 def test_without_bench_the_report_is_unchanged(report, bench_report):
@@ -322,14 +324,6 @@ def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):
             assert float(cell) == pytest.approx(want, abs=0.5 * 10 ** -places + 1e-9), (row[:2], column)
             checked += 1
     assert checked == len(rows) * (2 * len(timings) - 1 + 2), "every backend's ms and ratio, scratch's rates"
-
-
-def test_bench_report_rerenders_byte_identical_from_its_json(bench_report, tmp_path):
-    assert main(["report", "--from-json", str(bench_report / "results.json"), "--out", str(tmp_path)]) == 0
-    names = sorted(p.name for p in bench_report.iterdir())
-    assert "bench.png" in names and sorted(p.name for p in tmp_path.iterdir()) == names
-    for name in names:
-        assert (tmp_path / name).read_bytes() == (bench_report / name).read_bytes(), name
 
 
 def test_bench_memory_and_wall_times_render_when_present(results, bench):
