@@ -5,7 +5,10 @@ For each grid point (batch size × dtype × optimizer) every backend's step (see
 machine slows all of them alike. Each timing is a block of ``k`` steps (``k`` chosen in warm-up
 so a block lasts ≥ ``min_block`` seconds) divided by ``k``. Reported per backend: median and
 interquartile range of the per-step time, the ratio of each backend's median to scratch's
-(> 1 means slower than scratch), and achieved GFLOP/s.
+(> 1 means slower than scratch), and achieved GFLOP/s. Before each timed block the bench sleeps
+``settle`` seconds, so that the threads of the backend timed just before have stopped spinning
+(measured alone at two threads, scratch took 16.7 ms per step at batch 8192 float32; timed right
+after the other backends without the pause, 25.6–28 ms).
 
 FLOPs of one step of an MLP with layers (n_0, …, n_L) at batch m count the matrix products
 only: forward 2·m·n_{l−1}·n_l per layer, backward the same for dW_l and again for dA_{l−1}
@@ -57,8 +60,13 @@ def _best(fn, repeats: int) -> float:
     return min(times)
 
 
-def time_interleaved(steps: dict, rounds: int, min_block: float = 0.02, warmup: int = 3) -> dict:
-    """Per-step seconds of every callable in ``steps``, measured in interleaved rounds."""
+def time_interleaved(steps: dict, rounds: int, min_block: float = 0.02, warmup: int = 3,
+                     settle: float = 0.0) -> dict:
+    """Per-step seconds of every callable in ``steps``, measured in interleaved rounds.
+
+    ``settle`` seconds of sleep before each timed block let the worker threads of the backend
+    timed before it stop spinning (OpenBLAS's spin for up to ~0.1 s after a call); otherwise, on
+    a machine with as many cores as threads, they take a core from the backend being timed."""
     blocks = {}
     for name, step in steps.items():
         for _ in range(warmup):
@@ -71,6 +79,8 @@ def time_interleaved(steps: dict, rounds: int, min_block: float = 0.02, warmup: 
     for _ in range(rounds):
         for name, step in steps.items():
             k = blocks[name]
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             for _ in range(k):
                 step()

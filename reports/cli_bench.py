@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--optimizers", default="sgd,adam")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (default 15)")
+    parser.add_argument("--settle", type=float, default=0.25,
+                        help="seconds of sleep before each timed block, so the previous backend's "
+                             "threads stop spinning (default 0.25)")
     parser.add_argument("--peak-size", type=int, default=2048,
                         help="n of the square n × n product that measures the GEMM peak (default 2048)")
     parser.add_argument("--threads", type=int, default=None,
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--batches: expected comma-separated integers, got {args.batches!r}") from None
     dtypes = args.dtypes.split(",")
     optimizers = args.optimizers.split(",")
-    results = {"layers": list(LAYERS), "threads": threads, "frameworks": settings,
+    results = {"layers": list(LAYERS), "threads": threads, "settle_s": args.settle, "frameworks": settings,
                "peak_gflops": {}, "grid": []}
     with threadpool_limits(limits=threads):
         fields = ("internal_api", "version", "architecture", "num_threads")
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             for optimizer in optimizers:
                 for batch in batches:
                     steps = {kind: build_step(kind, batch, dtype, optimizer) for kind in kinds}
-                    timing = time_interleaved(steps, rounds=args.rounds)
+                    timing = time_interleaved(steps, rounds=args.rounds, settle=args.settle)
                     flops = step_flops(LAYERS, batch)
                     row = {"batch": batch, "dtype": dtype, "optimizer": optimizer, "flops": flops,
                            "backends": timing}

@@ -301,7 +301,9 @@ def _bench(bench: dict, images) -> Section:
               "time per step; × scratch: that median over scratch's (> 1 is slower than scratch). "
               "GFLOP/s counts the matrix products only (forward, dW and dA); % of GEMM peak compares it "
               "with the best square matrix product measured in the same run. Timings are figures to "
-              f"read, not pass/fail. Threads per library: {bench['threads']}."]
+              f"read, not pass/fail. Threads per library: {bench['threads']}."
+              + (f" Before each timed block the bench slept {bench['settle_s']:g} s so the previous "
+                 "backend's threads stopped spinning." if bench.get("settle_s") else "")]
     libraries = list(dict.fromkeys(lib for peaks in bench["peak_gflops"].values() for lib in peaks))
     blocks.append(Table(["dtype", *libraries],
                         [[dtype, *(fmt_rate(peaks[lib]) if lib in peaks else "" for lib in libraries)]

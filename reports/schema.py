@@ -187,6 +187,7 @@ BENCH = Where(Obj(
     optional={
         "memory": ListOf(Obj({"kind": STR, "dtype": DTYPE, "optimizer": STR, "rss_before_mib": NUM,
                               "peak_mib": NUM, "step_extra_mib": NUM})),
+        "settle_s": NUM,
         "suite_wall_s": NUM,
         "report_wall_s": NUM,
     },

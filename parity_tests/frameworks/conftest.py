@@ -83,7 +83,8 @@ def bench_run(tmp_path_factory) -> tuple[Path, str]:
     try:
         with contextlib.redirect_stdout(printed):
             code = main(["bench", "--batches", "64", "--rounds", "2", "--dtypes", "float32",
-                         "--optimizers", "sgd", "--threads", "1", "--peak-size", "256", "--json", str(path)])
+                         "--optimizers", "sgd", "--threads", "1", "--peak-size", "256", "--settle", "0",
+                         "--json", str(path)])
     finally:
         if torch:
             torch.set_num_threads(threads)             # the CLI is one process; the suite goes on

@@ -33,6 +33,19 @@ def test_time_interleaved_reports_every_step_with_quartiles():
         assert calls[name] >= 1 + 1 + 4
 
 
+def test_settle_sleeps_before_every_timed_block_and_outside_the_timing(monkeypatch):
+    import reports.bench as bench
+
+    events = []
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
+    steps = {name: (lambda name=name: events.append(("step", name))) for name in ("a", "b")}
+    summary = time_interleaved(steps, rounds=3, min_block=0.0, warmup=1, settle=0.25)
+    timed = events[4:]                                   # after warm-up and calibration (2 per step)
+    assert timed == [event for _ in range(3) for name in ("a", "b")
+                     for event in (("sleep", 0.25), ("step", name))]
+    assert all(figures["samples"] == 3 for figures in summary.values())
+
+
 def test_bench_cli_tiny_grid_writes_every_backend(bench_run):
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
