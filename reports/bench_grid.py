@@ -23,7 +23,8 @@ def spec_for(batch: int, dtype: str, optimizer: str, convention: str):
 
 
 @functools.lru_cache(maxsize=2)
-def _mnist(dtype: str):
+def mnist(dtype: str):
+    """The bundled MNIST in ``dtype``, loaded once per dtype."""
     from scratch.datasets import load_mnist
 
     return load_mnist(dtype=np.dtype(dtype))
@@ -36,7 +37,7 @@ def build_step(kind: str, batch: int, dtype: str, optimizer: str):
 
     convention = "keras" if kind in ("tf.function", "keras") else "torch"
     spec = spec_for(batch, dtype, optimizer, convention)
-    data = _mnist(dtype)
+    data = mnist(dtype)
     model = MLP(spec)
     x = np.ascontiguousarray(data.x_train[:batch])
     targets = model.targets(data.y_train[:batch])

@@ -139,12 +139,9 @@ def _read_json(path):
     def refuse(constant: str):
         raise DataError(f"{path}: {constant} in the JSON (expected finite numbers)")
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: cannot read (not UTF-8 text)") from None
+    from reports.text_file import read_text
+
+    text = read_text(path, DataError)
     try:
         return json.loads(text, parse_constant=refuse)
     except json.JSONDecodeError as error:

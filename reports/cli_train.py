@@ -223,15 +223,11 @@ def optimizer_spec(base, name=None, convention=None, learning_rate=None, momentu
 
 def read_spec_file(path):
     """The ModelSpec in the JSON file at ``path``; every problem is one SpecError naming it."""
+    from reports.text_file import read_text
     from scratch.errors import SpecError
     from scratch.spec import ModelSpec
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise SpecError(f"{path}: cannot read ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a UTF-8 text file") from None
+    text = read_text(path, SpecError)
     try:
         return ModelSpec.from_json(text, source=str(path))
     except SpecError as error:

@@ -124,13 +124,19 @@ class KerasRMSprop(Optimizer):
 
 
 class TorchAdam(Optimizer):
-    def update(self, param, grad, state):
+    def moments(self, param, grad, state):
+        """Update and return (m, s) in place: m ← m + (1 − β₁)(g − m);  s ← β₂·s + (1 − β₂)·g²."""
         spec = self.spec
         m = state.setdefault("m", np.zeros_like(param))
         s = state.setdefault("s", np.zeros_like(param))
         m += (1 - spec.beta1) * (grad - m)
         s *= spec.beta2
         s += (1 - spec.beta2) * grad * grad
+        return m, s
+
+    def update(self, param, grad, state):
+        spec = self.spec
+        m, s = self.moments(param, grad, state)
         step_size = spec.learning_rate / (1 - spec.beta1 ** self.t)
         bias_correction2_sqrt = math.sqrt(1 - spec.beta2 ** self.t)
         denom = np.sqrt(s) / bias_correction2_sqrt + spec.epsilon

@@ -61,11 +61,7 @@ class AdamNoSqrt(TorchAdam):
 
     def update(self, param, grad, state):
         spec = self.spec
-        m = state.setdefault("m", np.zeros_like(param))
-        s = state.setdefault("s", np.zeros_like(param))
-        m += (1 - spec.beta1) * (grad - m)
-        s *= spec.beta2
-        s += (1 - spec.beta2) * grad * grad
+        m, s = self.moments(param, grad, state)
         m_hat = m / (1 - spec.beta1 ** self.t)
         v_hat = s / (1 - spec.beta2 ** self.t)
         param -= spec.learning_rate * (m_hat / (v_hat + spec.epsilon))

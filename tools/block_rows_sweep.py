@@ -34,7 +34,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     import scratch.model as engine
-    from reports.bench_grid import _mnist, spec_for
+    from reports.bench_grid import mnist, spec_for
     from scratch.optimizers import make_optimizer
 
     current = engine.BLOCK_ROWS
@@ -43,7 +43,7 @@ def main() -> int:
         for dtype in args.dtypes.split(","):
             for batch in (int(b) for b in args.batches.split(",")):
                 spec = spec_for(batch, dtype, "sgd", "torch")
-                data = _mnist(dtype)
+                data = mnist(dtype)
                 x = np.ascontiguousarray(data.x_train[:batch])
                 model = engine.MLP(spec)
                 targets = model.targets(data.y_train[:batch])
