@@ -46,16 +46,49 @@ class Comparison:
     error: float
     bound: float
     problem: str = ""          # a shape or dtype mismatch, reported before any value
+    ulps: float = float("nan")  # the largest elementwise error, in ulps of the reference element
+    where: tuple = ()           # the index of that element
+    step: int | None = None     # the training step, for per-step checks
 
     @property
     def ok(self) -> bool:
         return not self.problem and self.error <= self.bound
 
     def describe(self) -> str:
+        at = f" at step {self.step}" if self.step is not None else ""
         if self.problem:
-            return f"{self.name}: {self.problem}"
+            return f"{self.name}{at}: {self.problem}"
         verdict = "<=" if self.ok else ">"
-        return f"{self.name}: rel err {self.error:.3e} {verdict} tol {self.bound:.0e}"
+        if self.kind == "update":
+            return (f"{self.name}{at}: {self.error:.0f} ulp {verdict} tol {self.bound:.0f} ulp"
+                    f"{self._location()}")
+        return f"{self.name}{at}: rel err {self.error:.3e} {verdict} tol {self.bound:.0e}{self._ulp_note()}"
+
+    def _location(self) -> str:
+        return f" at {list(self.where)}" if self.where else ""
+
+    def _ulp_note(self) -> str:
+        if not np.isfinite(self.ulps):
+            return ""
+        return f" (largest elementwise: {self.ulps:.3g} ulp{self._location()})"
+
+
+def elementwise_ulps(actual, desired, dtype: str, scale=None) -> tuple[float, tuple]:
+    """The largest |actual − desired| in units in the last place (``np.spacing`` in ``dtype``) of
+    max(|desired|, ``scale``) elementwise, and the index where it is. ``scale`` (an array or a
+    number) is an operand the element was computed from, where that can exceed the result (an
+    update θ − u that nearly cancels): rounding is relative to the operands."""
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    if desired.size == 0:
+        return 0.0, ()
+    magnitude = np.abs(desired) if scale is None else np.maximum(np.abs(desired), np.abs(scale))
+    ulp = np.spacing(magnitude.astype(dtype)).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ulps = np.abs(actual - desired) / ulp
+    ulps = np.where(np.isnan(ulps), np.inf, ulps)
+    index = np.unravel_index(int(np.argmax(ulps)), ulps.shape)
+    return float(ulps[index]), tuple(int(i) for i in index)
 
 
 def relative_error(actual: np.ndarray, desired: np.ndarray, floor: float = 0.0) -> float:
@@ -157,7 +190,9 @@ def _compare_one(name, layer, kind, actual, desired, dtype, bound, floor=0.0) ->
     if actual.dtype != np.dtype(dtype) or desired.dtype != np.dtype(dtype):
         return Comparison(name, layer, kind, np.inf, bound,
                           f"dtype {actual.dtype} / reference {desired.dtype}, spec says {dtype}")
-    return Comparison(name, layer, kind, relative_error(actual, desired, floor), bound)
+    ulps, where = elementwise_ulps(actual, desired, dtype)
+    return Comparison(name, layer, kind, relative_error(actual, desired, floor), bound,
+                      ulps=ulps, where=where)
 
 
 def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, masks,
@@ -258,10 +293,19 @@ def compare_parameters(actual_backend, desired_backend, bound: float | None = No
 
 
 def format_table(rows: list[tuple[str, Comparison]]) -> str:
-    """A plain-text table of (pair label, comparison) rows, for the CLI and reports."""
-    header = f"{'pair':<22}{'quantity':<12}{'kind':<11}{'rel err':>11}{'tol':>9}  status"
+    """A plain-text table of (pair label, comparison) rows, for the CLI and reports. ``error`` is
+    the normwise relative error (ulps for an update); ``max ulp`` the largest elementwise error."""
+    header = (f"{'pair':<20}{'quantity':<18}{'kind':<10}{'error':>11}{'tol':>9}{'max ulp':>10}"
+              f"  {'where':<12}status")
     lines = [header, "-" * len(header)]
     for label, c in rows:
         status = "ok" if c.ok else ("FAIL " + c.problem if c.problem else "FAIL")
-        lines.append(f"{label:<22}{c.name:<12}{c.kind:<11}{c.error:>11.2e}{c.bound:>9.0e}  {status}")
+        name = c.name if c.step is None else f"{c.name} @{c.step}"
+        if c.kind == "update":
+            error, bound = f"{c.error:>8.0f} ulp", f"{c.bound:>5.0f} ulp"
+        else:
+            error, bound = f"{c.error:>11.2e}", f"{c.bound:>9.0e}"
+        ulps = f"{c.ulps:>10.3g}" if np.isfinite(c.ulps) else f"{'-':>10}"
+        where = str(list(c.where)) if c.where else "-"
+        lines.append(f"{label:<20}{name:<18}{c.kind:<10}{error}{bound}{ulps}  {where:<12}{status}")
     return "\n".join(lines)

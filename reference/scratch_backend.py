@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.model import MLP
 from scratch.optimizers import make_optimizer
@@ -46,6 +47,20 @@ class ScratchBackend:
 
     def train_step(self, x, targets, masks=None):
         return self.model.train_step(x, targets, self.optimizer, masks)
+
+    def apply_gradients(self, gradients):
+        self.optimizer.step(self.model.parameters, [np.array(g, copy=True) for g in gradients])
+
+    def optimizer_state(self):
+        slots = self.optimizer.state or [{} for _ in self.model.parameters]
+        return OptimizerState(self.optimizer.t, slots).copy()
+
+    def load_state(self, weights, biases, state):
+        self.model = MLP(self.spec, weights, biases)
+        self.optimizer = make_optimizer(self.spec.optimizer)
+        state = state.copy()
+        self.optimizer.t = state.t
+        self.optimizer.state = state.slots if state.t else None
 
     def fit(self, x, targets, plan):
         return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])

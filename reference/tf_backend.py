@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reference.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
 from scratch.weights import save_weights
@@ -213,6 +214,49 @@ class KerasBackend:
         grads = tape.gradient(loss, self.variables)
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return float(loss.numpy())
+
+    def apply_gradients(self, gradients):
+        grads = [tf.constant(self._to_variable_layout(index, g)) for index, g in enumerate(gradients)]
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+
+    def _to_variable_layout(self, index, array):
+        """A canonical array of parameter ``index`` (W_l at even indices) in the layout of
+        ``self.variables[index]`` (a Dense kernel is W_lᵀ)."""
+        shape = tuple(self.variables[index].shape)
+        if index % 2 == 0:
+            return to_kernel(array, shape[0], shape[1])
+        if array.shape != shape:
+            raise BackendError(f"keras backend: expected shape {shape}, got {array.shape}")
+        return array
+
+    def _state_variables(self) -> dict[str, list]:
+        """scratch.optimizers' buffer names → the Keras optimizer's variables, one per parameter."""
+        optimizer = self.optimizer
+        optimizer.build(self.variables)
+        name = self.spec.optimizer.name
+        if name in ("sgd", "momentum"):
+            return {"v": optimizer.momentums} if optimizer.momentums else {}
+        if name == "rmsprop":
+            momentum = {"v": optimizer._momentums} if optimizer._momentums else {}
+            return {"s": optimizer._velocities, **momentum}
+        return {"m": optimizer._momentums, "s": optimizer._velocities}
+
+    def optimizer_state(self):
+        buffers = self._state_variables()
+        slots = [{ours: (from_kernel(variables[index].numpy()) if index % 2 == 0
+                         else variables[index].numpy().copy())
+                  for ours, variables in buffers.items()} for index in range(len(self.variables))]
+        return OptimizerState(int(self.optimizer.iterations.numpy()), slots)
+
+    def load_state(self, weights, biases, state):
+        for index, array in enumerate(p for pair in zip(weights, biases, strict=True) for p in pair):
+            self.variables[index].assign(self._to_variable_layout(index, array))
+        buffers = self._state_variables()
+        for ours, variables in buffers.items():
+            for index, variable in enumerate(variables):
+                value = state.slots[index][ours] if state.t else np.zeros(variable.shape, self.spec.dtype)
+                variable.assign(value if not state.t else self._to_variable_layout(index, value))
+        self.optimizer.iterations.assign(state.t)
 
     def graph_train_step(self):
         """The same step as :meth:`train_step`, traced once into a ``tf.function`` graph: a

@@ -23,6 +23,18 @@ TOLERANCES: dict[str, dict[str, float]] = {
     "float32": {"forward": 1e-5, "gradient": 1e-4, "curve": 1e-4, "parameters": 1e-4},
 }
 
+# Per-step update check (reference.stepwise): an optimizer update fed identical gradients and
+# state agrees elementwise within this many units in the last place of its operands.
+ULPS_UPDATE = 8
+
+# Free-running trajectories (reference.trajectory). An adaptive step "amplifies" a gradient
+# element when its sensitivity |∂θ′/∂g| is at least AMPLIFIED times the learning rate (plain
+# SGD's sensitivity). Where no rounding cause explains a parting, the actual backend passes when
+# its distance to the higher-precision arbiter is at most ARBITER_FACTOR times the reference's
+# own distance plus the parameters bound.
+AMPLIFIED = 10.0
+ARBITER_FACTOR = 4.0
+
 # The long run (a full MNIST epoch, 938 steps) is held to this in float64.
 FULL_EPOCH_FLOAT64 = 1e-12
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reference.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
 from scratch.weights import save_weights
@@ -54,6 +55,15 @@ def _optimizer(spec, params) -> torch.optim.Optimizer:
                             eps=opt.epsilon, foreach=False)
 
 
+# scratch.optimizers' buffer names → torch.optim's state keys, per optimizer.
+_STATE_KEYS = {
+    "sgd": {},
+    "momentum": {"v": "momentum_buffer"},
+    "rmsprop": {"s": "square_avg", "v": "momentum_buffer"},
+    "adam": {"m": "exp_avg", "s": "exp_avg_sq"},
+}
+
+
 def to_torch(array: np.ndarray, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """A torch copy of a canonical-layout array, asserting its shape (no cast: dtypes must match)."""
     if array.shape != shape:
@@ -83,6 +93,7 @@ class TorchBackend:
                             for layer in range(1, n + 1)]
         loss_class, self.loss_input = _LOSSES[spec.loss]
         self.loss_fn = loss_class()
+        self.steps = 0                       # updates applied (torch's SGD keeps no counter)
 
     @functools.cached_property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -165,7 +176,42 @@ class TorchBackend:
         loss = self._loss(zs[-1], activations[-1], targets)
         loss.backward()
         self.optimizer.step()
+        self.steps += 1
         return float(loss.detach())
+
+    def apply_gradients(self, gradients):
+        params = list(self.linears.parameters())
+        for param, gradient in zip(params, gradients, strict=True):
+            param.grad = to_torch(gradient, tuple(param.shape), self.dtype)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+
+    def optimizer_state(self):
+        keys = _STATE_KEYS[self.spec.optimizer.name]
+        slots = []
+        for param in self.linears.parameters():
+            state = self.optimizer.state.get(param, {})
+            slots.append({ours: state[theirs].detach().numpy().copy() for ours, theirs in keys.items()
+                          if state.get(theirs) is not None})
+        return OptimizerState(self.steps, slots)
+
+    def load_state(self, weights, biases, state):
+        sizes = self.spec.layer_sizes
+        keys = _STATE_KEYS[self.spec.optimizer.name]
+        with torch.no_grad():
+            for layer, (linear, w, b) in enumerate(zip(self.linears, weights, biases, strict=True), start=1):
+                linear.weight.copy_(to_torch(w, (sizes[layer], sizes[layer - 1]), self.dtype))
+                linear.bias.copy_(to_torch(b, (sizes[layer],), self.dtype))
+        self.optimizer.state.clear()
+        if state.t:
+            for param, slot in zip(self.linears.parameters(), state.slots, strict=True):
+                buffers = {theirs: to_torch(slot[ours], tuple(param.shape), self.dtype)
+                           for ours, theirs in keys.items() if ours in slot}
+                if self.spec.optimizer.name in ("rmsprop", "adam"):
+                    buffers["step"] = torch.tensor(float(state.t))
+                self.optimizer.state[param] = buffers
+        self.steps = state.t
 
     def fit(self, x, targets, plan):
         return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])

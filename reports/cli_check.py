@@ -10,7 +10,6 @@ tolerance table, 1 when something is not, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import itertools
 
 PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
 
@@ -35,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from reference.backends import available_backends, make_backend
-    from reference.parity import compare_curves, compare_parameters, compare_traces, format_table
-    from scratch.batching import dropout_masks, training_plan
+    from reference.parity import compare_traces, format_table
+    from reference.training_parity import compare_training
+    from scratch.batching import dropout_masks
     from scratch.errors import BackendError, DataError
     from scratch.model import MLP
     from scratch.spec import ModelSpec
@@ -78,27 +78,45 @@ def run(args: argparse.Namespace) -> int:
         if actual in traces and desired in traces:
             for comparison in compare_traces(traces[actual], traces[desired], spec.dtype):
                 rows.append((f"{actual} vs {desired}", comparison))
+    trainings = []
     if args.steps:
-        plan = list(itertools.islice(training_plan(spec, len(x)), args.steps))
-        fresh, curves = {}, {}
-        for name in backends:
-            fresh[name] = make_backend(name, spec, weights, biases)
-            try:
-                curves[name] = fresh[name].fit(x, targets, plan)
-            except BackendError as error:
-                print(f"  {name}: training curve skipped — {error}")
+        plan = check_plan(spec, len(x), args.steps)
         for actual, desired in PAIRS:
-            if actual in curves and desired in curves:
-                label = f"{actual} vs {desired}"
-                rows.append((label, compare_curves(curves[actual], curves[desired], spec.dtype)))
-                rows += [(label, c) for c in compare_parameters(fresh[actual], fresh[desired])]
+            if actual in backends and desired in backends:
+                try:
+                    trainings.append(compare_training(actual, desired, spec, weights, biases, x, targets,
+                                                      plan))
+                except BackendError as error:
+                    print(f"  {actual} vs {desired}: training not compared — {error}")
+        for training in trainings:
+            rows += [(f"{training.actual} vs {training.desired}", c) for c in training.summary_rows()]
     if not rows:
         print("nothing to compare: fewer than two backends could run this spec")
         return 1
     print(format_table(rows))
+    if trainings:
+        print(f"\nfree-running over {len(plan)} steps (measured; the per-step rows above are the verdict):")
+        for training in trainings:
+            status = "ok" if training.trajectory.ok else "FAIL"
+            print(f"  {training.actual} vs {training.desired}: {status} — {training.trajectory.verdict()}")
     failed = [row for row in rows if not row[1].ok]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} comparisons within tolerance ({spec.dtype}).")
-    return 1 if failed else 0
+    failed_runs = [t for t in trainings if not t.trajectory.ok]
+    total = len(rows) + len(trainings)
+    within = total - len(failed) - len(failed_runs)
+    print(f"\n{within} of {total} comparisons within tolerance ({spec.dtype}).")
+    return 1 if failed or failed_runs else 0
+
+
+def check_plan(spec, n_samples: int, steps: int) -> list:
+    """The first ``steps`` steps of the spec's training plan over ``n_samples`` samples, with
+    as many epochs as that takes (a full batch repeats the batch)."""
+    import dataclasses
+    import itertools
+
+    from scratch.batching import steps_per_epoch, training_plan
+
+    epochs = -(-steps // steps_per_epoch(spec, n_samples))
+    return list(itertools.islice(training_plan(dataclasses.replace(spec, epochs=epochs), n_samples), steps))
 
 
 def _batch(spec, args, np):

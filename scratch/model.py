@@ -111,12 +111,14 @@ class MLP:
 
     ``weights[l-1]`` = W_l (n_l, n_{l−1}) and ``biases[l-1]`` = b_l (n_l,), the canonical layout
     of the shared weight file. Without explicit parameters, the spec's initializer draws them
-    from ``spec.seed``.
+    from ``spec.seed``. ``dtype`` overrides ``spec.dtype`` for the arithmetic: the parity
+    suite's higher-precision arbiter runs this same engine in float64 or ``np.longdouble``
+    (parameters, inputs and targets must then already be in that dtype).
     """
 
-    def __init__(self, spec: ModelSpec, weights=None, biases=None):
+    def __init__(self, spec: ModelSpec, weights=None, biases=None, *, dtype=None):
         self.spec = spec
-        self.dtype = np.dtype(spec.dtype)
+        self.dtype = np.dtype(spec.dtype if dtype is None else dtype)
         if weights is None and biases is None:
             weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, self.dtype)
         elif weights is None or biases is None:

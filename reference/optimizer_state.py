@@ -1,0 +1,36 @@
+"""An optimizer's state in one canonical form, so any backend can be re-synchronized to another.
+
+``OptimizerState(t, slots)``: ``t`` is the number of updates already applied, ``slots[i]`` the
+per-parameter buffers of the i-th parameter in canonical order (W_1, b_1, W_2, b_2, …), each in
+the canonical layout of that parameter and named as in :mod:`scratch.optimizers`:
+
+    m   Adam's first moment                     (torch ``exp_avg``, Keras ``momentums``)
+    s   the second moment / running mean of g²  (torch ``exp_avg_sq`` / ``square_avg``,
+                                                 Keras ``velocities``)
+    v   the momentum buffer                     (torch ``momentum_buffer``, Keras ``momentums``)
+
+Each framework keeps the buffers of *its own* convention (Keras's momentum buffer is −η times
+torch's), so a state is only ever moved between a framework and the NumPy engine running that
+framework's convention. Each backend maps these names to its framework's in one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    t: int = 0
+    slots: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    def copy(self) -> OptimizerState:
+        return OptimizerState(self.t, [{name: np.array(buffer, copy=True) for name, buffer in slot.items()}
+                                       for slot in self.slots])
+
+
+def canonical_gradients(trace: dict, n_layers: int) -> list[np.ndarray]:
+    """[dW_1, db_1, …, dW_L, db_L] from a trace: the gradients an update is fed."""
+    return [trace[f"{kind}{layer}"] for layer in range(1, n_layers + 1) for kind in ("dW", "db")]

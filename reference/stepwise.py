@@ -1,0 +1,164 @@
+"""Per-step training checks: the pass/fail verdict on training.
+
+Two backends trained side by side drift apart by rounding, and adaptive optimizers amplify that
+drift (see :mod:`reference.trajectory`), so a bound on the free-running trajectory cannot tell a
+rounding difference from a bug. Here errors cannot accumulate: at every step k of the plan
+
+1. the actual backend is **re-synchronized** to the reference: it is loaded with the reference's
+   parameters θ_{k−1} and optimizer state (t, m, s, v) — :meth:`load_state`;
+2. both trace the step's batch from that same point; every forward quantity, the loss and every
+   gradient are compared with :func:`reference.parity.compare_traces` (the same bounds and
+   floors as the single-batch parity check);
+3. the actual framework's optimizer applies **its own** gradients g_a, and the NumPy engine's
+   optimizer (the spec's convention, :mod:`scratch.optimizers`) applies the very same g_a to the
+   very same state. The two updated parameters and optimizer buffers must agree **elementwise**
+   within ``ULPS_UPDATE`` units in the last place of each element's operands: the update formula
+   itself, fed identical inputs, is held to rounding, however much it amplifies a difference in
+   its inputs. The operand scale of a buffer b ← b + δ is S_b = max(|b|, |b′|, |δ|) (m ← m +
+   (1 − β₁)(g − m) can cancel to far below its operands); of a parameter θ ← θ − u it is
+   max(|θ|, |θ′|, |u|·max_b S_b/|b′|), since u is proportional to the buffers and inherits
+   their rounding relative to their operands;
+4. the reference advances on its own gradients.
+
+Step 2 catches a wrong forward or backward pass at the step where it acts; step 3 a wrong
+optimizer (a hyperparameter ignored or rounded, a bias correction off by one, ε in the wrong
+place), including the update of the first step, where some buffers start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.optimizer_state import OptimizerState, canonical_gradients
+from reference.parity import Comparison, compare_traces, elementwise_ulps
+from reference.tolerances import ULPS_UPDATE
+from scratch.batching import batches
+
+
+@dataclass(frozen=True)
+class StepwiseResult:
+    """Every comparison of every re-synchronized step (each carries its ``step``)."""
+
+    comparisons: list[Comparison]
+    steps: int
+
+    @property
+    def failed(self) -> list[Comparison]:
+        return [c for c in self.comparisons if not c.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def worst(self) -> list[Comparison]:
+        """The worst comparison of each quantity over all steps (a failing one first wins)."""
+        best: dict[tuple[str, str], Comparison] = {}
+        for c in self.comparisons:
+            key = (c.name, c.kind)
+            held = best.get(key)
+            if held is None or (held.ok and (not c.ok or c.error > held.error)):
+                best[key] = c
+        return list(best.values())
+
+
+def parameter_names(n_layers: int) -> list[str]:
+    """W1, b1, …, WL, bL: the canonical order of parameters, gradients and optimizer buffers."""
+    return [f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in ("W", "b")]
+
+
+def compare_update(actual_params, desired_params, before, actual_state: OptimizerState,
+                   desired_state: OptimizerState, before_state: OptimizerState, dtype: str,
+                   step: int, bound: float = ULPS_UPDATE) -> list[Comparison]:
+    """Elementwise ulps between two updates of the same parameters and state (see module doc)."""
+    names = parameter_names(len(before) // 2)
+    results = []
+    for index, (name, got, want, old) in enumerate(zip(names, actual_params, desired_params, before,
+                                                      strict=True)):
+        layer = index // 2 + 1
+        wanted_slots = desired_state.slots[index] if desired_state.slots else {}
+        got_slots = actual_state.slots[index] if actual_state.slots else {}
+        old_slots = before_state.slots[index] if before_state.t and before_state.slots else {}
+        inherited = np.ones(np.shape(want))
+        for buffer, new in wanted_slots.items():
+            scale = _operand_scale(old_slots.get(buffer, np.zeros_like(new)), new)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(new != 0, scale / np.abs(new), 1.0)
+            inherited = np.maximum(inherited, ratio)
+        results.append(_ulps_comparison(f"{name} update", layer, got, want, old, dtype, step, bound,
+                                        np.abs(np.asarray(want) - old) * inherited))
+        for buffer in sorted(set(wanted_slots) | set(got_slots)):
+            label = f"{name} {buffer}"
+            if buffer not in got_slots or buffer not in wanted_slots:
+                side = "actual" if buffer not in got_slots else "reference"
+                results.append(Comparison(label, layer, "update", np.inf, bound,
+                                          f"optimizer buffer missing from the {side}", step=step))
+                continue
+            old_buffer = old_slots.get(buffer, np.zeros_like(wanted_slots[buffer]))
+            results.append(_ulps_comparison(label, layer, got_slots[buffer], wanted_slots[buffer],
+                                            old_buffer, dtype, step, bound))
+    if actual_state.t != desired_state.t:
+        results.append(Comparison("step counter t", None, "update", np.inf, bound,
+                                  f"actual t = {actual_state.t}, reference t = {desired_state.t}", step=step))
+    return results
+
+
+def _operand_scale(before, after) -> np.ndarray:
+    """S = max(|before|, |after|, |after − before|): the operands of ``after = before + δ``."""
+    before, after = np.abs(np.asarray(before, np.float64)), np.asarray(after, np.float64)
+    return np.maximum(np.maximum(before, np.abs(after)), np.abs(after - before))
+
+
+def _ulps_comparison(name, layer, got, want, old, dtype, step, bound, extra_scale=0.0) -> Comparison:
+    got, want, old = np.asarray(got), np.asarray(want), np.asarray(old)
+    if got.shape != want.shape:
+        return Comparison(name, layer, "update", np.inf, bound,
+                          f"shape {got.shape} != reference {want.shape}", step=step)
+    if got.dtype != np.dtype(dtype):
+        return Comparison(name, layer, "update", np.inf, bound, f"dtype {got.dtype}, spec says {dtype}",
+                          step=step)
+    scale = np.maximum(_operand_scale(old, want), extra_scale)
+    ulps, where = elementwise_ulps(got, want, dtype, scale)
+    return Comparison(name, layer, "update", ulps, bound, ulps=ulps, where=where, step=step)
+
+
+def check_steps(actual, desired, update_reference, x, targets, plan, bounds: dict | None = None,
+                ulps_bound: float = ULPS_UPDATE) -> StepwiseResult:
+    """Run ``plan`` with ``actual`` re-synchronized to ``desired`` before every step.
+
+    ``update_reference`` is a backend whose optimizer is the reference formula for step 3 (the
+    NumPy engine in the spec's convention); ``desired`` and ``actual`` are advanced in place.
+    """
+    dtype = desired.spec.dtype
+    n_layers = desired.spec.n_layers
+    results, count = [], 0
+    for step, x_batch, y_batch in batches(x, targets, plan):
+        weights, biases = desired.parameters()
+        state = desired.optimizer_state()
+        actual.load_state(weights, biases, state)
+        want = desired.trace(x_batch, y_batch, step.masks)
+        got = actual.trace(x_batch, y_batch, step.masks)
+        results += [_at(c, step.step) for c in compare_traces(got, want, dtype, bounds, x_batch)]
+        gradients = canonical_gradients(got, n_layers)
+        actual.apply_gradients(gradients)
+        update_reference.load_state(weights, biases, state)
+        update_reference.apply_gradients(gradients)
+        actual_w, actual_b = actual.parameters()
+        desired_w, desired_b = update_reference.parameters()
+        results += compare_update(_interleave(actual_w, actual_b), _interleave(desired_w, desired_b),
+                                  _interleave(weights, biases), actual.optimizer_state(),
+                                  update_reference.optimizer_state(), state, dtype, step.step, ulps_bound)
+        desired.apply_gradients(canonical_gradients(want, n_layers))
+        count += 1
+    return StepwiseResult(results, count)
+
+
+def _interleave(weights, biases) -> list[np.ndarray]:
+    return [p for pair in zip(weights, biases, strict=True) for p in pair]
+
+
+def _at(comparison: Comparison, step: int) -> Comparison:
+    from dataclasses import replace
+
+    return replace(comparison, step=step)

@@ -1,0 +1,64 @@
+"""Training parity of one backend pair: the per-step verdict and the free-running measurement.
+
+``compare_training(actual, desired, spec, weights, biases, x, targets, plan)`` builds fresh
+backends from the same start and runs
+
+1. :func:`reference.stepwise.check_steps` — the pass/fail: every step re-synchronized, every
+   gradient within the gradient bound, every update within ``ULPS_UPDATE`` ulps;
+2. :func:`reference.trajectory.follow` — both backends free-running on the same plan: within
+   tolerance, or parted for a named rounding cause, or judged by the higher-precision arbiter.
+
+The pair passes when (1) passes and (2) is within tolerance, explained, or cleared by the
+arbiter. Used by ``backprop-parity check``, the report's curves scenario and the test suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reference.backends import make_backend
+from reference.parity import Comparison
+from reference.stepwise import StepwiseResult, check_steps
+from reference.trajectory import Trajectory, follow
+
+
+@dataclass(frozen=True)
+class TrainingParity:
+    actual: str
+    desired: str
+    stepwise: StepwiseResult
+    trajectory: Trajectory
+
+    @property
+    def ok(self) -> bool:
+        return self.stepwise.ok and self.trajectory.ok
+
+    def summary_rows(self) -> list[Comparison]:
+        """The worst per-step comparison of each kind (forward, gradient, update): a failing one
+        if any, else the one nearest its bound."""
+        rows = []
+        for kind in ("forward", "gradient", "update"):
+            of_kind = [c for c in self.stepwise.comparisons if c.kind == kind]
+            if of_kind:
+                rows.append(max(of_kind, key=lambda c: (not c.ok, c.error / c.bound if c.bound else c.error)))
+        return rows
+
+    def describe_failures(self) -> list[str]:
+        lines = [c.describe() for c in self.stepwise.failed[:8]]
+        if len(self.stepwise.failed) > 8:
+            lines.append(f"… and {len(self.stepwise.failed) - 8} more")
+        if not self.trajectory.ok:
+            lines.append(f"free-running: {self.trajectory.verdict()}")
+        return lines
+
+
+def compare_training(actual_name: str, desired_name: str, spec, weights, biases, x, targets, plan,
+                     bounds: dict | None = None) -> TrainingParity:
+    """Both checks on fresh backends built from (``weights``, ``biases``) with zero optimizer state."""
+    plan = list(plan)
+    stepwise = check_steps(make_backend(actual_name, spec, weights, biases),
+                           make_backend(desired_name, spec, weights, biases),
+                           make_backend("scratch", spec, weights, biases), x, targets, plan, bounds)
+    trajectory = follow(make_backend(actual_name, spec, weights, biases),
+                        make_backend(desired_name, spec, weights, biases), x, targets, plan)
+    return TrainingParity(actual_name, desired_name, stepwise, trajectory)

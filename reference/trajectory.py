@@ -1,0 +1,293 @@
+"""Free-running trajectories: measured and explained, not failed on rounding.
+
+Two correct backends trained from the same start on the same plan part by rounding, and two
+mechanisms can blow that up far beyond any bound near the floating-point floor:
+
+* **A discrete branch taken differently within rounding distance.** A pre-activation Z that is
+  zero to rounding (+9.3e-9 in one backend, −1.6e-7 in the other, float32) sends ReLU′ (or
+  leaky ReLU′) down different branches: one element of the gradient differs by O(1) of itself,
+  and every later step inherits it.
+* **An adaptive step amplifying a near-zero gradient.** Adam and RMSprop divide by √v + ε; for
+  a gradient element g near zero (a rarely lit pixel, a nearly dead unit) the update's
+  sensitivity |∂θ′/∂g| is up to lr·ε/(|g| + ε)² (Adam's first step, m̂ = g, √v̂ = |g|) — 1e5 at
+  lr = 1e-3, ε = 1e-8 — against lr·(1 − β₁)/√v̂ for a typical element. A 2e-18 difference in
+  g (1e-16 of the largest gradient: both backends right) becomes 2e-13 in θ after one step.
+
+:func:`follow` runs both backends step by step, finds the first step where the parameters or
+the loss part (exceed their bound in :mod:`reference.tolerances`) and says why: a kink flip at
+or before that step (every flipped element, with both Z values), or the amplification at the
+worst element (its gradient, the measured sensitivity and the predicted effect of one rounding
+of the gradient). Where neither applies, a higher-precision **arbiter** decides: the NumPy
+engine run on the same plan in float64 (for float32 runs) or ``np.longdouble`` (float64 runs).
+The actual backend passes when its distance to the arbiter is at most ``ARBITER_FACTOR`` times
+the reference's own distance plus the floor (the parameters bound); otherwise the verdict names
+the backend farther from the arbiter. An arbiter is not asked after a kink flip: rounding took
+one side of the branch, and the higher-precision run may simply take the other.
+
+The pass/fail verdict on training is :mod:`reference.stepwise`; a parting explained here is a
+measurement, reported with its cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference.optimizer_state import OptimizerState, canonical_gradients
+from reference.parity import relative_error
+from reference.stepwise import parameter_names
+from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
+from scratch.batching import batches
+from scratch.model import MLP
+from scratch.optimizers import make_optimizer
+
+KINKED = ("relu", "leaky_relu")
+ADAPTIVE = ("rmsprop", "adam")
+
+
+@dataclass(frozen=True)
+class KinkFlip:
+    """A hidden unit whose pre-activation sits on different sides of the kink in two backends."""
+
+    step: int
+    layer: int
+    index: tuple[int, int]
+    z_actual: float
+    z_reference: float
+
+    def describe(self) -> str:
+        return (f"step {self.step}: Z{self.layer}{list(self.index)} = {self.z_actual:+.3e} (actual) vs "
+                f"{self.z_reference:+.3e} (reference), both zero to rounding: the kink's derivative differs")
+
+
+@dataclass(frozen=True)
+class Amplification:
+    """The adaptive step's sensitivity at the parameter element that parted first."""
+
+    parameter: str
+    index: tuple[int, ...]
+    gradient: float              # the reference's g at that element
+    largest_gradient: float      # max |g| over the tensor
+    sensitivity: float           # |∂θ′/∂g| at that element, measured on the reference optimizer
+    learning_rate: float
+    predicted: float             # sensitivity · ε_dtype · max|g|: one rounding of the gradient, amplified
+    observed: float              # |θ_actual − θ_reference| at that element
+
+    @property
+    def explains(self) -> bool:
+        return self.sensitivity >= AMPLIFIED * self.learning_rate and self.predicted >= 0.1 * self.observed
+
+    def describe(self) -> str:
+        return (f"{self.parameter}{list(self.index)}: |g| = {abs(self.gradient):.2e} "
+                f"({abs(self.gradient) / self.largest_gradient:.1e} of max|g|); the step amplifies a "
+                f"gradient difference by |∂θ′/∂g| = {self.sensitivity:.3g} (lr = {self.learning_rate:g}), "
+                f"so one rounding of g (ε·max|g|) moves θ by {self.predicted:.2e}; "
+                f"observed {self.observed:.2e}")
+
+
+@dataclass(frozen=True)
+class Arbiter:
+    """Distances of both backends' final parameters to the higher-precision run."""
+
+    dtype: str
+    actual: float
+    reference: float
+    factor: float
+    floor: float
+
+    @property
+    def ok(self) -> bool:
+        return self.actual <= self.factor * self.reference + self.floor
+
+    def describe(self, actual_name: str, desired_name: str) -> str:
+        verdict = "within" if self.ok else "beyond"
+        return (f"{self.dtype} arbiter: {actual_name} {self.actual:.3e} from it, {desired_name} "
+                f"{self.reference:.3e}; {verdict} {self.factor:g}× the reference's distance "
+                f"+ {self.floor:.0e}")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Two free-running trajectories compared step by step."""
+
+    actual: str
+    desired: str
+    dtype: str
+    steps: int
+    losses: dict[str, list[float]]
+    parameter_errors: list[float]          # max over tensors of the normwise error, after each step
+    loss_errors: list[float]               # per-step relative error of the loss
+    parting_step: int | None = None
+    parting_quantity: str = ""
+    cause: str = ""                         # "", "kink", "amplification", "arbiter"
+    flips: list[KinkFlip] = field(default_factory=list)
+    amplification: Amplification | None = None
+    arbiter: Arbiter | None = None
+
+    @property
+    def ok(self) -> bool:
+        if self.parting_step is None or self.cause in ("kink", "amplification"):
+            return True
+        return self.arbiter is not None and self.arbiter.ok
+
+    @property
+    def farther(self) -> str | None:
+        """The backend farther from the arbiter, when the arbiter decided against the pair."""
+        if self.arbiter is None or self.arbiter.ok:
+            return None
+        return self.actual if self.arbiter.actual > self.arbiter.reference else self.desired
+
+    def verdict(self) -> str:
+        """One line: within tolerance, parted and why, or which backend is wrong."""
+        largest = max(self.parameter_errors, default=0.0)
+        if self.parting_step is None:
+            return f"within tolerance for all {self.steps} steps (largest parameter error {largest:.2e})"
+        head = f"parted at step {self.parting_step} ({self.parting_quantity})"
+        if self.cause == "kink":
+            more = f" and {len(self.flips) - 1} more" if len(self.flips) > 1 else ""
+            return f"{head}: a kink flipped by rounding — {self.flips[0].describe()}{more}"
+        if self.cause == "amplification":
+            return f"{head}: an adaptive step amplified rounding — {self.amplification.describe()}"
+        arbiter = self.arbiter.describe(self.actual, self.desired)
+        if self.arbiter.ok:
+            return f"{head}, no rounding cause found; {arbiter}: rounding"
+        return f"{head}, no rounding cause found; {arbiter}: {self.farther} is farther from the arbiter"
+
+
+def follow(actual, desired, x, targets, plan) -> Trajectory:
+    """Train both backends (in place) on ``plan`` from their current state, comparing every step."""
+    plan = list(plan)
+    spec = desired.spec
+    dtype = spec.dtype
+    start = (*desired.parameters(), desired.optimizer_state())
+    losses = {"actual": [], "reference": []}
+    parameter_errors, loss_errors, flips = [], [], []
+    parting, quantity, amplification = None, "", None
+    for step, x_batch, y_batch in batches(x, targets, plan):
+        got = actual.trace(x_batch, y_batch, step.masks)
+        want = desired.trace(x_batch, y_batch, step.masks)
+        if parting is None:
+            flips += kink_flips(got, want, spec, step.step)
+        before = desired.parameters(), desired.optimizer_state()
+        actual.apply_gradients(canonical_gradients(got, spec.n_layers))
+        desired.apply_gradients(canonical_gradients(want, spec.n_layers))
+        loss_a, loss_d = float(got["loss"]), float(want["loss"])
+        losses["actual"].append(loss_a)
+        losses["reference"].append(loss_d)
+        loss_errors.append(abs(loss_a - loss_d) / abs(loss_d) if loss_d else abs(loss_a))
+        errors = _parameter_errors(actual, desired)
+        worst = max(errors, key=errors.get)
+        parameter_errors.append(errors[worst])
+        if parting is None:
+            if errors[worst] > tolerance(dtype, "parameters"):
+                parting, quantity = step.step, worst
+                amplification = _amplification(actual, desired, before, want, worst, spec)
+            elif not loss_errors[-1] <= tolerance(dtype, "curve"):
+                parting, quantity = step.step, "loss"
+    result = Trajectory(actual.name, desired.name, dtype, len(plan), losses, parameter_errors, loss_errors,
+                        parting, quantity, flips=flips if parting is not None else [])
+    if parting is None:
+        return result
+    if flips:
+        return _replace(result, cause="kink")
+    if amplification is not None and amplification.explains and spec.optimizer.name in ADAPTIVE:
+        return _replace(result, cause="amplification", amplification=amplification)
+    arbiter = _arbitrate(actual, desired, start, x, targets, plan)
+    return _replace(result, cause="arbiter", amplification=amplification, arbiter=arbiter)
+
+
+def kink_flips(got: dict, want: dict, spec, step: int) -> list[KinkFlip]:
+    """Hidden pre-activations on different sides of a ReLU/leaky-ReLU kink in the two traces,
+    where both values are zero to rounding: |Z| ≤ (forward bound)·max|Z_l| in both."""
+    if spec.hidden_activation not in KINKED:
+        return []
+    bound = tolerance(spec.dtype, "forward")
+    flips = []
+    for layer in range(1, spec.n_layers):
+        z_a = np.asarray(got[f"Z{layer}"], np.float64)
+        z_d = np.asarray(want[f"Z{layer}"], np.float64)
+        near = bound * float(np.max(np.abs(z_d)))
+        flipped = ((z_a > 0) != (z_d > 0)) & (np.abs(z_a) <= near) & (np.abs(z_d) <= near)
+        for row, column in zip(*np.nonzero(flipped), strict=True):
+            flips.append(KinkFlip(step, layer, (int(row), int(column)), float(z_a[row, column]),
+                                  float(z_d[row, column])))
+    return flips
+
+
+def _parameter_errors(actual, desired) -> dict[str, float]:
+    got_w, got_b = actual.parameters()
+    want_w, want_b = desired.parameters()
+    names = parameter_names(len(want_w))
+    got = [p for pair in zip(got_w, got_b, strict=True) for p in pair]
+    want = [p for pair in zip(want_w, want_b, strict=True) for p in pair]
+    return {name: relative_error(a, d) for name, a, d in zip(names, got, want, strict=True)}
+
+
+def _amplification(actual, desired, before, want, worst: str, spec) -> Amplification:
+    """The reference optimizer's sensitivity |∂θ′/∂g| at the element of ``worst`` that parted
+    most, measured by a difference quotient in higher precision on the state before the step."""
+    names = parameter_names(spec.n_layers)
+    index = names.index(worst)
+    (weights, biases), state = before
+    theta = [p for pair in zip(weights, biases, strict=True) for p in pair][index]
+    gradient = canonical_gradients(want, spec.n_layers)[index]
+    got_w, got_b = actual.parameters()
+    want_w, want_b = desired.parameters()
+    got = [p for pair in zip(got_w, got_b, strict=True) for p in pair][index]
+    now = [p for pair in zip(want_w, want_b, strict=True) for p in pair][index]
+    difference = np.abs(np.asarray(got, np.float64) - now)
+    element = np.unravel_index(int(np.argmax(difference)), difference.shape)
+    high = _higher(spec.dtype)
+    g = gradient.astype(high)
+    delta = np.maximum(np.abs(g), high.type(spec.optimizer.epsilon)) * high.type(2.0 ** -20)
+    moved = [_one_update(spec, theta, state, index, g + sign * delta, high) for sign in (0, 1)]
+    sensitivity = np.abs(moved[1] - moved[0]) / delta
+    largest = float(np.max(np.abs(gradient))) or 1.0
+    eps = float(np.finfo(spec.dtype).eps)
+    return Amplification(worst, tuple(int(i) for i in element), float(gradient[element]), largest,
+                         float(sensitivity[element]), spec.optimizer.learning_rate,
+                         float(sensitivity[element]) * eps * largest, float(difference[element]))
+
+
+def _one_update(spec, theta, state: OptimizerState, index: int, gradient, high) -> np.ndarray:
+    optimizer = make_optimizer(spec.optimizer)
+    optimizer.t = state.t
+    if state.t:
+        optimizer.state = [{name: buffer.astype(high) for name, buffer in state.slots[index].items()}]
+    param = theta.astype(high)
+    optimizer.step([param], [gradient])
+    return param
+
+
+def _arbitrate(actual, desired, start, x, targets, plan) -> Arbiter:
+    """Run the NumPy engine in higher precision from ``start`` on ``plan``; both distances."""
+    spec = desired.spec
+    high = _higher(spec.dtype)
+    weights, biases, state = start
+    model = MLP(spec, [w.astype(high) for w in weights], [b.astype(high) for b in biases], dtype=high)
+    optimizer = make_optimizer(spec.optimizer)
+    optimizer.t = state.t
+    if state.t:
+        optimizer.state = [{name: buffer.astype(high) for name, buffer in slot.items()}
+                           for slot in state.slots]
+    for step, x_batch, y_batch in batches(x, targets, plan):
+        masks = None if step.masks is None else [mask.astype(high) for mask in step.masks]
+        model.train_step(x_batch.astype(high), y_batch.astype(high), optimizer, masks)
+    truth = [p.astype(np.float64) for p in model.parameters]
+    distances = []
+    for backend in (actual, desired):
+        got_w, got_b = backend.parameters()
+        got = [p for pair in zip(got_w, got_b, strict=True) for p in pair]
+        distances.append(max(relative_error(a, t) for a, t in zip(got, truth, strict=True)))
+    return Arbiter(high.name, distances[0], distances[1], ARBITER_FACTOR, tolerance(spec.dtype, "parameters"))
+
+
+def _higher(dtype: str) -> np.dtype:
+    return np.dtype(np.longdouble if dtype == "float64" else np.float64)
+
+
+def _replace(result: Trajectory, **changes) -> Trajectory:
+    from dataclasses import replace
+
+    return replace(result, **changes)
