@@ -3,9 +3,9 @@
 Every backend starts from the same parameters and is handed the same plan (the same batches in
 the same order, ``scratch.batching.training_plan``). The loss of every step is recorded. A
 framework runs only its own convention (torch.optim has no Keras-style Adam and vice versa);
-plain SGD, θ ← θ − η·g, is the same in both, so there all three backends run. Each framework's
-curve and final parameters are checked against the NumPy engine's with ``compare_curves`` and
-``compare_parameters``.
+plain SGD, θ ← θ − η·g, is the same in both, so there all three backends run. Each pair is
+judged by :func:`reference.training_parity.compare_training`: every step re-synchronized (the
+verdict), and the free-running curves measured, with the first step where they part and why.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from reference.parity import compare_curves, compare_parameters
-from reports.scenario_common import Context, backend, number, numbers, run_steps, spec_summary
+from reference.tolerances import tolerance
+from reference.training_parity import compare_training
+from reports.scenario_common import Context, number, numbers, spec_summary
 from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
@@ -71,26 +72,18 @@ def run(ctx: Context, settings: CurveSettings) -> dict:
         weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, settings.dtype)
         targets = MLP(spec, weights, biases).targets(labels)
         plan = list(training_plan(spec, len(x)))
-        trained, curves = {}, {}
-        for name in backends_for(optimizer, ctx):
-            model = backend(name, spec, weights, biases)
-            with ctx.bar(len(plan), f"curves {config} {name}") as bar:
-                curves[name] = run_steps(model, x, targets, plan, bar)
-            trained[name] = model
+        curves = {}
+        for actual, desired in pairs_for(backends_for(optimizer, ctx)):
+            with ctx.bar(len(plan), f"curves {config} {actual} vs {desired}") as bar:
+                training = compare_training(actual, desired, spec, weights, biases, x, targets, plan)
+                bar.update(len(plan))
+            trajectory = training.trajectory
+            curves.setdefault(actual, trajectory.losses["actual"])
+            curves.setdefault(desired, trajectory.losses["reference"])
+            checks.append(check_entry(config, training))
+        for name, losses in curves.items():
             runs.append({"config": config, "optimizer": optimizer.name, "convention": optimizer.convention,
-                         "backend": name, "loss": numbers(curves[name])})
-        for actual, desired in pairs_for(list(trained)):
-            curve = compare_curves(curves[actual], curves[desired], settings.dtype)
-            params = compare_parameters(trained[actual], trained[desired])
-            checks.append({
-                "config": config,
-                "pair": f"{actual} vs {desired}",
-                "curve_rel_error": number(curve.error),
-                "curve_tolerance": curve.bound,
-                "parameters_rel_error": number(max(c.error for c in params)),
-                "parameters_tolerance": params[0].bound,
-                "ok": curve.ok and all(c.ok for c in params),
-            })
+                         "backend": name, "loss": numbers(losses)})
     return {
         "data": f"MNIST, first {settings.samples} training samples",
         "spec": spec_summary(ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed,
@@ -101,3 +94,33 @@ def run(ctx: Context, settings: CurveSettings) -> dict:
         "runs": runs,
         "checks": checks,
     }
+
+
+def check_entry(config: str, training) -> dict:
+    """One pair's training parity as JSON: the per-step verdict (the worst gradient and update
+    over all re-synchronized steps) and the free-running measurement with its explanation."""
+    trajectory = training.trajectory
+    worst = {c.kind: c for c in training.summary_rows()}
+    return {
+        "config": config,
+        "pair": f"{training.actual} vs {training.desired}",
+        "steps_ok": training.stepwise.ok,
+        "step_gradient": _worst_entry(worst.get("gradient")),
+        "step_update": _worst_entry(worst.get("update")),
+        "curve_rel_error": number(max(trajectory.loss_errors, default=0.0)),
+        "curve_tolerance": tolerance(trajectory.dtype, "curve"),
+        "parameters_rel_error": number(max(trajectory.parameter_errors, default=0.0)),
+        "parameters_tolerance": tolerance(trajectory.dtype, "parameters"),
+        "parting_step": trajectory.parting_step,
+        "cause": trajectory.cause,
+        "free_running": trajectory.verdict(),
+        "free_running_ok": trajectory.ok,
+        "ok": training.ok,
+    }
+
+
+def _worst_entry(comparison) -> dict | None:
+    if comparison is None:
+        return None
+    return {"quantity": comparison.name, "step": comparison.step, "error": number(comparison.error),
+            "tolerance": comparison.bound, "ok": comparison.ok}

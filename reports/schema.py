@@ -92,6 +92,17 @@ class Obj:
 
 
 @dataclass(frozen=True)
+class OrNull:
+    """``node``, or ``null``."""
+
+    node: object
+
+    def check(self, value, path: str) -> None:
+        if value is not None:
+            self.node.check(value, path)
+
+
+@dataclass(frozen=True)
 class Where:
     """``node``, then a rule across its fields: ``rule(value)`` is a message saying what is
     inconsistent, or ``None``."""
@@ -153,6 +164,9 @@ SPEC = Obj({}, open=True)                 # a ModelSpec.to_dict(); checked by Mo
 SERIES = ListOf(NUM_OR_NULL)
 BACKEND_ACC = {"scratch": NUM_OR_NULL, "torch": NUM_OR_NULL, "keras": NUM_OR_NULL}
 
+# The worst comparison of one kind over every re-synchronized training step.
+STEP_WORST = OrNull(Obj({"quantity": STR, "step": INT_OR_NULL, "error": NUM_OR_NULL, "tolerance": NUM,
+                         "ok": BOOL}))
 DTYPE = Scalar(("string",), choices=("float64", "float32"))
 
 
@@ -214,9 +228,12 @@ SCHEMA = Obj(
             "data": STR, "spec": SPEC, "optimizers": MapOf(Obj({}, open=True)), "steps": INT,
             "runs": ListOf(Obj({"config": STR, "optimizer": STR, "convention": STR, "backend": STR,
                                 "loss": SERIES})),
-            "checks": ListOf(Obj({"config": STR, "pair": STR, "curve_rel_error": NUM_OR_NULL,
+            "checks": ListOf(Obj({"config": STR, "pair": STR, "steps_ok": BOOL,
+                                  "step_gradient": STEP_WORST, "step_update": STEP_WORST,
+                                  "curve_rel_error": NUM_OR_NULL,
                                   "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL,
-                                  "parameters_tolerance": NUM, "ok": BOOL})),
+                                  "parameters_tolerance": NUM, "parting_step": INT_OR_NULL, "cause": STR,
+                                  "free_running": STR, "free_running_ok": BOOL, "ok": BOOL})),
         }),
         "divergence": Obj({
             "data": STR, "spec": SPEC, "steps": INT,
