@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 curves[name] = fresh[name].fit(x, targets, plan)
             except BackendError as error:
-                skipped.setdefault(name, "training curve not supported")
+                skipped[f"{name} training curve"] = "cannot express this spec"
                 print(f"  {name}: training curve skipped — {error}")
         for actual, desired in PAIRS:
             if actual in curves and desired in curves:
