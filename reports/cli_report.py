@@ -12,9 +12,9 @@ seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples co
 step in each backend). ``--from-json FILE`` re-renders a saved results file
 without running anything. ``--bench FILE`` adds a Benchmark section from the JSON that
 ``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
-runs); it is stored in results.json, so ``--from-json`` renders it again. ``--out`` (its nearest
-existing folder must be writable), ``--threads`` and every input file are checked before any
-framework is imported. Everything is rendered in memory first and each file is written to a
+runs); it is stored in results.json, so ``--from-json`` renders it again. ``--out`` (its
+nearest existing folder must be writable), ``--threads``, ``--data-dir`` and every input file are
+checked before any framework is imported. Everything is rendered in memory first and each file is written to a
 temporary name and renamed, so an error never leaves a half-written report.
 """
 
@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         from scratch.errors import DataError
 
         raise DataError(f"--threads must be >= 0 (0 = library defaults), got {args.threads}")
+    if args.data_dir is not None:
+        from scratch.datasets.mnist import resolve_data_dir
+
+        resolve_data_dir(args.data_dir)
     bench = load_bench(args.bench) if args.bench else None
     if args.from_json:
         results = load_results(args.from_json)

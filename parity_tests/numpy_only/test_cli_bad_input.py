@@ -163,6 +163,14 @@ def test_report_unwritable_out_is_one_error(where, tmp_path, capsys, no_framewor
     one_error(capsys, code, USAGE, r"^error: --out .*(is not a folder|exists and is not a folder)$")
 
 
+@pytest.mark.parametrize("argv", [["--threads", "-1"], ["--data-dir", "<tmp>/nowhere"]],
+                         ids=["threads", "data-dir"])
+def test_report_checks_its_flags_before_running(argv, tmp_path, capsys, no_frameworks):
+    argv = [arg.replace("<tmp>", str(tmp_path)) for arg in argv]
+    code = main(["report", "--quick", "--out", str(tmp_path / "r"), *argv])
+    one_error(capsys, code, USAGE, r"--threads must be >= 0|nowhere: MNIST folder .* does not exist")
+
+
 def test_report_write_failure_is_one_error(tmp_path, monkeypatch):
     """Should a write fail after the check (disk full, a race), it is still one project error."""
     from reports import cli_report
