@@ -130,6 +130,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_INTERRUPTED
     except CommandError as error:
         return _error(error, error.code)
+    except MemoryError:                              # past the model-size check (reports.model_memory)
+        return _error(MemoryError("out of memory; try a smaller model, batch or --limit"), EXIT_USAGE)
     except ValueError as error:
         if not _is_parity_error(error):
             raise

@@ -363,15 +363,26 @@ def test_version_is_the_package_version(capsys):
     assert capsys.readouterr().out == f"backprop-parity {version}\n"
 
 
-@pytest.mark.parametrize("command", [None, "check", "train"])
+HELP_STATUSES = {None: {0, 1, 2, 3, 4, 130, 141}, "check": {0, 1, 2, 3, 130, 141},
+                 "train": {0, 2, 4, 130, 141}, "explain": {0, 1, 2, 130, 141}, "bench": {0, 2, 130, 141},
+                 "report": {0, 2, 130, 141}}
+
+
+@pytest.mark.parametrize("command", HELP_STATUSES, ids=str)
 def test_help_lists_the_exit_statuses(command, capsys):
     assert main(([command] if command else []) + ["--help"]) == 0
     out = capsys.readouterr().out
     assert "exit status:" in out
     listed = {int(code) for code in re.findall(r"^  (\d+) +\S", out.split("exit status:")[1], re.M)}
-    wanted = set(exit_codes.STATUSES) if command is None else {
-        "check": {0, 1, 2, 3, 130, 141}, "train": {0, 2, 4, 130, 141}}[command]
-    assert listed == wanted
+    assert listed == HELP_STATUSES[command]
+
+
+def test_memory_error_past_the_size_check_is_one_error_line(monkeypatch, capsys):
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cli_train, "train", exhausted)
+    one_error(capsys, main(["train", "--dataset", "xor"]), USAGE, r"^error: out of memory")
 
 
 def test_readme_exit_status_section_matches_the_codes():
