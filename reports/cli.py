@@ -11,22 +11,37 @@ module of the command being run is imported, so ``backprop-parity --help`` start
 no command pays for another's dependencies. Adding a command is one entry in ``COMMANDS`` and
 one module.
 
-Every project error (:class:`scratch.errors.ParityError`, a ``ValueError``) ends the run with
-one line ``error: <message>`` on stderr and exit code 2, the code argparse uses for usage errors.
+A command validates every argument, input file and output path before it imports torch,
+TensorFlow or JAX, so a bad input is reported at once. Every project error
+(:class:`scratch.errors.ParityError`, a ``ValueError``) ends the run with one line
+``error: <message>`` on stderr and exit status 2, the status argparse uses for usage errors;
+a :class:`reports.exit_codes.CommandError` ends it with its own status. The statuses are defined
+once, in :mod:`reports.exit_codes`; a command module may list the ones it uses in
+``EXIT_STATUSES`` for its ``--help``. Output closed early (``| head -1``) ends the run quietly
+with status 141.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from reports.exit_codes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    epilog,
+)
 
 PROG = "backprop-parity"
-EXIT_OK = 0
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
+DISTRIBUTION = "backprop-parity"
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="A from-scratch NumPy MLP beside identical PyTorch and Keras 3 models.",
+        epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
                                      required=True)
     for name, entry in COMMANDS.items():
@@ -64,12 +81,42 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name == command:
             module = importlib.import_module(entry.module)
             module.add_arguments(sub)
+            statuses = epilog(*getattr(module, "EXIT_STATUSES", ()))
+            sub.epilog = f"{sub.epilog}\n\n{statuses}" if sub.epilog else statuses
             sub.set_defaults(handler=module.run)
     return parser
 
 
+def version() -> str:
+    """The installed distribution's version; from a source checkout, pyproject.toml's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``), run the command and return its exit code."""
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command and return its exit status
+    (:mod:`reports.exit_codes`)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()                           # a closed pipe shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_name(argv))
     try:
@@ -81,12 +128,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except CommandError as error:
+        return _error(error, error.code)
+    except MemoryError:                              # past the model-size check (reports.model_memory)
+        return _error(MemoryError("out of memory; try a smaller model, batch or --limit"), EXIT_USAGE)
     except ValueError as error:
         if not _is_parity_error(error):
             raise
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return _error(error, EXIT_USAGE)
+
+
+def _error(error: Exception, code: int) -> int:
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # not a real file (e.g. captured by pytest)
+        pass
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -102,7 +166,7 @@ def _command_name(argv: list[str]) -> str | None:
 def _exit_code(code) -> int:
     if code is None:
         return EXIT_OK
-    return code if isinstance(code, int) else EXIT_ERROR
+    return code if isinstance(code, int) else EXIT_USAGE
 
 
 def _is_parity_error(error: ValueError) -> bool:

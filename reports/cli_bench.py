@@ -11,40 +11,64 @@ from __future__ import annotations
 
 import argparse
 
+from reports.cli_args import names, non_negative_float, positive_int, positive_ints
+from reports.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from reports.output_paths import check_outputs
+
+EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batches", default="64,1024,8192,60000", help="comma-separated batch sizes")
-    parser.add_argument("--dtypes", default="float32,float64")
-    parser.add_argument("--optimizers", default="sgd,adam")
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (default 15)")
-    parser.add_argument("--settle", type=float, default=0.25,
+    from reports.bench_grid import BATCHES, DTYPES, MNIST_TRAIN_SAMPLES, OPTIMIZERS
+
+    parser.add_argument("--batches", type=positive_ints, default=list(BATCHES),
+                        help=f"comma-separated batch sizes, each at most the {MNIST_TRAIN_SAMPLES} MNIST "
+                             f"training samples (default {','.join(map(str, BATCHES))})")
+    parser.add_argument("--dtypes", type=names(DTYPES), default=list(DTYPES),
+                        help=f"comma-separated, from {', '.join(DTYPES)} (default: both)")
+    parser.add_argument("--optimizers", type=names(OPTIMIZERS), default=list(OPTIMIZERS),
+                        help=f"comma-separated, from {', '.join(OPTIMIZERS)}: the optimizers the bench "
+                             "implements (default: both)")
+    parser.add_argument("--rounds", type=positive_int, default=15,
+                        help="interleaved timing rounds, >= 1 (default 15)")
+    parser.add_argument("--settle", type=non_negative_float, default=0.25,
                         help="seconds of sleep before each timed block, so the previous backend's "
                              "threads stop spinning (default 0.25)")
-    parser.add_argument("--peak-size", type=int, default=2048,
+    parser.add_argument("--peak-size", type=positive_int, default=2048,
                         help="n of the square n × n product that measures the GEMM peak (default 2048)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for every library (default: the number of cores)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="threads for every library, >= 1 (default: the number of cores)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--memory", action="store_true", help="also measure full-batch peak memory")
     parser.add_argument("--with-suite", action="store_true", help="also time the default parity suite")
     parser.add_argument("--with-report", action="store_true", help="also time the default report")
 
 
+def validate(args: argparse.Namespace) -> None:
+    """Every check that needs no framework: batch sizes within the data, a writable --json."""
+    from reports.bench_grid import MNIST_TRAIN_SAMPLES
+
+    too_big = [batch for batch in args.batches if batch > MNIST_TRAIN_SAMPLES]
+    if too_big:
+        raise UsageError(f"--batches {too_big[0]}: MNIST has only {MNIST_TRAIN_SAMPLES} training samples; "
+                         f"a batch is at most {MNIST_TRAIN_SAMPLES}")
+    check_outputs({"--json": args.json})
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
+    validate(args)
     threads = args.threads or os.cpu_count()
     from reference.hygiene import configure_frameworks
 
     settings = configure_frameworks(threads=threads)
-
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from reports.bench import gemm_peak, step_flops, time_interleaved
     from reports.bench_grid import LAYERS, build_step
     from reports.bench_steps import available_kinds
-    from scratch.errors import DataError
 
     kinds = available_kinds()
     if "jax" in kinds:
@@ -52,12 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
         settings.update(configure_jax(threads=threads))
 
-    try:
-        batches = [int(b) for b in args.batches.split(",")]
-    except ValueError:
-        raise DataError(f"--batches: expected comma-separated integers, got {args.batches!r}") from None
-    dtypes = args.dtypes.split(",")
-    optimizers = args.optimizers.split(",")
+    batches, dtypes, optimizers = args.batches, args.dtypes, args.optimizers
     results = {"layers": list(LAYERS), "threads": threads, "settle_s": args.settle, "frameworks": settings,
                "peak_gflops": {}, "grid": []}
     with threadpool_limits(limits=threads):
@@ -138,8 +157,10 @@ def _save(results: dict, path) -> None:
         import json
         from pathlib import Path
 
+        from scratch.weights import write_atomically
+
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(results, indent=1))
+        write_atomically(Path(path), json.dumps(results, indent=1).encode("utf-8"))
         print(f"wrote {path}")
 
 

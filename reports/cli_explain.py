@@ -4,9 +4,11 @@ the max difference of each framework from scratch (:mod:`reports.explain`).
 
 The model is a weight file, a spec file (with any spec flags applied on top), or the spec flags
 alone on top of [784, 64, 32, 10] ReLU/softmax/CCE with LeCun-normal weights. The batch is the
-first ``--batch`` MNIST training samples when the input layer has 784 units, N(0, 1) inputs with
-random labels (from ``--seed``) otherwise; with dropout, the step-0 masks. Exit code 0 when every
-difference is within the tolerance table, 1 when one is not, 2 on bad input.
+``--batch`` MNIST training samples drawn by ``default_rng(seed)`` when the input layer has 784
+units, N(0, 1) inputs with random labels (from the same generator) otherwise; with dropout, the
+step-0 masks. Every argument, file and output path is checked before any framework is imported.
+Exit status 0 when every difference is within the tolerance table, 1 when one is not, 2 on bad
+input.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from __future__ import annotations
 import argparse
 
 from reports import cli_train
+from reports.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE
+from reports.output_paths import check_outputs
+
+EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 
 DEFAULT_LAYERS = (784, 64, 32, 10)
 # The spec flags of ``train`` that shape one backward pass (batching and epochs do not).
@@ -46,25 +52,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reference.hygiene import configure_frameworks
-
-    configure_frameworks()
-
     import numpy as np
 
     from reports.cli_check import _batch
-    from reports.explain import explain, format_table
     from scratch.batching import dropout_masks
     from scratch.errors import DataError
     from scratch.model import MLP
 
     if args.batch < 1:
         raise DataError(f"--batch must be >= 1 (got {args.batch})")
-    if args.json is not None:
-        _check_writable(args.json)
+    check_outputs({"--json": args.json})
     spec, weights, biases = build_model(args)
     x, labels = _batch(spec, argparse.Namespace(batch=args.batch, data_dir=args.data_dir, seed=spec.seed), np)
     targets = MLP(spec, weights, biases).targets(labels)
+
+    from reference.hygiene import configure_frameworks
+
+    configure_frameworks()
+
+    from reports.explain import explain, format_table
+
     rows = explain(spec, weights, biases, x, targets, dropout_masks(spec, 0, len(x)))
     print(f"spec: {spec.to_json()}")
     print(f"batch: {len(x)} samples; differences are framework − scratch (max |Δ|, then max|Δ|/max|scratch|)")
@@ -99,20 +106,11 @@ def build_model(args: argparse.Namespace):
     if loss and "output_activation" not in changes and base.output_activation not in LOSS_OUTPUTS[loss]:
         changes["output_activation"] = LOSS_OUTPUTS[loss][0]
     spec = base.replace(**changes)
+    from reports.model_memory import check_model_fits
+
+    check_model_fits(spec, copies=3)
     model = MLP(spec)
     return spec, model.weights, model.biases
-
-
-def _check_writable(path) -> None:
-    """Fail before the run, not after it, on a --json path that cannot be a file."""
-    from pathlib import Path
-
-    from scratch.errors import ParityError
-
-    path = Path(path)
-    if path.is_dir() or not path.parent.is_dir():
-        raise ParityError(f"--json {path}: " + ("is a directory; expected a file path" if path.is_dir()
-                                                 else f"folder {path.parent} does not exist"))
 
 
 def write_json(path, spec, batch: int, rows: list[dict]) -> None:
@@ -122,11 +120,12 @@ def write_json(path, spec, batch: int, rows: list[dict]) -> None:
     from pathlib import Path
 
     from scratch.errors import ParityError
+    from scratch.weights import write_atomically
 
     clean = [{key: None if isinstance(value, float) and not math.isfinite(value) else value
               for key, value in row.items()} for row in rows]
     document = {"command": "explain", "spec": spec.to_dict(), "batch": batch, "explain": clean}
     try:
-        Path(path).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        write_atomically(Path(path), (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8"))
     except OSError as error:
         raise ParityError(f"{path}: cannot write ({error.strerror or error})") from None

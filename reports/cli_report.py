@@ -12,9 +12,10 @@ seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples co
 step in each backend). ``--from-json FILE`` re-renders a saved results file
 without running anything. ``--bench FILE`` adds a Benchmark section from the JSON that
 ``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
-runs); it is stored in results.json, so ``--from-json`` renders it again. Everything is rendered
-in memory first and each file is written to a temporary name and renamed, so an error never
-leaves a half-written report.
+runs); it is stored in results.json, so ``--from-json`` renders it again. ``--out`` (its
+nearest existing folder must be writable), ``--threads``, ``--data-dir`` and every input file are
+checked before any framework is imported. Everything is rendered in memory first and each file is written to a
+temporary name and renamed, so an error never leaves a half-written report.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+from reports.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from reports.output_paths import check_outputs
+
+EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 FILES = {"json": "results.json", "html": "report.html", "markdown": "report.md"}
 
 
@@ -49,10 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
+    check_outputs({"--out": out}, folders=("--out",))
+    if args.threads < 0:
         from scratch.errors import DataError
 
-        raise DataError(f"--out {out}: exists and is not a directory")
+        raise DataError(f"--threads must be >= 0 (0 = library defaults), got {args.threads}")
+    if args.data_dir is not None:
+        from scratch.datasets.mnist import resolve_data_dir
+
+        resolve_data_dir(args.data_dir)
     bench = load_bench(args.bench) if args.bench else None
     if args.from_json:
         results = load_results(args.from_json)
@@ -76,10 +86,6 @@ def run_scenarios(args: argparse.Namespace) -> dict:
     from reports.scenario_common import Context
     from reports.scenarios import PROFILES, run_all
 
-    if args.threads < 0:
-        from scratch.errors import DataError
-
-        raise DataError(f"--threads must be >= 0 (0 = library defaults), got {args.threads}")
     mode = "quick" if args.quick else "full" if args.full else "default"
     ctx = Context(data_dir=args.data_dir, progress=_isatty(sys.stderr))
     for name, why in ctx.skipped.items():
@@ -172,11 +178,15 @@ def render(results: dict) -> dict[str, bytes]:
 
 def write_report(results: dict, out: Path) -> list[Path]:
     """Render everything, then write each file atomically (plots first, the HTML last)."""
+    from scratch.errors import DataError
     from scratch.weights import write_atomically
 
     files = render(results)
-    out.mkdir(parents=True, exist_ok=True)
-    return [write_atomically(out / name, payload) for name, payload in files.items()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return [write_atomically(out / name, payload) for name, payload in files.items()]
+    except OSError as error:
+        raise DataError(f"--out {out}: cannot write ({error.strerror or error})") from None
 
 
 def _isatty(stream) -> bool:

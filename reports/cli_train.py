@@ -3,7 +3,11 @@
 The run's :class:`~scratch.spec.ModelSpec` is the dataset's defaults (:data:`DATASET_DEFAULTS`)
 or the ``--spec`` file, with every flag given on the command line applied on top. Before any data
 is loaded, the input layer must match the dataset's features and the output layer its classes
-(or one unit for two classes). Imports NumPy, ``scratch`` and tqdm only inside :func:`run`.
+(or one unit for two classes), the model must fit in memory and every output path must be
+writable (and distinct). A run diverges when a step's loss is not finite or exceeds
+:data:`DIVERGENCE_FACTOR` × max(1, the first step's loss) — no converging run comes near that —
+or when a parameter is not finite at the end; it stops at that step, writes nothing and exits
+with status 4. Imports NumPy, ``scratch`` and tqdm only inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,19 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from reports.cli_args import positive_int
+from reports.exit_codes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    TrainingDiverged,
+)
+from reports.output_paths import check_outputs
+
+EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 
 DATASETS = ("mnist", "xor", "spirals")
 
@@ -54,6 +71,7 @@ SPEC_FLAGS = {
     "dropout": "dropout",
 }
 FULL_BATCH = "full"
+DIVERGENCE_FACTOR = 1e6
 EVALUATIONS_PER_RUN = 100
 
 
@@ -109,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", choices=DATASETS, default="mnist", help="default: mnist")
     data.add_argument("--data-dir", metavar="PATH",
                       help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
-    data.add_argument("--limit", type=_positive_int, metavar="N",
+    data.add_argument("--limit", type=positive_int, metavar="N",
                       help="train on the first N training samples only (the test split is kept whole)")
 
     spec = parser.add_argument_group("model spec (each flag overrides --spec or the dataset default)")
@@ -140,7 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--save", metavar="PATH", help="write the trained weights (safetensors) here")
     output.add_argument("--json", metavar="PATH", help="write the history and final metrics (JSON) here")
-    output.add_argument("--eval-every", type=_positive_int, metavar="N",
+    output.add_argument("--eval-every", type=positive_int, metavar="N",
                         help=f"measure train/test loss and accuracy every N epochs and after the last "
                              f"(default: about {EVALUATIONS_PER_RUN} times per run)")
     output.add_argument("-q", "--quiet", action="store_true",
@@ -148,13 +166,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reports.model_memory import check_model_fits
+
     spec = build_spec(args)
     check_fits(spec, args.dataset)
+    check_model_fits(spec)
     if args.data_dir is not None and args.dataset != "mnist":
         _raise(f"--data-dir applies to --dataset mnist only, not {args.dataset!r}")
-    for flag, path in (("--save", args.save), ("--json", args.json)):
-        if path is not None and Path(path).is_dir():
-            _raise(f"{flag} {path}: is a directory; expected a file path")
+    check_outputs({"--save": args.save, "--json": args.json})
     data = load_dataset(args.dataset, spec.dtype, args.data_dir, args.limit)
     result, model = train(spec, data, eval_every=args.eval_every, progress=_progress_wanted(args))
     lines = summary_lines(spec, data, result)
@@ -282,8 +301,14 @@ def load_dataset(name: str, dtype: str, data_dir=None, limit: int | None = None)
 
 
 def train(spec, data: Data, *, eval_every: int | None = None, progress: bool = False):
-    """Train a fresh MLP(spec) on ``data``; return (Result, model)."""
+    """Train a fresh MLP(spec) on ``data``; return (Result, model).
+
+    Raises :class:`~reports.exit_codes.TrainingDiverged` at the first step whose loss is not
+    finite or above ``DIVERGENCE_FACTOR`` × max(1, first loss), or after the run if a parameter
+    or an evaluated loss is not finite."""
     import time
+
+    import numpy as np
 
     from scratch.batching import steps_per_epoch
     from scratch.model import MLP
@@ -294,12 +319,35 @@ def train(spec, data: Data, *, eval_every: int | None = None, progress: bool = F
     if eval_every is None:
         eval_every = max(1, spec.epochs // EVALUATIONS_PER_RUN)
     with _ProgressBar(steps, enabled=progress) as bar:
+
+        first: list[float] = []
+
+        def on_step(step: int, loss: float) -> None:
+            first[:] = first or [loss]
+            if not math.isfinite(loss):
+                _diverged(spec, f"the loss is {loss} at step {step + 1} of {steps}")
+            if loss > DIVERGENCE_FACTOR * max(1.0, first[0]):
+                _diverged(spec, f"the loss reached {loss:.3g} at step {step + 1} of {steps}, over "
+                                f"{DIVERGENCE_FACTOR:g} × max(1, the first step's {first[0]:.3g})")
+            if progress:
+                bar.on_step(step, loss)
+
         start = time.perf_counter()
-        history = model.fit(data.x_train, data.y_train, data.x_test, data.y_test,
-                            on_step=bar.on_step if progress else None, eval_every=eval_every)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # reported below instead
+            history = model.fit(data.x_train, data.y_train, data.x_test, data.y_test,
+                                on_step=on_step, eval_every=eval_every)
         wall_time = time.perf_counter() - start
+    if not all(np.all(np.isfinite(p)) for p in model.parameters):
+        _diverged(spec, f"the parameters are not finite after the last step ({steps})")
+    if not all(math.isfinite(v) for v in history.train_loss):
+        _diverged(spec, "the training loss evaluated after an epoch is not finite")
     n_test = 0 if data.x_test is None else len(data.x_test)
     return Result(history, len(history.step_loss), n_train, n_test, wall_time), model
+
+
+def _diverged(spec, what: str):
+    raise TrainingDiverged(f"training diverged: {what} (learning rate {spec.optimizer.learning_rate:g}); "
+                           "no weight or history file written; try a smaller --lr")
 
 
 def summary_lines(spec, data: Data, result: Result) -> list[str]:
@@ -447,16 +495,6 @@ def _batch_size(text: str):
         raise argparse.ArgumentTypeError(f"expected an integer or 'full', got {text!r}") from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def _defaults_epilog() -> str:
     lines = ["dataset defaults (optimizer hyperparameters not shown are the framework's defaults):"]
     for name, fields in DATASET_DEFAULTS.items():
@@ -467,5 +505,6 @@ def _defaults_epilog() -> str:
                      f"{fields['init']} {opt_name}[{convention}] lr={lr:g}, {batch}, "
                      f"{fields['epochs']} epoch{'s' if fields['epochs'] != 1 else ''}")
     lines.append("")
-    lines.append("errors in the spec, the data or a file end the run with 'error: ...' and exit code 2")
+    lines.append("errors in the spec, the data or a file end the run with 'error: ...' and exit status 2 "
+                 "before any work; a diverged run writes nothing and exits with status 4")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,11 +73,14 @@ def _check_real(field_name: str, value: Any, low: float, high: float,
         raise _fail(field_name, f"{value!r} is outside {left}{low}, {high}{right}")
 
 
-def _check_int(field_name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _check_int(field_name: str, value: Any, low: int) -> int:
+    """``value`` as a plain ``int``: any integral type (``int``, ``numpy.int64``, …) but not
+    ``bool``; a float, even 3.0, is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _fail(field_name, f"expected an integer, got {value!r}")
     if value < low:
         raise _fail(field_name, f"expected an integer >= {low}, got {value}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -168,9 +172,8 @@ class ModelSpec:
             raise _fail("layer_sizes", f"expected a sequence of integers, got {sizes!r}")
         if len(sizes) < 2:
             raise _fail("layer_sizes", f"expected at least (n_in, n_out), got {tuple(sizes)}")
-        for index, size in enumerate(sizes):
-            _check_int(f"layer_sizes[{index}]", size, 1)
-        object.__setattr__(self, "layer_sizes", tuple(sizes))
+        sizes = tuple(_check_int(f"layer_sizes[{index}]", size, 1) for index, size in enumerate(sizes))
+        object.__setattr__(self, "layer_sizes", sizes)
         _check_choice("hidden_activation", self.hidden_activation, HIDDEN_ACTIVATIONS)
         _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
         _check_choice("loss", self.loss, LOSSES)
@@ -184,9 +187,9 @@ class ModelSpec:
         if not isinstance(self.optimizer, OptimizerSpec):
             raise _fail("optimizer", f"expected an OptimizerSpec, got {type(self.optimizer).__name__}")
         if self.batch_size is not None:
-            _check_int("batch_size", self.batch_size, 1)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("seed", self.seed, 0)
+            object.__setattr__(self, "batch_size", _check_int("batch_size", self.batch_size, 1))
+        object.__setattr__(self, "epochs", _check_int("epochs", self.epochs, 1))
+        object.__setattr__(self, "seed", _check_int("seed", self.seed, 0))
         _check_choice("dtype", self.dtype, DTYPES)
         _check_real("l2", self.l2, 0.0, math.inf)
         _check_real("dropout", self.dropout, 0.0, 1.0)
