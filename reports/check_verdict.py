@@ -69,7 +69,8 @@ class Verdict:
         for label, c in self.failed_rows:
             lines.append(f"  {label} {_where(c)}: {c.describe()}; passes at {_passing(c)}")
         for training in self.failed_trainings:
-            lines.append(f"  {training.actual} vs {training.desired} free-running: {training.trajectory.verdict()}")
+            pair = f"{training.actual} vs {training.desired}"
+            lines.append(f"  {pair} free-running: {training.trajectory.verdict()}")
         lines.append(f"  reproduce: {self.reproduce}")
         return lines
 

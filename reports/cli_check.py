@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the batch (default 0): with 784 inputs, --batch MNIST training samples "
                              "drawn without replacement by numpy.random.default_rng(seed); otherwise N(0, 1) "
                              "inputs and random labels from that generator")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the verdict and every comparison as JSON (checked writable first)")
 
 
 def validate(args: argparse.Namespace):
