@@ -134,6 +134,21 @@ def test_one_element_just_beyond_the_bound_fails_just_inside_passes(dtype, kind,
         assert (relative_error(actual, desired) > bound) == (factor > 1)
 
 
+@pytest.mark.parametrize("perturbed", ["W1", "b1", "W2", "b2"])
+def test_compare_parameters_names_exactly_the_perturbed_array(perturbed, rng):
+    spec = ModelSpec((4, 5, 3), dtype="float32")
+    weights, _ = initialize(spec.init, spec.layer_sizes, int(rng.integers(1000)), np.float32)
+    biases = [rng.standard_normal(n).astype(np.float32) for n in spec.layer_sizes[1:]]   # trained: not 0
+    arrays = {"W": weights, "b": biases}
+    wrong = {key: [value.copy() for value in values] for key, values in arrays.items()}
+    target = wrong[perturbed[0]][int(perturbed[1]) - 1]
+    target.flat[-1] += 1.5 * tolerance("float32", "parameters") * float(np.max(np.abs(target)))
+    ours, reference = FakeBackend(spec, wrong["W"], wrong["b"]), FakeBackend(spec, weights, biases)
+    results = compare_parameters(ours, reference)
+    assert [c.name for c in results] == ["W1", "b1", "W2", "b2"]
+    assert [c.name for c in results if not c.ok] == [perturbed]
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")     # inf / inf
 @pytest.mark.parametrize("side", ["actual", "desired"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
