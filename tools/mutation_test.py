@@ -39,9 +39,11 @@ from project_copy import ROOT, copy_project
 MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
 # Fast and broad first: with -x the run stops at the first failure.
 SUBSET = [
+    "parity_tests/numpy_only/test_checker.py",
     "parity_tests/numpy_only/test_gradients_fd.py",
     "parity_tests/numpy_only/test_optimizers.py",
     "parity_tests/numpy_only/test_model_and_training.py",
+    "parity_tests/frameworks/test_checker_localization.py",
     "parity_tests/frameworks/test_forward_gradients.py",
     "parity_tests/frameworks/test_training_curves.py",
     "parity_tests/frameworks/test_numerical_extremes.py",
