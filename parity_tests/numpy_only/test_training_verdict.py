@@ -1,0 +1,274 @@
+"""The training verdict's machinery, NumPy only: per-step re-synchronized checks
+(``reference.stepwise``), the free-running explanation (``reference.trajectory``) and the
+verdict of ``check`` (``reports.check_verdict``).
+
+Two correct copies of the engine must pass; a copy with one realistic bug — a hyperparameter
+ignored or rounded, a wrong gradient, a lost optimizer buffer, a step counter off by one — must
+fail at the step where it acts and name the quantity. The free-running part must name a kink
+flip or an amplified near-zero gradient where there is one, and otherwise let the arbiter name
+the backend that is farther from the higher-precision run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from reference import parity
+from reference.optimizer_state import OptimizerState
+from reference.parity import Comparison
+from reference.scratch_backend import ScratchBackend
+from reference.stepwise import check_steps, compare_update
+from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE
+from reference.trajectory import follow, kink_flips
+from reports.check_verdict import Verdict
+from scratch.batching import training_plan
+from scratch.initializers import initialize
+from scratch.model import MLP
+from scratch.spec import ModelSpec, OptimizerSpec
+
+
+@pytest.fixture(autouse=True)
+def _quiet_observers(monkeypatch):
+    """Deliberate mismatches stay out of the suite's largest-error summary."""
+    monkeypatch.setattr(parity, "_observers", [])
+
+
+class Named(ScratchBackend):
+    """The engine under another name (the actual side of a pair)."""
+
+    name = "copy"
+
+
+def _spec(optimizer: OptimizerSpec, dtype="float64", hidden="relu", **fields) -> ModelSpec:
+    return ModelSpec((6, 5, 4, 3), hidden_activation=hidden, dtype=dtype, optimizer=optimizer,
+                     batch_size=8, epochs=2, init="glorot_uniform", seed=3, **fields)
+
+
+def _data(spec, rng, n=24, tiny_column=False):
+    x = rng.standard_normal((n, spec.layer_sizes[0])).astype(spec.dtype)
+    if tiny_column:                       # a rarely lit input: its weights get near-zero gradients
+        x[:, 0] *= spec.dtype == "float64" and 1e-9 or 1e-5
+    labels = rng.integers(0, spec.layer_sizes[-1], n)
+    weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(spec.dtype))
+    return weights, biases, x, MLP(spec, weights, biases).targets(labels)
+
+
+def _stepwise(actual_spec, spec, rng, actual_class=Named):
+    weights, biases, x, targets = _data(spec, rng)
+    plan = list(training_plan(spec, len(x)))
+    return check_steps(actual_class(actual_spec, weights, biases), ScratchBackend(spec, weights, biases),
+                       ScratchBackend(spec, weights, biases), x, targets, plan)
+
+
+ADAM = OptimizerSpec.framework_default("adam", "torch", learning_rate=0.01)
+OPTIMIZERS = {
+    "sgd": OptimizerSpec("sgd", learning_rate=0.1),
+    "momentum-keras": OptimizerSpec.framework_default("momentum", "keras", learning_rate=0.05),
+    "rmsprop-torch": OptimizerSpec.framework_default("rmsprop", "torch", momentum=0.5),
+    "adam-keras": OptimizerSpec.framework_default("adam", "keras", learning_rate=0.01),
+    "adam-torch": ADAM,
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_two_copies_of_the_engine_agree_at_every_step(optimizer, dtype, rng):
+    spec = _spec(OPTIMIZERS[optimizer], dtype, dropout=0.25, l2=0.01)
+    result = _stepwise(spec, spec, rng)
+    assert result.steps == 6
+    assert result.ok, [c.describe() for c in result.failed]
+    updates = [c for c in result.comparisons if c.kind == "update"]
+    assert updates and max(c.error for c in updates) == 0       # the same code: bit for bit
+
+
+# (optimizer, field, wrong value, the first step where it acts) — a twin that ignores or rounds
+# one hyperparameter. Momentum multiplies a buffer that is zero before the first step.
+HYPERPARAMETER_BUGS = {
+    "learning_rate": ("adam-torch", "learning_rate", 0.01 * (1 + 1e-9), 0),
+    "beta1": ("adam-torch", "beta1", 0.9 + 1e-7, 0),
+    "beta2": ("adam-torch", "beta2", 0.998, 0),
+    "epsilon": ("adam-torch", "epsilon", 1e-7, 0),
+    "rho": ("rmsprop-torch", "rho", 0.9, 0),
+    "momentum": ("rmsprop-torch", "momentum", 0.6, 1),
+    "convention": ("adam-keras", "convention", "torch", 0),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("bug", HYPERPARAMETER_BUGS)
+def test_an_optimizer_bug_fails_the_update_check_where_it_acts(bug, dtype, rng):
+    config, field, value, acts = HYPERPARAMETER_BUGS[bug]
+    if dtype == "float32" and bug in ("learning_rate", "beta1"):
+        pytest.skip("a 1e-9 / 1e-7 change is below float32 rounding")
+    spec = _spec(OPTIMIZERS[config], dtype)
+    wrong = dataclasses.replace(spec, optimizer=dataclasses.replace(spec.optimizer, **{field: value}))
+    result = _stepwise(wrong, spec, rng)
+    assert not result.ok
+    first = result.failed[0]
+    assert first.kind == "update" and first.step == acts, first.describe()
+    assert all(c.kind == "update" for c in result.failed if c.step == acts)  # gradients still agree
+
+
+def test_a_wrong_gradient_fails_at_the_step_and_names_it(rng):
+    class WrongDb2(Named):
+        def trace(self, x, targets, masks=None):
+            out = super().trace(x, targets, masks)
+            out["db2"] = out["db2"] * (1 + 1e-9)
+            return out
+
+    spec = _spec(ADAM)
+    result = _stepwise(spec, spec, rng, WrongDb2)
+    assert [c.name for c in result.failed if c.kind == "gradient" and c.step == 0] == ["db2"]
+
+
+def test_a_lost_buffer_and_a_wrong_step_counter_fail(rng):
+    class LostMoment(Named):
+        def optimizer_state(self):
+            state = super().optimizer_state()
+            slots = [{k: v for k, v in s.items() if k != "m"} for s in state.slots]
+            return OptimizerState(state.t + 1, slots)
+
+    spec = _spec(ADAM)
+    result = _stepwise(spec, spec, rng, LostMoment)
+    first = {}
+    for c in result.failed:
+        first.setdefault(c.name, c)
+    assert first["W1 m"].step == 0 and "optimizer buffer missing from the actual" in first["W1 m"].problem
+    assert first["step counter t"].problem == "actual t = 2, reference t = 1"
+
+
+def test_without_resynchronization_a_state_bug_would_hide(rng):
+    """Re-synchronization is what feeds the actual the reference's state: a backend that ignores
+    a loaded state (restarts its moments every step) is caught from the second step on."""
+    class ForgetsState(Named):
+        def load_state(self, weights, biases, state):
+            super().load_state(weights, biases, OptimizerState())
+
+    spec = _spec(ADAM)
+    result = _stepwise(spec, spec, rng, ForgetsState)
+    assert {c.step for c in result.failed} == set(range(1, 6))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_update_bound_just_above_and_just_below(dtype):
+    """One element ``ULPS_UPDATE`` ± 1 ulp of its operand away from the reference's update."""
+    rng = np.random.default_rng(0)
+    before = rng.standard_normal(50).astype(dtype)
+    want = (before - np.asarray(0.01, dtype) * rng.standard_normal(50).astype(dtype)).astype(dtype)
+    state = OptimizerState(1, [{}, {}])
+    scale = np.maximum(np.abs(before), np.abs(want))
+    for ulps, ok in ((ULPS_UPDATE - 1, True), (ULPS_UPDATE + 1, False)):
+        got = want.copy()
+        got[7] = want[7] + ulps * np.spacing(scale[7])
+        [row] = [c for c in compare_update([got, want[:1]], [want, want[:1]], [before, before[:1]],
+                                           state, state, OptimizerState(), dtype, 0) if c.name == "W1 update"]
+        assert row.ok is ok, row.describe()
+        assert row.where == (7,)
+
+
+def test_the_update_tolerances_are_pinned():
+    assert (ULPS_UPDATE, AMPLIFIED, ARBITER_FACTOR) == (8, 10.0, 4.0)
+
+
+def test_kink_flips_within_rounding_distance_only():
+    spec = _spec(ADAM, "float32")
+    want = {"Z1": np.array([[2.0, -1e-9, 3.0]], np.float32), "Z2": np.ones((1, 4), np.float32)}
+    got = {"Z1": np.array([[2.0, +9e-9, 3.0]], np.float32), "Z2": np.ones((1, 4), np.float32)}
+    [flip] = kink_flips(got, want, spec, step=51)
+    assert (flip.step, flip.layer, flip.index) == (51, 1, (0, 1))
+    got["Z1"][0, 1], want["Z1"][0, 1] = 0.5, -0.5          # a real disagreement, not rounding
+    assert kink_flips(got, want, spec, 51) == []
+    assert kink_flips(got, want, _spec(ADAM, "float32", hidden="tanh"), 51) == []
+
+
+class NudgedGradient(Named):
+    """Adds one rounding of the largest gradient (ε·max|g|) to the gradient of W1[0, 0]: both
+    backends right, as far as a gradient can be."""
+
+    def trace(self, x, targets, masks=None):
+        out = super().trace(x, targets, masks)
+        dw = out["dW1"].copy()
+        dw[0, 0] += np.finfo(dw.dtype).eps * np.max(np.abs(dw))
+        out["dW1"] = dw
+        return out
+
+
+def _follow(spec, actual_class, rng, bounds=None, tiny_column=False):
+    weights, biases, x, targets = _data(spec, rng, tiny_column=tiny_column)
+    plan = list(training_plan(spec, len(x)))
+    actual, desired = actual_class(spec, weights, biases), ScratchBackend(spec, weights, biases)
+    return follow(actual, desired, x, targets, plan, bounds)
+
+
+def test_an_adaptive_step_amplifying_a_near_zero_gradient_is_named(rng):
+    trajectory = _follow(_spec(ADAM, hidden="tanh"), NudgedGradient, rng, tiny_column=True)
+    assert trajectory.parting_step == 0 and trajectory.parting_quantity == "W1"
+    assert trajectory.cause == "amplification", trajectory.verdict()
+    assert trajectory.amplification.index == (0, 0)
+    assert trajectory.amplification.sensitivity > 1e3 * ADAM.learning_rate
+    assert trajectory.ok
+
+
+def test_the_same_nudge_under_sgd_stays_within_tolerance(rng):
+    trajectory = _follow(_spec(OptimizerSpec("sgd", learning_rate=0.1), hidden="tanh"), NudgedGradient, rng,
+                         tiny_column=True)
+    assert trajectory.parting_step is None, trajectory.verdict()
+
+
+class OtherRounding(Named):
+    """Every gradient element moved by one rounding (±ε of itself), as another summation order
+    would: a correct backend that is not bit-identical."""
+
+    def trace(self, x, targets, masks=None):
+        out = super().trace(x, targets, masks)
+        signs = np.random.default_rng(len(self.model.weights)).choice([-1, 1], 10**4)
+        for name in [key for key in out if key[:2] in ("dW", "db")]:
+            g = out[name]
+            eps = np.finfo(g.dtype).eps
+            out[name] = g * (1 + eps * signs[:g.size].reshape(g.shape)).astype(g.dtype)
+        return out
+
+
+def test_the_arbiter_clears_rounding_and_names_a_real_bug(rng):
+    sgd = _spec(OptimizerSpec("sgd", learning_rate=0.1), hidden="tanh")
+    # Correct backends parting only because the bound is set below the floor: the arbiter clears them.
+    cleared = _follow(sgd, OtherRounding, rng, bounds={"parameters": 1e-30, "curve": 1e-30})
+    assert cleared.cause == "arbiter" and cleared.arbiter.dtype.startswith("longdouble")
+    assert cleared.ok and cleared.farther is None, cleared.verdict()
+
+    class SlightlyFastSGD(Named):
+        def apply_gradients(self, gradients):
+            super().apply_gradients([g * (1 + 1e-8) for g in gradients])
+
+    flagged = _follow(sgd, SlightlyFastSGD, rng)
+    assert flagged.parting_step is not None and flagged.cause == "arbiter", flagged.verdict()
+    assert not flagged.ok and flagged.farther == "copy"
+    assert "copy is farther from the arbiter" in flagged.verdict()
+
+
+def _verdict(rows, trainings=()):
+    spec = _spec(ADAM)
+    return Verdict(spec, rows, list(trainings), ["scratch", "torch"], {"keras": "not installed"}, 5,
+                   "backprop-parity check --steps 5")
+
+
+def test_the_verdict_headline_and_json(tmp_path):
+    ok = Comparison("dW1", 1, "gradient", 1e-15, 1e-13)
+    bad = Comparison("dW2", 2, "gradient", 3e-10, 1e-13, ulps=5e4, where=(1, 2))
+    passing = _verdict([("torch vs scratch", ok)])
+    assert passing.ok and passing.headline().startswith("verdict: PASS — all 1 comparisons within tolerance")
+    failing = _verdict([("torch vs scratch", ok), ("torch vs scratch", bad)])
+    assert not failing.ok
+    assert failing.headline().startswith("verdict: FAIL — 1 of 2 comparisons exceed tolerance")
+    assert "torch vs scratch layer 2 dW2 (rel err 3.00e-10, 3e+03× the bound 1e-13)" in failing.headline()
+    details = "\n".join(failing.failure_details())
+    assert "passes at 3.000e-10" in details and "reproduce: backprop-parity check --steps 5" in details
+    failing.write_json(tmp_path / "c.json")
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["ok"] is False and data["skipped"] == {"keras": "not installed"}
+    [row] = [r for r in data["comparisons"] if not r["ok"]]
+    assert (row["smallest_passing_tolerance"], row["where"], row["layer"]) == (3e-10, [1, 2], 2)
