@@ -122,6 +122,13 @@ def dz_floor(dz: np.ndarray, upstream: np.ndarray | None) -> float:
     return 1.0 / dz.size if dz.size else 0.0
 
 
+def loss_floor(logits: np.ndarray) -> float:
+    """The operand scale of the loss: max|Z_L|. The loss is computed from the logits
+    (logsumexp − y·z, or max(z, 0) − z·y + …), so its rounding error is ~ε·max|Z_L| however
+    small the loss (sweep seed 99: a confident fit, loss ≪ |Z_L|)."""
+    return float(np.max(np.abs(logits))) if np.size(logits) else 0.0
+
+
 def gradient_floors(layer: int, dz: np.ndarray, upstream, a_prev) -> dict[str, float]:
     """Floors for dZ_l and the two gradients built from it alone: dW_l = dZ_lᵀ·A_{l−1} inherits
     dZ_l's absolute error f times the column sums of |A_{l−1}|, db_l = Σ_rows dZ_l times m."""
@@ -166,7 +173,7 @@ def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None 
     # The loss is computed from the logits (logsumexp − y·z, or max(z, 0) − z·y + …): its rounding
     # error is ~ε·max|Z_L| however small the loss (sweep seed 99: a confident fit, loss ≪ |Z_L|).
     n_layers = max((_parse(name)[2] or 0) for name in desired)
-    floors = {"loss": float(np.max(np.abs(desired[f"Z{n_layers}"])))} if f"Z{n_layers}" in desired else {}
+    floors = {"loss": loss_floor(desired[f"Z{n_layers}"])} if f"Z{n_layers}" in desired else {}
     for name in desired:
         if name.startswith("dZ"):
             layer = _parse(name)[2]

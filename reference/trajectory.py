@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference.optimizer_state import OptimizerState, canonical_gradients
-from reference.parity import relative_error
+from reference.parity import loss_floor, relative_error
 from reference.stepwise import parameter_names
 from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
 from scratch.batching import batches
@@ -117,7 +117,7 @@ class Trajectory:
     steps: int
     losses: dict[str, list[float]]
     parameter_errors: list[float]          # max over tensors of the normwise error, after each step
-    loss_errors: list[float]               # per-step relative error of the loss
+    loss_errors: list[float]               # per-step loss error, floored at max|Z_L| (loss_floor)
     parting_step: int | None = None
     parting_quantity: str = ""
     cause: str = ""                         # "", "kink", "amplification", "arbiter"
@@ -179,7 +179,8 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
         loss_a, loss_d = float(got["loss"]), float(want["loss"])
         losses["actual"].append(loss_a)
         losses["reference"].append(loss_d)
-        loss_errors.append(abs(loss_a - loss_d) / abs(loss_d) if loss_d else abs(loss_a))
+        floor = loss_floor(want[f"Z{spec.n_layers}"])
+        loss_errors.append(relative_error(np.asarray(loss_a), np.asarray(loss_d), floor))
         errors = _parameter_errors(actual, desired)
         worst = max(errors, key=errors.get)
         parameter_errors.append(errors[worst])
