@@ -40,6 +40,7 @@ MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
 # Fast and broad first: with -x the run stops at the first failure.
 SUBSET = [
     "parity_tests/numpy_only/test_checker.py",
+    "parity_tests/numpy_only/test_training_verdict.py",
     "parity_tests/numpy_only/test_gradients_fd.py",
     "parity_tests/numpy_only/test_optimizers.py",
     "parity_tests/numpy_only/test_model_and_training.py",
