@@ -15,8 +15,13 @@ rate is *not* rounded by the Keras twin (it builds its optimizer under ``floatx`
 dtype), so a float64 lr of 0.0123 must survive to 1e-13.
 
 Each case also checks that it can fail: the NumPy engine trained with the framework's default
-for that hyperparameter (what a twin ignoring it would use) must differ from the varied run by
-more than the tolerance — otherwise the comparison would say nothing about that hyperparameter.
+for that hyperparameter (what a twin ignoring it would use) must end more than 5× the parameter
+tolerance away from the varied run — otherwise the comparison would say nothing about that
+hyperparameter. The tightest is Adam's ε in float32 (≥ 9.7× over seeds 0–99), which is why ε
+is 3.3e-5 rather than a value nearer the defaults: with 3.3e-6 the two runs were only 3× apart.
+
+L2: torch takes any λ in both dtypes; Keras rounds λ/2 to float32, so it takes such a λ in
+float32 and the twin refuses it in float64 (a BackendError, tested).
 """
 
 from __future__ import annotations
@@ -93,7 +98,7 @@ def test_twin_follows_one_varied_hyperparameter(convention, name, hyper, dtype, 
     case = make_case(spec_for(varied, dtype, global_seed), 40, global_seed)
 
     # The case can fail: the framework's default, which a twin ignoring `hyper` would use,
-    # trains to different parameters (beyond the tolerance) than the varied value.
+    # trains to parameters more than 5× the tolerance away from the varied value's.
     default_value = getattr(OptimizerSpec.framework_default(name, convention), hyper)
     ignored = optimizer_for(name, convention, **{hyper: default_value})
     assert default_value != VARIED[hyper]
@@ -105,14 +110,6 @@ def test_twin_follows_one_varied_hyperparameter(convention, name, hyper, dtype, 
         f"{separation:.1e} apart: this case could not catch a twin that ignores it")
 
     assert_twin_matches(case, convention, repro)
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("twin", ["torch", "keras"])
-def test_learning_rate_is_not_rounded_to_float32(twin, dtype, global_seed, repro):
-    """Plain SGD, lr = 0.0123 (float32: 0.012299999594…): every twin, both dtypes."""
-    spec = spec_for(OptimizerSpec("sgd", learning_rate=VARIED["learning_rate"]), dtype, global_seed)
-    assert_twin_matches(make_case(spec, 40, global_seed), twin, repro)
 
 
 L2_VALUE = 0.0123                      # λ/2 = 0.00615, not exact in float32
