@@ -26,6 +26,7 @@ float32 and the twin refuses it in float64 (a BackendError, tested).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from cases import make_case
 
@@ -44,8 +45,8 @@ HYPERPARAMETERS = {
     "rmsprop": ("learning_rate", "rho", "epsilon", "momentum"),
     "adam": ("learning_rate", "beta1", "beta2", "epsilon"),
 }
-# The learning rate the runs start from where the framework default (1e-3) moves the weights
-# too little in 6 steps for a changed β or ρ to show in float32.
+# The learning rate every run starts from (exact in float32): large enough that moving one β, ρ,
+# ε or μ moves the parameters after 6 steps well past the float32 tolerance (checked per case).
 BASE_LR = {"sgd": 0.25, "momentum": 0.0625, "rmsprop": 0.0078125, "adam": 0.03125}
 
 CASES = [(convention, name, hyper) for convention in ("torch", "keras")
@@ -85,8 +86,6 @@ def assert_twin_matches(case, twin: str, repro: str) -> None:
 
 
 def test_values_are_not_float32_exact():
-    import numpy as np
-
     for name, value in VARIED.items():
         assert float(np.float32(value)) != value, name
 
