@@ -23,12 +23,13 @@ from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 
 
-def independent_metrics(weights, biases, x, labels) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of a tanh/softmax MLP, in float64, written out here."""
+def independent_metrics(weights, biases, x, labels, hidden=np.tanh) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of a softmax MLP (tanh hidden unless told), in float64,
+    written out here."""
     a = np.asarray(x, dtype=np.float64)
     for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
         z = a @ np.asarray(w, dtype=np.float64).T + np.asarray(b, dtype=np.float64)
-        a = np.tanh(z) if layer < len(weights) else z
+        a = hidden(z) if layer < len(weights) else z
     shifted = a - a.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = -float(np.mean(log_p[np.arange(len(labels)), labels]))
@@ -133,6 +134,25 @@ def test_seed_scenario_measures_test_accuracy_on_the_test_split(global_seed):
     train_accuracy = independent_metrics(model.weights, model.biases, x, y)[1]
     assert test_accuracy != train_accuracy
     assert (result["test_accuracy"], result["train_accuracy"]) == (test_accuracy, train_accuracy)
+
+
+def test_conventions_scenario_measures_accuracy_on_the_test_split(global_seed):
+    """The conventions scenario's run: its accuracy is the trained model's on the test data."""
+    from reports.scenario_common import Context
+    from reports.scenario_conventions import ConventionSettings, _run
+
+    x, y, x_test, y_test = split(global_seed)
+    settings = ConventionSettings(samples=len(x), batch_size=8, epochs=2, layer_sizes=(4, 6, 3),
+                                  init="glorot_uniform", seed=global_seed)
+    optimizer = OptimizerSpec("momentum", learning_rate=0.2, momentum=0.5)
+    *_, reported = _run(Context(backends=["scratch"]), settings, optimizer, x, y, x_test, y_test)
+    model = MLP(ModelSpec((4, 6, 3), init="glorot_uniform", seed=global_seed, optimizer=optimizer,
+                          batch_size=8, epochs=2))
+    model.fit(x, y)
+    relu = lambda z: np.maximum(z, 0.0)  # noqa: E731
+    test_accuracy = independent_metrics(model.weights, model.biases, x_test, y_test, relu)[1]
+    assert test_accuracy != independent_metrics(model.weights, model.biases, x, y, relu)[1]
+    assert reported == test_accuracy
 
 
 @pytest.mark.parametrize("n_out", [2, 3, 10])
