@@ -44,9 +44,13 @@ SUBSET = [
     "parity_tests/numpy_only/test_gradients_fd.py",
     "parity_tests/numpy_only/test_optimizers.py",
     "parity_tests/numpy_only/test_model_and_training.py",
+    "parity_tests/numpy_only/test_training_plan_definition.py",
+    "parity_tests/numpy_only/test_test_set_evaluation.py",
+    "parity_tests/numpy_only/test_weight_memory_layouts.py",
     "parity_tests/frameworks/test_checker_localization.py",
     "parity_tests/frameworks/test_forward_gradients.py",
     "parity_tests/frameworks/test_training_curves.py",
+    "parity_tests/frameworks/test_hyperparameters.py",
     "parity_tests/frameworks/test_numerical_extremes.py",
     "parity_tests/frameworks/test_handoff_determinism.py",
 ]
