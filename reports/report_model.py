@@ -149,14 +149,14 @@ def verdict_line(results: dict) -> str:
     return report_verdict(results)["line"]
 
 
-def _failures_table(failures: list[dict], id: str) -> list[Table]:
+def _failures_table(failures: list[dict], id: str, caption: str) -> list[Table]:
     """Every failing comparison: where, by how much, the smallest tolerance that would pass it,
     and the command that reproduces it."""
     if not failures:
         return []
     rows = [[where(f), by_how_much(f), passes_at(f), f["reproduce"]] for f in failures]
     return [Table(["comparison", "by how much", "smallest tolerance that passes", "reproduce"], rows,
-                  caption="failing comparisons", id=id, classes=[["fail", "", "", ""] for _ in rows])]
+                  caption=caption, id=id, classes=[["fail", "", "", ""] for _ in rows])]
 
 
 def _image(images, key, alt) -> list[Image]:
@@ -211,7 +211,7 @@ def _parity(results: dict, images) -> Section:
         blocks.append(Table(columns, table_rows, caption=f"{dtype}", id=f"parity-{dtype}",
                             classes=_status_classes(table_rows, (-1,))))
     blocks += _failures_table([f for f in report_verdict(results)["failures"] if f["section"] == "parity"],
-                              "parity-failures")
+                              "parity-failures", "failing parity comparisons")
     blocks += _heat_maps(parity["rows"])
     blocks += _image(images, "parity_errors", "max relative error per quantity and backend pair")
     return Section("parity", "1. Forward and gradient parity", blocks)
@@ -285,7 +285,7 @@ def _curves(results: dict, images) -> Section:
          "free-running loss / parameters", "free-running", "status"],
         rows, id="curve-checks", classes=_status_classes(rows, (-1,))))
     blocks += _failures_table([f for f in report_verdict(results)["failures"] if f["section"] == "curves"],
-                              "curve-failures")
+                              "curve-failures", "failing training checks")
     for key in images:
         if key.startswith("curves_"):
             blocks += _image(images, key, f"loss curves, {key.removeprefix('curves_')}")
