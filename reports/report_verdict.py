@@ -97,6 +97,8 @@ def by_how_much(failure: dict) -> str:
         return f"({failure['explanation']})"
     if failure["error"] is None:
         return "(error not finite, or a shape or dtype mismatch)"
+    if failure["excess"] is None:                     # a bound of 0: any error exceeds it
+        return f"(error {failure['error']:.3g} against a bound of 0)"
     if failure["kind"] == "update":
         return (f"({failure['error']:.0f} ulp, {failure['excess']:.3g}× the bound "
                 f"{failure['tolerance']:.0f} ulp)")
