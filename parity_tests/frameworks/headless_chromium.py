@@ -4,9 +4,10 @@ reads NUL-terminated JSON commands on its fd 3 and writes replies and events on 
 
 :func:`load_page` attaches to a blank tab, turns on the console and log domains, navigates to the
 file, waits for the load event, then asks the DevTools runtime (not a script in the page) for
-every ``<img>``'s ``complete`` and ``naturalWidth`` and for an element's text, and takes a
-full-page screenshot. Every console error, uncaught exception and browser log entry of level
-error (a resource that failed to load is one) is collected.
+every ``<img>``'s ``complete`` and ``naturalWidth``, for an element's text and for the page's
+width against the window's, and takes a full-page screenshot. Every console error, uncaught
+exception and browser log entry of level error (a resource that failed to load is one) is
+collected.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 IMAGES = ("JSON.stringify(Array.from(document.images, i => "
           "({src: i.getAttribute('src'), complete: i.complete, naturalWidth: i.naturalWidth})))")
 
+WIDTHS = ("JSON.stringify({scroll: document.documentElement.scrollWidth, "
+          "client: document.documentElement.clientWidth})")
+
 
 @dataclass
 class PageVisit:
     images: list[dict]                 # per <img>: src, complete, naturalWidth
     text: str                          # textContent of the element asked for ("" if absent)
+    widths: dict                       # the page's scrollWidth and the window's clientWidth (CSS px)
     errors: list[str] = field(default_factory=list)
     screenshot: bytes = b""
 
@@ -117,11 +122,12 @@ def load_page(html: Path, element_id: str, workdir: Path) -> PageVisit:
         images = json.loads(_evaluate(browser, session, IMAGES))
         text = _evaluate(browser, session, f"(document.getElementById({json.dumps(element_id)}) || "
                                            "{textContent: ''}).textContent")
+        widths = json.loads(_evaluate(browser, session, WIDTHS))
         shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
                             session=session)
     finally:
         browser.close()
-    return PageVisit(images, text, _errors(browser.events), base64.b64decode(shot["data"]))
+    return PageVisit(images, text, widths, _errors(browser.events), base64.b64decode(shot["data"]))
 
 
 def _evaluate(browser: DevToolsPipe, session: str, expression: str):

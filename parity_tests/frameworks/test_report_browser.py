@@ -1,9 +1,10 @@
 """The HTML report in a real browser: headless Chromium (Debian's ``chromium`` package) opens
 ``report.html`` of a ``report --quick`` run from disk; the page must render with its verdict
 line, every ``<img>`` must load (``complete`` and ``naturalWidth`` > 0, asked of the DevTools
-runtime, not of a script in the page), and nothing may be logged as an error (console errors,
-uncaught exceptions, failed resource loads). The same harness must see a deleted plot as a
-broken image and a logged error, so the first test cannot pass by seeing nothing.
+runtime, not of a script in the page), nothing may widen the page past the window, and nothing
+may be logged as an error (console errors, uncaught exceptions, failed resource loads). The
+same harness must see a deleted plot as a broken image and a logged error, so the first test
+cannot pass by seeing nothing.
 
 Slow (a quick report, ~45 s on 2 cores); skipped where ``/usr/bin/chromium`` is missing. Run it
 with ``tox -e browser``. Set ``REPORT_SCREENSHOT=path.png`` to keep the full-page screenshot.
@@ -52,7 +53,8 @@ def test_report_renders_in_chromium_with_every_image_and_no_error(report, tmp_pa
     assert sorted(image["src"] for image in visit.images) == sources, "every plot is shown, none missing"
     broken = [image for image in visit.images if not (image["complete"] and image["naturalWidth"] > 0)]
     assert broken == []
-    assert png_width(visit.screenshot) >= 1280
+    assert visit.widths["scroll"] <= visit.widths["client"], "nothing widens the page past the window"
+    assert png_width(visit.screenshot) == visit.widths["client"]
     if os.environ.get("REPORT_SCREENSHOT"):
         Path(os.environ["REPORT_SCREENSHOT"]).write_bytes(visit.screenshot)
 
