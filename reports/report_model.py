@@ -2,12 +2,15 @@
 preformatted text, built from the results dict by pure functions.
 
 Both renderers (``render_html``, ``render_markdown``) lay out the same :class:`Section` list, so
-every number appears formatted once, the same way, in both files. Number formats:
+every number appears formatted once, the same way, in both files; both open with
+:func:`verdict_line` (``reports.report_verdict``). Number formats:
 
 * errors: 3 significant digits, ``1.23e-16``; an exact zero is ``0``;
 * tolerances: ``1e-13``;
 * accuracies: percent with 2 decimals, ``92.88 %``; spreads and differences in percentage
   points (``pp``) with 2 decimals;
+* heat-map cells: the error in units of ε with 3 significant digits, ``4.81`` (``reports.heatmap``);
+  the smallest tolerance that passes a failing row: ``3.700e-04``, an update's in whole ulps;
 * a value that was not finite (``null`` in the JSON): ``n/a``;
 * benchmark (section 7, only with ``report --bench``): ms per step with 3 decimals, ratios to
   scratch with 2, GFLOP/s and % of the GEMM peak with 1, memory in whole MiB, wall times in s
