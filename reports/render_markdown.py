@@ -1,17 +1,18 @@
 """The Markdown summary: GitHub-renderable pipe tables and image links to the PNGs beside it.
 
-Table cells escape ``|`` (as ``\\|``) and turn newlines into spaces, so a cell never breaks its
-row; preformatted text goes into fenced code blocks.
+The verdict line comes first, in bold, right under the title. Table cells escape ``|`` (as
+``\\|``) and turn newlines into spaces, so a cell never breaks its row; preformatted
+text goes into fenced code blocks.
 """
 
 from __future__ import annotations
 
-from reports.report_model import Image, Pre, Table, sections
+from reports.report_model import Image, Pre, Table, sections, verdict_line
 
 
 def render_markdown(results: dict, images: dict[str, str]) -> str:
     """The report as Markdown; ``images``: plot key → file name beside the Markdown file."""
-    out = ["# backprop-parity report", ""]
+    out = ["# backprop-parity report", "", f"**{verdict_line(results)}**", ""]
     for section in sections(results, images):
         out += [f"## {section.title}", ""]
         for block in section.blocks:

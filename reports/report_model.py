@@ -2,12 +2,15 @@
 preformatted text, built from the results dict by pure functions.
 
 Both renderers (``render_html``, ``render_markdown``) lay out the same :class:`Section` list, so
-every number appears formatted once, the same way, in both files. Number formats:
+every number appears formatted once, the same way, in both files; both open with
+:func:`verdict_line` (``reports.report_verdict``). Number formats:
 
 * errors: 3 significant digits, ``1.23e-16``; an exact zero is ``0``;
 * tolerances: ``1e-13``;
 * accuracies: percent with 2 decimals, ``92.88 %``; spreads and differences in percentage
   points (``pp``) with 2 decimals;
+* heat-map cells: the error in units of ε with 3 significant digits, ``4.81`` (``reports.heatmap``);
+  the smallest tolerance that passes a failing row: ``3.700e-04``, an update's in whole ulps;
 * a value that was not finite (``null`` in the JSON): ``n/a``;
 * benchmark (section 7, only with ``report --bench``): ms per step with 3 decimals, ratios to
   scratch with 2, GFLOP/s and % of the GEMM peak with 1, memory in whole MiB, wall times in s
@@ -16,15 +19,28 @@ every number appears formatted once, the same way, in both files. Number formats
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+from reports import heatmap
+from reports.report_verdict import by_how_much, passes_at, report_verdict, where
 
 
 @dataclass(frozen=True)
 class Table:
+    """``classes``, when given, has one CSS class string per cell of ``rows`` (the HTML colours
+    status and heat-map cells by it; Markdown ignores it); ``css`` is the table's own class."""
+
     columns: list[str]
     rows: list[list[str]]
     caption: str = ""
     id: str = ""
+    classes: list[list[str]] | None = None
+    css: str = ""
+
+    def __post_init__(self):
+        if self.classes is not None and [len(r) for r in self.classes] != [len(r) for r in self.rows]:
+            raise ValueError(f"table {self.id or self.caption!r}: classes do not match the cells")
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,40 @@ def sections(results: dict, images: dict[str, str]) -> list[Section]:
     return out
 
 
+def status_class(text: str) -> str:
+    """CSS class of a status cell: ``ok`` (ok, yes), ``fail`` (FAIL…, NO), else ``neutral``
+    (explained, skipped, …)."""
+    if text in ("ok", "yes"):
+        return "ok"
+    if text.startswith("FAIL") or text == "NO":
+        return "fail"
+    return "neutral"
+
+
+def _status_classes(rows: list[list[str]], status_columns: tuple[int, ...]) -> list[list[str]]:
+    """``status_class`` for the cells of ``status_columns`` (negative: from the end), "" elsewhere."""
+    out = []
+    for row in rows:
+        wanted = {i % len(row) for i in status_columns}
+        out.append([status_class(cell) if i in wanted else "" for i, cell in enumerate(row)])
+    return out
+
+
+def verdict_line(results: dict) -> str:
+    """The report's first line (``reports.report_verdict``), recomputed from the rows."""
+    return report_verdict(results)["line"]
+
+
+def _failures_table(failures: list[dict], id: str, caption: str) -> list[Table]:
+    """Every failing comparison: where, by how much, the smallest tolerance that would pass it,
+    and the command that reproduces it."""
+    if not failures:
+        return []
+    rows = [[where(f), by_how_much(f), passes_at(f), f["reproduce"]] for f in failures]
+    return [Table(["comparison", "by how much", "smallest tolerance that passes", "reproduce"], rows,
+                  caption=caption, id=id, classes=[["fail", "", "", ""] for _ in rows])]
+
+
 def _image(images, key, alt) -> list[Image]:
     return [Image(images[key], alt)] if key in images else []
 
@@ -158,12 +208,58 @@ def _parity(results: dict, images) -> Section:
             line = [quantity, "" if present[0]["layer"] is None else str(present[0]["layer"])]
             for cell in cells:
                 line += ["", ""] if cell is None else [fmt_err(cell["abs_error"]), fmt_err(cell["rel_error"])]
-            failed = [c["pair"] for c in present if not c["ok"]]
+            failed = [f"{c['pair']} (passes at {_passes_at_row(c)})" for c in present if not c["ok"]]
             line += [fmt_tol(present[0]["tolerance"]), "ok" if not failed else "FAIL: " + ", ".join(failed)]
             table_rows.append(line)
-        blocks.append(Table(columns, table_rows, caption=f"{dtype}", id=f"parity-{dtype}"))
+        blocks.append(Table(columns, table_rows, caption=f"{dtype}", id=f"parity-{dtype}",
+                            classes=_status_classes(table_rows, (-1,))))
+    blocks += _failures_table([f for f in report_verdict(results)["failures"] if f["section"] == "parity"],
+                              "parity-failures", "failing parity comparisons")
+    blocks += _heat_maps(parity["rows"])
     blocks += _image(images, "parity_errors", "max relative error per quantity and backend pair")
     return Section("parity", "1. Forward and gradient parity", blocks)
+
+
+def _passes_at_row(row: dict) -> str:
+    return "no tolerance" if row["rel_error"] is None else f"{row['rel_error']:.3e}"
+
+
+def _heat_maps(rows: list[dict]) -> list:
+    """Per dtype and pair, the layer × quantity grid of errors in ε units (``reports.heatmap``)."""
+    if not rows:
+        return []
+    blocks = ["Heat map: each comparison's normwise error in units of the dtype's machine epsilon ε "
+              "(rel error / ε, i.e. ulps of the largest reference element; float64 ε = 2^-52 ≈ 2.2e-16, "
+              "float32 ε = 2^-23 ≈ 1.2e-7), per layer (rows; — is the loss) and quantity (columns). "
+              "Colour by log10 of that number; a comparison over its bound is marked FAIL. The largest "
+              "elementwise error in ulps of each element is in results.json (max_ulps, where): it is "
+              "not shown, since an element that cancels to nearly zero has a tiny ulp.",
+              Table(heatmap.LEGEND, [list(heatmap.LEGEND)],
+                    caption="colour scale (ε units)", id="heat-legend",
+                    classes=[heatmap.LEGEND_CLASSES], css="heat")]
+    for dtype in ("float64", "float32"):
+        for pair in dict.fromkeys(row["pair"] for row in rows if row["dtype"] == dtype):
+            these = [row for row in rows if row["dtype"] == dtype and row["pair"] == pair]
+            labels, columns, cells = heatmap.grid(these)
+            table_rows, classes = [], []
+            for label in labels:
+                line, line_classes = [label], [""]
+                for column in columns:
+                    row = cells.get((label, column))
+                    if row is None:
+                        line.append("")
+                        line_classes.append("")
+                        continue
+                    value = heatmap.eps_units(row["rel_error"], dtype)
+                    line.append(heatmap.fmt_eps(value) + ("" if row["ok"] else " FAIL"))
+                    line_classes.append(heatmap.heat_class(value) + ("" if row["ok"] else " fail"))
+                table_rows.append(line)
+                classes.append(line_classes)
+            blocks.append(Table(["layer", *columns], table_rows,
+                                caption=f"{dtype}, {pair}: error in ε (bounds: "
+                                        f"{heatmap.bounds_text(these, dtype)})",
+                                id=f"heat-{dtype}-{pair.replace(' ', '-')}", classes=classes, css="heat"))
+    return blocks
 
 
 def _curves(results: dict, images) -> Section:
@@ -183,17 +279,39 @@ def _curves(results: dict, images) -> Section:
                   "first step where they part is named with its cause (a ReLU kink flipped by rounding, "
                   "an adaptive step amplifying a near-zero gradient), or a higher-precision run of the "
                   "engine arbitrates.")
+    rows = [[c["config"], c["pair"], _step_worst(c["step_gradient"]),
+             _step_worst(c["step_update"], ulps=True),
+             f"{fmt_err(c['curve_rel_error'])} / {fmt_err(c['parameters_rel_error'])}", c["free_running"],
+             _curve_status(c)] for c in curves["checks"]]
     blocks.append(Table(
         ["optimizer", "pair", "per-step gradient (worst)", "per-step update (worst)",
          "free-running loss / parameters", "free-running", "status"],
-        [[c["config"], c["pair"], _step_worst(c["step_gradient"]), _step_worst(c["step_update"], ulps=True),
-          f"{fmt_err(c['curve_rel_error'])} / {fmt_err(c['parameters_rel_error'])}", c["free_running"],
-          "ok" if c["ok"] else "FAIL"] for c in curves["checks"]],
-        id="curve-checks"))
+        rows, id="curve-checks", classes=_status_classes(rows, (-1,))))
+    blocks += _failures_table([f for f in report_verdict(results)["failures"] if f["section"] == "curves"],
+                              "curve-failures", "failing training checks")
     for key in images:
         if key.startswith("curves_"):
             blocks += _image(images, key, f"loss curves, {key.removeprefix('curves_')}")
     return Section("curves", "2. Training curves", blocks)
+
+
+def _curve_status(check: dict) -> str:
+    """``ok``, or FAIL with the smallest tolerance that would pass each failing per-step check."""
+    if check["ok"]:
+        return "ok"
+    parts = []
+    for kind in ("gradient", "update"):
+        worst = check[f"step_{kind}"]
+        if worst is not None and not worst["ok"]:
+            if worst["error"] is None:
+                parts.append(f"{kind}: no tolerance")
+            elif kind == "update":
+                parts.append(f"update passes at {math.ceil(worst['error'])} ulp")
+            else:
+                parts.append(f"gradient passes at {worst['error']:.3e}")
+    if not check["free_running_ok"]:
+        parts.append("free-running")
+    return "FAIL" + (": " + "; ".join(parts) if parts else "")
 
 
 def _step_worst(entry, ulps: bool = False) -> str:
@@ -256,10 +374,10 @@ def _variants(results: dict) -> Section:
               "the default), run through the parity suite: it must flag each and say where."]
     blocks.append(Table(["variant", "what it changes"], [[k, v] for k, v in variants["variants"].items()],
                         id="variant-list"))
-    blocks.append(Table(
-        ["variant", "check", "reference", "detected", "located"],
-        [[r["variant"], r["check"], r["reference"], "yes" if r["detected"] else "NO", r["located"]]
-         for r in variants["rows"]], id="variants"))
+    rows = [[r["variant"], r["check"], r["reference"], "yes" if r["detected"] else "NO", r["located"]]
+            for r in variants["rows"]]
+    blocks.append(Table(["variant", "check", "reference", "detected", "located"], rows, id="variants",
+                        classes=_status_classes(rows, (3,))))
     for r in variants["rows"]:
         blocks.append(f"{r['variant']} vs {r['reference']}, {r['check']}:")
         blocks.append(Pre(r["message"]))

@@ -7,7 +7,9 @@ desired one being the reference) with
     max abs error = max|actual − desired|
     max rel error = max|actual − desired| / max|desired|      (``reference.parity``)
 
-against the tolerance table (``reference.tolerances``), in float64 and in float32.
+against the tolerance table (``reference.tolerances``), in float64 and in float32. Each row also
+keeps the largest elementwise error in ulps of the reference element (``max_ulps``) and the index
+where it is (``where``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def max_abs_error(actual, desired) -> float:
 
 
 def run(ctx: Context, settings: ParitySettings) -> dict:
-    """Rows of (dtype, pair, quantity): max abs and rel error, tolerance, ok."""
+    """Rows of (dtype, pair, quantity): max abs and rel error, tolerance, ok, max ulps and where."""
     rows = []
     specs = {}
     for dtype in DTYPES:
@@ -78,6 +80,8 @@ def run(ctx: Context, settings: ParitySettings) -> dict:
                     "rel_error": number(comparison.error),
                     "tolerance": comparison.bound,
                     "ok": comparison.ok,
+                    "max_ulps": number(comparison.ulps),
+                    "where": list(comparison.where),
                 })
     return {
         "data": f"MNIST, first {settings.batch} training samples",

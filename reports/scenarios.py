@@ -30,6 +30,7 @@ from reports import (
     scenario_seeds,
     scenario_variants,
 )
+from reports.report_verdict import report_verdict
 from reports.scenario_common import Context
 from reports.schema import FORMAT, validate
 
@@ -114,5 +115,6 @@ def run_all(profile: Profile, ctx: Context, hygiene: dict[str, str], command: st
             results["timings_s"][key] = round(time.perf_counter() - begin, 3)
     results["environment"] = scenario_environment.run(hygiene)
     results["wall_time_s"] = round(time.perf_counter() - started, 3)
+    results["verdict"] = report_verdict(results)
     validate(results)
     return results

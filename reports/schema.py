@@ -8,6 +8,9 @@ is optional too (``backprop-parity report --bench FILE``): the JSON that ``backp
 --json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
 each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and
 that as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
+``verdict`` (written by every run since issue 10; optional so older files still render) is the
+report's opening line and its failing comparisons (``reports.report_verdict``); its counts must
+agree with the parity rows and training checks.
 
 :data:`SCHEMA` describes the whole file with a few node types (:class:`Obj`, :class:`ListOf`,
 :class:`MapOf`, :class:`Scalar`, and :class:`Where` for a rule across fields); :func:`validate`
@@ -207,7 +210,29 @@ BENCH = Where(Obj(
     },
 ), _peak_per_dtype)
 
-SCHEMA = Obj(
+FAILURE = Obj({
+    "section": Scalar(("string",), choices=("parity", "curves")), "dtype": DTYPE, "pair": STR,
+    "config": STR_OR_NULL, "layer": INT_OR_NULL, "quantity": STR, "kind": STR, "step": INT_OR_NULL,
+    "error": NUM_OR_NULL, "tolerance": NUM_OR_NULL, "excess": NUM_OR_NULL, "passes_at": NUM_OR_NULL,
+    "reproduce": STR}, optional={"explanation": STR})
+VERDICT = Obj({"line": STR, "ok": BOOL, "comparisons": INT, "failed": INT, "failures": ListOf(FAILURE)})
+
+
+def _verdict_matches(results: dict) -> str | None:
+    """The stored verdict must say what the parity rows and training checks say."""
+    if "verdict" not in results:
+        return None
+    from reports.report_verdict import report_verdict
+
+    stored, recomputed = results["verdict"], report_verdict(results)
+    for key in ("ok", "comparisons", "failed"):
+        if stored[key] != recomputed[key]:
+            return (f"verdict.{key} is {stored[key]!r}, but the parity rows and training checks give "
+                    f"{recomputed[key]!r}")
+    return None
+
+
+SCHEMA = Where(Obj(
     required={
         "format": Scalar(("string",), choices=(FORMAT,)),
         "mode": Scalar(("string",), choices=("quick", "default", "full")),
@@ -222,7 +247,8 @@ SCHEMA = Obj(
             "rows": ListOf(Obj({
                 "dtype": Scalar(("string",), choices=("float64", "float32")), "pair": STR,
                 "quantity": STR, "layer": INT_OR_NULL, "kind": STR, "abs_error": NUM_OR_NULL,
-                "rel_error": NUM_OR_NULL, "tolerance": NUM, "ok": BOOL})),
+                "rel_error": NUM_OR_NULL, "tolerance": NUM, "ok": BOOL},
+                optional={"max_ulps": NUM_OR_NULL, "where": ListOf(INT)})),
         }),
         "curves": Obj({
             "data": STR, "spec": SPEC, "optimizers": MapOf(Obj({}, open=True)), "steps": INT,
@@ -273,8 +299,8 @@ SCHEMA = Obj(
             "blas": ListOf(MapOf(ANY_SCALAR)), "hygiene": MapOf(STR), "env": MapOf(STR_OR_NULL),
         }),
     },
-    optional={"explain": ListOf(MapOf(ANY_SCALAR)), "bench": BENCH},
-)
+    optional={"verdict": VERDICT, "explain": ListOf(MapOf(ANY_SCALAR)), "bench": BENCH},
+), _verdict_matches)
 
 
 def validate(results) -> None:

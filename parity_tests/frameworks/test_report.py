@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import struct
 from html.parser import HTMLParser
@@ -242,6 +243,151 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys):
     assert "error: results.json: (top level): missing key 'mode'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing is written on error"
     assert main(["report", "--quick", "--full"]) == 2
+
+
+# --- the verdict first, coloured status cells, the heat map, failing cells ----------------------
+
+def judged_count(results: dict) -> int:
+    """Parity rows, plus per training check its worst per-step gradient and update (where there
+    are steps) and its free-running trajectory — as ``check`` counts them."""
+    checks = results["curves"]["checks"]
+    steps = sum((c["step_gradient"] is not None) + (c["step_update"] is not None) for c in checks)
+    return len(results["parity"]["rows"]) + steps + len(checks)
+
+
+def test_the_verdict_opens_the_report_and_is_stored(report, results):
+    from reports.report_verdict import report_verdict
+
+    verdict = results["verdict"]
+    assert verdict == report_verdict(results), "stored as computed from the rows"
+    n, variants = judged_count(results), len(results["variants"]["rows"])
+    assert (verdict["ok"], verdict["comparisons"], verdict["failed"], verdict["failures"]) == (True, n, 0, [])
+    assert verdict["line"].startswith(f"verdict: PASS — all {n} comparisons within tolerance "
+                                      "(float64, float32; ")
+    assert f"all {variants} were caught" in verdict["line"], "the variants are named, not counted"
+    html_text = (report / "report.html").read_text(encoding="utf-8")
+    title_at = html_text.index("<h1>")
+    assert re.search(r"</h1>\n<p id=\"verdict\" class=\"verdict pass\">verdict: PASS — all \d+ comparisons",
+                     html_text[title_at:]), "the verdict comes right under the title"
+    assert (report / "report.md").read_text().splitlines()[:3] == ["# backprop-parity report", "",
+                                                                    f"**{verdict['line']}**"]
+    broken = copy.deepcopy(results)
+    broken["verdict"]["comparisons"] += 1
+    with pytest.raises(DataError, match=rf"verdict.comparisons is {n + 1}, but .* give {n}"):
+        validate(broken)
+
+
+def test_status_cells_are_coloured_by_class(report, results):
+    html_text = (report / "report.html").read_text(encoding="utf-8")
+    parity_lines = len({(r["dtype"], r["quantity"]) for r in results["parity"]["rows"]})
+    statuses = parity_lines + len(results["curves"]["checks"])
+    assert html_text.count('<td class="ok">ok</td>') == statuses
+    assert html_text.count('<td class="ok">yes</td>') == len(results["variants"]["rows"])
+    assert "td.ok {" in html_text and "td.fail {" in html_text and "td.neutral {" in html_text
+    assert 'class="fail"' not in html_text, "nothing failed in the quick report"
+
+
+def heat_cells(html_text: str, dtype: str, pair: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(layer, quantity) → (cell class, text) of one heat-map table."""
+    table = re.search(rf'<table id="table-heat-{dtype}-{pair.replace(" ", "-")}" class="heat">(.*?)</table>',
+                      html_text, re.S)[1]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    cells = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]:
+        found = re.findall(r'<td(?: class="([^"]*)")?>(.*?)</td>', row)
+        for column, (css, text) in zip(header[1:], found[1:], strict=True):
+            if text:
+                cells[(found[0][1], column)] = (css, text)
+    return cells
+
+
+def test_heat_map_has_one_cell_per_parity_row_in_eps_units(report, results):
+    html_text = (report / "report.html").read_text(encoding="utf-8")
+    rows = results["parity"]["rows"]
+    assert all(isinstance(r["max_ulps"], float) and len(r["where"]) in (0, 1, 2) for r in rows)
+    eps = {"float64": 2.0 ** -52, "float32": 2.0 ** -23}
+    seen = 0
+    for dtype in ("float64", "float32"):
+        for pair in results["parity"]["pairs"]:
+            cells = heat_cells(html_text, dtype, pair)
+            these = [r for r in rows if r["dtype"] == dtype and r["pair"] == pair]
+            assert len(cells) == len(these)
+            for r in these:
+                css, text = cells[("—" if r["layer"] is None else str(r["layer"]),
+                                   re.sub(r"\d+$", "", r["quantity"]))]
+                units = r["rel_error"] / eps[dtype]
+                assert float(text) == pytest.approx(units, rel=5e-3, abs=0)
+                decade = 0 if units == 0 else min(6, max(1, math.ceil(math.log10(units)) + 1))
+                assert css == f"heat-{decade}", (dtype, pair, r["quantity"], units)
+                seen += 1
+    assert seen == len(rows)
+
+
+def with_failures(results: dict) -> dict:
+    """The quick results with two parity rows and one per-step update pushed over their bounds."""
+    broken = copy.deepcopy(results)
+    for row in broken["parity"]["rows"]:
+        if (row["dtype"], row["pair"], row["quantity"]) == ("float32", "torch vs scratch", "dW2"):
+            row.update(rel_error=3.7e-4, ok=False)                  # 3.7× its bound 1e-4
+        if (row["dtype"], row["pair"], row["quantity"]) == ("float64", "keras vs torch", "Z1"):
+            row.update(rel_error=2.0e-13, ok=False)                 # 2× its bound 1e-13
+    check = next(c for c in broken["curves"]["checks"]
+                 if (c["config"], c["pair"]) == ("sgd", "torch vs scratch"))
+    check["step_update"].update(error=13.2, ok=False)               # 13.2 ulp, 1.65× its bound 8
+    check.update(steps_ok=False, ok=False)
+    return broken
+
+
+def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
+    from reports.render_html import render_html
+    from reports.render_markdown import render_markdown
+    from reports.report_verdict import report_verdict
+
+    broken = with_failures(results)
+    with pytest.raises(DataError, match="verdict.ok is True, but the parity rows and training checks give "
+                                        "False"):
+        validate(broken)
+    broken["verdict"] = report_verdict(broken)
+    validate(broken)
+    n = judged_count(results)
+    line = broken["verdict"]["line"]
+    assert line.startswith(
+        f"verdict: FAIL — 3 of {n} comparisons exceed tolerance (float64, float32; torch vs scratch, "
+        "keras vs scratch, keras vs torch): float32 torch vs scratch layer 2 dW2 (rel err 3.70e-04, 3.7× "
+        "the bound 1e-04); float64 keras vs torch layer 1 Z1 (rel err 2.00e-13, 2× the bound 1e-13); sgd "
+        "torch vs scratch per-step update W1 update at step 0 (13 ulp, 1.65× the bound 8 ulp)."), line
+    html_text = render_html(broken, {})
+    assert f'<p id="verdict" class="verdict fail">{line}</p>' in html_text
+    assert '<td class="fail">FAIL: torch vs scratch (passes at 3.700e-04)</td>' in html_text
+    assert '<td class="fail">FAIL: keras vs torch (passes at 2.000e-13)</td>' in html_text
+    assert '<td class="fail">FAIL: update passes at 14 ulp</td>' in html_text
+    command = results["command"]
+    assert command.startswith("backprop-parity report")
+    failing = re.search(r'<table id="table-parity-failures">(.*?)</table>', html_text, re.S)[1]
+    assert failing.count(f"<td>{command}</td>") == 2 and "<td>3.700e-04</td>" in failing
+    curve_failing = re.search(r'<table id="table-curve-failures">(.*?)</table>', html_text, re.S)[1]
+    assert f"<td>{command}</td>" in curve_failing and "<td>14 ulp</td>" in curve_failing
+    css, text = heat_cells(html_text, "float32", "torch vs scratch")[("2", "dW")]
+    assert (css, text) == ("heat-5 fail", f"{3.7e-4 / 2.0 ** -23:.3g} FAIL")
+    markdown = render_markdown(broken, {})
+    assert markdown.splitlines()[2] == f"**{line}**"
+    tables = {caption: (header, rows) for caption, header, rows in md_tables(markdown)}
+    header, rows = tables["failing parity comparisons"]
+    assert header == ["comparison", "by how much", "smallest tolerance that passes", "reproduce"]
+    assert ["float32 torch vs scratch layer 2 dW2", "(rel err 3.70e-04, 3.7× the bound 1e-04)", "3.700e-04",
+            command] in rows
+    assert tables["failing training checks"][1] == [[
+        "sgd torch vs scratch per-step update W1 update at step 0", "(13 ulp, 1.65× the bound 8 ulp)",
+        "14 ulp", command]]
+
+
+def test_verdict_says_when_a_variant_was_not_caught(results):
+    from reports.report_verdict import report_verdict
+
+    missed = copy.deepcopy(results)
+    missed["variants"]["rows"][0]["detected"] = False
+    n = len(results["variants"]["rows"])
+    assert f"only {n - 1} of {n} were caught." in report_verdict(missed)["line"]
 
 
 # --- report --bench: the benchmark section -------------------------------------------------------
