@@ -49,7 +49,8 @@ def test_backend_without_a_training_curve_is_named_in_the_summary(tmp_path, caps
     code, summary = _check(["--spec", str(path), "--batch", "8", "--steps", "2"], capsys)
     assert code == 0
     assert summary[4] == "scratch, torch, keras"
-    assert summary[5] == "; skipped: keras training curve (cannot express this spec)"
+    assert summary[5] == ("; skipped: keras vs scratch training (cannot express this spec), "
+                          "keras vs torch training (cannot express this spec)")
 
 
 def test_backend_not_installed_is_named_in_the_summary(monkeypatch, capsys, global_seed):
