@@ -31,6 +31,17 @@ class OptimizerState:
                                        for slot in self.slots])
 
 
+def canonical_parameters(backend) -> list[np.ndarray]:
+    """[W_1, b_1, …, W_L, b_L] of a backend: the canonical order of parameters and buffers."""
+    weights, biases = backend.parameters()
+    return interleave(weights, biases)
+
+
+def interleave(weights, biases) -> list[np.ndarray]:
+    """[W_1, b_1, W_2, b_2, …] from [W_1, W_2, …] and [b_1, b_2, …]."""
+    return [p for pair in zip(weights, biases, strict=True) for p in pair]
+
+
 def canonical_gradients(trace: dict, n_layers: int) -> list[np.ndarray]:
     """[dW_1, db_1, …, dW_L, db_L] from a trace: the gradients an update is fed."""
     return [trace[f"{kind}{layer}"] for layer in range(1, n_layers + 1) for kind in ("dW", "db")]

@@ -27,11 +27,16 @@ place), including the update of the first step, where some buffers start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from reference.optimizer_state import OptimizerState, canonical_gradients
+from reference.optimizer_state import (
+    OptimizerState,
+    canonical_gradients,
+    canonical_parameters,
+    interleave,
+)
 from reference.parity import Comparison, compare_traces, elementwise_ulps
 from reference.tolerances import ULPS_UPDATE
 from scratch.batching import batches
@@ -52,15 +57,6 @@ class StepwiseResult:
     def ok(self) -> bool:
         return not self.failed
 
-    def worst(self) -> list[Comparison]:
-        """The worst comparison of each quantity over all steps (a failing one first wins)."""
-        best: dict[tuple[str, str], Comparison] = {}
-        for c in self.comparisons:
-            key = (c.name, c.kind)
-            held = best.get(key)
-            if held is None or (held.ok and (not c.ok or c.error > held.error)):
-                best[key] = c
-        return list(best.values())
 
 
 def parameter_names(n_layers: int) -> list[str]:
@@ -139,26 +135,15 @@ def check_steps(actual, desired, update_reference, x, targets, plan, bounds: dic
         actual.load_state(weights, biases, state)
         want = desired.trace(x_batch, y_batch, step.masks)
         got = actual.trace(x_batch, y_batch, step.masks)
-        results += [_at(c, step.step) for c in compare_traces(got, want, dtype, bounds, x_batch)]
+        results += [replace(c, step=step.step) for c in compare_traces(got, want, dtype, bounds, x_batch)]
         gradients = canonical_gradients(got, n_layers)
         actual.apply_gradients(gradients)
         update_reference.load_state(weights, biases, state)
         update_reference.apply_gradients(gradients)
-        actual_w, actual_b = actual.parameters()
-        desired_w, desired_b = update_reference.parameters()
-        results += compare_update(_interleave(actual_w, actual_b), _interleave(desired_w, desired_b),
-                                  _interleave(weights, biases), actual.optimizer_state(),
+        results += compare_update(canonical_parameters(actual), canonical_parameters(update_reference),
+                                  interleave(weights, biases), actual.optimizer_state(),
                                   update_reference.optimizer_state(), state, dtype, step.step, ulps_bound)
         desired.apply_gradients(canonical_gradients(want, n_layers))
         count += 1
     return StepwiseResult(results, count)
 
-
-def _interleave(weights, biases) -> list[np.ndarray]:
-    return [p for pair in zip(weights, biases, strict=True) for p in pair]
-
-
-def _at(comparison: Comparison, step: int) -> Comparison:
-    from dataclasses import replace
-
-    return replace(comparison, step=step)

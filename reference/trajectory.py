@@ -34,7 +34,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference.optimizer_state import OptimizerState, canonical_gradients
+from reference.optimizer_state import (
+    OptimizerState,
+    canonical_gradients,
+    canonical_parameters,
+    interleave,
+)
 from reference.parity import loss_floor, relative_error
 from reference.stepwise import parameter_names
 from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
@@ -221,11 +226,8 @@ def kink_flips(got: dict, want: dict, spec, step: int) -> list[KinkFlip]:
 
 
 def _parameter_errors(actual, desired) -> dict[str, float]:
-    got_w, got_b = actual.parameters()
-    want_w, want_b = desired.parameters()
-    names = parameter_names(len(want_w))
-    got = [p for pair in zip(got_w, got_b, strict=True) for p in pair]
-    want = [p for pair in zip(want_w, want_b, strict=True) for p in pair]
+    got, want = canonical_parameters(actual), canonical_parameters(desired)
+    names = parameter_names(len(want) // 2)
     return {name: relative_error(a, d) for name, a, d in zip(names, got, want, strict=True)}
 
 
@@ -235,12 +237,10 @@ def _amplification(actual, desired, before, want, worst: str, spec) -> Amplifica
     names = parameter_names(spec.n_layers)
     index = names.index(worst)
     (weights, biases), state = before
-    theta = [p for pair in zip(weights, biases, strict=True) for p in pair][index]
+    theta = interleave(weights, biases)[index]
     gradient = canonical_gradients(want, spec.n_layers)[index]
-    got_w, got_b = actual.parameters()
-    want_w, want_b = desired.parameters()
-    got = [p for pair in zip(got_w, got_b, strict=True) for p in pair][index]
-    now = [p for pair in zip(want_w, want_b, strict=True) for p in pair][index]
+    got = canonical_parameters(actual)[index]
+    now = canonical_parameters(desired)[index]
     difference = np.abs(np.asarray(got, np.float64) - now)
     element = np.unravel_index(int(np.argmax(difference)), difference.shape)
     high = _higher(spec.dtype)
@@ -282,8 +282,7 @@ def _arbitrate(actual, desired, start, x, targets, plan, floor: float) -> Arbite
     truth = [p.astype(np.float64) for p in model.parameters]
     distances = []
     for backend in (actual, desired):
-        got_w, got_b = backend.parameters()
-        got = [p for pair in zip(got_w, got_b, strict=True) for p in pair]
+        got = canonical_parameters(backend)
         distances.append(max(relative_error(a, t) for a, t in zip(got, truth, strict=True)))
     return Arbiter(_precision_name(high), distances[0], distances[1], ARBITER_FACTOR, floor)
 
