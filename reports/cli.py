@@ -72,7 +72,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="A from-scratch NumPy MLP beside identical PyTorch and Keras 3 models.",
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
+    parser.add_argument("--version", action=_PrintVersion, help="print the version and exit")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
                                      required=True)
     for name, entry in COMMANDS.items():
@@ -85,6 +85,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             sub.epilog = f"{sub.epilog}\n\n{statuses}" if sub.epilog else statuses
             sub.set_defaults(handler=module.run)
     return parser
+
+
+class _PrintVersion(argparse.Action):
+    """``--version``: print ``backprop-parity X.Y.Z`` and exit 0. Unlike argparse's own version
+    action, a closed stdout is not swallowed: it reaches :func:`main` and exits 141 like every
+    other command."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(f"{PROG} {version()}\n")
+        sys.stdout.flush()
+        parser.exit()
 
 
 def version() -> str:

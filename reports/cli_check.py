@@ -77,25 +77,26 @@ def validate(args: argparse.Namespace):
                                  f"expected one of {', '.join(BACKENDS)}")
         if len(set(backends)) != len(backends):
             raise UsageError(f"--backends {args.backends}: a backend is listed twice")
-        missing = [name for name in backends if name not in installed]
-        if missing:
-            needs = BACKENDS[missing[0]][2]
-            raise BackendUnavailable(f"--backends: backend {missing[0]!r} needs {needs}, which is not "
-                                     f"installed (installed: {', '.join(installed)})")
+    # Input files next (status 2 whatever is installed), then what can run (status 3).
+    if args.weights:
+        loaded = load_weights(args.weights)
+        spec, weights, biases = loaded.spec, loaded.weights, loaded.biases
+    else:
+        spec = read_spec_file(args.spec) if args.spec else ModelSpec((784, 64, 32, 10), init="lecun_normal",
+                                                                     batch_size=16)
+        check_model_fits(spec, max(len(backends), 2))
+        model = MLP(spec)
+        weights, biases = model.weights, model.biases
+    missing = [name for name in backends if name not in installed]
+    if missing:
+        needs = BACKENDS[missing[0]][2]
+        raise BackendUnavailable(f"--backends: backend {missing[0]!r} needs {needs}, which is not "
+                                 f"installed (installed: {', '.join(installed)})")
     if len(backends) < 2:
         raise BackendUnavailable(f"nothing to compare: the backends to run are "
                                  f"{', '.join(backends) or 'none'} (installed: {', '.join(installed)}); "
                                  "a check needs at least two")
-    if args.weights:
-        loaded = load_weights(args.weights)
-        return loaded.spec, loaded.weights, loaded.biases, backends
-    if args.spec:
-        spec = read_spec_file(args.spec)
-    else:
-        spec = ModelSpec((784, 64, 32, 10), init="lecun_normal", batch_size=16)
-    check_model_fits(spec, len(backends))
-    model = MLP(spec)
-    return spec, model.weights, model.biases, backends
+    return spec, weights, biases, backends
 
 
 def run(args: argparse.Namespace) -> int:
