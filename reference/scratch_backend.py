@@ -56,8 +56,9 @@ class ScratchBackend:
         return OptimizerState(self.optimizer.t, slots).copy()
 
     def load_state(self, weights, biases, state):
-        self.model = MLP(self.spec, weights, biases)
-        self.optimizer = make_optimizer(self.spec.optimizer)
+        # the same classes again: a variant of the engine (scratch.variants) stays that variant
+        self.model = type(self.model)(self.spec, weights, biases)
+        self.optimizer = type(self.optimizer)(self.spec.optimizer)
         state = state.copy()
         self.optimizer.t = state.t
         self.optimizer.state = state.slots if state.t else None

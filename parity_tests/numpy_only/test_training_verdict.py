@@ -272,3 +272,21 @@ def test_the_verdict_headline_and_json(tmp_path):
     assert data["ok"] is False and data["skipped"] == {"keras": "not installed"}
     [row] = [r for r in data["comparisons"] if not r["ok"]]
     assert (row["smallest_passing_tolerance"], row["where"], row["layer"]) == (3e-10, [1, 2], 2)
+
+
+@pytest.mark.parametrize("variant,kind,first_name", [("seed003_adam_no_sqrt", "update", "W1 update"),
+                                                     ("seed001_bias_scalar", "gradient", "db3")])
+def test_the_seed_faithful_variants_fail_the_per_step_check(variant, kind, first_name, rng):
+    """Re-synchronizing keeps a variant the variant (its model and optimizer classes survive
+    ``load_state``), so each seed's bug fails at step 0 where it acts."""
+    from reports.scenario_variants import VariantBackend
+    from scratch.variants import VARIANTS
+
+    spec = _spec(ADAM)
+    weights, biases, x, targets = _data(spec, rng)
+    actual = VariantBackend(VARIANTS[variant], spec, weights, biases)
+    result = check_steps(actual, ScratchBackend(spec, weights, biases), ScratchBackend(spec, weights, biases),
+                         x, targets, list(training_plan(spec, len(x))))
+    first = result.failed[0]
+    assert (first.kind, first.step, first.name) == (kind, 0, first_name), first.describe()
+    assert {c.step for c in result.failed} == set(range(result.steps))
