@@ -26,24 +26,7 @@ class ScratchBackend:
         return {"loss": np.asarray(loss), **forward.named(), **grads.named()}
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
-        model = self.model
-        index = layer - 1
-        is_output = layer == self.spec.n_layers
-        w, b = model.weights[index], model.biases[index]
-        activation = model.out if is_output else model.hidden
-        z = a_prev @ w.T + b
-        h = activation.forward(z)
-        a = h if mask is None else h * mask
-        if is_output:
-            da, dz = model.loss_fn.gradient(z, a, upstream)
-            if dz is None:
-                dz = activation.backward(z, h, da)
-        else:
-            dz = activation.backward(z, h, upstream if mask is None else upstream * mask)
-        dw = dz.T @ a_prev
-        if self.spec.l2:
-            dw += model.dtype.type(self.spec.l2) * w
-        return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": dz.sum(axis=0), "dA_prev": dz @ w}
+        return self.model.layer_pass(layer, a_prev, upstream, mask)
 
     def train_step(self, x, targets, masks=None):
         return self.model.train_step(x, targets, self.optimizer, masks)

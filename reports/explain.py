@@ -16,13 +16,14 @@ the normwise relative error (:func:`reference.parity.relative_error`) of its ``t
 The scratch column is read from the code, never copied: ``MLP.backward`` runs once under
 ``sys.settrace``, which records every statement it executes (its text from ``inspect`` and
 ``ast``), the index of every store into the containers it returns as ``Gradients(...)``, and the
-lines each activation's ``backward`` or loss's ``gradient`` ran when called from it. A quantity's
-statements are its stores (``dws[layer] = dz.T @ a_prev``, and ``dws[layer] += …`` only when L2
-ran); a plain copy (``dzs[layer] = dz``) is replaced by the statement that last assigned the copied
-name, plus the callee's lines (``ReLU.backward: return da * (z > 0)``) and the last assignment of
-each plain name passed to a call, unless that is another quantity's statement (``dh = …``). So
-only what ran for this spec is shown: a CCE output shows the loss's fused (A − Y)/m, an MSE output
-the softmax's backward.
+lines each layer's method (``Dense.weight_gradient``, ``Dropout.backward``), activation's
+``backward`` or loss's ``gradient`` ran when called from it. A quantity's statements are its
+stores (``dws[layer] = dense.weight_gradient(…)`` with ``Dense.weight_gradient: dw = dz.T @
+a_prev``, and ``dw += …`` only when L2 ran); a plain copy (``dzs[layer] = dz``) is replaced by
+the statement that last assigned the copied name, plus the callee's lines (``ReLU.backward:
+return da * (z > 0)``) and the last assignment of each plain name passed to a call, unless that
+is another quantity's statement (``dh = …``). So only what ran for this spec is shown: a CCE
+output shows the loss's fused (A − Y)/m, an MSE output the softmax's backward.
 
 Heuristic parts: the grouping of nodes/ops/statements into rows is by data flow between the named
 quantities (see the helper modules); which statements belong to a quantity follows the rule above,
@@ -47,6 +48,7 @@ from reference.parity import relative_error
 from reference.tolerances import tolerance
 from scratch.activations import Activation
 from scratch.errors import BackendError
+from scratch.layers import Dense, Dropout
 from scratch.losses import Loss
 from scratch.model import MLP, Gradients
 from scratch.spec import OptimizerSpec
@@ -205,7 +207,8 @@ def _record(model: MLP, forward, targets):
             return in_backward
         owner = frame.f_locals.get("self")
         caller = frame.f_back
-        if events and caller is not None and caller.f_code is code and isinstance(owner, (Activation, Loss)):
+        if events and caller is not None and caller.f_code is code \
+                and isinstance(owner, (Activation, Loss, Dense, Dropout)):
             return _callee_tracer(owner, frame.f_code.co_name, events[-1])
         return None
 

@@ -30,8 +30,8 @@ from scratch.variants import VARIANTS, Variant
 
 
 class VariantBackend(ScratchBackend):
-    """The NumPy engine with a :class:`~scratch.variants.Variant` swapped in: its model class,
-    its optimizer, and its bias-gradient rule for one layer run alone (``layer_trace``)."""
+    """The NumPy engine with a :class:`~scratch.variants.Variant` swapped in: its model class
+    (whose layers a layer run alone for localization uses too) and its optimizer."""
 
     def __init__(self, variant: Variant, spec, weights, biases):
         super().__init__(spec, weights, biases)
@@ -39,11 +39,6 @@ class VariantBackend(ScratchBackend):
         self.name = f"scratch[{variant.name}]"
         self.model = variant.make_model(spec, weights, biases)
         self.optimizer = variant.make_optimizer(spec.optimizer)
-
-    def layer_trace(self, layer, a_prev, upstream, mask=None):
-        out = super().layer_trace(layer, a_prev, upstream, mask)
-        out["db"] = self.variant.bias_gradient(out["dZ"])
-        return out
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from scratch.activations import make_activation
 from scratch.datasets.validate import check_labels
 from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize
+from scratch.layers import Dense, Dropout
 from scratch.losses import make_loss
-from scratch.reductions import column_sums
 from scratch.spec import ModelSpec
 
 BLOCK_ROWS = 512
@@ -116,6 +116,8 @@ class MLP:
     (parameters, inputs and targets must then already be in that dtype).
     """
 
+    dense_class = Dense                # a variant of the engine overrides one method of it
+
     def __init__(self, spec: ModelSpec, weights=None, biases=None, *, dtype=None):
         self.spec = spec
         self.dtype = np.dtype(spec.dtype if dtype is None else dtype)
@@ -126,6 +128,8 @@ class MLP:
         self.weights = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
         self.biases = [np.array(b, dtype=self.dtype, copy=True) for b in biases]
         self._check_parameters(weights, biases)
+        self.layers = [self.dense_class(w, b) for w, b in zip(self.weights, self.biases, strict=True)]
+        self.dropout = Dropout()
         self.hidden = make_activation(spec.hidden_activation, spec.leaky_relu_slope)
         self.out = make_activation(spec.output_activation, spec.leaky_relu_slope)
         self.loss_fn = make_loss(spec.loss)
@@ -164,11 +168,10 @@ class MLP:
         zs, hs, activations = [], [], []
         a = x
         last = self.spec.n_layers - 1
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            z = a @ w.T                                        # (m, n_l)
-            z += b                                             # in place: no second (m, n_l) array
+        for layer, dense in enumerate(self.layers):
+            z = dense.forward(a)                               # (m, n_l)
             h = (self.out if layer == last else self.hidden).forward(z)
-            a = h if masks is None or layer == last else h * masks[layer]
+            a = self.dropout.forward(h, None if masks is None or layer == last else masks[layer])
             zs.append(z)
             hs.append(h)
             activations.append(a)
@@ -202,17 +205,40 @@ class MLP:
         dzs, dws, dbs = [None] * n_layers, [None] * n_layers, [None] * n_layers
         for layer in range(n_layers - 1, -1, -1):              # 0-based index of layer l = index + 1
             a_prev = forward.x if layer == 0 else forward.a[layer - 1]
+            dense = self.layers[layer]
             dzs[layer] = dz                                    # (m, n_l)
-            dws[layer] = dz.T @ a_prev                         # (n_l, n_{l-1})
-            if self.spec.l2 and with_penalty:
-                dws[layer] += self.dtype.type(self.spec.l2) * self.weights[layer]
-            dbs[layer] = column_sums(dz)                       # (n_l,)
+            dws[layer] = dense.weight_gradient(dz, a_prev, self.spec.l2 if with_penalty else 0.0)
+            dbs[layer] = dense.bias_gradient(dz)               # (n_l,)
             if layer > 0:
-                da_prev = dz @ self.weights[layer]             # (m, n_{l-1})
+                da_prev = dense.input_gradient(dz)             # (m, n_{l-1})
                 da[layer] = da_prev
-                dh = da_prev if forward.masks is None else da_prev * forward.masks[layer - 1]
+                mask = None if forward.masks is None else forward.masks[layer - 1]
+                dh = self.dropout.backward(da_prev, mask)
                 dz = self.hidden.backward(forward.z[layer - 1], forward.h[layer - 1], dh)
         return Gradients(dzs, dws, dbs, da)
+
+    def layer_pass(self, layer: int, a_prev: np.ndarray, upstream: np.ndarray,
+                   mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Layer ``layer`` (1-based) alone, fed A_{l−1} = ``a_prev``, through the very methods
+        :meth:`forward` and :meth:`backward` use: Z, A, dZ, dW (incl. λW), db, dA_prev.
+        ``upstream`` is dA_l for a hidden layer and the targets Y at the output (whose loss gives
+        dZ_L). Localization (``reference.parity.localize``) runs this, so a wrong formula in the
+        engine is found in the engine's own code."""
+        index = layer - 1
+        is_output = layer == self.spec.n_layers
+        dense = self.layers[index]
+        activation = self.out if is_output else self.hidden
+        z = dense.forward(a_prev)
+        h = activation.forward(z)
+        a = self.dropout.forward(h, mask)
+        if is_output:
+            da, dz = self.loss_fn.gradient(z, a, upstream)
+            if dz is None:
+                dz = activation.backward(z, h, da)
+        else:
+            dz = activation.backward(z, h, self.dropout.backward(upstream, mask))
+        dw, db, da_prev = dense.backward(dz, a_prev, self.spec.l2)
+        return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": db, "dA_prev": da_prev}
 
     def gradients(self, x: np.ndarray, targets: np.ndarray, masks=None) -> tuple[float, list[np.ndarray]]:
         """(:meth:`loss`, [dW_1, db_1, dW_2, db_2, …]) of the batch, in blocks of

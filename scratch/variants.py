@@ -23,37 +23,29 @@ with m̂ = m/(1 − β₁ᵗ), v̂ = s/(1 − β₂ᵗ). For small gradients v̂
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from scratch.errors import SpecError
-from scratch.model import MLP, ForwardPass, Gradients
+from scratch.layers import Dense
+from scratch.model import MLP
 from scratch.optimizers import Optimizer, TorchAdam, make_optimizer
-from scratch.reductions import column_sums
 from scratch.spec import ModelSpec, OptimizerSpec
 
 
-def column_bias_gradient(dz: np.ndarray) -> np.ndarray:
-    """db_l = Σ_rows dZ_l, shape (n_l,): the engine's (correct) rule."""
-    return column_sums(dz)
+class ScalarBiasDense(Dense):
+    """Seed 001's bias gradient: db_l = Σ over every element of dZ_l, broadcast to (n_l,)."""
 
-
-def scalar_bias_gradient(dz: np.ndarray) -> np.ndarray:
-    """Seed 001: db_l = Σ over every element of dZ_l, broadcast to (n_l,)."""
-    return np.full(dz.shape[1], dz.sum(), dtype=dz.dtype)
+    def bias_gradient(self, dz: np.ndarray) -> np.ndarray:
+        return np.full(dz.shape[1], dz.sum(), dtype=dz.dtype)
 
 
 class ScalarBiasMLP(MLP):
-    """The engine with seed 001's bias gradient; every other quantity is unchanged (db_l feeds
-    no other gradient, so replacing it after the backward pass is exact)."""
+    """The engine with seed 001's bias gradient in every dense layer (one overridden method, so
+    the model's backward and a layer run alone for localization both use it)."""
 
-    def backward(self, forward: ForwardPass, targets: np.ndarray, batch_size: int | None = None,
-                 with_penalty: bool = True) -> Gradients:
-        grads = super().backward(forward, targets, batch_size, with_penalty)
-        grads.db = [scalar_bias_gradient(dz) for dz in grads.dz]
-        return grads
+    dense_class = ScalarBiasDense
 
 
 class AdamNoSqrt(TorchAdam):
@@ -69,15 +61,13 @@ class AdamNoSqrt(TorchAdam):
 
 @dataclass(frozen=True)
 class Variant:
-    """A named override of the engine: its model class, its optimizer, and the bias-gradient
-    rule a single layer uses (for backends that run one layer alone)."""
+    """A named override of the engine: its model class and its optimizer."""
 
     name: str
     description: str
     model_class: type[MLP] = MLP
     optimizer_class: type[Optimizer] | None = None
     needs_optimizer: str | None = None          # the optimizer name the variant changes
-    bias_gradient: Callable[[np.ndarray], np.ndarray] = column_bias_gradient
 
     def make_model(self, spec: ModelSpec, weights=None, biases=None) -> MLP:
         return self.model_class(spec, weights, biases)
@@ -97,7 +87,7 @@ VARIANTS: dict[str, Variant] = {
     variant.name: variant for variant in (
         Variant("seed001_bias_scalar",
                 "seed 001: db_l summed over every element of dZ_l (a scalar), broadcast to (n_l,)",
-                model_class=ScalarBiasMLP, bias_gradient=scalar_bias_gradient),
+                model_class=ScalarBiasMLP),
         Variant("seed003_adam_no_sqrt",
                 "seed 003: Adam divides by v̂ + ε instead of √v̂ + ε",
                 optimizer_class=AdamNoSqrt, needs_optimizer="adam"),

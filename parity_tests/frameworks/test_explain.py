@@ -18,6 +18,7 @@ from reports import explain as explain_module
 from reports.cli import main
 from reports.explain import explain, format_table
 from scratch import activations, losses
+from scratch.layers import Dense, Dropout
 from scratch.model import MLP
 from scratch.spec import ModelSpec
 
@@ -103,7 +104,7 @@ def test_scratch_column_quotes_the_code_that_ran(explained):
             if callee is None:
                 assert statement in backward, (row["name"], statement)
             else:
-                cls = {c.__name__: c for c in (hidden, out, loss)}[callee[1]]
+                cls = {c.__name__: c for c in (hidden, out, loss, Dense, Dropout)}[callee[1]]
                 assert callee[3] in _collapsed(getattr(cls, callee[2])), (row["name"], statement)
     for layer in range(1, spec.n_layers):
         assert f"{hidden.__name__}.backward: return" in rows[f"dZ{layer}"]["scratch"]
@@ -113,8 +114,10 @@ def test_scratch_column_quotes_the_code_that_ran(explained):
         assert f"{loss.__name__}.gradient" in rows[f"dA{spec.n_layers}"]["scratch"]
     else:                                            # the fused (A − Y)/m, no activation backward
         assert f"{loss.__name__}.gradient" in output and ".backward" not in output
-    assert all(len(rows[f"dW{layer}"]["scratch"].split("; ")) == (2 if spec.l2 else 1)
-               for layer in range(1, spec.n_layers + 1))
+    for layer in range(1, spec.n_layers + 1):      # the layer's own formula, and λ·W only with L2
+        weight_rows = rows[f"dW{layer}"]["scratch"]
+        assert "Dense.weight_gradient: dw = dz.T @ a_prev" in weight_rows
+        assert ("Dense.weight_gradient: dw +=" in weight_rows) == bool(spec.l2)
 
 
 def test_every_difference_is_within_the_float64_tolerance(explained):
