@@ -12,7 +12,7 @@ from scratch.spec import ModelSpec
 BACKENDS = {
     "scratch": ("reference.scratch_backend", "ScratchBackend", "numpy"),
     "torch": ("reference.torch_backend", "TorchBackend", "torch"),
-    "keras": ("reference.tf_backend", "KerasBackend", "tensorflow"),
+    "keras": ("reference.keras_backend", "KerasBackend", "tensorflow"),
 }
 
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference.backend_base import Backend
 from reference.optimizer_state import OptimizerState
-from scratch.batching import batches
 from scratch.model import MLP
 from scratch.optimizers import make_optimizer
-from scratch.weights import save_weights
 
 
-class ScratchBackend:
+class ScratchBackend(Backend):
     name = "scratch"
 
     def __init__(self, spec, weights, biases):
-        self.spec = spec
+        super().__init__(spec)
         self.model = MLP(spec, weights, biases)
         self.optimizer = make_optimizer(spec.optimizer)
 
@@ -46,12 +45,7 @@ class ScratchBackend:
         self.optimizer.t = state.t
         self.optimizer.state = state.slots if state.t else None
 
-    def fit(self, x, targets, plan):
-        return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])
 
     def parameters(self):
         return [w.copy() for w in self.model.weights], [b.copy() for b in self.model.biases]
 
-    def save(self, path):
-        weights, biases = self.parameters()
-        return save_weights(path, self.spec, weights, biases)

@@ -17,10 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from reference.backend_base import Backend
 from reference.optimizer_state import OptimizerState
-from scratch.batching import batches
 from scratch.errors import BackendError
-from scratch.weights import save_weights
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -74,11 +73,11 @@ def to_torch(array: np.ndarray, shape: tuple[int, ...], dtype: torch.dtype) -> t
     return tensor
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, spec, weights, biases):
-        self.spec = spec
+        super().__init__(spec)
         self.dtype = _DTYPES[spec.dtype]
         sizes = spec.layer_sizes
         self.linears = nn.ModuleList()
@@ -213,14 +212,9 @@ class TorchBackend:
                 self.optimizer.state[param] = buffers
         self.steps = state.t
 
-    def fit(self, x, targets, plan):
-        return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])
 
     def parameters(self):
         weights = [linear.weight.detach().numpy().copy() for linear in self.linears]
         biases = [linear.bias.detach().numpy().copy() for linear in self.linears]
         return weights, biases
 
-    def save(self, path):
-        weights, biases = self.parameters()
-        return save_weights(path, self.spec, weights, biases)

@@ -53,7 +53,7 @@ def make_step(kind: str, spec, weights, biases, x: np.ndarray, targets: np.ndarr
 def _keras_train_on_batch(spec, weights, biases, x, targets):
     import keras
 
-    from reference.tf_backend import KerasBackend, to_kernel
+    from reference.keras_backend import KerasBackend, to_kernel
 
     twin = KerasBackend(spec, weights, biases)         # its optimizer, loss and checks
     sizes = spec.layer_sizes

@@ -56,7 +56,7 @@ from scratch.spec import OptimizerSpec
 # framework backend → the module whose ``producers`` names its gradient nodes/ops, and their row key
 FRAMEWORKS = {"torch": "reports.explain_torch", "keras": "reports.explain_tf"}
 COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops"}
-# Gradients field → the trace-name prefix of ``reference.interface``; rows in this order per layer.
+# Gradients field → the trace-name prefix of ``reference.backend_base``; rows in this order per layer.
 PREFIXES = {"da": "dA", "dz": "dZ", "dw": "dW", "db": "db"}
 
 

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
     """{"dZ2": ([], "ReluGrad"), "dW3": ([...], "AddN"), …}: for each gradient of ``backend`` (a
-    ``reference.tf_backend.KerasBackend``), the branches of gradient ops that lead to the op
+    ``reference.keras_backend.KerasBackend``), the branches of gradient ops that lead to the op
     producing it, and that op."""
     record = {}
 

@@ -22,10 +22,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reference.backend_base import Backend
 from reference.optimizer_state import OptimizerState
-from scratch.batching import batches
 from scratch.errors import BackendError
-from scratch.weights import save_weights
 
 if keras.backend.backend() != "tensorflow":
     raise BackendError(f"keras backend: Keras runs on {keras.backend.backend()!r}; set "
@@ -112,11 +111,11 @@ def from_kernel(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel.T)
 
 
-class KerasBackend:
+class KerasBackend(Backend):
     name = "keras"
 
     def __init__(self, spec, weights, biases):
-        self.spec = spec
+        super().__init__(spec)
         sizes = spec.layer_sizes
         self.dense = []
         for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
@@ -273,15 +272,10 @@ class KerasBackend:
 
         return step
 
-    def fit(self, x, targets, plan):
-        return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])
 
     def parameters(self):
         weights = [from_kernel(dense.kernel.numpy()) for dense in self.dense]
         biases = [dense.bias.numpy().copy() for dense in self.dense]
         return weights, biases
 
-    def save(self, path):
-        weights, biases = self.parameters()
-        return save_weights(path, self.spec, weights, biases)
 

@@ -1,0 +1,79 @@
+"""The one base class of every backend (NumPy in, NumPy out): what they share, and the hooks each
+implements with its own framework.
+
+Names follow the seeds' notation, 1-based by layer: ``Z1, A1, …, ZL, AL`` (forward),
+``dZl, dAl, dWl, dbl`` (gradients of the loss), and ``loss`` (mean batch loss + L2 penalty).
+dA_L appears only when the loss reads A_L (MSE); BCE and CCE read the logits Z_L.
+Parameters cross every boundary in the canonical layout W_l (n_l, n_{l−1}), b_l (n_l,), in the
+order W_1, b_1, …, W_L, b_L; optimizer state as :class:`reference.optimizer_state.OptimizerState`.
+
+Shared here: the training loop over the shared plan (:meth:`Backend.fit`) and the export to the
+shared weight file (:meth:`Backend.save`). Each subclass implements the hooks below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from reference.optimizer_state import OptimizerState
+from scratch.batching import Step, batches
+from scratch.spec import ModelSpec
+from scratch.weights import save_weights
+
+
+class Backend:
+    name: str = "backend"
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def fit(self, x: np.ndarray, targets: np.ndarray, plan: Iterable[Step]) -> np.ndarray:
+        """Run every step of ``plan`` (batches and dropout masks from ``scratch.batching``);
+        returns the loss of every step."""
+        return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])
+
+    def save(self, path):
+        """Write the current parameters and the spec to the shared weight file at ``path``."""
+        weights, biases = self.parameters()
+        return save_weights(path, self.spec, weights, biases)
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def trace(self, x: np.ndarray, targets: np.ndarray,
+              masks: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """One forward and backward pass of the whole model: ``loss`` and every Z, A, dZ, dA,
+        dW, db (no parameter update)."""
+        raise NotImplementedError
+
+    def layer_trace(self, layer: int, a_prev: np.ndarray, upstream: np.ndarray,
+                    mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Layer ``layer`` alone, fed A_{l−1} = ``a_prev``: Z, A, and the backward pass from
+        ``upstream`` — dA_l for a hidden layer, the targets Y for the output layer (whose loss
+        gives dZ_L). Returns Z, A, dZ, dW (incl. λW), db, dA_prev. Used to localize a mismatch:
+        each layer gets the reference's own inputs, so error does not simply propagate."""
+        raise NotImplementedError
+
+    def train_step(self, x: np.ndarray, targets: np.ndarray,
+                   masks: list[np.ndarray] | None = None) -> float:
+        """One optimizer step on (x, targets); returns the loss before the update."""
+        raise NotImplementedError
+
+    def apply_gradients(self, gradients: list[np.ndarray]) -> None:
+        """One update of the framework's own optimizer from the given [dW_1, db_1, …]."""
+        raise NotImplementedError
+
+    def optimizer_state(self) -> OptimizerState:
+        """A copy of the optimizer's state, in canonical form."""
+        raise NotImplementedError
+
+    def load_state(self, weights, biases, state: OptimizerState) -> None:
+        """Set the parameters and the optimizer's state (re-synchronize to another backend)."""
+        raise NotImplementedError
+
+    def parameters(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Copies of [W_1..W_L], [b_1..b_L] in canonical layout."""
+        raise NotImplementedError
