@@ -6,8 +6,8 @@ The judged comparisons are
 * every row of the parity table (dtype × backend pair × quantity): normwise relative error
   e = max|a − d| / max(max|d|, floor) against its bound;
 * per training-curve check (optimizer × backend pair), as ``check`` counts a training: the worst
-  re-synchronized gradient over every step (relative error), the worst re-synchronized update (in
-  ulps), and the free-running trajectory (within tolerance, explained by a rounding cause, or
+  re-synchronized forward quantity and gradient over every step (relative error), the worst
+  re-synchronized update (in ulps), and the free-running trajectory (within tolerance, explained by a rounding cause, or
   cleared by the higher-precision arbiter).
 
 Section 4's seed-faithful variants are not judged here: they are wrong on purpose, and the check
@@ -36,7 +36,7 @@ def report_verdict(results: dict) -> dict:
                                      row["kind"], None, row["rel_error"], row["tolerance"], reproduce))
     curve_dtype = results["curves"]["spec"]["dtype"]
     for check in results["curves"]["checks"]:
-        for kind in ("gradient", "update"):
+        for kind in ("forward", "gradient", "update"):
             worst = check[f"step_{kind}"]
             if worst is None:
                 continue

@@ -105,6 +105,7 @@ def check_entry(config: str, training) -> dict:
         "config": config,
         "pair": f"{training.actual} vs {training.desired}",
         "steps_ok": training.stepwise.ok,
+        "step_forward": _worst_entry(worst.get("forward")),
         "step_gradient": _worst_entry(worst.get("gradient")),
         "step_update": _worst_entry(worst.get("update")),
         "curve_rel_error": number(max(trajectory.loss_errors, default=0.0)),

@@ -248,10 +248,11 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys):
 # --- the verdict first, coloured status cells, the heat map, failing cells ----------------------
 
 def judged_count(results: dict) -> int:
-    """Parity rows, plus per training check its worst per-step gradient and update (where there
-    are steps) and its free-running trajectory — as ``check`` counts them."""
+    """Parity rows, plus per training check its worst per-step forward quantity, gradient and
+    update (where there are steps) and its free-running trajectory — as ``check`` counts them."""
     checks = results["curves"]["checks"]
-    steps = sum((c["step_gradient"] is not None) + (c["step_update"] is not None) for c in checks)
+    kinds = ("forward", "gradient", "update")
+    steps = sum((c[f"step_{kind}"] is not None) for c in checks for kind in kinds)
     return len(results["parity"]["rows"]) + steps + len(checks)
 
 
