@@ -7,8 +7,8 @@ The judged comparisons are
   e = max|a − d| / max(max|d|, floor) against its bound;
 * per training-curve check (optimizer × backend pair), as ``check`` counts a training: the worst
   re-synchronized forward quantity and gradient over every step (relative error), the worst
-  re-synchronized update (in ulps), and the free-running trajectory (within tolerance, explained by a rounding cause, or
-  cleared by the higher-precision arbiter).
+  re-synchronized update (in ulps), and the free-running trajectory (within tolerance,
+  explained by a rounding cause, or cleared by the higher-precision arbiter).
 
 Section 4's seed-faithful variants are not judged here: they are wrong on purpose, and the check
 must flag them; the line only says how many of them were caught.
