@@ -27,6 +27,7 @@ from reports.exit_codes import (
     BackendUnavailable,
     UsageError,
 )
+from reports.threads import add_threads_argument, thread_limited
 
 PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
@@ -34,6 +35,7 @@ EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILAB
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="FILE", help="a shared weight file (.safetensors)")
     source.add_argument("--spec", metavar="FILE", help="a ModelSpec JSON; parameters from its initializer")
@@ -99,6 +101,7 @@ def validate(args: argparse.Namespace):
     return spec, weights, biases, backends
 
 
+@thread_limited
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from reference.hygiene import configure_frameworks
 
-    configure_frameworks()
+    configure_frameworks(threads=args.threads or None)
 
     from reference.backends import BACKENDS, make_backend
     from reference.parity import compare_traces, format_table

@@ -18,6 +18,7 @@ import argparse
 from reports import cli_train
 from reports.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE
 from reports.output_paths import check_outputs
+from reports.threads import add_threads_argument, thread_limited
 
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 
@@ -28,6 +29,7 @@ SPEC_FLAGS = {dest: name for dest, name in cli_train.SPEC_FLAGS.items()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     from scratch.spec import DTYPES, HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OUTPUT_ACTIVATIONS
 
     source = parser.add_mutually_exclusive_group()
@@ -51,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT", help='write {"spec", "batch", "explain": rows} here')
 
 
+@thread_limited
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     from reference.hygiene import configure_frameworks
 
-    configure_frameworks()
+    configure_frameworks(threads=args.threads or None)
 
     from reports.explain import explain, format_table
 

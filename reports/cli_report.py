@@ -21,7 +21,6 @@ temporary name and renamed, so an error never leaves a half-written report.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from reports.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from reports.output_paths import check_outputs
+from reports.threads import limit_threads
 
 EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 FILES = {"json": "results.json", "html": "report.html", "markdown": "report.md"}
@@ -94,27 +94,6 @@ def run_scenarios(args: argparse.Namespace) -> dict:
                         f"--threads {args.threads}"])
     with limit_threads(args.threads):
         return run_all(PROFILES[mode], ctx, hygiene, command=command)
-
-
-@contextlib.contextmanager
-def limit_threads(threads: int):
-    """At most ``threads`` threads in every BLAS/OpenMP library loaded (threadpoolctl) and in
-    torch's intra-op pool, restored afterwards; 0 changes nothing. TensorFlow's pools cannot be
-    resized once it has started, so they keep their size (the environment section records it)."""
-    if threads == 0:
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        if importlib.util.find_spec("threadpoolctl") is not None:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(limits=threads))
-        if "torch" in sys.modules:
-            torch = sys.modules["torch"]
-            previous = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            stack.callback(torch.set_num_threads, previous)
-        yield
 
 
 def load_results(path) -> dict:

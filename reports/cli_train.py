@@ -28,6 +28,7 @@ from reports.exit_codes import (
     TrainingDiverged,
 )
 from reports.output_paths import check_outputs
+from reports.threads import add_threads_argument, thread_limited
 
 EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 
@@ -112,6 +113,7 @@ class Result:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     from scratch.spec import (
         CONVENTIONS,
         DTYPES,
@@ -165,6 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no progress bar (it is also off when stdout or stderr is not a terminal)")
 
 
+@thread_limited
 def run(args: argparse.Namespace) -> int:
     from reports.model_memory import check_model_fits
 

@@ -389,3 +389,34 @@ def test_readme_exit_status_section_matches_the_codes():
     section = readme.split("### Exit status", 1)[1].split("\n#", 1)[0]
     listed = {int(code) for code in re.findall(r"^\| (\d+) +\|", section, re.M)}
     assert listed == set(exit_codes.STATUSES)
+
+
+# --------------------------------------------------------------------------- --threads
+
+
+@pytest.mark.parametrize("command", [["train", "--dataset", "xor", "--epochs", "1", "-q"],
+                                     ["check", "--backends", "scratch,torch"],
+                                     ["explain", "--layers", "4,3,2"]], ids=["train", "check", "explain"])
+def test_negative_threads_is_a_usage_error(command, capsys):
+    assert main([*command, "--threads", "-1"]) == exit_codes.EXIT_USAGE
+    assert "--threads must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_train_runs_blas_with_the_requested_threads(threads, monkeypatch, capsys):
+    """The default, one thread, is what the steps run under; 0 leaves the library's own pool."""
+    from threadpoolctl import threadpool_info
+
+    import reports.cli_train as cli_train
+
+    seen = []
+    original = cli_train.summary_lines
+
+    def recording(*args, **kwargs):
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cli_train, "summary_lines", recording)
+    outside = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert main(["train", "--dataset", "xor", "--epochs", "1", "-q", "--threads", str(threads)]) == 0
+    assert seen and set(seen) == ({1} if threads == 1 else set(outside))
