@@ -9,10 +9,10 @@ their own autodiff, so a mask or a penalty handled differently shows up here.
 from __future__ import annotations
 
 import pytest
+from buggy_engines import DropoutMaskMissingInBackward, L2MissingOnLayer2
 from cases import PAIR_IDS, PAIRS, make_case
 
 from reference.parity import localize
-from reference.scratch_backend import ScratchBackend
 from scratch.spec import ModelSpec
 
 DTYPES = ("float64", "float32")
@@ -42,32 +42,6 @@ def test_correct_backends_agree_in_every_layer_with_dropout_and_l2(actual_name, 
                        case.x, case.targets, case.masks, dtype)
     assert [c.name for c in results] == expected_names(case.spec.n_layers)
     assert [c.describe() for c in results if not c.ok] == []
-
-
-class DropoutMaskMissingInBackward(ScratchBackend):
-    """The NumPy engine with the classic dropout bug: the mask scales A_l going forward but not
-    dA_l coming back."""
-
-    name = "no-mask-backward"
-
-    def layer_trace(self, layer, a_prev, upstream, mask=None):
-        out = super().layer_trace(layer, a_prev, upstream, mask)
-        if mask is not None:
-            unmasked = super().layer_trace(layer, a_prev, upstream, None)
-            out.update({key: unmasked[key] for key in ("dZ", "dW", "db", "dA_prev")})
-        return out
-
-
-class L2MissingOnLayer2(ScratchBackend):
-    """The NumPy engine with λ·W_2 left out of dW_2."""
-
-    name = "no-l2-layer-2"
-
-    def layer_trace(self, layer, a_prev, upstream, mask=None):
-        out = super().layer_trace(layer, a_prev, upstream, mask)
-        if layer == 2:
-            out["dW"] = out["dW"] - self.model.dtype.type(self.spec.l2) * self.model.weights[1]
-        return out
 
 
 @pytest.mark.deliberate_mismatch

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from buggy_engines import DropoutMaskMissingInBackward, L2MissingOnLayer1
 
 import reference.parity as parity
 from reference.parity import (
@@ -347,31 +348,6 @@ class OneQuantityWrong(ChainedScratch):
         out = super().layer_trace(layer, a_prev, upstream, mask)
         if layer == self.layer:
             out[self.key] = out[self.key] * out[self.key].dtype.type(1 + 1e-6)
-        return out
-
-
-class DropoutMaskMissingInBackward(ChainedScratch):
-    """The classic dropout bug: the mask scales A_l going forward but not dA_l coming back."""
-
-    name = "no-mask-backward"
-
-    def layer_trace(self, layer, a_prev, upstream, mask=None):
-        out = super().layer_trace(layer, a_prev, upstream, mask)
-        if mask is not None:
-            unmasked = super().layer_trace(layer, a_prev, upstream, None)
-            out.update({key: unmasked[key] for key in ("dZ", "dW", "db", "dA_prev")})
-        return out
-
-
-class L2MissingOnLayer1(ChainedScratch):
-    """λ·W_1 left out of dW_1 (the penalty still counted in the loss)."""
-
-    name = "no-l2-layer-1"
-
-    def layer_trace(self, layer, a_prev, upstream, mask=None):
-        out = super().layer_trace(layer, a_prev, upstream, mask)
-        if layer == 1:
-            out["dW"] = out["dW"] - self.model.dtype.type(self.spec.l2) * self.model.weights[0]
         return out
 
 
