@@ -129,9 +129,7 @@ class KerasBackend(Backend):
                 raise BackendError(f"keras backend: expected b{layer} of shape {(n_out,)}, got {b.shape}")
             dense.set_weights([to_kernel(w, n_in, n_out), b])
             self.dense.append(dense)
-        n = spec.n_layers
-        self.activations = [_activation(spec.hidden_activation if layer < n else spec.output_activation, spec)
-                            for layer in range(1, n + 1)]
+        self.activations = [_activation(name, spec) for name in spec.activations]
         self.loss_fn, self.loss_input = _loss(spec)
         self.regularizer = _regularizer(spec)
         self.variables = [v for dense in self.dense for v in (dense.kernel, dense.bias)]
@@ -151,7 +149,7 @@ class KerasBackend(Backend):
         for index, (dense, activation) in enumerate(zip(self.dense, self.activations, strict=True)):
             z = dense(a)
             a = activation(z)
-            if masks is not None and index < last:
+            if masks is not None and index < last and masks[index] is not None:
                 a = a * tf.convert_to_tensor(masks[index])
             zs.append(z)
             activations.append(a)

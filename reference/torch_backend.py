@@ -87,9 +87,7 @@ class TorchBackend(Backend):
                 linear.weight.copy_(to_torch(w, (sizes[layer], sizes[layer - 1]), self.dtype))
                 linear.bias.copy_(to_torch(b, (sizes[layer],), self.dtype))
             self.linears.append(linear)
-        n = spec.n_layers
-        self.activations = [_activation(spec.hidden_activation if layer < n else spec.output_activation, spec)
-                            for layer in range(1, n + 1)]
+        self.activations = [_activation(name, spec) for name in spec.activations]
         loss_class, self.loss_input = _LOSSES[spec.loss]
         self.loss_fn = loss_class()
         self.steps = 0                       # updates applied (torch's SGD keeps no counter)
@@ -109,7 +107,7 @@ class TorchBackend(Backend):
         for index, (linear, activation) in enumerate(zip(self.linears, self.activations, strict=True)):
             z = linear(a)
             a = activation(z)
-            if masks is not None and index < last:
+            if masks is not None and index < last and masks[index] is not None:
                 a = a * torch.from_numpy(masks[index])
             if keep_intermediates:
                 z.retain_grad()

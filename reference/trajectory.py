@@ -43,7 +43,7 @@ from reference.optimizer_state import (
 from reference.parity import loss_floor, relative_error
 from reference.stepwise import parameter_names
 from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
-from scratch.batching import batches
+from scratch.batching import batches, map_masks
 from scratch.model import MLP
 from scratch.optimizers import make_optimizer
 
@@ -210,11 +210,11 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
 def kink_flips(got: dict, want: dict, spec, step: int) -> list[KinkFlip]:
     """Hidden pre-activations on different sides of a ReLU/leaky-ReLU kink in the two traces,
     where both values are zero to rounding: |Z| ≤ (forward bound)·max|Z_l| in both."""
-    if spec.hidden_activation not in KINKED:
-        return []
     bound = tolerance(spec.dtype, "forward")
     flips = []
     for layer in range(1, spec.n_layers):
+        if spec.activations[layer - 1] not in KINKED:
+            continue
         z_a = np.asarray(got[f"Z{layer}"], np.float64)
         z_d = np.asarray(want[f"Z{layer}"], np.float64)
         near = bound * float(np.max(np.abs(z_d)))
@@ -277,7 +277,7 @@ def _arbitrate(actual, desired, start, x, targets, plan, floor: float) -> Arbite
         optimizer.state = [{name: buffer.astype(high) for name, buffer in slot.items()}
                            for slot in state.slots]
     for step, x_batch, y_batch in batches(x, targets, plan):
-        masks = None if step.masks is None else [mask.astype(high) for mask in step.masks]
+        masks = map_masks(step.masks, lambda mask: mask.astype(high))
         model.train_step(x_batch.astype(high), y_batch.astype(high), optimizer, masks)
     truth = [p.astype(np.float64) for p in model.parameters]
     distances = []

@@ -8,9 +8,10 @@ same batches in the same order and the same dropout masks.
   not depend on the order, so it is never permuted).
 * Batches: consecutive slices of that order of ``batch_size`` samples; the last, partial batch is
   kept, so an epoch has ⌈n / batch_size⌉ steps.
-* Dropout mask of global step t (0-based) for hidden layer l: with
-  ``rng = default_rng([seed, 2, t])`` and layers drawn in order, D_l = (U ≥ p) / (1 − p) with
-  U ~ U[0, 1) of shape (batch, n_l), in the spec's dtype (inverted dropout: E[D_l] = 1).
+* Dropout mask of global step t (0-based) for hidden layer l with a dropout layer of rate p_l:
+  with ``rng = default_rng([seed, 2, t])`` and those layers drawn in order,
+  D_l = (U ≥ p_l) / (1 − p_l) with U ~ U[0, 1) of shape (batch, n_l), in the spec's dtype
+  (inverted dropout: E[D_l] = 1). A hidden layer without dropout gets ``None``.
 """
 
 from __future__ import annotations
@@ -42,15 +43,23 @@ def epoch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
     return np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(n_samples)
 
 
-def dropout_masks(spec: ModelSpec, step: int, batch: int) -> list[np.ndarray] | None:
-    """Scaled masks D_l (batch, n_l) for every hidden layer at global ``step``; None if p = 0."""
-    if spec.dropout == 0.0:
+def dropout_masks(spec: ModelSpec, step: int, batch: int) -> list[np.ndarray | None] | None:
+    """Scaled masks D_l (batch, n_l) for every hidden layer at global ``step`` (``None`` for a
+    layer without dropout); ``None`` if no layer drops."""
+    rates = spec.dropout_rates
+    if not any(rates):
         return None
     rng = np.random.default_rng([spec.seed, DROPOUT_STREAM, step])
-    scale = np.dtype(spec.dtype).type(1.0 / (1.0 - spec.dropout))
-    zero = np.dtype(spec.dtype).type(0.0)
-    return [np.where(rng.random((batch, width)) >= spec.dropout, scale, zero)
-            for width in spec.layer_sizes[1:-1]]
+    dtype = np.dtype(spec.dtype)
+    return [None if rate == 0.0 else
+            np.where(rng.random((batch, width)) >= rate, dtype.type(1.0 / (1.0 - rate)), dtype.type(0.0))
+            for rate, width in zip(rates, spec.layer_sizes[1:-1], strict=True)]
+
+
+def map_masks(masks: list[np.ndarray | None] | None, function) -> list[np.ndarray | None] | None:
+    """``function`` applied to every mask of a step (rows of a block, a cast), keeping the
+    ``None`` of a layer without dropout and of a plan without any."""
+    return None if masks is None else [None if mask is None else function(mask) for mask in masks]
 
 
 def steps_per_epoch(spec: ModelSpec, n_samples: int) -> int:

@@ -30,11 +30,13 @@ the run-to-run noise (±7 %).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from scratch.activations import make_activation
+from scratch.batching import map_masks
 from scratch.datasets.validate import check_labels
 from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize
@@ -130,8 +132,8 @@ class MLP:
         self._check_parameters(weights, biases)
         self.layers = [self.dense_class(w, b) for w, b in zip(self.weights, self.biases, strict=True)]
         self.dropout = Dropout()
-        self.hidden = make_activation(spec.hidden_activation, spec.leaky_relu_slope)
-        self.out = make_activation(spec.output_activation, spec.leaky_relu_slope)
+        # g_l of every dense layer, from the spec's layer list
+        self.activations = [make_activation(name, spec.leaky_relu_slope) for name in spec.activations]
         self.loss_fn = make_loss(spec.loss)
 
     def _check_parameters(self, weights, biases) -> None:
@@ -170,7 +172,7 @@ class MLP:
         last = self.spec.n_layers - 1
         for layer, dense in enumerate(self.layers):
             z = dense.forward(a)                               # (m, n_l)
-            h = (self.out if layer == last else self.hidden).forward(z)
+            h = self.activations[layer].forward(z)
             a = self.dropout.forward(h, None if masks is None or layer == last else masks[layer])
             zs.append(z)
             hs.append(h)
@@ -201,7 +203,7 @@ class MLP:
         da = {}
         if dz is None:                                         # loss on A_L: chain through g_L
             da[n_layers] = da_out
-            dz = self.out.backward(forward.z[-1], forward.h[-1], da_out)
+            dz = self.activations[-1].backward(forward.z[-1], forward.h[-1], da_out)
         dzs, dws, dbs = [None] * n_layers, [None] * n_layers, [None] * n_layers
         for layer in range(n_layers - 1, -1, -1):              # 0-based index of layer l = index + 1
             a_prev = forward.x if layer == 0 else forward.a[layer - 1]
@@ -214,7 +216,7 @@ class MLP:
                 da[layer] = da_prev
                 mask = None if forward.masks is None else forward.masks[layer - 1]
                 dh = self.dropout.backward(da_prev, mask)
-                dz = self.hidden.backward(forward.z[layer - 1], forward.h[layer - 1], dh)
+                dz = self.activations[layer - 1].backward(forward.z[layer - 1], forward.h[layer - 1], dh)
         return Gradients(dzs, dws, dbs, da)
 
     def layer_pass(self, layer: int, a_prev: np.ndarray, upstream: np.ndarray,
@@ -227,7 +229,7 @@ class MLP:
         index = layer - 1
         is_output = layer == self.spec.n_layers
         dense = self.layers[index]
-        activation = self.out if is_output else self.hidden
+        activation = self.activations[index]
         z = dense.forward(a_prev)
         h = activation.forward(z)
         a = self.dropout.forward(h, mask)
@@ -248,7 +250,7 @@ class MLP:
         data_loss, total = 0.0, None
         for start in range(0, m, BLOCK_ROWS):
             rows = slice(start, start + BLOCK_ROWS)
-            forward = self.forward(x[rows], None if masks is None else [mask[rows] for mask in masks])
+            forward = self.forward(x[rows], map_masks(masks, operator.itemgetter(rows)))
             block = self.backward(forward, targets[rows], batch_size=m, with_penalty=start + BLOCK_ROWS >= m)
             share = len(forward.x) / m                        # |B|/m; exactly 1.0 for one block
             data_loss += self.loss_fn.value(forward.z[-1], forward.a[-1], targets[rows]) * share

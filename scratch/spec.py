@@ -11,14 +11,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from scratch.errors import SpecError
+from scratch.layer_specs import (
+    HIDDEN_ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+    DenseSpec,
+    DropoutSpec,
+    LayerSpec,
+    check_choice,
+    check_int,
+    check_real,
+    field_error,
+    layer_from_dict,
+    layer_to_dict,
+)
 
-HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
-OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "tanh", "softmax")
 LOSSES = ("mse", "bce", "cce")
 # Which output activations each loss accepts. CCE and BCE are computed from logits, so each
 # needs the one activation whose pairing gives the fused gradient dZ = (A - Y) / m.
@@ -52,35 +62,10 @@ FRAMEWORK_DEFAULTS = {
 }
 
 
-def _fail(field_name: str, message: str) -> SpecError:
-    return SpecError(f"spec field '{field_name}': {message}")
-
-
-def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _fail(field_name, f"unknown value {value!r}; expected one of {', '.join(choices)}")
-
-
-def _check_real(field_name: str, value: Any, low: float, high: float,
-                low_open: bool = False, high_open: bool = True) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(field_name, f"expected a finite number, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        raise _fail(field_name, f"{value!r} is outside {left}{low}, {high}{right}")
-
-
-def _check_int(field_name: str, value: Any, low: int) -> int:
-    """``value`` as a plain ``int``: any integral type (``int``, ``numpy.int64``, …) but not
-    ``bool``; a float, even 3.0, is refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _fail(field_name, f"expected an integer, got {value!r}")
-    if value < low:
-        raise _fail(field_name, f"expected an integer >= {low}, got {value}")
-    return int(value)
+_fail = field_error
+_check_choice = check_choice
+_check_real = check_real
+_check_int = check_int
 
 
 @dataclass(frozen=True)
@@ -138,51 +123,122 @@ class OptimizerSpec:
         return cls(name=name, convention=convention, **values)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A fully connected network and how to train it.
+SHORTHAND = ("layer_sizes", "hidden_activation", "output_activation", "dropout")
+"""The MLP shorthand's fields: they expand to a layer list and are read back as properties."""
 
-    ``layer_sizes`` is (n_in, n_1, ..., n_L): layer l maps n_{l-1} features to n_l with
-    Z_l = A_{l-1} · W_lᵀ + b_l and A_l = g_l(Z_l), where g_l is ``hidden_activation`` for
-    l < L and ``output_activation`` for l = L. ``batch_size=None`` means full batch.
-    ``l2`` is λ in the penalty (λ/2)·Σ_l ‖W_l‖²_F added to the mean batch loss (weights
-    only, never biases), so it adds λ·W_l to dW_l. ``dropout`` is the drop probability p of
-    inverted dropout on every hidden layer's output (A_l ← A_l · mask / (1 − p));
-    the output layer never drops.
+
+def expand_mlp(layer_sizes: Any, hidden_activation: str, output_activation: str,
+               dropout: float) -> tuple[int, tuple[LayerSpec, ...]]:
+    """(inputs, layers) of the MLP shorthand, each field checked under its own name:
+    (n_0, n_1, …, n_L) → Dense(n_1, g) [Dropout(p)] … Dense(n_L, g_L)."""
+    if not isinstance(layer_sizes, (tuple, list)):
+        raise _fail("layer_sizes", f"expected a sequence of integers, got {layer_sizes!r}")
+    if len(layer_sizes) < 2:
+        raise _fail("layer_sizes", f"expected at least (n_in, n_out), got {tuple(layer_sizes)}")
+    sizes = tuple(_check_int(f"layer_sizes[{index}]", size, 1) for index, size in enumerate(layer_sizes))
+    _check_choice("hidden_activation", hidden_activation, HIDDEN_ACTIVATIONS)
+    _check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
+    _check_real("dropout", dropout, 0.0, 1.0)
+    layers: list[LayerSpec] = []
+    for width in sizes[1:-1]:
+        layers.append(DenseSpec(width, hidden_activation))
+        if dropout:
+            layers.append(DropoutSpec(dropout))
+    layers.append(DenseSpec(sizes[-1], output_activation))
+    return sizes[0], tuple(layers)
+
+
+@dataclass(frozen=True, init=False)
+class ModelSpec:
+    """A stack of layers and how to train it.
+
+    ``inputs`` is n_0, the features of one sample; ``layers`` the stack, a sequence of frozen
+    layer specs (``scratch.layer_specs``) ending in the dense output layer. Dense layer l maps
+    n_{l−1} features to n_l with Z_l = A_{l−1} · W_lᵀ + b_l and A_l = g_l(Z_l); a dropout layer
+    after a hidden dense layer applies inverted dropout to its output (A_l ← A_l ⊙ D_l; the output
+    layer never drops). ``batch_size=None`` means full batch. ``l2`` is λ in the penalty
+    (λ/2)·Σ_l ‖W_l‖²_F added to the mean batch loss (weights only, never biases), so it adds
+    λ·W_l to dW_l.
+
+    The MLP shorthand builds the same stack: ``ModelSpec((n_0, …, n_L), hidden_activation,
+    output_activation, …, dropout=p)`` is Dense(n_1, hidden) [Dropout(p)] … Dense(n_L, output),
+    and ``layer_sizes``, ``hidden_activation``, ``output_activation``, ``dropout`` read it back.
+    Give either the shorthand or ``inputs`` and ``layers``. Both JSON forms load; ``to_json``
+    writes the layer list.
     """
 
-    layer_sizes: tuple[int, ...]
-    hidden_activation: str = "relu"
-    output_activation: str = "softmax"
+    inputs: int
+    layers: tuple[LayerSpec, ...]
     loss: str = "cce"
     init: str = "he_normal"
-    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    optimizer: OptimizerSpec = OptimizerSpec()
     batch_size: int | None = None
     epochs: int = 1
     seed: int = 0
     dtype: str = "float64"
     l2: float = 0.0
-    dropout: float = 0.0
     leaky_relu_slope: float = 0.01
     shuffle: bool = True
 
-    def __post_init__(self) -> None:
-        sizes = self.layer_sizes
-        if not isinstance(sizes, (tuple, list)):
-            raise _fail("layer_sizes", f"expected a sequence of integers, got {sizes!r}")
-        if len(sizes) < 2:
-            raise _fail("layer_sizes", f"expected at least (n_in, n_out), got {tuple(sizes)}")
-        sizes = tuple(_check_int(f"layer_sizes[{index}]", size, 1) for index, size in enumerate(sizes))
-        object.__setattr__(self, "layer_sizes", sizes)
-        _check_choice("hidden_activation", self.hidden_activation, HIDDEN_ACTIVATIONS)
-        _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+    def __init__(self, layer_sizes=None, hidden_activation=None, output_activation=None,
+                 loss="cce", init="he_normal", optimizer=None, batch_size=None, epochs=1, seed=0,
+                 dtype="float64", l2=0.0, dropout=None, leaky_relu_slope=0.01, shuffle=True, *,
+                 inputs=None, layers=None):
+        shorthand = {name: value for name, value in zip(SHORTHAND, (layer_sizes, hidden_activation,
+                                                                   output_activation, dropout),
+                                                         strict=True) if value is not None}
+        if inputs is not None or layers is not None:
+            if shorthand:
+                raise _fail(next(iter(shorthand)), "give the layer list (inputs, layers) or the MLP "
+                            "shorthand (layer_sizes, hidden_activation, output_activation, dropout), "
+                            "not both")
+            if inputs is None or layers is None:
+                raise _fail("inputs" if inputs is None else "layers", "missing (a layer list needs "
+                            "both inputs and layers)")
+        else:
+            if layer_sizes is None:
+                raise _fail("layer_sizes", "missing (give layer_sizes, or inputs and layers)")
+            inputs, layers = expand_mlp(layer_sizes,
+                                        "relu" if hidden_activation is None else hidden_activation,
+                                        "softmax" if output_activation is None else output_activation,
+                                        0.0 if dropout is None else dropout)
+        values = dict(inputs=inputs, layers=layers, loss=loss, init=init,
+                      optimizer=OptimizerSpec() if optimizer is None else optimizer,
+                      batch_size=batch_size, epochs=epochs, seed=seed, dtype=dtype, l2=l2,
+                      leaky_relu_slope=leaky_relu_slope, shuffle=shuffle)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        self._validate(shorthand)
+
+    def _validate(self, shorthand: dict[str, Any]) -> None:
+        # a shorthand's own mistakes were reported under its field names by expand_mlp; what is
+        # left to name here is the layer list's (shorthand fields again where they were given)
+        object.__setattr__(self, "inputs", _check_int("inputs", self.inputs, 1))
+        if not isinstance(self.layers, (tuple, list)) or not self.layers:
+            raise _fail("layers", f"expected a non-empty sequence of layer specs, got {self.layers!r}")
+        object.__setattr__(self, "layers", tuple(self.layers))
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            where = f"layers[{index}]"
+            if not isinstance(layer, (DenseSpec, DropoutSpec)):
+                raise _fail(where, f"expected a layer spec (DenseSpec, DropoutSpec), got {layer!r}")
+            if isinstance(layer, DropoutSpec) and (index == 0 or index == last
+                                                   or not isinstance(self.layers[index - 1], DenseSpec)):
+                raise _fail(where, "dropout must directly follow a hidden dense layer")
+            if isinstance(layer, DenseSpec) and index < last:
+                _check_choice(f"{where}.activation", layer.activation, HIDDEN_ACTIVATIONS)
+        output = self.layers[-1]
+        if not isinstance(output, DenseSpec):
+            raise _fail(f"layers[{last}]", "the last layer must be the dense output layer")
+        _check_choice(f"layers[{last}].activation", output.activation, OUTPUT_ACTIVATIONS)
         _check_choice("loss", self.loss, LOSSES)
-        if self.output_activation not in LOSS_OUTPUTS[self.loss]:
-            raise _fail("output_activation",
-                        f"{self.output_activation!r} does not fit loss {self.loss!r}; expected "
-                        f"one of {', '.join(LOSS_OUTPUTS[self.loss])}")
-        if self.output_activation == "softmax" and sizes[-1] < 2:
-            raise _fail("layer_sizes", "softmax output needs at least 2 units")
+        output_field = "output_activation" if shorthand else f"layers[{last}].activation"
+        if output.activation not in LOSS_OUTPUTS[self.loss]:
+            raise _fail(output_field, f"{output.activation!r} does not fit loss {self.loss!r}; expected "
+                                      f"one of {', '.join(LOSS_OUTPUTS[self.loss])}")
+        if output.activation == "softmax" and output.units < 2:
+            raise _fail("layer_sizes" if shorthand else f"layers[{last}].units",
+                        "softmax output needs at least 2 units")
         _check_choice("init", self.init, INITIALIZERS)
         if not isinstance(self.optimizer, OptimizerSpec):
             raise _fail("optimizer", f"expected an OptimizerSpec, got {type(self.optimizer).__name__}")
@@ -192,23 +248,90 @@ class ModelSpec:
         object.__setattr__(self, "seed", _check_int("seed", self.seed, 0))
         _check_choice("dtype", self.dtype, DTYPES)
         _check_real("l2", self.l2, 0.0, math.inf)
-        _check_real("dropout", self.dropout, 0.0, 1.0)
         _check_real("leaky_relu_slope", self.leaky_relu_slope, 0.0, 1.0, low_open=True)
         if not isinstance(self.shuffle, bool):
             raise _fail("shuffle", f"expected true or false, got {self.shuffle!r}")
 
+    # -- the stack, read back ----------------------------------------------------------------
+
+    @property
+    def dense_layers(self) -> tuple[DenseSpec, ...]:
+        return tuple(layer for layer in self.layers if isinstance(layer, DenseSpec))
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """(n_0, n_1, …, n_L): the inputs and every dense layer's units."""
+        return (self.inputs, *(layer.units for layer in self.dense_layers))
+
     @property
     def n_layers(self) -> int:
         """L, the number of weight layers (the input is layer 0)."""
-        return len(self.layer_sizes) - 1
+        return len(self.dense_layers)
+
+    @property
+    def activations(self) -> tuple[str, ...]:
+        """(g_1, …, g_L), the activation of every dense layer."""
+        return tuple(layer.activation for layer in self.dense_layers)
+
+    @property
+    def dropout_rates(self) -> tuple[float, ...]:
+        """p_l for every hidden layer l = 1..L−1 (0.0 where no dropout layer follows it)."""
+        rates, dense_seen = [], 0
+        for layer in self.layers[:-1]:
+            if isinstance(layer, DenseSpec):
+                rates.append(0.0)
+                dense_seen += 1
+            else:
+                rates[dense_seen - 1] = layer.rate
+        return tuple(rates)
+
+    @property
+    def output_activation(self) -> str:
+        return self.layers[-1].activation
+
+    @property
+    def hidden_activation(self) -> str | None:
+        """The shorthand's one hidden activation (None without hidden layers)."""
+        return self._uniform("hidden_activation", self.activations[:-1], None)
+
+    @property
+    def dropout(self) -> float:
+        """The shorthand's one dropout rate of every hidden layer (0.0 for none)."""
+        return self._uniform("dropout", self.dropout_rates, 0.0)
+
+    def _uniform(self, name: str, values: tuple, empty: Any) -> Any:
+        if not values:
+            return empty
+        if len(set(values)) > 1:
+            raise SpecError(f"spec: '{name}' is the MLP shorthand, but this layer list has "
+                            f"{values} by layer; read it per layer")
+        return values[0]
+
+    def shorthand(self) -> dict[str, Any]:
+        """The MLP shorthand's fields of this stack (a :class:`SpecError` if it has none)."""
+        values = dict(layer_sizes=self.layer_sizes, hidden_activation=self.hidden_activation,
+                      output_activation=self.output_activation, dropout=self.dropout)
+        if values["hidden_activation"] is None:
+            del values["hidden_activation"]
+        return values
 
     def replace(self, **changes: Any) -> ModelSpec:
-        """A copy with ``changes`` applied (and validated again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied (and validated again); shorthand fields rebuild the
+        stack from the shorthand."""
+        if not set(changes) & set(SHORTHAND):
+            return dataclasses.replace(self, **changes)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("inputs", "layers")}
+        values.update(self.shorthand())
+        values.update(changes)
+        return ModelSpec(**values)
+
+    # -- JSON --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["layer_sizes"] = list(self.layer_sizes)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["layers"] = [layer_to_dict(layer) for layer in self.layers]
+        data["optimizer"] = dataclasses.asdict(self.optimizer)
         return data
 
     def to_json(self) -> str:
@@ -216,15 +339,23 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelSpec:
+        """The spec of either JSON form: the layer list (``inputs``, ``layers``) or the MLP
+        shorthand of format-1 files (``layer_sizes``, …)."""
         if not isinstance(data, dict):
             raise SpecError(f"spec: expected a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} | set(SHORTHAND)
         unknown = sorted(set(data) - known)
         if unknown:
             raise _fail(unknown[0], f"unknown field; known fields are {', '.join(sorted(known))}")
-        if "layer_sizes" not in data:
-            raise _fail("layer_sizes", "missing (it has no default)")
+        if "layers" not in data and "inputs" not in data and "layer_sizes" not in data:
+            raise _fail("layer_sizes", "missing (give layer_sizes, or inputs and layers)")
         values = dict(data)
+        if "layers" in values:
+            layers = values["layers"]
+            if not isinstance(layers, list):
+                raise _fail("layers", f"expected a JSON array of layers, got {layers!r}")
+            values["layers"] = tuple(layer_from_dict(layer, f"layers[{index}]")
+                                     for index, layer in enumerate(layers))
         optimizer = values.get("optimizer", {})
         if isinstance(optimizer, dict):
             opt_known = {f.name for f in dataclasses.fields(OptimizerSpec)}

@@ -97,7 +97,7 @@ def test_scratch_column_quotes_the_code_that_ran(explained):
     spec, rows = explained
     model = MLP(spec)
     backward = _collapsed(type(model).backward)
-    hidden, out, loss = type(model.hidden), type(model.out), type(model.loss_fn)
+    hidden, out, loss = type(model.activations[0]), type(model.activations[-1]), type(model.loss_fn)
     for row in rows.values():
         for statement in row["scratch"].split("; "):
             callee = re.fullmatch(r"(\w+)\.(\w+): (.*)", statement)

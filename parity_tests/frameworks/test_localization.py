@@ -12,31 +12,17 @@ from scratch.spec import ModelSpec
 
 
 class WrongLayer2Backward(ScratchBackend):
-    """A deliberately broken backend: dZ_2 is scaled by 1.01, as a wrong derivative would."""
+    """A deliberately broken backend: layer 2's activation derivative is scaled by 1.01 (a wrong
+    g′), in the engine's own activation object, so the model's backward and the single-layer
+    pass of localization both run it."""
 
     name = "broken"
 
-    def trace(self, x, targets, masks=None):
-        forward = self.model.forward(x, masks)
-        original = self.model.hidden.backward
-
-        def wrong_backward(z, a, da):
-            dz = original(z, a, da)
-            return dz * 1.01 if z.shape[1] == self.spec.layer_sizes[2] else dz
-
-        self.model.hidden.backward = wrong_backward
-        try:
-            grads = self.model.backward(forward, targets)
-        finally:
-            self.model.hidden.backward = original
-        return {"loss": self.model.loss(forward, targets), **forward.named(), **grads.named()}
-
-    def layer_trace(self, layer, a_prev, upstream, mask=None):
-        out = super().layer_trace(layer, a_prev, upstream, mask)
-        if layer == 2:
-            out["dZ"] = out["dZ"] * 1.01
-            out["dW"], out["db"], out["dA_prev"] = out["dW"] * 1.01, out["db"] * 1.01, out["dA_prev"] * 1.01
-        return out
+    def __init__(self, spec, weights, biases):
+        super().__init__(spec, weights, biases)
+        activation = self.model.activations[1]
+        original = activation.backward
+        activation.backward = lambda z, a, da: original(z, a, da) * 1.01
 
 
 @pytest.mark.deliberate_mismatch

@@ -89,8 +89,8 @@ def loss_from(model: MLP, forward, y, layer: int, *, z=None, a=None) -> float:
             z = a @ model.weights[index].T + model.biases[index]
     while index < n_layers:
         last = index == n_layers - 1
-        h = (model.out if last else model.hidden).forward(z)
-        a = h if forward.masks is None or last else h * forward.masks[index]
+        h = model.activations[index].forward(z)
+        a = h if forward.masks is None or last or forward.masks[index] is None else h * forward.masks[index]
         index += 1
         if not last:
             z = a @ model.weights[index].T + model.biases[index]

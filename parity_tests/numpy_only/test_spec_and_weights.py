@@ -46,7 +46,9 @@ def test_json_round_trip(spec):
     assert back == spec
     assert back.to_json() == text
     assert isinstance(back.layer_sizes, tuple) and isinstance(back.optimizer, OptimizerSpec)
-    assert json.loads(text)["layer_sizes"] == list(spec.layer_sizes)
+    stored = json.loads(text)
+    assert [stored["inputs"]] + [layer["units"] for layer in stored["layers"] if layer["kind"] == "dense"] \
+        == list(spec.layer_sizes)
 
 
 def test_list_layer_sizes_become_a_tuple():
