@@ -34,7 +34,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     import scratch.model as engine
-    from reports.bench_grid import mnist, spec_for
+    from reports.bench.grid import mnist, spec_for
     from scratch.optimizers import make_optimizer
 
     current = engine.BLOCK_ROWS
