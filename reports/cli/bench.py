@@ -154,13 +154,9 @@ def _memory(kinds, dtypes, optimizers):
 
 def _save(results: dict, path) -> None:
     if path:
-        import json
-        from pathlib import Path
+        from reports.json_file import write_json
 
-        from scratch.weights import write_atomically
-
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(Path(path), json.dumps(results, indent=1).encode("utf-8"))
+        write_json(path, results)
         print(f"wrote {path}")
 
 

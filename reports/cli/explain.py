@@ -118,17 +118,11 @@ def build_model(args: argparse.Namespace):
 
 def write_json(path, spec, batch: int, rows: list[dict]) -> None:
     """{"command", "spec", "batch", "explain"}; a non-finite difference is written as null."""
-    import json
     import math
-    from pathlib import Path
 
-    from scratch.errors import ParityError
-    from scratch.weights import write_atomically
+    from reports import json_file
 
     clean = [{key: None if isinstance(value, float) and not math.isfinite(value) else value
               for key, value in row.items()} for row in rows]
     document = {"command": "explain", "spec": spec.to_dict(), "batch": batch, "explain": clean}
-    try:
-        write_atomically(Path(path), (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8"))
-    except OSError as error:
-        raise ParityError(f"{path}: cannot write ({error.strerror or error})") from None
+    json_file.write_json(path, document)

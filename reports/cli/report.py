@@ -135,8 +135,7 @@ def _read_json(path):
 
 def render(results: dict) -> dict[str, bytes]:
     """Every file of the report, name → bytes (PNGs only where matplotlib is installed)."""
-    import json
-
+    from reports.json_file import json_bytes
     from reports.render.html import render_html
     from reports.render.markdown import render_markdown
 
@@ -149,7 +148,7 @@ def render(results: dict) -> dict[str, bytes]:
         images = plot_names(results)
     else:
         print("matplotlib is not installed: the report has no plots", file=sys.stderr)
-    files[FILES["json"]] = (json.dumps(results, indent=1, sort_keys=False, allow_nan=False) + "\n").encode()
+    files[FILES["json"]] = json_bytes(results, FILES["json"])
     files[FILES["markdown"]] = render_markdown(results, images).encode()
     files[FILES["html"]] = render_html(results, images).encode()
     return files

@@ -401,7 +401,6 @@ def describe_spec(spec) -> str:
 
 def write_json(path, spec, data: Data, result: Result) -> None:
     """{"command", "dataset", "spec", "history", "final"}; NaN (no test split) is written as null."""
-    import json
 
     document = {
         "command": "train",
@@ -411,11 +410,9 @@ def write_json(path, spec, data: Data, result: Result) -> None:
                     for name, values in result.history.to_dict().items()},
         "final": result.final,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from scratch.weights import write_atomically
+    from reports import json_file
 
-    write_atomically(Path(path), (json.dumps(document, indent=1, allow_nan=False) + "\n").encode("utf-8"))
+    json_file.write_json(path, document)
 
 
 class _ProgressBar:

@@ -9,10 +9,8 @@ by a rounding cause, or cleared by the higher-precision arbiter (``reference.tra
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 FORMAT = "backprop-parity-check/1"
 
@@ -90,10 +88,9 @@ class Verdict:
         }
 
     def write_json(self, path) -> None:
-        from scratch.weights import write_atomically
+        from reports.json_file import write_json
 
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
-        write_atomically(Path(path), text.encode("utf-8"))
+        write_json(path, self.to_dict())
 
 
 def smallest_passing(c) -> float | None:
