@@ -52,7 +52,7 @@ def test_bench_cli_tiny_grid_writes_every_backend(bench_run):
     path, printed = bench_run
     results = json.loads(path.read_text())
     (row,) = results["grid"]
-    assert set(row["backends"]) == {"scratch", "torch", "tf.function", "keras"} | (
+    assert set(row["backends"]) == {"scratch", "plain-numpy", "torch", "tf.function", "keras"} | (
         {"jax"} if importlib.util.find_spec("jax") else set())
     assert ("jax" in results["frameworks"]) == ("jax" in row["backends"]), "its settings are recorded"
     assert row["backends"]["scratch"]["ratio_to_scratch"] == 1.0

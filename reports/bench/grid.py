@@ -1,6 +1,6 @@
-"""The benchmark grid: the seeds' (784, 64, 32, 10) MLP on MNIST at several batch sizes,
-float32 and float64, SGD and Adam (torch convention for scratch/torch, Keras convention for the
-Keras steps — same work per step)."""
+"""The benchmark grid: the catalog's ``seed-002`` net (:mod:`scratch.catalog`) on MNIST at
+several batch sizes, float32 and float64, SGD and Adam (torch convention for scratch/torch,
+Keras convention for the Keras steps — same work per step)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import functools
 
 import numpy as np
 
-LAYERS = (784, 64, 32, 10)
+from scratch import catalog
+
+MODEL = "seed-002"                    # the catalog model whose net is timed (He-normal init, as always)
+LAYERS = catalog.spec(MODEL).layer_sizes
 BATCHES = (64, 1024, 8192, 60000)
 DTYPES = ("float32", "float64")
 OPTIMIZERS = ("sgd", "adam")          # what spec_for builds; any other name is refused by the CLI

@@ -2,6 +2,9 @@
 zero-argument callable on a fixed batch already converted to the backend's own arrays.
 
 * ``scratch``     — the NumPy engine (``MLP.train_step``).
+* ``plain-numpy`` — the same step written straight in NumPy, no engine classes
+  (:mod:`reports.bench.plain_numpy`): the baseline that shows the engine's per-step overhead;
+  SGD only.
 * ``torch``       — the torch twin, eager (``TorchBackend.train_step``).
 * ``tf.function`` — the Keras twin's step traced into one TensorFlow graph.
 * ``keras``       — a compiled ``keras.Sequential`` and ``train_on_batch``, Keras's public
@@ -20,17 +23,26 @@ import numpy as np
 
 from reference.backends import make_backend
 
-STEP_KINDS = ("scratch", "torch", "tf.function", "keras", "jax")
-NEEDS = {"scratch": "numpy", "torch": "torch", "tf.function": "tensorflow", "keras": "tensorflow",
-         "jax": "jax"}
+STEP_KINDS = ("scratch", "plain-numpy", "torch", "tf.function", "keras", "jax")
+NEEDS = {"scratch": "numpy", "plain-numpy": "numpy", "torch": "torch", "tf.function": "tensorflow",
+         "keras": "tensorflow", "jax": "jax"}
+# The optimizers a kind implements where it is not every one of the grid's.
+ONLY = {"plain-numpy": ("sgd",)}
 
 
 def available_kinds() -> list[str]:
     return [kind for kind in STEP_KINDS if importlib.util.find_spec(NEEDS[kind]) is not None]
 
 
+def kinds_for(kinds: list[str], optimizer: str) -> list[str]:
+    """Those of ``kinds`` that implement ``optimizer``."""
+    return [kind for kind in kinds if optimizer in ONLY.get(kind, (optimizer,))]
+
+
 def make_step(kind: str, spec, weights, biases, x: np.ndarray, targets: np.ndarray):
     """The step callable for ``kind`` (see the module docstring)."""
+    if kind == "plain-numpy":
+        return _plain_numpy(spec, weights, biases, x, targets)
     if kind in ("scratch", "torch"):
         backend = make_backend(kind, spec, weights, biases)
         return lambda: backend.train_step(x, targets)
@@ -48,6 +60,20 @@ def make_step(kind: str, spec, weights, biases, x: np.ndarray, targets: np.ndarr
     if kind == "keras":
         return _keras_train_on_batch(spec, weights, biases, x, targets)
     raise ValueError(f"unknown step kind {kind!r}; expected one of {', '.join(STEP_KINDS)}")
+
+
+def _plain_numpy(spec, weights, biases, x, targets):
+    from reports.bench.plain_numpy import PlainNumpyStep
+    from scratch.errors import BackendError
+
+    optimizer = spec.optimizer
+    written = (spec.hidden_activation, spec.output_activation, spec.loss, optimizer.name, spec.l2,
+               spec.dropout) == ("relu", "softmax", "cce", "sgd", 0.0, 0.0)
+    if not written:
+        raise BackendError("the plain-numpy bench step is written for ReLU/softmax + CCE, plain SGD, no "
+                           f"L2 and no dropout; got {spec.hidden_activation}/{spec.output_activation} + "
+                           f"{spec.loss}, {optimizer.name}, l2={spec.l2:g}, dropout={spec.dropout:g}")
+    return PlainNumpyStep(weights, biases, x, targets, optimizer.learning_rate)
 
 
 def _keras_train_on_batch(spec, weights, biases, x, targets):

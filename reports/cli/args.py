@@ -52,3 +52,19 @@ def positive_ints(text: str) -> list[int]:
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers >= 1, got {text!r}") from None
+
+
+def model_name(text: str) -> str:
+    """The name of a model in the catalog (:mod:`scratch.catalog`); an unknown one lists them all."""
+    from scratch.catalog import MODELS
+
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {text!r}; the catalog has {', '.join(MODELS)} (see `backprop-parity models`)")
+    return text
+
+
+def add_model_argument(parser, what: str) -> None:
+    """``--model NAME``: a catalog model; ``what`` says what the command does with it."""
+    parser.add_argument("--model", type=model_name, metavar="NAME",
+                        help=f"a model of the catalog (`backprop-parity models` lists them): {what}")

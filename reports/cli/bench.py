@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from reports.bench.grid import LAYERS, build_step
-    from reports.bench.steps import available_kinds
+    from reports.bench.steps import available_kinds, kinds_for
     from reports.bench.timing import gemm_peak, step_flops, time_interleaved
 
     kinds = available_kinds()
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
                                                      results["peak_gflops"][dtype].items()) + " GFLOP/s")
             for optimizer in optimizers:
                 for batch in batches:
-                    steps = {kind: build_step(kind, batch, dtype, optimizer) for kind in kinds}
+                    steps = {kind: build_step(kind, batch, dtype, optimizer)
+                             for kind in kinds_for(kinds, optimizer)}
                     timing = time_interleaved(steps, rounds=args.rounds, settle=args.settle)
                     flops = step_flops(LAYERS, batch)
                     row = {"batch": batch, "dtype": dtype, "optimizer": optimizer, "flops": flops,
@@ -120,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_row(row) -> None:
-    header = (f"\n[{LAYERS_TEXT}] batch {row['batch']}, {row['dtype']}, {row['optimizer']} "
+    from reports.bench.grid import LAYERS
+
+    header = (f"\n[{'-'.join(map(str, LAYERS))}] batch {row['batch']}, {row['dtype']}, {row['optimizer']} "
               f"({row['flops'] / 1e9:.3f} GFLOP/step)")
     print(header)
     print(f"  {'backend':<12}{'median ms':>11}{'IQR ms':>16}{'× scratch':>11}{'GFLOP/s':>9}{'% peak':>8}")
@@ -130,18 +133,17 @@ def _print_row(row) -> None:
               f"{t['gflops']:>9.1f}{t['percent_of_peak']:>8.1f}")
 
 
-LAYERS_TEXT = "784-64-32-10"
-
-
 def _memory(kinds, dtypes, optimizers):
     import json
     import subprocess
     import sys
 
+    from reports.bench.steps import kinds_for
+
     rows = []
     for dtype in dtypes:
         for optimizer in optimizers:
-            for kind in kinds:
+            for kind in kinds_for(kinds, optimizer):
                 done = subprocess.run([sys.executable, "-m", "reports.bench.memory", kind, dtype, optimizer],
                                       capture_output=True, text=True, check=True)
                 row = json.loads(done.stdout.strip().splitlines()[-1])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from reports.cli.args import add_model_argument
 from reports.cli.exit_codes import (
     EXIT_BACKEND_UNAVAILABLE,
     EXIT_BROKEN_PIPE,
@@ -29,6 +30,7 @@ from reports.cli.exit_codes import (
 )
 from reports.cli.threads import add_threads_argument, thread_limited
 
+DEFAULT_MODEL = "seed-002"
 PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
                  EXIT_BROKEN_PIPE)
@@ -39,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="FILE", help="a shared weight file (.safetensors)")
     source.add_argument("--spec", metavar="FILE", help="a ModelSpec JSON; parameters from its initializer")
+    add_model_argument(source, f"its spec, parameters from its initializer (default: {DEFAULT_MODEL}, "
+                               "with training steps of 16 samples)")
     parser.add_argument("--batch", type=int, default=64, help="samples in the checked batch (default 64)")
     parser.add_argument("--steps", type=int, default=5, help="training steps compared (default 5; 0 = none)")
     parser.add_argument("--backends", metavar="NAME,...",
@@ -59,9 +63,9 @@ def validate(args: argparse.Namespace):
     from reference.backends import BACKENDS, available_backends
     from reports.cli.model_memory import check_model_fits
     from reports.cli.train import read_spec_file
+    from scratch import catalog
     from scratch.errors import DataError
     from scratch.model import MLP
-    from scratch.spec import ModelSpec
     from scratch.weights import load_weights
 
     if args.batch < 1 or args.steps < 0:
@@ -84,8 +88,12 @@ def validate(args: argparse.Namespace):
         loaded = load_weights(args.weights)
         spec, weights, biases = loaded.spec, loaded.weights, loaded.biases
     else:
-        spec = read_spec_file(args.spec) if args.spec else ModelSpec((784, 64, 32, 10), init="lecun_normal",
-                                                                     batch_size=16)
+        if args.spec:
+            spec = read_spec_file(args.spec)
+        elif getattr(args, "model", None):
+            spec = catalog.spec(args.model)
+        else:                                    # seed-002 as check has always run it
+            spec = catalog.spec(DEFAULT_MODEL).replace(batch_size=16, epochs=1)
         check_model_fits(spec, max(len(backends), 2))
         model = MLP(spec)
         weights, biases = model.weights, model.biases

@@ -2,8 +2,8 @@
 beside the torch autograd nodes and TensorFlow gradient ops that compute the same gradient, with
 the max difference of each framework from scratch (:mod:`reports.explain.walk`).
 
-The model is a weight file, a spec file (with any spec flags applied on top), or the spec flags
-alone on top of [784, 64, 32, 10] ReLU/softmax/CCE with LeCun-normal weights. The batch is the
+The model is a weight file, a spec file or a catalog model (``--model``, default ``seed-002``:
+ReLU/softmax/CCE with LeCun-normal weights), with any spec flags applied on top. The batch is the
 ``--batch`` MNIST training samples drawn by ``default_rng(seed)`` when the input layer has 784
 units, N(0, 1) inputs with random labels (from the same generator) otherwise; with dropout, the
 step-0 masks. Every argument, file and output path is checked before any framework is imported.
@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 
 from reports.cli import train as cli_train
+from reports.cli.args import add_model_argument
 from reports.cli.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE
 from reports.cli.output_paths import check_outputs
 from reports.cli.threads import add_threads_argument, thread_limited
 
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 
-DEFAULT_LAYERS = (784, 64, 32, 10)
+DEFAULT_MODEL = "seed-002"
 # The spec flags of ``train`` that shape one backward pass (batching and epochs do not).
 SPEC_FLAGS = {dest: name for dest, name in cli_train.SPEC_FLAGS.items()
               if dest not in ("batch_size", "epochs")}
@@ -36,15 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--weights", metavar="FILE",
                         help="a shared weight file (.safetensors): spec and weights")
     source.add_argument("--spec", metavar="FILE.json", help="a ModelSpec JSON; weights from its initializer")
-    spec = parser.add_argument_group("model spec (each flag overrides --spec or the default model)")
+    add_model_argument(source, f"its spec, weights from its initializer (default {DEFAULT_MODEL})")
+    spec = parser.add_argument_group("model spec (each flag overrides --spec, --model or the default model)")
     spec.add_argument("--layers", type=cli_train._layer_sizes, metavar="N0,N1,...",
-                      help=f"layer sizes, input first (default {','.join(map(str, DEFAULT_LAYERS))})")
-    spec.add_argument("--hidden", choices=HIDDEN_ACTIVATIONS, help="hidden activation (default relu)")
+                      help=f"layer sizes, input first (default: {DEFAULT_MODEL}'s)")
+    spec.add_argument("--hidden", choices=HIDDEN_ACTIVATIONS, help="hidden activation (default: the model's)")
     spec.add_argument("--output", choices=OUTPUT_ACTIVATIONS,
-                      help="output activation (default: softmax, or the one the loss needs)")
-    spec.add_argument("--loss", choices=LOSSES, help="default cce")
-    spec.add_argument("--init", choices=INITIALIZERS, help="weight initializer (default lecun_normal)")
-    spec.add_argument("--dtype", choices=DTYPES, help="default float64")
+                      help="output activation (default: the model's, or the one the loss needs)")
+    spec.add_argument("--loss", choices=LOSSES, help="default: the model's")
+    spec.add_argument("--init", choices=INITIALIZERS, help="weight initializer (default: the model's)")
+    spec.add_argument("--dtype", choices=DTYPES, help="default: the model's")
     spec.add_argument("--seed", type=int, metavar="N", help="initializer, dropout and random-batch seed")
     spec.add_argument("--l2", type=float, metavar="LAMBDA", help="L2 penalty (lambda/2)*sum ||W||^2")
     spec.add_argument("--dropout", type=float, metavar="P", help="drop probability on hidden layers")
@@ -87,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
 def build_model(args: argparse.Namespace):
     """(spec, weights, biases) from ``--weights``, or ``--spec``/the default with the flags on top."""
+    from scratch import catalog
     from scratch.errors import SpecError
     from scratch.model import MLP
-    from scratch.spec import LOSS_OUTPUTS, ModelSpec
+    from scratch.spec import LOSS_OUTPUTS
 
     given = [dest for dest in SPEC_FLAGS if getattr(args, dest) is not None]
     changes = {SPEC_FLAGS[dest]: getattr(args, dest) for dest in given}
@@ -104,7 +107,7 @@ def build_model(args: argparse.Namespace):
     if args.spec is not None:
         base = cli_train.read_spec_file(args.spec)
     else:
-        base = ModelSpec(DEFAULT_LAYERS, init="lecun_normal")
+        base = catalog.spec(args.model or DEFAULT_MODEL)
     loss = changes.get("loss")
     if loss and "output_activation" not in changes and base.output_activation not in LOSS_OUTPUTS[loss]:
         changes["output_activation"] = LOSS_OUTPUTS[loss][0]

@@ -61,6 +61,8 @@ COMMANDS: dict[str, Command] = {
                       "run the comparison scenarios in every backend; write HTML, Markdown, PNG and JSON"),
     "explain": Command("reports.cli.explain",
                        "walk one backward pass: scratch code beside torch autograd nodes and TF ops"),
+    "models": Command("reports.cli.models",
+                      "list the model catalog: the seeds' models and the defaults, by name"),
 }
 
 

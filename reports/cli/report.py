@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from reports.cli.args import add_model_argument
 from reports.cli.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from reports.cli.output_paths import check_outputs
 from reports.cli.threads import limit_threads
@@ -45,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add a Benchmark section from the JSON of `backprop-parity bench --json FILE`")
     parser.add_argument("--data-dir", metavar="PATH",
                         help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
+    add_model_argument(parser, "an MNIST model whose layer sizes the parity, curves, divergence and "
+                               "conventions scenarios compare on (default seed-002; the seeds scenario "
+                               "always runs its own catalog models, variants and explain seed-002's net)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="BLAS/OpenMP and torch threads while the scenarios run (default 1; 0 = each "
                              "library's own default). Small-batch steps are dominated by thread hand-offs: "
@@ -63,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
         from scratch.datasets.mnist import resolve_data_dir
 
         resolve_data_dir(args.data_dir)
+    if args.model is not None:
+        from scratch.catalog import require_dataset
+        from scratch.errors import SpecError
+
+        if args.from_json:
+            raise SpecError(f"--model {args.model}: --from-json runs nothing, so it takes no model")
+        require_dataset(args.model, "mnist", "the report (its scenarios compare on MNIST)")
     bench = load_bench(args.bench) if args.bench else None
     if args.from_json:
         results = load_results(args.from_json)
@@ -84,16 +95,17 @@ def run_scenarios(args: argparse.Namespace) -> dict:
     hygiene = configure_frameworks()
 
     from reports.scenarios.common import Context
-    from reports.scenarios.suite import PROFILES, run_all
+    from reports.scenarios.suite import PROFILES, run_all, with_model
 
     mode = "quick" if args.quick else "full" if args.full else "default"
+    profile = PROFILES[mode] if args.model is None else with_model(PROFILES[mode], args.model)
     ctx = Context(data_dir=args.data_dir, progress=_isatty(sys.stderr))
     for name, why in ctx.skipped.items():
         print(f"backend {name}: skipped, {why}", file=sys.stderr)
     command = " ".join(["backprop-parity", "report", *(["--" + mode] if mode != "default" else []),
-                        f"--threads {args.threads}"])
+                        *([f"--model {args.model}"] if args.model else []), f"--threads {args.threads}"])
     with limit_threads(args.threads):
-        return run_all(PROFILES[mode], ctx, hygiene, command=command)
+        return run_all(profile, ctx, hygiene, command=command)
 
 
 def load_results(path) -> dict:

@@ -1,7 +1,9 @@
 """``backprop-parity train``: train the NumPy MLP on MNIST, XOR or two spirals.
 
-The run's :class:`~scratch.spec.ModelSpec` is the dataset's defaults (:data:`DATASET_DEFAULTS`)
-or the ``--spec`` file, with every flag given on the command line applied on top. Before any data
+The run's :class:`~scratch.spec.ModelSpec` is a catalog model (``--model NAME``, which also picks
+its dataset; :mod:`scratch.catalog`), the ``--spec`` file, or the dataset's default model
+(:data:`scratch.catalog.DATASET_DEFAULTS`), with every flag given on the command line applied on
+top. Before any data
 is loaded, the input layer must match the dataset's features and the output layer its classes
 (or one unit for two classes), the model must fit in memory and every output path must be
 writable (and distinct). A run diverges when a step's loss is not finite or exceeds
@@ -18,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.cli.args import positive_int
+from reports.cli.args import add_model_argument, positive_int
 from reports.cli.exit_codes import (
     EXIT_BROKEN_PIPE,
     EXIT_DIVERGED,
@@ -26,6 +28,7 @@ from reports.cli.exit_codes import (
     EXIT_OK,
     EXIT_USAGE,
     TrainingDiverged,
+    UsageError,
 )
 from reports.cli.output_paths import check_outputs
 from reports.cli.threads import add_threads_argument, thread_limited
@@ -34,21 +37,9 @@ EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROK
 
 DATASETS = ("mnist", "xor", "spirals")
 
-# Per dataset: the spec fields, with the optimizer as (name, convention, learning rate) and its
-# other hyperparameters from OptimizerSpec.framework_default. XOR reaches 100 % in 300 full-batch
-# SGD steps for every seed in 0..99 (495 of 0..499; the rest stall in a local minimum); spirals
-# reach 99.5 % train and test accuracy in 200 full-batch Adam steps.
-DATASET_DEFAULTS = {
-    "mnist": dict(layer_sizes=(784, 64, 32, 10), hidden_activation="relu", output_activation="softmax",
-                  loss="cce", init="he_normal", optimizer=("adam", "torch", 1e-3), batch_size=64,
-                  epochs=1),
-    "xor": dict(layer_sizes=(2, 4, 1), hidden_activation="tanh", output_activation="sigmoid",
-                loss="bce", init="glorot_uniform", optimizer=("sgd", "torch", 1.0), batch_size=None,
-                epochs=300),
-    "spirals": dict(layer_sizes=(2, 32, 32, 2), hidden_activation="relu", output_activation="softmax",
-                    loss="cce", init="he_normal", optimizer=("adam", "torch", 0.02), batch_size=None,
-                    epochs=200),
-}
+# Each dataset's default model is a catalog entry (scratch.catalog.DATASET_DEFAULTS). XOR's reaches
+# 100 % in 300 full-batch SGD steps for every seed in 0..99 (495 of 0..499; the rest stall in a
+# local minimum); spirals' reaches 99.5 % train and test accuracy in 200 full-batch Adam steps.
 # (features, classes) of each dataset.
 DATASET_SHAPES = {"mnist": (784, 10), "xor": (2, 2), "spirals": (2, 2)}
 # Two spirals (1.5 turns): a train and a test draw, fixed whatever the model seed, so runs with
@@ -126,16 +117,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.epilog = _defaults_epilog()
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default="mnist", help="default: mnist")
+    data.add_argument("--dataset", choices=DATASETS,
+                      help="default: the --model's dataset, else mnist")
     data.add_argument("--data-dir", metavar="PATH",
                       help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
     data.add_argument("--limit", type=positive_int, metavar="N",
                       help="train on the first N training samples only (the test split is kept whole)")
 
     spec = parser.add_argument_group("model spec (each flag overrides --spec or the dataset default)")
-    spec.add_argument("--spec", metavar="FILE.json", help="a ModelSpec JSON file to start from")
+    start = spec.add_mutually_exclusive_group()
+    start.add_argument("--spec", metavar="FILE.json", help="a ModelSpec JSON file to start from")
+    add_model_argument(start, "start from its spec and train on its dataset")
     spec.add_argument("--layers", type=_layer_sizes, metavar="N0,N1,...",
-                      help="layer sizes, input first, e.g. 784,64,32,10")
+                      help="layer sizes, input first, e.g. 2,4,1")
     spec.add_argument("--hidden", choices=HIDDEN_ACTIVATIONS, help="hidden activation")
     spec.add_argument("--output", choices=OUTPUT_ACTIVATIONS, help="output activation")
     spec.add_argument("--loss", choices=LOSSES)
@@ -171,6 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from reports.cli.model_memory import check_model_fits
 
+    args.dataset = dataset_of(args)
     spec = build_spec(args)
     check_fits(spec, args.dataset)
     check_model_fits(spec)
@@ -197,9 +192,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_of(args: argparse.Namespace) -> str:
+    """The dataset to train on: ``--dataset``, else the ``--model``'s, else mnist; a ``--dataset``
+    that is not the ``--model``'s is a usage error."""
+    model = getattr(args, "model", None)
+    if model is None:
+        return args.dataset or "mnist"
+    from scratch.catalog import get_model
+
+    trains_on = get_model(model).dataset
+    if args.dataset not in (None, trains_on):
+        raise UsageError(f"--model {model} trains on {trains_on}, not --dataset {args.dataset}")
+    return trains_on
+
+
 def build_spec(args: argparse.Namespace):
-    """The run's ModelSpec: ``--spec`` or the dataset's defaults, with the given flags on top."""
-    base = read_spec_file(args.spec) if args.spec is not None else default_spec(args.dataset)
+    """The run's ModelSpec: ``--spec``, ``--model`` or the dataset's default model, with the given
+    flags on top."""
+    if args.spec is not None:
+        base = read_spec_file(args.spec)
+    elif getattr(args, "model", None) is not None:
+        from scratch.catalog import spec as catalog_spec
+
+        base = catalog_spec(args.model)
+    else:
+        base = default_spec(args.dataset or "mnist")
     changes = {field: getattr(args, dest) for dest, field in SPEC_FLAGS.items()
                if getattr(args, dest) is not None}
     if changes.get("batch_size") == FULL_BATCH:
@@ -210,12 +227,10 @@ def build_spec(args: argparse.Namespace):
 
 
 def default_spec(dataset: str):
-    from scratch.spec import ModelSpec, OptimizerSpec
+    """The spec of ``dataset``'s default catalog model."""
+    from scratch.catalog import DATASET_DEFAULTS, spec
 
-    fields = dict(DATASET_DEFAULTS[dataset])
-    name, convention, learning_rate = fields.pop("optimizer")
-    optimizer = OptimizerSpec.framework_default(name, convention, learning_rate=learning_rate)
-    return ModelSpec(optimizer=optimizer, **fields)
+    return spec(DATASET_DEFAULTS[dataset])
 
 
 def optimizer_spec(base, name=None, convention=None, learning_rate=None, momentum=None):
@@ -483,7 +498,7 @@ def _layer_sizes(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers such as 784,64,32,10, got {text!r}") from None
+            f"expected comma-separated integers such as 2,4,1 (input first), got {text!r}") from None
 
 
 def _batch_size(text: str):
@@ -496,14 +511,14 @@ def _batch_size(text: str):
 
 
 def _defaults_epilog() -> str:
-    lines = ["dataset defaults (optimizer hyperparameters not shown are the framework's defaults):"]
-    for name, fields in DATASET_DEFAULTS.items():
-        opt_name, convention, lr = fields["optimizer"]
-        batch = "full batch" if fields["batch_size"] is None else f"batch {fields['batch_size']}"
-        lines.append(f"  {name:8} {','.join(map(str, fields['layer_sizes']))} "
-                     f"{fields['hidden_activation']}/{fields['output_activation']} {fields['loss']} "
-                     f"{fields['init']} {opt_name}[{convention}] lr={lr:g}, {batch}, "
-                     f"{fields['epochs']} epoch{'s' if fields['epochs'] != 1 else ''}")
+    from reports.cli.models import architecture, training
+    from scratch.catalog import DATASET_DEFAULTS, spec
+
+    lines = ["dataset defaults, catalog models (optimizer hyperparameters not shown are the framework's "
+             "defaults):"]
+    for dataset, model in DATASET_DEFAULTS.items():
+        default = spec(model)
+        lines.append(f"  {dataset:8} {model}: {architecture(default)} {training(default)}")
     lines.append("")
     lines.append("errors in the spec, the data or a file end the run with 'error: ...' and exit status 2 "
                  "before any work; a diverged run writes nothing and exits with status 4")

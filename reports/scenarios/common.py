@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference.backends import BACKENDS, available_backends, make_backend
+from scratch import catalog
 from scratch.batching import Step, batches
 from scratch.model import MLP
 from scratch.spec import ModelSpec
+
+# The catalog model whose net the MNIST scenarios compare (``report --model`` picks another).
+SEED_MODEL = "seed-002"
+SEED_NET = catalog.spec(SEED_MODEL).layer_sizes
 
 
 def number(value) -> float | None:

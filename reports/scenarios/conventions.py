@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reports.scenarios.common import (
+    SEED_NET,
     Context,
     accuracy,
     backend,
@@ -56,7 +57,7 @@ class ConventionSettings:
     batch_size: int = 64
     epochs: int = 1
     checkpoints: tuple[int, ...] = (1, 10, 100)   # steps reported in the table (plus the last)
-    layer_sizes: tuple[int, ...] = (784, 64, 32, 10)
+    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
     init: str = "he_normal"
     seed: int = 0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from reference.tolerances import tolerance
 from reference.training_parity import compare_training
-from reports.scenarios.common import Context, number, numbers, spec_summary
+from reports.scenarios.common import SEED_NET, Context, number, numbers, spec_summary
 from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
@@ -40,7 +40,7 @@ class CurveSettings:
     batch_size: int = 64
     epochs: int = 1
     dtype: str = "float64"
-    layer_sizes: tuple[int, ...] = (784, 64, 32, 10)
+    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
     init: str = "he_normal"
     seed: int = 0
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reports.scenarios.common import (
+    SEED_NET,
     Context,
     backend,
     flat_parameters,
@@ -45,7 +46,7 @@ class DivergenceSettings:
     batch_size: int = 64
     epochs: int = 1
     learning_rate: float = 0.1            # plain SGD, the same update in every backend
-    layer_sizes: tuple[int, ...] = (784, 64, 32, 10)
+    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
     init: str = "he_normal"
     seed: int = 0
 

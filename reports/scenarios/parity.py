@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.parity import compare_traces
-from reports.scenarios.common import Context, backend, number, spec_summary
+from reports.scenarios.common import SEED_NET, Context, backend, number, spec_summary
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec
@@ -31,7 +31,7 @@ DTYPES = ("float64", "float32")
 @dataclass(frozen=True)
 class ParitySettings:
     batch: int = 256                      # the first ``batch`` MNIST training samples
-    layer_sizes: tuple[int, ...] = (784, 64, 32, 10)
+    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
     init: str = "lecun_normal"
     seed: int = 2
 

@@ -77,6 +77,22 @@ PROFILES: dict[str, Profile] = {
     ),
 }
 
+# The scenarios whose settings carry the MNIST net they compare on (``layer_sizes``).
+NET_SCENARIOS = ("parity", "curves", "divergence", "conventions")
+
+
+def with_model(profile: Profile, name: str) -> Profile:
+    """``profile`` with the catalog model ``name``'s layer sizes as the net of the parity, curves,
+    divergence and conventions scenarios (each keeps its own initializer, optimizers, samples and
+    seed). The seeds scenario runs its own catalog models; the variants and explain scenarios stay
+    on ``seed-002``'s net. ``name`` must be an MNIST model (a :class:`SpecError` otherwise)."""
+    from scratch.catalog import require_dataset
+
+    sizes = require_dataset(name, "mnist", "the report (its scenarios compare on MNIST)").spec().layer_sizes
+    return dataclasses.replace(profile, **{key: dataclasses.replace(getattr(profile, key), layer_sizes=sizes)
+                                           for key in NET_SCENARIOS})
+
+
 # results key → (runner taking (ctx, profile)); report order
 SCENARIOS: dict[str, Callable[[Context, Profile], dict]] = {
     "parity": lambda ctx, p: scenario_parity.run(ctx, p.parity),

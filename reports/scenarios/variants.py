@@ -21,7 +21,7 @@ import numpy as np
 
 from reference.parity import ParityFailure, check_parity, compare_curves, compare_parameters
 from reference.scratch_backend import ScratchBackend
-from reports.scenarios.common import Context, backend, number, run_steps
+from reports.scenarios.common import SEED_NET, Context, backend, number, run_steps
 from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
@@ -63,7 +63,7 @@ def _references(ctx: Context, optimizer: OptimizerSpec) -> list[str]:
 
 def gradient_check(ctx: Context, variant: Variant, settings: VariantSettings) -> list[dict]:
     """check_parity of the variant against every reference, on one batch."""
-    spec = ModelSpec((784, 64, 32, 10), init="lecun_normal", seed=settings.seed)
+    spec = ModelSpec(SEED_NET, init="lecun_normal", seed=settings.seed)
     weights, biases, x, targets = _case(ctx, spec, settings.batch)
     rows = []
     for reference in _references(ctx, spec.optimizer):
@@ -84,7 +84,7 @@ def gradient_check(ctx: Context, variant: Variant, settings: VariantSettings) ->
 def training_check(ctx: Context, variant: Variant, settings: VariantSettings) -> list[dict]:
     """The variant's gradients on one batch, then k training steps against every reference."""
     optimizer = OptimizerSpec.framework_default("adam", "torch", learning_rate=0.001)
-    spec = ModelSpec((784, 64, 32, 10), init="he_normal", seed=settings.seed, optimizer=optimizer,
+    spec = ModelSpec(SEED_NET, init="he_normal", seed=settings.seed, optimizer=optimizer,
                      batch_size=settings.batch, shuffle=False)
     weights, biases, x, targets = _case(ctx, spec, settings.batch * settings.steps)
     plan = list(itertools.islice(training_plan(spec, len(x)), settings.steps))
