@@ -206,6 +206,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
         parts += ["--weights", args.weights]
     elif args.spec:
         parts += ["--spec", args.spec]
+    elif getattr(args, "model", None):
+        parts += ["--model", args.model]
     parts += ["--batch", str(args.batch), "--steps", str(args.steps), "--seed", str(args.seed)]
     if args.backends:
         parts += ["--backends", args.backends]

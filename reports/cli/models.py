@@ -35,7 +35,7 @@ HEADER = ("name", "dataset", "architecture", "training")
 
 
 def architecture(spec) -> str:
-    """Layer sizes, activations, loss and initializer, e.g. ``784-64-32-10 relu/softmax cce he_normal``."""
+    """Layer sizes, activations, loss and initializer, e.g. ``2-4-1 tanh/sigmoid bce small_normal``."""
     extras = [f"l2={spec.l2:g}"] * (spec.l2 != 0) + [f"dropout={spec.dropout:g}"] * (spec.dropout != 0)
     return " ".join([f"{'-'.join(map(str, spec.layer_sizes))} {spec.hidden_activation}/"
                      f"{spec.output_activation} {spec.loss} {spec.init}", *extras])

@@ -384,8 +384,8 @@ def summary_lines(spec, data: Data, result: Result) -> list[str]:
 
 
 def describe_spec(spec) -> str:
-    """The spec in one line, e.g. ``784-64-32-10 relu/softmax cce he_normal adam[torch] lr=0.001
-    b1=0.9 b2=0.999 eps=1e-08, batch 64, 1 epoch, seed 0, float64``."""
+    """The spec in one line, e.g. ``2-32-32-2 relu/softmax cce he_normal adam[torch] lr=0.02
+    b1=0.9 b2=0.999 eps=1e-08, full batch, 200 epochs, seed 0, float64``."""
     opt = spec.optimizer
     hyper = [f"lr={opt.learning_rate:g}"]
     if opt.name == "momentum" or opt.momentum:
