@@ -1,5 +1,5 @@
 """``python -m reports``: the same command line as ``backprop-parity``."""
 
-from reports.cli import main
+from reports.cli.main import main
 
 raise SystemExit(main())

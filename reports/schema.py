@@ -9,7 +9,7 @@ is optional too (``backprop-parity report --bench FILE``): the JSON that ``backp
 each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and
 that as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
 ``verdict`` (written by every run since issue 10; optional so older files still render) is the
-report's opening line and its failing comparisons (``reports.report_verdict``); its counts must
+report's opening line and its failing comparisons (``reports.verdict.report``); its counts must
 agree with the parity rows and training checks.
 
 :data:`SCHEMA` describes the whole file with a few node types (:class:`Obj`, :class:`ListOf`,
@@ -222,7 +222,7 @@ def _verdict_matches(results: dict) -> str | None:
     """The stored verdict must say what the parity rows and training checks say."""
     if "verdict" not in results:
         return None
-    from reports.report_verdict import report_verdict
+    from reports.verdict.report import report_verdict
 
     stored, recomputed = results["verdict"], report_verdict(results)
     for key in ("ok", "comparisons", "failed"):

@@ -5,7 +5,7 @@ side, to back (or revise) the value the engine uses.
     python tools/block_rows_sweep.py --batches 8192 --blocks 256,512,1024,0 --threads 1
 
 Block 0 means "no blocking" (the whole batch in one forward and backward pass). The grid's
-[784, 64, 32, 10] MLP, SGD, on the first ``batch`` MNIST training images; the candidates are timed
+net (the catalog's seed-002), SGD, on the first ``batch`` MNIST training images; the candidates are timed
 interleaved (A B C A B C …) after a warm-up, like ``backprop-parity bench``, so a busy machine
 slows them alike. Prints the median ms per step and the ratio to the current BLOCK_ROWS.
 """
@@ -34,7 +34,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     import scratch.model as engine
-    from reports.bench_grid import mnist, spec_for
+    from reports.bench.grid import mnist, spec_for
     from scratch.optimizers import make_optimizer
 
     current = engine.BLOCK_ROWS

@@ -68,12 +68,14 @@ class Mutant:
     def mutated(self, root: Path) -> str:
         """The text of ``root/file`` with ``old`` replaced by ``new``; ``old`` must occur exactly once."""
         path = root / self.file
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        count = text.count(self.old)
+        if not path.is_file():
+            raise MutantRotted(f"mutant {self.name!r}: its file {self.file} does not exist (moved or "
+                               f"renamed?); update tools/mutants/")
+        count = path.read_text(encoding="utf-8").count(self.old)
         if count != 1:
             raise MutantRotted(f"mutant {self.name!r}: its 'old' snippet occurs {count} times in "
                                f"{self.file} (expected exactly once); update tools/mutants/")
-        return text.replace(self.old, self.new)
+        return path.read_text(encoding="utf-8").replace(self.old, self.new)
 
     def apply(self, root: Path) -> None:
         (root / self.file).write_text(self.mutated(root), encoding="utf-8")

@@ -6,7 +6,7 @@ status and summary line, and exits 1 if any check did not pass (the suite's fals
     python tools/readme_flows.py                              # epochs 1 2 5, every combination
     python tools/readme_flows.py --epochs 1 --optimizers adam --dtypes float32
 
-Both commands run in this process through ``reports.cli.main`` (the frameworks are imported
+Both commands run in this process through ``reports.cli.main.main`` (the frameworks are imported
 once); the weight files go to a temporary folder.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reports.cli import main as cli  # noqa: E402
+from reports.cli.main import main as cli  # noqa: E402
 
 
 def run_one(folder: Path, optimizer: str, convention: str, dtype: str, epochs: int) -> dict:

@@ -74,7 +74,7 @@ def bench_run(tmp_path_factory) -> tuple[Path, str]:
     import io
 
     pytest.importorskip("threadpoolctl")
-    from reports.cli import main
+    from reports.cli.main import main
 
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     torch = importlib.import_module("torch") if importlib.util.find_spec("torch") else None

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from reports.bench import step_flops, time_interleaved
+from reports.bench.timing import step_flops, time_interleaved
 
 
 def test_step_flops_counts_forward_dw_and_da_products():
@@ -34,7 +34,7 @@ def test_time_interleaved_reports_every_step_with_quartiles():
 
 
 def test_settle_sleeps_before_every_timed_block_and_outside_the_timing(monkeypatch):
-    import reports.bench as bench
+    import reports.bench.timing as bench
 
     events = []
     monkeypatch.setattr(bench.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
@@ -52,7 +52,7 @@ def test_bench_cli_tiny_grid_writes_every_backend(bench_run):
     path, printed = bench_run
     results = json.loads(path.read_text())
     (row,) = results["grid"]
-    assert set(row["backends"]) == {"scratch", "torch", "tf.function", "keras"} | (
+    assert set(row["backends"]) == {"scratch", "plain-numpy", "torch", "tf.function", "keras"} | (
         {"jax"} if importlib.util.find_spec("jax") else set())
     assert ("jax" in results["frameworks"]) == ("jax" in row["backends"]), "its settings are recorded"
     assert row["backends"]["scratch"]["ratio_to_scratch"] == 1.0
@@ -77,8 +77,8 @@ def test_jax_step_matches_the_numpy_engine_in_float64(optimizer, global_seed, re
     import numpy as np
 
     from reference.parity import compare_curves, compare_parameters
-    from reports.bench_grid import spec_for
-    from reports.bench_steps import make_step
+    from reports.bench.grid import spec_for
+    from reports.bench.steps import make_step
     from scratch.datasets import load_mnist
     from scratch.model import MLP
     from scratch.optimizers import make_optimizer
@@ -102,7 +102,7 @@ def test_jax_step_matches_the_numpy_engine_in_float64(optimizer, global_seed, re
 
 def test_jax_step_refuses_what_the_grid_does_not_use():
     pytest.importorskip("jax")
-    from reports.bench_steps import make_step
+    from reports.bench.steps import make_step
     from scratch.errors import BackendError
     from scratch.model import MLP
     from scratch.spec import ModelSpec, OptimizerSpec

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from reports.cli import main
+from reports.cli.main import main
 from scratch.spec import ModelSpec, OptimizerSpec
 
 pytest.importorskip("torch")

@@ -1,4 +1,4 @@
-"""The backprop study (``reports.explain``): each gradient's row names the torch autograd nodes and
+"""The backprop study (``reports.explain.walk``): each gradient's row names the torch autograd nodes and
 the TensorFlow gradient ops that really produce it, quotes the scratch code that computed it, and
 shows every framework within the float64 tolerance of the NumPy engine.
 """
@@ -14,9 +14,9 @@ import pytest
 from cases import make_case
 
 from reference.tolerances import tolerance
-from reports import explain as explain_module
-from reports.cli import main
-from reports.explain import explain, format_table
+from reports.cli.main import main
+from reports.explain import walk as explain_module
+from reports.explain.walk import explain, format_table
 from scratch import activations, losses
 from scratch.layers import Dense, Dropout
 from scratch.model import MLP

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from reports.cli import main
+from reports.cli.main import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from reports.cli import main  # noqa: E402
+from reports.cli.main import main  # noqa: E402
 from reports.schema import validate  # noqa: E402
 from scratch.errors import DataError  # noqa: E402
 
@@ -220,8 +220,8 @@ def test_from_json_rerenders_the_same_report(report, tmp_path):
 
 
 def test_explain_rows_become_a_table(results):
-    from reports.render_html import render_html
-    from reports.render_markdown import render_markdown
+    from reports.render.html import render_html
+    from reports.render.markdown import render_markdown
 
     with_explain = dict(results, explain=[
         {"quantity": "dZ2", "scratch": "dZ = dA * (Z > 0)", "torch": "ReluBackward0", "max diff": 0.0},
@@ -257,7 +257,7 @@ def judged_count(results: dict) -> int:
 
 
 def test_the_verdict_opens_the_report_and_is_stored(report, results):
-    from reports.report_verdict import report_verdict
+    from reports.verdict.report import report_verdict
 
     verdict = results["verdict"]
     assert verdict == report_verdict(results), "stored as computed from the rows"
@@ -340,9 +340,9 @@ def with_failures(results: dict) -> dict:
 
 
 def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
-    from reports.render_html import render_html
-    from reports.render_markdown import render_markdown
-    from reports.report_verdict import report_verdict
+    from reports.render.html import render_html
+    from reports.render.markdown import render_markdown
+    from reports.verdict.report import report_verdict
 
     broken = with_failures(results)
     with pytest.raises(DataError, match="verdict.ok is True, but the parity rows and training checks give "
@@ -383,7 +383,7 @@ def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
 
 
 def test_verdict_says_when_a_variant_was_not_caught(results):
-    from reports.report_verdict import report_verdict
+    from reports.verdict.report import report_verdict
 
     missed = copy.deepcopy(results)
     missed["variants"]["rows"][0]["detected"] = False
@@ -474,7 +474,7 @@ def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):
 
 
 def test_bench_memory_and_wall_times_render_when_present(results, bench):
-    from reports.render_markdown import render_markdown
+    from reports.render.markdown import render_markdown
     from reports.schema import validate_bench
 
     # the optional parts of a bench file (``--memory``, ``--with-suite``, ``--with-report``) cost

@@ -23,7 +23,7 @@ pytest.importorskip("matplotlib")
 
 from headless_chromium import CHROMIUM, load_page  # noqa: E402
 
-from reports.cli import main  # noqa: E402
+from reports.cli.main import main  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

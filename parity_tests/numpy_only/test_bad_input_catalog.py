@@ -28,7 +28,7 @@ import pytest
 from test_datasets import tiny_mnist, write_mnist_idx
 from test_spec_and_weights import bad_file
 
-from reports.cli import main
+from reports.cli.main import main
 from scratch.batching import steps_per_epoch
 from scratch.datasets import load_mnist
 from scratch.datasets.mnist import IDX_FILES

@@ -1,4 +1,4 @@
-"""Tests of the ``backprop-parity`` command line (``reports.cli``), NumPy only.
+"""Tests of the ``backprop-parity`` command line (``reports.cli.main``), NumPy only.
 
 ``main([...])`` runs in-process; its stdout/stderr are read with ``capsys``. Every project error
 must come out as one ``error: ...`` line on stderr with exit code 2, before any file is written.
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import cli_train
-from reports.cli import main
+from reports.cli import train as cli_train
+from reports.cli.main import main
 from scratch.datasets import xor
 from scratch.model import load_model
 from scratch.spec import ModelSpec, OptimizerSpec
@@ -233,7 +233,7 @@ def test_python_m_reports_help():
 def test_cli_never_imports_a_framework():
     result = _run_python(
         "import sys\n"
-        "from reports.cli import main\n"
+        "from reports.cli.main import main\n"
         "assert main(['--help']) == 0\n"
         "assert 'numpy' not in sys.modules, 'top-level --help imported numpy'\n"
         "assert main(['train', '--dataset', 'xor', '--epochs', '5', '-q']) == 0\n"

@@ -1,7 +1,7 @@
 """Bad input on the command line (issue 10, item 5), NumPy only.
 
 Each case is what a new user tried: it must end in one ``error: ...`` line with its own exit
-status (:mod:`reports.exit_codes`), before any framework is imported and before any file is
+status (:mod:`reports.cli.exit_codes`), before any framework is imported and before any file is
 written. The ``no_frameworks`` fixture makes ``configure_frameworks`` (the first step of every
 command that imports torch or TensorFlow) fail the test, so a check that comes too late fails
 here instead of starting a long run.
@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import cli_check, cli_train, exit_codes, model_memory
-from reports.cli import main
+from reports.cli import check as cli_check
+from reports.cli import exit_codes, model_memory
+from reports.cli import train as cli_train
+from reports.cli.main import main
 from scratch.errors import SpecError
 from scratch.model import MLP
 from scratch.spec import ModelSpec
@@ -91,7 +93,7 @@ def test_bench_refuses_more_rows_than_mnist_has(capsys, no_frameworks):
 
 
 def test_bench_row_limit_is_the_bundled_mnist():
-    from reports.bench_grid import MNIST_TRAIN_SAMPLES, mnist
+    from reports.bench.grid import MNIST_TRAIN_SAMPLES, mnist
 
     assert len(mnist("float32").x_train) == MNIST_TRAIN_SAMPLES
 
@@ -173,7 +175,7 @@ def test_report_checks_its_flags_before_running(argv, tmp_path, capsys, no_frame
 
 def test_report_write_failure_is_one_error(tmp_path, monkeypatch):
     """Should a write fail after the check (disk full, a race), it is still one project error."""
-    from reports import cli_report
+    from reports.cli import report as cli_report
     from scratch.errors import DataError
 
     def fail(path, payload):
@@ -325,7 +327,7 @@ def test_bad_input_is_reported_before_any_framework_import(tmp_path):
         (["train", "--save", str(tmp_path / "x"), "--json", str(tmp_path / "x")], USAGE, "same file"),
     ]
     code = ("import sys\n"
-            "from reports.cli import main\n"
+            "from reports.cli.main import main\n"
             f"for argv, expected, _ in {cases!r}:\n"
             "    assert main(argv) == expected, argv\n"
             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules))\n")
@@ -345,7 +347,7 @@ def test_closed_stdout_exits_quietly_with_141(argv):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        result = _run_python(f"from reports.cli import main\nraise SystemExit(main({argv!r}))",
+        result = _run_python(f"from reports.cli.main import main\nraise SystemExit(main({argv!r}))",
                              stdout=write_end, stderr=subprocess.PIPE)
     finally:
         os.close(write_end)
@@ -407,7 +409,7 @@ def test_train_runs_blas_with_the_requested_threads(threads, monkeypatch, capsys
     """The default, one thread, is what the steps run under; 0 leaves the library's own pool."""
     from threadpoolctl import threadpool_info
 
-    import reports.cli_train as cli_train
+    import reports.cli.train as cli_train
 
     seen = []
     original = cli_train.summary_lines

@@ -17,7 +17,7 @@ import struct
 import numpy as np
 import pytest
 
-from reports.cli_train import Data, load_dataset, train
+from reports.cli.train import Data, load_dataset, train
 from scratch.datasets import blobs, load_mnist
 from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
@@ -107,8 +107,8 @@ def test_spirals_test_split_is_its_own_draw():
 
 
 def test_report_accuracy_reads_the_given_data(global_seed):
-    """``scenario_common.accuracy`` of a backend on the shifted test set is that set's accuracy."""
-    from reports.scenario_common import accuracy, backend
+    """``reports.scenarios.common.accuracy`` of a backend on the shifted test set is that set's accuracy."""
+    from reports.scenarios.common import accuracy, backend
 
     x, y, x_test, y_test = split(global_seed)
     model = MLP(spec(global_seed))
@@ -121,8 +121,8 @@ def test_report_accuracy_reads_the_given_data(global_seed):
 
 def test_seed_scenario_measures_test_accuracy_on_the_test_split(global_seed):
     """The seeds scenario's per-backend run: ``test_accuracy`` from its experiment's test data."""
-    from reports.scenario_common import Context
-    from reports.scenario_seeds import Experiment, _train
+    from reports.scenarios.common import Context
+    from reports.scenarios.seeds import Experiment, _train
 
     x, y, x_test, y_test = split(global_seed)
     run_spec = spec(global_seed)
@@ -138,8 +138,8 @@ def test_seed_scenario_measures_test_accuracy_on_the_test_split(global_seed):
 
 def test_conventions_scenario_measures_accuracy_on_the_test_split(global_seed):
     """The conventions scenario's run: its accuracy is the trained model's on the test data."""
-    from reports.scenario_common import Context
-    from reports.scenario_conventions import ConventionSettings, _run
+    from reports.scenarios.common import Context
+    from reports.scenarios.conventions import ConventionSettings, _run
 
     x, y, x_test, y_test = split(global_seed)
     settings = ConventionSettings(samples=len(x), batch_size=8, epochs=2, layer_sizes=(4, 6, 3),

@@ -1,6 +1,6 @@
 """The training verdict's machinery, NumPy only: per-step re-synchronized checks
 (``reference.stepwise``), the free-running explanation (``reference.trajectory``) and the
-verdict of ``check`` (``reports.check_verdict``).
+verdict of ``check`` (``reports.verdict.check``).
 
 Two correct copies of the engine must pass; a copy with one realistic bug — a hyperparameter
 ignored or rounded, a wrong gradient, a lost optimizer buffer, a step counter off by one — must
@@ -24,7 +24,7 @@ from reference.scratch_backend import ScratchBackend
 from reference.stepwise import check_steps, compare_update
 from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE
 from reference.trajectory import follow, kink_flips
-from reports.check_verdict import Verdict
+from reports.verdict.check import Verdict
 from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
@@ -279,7 +279,7 @@ def test_the_verdict_headline_and_json(tmp_path):
 def test_the_seed_faithful_variants_fail_the_per_step_check(variant, kind, first_name, rng):
     """Re-synchronizing keeps a variant the variant (its model and optimizer classes survive
     ``load_state``), so each seed's bug fails at step 0 where it acts."""
-    from reports.scenario_variants import VariantBackend
+    from reports.scenarios.variants import VariantBackend
     from scratch.variants import VARIANTS
 
     spec = _spec(ADAM)

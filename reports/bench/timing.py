@@ -1,0 +1,93 @@
+"""The training-step benchmark: every backend side by side, interleaved, in one run.
+
+For each grid point (batch size × dtype × optimizer) every backend's step (see
+:mod:`reports.bench.steps`) is warmed up, then timed in rounds A B C D A B C D …, so a busy
+machine slows all of them alike. Each timing is a block of ``k`` steps (``k`` chosen in warm-up
+so a block lasts ≥ ``min_block`` seconds) divided by ``k``. Reported per backend: median and
+interquartile range of the per-step time, the ratio of each backend's median to scratch's
+(> 1 means slower than scratch), and achieved GFLOP/s. Before each timed block the bench sleeps
+``settle`` seconds, so that the threads of the backend timed just before have stopped spinning
+(measured alone at two threads, scratch took 16.7 ms per step at batch 8192 float32; timed right
+after the other backends without the pause, 25.6–28 ms).
+
+FLOPs of one step of an MLP with layers (n_0, …, n_L) at batch m count the matrix products
+only: forward 2·m·n_{l−1}·n_l per layer, backward the same for dW_l and again for dA_{l−1}
+(l ≥ 2; the input needs no gradient):  F = Σ_l 2·m·n_{l−1}·n_l·(3 if l ≥ 2 else 2).
+The GEMM peak is the best of NumPy and torch on one square (n × n)·(n × n) product, same dtype.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def step_flops(layer_sizes, batch: int) -> int:
+    """Matrix-product FLOPs of one training step (see the module docstring)."""
+    total = 0
+    for layer, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:], strict=True), start=1):
+        total += 2 * batch * n_in * n_out * (3 if layer >= 2 else 2)
+    return total
+
+
+def gemm_peak(dtype: str, size: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of the best of ``repeats`` square products in NumPy (and torch if installed)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    out = np.empty_like(a)
+    flops = 2 * size ** 3
+    result = {"numpy": flops / _best(lambda: np.matmul(a, b, out=out), repeats) / 1e9}
+    try:
+        import torch
+    except ImportError:
+        return result
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    tout = torch.empty_like(ta)
+    result["torch"] = flops / _best(lambda: torch.matmul(ta, tb, out=tout), repeats) / 1e9
+    return result
+
+
+def _best(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_interleaved(steps: dict, rounds: int, min_block: float = 0.02, warmup: int = 3,
+                     settle: float = 0.0) -> dict:
+    """Per-step seconds of every callable in ``steps``, measured in interleaved rounds.
+
+    ``settle`` seconds of sleep before each timed block let the worker threads of the backend
+    timed before it stop spinning (OpenBLAS's spin for up to ~0.1 s after a call); otherwise, on
+    a machine with as many cores as threads, they take a core from the backend being timed."""
+    blocks = {}
+    for name, step in steps.items():
+        for _ in range(warmup):
+            step()
+        start = time.perf_counter()
+        step()
+        one = max(time.perf_counter() - start, 1e-7)
+        blocks[name] = max(1, int(np.ceil(min_block / one)))
+    samples = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            k = blocks[name]
+            if settle:
+                time.sleep(settle)
+            start = time.perf_counter()
+            for _ in range(k):
+                step()
+            samples[name].append((time.perf_counter() - start) / k)
+    summary = {}
+    for name, values in samples.items():
+        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+        summary[name] = {"median_s": statistics.median(values), "q1_s": quartiles[0], "q3_s": quartiles[2],
+                         "steps_per_block": blocks[name], "samples": len(values)}
+    return summary

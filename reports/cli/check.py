@@ -1,0 +1,243 @@
+"""``backprop-parity check``: run one spec or weight file through every installed backend and
+print the verdict first (one line: every comparison within tolerance, or the worst that are
+not), then the per-layer parity table (each framework against the NumPy engine, and torch
+against Keras) and training over ``--steps`` steps: every step re-synchronized (the verdict on
+training) and the free-running trajectories measured and explained
+(``reference.training_parity``). ``--json FILE`` writes the same as data.
+
+The batch is ``--batch`` MNIST training samples drawn without replacement by
+``numpy.random.default_rng(--seed)`` when the input layer has 784 units, N(0, 1) inputs with
+random labels from the same generator otherwise. Every argument and input file is checked by
+:func:`validate` before any framework is imported. Exit status 0 when every quantity is within
+the tolerance table, 1 when something is not, 2 on bad input, 3 when a requested backend is not
+installed or fewer than two backends could run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from reports.cli.args import add_model_argument
+from reports.cli.exit_codes import (
+    EXIT_BACKEND_UNAVAILABLE,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARITY_FAILED,
+    EXIT_USAGE,
+    BackendUnavailable,
+    UsageError,
+)
+from reports.cli.threads import add_threads_argument, thread_limited
+
+DEFAULT_MODEL = "seed-002"
+PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
+EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
+                 EXIT_BROKEN_PIPE)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights", metavar="FILE", help="a shared weight file (.safetensors)")
+    source.add_argument("--spec", metavar="FILE", help="a ModelSpec JSON; parameters from its initializer")
+    add_model_argument(source, f"its spec, parameters from its initializer (default: {DEFAULT_MODEL}, "
+                               "with training steps of 16 samples)")
+    parser.add_argument("--batch", type=int, default=64, help="samples in the checked batch (default 64)")
+    parser.add_argument("--steps", type=int, default=5, help="training steps compared (default 5; 0 = none)")
+    parser.add_argument("--backends", metavar="NAME,...",
+                        help="comma-separated, from scratch, torch, keras (default: every installed one); "
+                             "one asked for by name that is not installed ends the run with status 3")
+    parser.add_argument("--data-dir", metavar="PATH", help="MNIST folder (default: bundled copy)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the batch (default 0): with 784 inputs, --batch MNIST training samples "
+                             "drawn without replacement by numpy.random.default_rng(seed); otherwise N(0, 1) "
+                             "inputs and random labels from that generator")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the verdict and every comparison as JSON (checked writable first)")
+
+
+def validate(args: argparse.Namespace):
+    """Check every argument and load the model (NumPy only, before any framework import);
+    returns ``(spec, weights, biases, backends)`` with the backends to run, in order."""
+    from reference.backends import BACKENDS, available_backends
+    from reports.cli.model_memory import check_model_fits
+    from reports.cli.train import read_spec_file
+    from scratch import catalog
+    from scratch.errors import DataError
+    from scratch.model import MLP
+    from scratch.weights import load_weights
+
+    if args.batch < 1 or args.steps < 0:
+        raise DataError(f"--batch must be >= 1 and --steps >= 0 (got {args.batch}, {args.steps})")
+    if args.seed < 0:
+        raise DataError(f"--seed must be >= 0 (got {args.seed})")
+    installed = available_backends()
+    if args.backends is None:
+        backends = installed
+    else:
+        backends = [name.strip() for name in args.backends.split(",")]
+        for name in backends:
+            if name not in BACKENDS:
+                raise UsageError(f"--backends: unknown backend {name!r}; "
+                                 f"expected one of {', '.join(BACKENDS)}")
+        if len(set(backends)) != len(backends):
+            raise UsageError(f"--backends {args.backends}: a backend is listed twice")
+    # Input files next (status 2 whatever is installed), then what can run (status 3).
+    if args.weights:
+        loaded = load_weights(args.weights)
+        spec, weights, biases = loaded.spec, loaded.weights, loaded.biases
+    else:
+        if args.spec:
+            spec = read_spec_file(args.spec)
+        elif getattr(args, "model", None):
+            spec = catalog.spec(args.model)
+        else:                                    # seed-002 as check has always run it
+            spec = catalog.spec(DEFAULT_MODEL).replace(batch_size=16, epochs=1)
+        check_model_fits(spec, max(len(backends), 2))
+        model = MLP(spec)
+        weights, biases = model.weights, model.biases
+    missing = [name for name in backends if name not in installed]
+    if missing:
+        needs = BACKENDS[missing[0]][2]
+        raise BackendUnavailable(f"--backends: backend {missing[0]!r} needs {needs}, which is not "
+                                 f"installed (installed: {', '.join(installed)})")
+    if len(backends) < 2:
+        raise BackendUnavailable(f"nothing to compare: the backends to run are "
+                                 f"{', '.join(backends) or 'none'} (installed: {', '.join(installed)}); "
+                                 "a check needs at least two")
+    return spec, weights, biases, backends
+
+
+@thread_limited
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from reports.cli.output_paths import check_outputs
+    from scratch.batching import dropout_masks
+    from scratch.model import MLP
+
+    spec, weights, biases, wanted = validate(args)
+    check_outputs({"--json": args.json})
+    model = MLP(spec, weights, biases)
+    x, labels = _batch(spec, args, np)                 # the data is checked before any framework import
+    targets = model.targets(labels)
+    masks = dropout_masks(spec, 0, len(x))
+
+    from reference.hygiene import configure_frameworks
+
+    configure_frameworks(threads=args.threads or None)
+
+    from reference.backends import BACKENDS, make_backend
+    from reference.parity import compare_traces, format_table
+    from reference.training_parity import compare_training
+    from reports.verdict.check import Verdict
+    from scratch.errors import BackendError
+
+    skipped = {name: "not installed" for name in BACKENDS if name not in wanted and args.backends is None}
+    notes, backends = [], {}
+    for name in wanted:
+        try:
+            backends[name] = make_backend(name, spec, weights, biases)
+        except BackendError as error:
+            skipped[name] = "cannot express this spec"
+            notes.append(f"  {name}: cannot express this spec, skipped — {error}")
+    rows = []
+    traces = {name: backend.trace(x, targets, masks) for name, backend in backends.items()}
+    for actual, desired in PAIRS:
+        if actual in traces and desired in traces:
+            for comparison in compare_traces(traces[actual], traces[desired], spec.dtype):
+                rows.append((f"{actual} vs {desired}", comparison))
+    trainings, plan = [], []
+    if args.steps:
+        plan = check_plan(spec, len(x), args.steps)
+        for actual, desired in PAIRS:
+            if actual in backends and desired in backends:
+                try:
+                    trainings.append(compare_training(actual, desired, spec, weights, biases, x, targets,
+                                                      plan))
+                except BackendError as error:
+                    skipped[f"{actual} vs {desired} training"] = "cannot express this spec"
+                    notes.append(f"  {actual} vs {desired}: training not compared — {error}")
+        for training in trainings:
+            rows += [(f"{training.actual} vs {training.desired}", c) for c in training.summary_rows()]
+    if not rows:
+        raise BackendUnavailable("nothing to compare: fewer than two backends could run this spec ("
+                                 + "; ".join(f"{name}: {why}" for name, why in skipped.items()) + ")")
+    verdict = Verdict(spec, rows, trainings, list(backends), skipped, len(plan), reproduce_command(args))
+    print(verdict.headline())
+    print(f"spec: {spec.to_json()}")
+    for line in notes:
+        print(line)
+    print(format_table(rows))
+    if trainings:
+        print(f"\nfree-running over {len(plan)} steps (measured and explained; the per-step rows above "
+              "are the verdict on training):")
+        for training in trainings:
+            status = "ok" if training.trajectory.ok else "FAIL"
+            print(f"  {training.actual} vs {training.desired}: {status} — {training.trajectory.verdict()}")
+    for line in verdict.failure_details():
+        print(line)
+    print(f"\n{summary_line(verdict.total, verdict.failed_count, spec.dtype, list(backends), skipped)}")
+    if args.json:
+        verdict.write_json(args.json)
+        print(f"json: {args.json}")
+    return EXIT_OK if verdict.ok else EXIT_PARITY_FAILED
+
+
+def check_plan(spec, n_samples: int, steps: int) -> list:
+    """The first ``steps`` steps of the spec's training plan over ``n_samples`` samples, with
+    as many epochs as that takes (a full batch repeats the batch)."""
+    import dataclasses
+    import itertools
+
+    from scratch.batching import steps_per_epoch, training_plan
+
+    epochs = -(-steps // steps_per_epoch(spec, n_samples))
+    return list(itertools.islice(training_plan(dataclasses.replace(spec, epochs=epochs), n_samples), steps))
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The ``backprop-parity check`` command line that repeats this run."""
+    import shlex
+
+    parts = ["backprop-parity", "check"]
+    if args.weights:
+        parts += ["--weights", args.weights]
+    elif args.spec:
+        parts += ["--spec", args.spec]
+    elif getattr(args, "model", None):
+        parts += ["--model", args.model]
+    parts += ["--batch", str(args.batch), "--steps", str(args.steps), "--seed", str(args.seed)]
+    if args.backends:
+        parts += ["--backends", args.backends]
+    if args.data_dir:
+        parts += ["--data-dir", args.data_dir]
+    return shlex.join(parts)
+
+
+def summary_line(total: int, failed: int, dtype: str, ran: list[str], skipped: dict[str, str]) -> str:
+    """E.g. ``13 of 13 comparisons within tolerance (float64), backends scratch, torch; skipped:
+    keras (not installed).`` — a skipped backend is always named, with why."""
+    line = f"{total - failed} of {total} comparisons within tolerance ({dtype}), backends {', '.join(ran)}"
+    if skipped:
+        line += "; skipped: " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
+    return line + "."
+
+
+def _batch(spec, args, np):
+    from scratch.errors import DataError
+
+    n_in, n_out = spec.layer_sizes[0], spec.layer_sizes[-1]
+    rng = np.random.default_rng(args.seed)
+    if n_in == 784 and n_out in (10, 1):
+        from scratch.datasets import load_mnist
+
+        data = load_mnist(args.data_dir, dtype=np.dtype(spec.dtype))
+        if args.batch > len(data.x_train):
+            raise DataError(f"--batch {args.batch}: MNIST has only {len(data.x_train)} training samples")
+        rows = rng.choice(len(data.x_train), size=args.batch, replace=False)
+        labels = data.y_train[rows]
+        return data.x_train[rows], (labels % 2 if n_out == 1 else labels)
+    x = rng.standard_normal((args.batch, n_in)).astype(spec.dtype)
+    return x, rng.integers(0, 2 if n_out == 1 else n_out, args.batch)

@@ -1,0 +1,186 @@
+"""``backprop-parity report``: run the comparison scenarios across every installed backend and
+write the report folder:
+
+    results.json     the raw results (schema: ``reports.schema``); the report is a pure function of it
+    report.html      self-contained HTML (the PNGs beside it, linked relatively)
+    report.md        the Markdown summary
+    *.png            the plots (``reports.render.plots``)
+
+``--quick`` runs a tiny scenario set (seconds; used by the tests), the default a few minutes on
+2 cores with the seeds' MNIST runs on a fixed training subset (labelled REDUCED), ``--full`` the
+seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples cost 1-2 s per
+step in each backend). ``--from-json FILE`` re-renders a saved results file
+without running anything. ``--bench FILE`` adds a Benchmark section from the JSON that
+``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
+runs); it is stored in results.json, so ``--from-json`` renders it again. ``--out`` (its
+nearest existing folder must be writable), ``--threads``, ``--data-dir`` and every input file are
+checked before any framework is imported. Everything is rendered in memory first and each file is written to a
+temporary name and renamed, so an error never leaves a half-written report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from reports.cli.args import add_model_argument
+from reports.cli.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from reports.cli.output_paths import check_outputs
+from reports.cli.threads import limit_threads
+
+EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
+FILES = {"json": "results.json", "html": "report.html", "markdown": "report.md"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", default="report", help="output folder (default: ./report)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a tiny scenario set, well under a minute")
+    size.add_argument("--full", action="store_true",
+                      help="the seeds' real settings (60,000 samples, 800 full-batch steps): an hour or more")
+    size.add_argument("--from-json", metavar="FILE", help="re-render a saved results.json; runs nothing")
+    parser.add_argument("--bench", metavar="FILE",
+                        help="add a Benchmark section from the JSON of `backprop-parity bench --json FILE`")
+    parser.add_argument("--data-dir", metavar="PATH",
+                        help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
+    add_model_argument(parser, "an MNIST model whose layer sizes the parity, curves, divergence and "
+                               "conventions scenarios compare on (default seed-002; the seeds scenario "
+                               "always runs its own catalog models, variants and explain seed-002's net)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="BLAS/OpenMP and torch threads while the scenarios run (default 1; 0 = each "
+                             "library's own default). Small-batch steps are dominated by thread hand-offs: "
+                             "on a busy 2-core machine two threads per library made steps 10-50x slower")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    out = Path(args.out)
+    check_outputs({"--out": out}, folders=("--out",))
+    if args.threads < 0:
+        from scratch.errors import DataError
+
+        raise DataError(f"--threads must be >= 0 (0 = library defaults), got {args.threads}")
+    if args.data_dir is not None:
+        from scratch.datasets.mnist import resolve_data_dir
+
+        resolve_data_dir(args.data_dir)
+    if args.model is not None:
+        from scratch.catalog import require_dataset
+        from scratch.errors import SpecError
+
+        if args.from_json:
+            raise SpecError(f"--model {args.model}: --from-json runs nothing, so it takes no model")
+        require_dataset(args.model, "mnist", "the report (its scenarios compare on MNIST)")
+    bench = load_bench(args.bench) if args.bench else None
+    if args.from_json:
+        results = load_results(args.from_json)
+    else:
+        results = run_scenarios(args)
+    if bench is not None:
+        results["bench"] = bench
+    written = write_report(results, out)
+    print(f"report written to {out}/: " + ", ".join(path.name for path in written))
+    print(f"open {out / FILES['html']} (plots beside it); summary in {out / FILES['markdown']}")
+    print(f"total wall time {time.perf_counter() - started:.1f} s"
+          + ("" if args.from_json else f" (scenarios {results['wall_time_s']:.1f} s)"))
+    return 0
+
+
+def run_scenarios(args: argparse.Namespace) -> dict:
+    from reference.hygiene import configure_frameworks
+
+    hygiene = configure_frameworks()
+
+    from reports.scenarios.common import Context
+    from reports.scenarios.suite import PROFILES, run_all, with_model
+
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    profile = PROFILES[mode] if args.model is None else with_model(PROFILES[mode], args.model)
+    ctx = Context(data_dir=args.data_dir, progress=_isatty(sys.stderr))
+    for name, why in ctx.skipped.items():
+        print(f"backend {name}: skipped, {why}", file=sys.stderr)
+    command = " ".join(["backprop-parity", "report", *(["--" + mode] if mode != "default" else []),
+                        *([f"--model {args.model}"] if args.model else []), f"--threads {args.threads}"])
+    with limit_threads(args.threads):
+        return run_all(profile, ctx, hygiene, command=command)
+
+
+def load_results(path) -> dict:
+    """A saved results.json, checked against the schema."""
+    from reports.schema import validate
+
+    results = _read_json(path)
+    validate(results)
+    return results
+
+
+def load_bench(path) -> dict:
+    """A ``backprop-parity bench --json`` file, checked against ``reports.schema.BENCH``."""
+    from reports.schema import validate_bench
+
+    bench = _read_json(path)
+    validate_bench(bench, str(path))
+    return bench
+
+
+def _read_json(path):
+    """The JSON value in the file at ``path``; NaN and ±Infinity are refused (results.json
+    writes non-finite values as null)."""
+    import json
+
+    from scratch.errors import DataError
+
+    def refuse(constant: str):
+        raise DataError(f"{path}: {constant} in the JSON (expected finite numbers)")
+
+    from reports.cli.text_file import read_text
+
+    text = read_text(path, DataError)
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: malformed JSON ({error})") from None
+
+
+def render(results: dict) -> dict[str, bytes]:
+    """Every file of the report, name → bytes (PNGs only where matplotlib is installed)."""
+    from reports.json_file import json_bytes
+    from reports.render.html import render_html
+    from reports.render.markdown import render_markdown
+
+    files: dict[str, bytes] = {}
+    images: dict[str, str] = {}
+    if importlib.util.find_spec("matplotlib") is not None:
+        from reports.render.plots import plot_names, render_plots
+
+        files.update(render_plots(results))
+        images = plot_names(results)
+    else:
+        print("matplotlib is not installed: the report has no plots", file=sys.stderr)
+    files[FILES["json"]] = json_bytes(results, FILES["json"])
+    files[FILES["markdown"]] = render_markdown(results, images).encode()
+    files[FILES["html"]] = render_html(results, images).encode()
+    return files
+
+
+def write_report(results: dict, out: Path) -> list[Path]:
+    """Render everything, then write each file atomically (plots first, the HTML last)."""
+    from scratch.errors import DataError
+    from scratch.weights import write_atomically
+
+    files = render(results)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return [write_atomically(out / name, payload) for name, payload in files.items()]
+    except OSError as error:
+        raise DataError(f"--out {out}: cannot write ({error.strerror or error})") from None
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

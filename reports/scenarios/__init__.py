@@ -1,0 +1,6 @@
+"""The report's scenarios: each module (``parity``, ``curves``, ``divergence``, ``seeds``,
+``variants``, ``conventions``, ``explain``, ``environment``) is one experiment with a settings
+dataclass and ``run(ctx, settings) -> dict`` over the shared run context (``common``);
+:mod:`reports.scenarios.suite` names the three profiles (quick, default, full) and runs them
+into the one results dict that :mod:`reports.schema` validates and :mod:`reports.render` draws.
+"""

@@ -1,0 +1,123 @@
+"""What every scenario of the report shares: the run context (backends, data, progress bars)
+and a few measurements (accuracy from a backend's own forward pass, parameter distances).
+
+Scenario functions return plain JSON-able dicts: floats (non-finite values become ``None``,
+JSON has no NaN), ints, strings, bools, lists and dicts.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference.backends import BACKENDS, available_backends, make_backend
+from scratch import catalog
+from scratch.batching import Step, batches
+from scratch.model import MLP
+from scratch.spec import ModelSpec
+
+# The catalog model whose net the MNIST scenarios compare (``report --model`` picks another).
+SEED_MODEL = "seed-002"
+SEED_NET = catalog.spec(SEED_MODEL).layer_sizes
+
+
+def number(value) -> float | None:
+    """A float for JSON: ``None`` for NaN and ±inf."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def numbers(values: Iterable) -> list[float | None]:
+    return [number(v) for v in values]
+
+
+@dataclass
+class Context:
+    """Where a report run takes its data and backends from, and whether it shows progress.
+
+    ``backends`` are the installed ones (in :data:`reference.backends.BACKENDS` order);
+    ``skipped`` says why each other one is left out.
+    """
+
+    data_dir: str | None = None
+    progress: bool = False
+    backends: list[str] = field(default_factory=available_backends)
+    skipped: dict[str, str] = field(default_factory=dict)
+    _mnist: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, (_, _, needs) in BACKENDS.items():
+            if name not in self.backends and name not in self.skipped:
+                self.skipped[name] = f"not installed (needs the {needs!r} package)"
+
+    def has(self, *names: str) -> bool:
+        return all(name in self.backends for name in names)
+
+    def mnist(self, dtype: str):
+        """The MNIST splits in ``dtype`` (each dtype loaded once; scaled x / 255 in that dtype)."""
+        if dtype not in self._mnist:
+            from scratch.datasets import load_mnist
+
+            self._mnist[dtype] = load_mnist(self.data_dir, dtype=np.dtype(dtype))
+        return self._mnist[dtype]
+
+    def bar(self, total: int, desc: str):
+        """A tqdm bar on stderr (a disabled one when progress is off)."""
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False,
+                    dynamic_ncols=True, mininterval=0.2, disable=not self.progress)
+
+
+def backend(name: str, spec: ModelSpec, weights, biases):
+    """A fresh backend ``name`` holding copies of the given canonical parameters."""
+    return make_backend(name, spec, weights, biases)
+
+
+def run_steps(model, x, targets, plan: Iterable[Step], bar=None,
+              after_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Every step of ``plan`` on ``model`` (a backend); the loss of each step before its update.
+    ``after_step(step, loss)`` runs after each update (e.g. to read the parameters)."""
+    losses = []
+    for step, x_batch, y_batch in batches(x, targets, plan):
+        loss = model.train_step(x_batch, y_batch, step.masks)
+        losses.append(float(loss))
+        if after_step is not None:
+            after_step(step.step, float(loss))
+        if bar is not None:
+            bar.update(1)
+    return losses
+
+
+def predicted_labels(output: np.ndarray) -> np.ndarray:
+    """argmax over the outputs, or output > 0.5 for a single sigmoid unit (0/1 targets)."""
+    if output.shape[1] > 1:
+        return output.argmax(axis=1)
+    return (output[:, 0] > 0.5).astype(np.int64)
+
+
+def accuracy(model, x: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of a backend on (x, labels), from that backend's own forward pass (its trace)."""
+    targets = MLP(model.spec, *model.parameters()).targets(labels)
+    output = model.trace(x, targets)[f"A{model.spec.n_layers}"]
+    return float(np.mean(predicted_labels(np.asarray(output)) == labels))
+
+
+def flat_parameters(model) -> np.ndarray:
+    """θ: every W_l and b_l of a backend, flattened into one float64 vector."""
+    weights, biases = model.parameters()
+    return np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in [*weights, *biases]])
+
+
+def relative_distance(theta: np.ndarray, reference: np.ndarray) -> float:
+    """‖θ − θ_ref‖₂ / ‖θ_ref‖₂."""
+    return float(np.linalg.norm(theta - reference) / np.linalg.norm(reference))
+
+
+def spec_summary(spec: ModelSpec) -> dict:
+    """The spec as a JSON-able dict (the same fields as the weight file stores)."""
+    return spec.to_dict()

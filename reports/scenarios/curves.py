@@ -1,0 +1,127 @@
+"""Scenario 2a: training curves, per optimizer and convention, in every backend that has it.
+
+Every backend starts from the same parameters and is handed the same plan (the same batches in
+the same order, ``scratch.batching.training_plan``). The loss of every step is recorded. A
+framework runs only its own convention (torch.optim has no Keras-style Adam and vice versa);
+plain SGD, θ ← θ − η·g, is the same in both, so there all three backends run. Each pair is
+judged by :func:`reference.training_parity.compare_training`: every step re-synchronized (the
+verdict), and the free-running curves measured, with the first step where they part and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from reference.tolerances import tolerance
+from reference.training_parity import compare_training
+from reports.scenarios.common import SEED_NET, Context, number, numbers, spec_summary
+from scratch.batching import training_plan
+from scratch.initializers import initialize
+from scratch.model import MLP
+from scratch.spec import ModelSpec, OptimizerSpec
+
+# config name → optimizer; momentum, RMSprop and Adam in each framework's defaults (RMSprop at
+# η = 1e-3 in both so the two conventions' curves share a scale).
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    "sgd": OptimizerSpec("sgd", learning_rate=0.1),
+    "momentum-torch": OptimizerSpec.framework_default("momentum", "torch", learning_rate=0.05),
+    "momentum-keras": OptimizerSpec.framework_default("momentum", "keras", learning_rate=0.05),
+    "rmsprop-torch": OptimizerSpec.framework_default("rmsprop", "torch", learning_rate=0.001),
+    "rmsprop-keras": OptimizerSpec.framework_default("rmsprop", "keras", learning_rate=0.001),
+    "adam-torch": OptimizerSpec.framework_default("adam", "torch"),
+    "adam-keras": OptimizerSpec.framework_default("adam", "keras"),
+}
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    samples: int = 6400                   # the first ``samples`` MNIST training samples
+    batch_size: int = 64
+    epochs: int = 1
+    dtype: str = "float64"
+    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
+    init: str = "he_normal"
+    seed: int = 0
+
+
+def backends_for(optimizer: OptimizerSpec, ctx: Context) -> list[str]:
+    """scratch, plus the framework(s) whose optimizer follows this convention."""
+    if optimizer.name == "sgd":
+        wanted = ["scratch", "torch", "keras"]
+    else:
+        wanted = ["scratch", optimizer.convention]
+    return [name for name in wanted if name in ctx.backends]
+
+
+def pairs_for(names: list[str]) -> list[tuple[str, str]]:
+    """Each framework against scratch, and keras against torch where both ran."""
+    pairs = [(name, "scratch") for name in names if name != "scratch" and "scratch" in names]
+    if "torch" in names and "keras" in names:
+        pairs.append(("keras", "torch"))
+    return pairs
+
+
+def run(ctx: Context, settings: CurveSettings) -> dict:
+    data = ctx.mnist(settings.dtype)
+    x, labels = data.x_train[:settings.samples], data.y_train[:settings.samples]
+    runs, checks = [], []
+    for config, optimizer in OPTIMIZERS.items():
+        spec = ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed, dtype=settings.dtype,
+                         optimizer=optimizer, batch_size=settings.batch_size, epochs=settings.epochs)
+        weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, settings.dtype)
+        targets = MLP(spec, weights, biases).targets(labels)
+        plan = list(training_plan(spec, len(x)))
+        curves = {}
+        for actual, desired in pairs_for(backends_for(optimizer, ctx)):
+            with ctx.bar(len(plan), f"curves {config} {actual} vs {desired}") as bar:
+                training = compare_training(actual, desired, spec, weights, biases, x, targets, plan)
+                bar.update(len(plan))
+            trajectory = training.trajectory
+            curves.setdefault(actual, trajectory.losses["actual"])
+            curves.setdefault(desired, trajectory.losses["reference"])
+            checks.append(check_entry(config, training))
+        for name, losses in curves.items():
+            runs.append({"config": config, "optimizer": optimizer.name, "convention": optimizer.convention,
+                         "backend": name, "loss": numbers(losses)})
+    return {
+        "data": f"MNIST, first {settings.samples} training samples",
+        "spec": spec_summary(ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed,
+                                       dtype=settings.dtype, batch_size=settings.batch_size,
+                                       epochs=settings.epochs)),
+        "optimizers": {config: dataclasses.asdict(opt) for config, opt in OPTIMIZERS.items()},
+        "steps": len(plan),
+        "runs": runs,
+        "checks": checks,
+    }
+
+
+def check_entry(config: str, training) -> dict:
+    """One pair's training parity as JSON: the per-step verdict (the worst gradient and update
+    over all re-synchronized steps) and the free-running measurement with its explanation."""
+    trajectory = training.trajectory
+    worst = {c.kind: c for c in training.summary_rows()}
+    return {
+        "config": config,
+        "pair": f"{training.actual} vs {training.desired}",
+        "steps_ok": training.stepwise.ok,
+        "step_forward": _worst_entry(worst.get("forward")),
+        "step_gradient": _worst_entry(worst.get("gradient")),
+        "step_update": _worst_entry(worst.get("update")),
+        "curve_rel_error": number(max(trajectory.loss_errors, default=0.0)),
+        "curve_tolerance": tolerance(trajectory.dtype, "curve"),
+        "parameters_rel_error": number(max(trajectory.parameter_errors, default=0.0)),
+        "parameters_tolerance": tolerance(trajectory.dtype, "parameters"),
+        "parting_step": trajectory.parting_step,
+        "cause": trajectory.cause,
+        "free_running": trajectory.verdict(),
+        "free_running_ok": trajectory.ok,
+        "ok": training.ok,
+    }
+
+
+def _worst_entry(comparison) -> dict | None:
+    if comparison is None:
+        return None
+    return {"quantity": comparison.name, "step": comparison.step, "error": number(comparison.error),
+            "tolerance": comparison.bound, "ok": comparison.ok}

@@ -1,0 +1,91 @@
+"""Scenario 1: forward and gradient parity, per layer and quantity, for every backend pair.
+
+One batch of MNIST goes through each backend from the same parameters; every named quantity
+(Z_l, A_l, the loss, dA_l, dZ_l, dW_l, db_l) is compared for each pair (actual vs desired, the
+desired one being the reference) with
+
+    max abs error = max|actual − desired|
+    max rel error = max|actual − desired| / max|desired|      (``reference.parity``)
+
+against the tolerance table (``reference.tolerances``), in float64 and in float32. Each row also
+keeps the largest elementwise error in ulps of the reference element (``max_ulps``) and the index
+where it is (``where``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.parity import compare_traces
+from reports.scenarios.common import SEED_NET, Context, backend, number, spec_summary
+from scratch.initializers import initialize
+from scratch.model import MLP
+from scratch.spec import ModelSpec
+
+PAIRS = (("torch", "scratch"), ("keras", "scratch"), ("keras", "torch"))
+DTYPES = ("float64", "float32")
+
+
+@dataclass(frozen=True)
+class ParitySettings:
+    batch: int = 256                      # the first ``batch`` MNIST training samples
+    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
+    init: str = "lecun_normal"
+    seed: int = 2
+
+
+def pair_label(actual: str, desired: str) -> str:
+    return f"{actual} vs {desired}"
+
+
+def max_abs_error(actual, desired) -> float:
+    """max|actual − desired| (inf when one is missing or the shapes differ)."""
+    if actual is None or desired is None:
+        return float("inf")
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    if actual.shape != desired.shape:
+        return float("inf")
+    if desired.size == 0:
+        return 0.0
+    return float(np.max(np.abs(actual - desired)))
+
+
+def run(ctx: Context, settings: ParitySettings) -> dict:
+    """Rows of (dtype, pair, quantity): max abs and rel error, tolerance, ok, max ulps and where."""
+    rows = []
+    specs = {}
+    for dtype in DTYPES:
+        spec = ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed, dtype=dtype)
+        specs[dtype] = spec_summary(spec)
+        data = ctx.mnist(dtype)
+        x, labels = data.x_train[:settings.batch], data.y_train[:settings.batch]
+        weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(dtype))
+        targets = MLP(spec, weights, biases).targets(labels)
+        traces = {name: backend(name, spec, weights, biases).trace(x, targets) for name in ctx.backends}
+        for actual, desired in PAIRS:
+            if actual not in traces or desired not in traces:
+                continue
+            for comparison in compare_traces(traces[actual], traces[desired], dtype):
+                rows.append({
+                    "dtype": dtype,
+                    "pair": pair_label(actual, desired),
+                    "quantity": comparison.name,
+                    "layer": comparison.layer,
+                    "kind": comparison.kind,
+                    "abs_error": number(max_abs_error(traces[actual].get(comparison.name),
+                                                      traces[desired].get(comparison.name))),
+                    "rel_error": number(comparison.error),
+                    "tolerance": comparison.bound,
+                    "ok": comparison.ok,
+                    "max_ulps": number(comparison.ulps),
+                    "where": list(comparison.where),
+                })
+    return {
+        "data": f"MNIST, first {settings.batch} training samples",
+        "specs": specs,
+        "pairs": [pair_label(a, d) for a, d in PAIRS if ctx.has(a, d)],
+        "rows": rows,
+    }
