@@ -170,7 +170,7 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
         raise AssertionError(f"non-standard JSON constant {constant}")
 
     document = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
-    assert document["spec"]["layer_sizes"] == [5, 4, 3] and document["batch"] == 4
+    assert ModelSpec.from_dict(document["spec"]).layer_sizes == (5, 4, 3) and document["batch"] == 4
     assert [row["name"] for row in document["explain"]] == ["dZ2", "dW2", "db2", "dA1", "dZ1", "dW1", "db1"]
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from reports.render import heatmap
 from reports.verdict.report import by_how_much, passes_at, report_verdict, where
+from scratch.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,8 @@ def _heat_maps(rows: list[dict]) -> list:
 def _curves(results: dict, images) -> Section:
     curves = results["curves"]
     spec = curves["spec"]
-    blocks = [f"{spec['layer_sizes']} {spec['init']} init, {spec['dtype']}, batch {spec['batch_size']}, "
+    sizes = list(ModelSpec.from_dict(spec).layer_sizes)
+    blocks = [f"{sizes} {spec['init']} init, {spec['dtype']}, batch {spec['batch_size']}, "
               f"{curves['steps']} steps on {curves['data']}; every backend runs the same plan (batches in "
               "the same order) from the same parameters. A framework runs its own convention only; plain "
               "SGD is the same update in both, so all three run it."]
