@@ -1,18 +1,34 @@
 """The shared weight file: safetensors, canonical names and layout, the spec in the metadata.
 
-Tensors are ``W1, b1, …, WL, bL`` with W_l of shape (n_l, n_{l−1}) — the layout of
-``torch.nn.Linear.weight`` — and b_l of shape (n_l,), in the spec's dtype. The metadata holds
-``format`` (``backprop-parity/1``) and ``spec`` (the :class:`ModelSpec` as JSON). Every backend
-reads and writes this file; each converts to its own layout in exactly one place.
+**Format 2** (``backprop-parity/2``, what every save writes). Each tensor is named by its
+layer's position in the spec's layer list and its parameter, ``layers.<i>.<parameter>``, and
+stored in the canonical layout of its layer type:
 
-Files are written to a temporary name in the same folder and renamed, so a failed save never
-leaves a partial file behind. Loading checks, one clear :class:`WeightFileError` per problem:
-readable safetensors, metadata present and a valid spec, no missing or extra tensors, every
-shape and dtype as the spec says, every value finite.
+==========  ==========  =========================  ======================================
+layer type  layout      parameter: shape            the same as
+==========  ==========  =========================  ======================================
+dense       ``out_in``  ``weight``: (n_l, n_{l−1})  ``torch.nn.Linear.weight`` (Keras: kernelᵀ)
+                        ``bias``: (n_l,)
+==========  ==========  =========================  ======================================
+
+in the spec's dtype. The metadata holds ``format``, ``spec`` (the :class:`ModelSpec` as JSON)
+and ``layout`` (JSON: each parameterized layer type of the spec → its layout name), so a
+reader can tell the layout it was written in from one it does not know.
+
+**Format 1** (``backprop-parity/1``, still read): ``W1, b1, …, WL, bL`` in the same layout,
+no ``layout`` entry (format 1 had only this one).
+
+Every backend reads and writes this file through :func:`load_weights` / :func:`save_weights`
+and converts to its own layout in exactly one place. Files are written to a temporary name in
+the same folder and renamed, so a failed save never leaves a partial file behind. Loading
+checks, one clear :class:`WeightFileError` per problem: readable safetensors, a known format,
+the layout entry (format 2), a valid spec, no missing or extra tensors, every shape and dtype as
+the spec says, every value finite.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,23 +37,36 @@ from pathlib import Path
 import numpy as np
 
 from scratch.errors import SpecError, WeightFileError
+from scratch.layer_specs import DenseSpec
 from scratch.spec import ModelSpec
 
-FORMAT = "backprop-parity/1"
+FORMAT = "backprop-parity/2"
+FORMAT_V1 = "backprop-parity/1"
+FORMATS = (FORMAT, FORMAT_V1)
+LAYOUTS = {"dense": "out_in"}
+"""The canonical layout of each parameterized layer type (see the module docstring)."""
 
 
-def tensor_names(spec: ModelSpec) -> list[str]:
-    """["W1", "b1", …, "WL", "bL"]."""
-    return [f"{kind}{layer}" for layer in range(1, spec.n_layers + 1) for kind in ("W", "b")]
+def layout(spec: ModelSpec) -> dict[str, str]:
+    """The ``layout`` metadata of ``spec``'s file: each parameterized layer type it uses."""
+    return {kind: LAYOUTS[kind] for kind in dict.fromkeys(layer.kind for layer in spec.layers)
+            if kind in LAYOUTS}
 
 
-def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+def tensor_names(spec: ModelSpec, file_format: str = FORMAT) -> list[str]:
+    """The tensors of ``spec`` in the order W_1, b_1, …, W_L, b_L: ``layers.<i>.weight``,
+    ``layers.<i>.bias`` (format 2) or ``W1``, ``b1``, … (format 1)."""
+    if file_format == FORMAT_V1:
+        return [f"{kind}{layer}" for layer in range(1, spec.n_layers + 1) for kind in ("W", "b")]
+    return [f"layers.{index}.{parameter}" for index, layer in enumerate(spec.layers)
+            if isinstance(layer, DenseSpec) for parameter in ("weight", "bias")]
+
+
+def expected_shapes(spec: ModelSpec, file_format: str = FORMAT) -> dict[str, tuple[int, ...]]:
     sizes = spec.layer_sizes
-    shapes = {}
-    for layer in range(1, spec.n_layers + 1):
-        shapes[f"W{layer}"] = (sizes[layer], sizes[layer - 1])
-        shapes[f"b{layer}"] = (sizes[layer],)
-    return shapes
+    shapes = [shape for layer in range(1, spec.n_layers + 1)
+              for shape in ((sizes[layer], sizes[layer - 1]), (sizes[layer],))]
+    return dict(zip(tensor_names(spec, file_format), shapes, strict=True))
 
 
 @dataclass(frozen=True)
@@ -61,7 +90,8 @@ def save_weights(path, spec: ModelSpec, weights, biases) -> Path:
     tensors = dict(zip(tensor_names(spec), interleaved, strict=True))
     _check_tensors(str(path), spec, tensors)
     payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
-                   metadata={"format": FORMAT, "spec": spec.to_json()})
+                   metadata={"format": FORMAT, "spec": spec.to_json(),
+                             "layout": json.dumps(layout(spec), sort_keys=True)})
     write_atomically(path, payload)
     return path
 
@@ -107,17 +137,20 @@ def load_weights(path) -> WeightFile:
         tensors = load(raw)
     except (SafetensorError, ValueError, OverflowError) as error:
         raise WeightFileError(f"{where}: not a readable safetensors file ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise WeightFileError(f"{where}: metadata 'format' is {metadata.get('format')!r}, "
-                              f"expected {FORMAT!r}")
+    file_format = metadata.get("format")
+    if file_format not in FORMATS:
+        raise WeightFileError(f"{where}: metadata 'format' is {file_format!r}, "
+                              f"expected {FORMAT!r} or {FORMAT_V1!r}")
     if "spec" not in metadata:
         raise WeightFileError(f"{where}: metadata has no 'spec'")
     try:
         spec = ModelSpec.from_json(metadata["spec"], source=f"{where} metadata 'spec'")
     except SpecError as error:
         raise WeightFileError(f"{where}: bad spec in metadata: {error}") from None
-    _check_tensors(where, spec, tensors)
-    names = tensor_names(spec)
+    if file_format == FORMAT:
+        _check_layout(where, spec, metadata)
+    _check_tensors(where, spec, tensors, file_format)
+    names = tensor_names(spec, file_format)
     return WeightFile(spec, [tensors[n] for n in names[0::2]], [tensors[n] for n in names[1::2]])
 
 
@@ -126,8 +159,6 @@ _NUMPY_DTYPES = {"F32", "F64"}
 
 def _read_header(raw: bytes) -> dict:
     """The safetensors JSON header: 8 bytes of little-endian length, then that many bytes."""
-    import json
-
     if len(raw) < 8:
         raise ValueError("file shorter than the 8-byte header length")
     header_length = int.from_bytes(raw[:8], "little")
@@ -139,8 +170,34 @@ def _read_header(raw: bytes) -> dict:
     return header
 
 
-def _check_tensors(where: str, spec: ModelSpec, tensors: dict[str, np.ndarray]) -> None:
-    shapes = expected_shapes(spec)
+def _check_layout(where: str, spec: ModelSpec, metadata: dict) -> None:
+    """Format 2 must say the layout of each of its layer types, and it must be the one this
+    version reads (a layout this version does not know is refused, never reinterpreted)."""
+    if "layout" not in metadata:
+        raise WeightFileError(f"{where}: metadata has no 'layout' (format 2 names the tensor layout "
+                              f"of each layer type, e.g. {json.dumps(layout(spec))})")
+    try:
+        stored = json.loads(metadata["layout"])
+    except json.JSONDecodeError as error:
+        raise WeightFileError(f"{where}: metadata 'layout' is malformed JSON ({error})") from None
+    if not isinstance(stored, dict):
+        raise WeightFileError(f"{where}: metadata 'layout' must be a JSON object, got {stored!r}")
+    expected = layout(spec)
+    for kind, name in stored.items():
+        if kind not in expected:
+            raise WeightFileError(f"{where}: metadata 'layout' names layer type {kind!r}, which the "
+                                  f"spec does not use (its types: {', '.join(expected) or 'none'})")
+        if name != expected[kind]:
+            raise WeightFileError(f"{where}: unknown layout {name!r} for {kind} layers; this version "
+                                  f"reads {expected[kind]!r} (see scratch/weights.py)")
+    missing = [kind for kind in expected if kind not in stored]
+    if missing:
+        raise WeightFileError(f"{where}: metadata 'layout' gives no layout for {', '.join(missing)} layers")
+
+
+def _check_tensors(where: str, spec: ModelSpec, tensors: dict[str, np.ndarray],
+                   file_format: str = FORMAT) -> None:
+    shapes = expected_shapes(spec, file_format)
     missing = [n for n in shapes if n not in tensors]
     extra = sorted(n for n in tensors if n not in shapes)
     if missing:

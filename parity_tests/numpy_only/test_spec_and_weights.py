@@ -19,7 +19,7 @@ from safetensors.numpy import save_file
 from scratch.errors import SpecError, WeightFileError
 from scratch.model import MLP, load_model, save_model
 from scratch.spec import CONVENTIONS, FRAMEWORK_DEFAULTS, OPTIMIZERS, ModelSpec, OptimizerSpec
-from scratch.weights import FORMAT, load_weights, save_weights
+from scratch.weights import FORMAT_V1, load_weights, save_weights
 
 SPEC = ModelSpec((4, 3, 2), hidden_activation="tanh", output_activation="sigmoid", loss="bce",
                  init="torch_default", seed=3)
@@ -223,7 +223,9 @@ def good_tensors(spec=SPEC):
 
 
 def good_metadata(spec=SPEC):
-    return {"format": FORMAT, "spec": spec.to_json()}
+    """Format 1's metadata: the bad-file cases below are format-1 files (W1, b1, …), which every
+    version still reads; format 2's own cases follow them."""
+    return {"format": FORMAT_V1, "spec": spec.to_json()}
 
 
 def write(path, tensors=None, metadata=None):
@@ -274,7 +276,7 @@ def bad_file(kind: str, path):
     elif kind == "no metadata":
         save_file(tensors, str(path))
     elif kind == "metadata without spec":
-        write(path, metadata={"format": FORMAT})
+        write(path, metadata={"format": FORMAT_V1})
     elif kind == "spec disagrees":
         write(path, metadata=good_metadata(SPEC.replace(layer_sizes=(4, 5, 2))))
     elif kind == "spec with fewer layers":
@@ -283,11 +285,11 @@ def bad_file(kind: str, path):
         write(path, metadata=good_metadata(SPEC.replace(dtype="float32")))
     elif kind == "spec invalid":
         bad_spec = json.dumps({"layer_sizes": [4, 3, 2], "loss": "hinge"})
-        write(path, metadata={"format": FORMAT, "spec": bad_spec})
+        write(path, metadata={"format": FORMAT_V1, "spec": bad_spec})
     elif kind == "spec malformed json":
-        write(path, metadata={"format": FORMAT, "spec": "{not json"})
+        write(path, metadata={"format": FORMAT_V1, "spec": "{not json"})
     elif kind == "wrong format tag":
-        write(path, metadata={"format": "backprop-parity/2", "spec": SPEC.to_json()})
+        write(path, metadata={"format": "backprop-parity/3", "spec": SPEC.to_json()})
     elif kind == "bfloat16 tensors":
         # NumPy has no bfloat16, so this file (as torch would write it) is built by hand.
         header = {"__metadata__": good_metadata()}
@@ -328,7 +330,7 @@ BAD_FILES = {
     "spec dtype float32": "W1",
     "spec invalid": "'loss'",
     "spec malformed json": "malformed JSON",
-    "wrong format tag": "backprop-parity/2",
+    "wrong format tag": "backprop-parity/3",
     "bfloat16 tensors": "W1",
     "nonexistent": "cannot read",
     "a folder": "cannot read",
