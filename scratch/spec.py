@@ -9,6 +9,7 @@ of every weight file, and read unchanged by the NumPy engine, the torch twin and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -252,28 +253,28 @@ class ModelSpec:
         if not isinstance(self.shuffle, bool):
             raise _fail("shuffle", f"expected true or false, got {self.shuffle!r}")
 
-    # -- the stack, read back ----------------------------------------------------------------
+    # -- the stack, read back (computed once: the spec is frozen) -----------------------------
 
-    @property
+    @functools.cached_property
     def dense_layers(self) -> tuple[DenseSpec, ...]:
         return tuple(layer for layer in self.layers if isinstance(layer, DenseSpec))
 
-    @property
+    @functools.cached_property
     def layer_sizes(self) -> tuple[int, ...]:
         """(n_0, n_1, …, n_L): the inputs and every dense layer's units."""
         return (self.inputs, *(layer.units for layer in self.dense_layers))
 
-    @property
+    @functools.cached_property
     def n_layers(self) -> int:
         """L, the number of weight layers (the input is layer 0)."""
         return len(self.dense_layers)
 
-    @property
+    @functools.cached_property
     def activations(self) -> tuple[str, ...]:
         """(g_1, …, g_L), the activation of every dense layer."""
         return tuple(layer.activation for layer in self.dense_layers)
 
-    @property
+    @functools.cached_property
     def dropout_rates(self) -> tuple[float, ...]:
         """p_l for every hidden layer l = 1..L−1 (0.0 where no dropout layer follows it)."""
         rates, dense_seen = [], 0
