@@ -73,37 +73,56 @@ _STATE_FIELDS = {
 }
 
 
-def optimizer(opt, dtype: str) -> optax.GradientTransformation:
+def hyperparameters(opt, dtype: str) -> dict[str, float]:
+    """The optimizer's hyperparameters as Python floats. Passed to a jitted step they are weakly
+    typed, so each operation rounds them to the parameters' dtype exactly as optax does with the
+    literals of ``optax.adam(0.01)`` — and one executable serves every value (recompiling for
+    each learning rate would dominate the suite's time). Keras rounds μ to float32 (see
+    ``scratch.optimizers.keras_scalar``); its convention does so here."""
+    hyper = {"learning_rate": opt.learning_rate}
+    if opt.name == "momentum":
+        hyper["momentum"] = float(keras_scalar(opt.momentum, dtype)) if opt.convention == "keras" else opt.momentum
+    elif opt.name == "rmsprop":
+        hyper.update(rho=opt.rho, epsilon=opt.epsilon, **({"momentum": opt.momentum} if opt.momentum else {}))
+    elif opt.name == "adam":
+        hyper.update(beta1=opt.beta1, beta2=opt.beta2, epsilon=opt.epsilon)
+    return hyper
+
+
+def transform(name: str, convention: str, hyper: dict) -> optax.GradientTransformation:
     """The spec's optimizer from optax's own pieces (formulas: ``scratch.optimizers``).
 
     torch:  SGD, momentum = ``optax.sgd``; RMSprop = ``scale_by_rms(eps_in_sqrt=False)`` with the
             momentum ``trace`` before the learning rate (torch's buffer); Adam = ``optax.adam``
             (ε added to √ŝ, ``eps_root=0``).
-    keras:  momentum = ``chain(scale(−η), trace(μ))`` (Keras's v ← μ·v − η·g, μ rounded to float32
-            as Keras does); RMSprop = ``optax.rmsprop(eps_in_sqrt=True)``. Keras's Adam adds ε to
-            √s, i.e. ε/√(1 − β₂ᵗ) to √ŝ — a step-dependent ε that neither ``eps`` nor
-            ``eps_root`` can express: refused.
+    keras:  momentum = ``chain(scale(−η), trace(μ))`` (Keras's v ← μ·v − η·g); RMSprop =
+            ``optax.rmsprop(eps_in_sqrt=True)``. Keras's Adam adds ε to √s, i.e. ε/√(1 − β₂ᵗ)
+            to √ŝ — a step-dependent ε that neither ``eps`` nor ``eps_root`` can express: refused.
     optax:  ``optax.sgd``, ``optax.sgd(momentum=μ)``, ``optax.rmsprop``, ``optax.adam`` as they are.
     """
-    name, convention, lr = opt.name, opt.convention, opt.learning_rate
-    momentum = opt.momentum or None
+    lr, momentum = hyper["learning_rate"], hyper.get("momentum")
     if name == "sgd":
         return optax.sgd(lr)
     if name == "momentum":
         if convention == "keras":
-            return optax.chain(optax.scale(-lr), optax.trace(decay=float(keras_scalar(opt.momentum, dtype))))
-        return optax.sgd(lr, momentum=opt.momentum)
+            return optax.chain(optax.scale(-lr), optax.trace(decay=momentum))
+        return optax.sgd(lr, momentum=momentum)
     if name == "rmsprop":
         if convention == "torch":
-            return optax.chain(optax.scale_by_rms(decay=opt.rho, eps=opt.epsilon, eps_in_sqrt=False),
-                               optax.trace(decay=opt.momentum) if momentum else optax.identity(),
+            return optax.chain(optax.scale_by_rms(decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=False),
+                               optax.identity() if momentum is None else optax.trace(decay=momentum),
                                optax.scale_by_learning_rate(lr))
-        return optax.rmsprop(lr, decay=opt.rho, eps=opt.epsilon, eps_in_sqrt=True, momentum=momentum)
+        return optax.rmsprop(lr, decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=True, momentum=momentum)
     if convention == "keras":
         raise BackendError("jax backend: optax has no keras-convention 'adam' (Keras adds ε to √s, i.e. "
                            "ε/√(1 − β₂ᵗ) to √ŝ; optax.adam's eps and eps_root are constants); use "
                            "convention='torch' or 'optax' (plain SGD is the same in all)")
-    return optax.adam(lr, b1=opt.beta1, b2=opt.beta2, eps=opt.epsilon)
+    return optax.adam(lr, b1=hyper["beta1"], b2=hyper["beta2"], eps=hyper["epsilon"])
+
+
+def optimizer(opt, dtype: str) -> optax.GradientTransformation:
+    """The optax optimizer of an ``OptimizerSpec`` (see :func:`transform`)."""
+    return transform(opt.name, opt.convention, hyperparameters(opt, dtype))
 
 
 def _state_fields(opt) -> dict[str, tuple[str, int]]:
@@ -120,25 +139,55 @@ def to_jax(array: np.ndarray, shape: tuple[int, ...], dtype: str, what: str) -> 
     return jnp.array(array, copy=True)
 
 
-class Model(NamedTuple):
-    """What the compiled functions depend on besides shapes: their cache key."""
-
-    activations: tuple[str, ...]
-    loss: str
-    l2: float
-    slope: float
+ACTIVATIONS = tuple(name for name in LAYERS if name not in ("dense", "dropout"))
 
 
-def _forward(model: Model, params, x, masks, taps=None):
-    """(Z_1..Z_L, A_1..A_L); ``taps`` = (zeros like every Z, zeros like every A), added so that
-    the loss can be differentiated with respect to them."""
+class Config(NamedTuple):
+    """The model's choices. As arrays (what the compiled functions take) they are runtime values,
+    so one compiled function serves every activation, loss, λ and slope of a shape; as Python
+    numbers (the public hooks, ``explain``) only the chosen table entries are traced."""
+
+    activations: object          # each layer's index into ACTIVATIONS: int32 (L,) or a tuple
+    loss: object                 # index into LOSSES
+    slope: object                # the leaky-ReLU slope
+    l2: object                   # λ
+
+
+def _choose(index, functions, *args):
+    """``functions[index](*args)``. A runtime ``index`` evaluates every entry and selects one
+    (``jnp.select``: the chosen value untouched, a zero cotangent for the others, so values and
+    gradients are exactly those of the chosen entry): one small fused graph, where ``lax.switch``
+    would compile a conditional with every branch and its derivative (measured: 2.9 s against
+    1.8 s to compile a 3-layer trace)."""
+    if isinstance(index, int):
+        return functions[index](*args)
+    values = [function(*args) for function in functions]
+    return jnp.select([index == k for k in range(len(values))], values)
+
+
+def _mean_loss(name, z_out, a_out, targets):
+    function, reads = LOSSES[name]
+    return jnp.mean(function(z_out if reads == "logits" else a_out, targets))
+
+
+_ACTIVATION_BRANCHES = [LAYERS[name] for name in ACTIVATIONS]
+_LOSS_BRANCHES = [functools.partial(_mean_loss, name) for name in LOSSES]
+
+
+def _activate(config: Config, index: int, z):
+    return _choose(config.activations[index], _ACTIVATION_BRANCHES, z, config.slope)
+
+
+def _forward(config: Config, params, x, masks, taps=None):
+    """(Z_1..Z_L, A_1..A_L); ``masks`` one per hidden layer (or None); ``taps`` = (zeros like every
+    Z, zeros like every A), added so that the loss can be differentiated with respect to them."""
     a, zs, activations = x, [], []
-    last = len(model.activations) - 1
-    for index, name in enumerate(model.activations):
+    last = len(params) // 2 - 1
+    for index in range(last + 1):
         z = LAYERS["dense"](a, params[2 * index], params[2 * index + 1])
         if taps is not None:
             z = z + taps[0][index]
-        a = LAYERS[name](z, model.slope)
+        a = _activate(config, index, z)
         if masks is not None and index < last:
             a = LAYERS["dropout"](a, masks[index])
         if taps is not None:
@@ -148,93 +197,86 @@ def _forward(model: Model, params, x, masks, taps=None):
     return zs, activations
 
 
-def _penalty(model: Model, weights):
-    return 0.5 * model.l2 * sum(jnp.sum(w ** 2) for w in weights)
+def _penalty(config: Config, weights):
+    """(λ/2)·Σ‖W‖²; with a runtime λ = 0 it adds exactly 0 to the loss and 0·W to dW."""
+    return 0.5 * config.l2 * sum(jnp.sum(w ** 2) for w in weights)
 
 
-def _loss(model: Model, params, z_out, a_out, targets):
-    """Mean batch loss, read from the logits or the outputs, plus the L2 penalty."""
-    function, reads = LOSSES[model.loss]
-    data_loss = jnp.mean(function(z_out if reads == "logits" else a_out, targets))
-    return data_loss + _penalty(model, params[0::2]) if model.l2 else data_loss
+def _loss(config: Config, params, z_out, a_out, targets):
+    """Mean batch loss, read from the logits or the outputs, plus the L2 penalty of ``params``."""
+    data_loss = _choose(config.loss, _LOSS_BRANCHES, z_out, a_out, targets)
+    if isinstance(config.l2, float) and not config.l2:
+        return data_loss
+    return data_loss + _penalty(config, params[0::2])
 
 
-def _total_loss(model: Model, params, x, targets, masks):
-    zs, activations = _forward(model, params, x, masks)
-    return _loss(model, params, zs[-1], activations[-1], targets)
+def _total_loss(params, config, x, targets, masks):
+    zs, activations = _forward(config, params, x, masks)
+    return _loss(config, params, zs[-1], activations[-1], targets)
 
 
-@functools.cache
-def _compiled_trace(model: Model):
-    def traced(params, x, targets, masks):
-        def total(params, taps):
-            zs, activations = _forward(model, params, x, masks, taps)
-            return _loss(model, params, zs[-1], activations[-1], targets), (zs, activations)
-
-        widths = [w.shape[0] for w in params[0::2]]
-        taps = tuple([jnp.zeros((x.shape[0], n), x.dtype) for n in widths] for _ in range(2))
-        (loss, (zs, activations)), (dparams, dtaps) = jax.value_and_grad(
-            total, argnums=(0, 1), has_aux=True)(params, taps)
-        return loss, zs, activations, dparams, dtaps
-
-    return jax.jit(traced)
+# XLA's CPU backend at LLVM optimization level 0 compiles these small graphs ~30 % faster; it
+# reorders no floating-point arithmetic at any level (no fast-math).
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
-@functools.cache
-def _compiled_gradients(model: Model):
-    return jax.jit(jax.value_and_grad(functools.partial(_total_loss, model)))
+def _traced(params, config, x, targets, masks):
+    def total(params, taps):
+        zs, activations = _forward(config, params, x, masks, taps)
+        return _loss(config, params, zs[-1], activations[-1], targets), (zs, activations)
+
+    widths = [w.shape[0] for w in params[0::2]]
+    taps = tuple([jnp.zeros((x.shape[0], n), x.dtype) for n in widths] for _ in range(2))
+    (loss, (zs, activations)), (dparams, dtaps) = jax.value_and_grad(
+        total, argnums=(0, 1), has_aux=True)(params, taps)
+    return loss, zs, activations, dparams, dtaps
 
 
-@functools.cache
-def _compiled_layer(model: Model, index: int, output: bool):
-    """Layer ``index`` (0-based) alone: Z, A and, by ``jax.vjp``, dZ, dW, db, dA_prev."""
-    activation = model.activations[index]
+_compiled_trace = _jit(_traced)
+_compiled_gradients = _jit(jax.value_and_grad(_total_loss))
 
-    def layer(a_prev, w, b, tap, mask):
+
+def _layer_pass(config, index, output, a_prev, w, b, upstream, mask):
+    """Layer ``index`` (0-based) alone: Z, A and, by ``jax.vjp``, dZ, dW, db, dA_prev; ``upstream``
+    is dA_l for a hidden layer (the penalty's cotangent is 1), the targets at the output."""
+    def scalar(a_prev, w, b, tap):
         z = LAYERS["dense"](a_prev, w, b) + tap
-        a = LAYERS[activation](z, model.slope)
-        return z, (a if mask is None else LAYERS["dropout"](a, mask))
+        a = _activate(config, index, z)
+        a = a if mask is None else LAYERS["dropout"](a, mask)
+        if output:
+            return _loss(config, [w], z, a, upstream), (z, a)
+        return (a, _penalty(config, [w])), (z, a)
 
-    def run(a_prev, w, b, upstream, mask):
-        tap = jnp.zeros((a_prev.shape[0], w.shape[0]), a_prev.dtype)
-        if output:                                  # upstream = the targets: the loss gives dZ_L
-            def scalar(a_prev, w, b, tap):
-                z, a = layer(a_prev, w, b, tap, mask)
-                return _loss(model, [w], z, a, upstream), (z, a)
-        else:                                       # upstream = dA_l, the penalty's cotangent is 1
-            def scalar(a_prev, w, b, tap):
-                z, a = layer(a_prev, w, b, tap, mask)
-                return (a, _penalty(model, [w])), (z, a)
-        out, pullback, (z, a) = jax.vjp(scalar, a_prev, w, b, tap, has_aux=True)
-        cotangent = jnp.ones_like(out) if output else (upstream, jnp.ones_like(out[1]))
-        da_prev, dw, db, dz = pullback(cotangent)
-        return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": db, "dA_prev": da_prev}
+    tap = jnp.zeros((a_prev.shape[0], w.shape[0]), a_prev.dtype)
+    out, pullback, (z, a) = jax.vjp(scalar, a_prev, w, b, tap, has_aux=True)
+    cotangent = jnp.ones_like(out) if output else (upstream, jnp.ones_like(out[1]))
+    da_prev, dw, db, dz = pullback(cotangent)
+    return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": db, "dA_prev": da_prev}
 
-    return jax.jit(run)
+
+_compiled_layer = _jit(_layer_pass, static_argnames="output")
 
 
 @functools.cache
-def _compiled_step(model: Model, opt, dtype: str):
-    """One jitted optimizer step: (params, state, x, targets, masks) → (params, state, loss)."""
-    transform = optimizer(opt, dtype)
+def _compiled_step(name: str, convention: str):
+    """One jitted optimizer step, (params, state, hyper, config, x, targets, masks) →
+    (params, state, loss); one executable per optimizer, shape and dtype (not per value)."""
 
-    def step(params, state, x, targets, masks):
-        loss, grads = jax.value_and_grad(functools.partial(_total_loss, model))(params, x, targets, masks)
-        updates, state = transform.update(grads, state, params)
+    def step(params, state, hyper, config, x, targets, masks):
+        loss, grads = jax.value_and_grad(_total_loss)(params, config, x, targets, masks)
+        updates, state = transform(name, convention, hyper).update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
-    return jax.jit(step)
+    return _jit(step)
 
 
 @functools.cache
-def _compiled_update(opt, dtype: str):
-    transform = optimizer(opt, dtype)
-
-    def update(params, state, grads):
-        updates, state = transform.update(grads, state, params)
+def _compiled_update(name: str, convention: str):
+    def update(params, state, hyper, grads):
+        updates, state = transform(name, convention, hyper).update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
-    return jax.jit(update)
+    return _jit(update)
 
 
 class JaxBackend(Backend):
@@ -243,9 +285,14 @@ class JaxBackend(Backend):
     def __init__(self, spec, weights, biases):
         super().__init__(spec)
         n = spec.n_layers
-        self.model = Model(tuple(spec.hidden_activation if layer < n else spec.output_activation
-                                 for layer in range(1, n + 1)), spec.loss, spec.l2, spec.leaky_relu_slope)
+        names = [spec.hidden_activation if layer < n else spec.output_activation for layer in range(1, n + 1)]
+        self.choices = Config(tuple(ACTIVATIONS.index(name) for name in names), list(LOSSES).index(spec.loss),
+                              spec.leaky_relu_slope, spec.l2)
+        self.config = Config(jnp.asarray(self.choices.activations, jnp.int32),
+                             jnp.asarray(self.choices.loss, jnp.int32),
+                             jnp.asarray(spec.leaky_relu_slope, spec.dtype), jnp.asarray(spec.l2, spec.dtype))
         self.params = self._canonical_to_jax(weights, biases)
+        self.hyper = hyperparameters(spec.optimizer, spec.dtype)
         self.steps = 0
         self._state = None                   # optax's state, built on first use (see optimizer)
 
@@ -261,25 +308,29 @@ class JaxBackend(Backend):
             params.append(to_jax(b, (sizes[layer],), dtype, f"b{layer}"))
         return params
 
-    def _batch(self, x, targets=None, masks=None):
+    def _batch(self, x, targets=None, masks=None, compiled=True):
+        """Inputs as JAX arrays, shapes and dtype asserted; for a compiled function, absent masks
+        become masks of ones (A·1 = A exactly), so that one executable serves both."""
         dtype, sizes, m = self.spec.dtype, self.spec.layer_sizes, np.shape(x)[0]
         x = to_jax(x, (m, sizes[0]), dtype, "x")
         if targets is not None:
             targets = to_jax(targets, (m, sizes[-1]), dtype, "targets")
+        if masks is None and compiled:
+            masks = [np.ones((m, n), dtype) for n in sizes[1:-1]]
         if masks is not None:
             masks = [to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}")
                      for layer, mask in enumerate(masks, start=1)]
         return x, targets, masks
 
     @property
-    def transform(self) -> optax.GradientTransformation:
+    def optax_optimizer(self) -> optax.GradientTransformation:
         """The optax optimizer (a spec it cannot express still traces; training raises)."""
         return optimizer(self.spec.optimizer, self.spec.dtype)
 
     @property
     def state(self):
         if self._state is None:
-            self._state = self.transform.init(self.params)
+            self._state = self.optax_optimizer.init(self.params)
         return self._state
 
     # -- public hooks -----------------------------------------------------------------------
@@ -287,22 +338,23 @@ class JaxBackend(Backend):
     def forward(self, x, masks=None, params=None):
         """(Z_1..Z_L, A_1..A_L) as JAX arrays; ``params`` (default: the backend's own) lets a JAX
         transformation (``jax.grad``, ``jax.make_jaxpr``) trace through it."""
-        x, _, masks = self._batch(x, None, masks)
-        return _forward(self.model, self.params if params is None else params, x, masks)
+        x, _, masks = self._batch(x, None, masks, compiled=False)
+        return _forward(self.choices, self.params if params is None else params, x, masks)
 
     def loss(self, z_out, a_out, targets, params=None):
         """The loss (a JAX scalar) from Z_L and A_L, with the L2 penalty of ``params``."""
         targets = to_jax(targets, tuple(np.shape(z_out)), self.spec.dtype, "targets")
-        return _loss(self.model, self.params if params is None else params, z_out, a_out, targets)
+        return _loss(self.choices, self.params if params is None else params, z_out, a_out, targets)
 
     def gradients(self, x, targets, masks=None):
         x, targets, masks = self._batch(x, targets, masks)
-        _, grads = _compiled_gradients(self.model)(self.params, x, targets, masks)
+        _, grads = _compiled_gradients(self.params, self.config, x, targets, masks)
         return [np.array(g) for g in grads]
 
     def trace(self, x, targets, masks=None):
         x, targets, masks = self._batch(x, targets, masks)
-        loss, zs, activations, dparams, (dzs, das) = _compiled_trace(self.model)(self.params, x, targets, masks)
+        loss, zs, activations, dparams, (dzs, das) = _compiled_trace(
+            self.params, self.config, x, targets, masks)
         out = {"loss": np.array(loss)}
         reads_outputs = LOSSES[self.spec.loss][1] == "outputs"
         for layer in range(1, self.spec.n_layers + 1):
@@ -319,22 +371,26 @@ class JaxBackend(Backend):
         sizes, dtype, m = self.spec.layer_sizes, self.spec.dtype, np.shape(a_prev)[0]
         a_prev = to_jax(a_prev, (m, sizes[layer - 1]), dtype, f"A{layer - 1}")
         upstream = to_jax(upstream, (m, sizes[layer]), dtype, f"upstream of layer {layer}")
+        output = layer == self.spec.n_layers
+        if mask is None and not output:
+            mask = np.ones((m, sizes[layer]), dtype)              # one executable with and without
         mask = None if mask is None else to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}")
-        run = _compiled_layer(self.model, layer - 1, layer == self.spec.n_layers)
-        out = run(a_prev, self.params[2 * layer - 2], self.params[2 * layer - 1], upstream, mask)
+        out = _compiled_layer(self.config, layer - 1, output, a_prev,
+                              self.params[2 * layer - 2], self.params[2 * layer - 1], upstream, mask)
         return {key: np.array(value) for key, value in out.items()}
 
     def train_step(self, x, targets, masks=None):
         x, targets, masks = self._batch(x, targets, masks)
-        step = _compiled_step(self.model, self.spec.optimizer, self.spec.dtype)
-        self.params, self._state, loss = step(self.params, self.state, x, targets, masks)
+        opt = self.spec.optimizer
+        step = _compiled_step(opt.name, opt.convention)
+        self.params, self._state, loss = step(self.params, self.state, self.hyper, self.config, x, targets, masks)
         self.steps += 1
         return float(loss)
 
     def apply_gradients(self, gradients):
         grads = self._canonical_to_jax(gradients[0::2], gradients[1::2])
-        update = _compiled_update(self.spec.optimizer, self.spec.dtype)
-        self.params, self._state = update(self.params, self.state, grads)
+        update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
+        self.params, self._state = update(self.params, self.state, self.hyper, grads)
         self.steps += 1
 
     def optimizer_state(self):
@@ -351,7 +407,7 @@ class JaxBackend(Backend):
 
     def load_state(self, weights, biases, state):
         self.params = self._canonical_to_jax(weights, biases)
-        fresh = self.transform.init(self.params)
+        fresh = self.optax_optimizer.init(self.params)
         if state.t:
             values = {}
             for ours, (theirs, sign) in _state_fields(self.spec.optimizer).items():
