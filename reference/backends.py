@@ -21,6 +21,21 @@ BACKENDS = {
 PAIRS = (("torch", "scratch"), ("keras", "scratch"), ("jax", "scratch"),
          ("keras", "torch"), ("jax", "torch"))
 
+# The framework twins that train each optimizer convention with their own optimizers; any other
+# refuses it with a BackendError. Plain SGD is the same in every convention: every twin runs it.
+CONVENTION_TWINS = {"torch": ("torch", "jax"), "keras": ("keras", "jax"), "optax": ("jax",)}
+# … except these (twin, optimizer, convention): optax cannot express Keras's Adam (its ε acts
+# as ε/√(1 − β₂ᵗ), which no constant eps or eps_root gives).
+REFUSED = {("jax", "adam", "keras")}
+
+
+def twins_for(name: str, convention: str) -> tuple[str, ...]:
+    """The framework twins that can train optimizer ``name`` in ``convention``."""
+    if name == "sgd":
+        return tuple(twin for twin in BACKENDS if twin != "scratch")
+    return tuple(twin for twin in CONVENTION_TWINS[convention] if (twin, name, convention) not in REFUSED)
+
+
 # the extra that installs a backend's framework
 INSTALL_EXTRAS = {"torch": "torch", "tensorflow": "tf", "jax": "jax"}
 

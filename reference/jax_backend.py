@@ -16,13 +16,20 @@ every Z_l and A_l; ``jax.value_and_grad`` with respect to the taps gives dL/dZ_l
 (dA_L only where the loss reads A_L: MSE). A layer alone (:meth:`JaxBackend.layer_trace`) is
 differentiated with ``jax.vjp``, the upstream dA_l as cotangent.
 
-Activations differ from the NumPy engine in one place: ``jax.nn.leaky_relu`` is
-``where(z >= 0, z, s·z)``, so its derivative at exactly z = 0 is 1 where the engine, torch and
-TensorFlow take s (ReLU′(0) = 0 in all four).
+Leaky ReLU is written with ``jnp.where(z > 0, z, s·z)`` rather than ``jax.nn.leaky_relu``, which
+is ``where(z >= 0, …)``: its derivative at exactly z = 0 is 1 where the engine, torch and
+TensorFlow take s — a different convention, not rounding (with ``jax.nn.leaky_relu`` the suite's
+units-on-the-kink case fails: dZ_2 off by 0.61 relative). ReLU′(0) = 0 in all four.
 
-Optimizers: optax's own (:func:`optimizer`); the conventions it cannot express are refused.
-Every compiled function is cached per model structure at module level, so a new backend of the
-same model reuses it; ``jax.jit`` keeps one executable per input shape and dtype.
+Optimizers: optax's own (:func:`transform`); the conventions it cannot express are refused.
+
+Compilation: the activations, loss, λ, slope (:class:`Config`) and the optimizer's
+hyperparameters are runtime arguments of the jitted functions, so ``jax.jit`` keeps one
+executable per shape and dtype, shared by every backend of that shape. The training step is two
+jitted calls — ``value_and_grad`` of the loss (one executable per batch shape, the same one
+:meth:`JaxBackend.gradients` uses) and the optax update (one per optimizer) — rather than one
+fused ``jax.jit``: fused, every optimizer × batch shape compiles anew (~1 s each here), which
+the parity suite cannot afford; the arithmetic is the same.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ LAYERS = {
     "dropout": lambda a, mask: a * mask,             # the plan's inverted-dropout mask
     "identity": lambda z, slope: z,
     "relu": lambda z, slope: jax.nn.relu(z),
-    "leaky_relu": lambda z, slope: jax.nn.leaky_relu(z, slope),
+    "leaky_relu": lambda z, slope: jnp.where(z > 0, z, slope * z),      # not jax.nn's: see above
     "sigmoid": lambda z, slope: jax.nn.sigmoid(z),
     "tanh": lambda z, slope: jnp.tanh(z),
     "softmax": lambda z, slope: jax.nn.softmax(z, axis=1),
@@ -81,7 +88,8 @@ def hyperparameters(opt, dtype: str) -> dict[str, float]:
     ``scratch.optimizers.keras_scalar``); its convention does so here."""
     hyper = {"learning_rate": opt.learning_rate}
     if opt.name == "momentum":
-        hyper["momentum"] = float(keras_scalar(opt.momentum, dtype)) if opt.convention == "keras" else opt.momentum
+        keras = opt.convention == "keras"
+        hyper["momentum"] = float(keras_scalar(opt.momentum, dtype)) if keras else opt.momentum
     elif opt.name == "rmsprop":
         hyper.update(rho=opt.rho, epsilon=opt.epsilon, **({"momentum": opt.momentum} if opt.momentum else {}))
     elif opt.name == "adam":
@@ -109,10 +117,12 @@ def transform(name: str, convention: str, hyper: dict) -> optax.GradientTransfor
         return optax.sgd(lr, momentum=momentum)
     if name == "rmsprop":
         if convention == "torch":
-            return optax.chain(optax.scale_by_rms(decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=False),
+            rms = optax.scale_by_rms(decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=False)
+            return optax.chain(rms,
                                optax.identity() if momentum is None else optax.trace(decay=momentum),
                                optax.scale_by_learning_rate(lr))
-        return optax.rmsprop(lr, decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=True, momentum=momentum)
+        return optax.rmsprop(lr, decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=True,
+                             momentum=momentum)
     if convention == "keras":
         raise BackendError("jax backend: optax has no keras-convention 'adam' (Keras adds ε to √s, i.e. "
                            "ε/√(1 − β₂ᵗ) to √ŝ; optax.adam's eps and eps_root are constants); use "
@@ -258,20 +268,10 @@ _compiled_layer = _jit(_layer_pass, static_argnames="output")
 
 
 @functools.cache
-def _compiled_step(name: str, convention: str):
-    """One jitted optimizer step, (params, state, hyper, config, x, targets, masks) →
-    (params, state, loss); one executable per optimizer, shape and dtype (not per value)."""
-
-    def step(params, state, hyper, config, x, targets, masks):
-        loss, grads = jax.value_and_grad(_total_loss)(params, config, x, targets, masks)
-        updates, state = transform(name, convention, hyper).update(grads, state, params)
-        return optax.apply_updates(params, updates), state, loss
-
-    return _jit(step)
-
-
-@functools.cache
 def _compiled_update(name: str, convention: str):
+    """The jitted optax update, (params, state, hyper, grads) → (params, state): one executable per
+    optimizer and parameter shapes, whatever the batch or the hyperparameters' values."""
+
     def update(params, state, hyper, grads):
         updates, state = transform(name, convention, hyper).update(grads, state, params)
         return optax.apply_updates(params, updates), state
@@ -381,9 +381,9 @@ class JaxBackend(Backend):
 
     def train_step(self, x, targets, masks=None):
         x, targets, masks = self._batch(x, targets, masks)
-        opt = self.spec.optimizer
-        step = _compiled_step(opt.name, opt.convention)
-        self.params, self._state, loss = step(self.params, self.state, self.hyper, self.config, x, targets, masks)
+        loss, grads = _compiled_gradients(self.params, self.config, x, targets, masks)
+        update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
+        self.params, self._state = update(self.params, self.state, self.hyper, grads)
         self.steps += 1
         return float(loss)
 
