@@ -335,11 +335,13 @@ class JaxBackend(Backend):
 
     # -- public hooks -----------------------------------------------------------------------
 
-    def forward(self, x, masks=None, params=None):
-        """(Z_1..Z_L, A_1..A_L) as JAX arrays; ``params`` (default: the backend's own) lets a JAX
-        transformation (``jax.grad``, ``jax.make_jaxpr``) trace through it."""
+    def forward(self, x, masks=None, params=None, taps=None):
+        """(Z_1..Z_L, A_1..A_L) as JAX arrays. ``params`` (default: the backend's own) lets a JAX
+        transformation (``jax.grad``, ``jax.make_jaxpr``) trace through it; ``taps`` (zeros like
+        every Z, like every A) are added to them, so that one can differentiate with respect to
+        each Z_l and A_l (as :meth:`trace` does)."""
         x, _, masks = self._batch(x, None, masks, compiled=False)
-        return _forward(self.choices, self.params if params is None else params, x, masks)
+        return _forward(self.choices, self.params if params is None else params, x, masks, taps)
 
     def loss(self, z_out, a_out, targets, params=None):
         """The loss (a JAX scalar) from Z_L and A_L, with the L2 penalty of ``params``."""
