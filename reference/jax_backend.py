@@ -26,10 +26,10 @@ Optimizers: optax's own (:func:`transform`); the conventions it cannot express a
 Compilation: the activations, loss, λ, slope (:class:`Config`) and the optimizer's
 hyperparameters are runtime arguments of the jitted functions, so ``jax.jit`` keeps one
 executable per shape and dtype, shared by every backend of that shape. The training step is two
-jitted calls — ``value_and_grad`` of the loss (one executable per batch shape, the same one
-:meth:`JaxBackend.gradients` uses) and the optax update (one per optimizer) — rather than one
-fused ``jax.jit``: fused, every optimizer × batch shape compiles anew (~1 s each here), which
-the parity suite cannot afford; the arithmetic is the same.
+jitted calls — ``value_and_grad`` of the loss (the executable :meth:`JaxBackend.trace` uses,
+one per batch shape) and the optax update (one per optimizer) — rather than one fused
+``jax.jit``: fused, every optimizer × batch shape compiles anew (~1 s each here), which the
+parity suite cannot afford; the arithmetic is the same.
 """
 
 from __future__ import annotations
@@ -220,11 +220,6 @@ def _loss(config: Config, params, z_out, a_out, targets):
     return data_loss + _penalty(config, params[0::2])
 
 
-def _total_loss(params, config, x, targets, masks):
-    zs, activations = _forward(config, params, x, masks)
-    return _loss(config, params, zs[-1], activations[-1], targets)
-
-
 # XLA's CPU backend at LLVM optimization level 0 compiles these small graphs ~30 % faster; it
 # reorders no floating-point arithmetic at any level (no fast-math).
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -242,8 +237,9 @@ def _traced(params, config, x, targets, masks):
     return loss, zs, activations, dparams, dtaps
 
 
+# one executable per batch shape serves :meth:`JaxBackend.trace`, ``gradients`` and ``train_step``
+# (the taps' gradients cost little next to a second compilation)
 _compiled_trace = _jit(_traced)
-_compiled_gradients = _jit(jax.value_and_grad(_total_loss))
 
 
 def _layer_pass(config, index, output, a_prev, w, b, upstream, mask):
@@ -350,7 +346,7 @@ class JaxBackend(Backend):
 
     def gradients(self, x, targets, masks=None):
         x, targets, masks = self._batch(x, targets, masks)
-        _, grads = _compiled_gradients(self.params, self.config, x, targets, masks)
+        _, _, _, grads, _ = _compiled_trace(self.params, self.config, x, targets, masks)
         return [np.array(g) for g in grads]
 
     def trace(self, x, targets, masks=None):
@@ -383,7 +379,7 @@ class JaxBackend(Backend):
 
     def train_step(self, x, targets, masks=None):
         x, targets, masks = self._batch(x, targets, masks)
-        loss, grads = _compiled_gradients(self.params, self.config, x, targets, masks)
+        loss, _, _, grads, _ = _compiled_trace(self.params, self.config, x, targets, masks)
         update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
         self.params, self._state = update(self.params, self.state, self.hyper, grads)
         self.steps += 1

@@ -354,10 +354,10 @@ def _seeds(results: dict) -> Section:
     blocks.append("Test accuracy of each backend, from its own forward pass, after training from the "
                   "same initial parameters. Spread: max − min over the backends, in percentage points.")
     blocks.append(Table(
-        ["experiment", "seed's claim", "scratch", "torch", "keras", "spread (pp)", "this run's setting",
-         "seed's setting"],
+        ["experiment", "seed's claim", "scratch", "torch", "keras", "jax", "spread (pp)",
+         "this run's setting", "seed's setting"],
         [[r["experiment"], fmt_pct(r["claim"]), fmt_pct(r["scratch"]), fmt_pct(r["torch"]),
-          fmt_pct(r["keras"]), fmt_pp(r["spread_pp"]), r["setting"], r["seed_setting"]]
+          fmt_pct(r["keras"]), fmt_pct(r.get("jax")), fmt_pp(r["spread_pp"]), r["setting"], r["seed_setting"]]
          for r in seeds["rows"]],
         id="seeds"))
     blocks.append(Table(
