@@ -359,7 +359,8 @@ def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
         f"verdict: FAIL — 3 of {n} comparisons exceed tolerance (float64, float32; torch vs scratch, "
         "keras vs scratch, jax vs scratch, keras vs torch, jax vs torch): float32 torch vs scratch layer 2 "
         "dW2 (rel err 3.70e-04, 3.7× the bound 1e-04); float64 keras vs torch layer 1 Z1 (rel err "
-        "2.00e-13, 2× the bound 1e-13); sgd torch vs scratch per-step update W1 update at step 0 (13 ulp, 1.65× the bound 8 ulp)."), line
+        "2.00e-13, 2× the bound 1e-13); sgd torch vs scratch per-step update W1 update at step 0 (13 ulp, "
+        "1.65× the bound 8 ulp)."), line
     html_text = render_html(broken, {})
     assert f'<p id="verdict" class="verdict fail">{line}</p>' in html_text
     assert '<td class="fail">FAIL: torch vs scratch (passes at 3.700e-04)</td>' in html_text
