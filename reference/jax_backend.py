@@ -198,7 +198,7 @@ def _forward(config: Config, params, x, masks, taps=None):
         if taps is not None:
             z = z + taps[0][index]
         a = _activate(config, index, z)
-        if masks is not None and index < last:
+        if masks is not None and index < last and masks[index] is not None:
             a = LAYERS["dropout"](a, masks[index])
         if taps is not None:
             a = a + taps[1][index]
@@ -282,8 +282,7 @@ class JaxBackend(Backend):
 
     def __init__(self, spec, weights, biases):
         super().__init__(spec)
-        n = spec.n_layers
-        names = [spec.hidden_activation if layer < n else spec.output_activation for layer in range(1, n + 1)]
+        names = spec.activations                              # one per dense layer, the output's last
         self.choices = Config(tuple(ACTIVATIONS.index(name) for name in names), list(LOSSES).index(spec.loss),
                               spec.leaky_relu_slope, spec.l2)
         self.config = Config(jnp.asarray(self.choices.activations, jnp.int32),
@@ -313,12 +312,14 @@ class JaxBackend(Backend):
         x = to_jax(x, (m, sizes[0]), dtype, "x")
         if targets is not None:
             targets = to_jax(targets, (m, sizes[-1]), dtype, "targets")
-        if masks is None and compiled:
-            masks = [np.ones((m, n), dtype) for n in sizes[1:-1]]
-        if masks is not None:
-            masks = [to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}")
-                     for layer, mask in enumerate(masks, start=1)]
-        return x, targets, masks
+        if masks is None and not compiled:
+            return x, targets, None
+        arrays = []                          # one per hidden layer; None: that layer does not drop
+        for layer, mask in enumerate([None] * (len(sizes) - 2) if masks is None else masks, start=1):
+            if mask is None and compiled:
+                mask = np.ones((m, sizes[layer]), dtype)
+            arrays.append(None if mask is None else to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}"))
+        return x, targets, arrays
 
     @property
     def optax_optimizer(self) -> optax.GradientTransformation:
