@@ -269,8 +269,9 @@ def _curves(results: dict, images) -> Section:
     sizes = list(ModelSpec.from_dict(spec).layer_sizes)
     blocks = [f"{sizes} {spec['init']} init, {spec['dtype']}, batch {spec['batch_size']}, "
               f"{curves['steps']} steps on {curves['data']}; every backend runs the same plan (batches in "
-              "the same order) from the same parameters. A framework runs its own convention only; plain "
-              "SGD is the same update in both, so all three run it."]
+              "the same order) from the same parameters. A framework runs only the conventions its "
+              "optimizers express (JAX's optax: torch's, Keras's but its Adam, and optax's own); plain "
+              "SGD is the same update in all, so every backend runs it."]
     blocks.append(Table(["optimizer", "hyperparameters"],
                         [[config, fmt_optimizer(opt)] for config, opt in curves["optimizers"].items()],
                         id="curve-optimizers"))
