@@ -1,7 +1,7 @@
 """The README's JAX figures, measured again: ``python tools/jax_figures.py [--steps N]``.
 
-1. The JAX twin against the NumPy engine on the seeds' MNIST net ((784, 64, 32, 10), ReLU,
-   softmax + CCE, He init, SGD lr 0.1, batch 64): the largest normwise relative error per
+1. The JAX twin against the NumPy engine on the seeds' MNIST net (``scratch.catalog.SEED_NET``,
+   ReLU, softmax + CCE, He init, SGD lr 0.1, batch 64): the largest normwise relative error per
    quantity (forward Z/A, loss, every gradient, parameters after N training steps), per dtype.
 2. optax's conventions against torch's and Keras's in the NumPy engine: the same start, data and
    hyperparameters (framework defaults with ε = 1e-7, lr 0.01 (Adam) / 0.001 (RMSprop)), and the
@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from reference.backends import make_backend  # noqa: E402
 from reference.parity import compare_parameters, compare_traces, relative_error  # noqa: E402
 from scratch.batching import batches, training_plan  # noqa: E402
+from scratch.catalog import SEED_NET  # noqa: E402
 from scratch.datasets import load_mnist  # noqa: E402
 from scratch.initializers import initialize  # noqa: E402
 from scratch.model import MLP  # noqa: E402
@@ -29,7 +30,7 @@ from scratch.spec import ModelSpec, OptimizerSpec  # noqa: E402
 
 
 def twin_errors(dtype: str, steps: int, data) -> dict[str, float]:
-    spec = ModelSpec((784, 64, 32, 10), init="he_normal", batch_size=64, dtype=dtype,
+    spec = ModelSpec(SEED_NET, init="he_normal", batch_size=64, dtype=dtype,
                      optimizer=OptimizerSpec("sgd", learning_rate=0.1), seed=0)
     weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(dtype))
     x = data.x_train.astype(dtype)
@@ -85,7 +86,7 @@ def main() -> None:
     data = load_mnist(dtype="float64")
     for dtype in ("float64", "float32"):
         errors = twin_errors(dtype, args.steps, data)
-        print(f"jax vs scratch, MNIST 784-64-32-10, {dtype}: "
+        print(f"jax vs scratch, MNIST {'-'.join(map(str, SEED_NET))}, {dtype}: "
               + ", ".join(f"{name} {error:.2e}" for name, error in errors.items()))
     steps = (1, 10, 100, 1000)
     for optimizer in ("adam", "rmsprop"):
