@@ -28,9 +28,30 @@ def _global_seed(config) -> int:
     return value
 
 
+def _share_jax_compilations(config) -> None:
+    """Under xdist, one JAX compilation cache for the workers of this run (a fresh temporary
+    folder, removed at the end: nothing carries over between runs), so an executable one worker
+    compiled is read, not compiled again, by the other — the JAX twin's pairs land on different
+    workers. Set in the controller's environment, which the workers inherit, before either
+    imports JAX; an explicit ``JAX_COMPILATION_CACHE_DIR`` is left alone."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    if (hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)
+            or "JAX_COMPILATION_CACHE_DIR" in os.environ or importlib.util.find_spec("jax") is None):
+        return
+    folder = tempfile.mkdtemp(prefix="backprop-parity-jax-")
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=folder, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
 def pytest_configure(config):
     """Hypothesis draws from the global seed too (unless ``--hypothesis-seed`` is given), so a
-    run is reproducible from its header and ``--seed N`` also varies the random architectures."""
+    run is reproducible from its header and ``--seed N`` also varies the random architectures.
+    Under xdist, the workers share one JAX compilation cache (:func:`_share_jax_compilations`)."""
+    _share_jax_compilations(config)
     try:
         from hypothesis import core
     except ImportError:

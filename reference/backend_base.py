@@ -7,8 +7,16 @@ dA_L appears only when the loss reads A_L (MSE); BCE and CCE read the logits Z_L
 Parameters cross every boundary in the canonical layout W_l (n_l, n_{l−1}), b_l (n_l,), in the
 order W_1, b_1, …, W_L, b_L; optimizer state as :class:`reference.optimizer_state.OptimizerState`.
 
-Shared here: the training loop over the shared plan (:meth:`Backend.fit`) and the export to the
-shared weight file (:meth:`Backend.save`). Each subclass implements the hooks below.
+Shared here: the training loop over the shared plan (:meth:`Backend.fit`), the export to the
+shared weight file (:meth:`Backend.save`) and :meth:`Backend.gradients`. Each subclass implements
+the hooks below.
+
+Public hooks, and what crosses them: :meth:`forward` and :meth:`loss` return the framework's own
+tensors (torch tensors with their autograd graph, TensorFlow tensors recorded on any active
+``tf.GradientTape``, JAX arrays traceable by ``jax.make_jaxpr``, NumPy for the engine) — they
+exist so that ``explain`` can inspect how each framework differentiates them; their inputs
+(x, masks, targets) are NumPy. Everything else is NumPy in, NumPy out: :meth:`gradients`,
+:meth:`trace`, :meth:`layer_trace`, :meth:`train_step`, the parameters and optimizer state.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from reference.optimizer_state import OptimizerState
+from reference.optimizer_state import OptimizerState, canonical_gradients
 from scratch.batching import Step, batches
 from scratch.spec import ModelSpec
 from scratch.weights import save_weights
@@ -41,7 +49,22 @@ class Backend:
         weights, biases = self.parameters()
         return save_weights(path, self.spec, weights, biases)
 
+    def gradients(self, x: np.ndarray, targets: np.ndarray,
+                  masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """[dW_1, db_1, …, dW_L, db_L] (canonical layout) of the loss on (x, targets); by default
+        read from :meth:`trace` (a backend may compute them more directly)."""
+        return canonical_gradients(self.trace(x, targets, masks), self.spec.n_layers)
+
     # -- hooks ------------------------------------------------------------------------------
+
+    def forward(self, x: np.ndarray, masks: list[np.ndarray] | None = None):
+        """(Z_1..Z_L, A_1..A_L), two lists of the framework's own tensors (A_l after dropout)."""
+        raise NotImplementedError
+
+    def loss(self, z_out, a_out, targets: np.ndarray):
+        """The mean batch loss plus the L2 penalty, a framework scalar, from Z_L and A_L as
+        :meth:`forward` returns them (the loss reads the logits Z_L for BCE/CCE, A_L for MSE)."""
+        raise NotImplementedError
 
     def trace(self, x: np.ndarray, targets: np.ndarray,
               masks: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:

@@ -13,7 +13,31 @@ BACKENDS = {
     "scratch": ("reference.scratch_backend", "ScratchBackend", "numpy"),
     "torch": ("reference.torch_backend", "TorchBackend", "torch"),
     "keras": ("reference.keras_backend", "KerasBackend", "tensorflow"),
+    "jax": ("reference.jax_backend", "JaxBackend", "jax"),
 }
+
+# (actual, desired) pairs, defined once for the suite, `check` and the report: each framework
+# against the NumPy engine, then the frameworks against each other.
+PAIRS = (("torch", "scratch"), ("keras", "scratch"), ("jax", "scratch"),
+         ("keras", "torch"), ("jax", "torch"))
+
+# The framework twins that train each optimizer convention with their own optimizers; any other
+# refuses it with a BackendError. Plain SGD is the same in every convention: every twin runs it.
+CONVENTION_TWINS = {"torch": ("torch", "jax"), "keras": ("keras", "jax"), "optax": ("jax",)}
+# … except these (twin, optimizer, convention): optax cannot express Keras's Adam (its ε acts
+# as ε/√(1 − β₂ᵗ), which no constant eps or eps_root gives).
+REFUSED = {("jax", "adam", "keras")}
+
+
+def twins_for(name: str, convention: str) -> tuple[str, ...]:
+    """The framework twins that can train optimizer ``name`` in ``convention``."""
+    if name == "sgd":
+        return tuple(twin for twin in BACKENDS if twin != "scratch")
+    return tuple(twin for twin in CONVENTION_TWINS[convention] if (twin, name, convention) not in REFUSED)
+
+
+# the extra that installs a backend's framework
+INSTALL_EXTRAS = {"torch": "torch", "tensorflow": "tf", "jax": "jax"}
 
 
 def available_backends() -> list[str]:
@@ -29,7 +53,7 @@ def make_backend(name: str, spec: ModelSpec, weights, biases):
         raise BackendError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}") from None
     if importlib.util.find_spec(needs) is None:
         raise BackendError(f"backend {name!r} needs {needs}, which is not installed "
-                           f"(pip install 'backprop-parity[{'tf' if needs == 'tensorflow' else needs}]')")
+                           f"(pip install 'backprop-parity[{INSTALL_EXTRAS[needs]}]')")
     backend_class = getattr(importlib.import_module(module_name), class_name)
     return backend_class(spec, weights, biases)
 

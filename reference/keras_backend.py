@@ -164,6 +164,12 @@ class KerasBackend(Backend):
 
     # -- the interface ----------------------------------------------------------------------
 
+    def forward(self, x, masks=None):
+        return self._forward(x, masks)
+
+    def loss(self, z_out, a_out, targets):
+        return self._loss(z_out, a_out, targets)
+
     def trace(self, x, targets, masks=None):
         with tf.GradientTape() as tape:
             zs, activations = self._forward(x, masks)

@@ -4,14 +4,16 @@
 per-parameter buffers of the i-th parameter in canonical order (W_1, b_1, W_2, b_2, …), each in
 the canonical layout of that parameter and named as in :mod:`scratch.optimizers`:
 
-    m   Adam's first moment                     (torch ``exp_avg``, Keras ``momentums``)
+    m   Adam's first moment                     (torch ``exp_avg``, Keras ``momentums``, optax ``mu``)
     s   the second moment / running mean of g²  (torch ``exp_avg_sq`` / ``square_avg``,
-                                                 Keras ``velocities``)
-    v   the momentum buffer                     (torch ``momentum_buffer``, Keras ``momentums``)
+                                                 Keras ``velocities``, optax ``nu``)
+    v   the momentum buffer                     (torch ``momentum_buffer``, Keras ``momentums``,
+                                                 optax ``trace``)
 
 Each framework keeps the buffers of *its own* convention (Keras's momentum buffer is −η times
-torch's), so a state is only ever moved between a framework and the NumPy engine running that
-framework's convention. Each backend maps these names to its framework's in one table.
+torch's; optax's RMSprop trace is −Keras's v, which the JAX twin's table flips), so a state is
+only ever moved between a framework and the NumPy engine running that framework's convention.
+Each backend maps these names to its framework's in one table.
 """
 
 from __future__ import annotations

@@ -18,6 +18,14 @@ class ScratchBackend(Backend):
         self.model = MLP(spec, weights, biases)
         self.optimizer = make_optimizer(spec.optimizer)
 
+    def forward(self, x, masks=None):
+        forward = self.model.forward(x, masks)
+        return forward.z, forward.a
+
+    def loss(self, z_out, a_out, targets):
+        data_loss = self.model.loss_fn.value(z_out, a_out, targets)
+        return data_loss + self.model.l2_penalty() if self.spec.l2 else data_loss
+
     def trace(self, x, targets, masks=None):
         forward = self.model.forward(x, masks)
         loss = self.model.loss(forward, targets)

@@ -125,6 +125,12 @@ class TorchBackend(Backend):
 
     # -- the interface ----------------------------------------------------------------------
 
+    def forward(self, x, masks=None):
+        return self._forward(x, masks, keep_intermediates=False)
+
+    def loss(self, z_out, a_out, targets):
+        return self._loss(z_out, a_out, targets)
+
     def trace(self, x, targets, masks=None):
         self.linears.zero_grad(set_to_none=True)
         zs, activations = self._forward(x, masks, keep_intermediates=True)

@@ -165,7 +165,7 @@ BOOL = Scalar(("boolean",))
 ANY_SCALAR = Scalar(("number", "string", "boolean", "null"))
 SPEC = Obj({}, open=True)                 # a ModelSpec.to_dict(); checked by ModelSpec itself
 SERIES = ListOf(NUM_OR_NULL)
-BACKEND_ACC = {"scratch": NUM_OR_NULL, "torch": NUM_OR_NULL, "keras": NUM_OR_NULL}
+BACKEND_ACC = {"scratch": NUM_OR_NULL, "torch": NUM_OR_NULL, "keras": NUM_OR_NULL, "jax": NUM_OR_NULL}
 
 # The worst comparison of one kind over every re-synchronized training step.
 STEP_WORST = OrNull(Obj({"quantity": STR, "step": INT_OR_NULL, "error": NUM_OR_NULL, "tolerance": NUM,

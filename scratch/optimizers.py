@@ -1,4 +1,4 @@
-"""Optimizers, in both the torch and the Keras convention, updating parameters in place.
+"""Optimizers, in the torch, Keras and optax conventions, updating parameters in place.
 
 For a parameter θ with gradient g at step t = 1, 2, … (every state starts at zero):
 
@@ -24,6 +24,19 @@ Adam, β₁, β₂, ε
   Written in Keras's form, torch's update is α·m/(√s + ε·√(1 − β₂ᵗ)): the two agree only as
   ε → 0 (Keras's ε acts as ε/√(1 − β₂ᵗ) in torch's form), which matters early in training
   (t small) and for small second moments.
+
+optax (0.2.8, ``optax.{sgd,rmsprop,adam}``), the third convention: optax composes each optimizer
+from gradient transformations and applies θ ← θ + u, with u = −η·(…) from ``scale_by_learning_rate``.
+  SGD, momentum: torch's form exactly (``trace``: v ← g + μ·v, θ ← θ − η·v).
+  RMSprop (default ``eps_in_sqrt=True``, momentum a ``trace`` *after* the learning rate):
+          s ← (1 − ρ)·g² + ρ·s;   u = −η·g/√(s + ε)   (ε inside the root, as Keras)
+                                                     μ = 0: θ ← θ + u
+                                                     μ > 0: v ← u + μ·v;   θ ← θ + v
+          i.e. Keras's update with the momentum buffer of the opposite sign (v_optax = −v_keras).
+  Adam (``eps_root=0``): m ← (1 − β₁)·g + β₁·m;  s ← (1 − β₂)·g² + β₂·s
+          θ ← θ − η·(m/(1 − β₁ᵗ)) / (√(s/(1 − β₂ᵗ)) + ε)   (ε added to √ŝ, as torch)
+  So optax's defaults are torch's Adam but Keras's RMSprop, a pairing neither framework has;
+  optax's own ``eps_in_sqrt=False`` gives torch's ε placement. μ, β₁, β₂ are used as given.
 
 Keras precision quirk, mirrored here: Keras 3 writes ``ops.cast(self.momentum, dtype)`` and
 ``ops.cast(self.beta_1, dtype)``; on TensorFlow a Python float becomes a float32 tensor before
@@ -158,6 +171,33 @@ class KerasAdam(Optimizer):
         param -= (m * alpha) / (np.sqrt(s) + spec.epsilon)
 
 
+class OptaxRMSprop(Optimizer):
+    def update(self, param, grad, state):
+        spec = self.spec
+        s = state.setdefault("s", np.zeros_like(param))
+        s[...] = (1 - spec.rho) * np.square(grad) + spec.rho * s
+        increment = -spec.learning_rate * ((1 / np.sqrt(s + spec.epsilon)) * grad)
+        if spec.momentum > 0:
+            v = state.setdefault("v", np.zeros_like(param))
+            v[...] = increment + spec.momentum * v
+            param += v
+        else:
+            param += increment
+
+
+class OptaxAdam(Optimizer):
+    def update(self, param, grad, state):
+        spec = self.spec
+        real = param.dtype.type
+        m = state.setdefault("m", np.zeros_like(param))
+        s = state.setdefault("s", np.zeros_like(param))
+        m[...] = (1 - spec.beta1) * grad + spec.beta1 * m
+        s[...] = (1 - spec.beta2) * np.square(grad) + spec.beta2 * s
+        m_hat = m / real(1 - spec.beta1 ** self.t)
+        s_hat = s / real(1 - spec.beta2 ** self.t)
+        param += -spec.learning_rate * (m_hat / (np.sqrt(s_hat) + spec.epsilon))
+
+
 _REGISTRY = {
     ("sgd", "torch"): SGD,
     ("sgd", "keras"): SGD,
@@ -167,6 +207,10 @@ _REGISTRY = {
     ("rmsprop", "keras"): KerasRMSprop,
     ("adam", "torch"): TorchAdam,
     ("adam", "keras"): KerasAdam,
+    ("sgd", "optax"): SGD,
+    ("momentum", "optax"): TorchMomentum,
+    ("rmsprop", "optax"): OptaxRMSprop,
+    ("adam", "optax"): OptaxAdam,
 }
 
 

@@ -47,7 +47,7 @@ INITIALIZERS = (
     "torch_default",
 )
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-CONVENTIONS = ("torch", "keras")
+CONVENTIONS = ("torch", "keras", "optax")
 DTYPES = ("float32", "float64")
 
 # The frameworks' own defaults, for users who want "what torch/Keras would do".
@@ -60,6 +60,12 @@ FRAMEWORK_DEFAULTS = {
     ("rmsprop", "keras"): dict(learning_rate=0.001, rho=0.9, epsilon=1e-7),
     ("adam", "torch"): dict(learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8),
     ("adam", "keras"): dict(learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7),
+    # optax 0.2.8 takes no default learning rate (it is a required argument): the spec's own
+    # default stands unless one is given. rmsprop: decay 0.9, eps 1e-8 (inside the root).
+    ("sgd", "optax"): dict(),
+    ("momentum", "optax"): dict(momentum=0.9),
+    ("rmsprop", "optax"): dict(rho=0.9, epsilon=1e-8),
+    ("adam", "optax"): dict(beta1=0.9, beta2=0.999, epsilon=1e-8),
 }
 
 
@@ -73,8 +79,8 @@ _check_int = check_int
 class OptimizerSpec:
     """An optimizer and every one of its hyperparameters.
 
-    ``name`` is one of sgd, momentum, rmsprop, adam; ``convention`` ("torch" or "keras") picks
-    whose update formula is used where the two frameworks differ (see ``scratch.optimizers``).
+    ``name`` is one of sgd, momentum, rmsprop, adam; ``convention`` ("torch", "keras" or "optax")
+    picks whose update formula is used where the frameworks differ (see ``scratch.optimizers``).
     Fields an optimizer does not use must keep their defaults, so a spec never carries a
     setting that silently does nothing.
     """
@@ -115,8 +121,9 @@ class OptimizerSpec:
 
     @classmethod
     def framework_default(cls, name: str, convention: str, **overrides: Any) -> OptimizerSpec:
-        """The optimizer as torch.optim or keras.optimizers builds it with no arguments
-        (learning rate, rho/alpha, epsilon), with ``overrides`` applied on top."""
+        """The optimizer as torch.optim, keras.optimizers or optax builds it with no optional
+        arguments (learning rate, rho/alpha, epsilon), with ``overrides`` applied on top. optax
+        has no default learning rate: pass one (else the spec's default, 0.1, stands)."""
         _check_choice("optimizer.name", name, OPTIMIZERS)
         _check_choice("optimizer.convention", convention, CONVENTIONS)
         values = dict(FRAMEWORK_DEFAULTS[(name, convention)])

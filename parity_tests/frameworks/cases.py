@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from reference.backends import BACKENDS, make_backend
+from reference.backends import BACKENDS, PAIRS, make_backend
 from scratch.batching import dropout_masks
 from scratch.initializers import initialize
 from scratch.model import MLP
@@ -15,8 +15,8 @@ from scratch.spec import ModelSpec
 
 FRAMEWORK_MODULE = {name: needs for name, (_, _, needs) in BACKENDS.items()}
 
-# (actual, desired): each framework against the NumPy engine, and the frameworks against each other.
-PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
+# (actual, desired) as reference.backends defines them once; the frameworks in the same order.
+FRAMEWORKS = [name for name in BACKENDS if name != "scratch"]
 PAIR_IDS = [f"{a}-vs-{d}" for a, d in PAIRS]
 
 

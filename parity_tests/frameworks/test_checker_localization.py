@@ -2,15 +2,15 @@
 layer by layer, and a backend wrong in one layer is named by that layer only.
 
 Each layer is run alone in both backends, fed the reference's A_{l−1}, upstream dA_l (the
-targets at the output) and dropout mask; torch's and Keras's ``layer_trace`` add λ·W_l through
-their own autodiff, so a mask or a penalty handled differently shows up here.
+targets at the output) and dropout mask; torch's, Keras's and JAX's ``layer_trace`` add λ·W_l
+through their own autodiff, so a mask or a penalty handled differently shows up here.
 """
 
 from __future__ import annotations
 
 import pytest
 from buggy_engines import DropoutMaskMissingInBackward, L2MissingOnLayer2
-from cases import PAIR_IDS, PAIRS, make_case
+from cases import FRAMEWORKS, PAIR_IDS, PAIRS, make_case
 
 from reference.parity import localize
 from scratch.spec import ModelSpec
@@ -46,7 +46,7 @@ def test_correct_backends_agree_in_every_layer_with_dropout_and_l2(actual_name, 
 
 @pytest.mark.deliberate_mismatch
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("desired_name", ["torch", "keras"])
+@pytest.mark.parametrize("desired_name", FRAMEWORKS)
 @pytest.mark.parametrize("wrong, failing", [
     (DropoutMaskMissingInBackward, [(1, "dZ1"), (1, "dW1"), (1, "db1"), (2, "dZ2"), (2, "dW2"), (2, "db2"),
                                     (2, "dA1")]),

@@ -13,6 +13,7 @@ from scratch.spec import ModelSpec, OptimizerSpec
 
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
+pytest.importorskip("jax")
 
 SUMMARY = re.compile(r"^(\d+) of (\d+) comparisons within tolerance \((float\d+)\), "
                      r"backends (.+?)(; skipped: .+)?\.$", re.M)
@@ -36,19 +37,20 @@ def test_backend_that_cannot_express_the_spec_is_named_in_the_summary(tmp_path, 
     code, summary = _check(["--spec", str(path), "--batch", "8", "--steps", "2"], capsys)
     assert code == 0
     assert summary[1] == summary[2]
-    assert summary[4] == "scratch, torch"
+    assert summary[4] == "scratch, torch, jax"
     assert summary[5] == "; skipped: keras (cannot express this spec)"
 
 
 def test_backend_without_a_training_curve_is_named_in_the_summary(tmp_path, capsys, global_seed):
-    """Keras has no torch-convention Adam: it joins the one-step comparison, not the curves."""
+    """Keras has no torch-convention Adam: it joins the one-step comparison, not the curves (JAX's
+    optax Adam is torch's, so JAX trains)."""
     spec = ModelSpec((5, 4, 3), seed=global_seed, batch_size=4,
                      optimizer=OptimizerSpec.framework_default("adam", "torch"))
     path = tmp_path / "spec.json"
     path.write_text(spec.to_json(), encoding="utf-8")
     code, summary = _check(["--spec", str(path), "--batch", "8", "--steps", "2"], capsys)
     assert code == 0
-    assert summary[4] == "scratch, torch, keras"
+    assert summary[4] == "scratch, torch, keras, jax"
     assert summary[5] == ("; skipped: keras vs scratch training (cannot express this spec), "
                           "keras vs torch training (cannot express this spec)")
 
@@ -58,7 +60,7 @@ def test_backend_not_installed_is_named_in_the_summary(monkeypatch, capsys, glob
     code, summary = _check(["--batch", "4", "--steps", "1", "--seed", str(global_seed)], capsys)
     assert code == 0
     assert summary[4] == "scratch, torch"
-    assert summary[5] == "; skipped: keras (not installed)"
+    assert summary[5] == "; skipped: keras (not installed), jax (not installed)"
 
 
 def test_two_backends_cannot_express_the_spec_is_status_3(tmp_path, capsys):

@@ -1,6 +1,6 @@
-"""The backprop study (``reports.explain.walk``): each gradient's row names the torch autograd nodes and
-the TensorFlow gradient ops that really produce it, quotes the scratch code that computed it, and
-shows every framework within the float64 tolerance of the NumPy engine.
+"""The backprop study (``reports.explain.walk``): each gradient's row names the torch autograd nodes,
+the TensorFlow gradient ops and the JAX jaxpr equations that really produce it, quotes the scratch
+code that computed it, and shows every framework within the float64 tolerance of the NumPy engine.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ SPECS = {
 }
 # hidden activation → (torch node, TF op) of its derivative
 ACTIVATION_NODES = {"relu": ("ReluBackward0", "ReluGrad"), "tanh": ("TanhBackward0", "TanhGrad")}
+# hidden activation → the jaxpr primitive of its derivative (ReLU′ is a select; JAX's tanh′ is
+# (g + g·A)·(1 − A), two products summed)
+ACTIVATION_EQNS = {"relu": "select_n", "tanh": "mul"}
 # loss → (torch node, one of the TF ops) that start dL/dZ_L (dL/dA_L for MSE)
 LOSS_NODES = {"cce": ("LogSoftmaxBackward0", ("SoftmaxCrossEntropyWithLogits:1", "Exp")),
               "bce": ("BinaryCrossEntropyWithLogitsBackward0", ("Select",)),
@@ -41,6 +44,7 @@ LOSS_NODES = {"cce": ("LogSoftmaxBackward0", ("SoftmaxCrossEntropyWithLogits:1",
 def explained(request, global_seed):
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
+    pytest.importorskip("jax")
     spec = SPECS[request.param].replace(seed=global_seed)
     case = make_case(spec, 8, global_seed)
     return spec, {row["name"]: row for row in explain(spec, case.weights, case.biases, case.x, case.targets,
@@ -72,6 +76,9 @@ def test_hidden_layers_name_the_activation_and_linear_backward(explained):
         assert rows[f"dA{layer}"]["tf_ops"] == "MatMul"
         assert rows[f"db{layer}"]["torch_nodes"] == "AddmmBackward0 → AccumulateGrad"
         assert rows[f"db{layer}"]["tf_ops"] == "BiasAddGrad"
+        assert ACTIVATION_EQNS[spec.hidden_activation] in rows[f"dZ{layer}"]["jax_eqns"]
+        assert rows[f"dA{layer}"]["jax_eqns"] == "dot_general"
+        assert rows[f"db{layer}"]["jax_eqns"].endswith("reduce_sum")
         if spec.dropout:
             assert rows[f"dZ{layer}"]["torch_nodes"] == f"MulBackward0 → {torch_node}"
     for layer in range(1, spec.n_layers + 1):
@@ -79,8 +86,10 @@ def test_hidden_layers_name_the_activation_and_linear_backward(explained):
         assert "AddmmBackward0 → TBackward0" in dw["torch_nodes"]
         assert dw["torch_nodes"].endswith("AccumulateGrad")
         assert "MatMul" in dw["tf_ops"]
+        assert "dot_general → transpose" in dw["jax_eqns"]
         if spec.l2:                                  # the penalty's path is a second branch of the sum
             assert "PowBackward0" in dw["torch_nodes"] and dw["tf_ops"].endswith("AddN")
+            assert dw["jax_eqns"].startswith("(") and dw["jax_eqns"].endswith("add_any")
 
 
 def test_the_loss_rows_name_the_loss_backward(explained):
@@ -124,7 +133,7 @@ def test_every_difference_is_within_the_float64_tolerance(explained):
     spec, rows = explained
     bound = tolerance(spec.dtype, "gradient")
     for row in rows.values():
-        for framework in ("torch", "keras"):
+        for framework in ("torch", "keras", "jax"):
             assert row[f"{framework}_max_rel"] <= bound, (row["name"], framework)
             assert 0.0 <= row[f"{framework}_max_abs"] < np.inf
         assert row["ok"] is True and row["tolerance"] == bound
@@ -152,6 +161,7 @@ def test_a_missing_framework_is_named_not_guessed(monkeypatch):
     case = make_case(spec, 4, 0)
     rows = explain(spec, case.weights, case.biases, case.x, case.targets)
     assert all(row["torch_nodes"] == "torch not installed" and row["tf_ops"] == "keras not installed"
+               and row["jax_eqns"] == "jax not installed"
                and row["torch_max_abs"] is None and row["ok"] is None for row in rows)
     assert "[1] torch not installed" in format_table(rows)
     assert losses.CategoricalCrossEntropy.__name__ in rows[0]["scratch"]
@@ -165,6 +175,7 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "scratch line" in out and "TanhBackward0" in out and "TanhGrad" in out
+    assert "JAX eqn(s)" in out and "max|Δ| jax" in out
 
     def refuse(constant):
         raise AssertionError(f"non-standard JSON constant {constant}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from cases import PAIR_IDS, PAIRS, make_case
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference.parity import check_parity
@@ -83,10 +83,18 @@ def random_specs(draw):
                      leaky_relu_slope=SLOPE, optimizer=OptimizerSpec(), seed=draw(st.integers(0, 2**16)))
 
 
+# Examples per pair. Every new shape compiles the JAX twin's trace anew (~0.7 s; every other
+# JAX test reuses a few shapes), so its pairs draw 5 (from the same seeded generator).
+RANDOM_EXAMPLES = {pair: 5 if "jax" in pair else 15 for pair in PAIRS}
+
+
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(spec=random_specs(), n_samples=st.integers(1, 12))
-def test_random_architectures(pair, spec, n_samples, repro):
-    if spec.dtype == "float32":
-        n_samples = max(n_samples, 2)                  # see random_specs
-    _check(make_case(spec, n_samples, spec.seed), pair, repro)
+def test_random_architectures(pair, repro):
+    @settings(max_examples=RANDOM_EXAMPLES[pair], deadline=None)
+    @given(spec=random_specs(), n_samples=st.integers(1, 12))
+    def check(spec, n_samples):
+        if spec.dtype == "float32":
+            n_samples = max(n_samples, 2)              # see random_specs
+        _check(make_case(spec, n_samples, spec.seed), pair, repro)
+
+    check()

@@ -16,13 +16,14 @@ from scratch.weights import load_weights, save_weights
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_weight_handoff_scratch_torch_keras_scratch_is_bit_exact(dtype, tmp_path, global_seed):
+def test_weight_handoff_scratch_torch_keras_jax_scratch_is_bit_exact(dtype, tmp_path, global_seed):
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
+    pytest.importorskip("jax")
     spec = ModelSpec((784, 64, 32, 10), dtype=dtype, init="lecun_normal", seed=global_seed)
     case = make_case(spec, 2, global_seed)
     path = save_weights(tmp_path / "scratch.safetensors", spec, case.weights, case.biases)
-    for hop, name in enumerate(["torch", "keras", "scratch"]):
+    for hop, name in enumerate(["torch", "keras", "jax", "scratch"]):
         backend = make_backend_from_file(name, path)
         path = backend.save(tmp_path / f"hop{hop}-{name}.safetensors")
     final = load_weights(path)
@@ -34,7 +35,7 @@ def test_weight_handoff_scratch_torch_keras_scratch_is_bit_exact(dtype, tmp_path
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,convention", [("scratch", "torch"), ("scratch", "keras"),
-                                             ("torch", "torch"), ("keras", "keras")])
+                                             ("torch", "torch"), ("keras", "keras"), ("jax", "optax")])
 def test_each_backend_is_bitwise_deterministic(name, convention, dtype, global_seed):
     """Two runs from the same spec and seed (parameters, data and plan built afresh each time)."""
     spec = ModelSpec((10, 8, 6, 4), dropout=0.25, l2=2.0 ** -6, batch_size=8, epochs=2, seed=global_seed,

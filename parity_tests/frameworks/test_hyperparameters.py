@@ -7,8 +7,11 @@ with the NumPy engine there. Here each optimizer starts from its framework's def
 exactly one hyperparameter is moved to a value that float32 cannot represent (0.0123, 0.83,
 0.9871, 3.3e-5, 0.87, 0.73): a twin ignoring or rounding that one hyperparameter diverges.
 
-What is asserted, per dtype: the twin's loss curve and final parameters match the NumPy
-engine in the twin's own convention within ``reference.tolerances``. Keras 3 rounds μ, β₁, β₂
+What is asserted, per dtype: every twin that trains the convention (``reference.backends.twins_for``:
+the framework's own, and JAX, whose optax optimizers express the torch and Keras forms) matches the
+NumPy engine in that convention within ``reference.tolerances`` — loss curve and final parameters.
+JAX passes the hyperparameters to its jitted update as runtime values, so this also checks that
+none of them is frozen at the value of the first compilation. Keras 3 rounds μ, β₁, β₂
 to float32 even for float64 weights (``ops.cast`` of a Python float); the keras convention of
 ``scratch.optimizers`` reproduces that, so float64 Keras is still held to 1e-13. The learning
 rate is *not* rounded by the Keras twin (it builds its optimizer under ``floatx`` = the spec's
@@ -30,6 +33,7 @@ import numpy as np
 import pytest
 from cases import make_case
 
+from reference.backends import twins_for
 from reference.parity import compare_curves, compare_parameters, relative_error
 from reference.tolerances import tolerance
 from scratch.batching import training_plan
@@ -49,7 +53,7 @@ HYPERPARAMETERS = {
 # ε or μ moves the parameters after 6 steps well past the float32 tolerance (checked per case).
 BASE_LR = {"sgd": 0.25, "momentum": 0.0625, "rmsprop": 0.0078125, "adam": 0.03125}
 
-CASES = [(convention, name, hyper) for convention in ("torch", "keras")
+CASES = [(convention, name, hyper) for convention in ("torch", "keras", "optax")
          for name, hypers in HYPERPARAMETERS.items() for hyper in hypers]
 
 
@@ -108,7 +112,10 @@ def test_twin_follows_one_varied_hyperparameter(convention, name, hyper, dtype, 
         f"{hyper}={VARIED[hyper]} and the default {default_value} train to parameters only "
         f"{separation:.1e} apart: this case could not catch a twin that ignores it")
 
-    assert_twin_matches(case, convention, repro)
+    twins = twins_for(name, convention)
+    assert twins
+    for twin in twins:
+        assert_twin_matches(case, twin, repro)
 
 
 L2_VALUE = 0.0123                      # λ/2 = 0.00615, not exact in float32

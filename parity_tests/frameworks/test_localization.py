@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cases import make_case
+from cases import FRAMEWORKS, make_case
 
 from reference.parity import ParityFailure, check_parity
 from reference.scratch_backend import ScratchBackend
@@ -61,7 +61,7 @@ class EngineWithOneWrongLayer(ScratchBackend):
 
 
 @pytest.mark.deliberate_mismatch
-@pytest.mark.parametrize("desired_name", ["torch", "keras"])
+@pytest.mark.parametrize("desired_name", FRAMEWORKS)
 def test_a_wrong_layer_in_the_engine_is_localized_by_the_engines_own_code(desired_name):
     """Localization runs ``MLP.layer_pass``, the same methods as the model's backward, so a bug
     in one layer of the engine is found in that layer — not called 'accumulated rounding'."""

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import PAIRS, Case, make_case
+from cases import FRAMEWORKS, PAIRS, Case, make_case
 
 from reference.parity import check_parity, compare_traces
 from scratch.model import MLP
 from scratch.spec import ModelSpec
 
 DTYPES = ["float64", "float32"]
-BACKENDS = ("scratch", "torch", "keras")
+BACKENDS = ("scratch", *FRAMEWORKS)
 SLOPE = 2.0 ** -5          # exact in float32, as TensorFlow's LeakyRelu needs (see test_forward_gradients)
 
 
@@ -38,7 +38,7 @@ def traces_agree(case: Case, repro: str) -> dict[str, dict]:
     backends = {name: case.backend(name) for name in BACKENDS}
     traces = {name: backend.trace(case.x, case.targets) for name, backend in backends.items()}
     assert not non_finite(traces["scratch"]), f"scratch: non-finite {non_finite(traces['scratch'])}"
-    for name in ("torch", "keras"):
+    for name in FRAMEWORKS:
         assert not non_finite(traces[name]), f"{name} itself is not finite here: {non_finite(traces[name])}"
     for actual, desired in PAIRS:
         if not all(c.ok for c in compare_traces(traces[actual], traces[desired], case.spec.dtype)):

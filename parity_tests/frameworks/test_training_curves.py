@@ -5,15 +5,17 @@ cause (``reference.training_parity``).
 
 Every backend is handed the same plan (``scratch.batching.training_plan``): the same batches in
 the same order and the same dropout masks. A framework is compared with the NumPy engine only
-in its own convention (torch.optim has no Keras-style Adam, and vice versa); plain SGD is the
-same in both, so there all three backends are compared.
+in the conventions its optimizers express (``reference.backends.twins_for``: torch.optim has no
+Keras-style Adam, and vice versa; optax builds the torch and Keras forms from its own pieces, all
+but Keras's Adam, and its own); plain SGD is the same in all, so there every pair is compared.
 """
 
 from __future__ import annotations
 
 import pytest
-from cases import make_case
+from cases import FRAMEWORKS, make_case
 
+from reference.backends import PAIRS, twins_for
 from reference.parity import compare_curves, compare_parameters
 from reference.training_parity import compare_training
 from scratch.batching import training_plan
@@ -29,14 +31,17 @@ OPTIMIZERS = {
     "rmsprop-momentum-keras": OptimizerSpec.framework_default("rmsprop", "keras", momentum=0.5),
     "adam-torch": OptimizerSpec.framework_default("adam", "torch", learning_rate=0.01),
     "adam-keras": OptimizerSpec.framework_default("adam", "keras", learning_rate=0.01),
+    "rmsprop-momentum-optax": OptimizerSpec.framework_default("rmsprop", "optax", learning_rate=0.001,
+                                                              momentum=0.5),
+    "adam-optax": OptimizerSpec.framework_default("adam", "optax", learning_rate=0.01),
 }
 VARIANTS = {"plain": {}, "l2": dict(l2=2.0 ** -6), "dropout": dict(dropout=0.25)}
 
 
 def pairs_for(optimizer: OptimizerSpec) -> list[tuple[str, str]]:
     if optimizer.name == "sgd":
-        return [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
-    return [("torch" if optimizer.convention == "torch" else "keras", "scratch")]
+        return list(PAIRS)
+    return [(twin, "scratch") for twin in twins_for(optimizer.name, optimizer.convention)]
 
 
 CASES = [(name, pair) for name, opt in OPTIMIZERS.items() for pair in pairs_for(opt)]
@@ -67,7 +72,7 @@ def test_training_curve(optimizer, pair, variant, dtype, global_seed, repro):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("actual_name", ["torch", "keras"])
+@pytest.mark.parametrize("actual_name", FRAMEWORKS)
 def test_full_mnist_epoch_float64(actual_name, repro):
     """One epoch of MNIST (60 000 samples, batch 64 → 938 steps), float64, SGD: every backend's
     loss curve within 1e-12 relative of the NumPy engine's at every step."""

@@ -228,7 +228,7 @@ def test_required_bytes_counts_parameters_gradients_and_optimizer_state():
 def test_check_unknown_backend_is_a_usage_error(capsys, no_frameworks):
     code = main(["check", "--backends", "scratch,pytorch"])
     one_error(capsys, code, USAGE, r"^error: --backends: unknown backend 'pytorch'; "
-                                   r"expected one of scratch, torch, keras$")
+                                   r"expected one of scratch, torch, keras, jax$")
 
 
 def test_check_backend_listed_twice_is_a_usage_error(capsys, no_frameworks):

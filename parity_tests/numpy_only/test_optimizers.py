@@ -44,7 +44,7 @@ def by_hand(kind: str, convention: str) -> list[list[float]]:
         for i, g in enumerate(grad):
             if kind == "sgd":
                 theta[i] = theta[i] - LR * g
-            elif kind == "momentum" and convention == "torch":
+            elif kind == "momentum" and convention in ("torch", "optax"):      # optax: torch's form
                 v[i] = g if t == 1 else MU * v[i] + g
                 theta[i] = theta[i] - LR * v[i]
             elif kind == "momentum":
@@ -60,19 +60,29 @@ def by_hand(kind: str, convention: str) -> list[list[float]]:
                     else:
                         v[i] = mu * v[i] + g / d
                         theta[i] = theta[i] - LR * v[i]
-                else:
+                elif convention == "keras":
                     delta = LR * g / math.sqrt(s[i] + EPS)
                     if mu == 0:
                         theta[i] = theta[i] - delta
                     else:
                         v[i] = mu * v[i] + delta
                         theta[i] = theta[i] - v[i]
+                else:                                   # optax: ε in the root, η before the trace
+                    u = -LR * g / math.sqrt(s[i] + EPS)
+                    if mu == 0:
+                        theta[i] = theta[i] + u
+                    else:
+                        v[i] = u + mu * v[i]
+                        theta[i] = theta[i] + v[i]
             elif kind == "adam":
                 m[i] = m[i] + (1 - B1) * (g - m[i])
                 s[i] = B2 * s[i] + (1 - B2) * g * g
                 if convention == "torch":
                     theta[i] = theta[i] - (LR / (1 - B1 ** t)) * m[i] / (
                         math.sqrt(s[i]) / math.sqrt(1 - B2 ** t) + EPS)
+                elif convention == "optax":                 # m̂/(√ŝ + ε), ε outside the root
+                    theta[i] = theta[i] - LR * (m[i] / (1 - B1 ** t)) / (
+                        math.sqrt(s[i] / (1 - B2 ** t)) + EPS)
                 else:
                     alpha = LR * math.sqrt(1 - B2_K ** t) / (1 - B1_K ** t)
                     theta[i] = theta[i] - alpha * m[i] / (math.sqrt(s[i]) + EPS)
@@ -107,6 +117,27 @@ def test_hand_computations_differ_between_conventions():
     for kind in ("rmsprop", "rmsprop_momentum", "adam"):
         torch, keras = by_hand(kind, "torch")[-1], by_hand(kind, "keras")[-1]
         assert max(abs(a - b) for a, b in zip(torch, keras, strict=True)) > 1e-6, kind
+
+
+def test_optax_convention_is_torchs_adam_and_keras_rmsprop():
+    """optax's defaults pair torch's Adam (ε outside the root) with Keras's RMSprop (ε inside):
+    by hand, optax equals each of those to rounding and differs from the other far above it."""
+    def gap(kind, a, b):
+        return max(abs(x - y) for x, y in zip(by_hand(kind, a)[-1], by_hand(kind, b)[-1], strict=True))
+
+    assert gap("adam", "optax", "torch") < 1e-15 < 1e-6 < gap("adam", "optax", "keras")
+    for kind in ("rmsprop", "rmsprop_momentum"):
+        assert gap(kind, "optax", "keras") < 1e-15 < 1e-6 < gap(kind, "optax", "torch"), kind
+
+
+def test_optax_rmsprop_momentum_buffer_is_minus_keras():
+    """Same trajectory as Keras, but optax's momentum trace runs after the learning rate with the
+    update's sign: v_optax = −v_keras (what a state hand-off between the two must know)."""
+    spec = dict(name="rmsprop", learning_rate=LR, rho=RHO, epsilon=EPS, momentum=MU)
+    _, optax_opt = run_engine(OptimizerSpec(convention="optax", **spec))
+    _, keras_opt = run_engine(OptimizerSpec(convention="keras", **spec))
+    np.testing.assert_allclose(optax_opt.state[0]["v"], -keras_opt.state[0]["v"], rtol=1e-14, atol=0)
+    assert np.all(keras_opt.state[0]["v"] != 0)
 
 
 # For comparing the two conventions: hyperparameters exact in float32, so that Keras's float32
@@ -145,7 +176,7 @@ def test_torch_and_keras_momentum_agree(rng):
     grads = rng.normal(0.0, 1.0, (20, 6)).tolist()
     theta0 = rng.normal(0.0, 1.0, 6).tolist()
     specs = [OptimizerSpec(name="momentum", convention=c, learning_rate=0.03, momentum=MU_X)
-             for c in CONVENTIONS]
+             for c in ("torch", "keras")]
     torch_theta, keras_theta = (run_engine(spec, grads=grads, theta0=theta0)[0] for spec in specs)
     for a, b in zip(torch_theta, keras_theta, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)

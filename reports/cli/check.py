@@ -1,15 +1,15 @@
-"""``backprop-parity check``: run one spec or weight file through every installed backend and
-print the verdict first (one line: every comparison within tolerance, or the worst that are
-not), then the per-layer parity table (each framework against the NumPy engine, and torch
-against Keras) and training over ``--steps`` steps: every step re-synchronized (the verdict on
-training) and the free-running trajectories measured and explained
+"""``backprop-parity check``: run one spec or weight file through every installed backend and print the
+verdict first (one line: every comparison within tolerance, or the worst that are not), then the
+per-layer parity table (the pairs of ``reference.backends.PAIRS``: each framework against the NumPy
+engine, and the frameworks against each other) and training over ``--steps`` steps: every step
+re-synchronized (the verdict on training) and the free-running trajectories measured and explained
 (``reference.training_parity``). ``--json FILE`` writes the same as data.
 
 The batch is ``--batch`` MNIST training samples drawn without replacement by
-``numpy.random.default_rng(--seed)`` when the input layer has 784 units, N(0, 1) inputs with
-random labels from the same generator otherwise. Every argument and input file is checked by
-:func:`validate` before any framework is imported. Exit status 0 when every quantity is within
-the tolerance table, 1 when something is not, 2 on bad input, 3 when a requested backend is not
+``numpy.random.default_rng(--seed)`` when the input layer has 784 units, N(0, 1) inputs with random
+labels from the same generator otherwise. Every argument and input file is checked by
+:func:`validate` before any framework is imported. Exit status 0 when every quantity is within the
+tolerance table, 1 when something is not, 2 on bad input, 3 when a requested backend is not
 installed or fewer than two backends could run.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from reference.backends import PAIRS
 from reports.cli.args import add_model_argument
 from reports.cli.exit_codes import (
     EXIT_BACKEND_UNAVAILABLE,
@@ -31,7 +32,6 @@ from reports.cli.exit_codes import (
 from reports.cli.threads import add_threads_argument, thread_limited
 
 DEFAULT_MODEL = "seed-002"
-PAIRS = [("torch", "scratch"), ("keras", "scratch"), ("keras", "torch")]
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
                  EXIT_BROKEN_PIPE)
 
@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=64, help="samples in the checked batch (default 64)")
     parser.add_argument("--steps", type=int, default=5, help="training steps compared (default 5; 0 = none)")
     parser.add_argument("--backends", metavar="NAME,...",
-                        help="comma-separated, from scratch, torch, keras (default: every installed one); "
+                        help="comma-separated, from scratch, torch, keras, jax (default: every installed "
+                             "one); "
                              "one asked for by name that is not installed ends the run with status 3")
     parser.add_argument("--data-dir", metavar="PATH", help="MNIST folder (default: bundled copy)")
     parser.add_argument("--seed", type=int, default=0,

@@ -1,6 +1,6 @@
 """Which TensorFlow ops produce each gradient, read from a traced ``tf.GradientTape`` graph.
 
-The Keras backend's own forward pass and loss (``KerasBackend._forward`` / ``_loss``) run under a
+The Keras backend's own forward pass and loss (its public ``forward`` / ``loss`` hooks) run under a
 ``tf.GradientTape`` inside a ``tf.function``; ``tape.gradient`` then adds the gradient ops to the
 same graph, after every forward op (so "created after the forward pass" is exactly "a gradient
 op"). The tape returns one graph tensor per named quantity (dL/dZ_l, dL/dA_l, dL/dkernel_l,
@@ -44,8 +44,8 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     def traced():
         graph = tf.compat.v1.get_default_graph()
         with tf.GradientTape() as tape:
-            zs, activations = backend._forward(x, masks)
-            loss = backend._loss(zs[-1], activations[-1], targets)
+            zs, activations = backend.forward(x, masks)
+            loss = backend.loss(zs[-1], activations[-1], targets)
         record["forward_ops"] = len(graph.get_operations())
         grads = tape.gradient(loss, {"Z": zs, "A": activations, "W": backend.variables},
                               unconnected_gradients=tf.UnconnectedGradients.NONE)

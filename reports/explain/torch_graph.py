@@ -25,8 +25,8 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     """{"dW3": ([["AddmmBackward0", "TBackward0"]], "AccumulateGrad"), …}: for each gradient of a
     real forward pass of ``backend`` (a ``reference.torch_backend.TorchBackend``), the branches of
     autograd nodes that produce it and the node they meet in (None: summed in the input buffer)."""
-    zs, activations = backend._forward(x, masks, keep_intermediates=False)
-    loss = backend._loss(zs[-1], activations[-1], targets)
+    zs, activations = backend.forward(x, masks)
+    loss = backend.loss(zs[-1], activations[-1], targets)
     parents, order = _graph(loss.grad_fn)
     starts = {}                                               # quantity → the node that consumes it
     for layer, (linear, z, a) in enumerate(zip(backend.linears, zs, activations, strict=True), start=1):

@@ -9,9 +9,10 @@ them; see ``scratch.model``)
     dL/db_l  (n_l,)            = Σ_rows dZ_l
 
 :func:`explain` gives one row: the shape; the scratch statements that computed it; the torch
-autograd nodes (:mod:`reports.explain.torch_graph`) and the TensorFlow gradient ops
-(:mod:`reports.explain.tf_graph`) that produce it; and, for each framework, max|framework − scratch| and
-the normwise relative error (:func:`reference.parity.relative_error`) of its ``trace``.
+autograd nodes (:mod:`reports.explain.torch_graph`), the TensorFlow gradient ops
+(:mod:`reports.explain.tf_graph`) and the JAX jaxpr equations (:mod:`reports.explain.jax_graph`)
+that produce it; and, for each framework, max|framework − scratch| and the normwise relative
+error (:func:`reference.parity.relative_error`) of its ``trace``.
 
 The scratch column is read from the code, never copied: ``MLP.backward`` runs once under
 ``sys.settrace``, which records every statement it executes (its text from ``inspect`` and
@@ -27,7 +28,7 @@ output shows the loss's fused (A − Y)/m, an MSE output the softmax's backward.
 
 Heuristic parts: the grouping of nodes/ops/statements into rows is by data flow between the named
 quantities (see the helper modules); which statements belong to a quantity follows the rule above,
-one level of argument definitions deep. The torch and TF columns come from separate forward passes
+one level of argument definitions deep. The framework columns come from separate forward passes
 of the same backend objects whose ``trace`` gives the numbers.
 """
 
@@ -54,17 +55,18 @@ from scratch.model import MLP, Gradients
 from scratch.spec import OptimizerSpec
 
 # framework backend → the module whose ``producers`` names its gradient nodes/ops, and their row key
-FRAMEWORKS = {"torch": "reports.explain.torch_graph", "keras": "reports.explain.tf_graph"}
-COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops"}
+FRAMEWORKS = {"torch": "reports.explain.torch_graph", "keras": "reports.explain.tf_graph",
+              "jax": "reports.explain.jax_graph"}
+COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
 # Gradients field → the trace-name prefix of ``reference.backend_base``; rows in this order per layer.
 PREFIXES = {"da": "dA", "dz": "dZ", "dw": "dW", "db": "db"}
 
 
 def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     """One row per gradient, from the output layer down: {layer, quantity, name, shape, scratch,
-    torch_nodes, tf_ops, torch_max_abs, torch_max_rel, keras_max_abs, keras_max_rel, tolerance,
-    ok}. A framework that is not installed, or cannot express ``spec``, gets its reason in its
-    column and ``None`` for its numbers. The optimizer plays no part in one backward pass, so
+    torch_nodes, tf_ops, jax_eqns, and <framework>_max_abs, <framework>_max_rel for torch, keras
+    and jax, tolerance, ok}. A framework that is not installed, or cannot express ``spec``, gets its
+    reason in its column and ``None`` for its numbers. The optimizer plays no part in one backward pass, so
     every backend is built with plain SGD (torch.optim has no Keras-convention Adam, and so on)."""
     spec = spec.replace(optimizer=OptimizerSpec())
     model = MLP(spec, weights, biases)
@@ -294,7 +296,8 @@ def _argument_definitions(events: list[_Event], position: int) -> list[int]:
 # (title, row key, width at which long cells wrap); a column widens to its longest unbreakable word.
 TABLE = [("layer", "layer", 5), ("quantity", "quantity", 8), ("shape", "shape", 10),
          ("scratch line", "scratch", 46), ("torch node(s)", "torch_nodes", 32), ("TF op(s)", "tf_ops", 30),
-         ("max|Δ| torch", "torch", 12), ("max|Δ| keras", "keras", 12)]
+         ("JAX eqn(s)", "jax_eqns", 30), ("max|Δ| torch", "torch", 12), ("max|Δ| keras", "keras", 12),
+         ("max|Δ| jax", "jax", 12)]
 
 
 def format_table(rows: list[dict]) -> str:

@@ -269,8 +269,9 @@ def _curves(results: dict, images) -> Section:
     sizes = list(ModelSpec.from_dict(spec).layer_sizes)
     blocks = [f"{sizes} {spec['init']} init, {spec['dtype']}, batch {spec['batch_size']}, "
               f"{curves['steps']} steps on {curves['data']}; every backend runs the same plan (batches in "
-              "the same order) from the same parameters. A framework runs its own convention only; plain "
-              "SGD is the same update in both, so all three run it."]
+              "the same order) from the same parameters. A framework runs only the conventions its "
+              "optimizers express (JAX's optax: torch's, Keras's but its Adam, and optax's own); plain "
+              "SGD is the same update in all, so every backend runs it."]
     blocks.append(Table(["optimizer", "hyperparameters"],
                         [[config, fmt_optimizer(opt)] for config, opt in curves["optimizers"].items()],
                         id="curve-optimizers"))
@@ -354,10 +355,10 @@ def _seeds(results: dict) -> Section:
     blocks.append("Test accuracy of each backend, from its own forward pass, after training from the "
                   "same initial parameters. Spread: max − min over the backends, in percentage points.")
     blocks.append(Table(
-        ["experiment", "seed's claim", "scratch", "torch", "keras", "spread (pp)", "this run's setting",
-         "seed's setting"],
+        ["experiment", "seed's claim", "scratch", "torch", "keras", "jax", "spread (pp)",
+         "this run's setting", "seed's setting"],
         [[r["experiment"], fmt_pct(r["claim"]), fmt_pct(r["scratch"]), fmt_pct(r["torch"]),
-          fmt_pct(r["keras"]), fmt_pp(r["spread_pp"]), r["setting"], r["seed_setting"]]
+          fmt_pct(r["keras"]), fmt_pct(r.get("jax")), fmt_pp(r["spread_pp"]), r["setting"], r["seed_setting"]]
          for r in seeds["rows"]],
         id="seeds"))
     blocks.append(Table(

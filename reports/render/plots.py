@@ -27,7 +27,8 @@ FLOOR = 1e-18
 UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
 BACKEND_STYLE = {"scratch": dict(linestyle="-", linewidth=3.0, alpha=0.45),
                  "torch": dict(linestyle="--", linewidth=1.4),
-                 "keras": dict(linestyle=":", linewidth=1.8)}
+                 "keras": dict(linestyle=":", linewidth=1.8),
+                 "jax": dict(linestyle="-.", linewidth=1.2)}
 DTYPE_COLOR = {"float64": "tab:blue", "float32": "tab:orange"}
 PAIR_STYLE = {"torch vs scratch": "-", "keras vs scratch": "--", "keras vs torch": ":"}
 PAIR_MARKER = {"torch vs scratch": "o", "keras vs scratch": "x", "keras vs torch": "+"}
@@ -117,9 +118,10 @@ def _curves(curves: dict, optimizer: str):
         if run["optimizer"] != optimizer:
             continue
         label = f"{run['backend']} ({run['convention']} convention)" if optimizer != "sgd" else run["backend"]
-        color = "tab:blue" if run["convention"] == "torch" else "tab:green"
+        color = {"torch": "tab:blue", "keras": "tab:green", "optax": "tab:olive"}[run["convention"]]
         if optimizer == "sgd":
-            color = {"scratch": "tab:gray", "torch": "tab:red", "keras": "tab:purple"}[run["backend"]]
+            color = {"scratch": "tab:gray", "torch": "tab:red", "keras": "tab:purple",
+                     "jax": "tab:orange"}[run["backend"]]
         steps = np.arange(1, len(run["loss"]) + 1)
         loss = np.array([np.nan if v is None else v for v in run["loss"]], dtype=np.float64)
         ax.plot(steps, loss, color=color, label=label, **BACKEND_STYLE.get(run["backend"], {}))

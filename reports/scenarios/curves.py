@@ -2,8 +2,10 @@
 
 Every backend starts from the same parameters and is handed the same plan (the same batches in
 the same order, ``scratch.batching.training_plan``). The loss of every step is recorded. A
-framework runs only its own convention (torch.optim has no Keras-style Adam and vice versa);
-plain SGD, θ ← θ − η·g, is the same in both, so there all three backends run. Each pair is
+framework runs only the conventions its optimizers express (``reference.backends.twins_for``:
+torch.optim has no Keras-style Adam and vice versa; JAX's optax runs the torch and Keras forms
+but Keras's Adam, and the optax convention); plain SGD, θ ← θ − η·g, is the same in all, so there
+every backend runs. Each pair is
 judged by :func:`reference.training_parity.compare_training`: every step re-synchronized (the
 verdict), and the free-running curves measured, with the first step where they part and why.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from reference.backends import PAIRS, twins_for
 from reference.tolerances import tolerance
 from reference.training_parity import compare_training
 from reports.scenarios.common import SEED_NET, Context, number, numbers, spec_summary
@@ -31,6 +34,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "rmsprop-keras": OptimizerSpec.framework_default("rmsprop", "keras", learning_rate=0.001),
     "adam-torch": OptimizerSpec.framework_default("adam", "torch"),
     "adam-keras": OptimizerSpec.framework_default("adam", "keras"),
+    "rmsprop-optax": OptimizerSpec.framework_default("rmsprop", "optax", learning_rate=0.001),
+    "adam-optax": OptimizerSpec.framework_default("adam", "optax", learning_rate=0.001),
 }
 
 
@@ -46,20 +51,14 @@ class CurveSettings:
 
 
 def backends_for(optimizer: OptimizerSpec, ctx: Context) -> list[str]:
-    """scratch, plus the framework(s) whose optimizer follows this convention."""
-    if optimizer.name == "sgd":
-        wanted = ["scratch", "torch", "keras"]
-    else:
-        wanted = ["scratch", optimizer.convention]
+    """scratch, plus the framework(s) whose optimizers express this convention."""
+    wanted = ["scratch", *twins_for(optimizer.name, optimizer.convention)]
     return [name for name in wanted if name in ctx.backends]
 
 
 def pairs_for(names: list[str]) -> list[tuple[str, str]]:
-    """Each framework against scratch, and keras against torch where both ran."""
-    pairs = [(name, "scratch") for name in names if name != "scratch" and "scratch" in names]
-    if "torch" in names and "keras" in names:
-        pairs.append(("keras", "torch"))
-    return pairs
+    """The pairs of ``reference.backends.PAIRS`` whose backends both ran."""
+    return [(actual, desired) for actual, desired in PAIRS if actual in names and desired in names]
 
 
 def run(ctx: Context, settings: CurveSettings) -> dict:

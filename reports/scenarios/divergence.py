@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference.backends import PAIRS
 from reports.scenarios.common import (
     SEED_NET,
     Context,
@@ -36,7 +37,6 @@ from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 
-PAIRS = (("torch", "scratch"), ("keras", "scratch"), ("keras", "torch"))
 DTYPES = ("float64", "float32")
 
 

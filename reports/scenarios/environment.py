@@ -38,6 +38,14 @@ def run(hygiene: dict[str, str]) -> dict:
         # 0 means "TensorFlow picks" (the number of cores)
         threads["tf_intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
         threads["tf_inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
+    if importlib.util.find_spec("jax") is not None:
+        import jax
+
+        versions["jax"] = jax.__version__
+        if importlib.util.find_spec("optax") is not None:
+            import optax
+
+            versions["optax"] = optax.__version__
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),

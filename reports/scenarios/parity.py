@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference.backends import PAIRS
 from reference.parity import compare_traces
 from reports.scenarios.common import SEED_NET, Context, backend, number, spec_summary
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec
 
-PAIRS = (("torch", "scratch"), ("keras", "scratch"), ("keras", "torch"))
 DTYPES = ("float64", "float32")
 
 

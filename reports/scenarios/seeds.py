@@ -41,8 +41,9 @@ from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 
 MNIST_TRAIN = 60000
-# Adam convention per backend: Keras has only its own; scratch follows torch's
-ADAM_CONVENTION = {"scratch": "torch", "torch": "torch", "keras": "keras"}
+# Adam convention per backend: Keras has only its own; scratch follows torch's, and so does optax's
+# Adam (ε added to √ŝ; JAX has no Keras-convention Adam)
+ADAM_CONVENTION = {"scratch": "torch", "torch": "torch", "keras": "keras", "jax": "torch"}
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,6 @@ def _row(experiment: Experiment, result: dict) -> dict:
         "setting": ("REDUCED: " if experiment.reduced else "full: ") + experiment.setting,
         "reduced": experiment.reduced,
         **{name: result[name]["test_accuracy"] if name in result else None
-           for name in ("scratch", "torch", "keras")},
+           for name in ("scratch", "torch", "keras", "jax")},
         "spread_pp": number(100 * (max(accuracies) - min(accuracies))) if len(accuracies) > 1 else None,
     }

@@ -1,0 +1,427 @@
+"""The spec's model in JAX: ``jax.numpy`` / ``jax.nn`` layers, ``optax`` losses and optimizers,
+``jax.grad`` / ``jax.vjp`` for every gradient, and one ``jax.jit`` per function and model.
+
+Precision: ``jax.config.update("jax_enable_x64", True)`` runs once, when this module is imported
+(without it JAX silently makes every float64 array float32). It is process-wide; a float32
+model still runs in float32, since every array here is created in the spec's dtype and inputs
+of another dtype are refused (:func:`to_jax`), never cast.
+
+Layout: parameters stay in the canonical layout W_l (n_l, n_{l−1}), b_l (n_l,) — the dense entry
+of :data:`LAYERS` computes A_{l−1}·W_lᵀ + b_l itself — so the one hand-off, :func:`to_jax`, only
+asserts shape and dtype and copies. Dropout multiplies by the plan's masks; L2 adds
+(λ/2)·Σ_l ‖W_l‖² to the loss (weights only), like the NumPy engine.
+
+Gradients: the loss is written as a function of the parameters and of one zero "tap" added to
+every Z_l and A_l; ``jax.value_and_grad`` with respect to the taps gives dL/dZ_l and dL/dA_l
+(dA_L only where the loss reads A_L: MSE). A layer alone (:meth:`JaxBackend.layer_trace`) is
+differentiated with ``jax.vjp``, the upstream dA_l as cotangent.
+
+Leaky ReLU is written with ``jnp.where(z > 0, z, s·z)`` rather than ``jax.nn.leaky_relu``, which
+is ``where(z >= 0, …)``: its derivative at exactly z = 0 is 1 where the engine, torch and
+TensorFlow take s — a different convention, not rounding (with ``jax.nn.leaky_relu`` the suite's
+units-on-the-kink case fails: dZ_2 off by 0.61 relative). ReLU′(0) = 0 in all four.
+
+Optimizers: optax's own (:func:`transform`); the conventions it cannot express are refused.
+
+Compilation: the activations, loss, λ, slope (:class:`Config`) and the optimizer's
+hyperparameters are runtime arguments of the jitted functions, so ``jax.jit`` keeps one
+executable per shape and dtype, shared by every backend of that shape. The training step is two
+jitted calls — ``value_and_grad`` of the loss (the executable :meth:`JaxBackend.trace` uses,
+one per batch shape) and the optax update (one per optimizer) — rather than one fused
+``jax.jit``: fused, every optimizer × batch shape compiles anew (~1 s each here), which the
+parity suite cannot afford; the arithmetic is the same.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from reference.backend_base import Backend
+from reference.optimizer_state import OptimizerState
+from scratch.errors import BackendError
+from scratch.optimizers import keras_scalar
+
+jax.config.update("jax_enable_x64", True)
+
+# The one table: each layer kind and activation of the spec → its JAX function.
+LAYERS = {
+    "dense": lambda a, w, b: a @ w.T + b,            # canonical W (n_out, n_in)
+    "dropout": lambda a, mask: a * mask,             # the plan's inverted-dropout mask
+    "identity": lambda z, slope: z,
+    "relu": lambda z, slope: jax.nn.relu(z),
+    "leaky_relu": lambda z, slope: jnp.where(z > 0, z, slope * z),      # not jax.nn's: see above
+    "sigmoid": lambda z, slope: jax.nn.sigmoid(z),
+    "tanh": lambda z, slope: jnp.tanh(z),
+    "softmax": lambda z, slope: jax.nn.softmax(z, axis=1),
+}
+
+# loss → (optax's elementwise or per-row loss, what it reads); each is averaged over its output,
+# i.e. over the batch (CCE) or over every element (BCE, MSE), as torch and Keras do.
+LOSSES = {
+    "cce": (optax.losses.softmax_cross_entropy, "logits"),
+    "bce": (optax.losses.sigmoid_binary_cross_entropy, "logits"),
+    "mse": (optax.losses.squared_error, "outputs"),
+}
+
+# canonical slot (reference.optimizer_state) → (optax state field, sign), per (optimizer, convention)
+_STATE_FIELDS = {
+    "sgd": {},
+    "momentum": {"v": ("trace", 1)},
+    ("rmsprop", "torch"): {"s": ("nu", 1), "v": ("trace", 1)},
+    ("rmsprop", "keras"): {"s": ("nu", 1), "v": ("trace", -1)},   # optax's trace is −Keras's v
+    ("rmsprop", "optax"): {"s": ("nu", 1), "v": ("trace", 1)},
+    "adam": {"m": ("mu", 1), "s": ("nu", 1)},
+}
+
+
+def hyperparameters(opt, dtype: str) -> dict[str, float]:
+    """The optimizer's hyperparameters as Python floats. Passed to a jitted step they are weakly
+    typed, so each operation rounds them to the parameters' dtype exactly as optax does with the
+    literals of ``optax.adam(0.01)`` — and one executable serves every value (recompiling for
+    each learning rate would dominate the suite's time). Keras rounds μ to float32 (see
+    ``scratch.optimizers.keras_scalar``); its convention does so here."""
+    hyper = {"learning_rate": opt.learning_rate}
+    if opt.name == "momentum":
+        keras = opt.convention == "keras"
+        hyper["momentum"] = float(keras_scalar(opt.momentum, dtype)) if keras else opt.momentum
+    elif opt.name == "rmsprop":
+        hyper.update(rho=opt.rho, epsilon=opt.epsilon, **({"momentum": opt.momentum} if opt.momentum else {}))
+    elif opt.name == "adam":
+        hyper.update(beta1=opt.beta1, beta2=opt.beta2, epsilon=opt.epsilon)
+    return hyper
+
+
+def transform(name: str, convention: str, hyper: dict) -> optax.GradientTransformation:
+    """The spec's optimizer from optax's own pieces (formulas: ``scratch.optimizers``).
+
+    torch:  SGD, momentum = ``optax.sgd``; RMSprop = ``scale_by_rms(eps_in_sqrt=False)`` with the
+            momentum ``trace`` before the learning rate (torch's buffer); Adam = ``optax.adam``
+            (ε added to √ŝ, ``eps_root=0``).
+    keras:  momentum = ``chain(scale(−η), trace(μ))`` (Keras's v ← μ·v − η·g); RMSprop =
+            ``optax.rmsprop(eps_in_sqrt=True)``. Keras's Adam adds ε to √s, i.e. ε/√(1 − β₂ᵗ)
+            to √ŝ — a step-dependent ε that neither ``eps`` nor ``eps_root`` can express: refused.
+    optax:  ``optax.sgd``, ``optax.sgd(momentum=μ)``, ``optax.rmsprop``, ``optax.adam`` as they are.
+    """
+    lr, momentum = hyper["learning_rate"], hyper.get("momentum")
+    if name == "sgd":
+        return optax.sgd(lr)
+    if name == "momentum":
+        if convention == "keras":
+            return optax.chain(optax.scale(-lr), optax.trace(decay=momentum))
+        return optax.sgd(lr, momentum=momentum)
+    if name == "rmsprop":
+        if convention == "torch":
+            rms = optax.scale_by_rms(decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=False)
+            return optax.chain(rms,
+                               optax.identity() if momentum is None else optax.trace(decay=momentum),
+                               optax.scale_by_learning_rate(lr))
+        return optax.rmsprop(lr, decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=True,
+                             momentum=momentum)
+    if convention == "keras":
+        raise BackendError("jax backend: optax has no keras-convention 'adam' (Keras adds ε to √s, i.e. "
+                           "ε/√(1 − β₂ᵗ) to √ŝ; optax.adam's eps and eps_root are constants); use "
+                           "convention='torch' or 'optax' (plain SGD is the same in all)")
+    return optax.adam(lr, b1=hyper["beta1"], b2=hyper["beta2"], eps=hyper["epsilon"])
+
+
+def optimizer(opt, dtype: str) -> optax.GradientTransformation:
+    """The optax optimizer of an ``OptimizerSpec`` (see :func:`transform`)."""
+    return transform(opt.name, opt.convention, hyperparameters(opt, dtype))
+
+
+def _state_fields(opt) -> dict[str, tuple[str, int]]:
+    return _STATE_FIELDS[opt.name if opt.name in _STATE_FIELDS else (opt.name, opt.convention)]
+
+
+def to_jax(array: np.ndarray, shape: tuple[int, ...], dtype: str, what: str) -> jax.Array:
+    """A JAX copy of a canonical-layout array, asserting its shape and dtype (no cast)."""
+    array = np.asarray(array)
+    if array.shape != shape:
+        raise BackendError(f"jax backend: {what}: expected shape {shape}, got {array.shape}")
+    if array.dtype != np.dtype(dtype):
+        raise BackendError(f"jax backend: {what}: expected {dtype}, got {array.dtype}")
+    return jax.device_put(np.array(array, copy=True))      # a private copy; no compiled op
+
+
+ACTIVATIONS = tuple(name for name in LAYERS if name not in ("dense", "dropout"))
+
+
+class Config(NamedTuple):
+    """The model's choices. As arrays (what the compiled functions take) they are runtime values,
+    so one compiled function serves every activation, loss, λ and slope of a shape; as Python
+    numbers (the public hooks, ``explain``) only the chosen table entries are traced."""
+
+    activations: object          # each layer's index into ACTIVATIONS: int32 (L,) or a tuple
+    loss: object                 # index into LOSSES
+    slope: object                # the leaky-ReLU slope
+    l2: object                   # λ
+
+
+def _choose(index, functions, *args):
+    """``functions[index](*args)``. A runtime ``index`` evaluates every entry and selects one
+    (``jnp.select``: the chosen value untouched, a zero cotangent for the others, so values and
+    gradients are exactly those of the chosen entry): one small fused graph, where ``lax.switch``
+    would compile a conditional with every branch and its derivative (measured: 2.9 s against
+    1.8 s to compile a 3-layer trace)."""
+    if isinstance(index, int):
+        return functions[index](*args)
+    values = [function(*args) for function in functions]
+    return jnp.select([index == k for k in range(len(values))], values)
+
+
+def _mean_loss(name, z_out, a_out, targets):
+    function, reads = LOSSES[name]
+    return jnp.mean(function(z_out if reads == "logits" else a_out, targets))
+
+
+_ACTIVATION_BRANCHES = [LAYERS[name] for name in ACTIVATIONS]
+_LOSS_BRANCHES = [functools.partial(_mean_loss, name) for name in LOSSES]
+
+
+def _activate(config: Config, index: int, z):
+    return _choose(config.activations[index], _ACTIVATION_BRANCHES, z, config.slope)
+
+
+def _forward(config: Config, params, x, masks, taps=None):
+    """(Z_1..Z_L, A_1..A_L); ``masks`` one per hidden layer (or None); ``taps`` = (zeros like every
+    Z, zeros like every A), added so that the loss can be differentiated with respect to them."""
+    a, zs, activations = x, [], []
+    last = len(params) // 2 - 1
+    for index in range(last + 1):
+        z = LAYERS["dense"](a, params[2 * index], params[2 * index + 1])
+        if taps is not None:
+            z = z + taps[0][index]
+        a = _activate(config, index, z)
+        if masks is not None and index < last and masks[index] is not None:
+            a = LAYERS["dropout"](a, masks[index])
+        if taps is not None:
+            a = a + taps[1][index]
+        zs.append(z)
+        activations.append(a)
+    return zs, activations
+
+
+def _penalty(config: Config, weights):
+    """(λ/2)·Σ‖W‖²; with a runtime λ = 0 it adds exactly 0 to the loss and 0·W to dW."""
+    return 0.5 * config.l2 * sum(jnp.sum(w ** 2) for w in weights)
+
+
+def _loss(config: Config, params, z_out, a_out, targets):
+    """Mean batch loss, read from the logits or the outputs, plus the L2 penalty of ``params``."""
+    data_loss = _choose(config.loss, _LOSS_BRANCHES, z_out, a_out, targets)
+    if isinstance(config.l2, float) and not config.l2:
+        return data_loss
+    return data_loss + _penalty(config, params[0::2])
+
+
+# XLA's CPU backend at LLVM optimization level 0, without its expensive LLVM passes, compiles
+# these small graphs ~45 % faster (measured: 1.0 → 0.7 s for a 3-layer trace after 1.75 s at the
+# default); neither reorders floating-point arithmetic (XLA's CPU backend uses no fast-math).
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0,
+                                                    "xla_llvm_disable_expensive_passes": True})
+
+
+def _traced(params, config, x, targets, masks):
+    def total(params, taps):
+        zs, activations = _forward(config, params, x, masks, taps)
+        return _loss(config, params, zs[-1], activations[-1], targets), (zs, activations)
+
+    widths = [w.shape[0] for w in params[0::2]]
+    taps = tuple([jnp.zeros((x.shape[0], n), x.dtype) for n in widths] for _ in range(2))
+    (loss, (zs, activations)), (dparams, dtaps) = jax.value_and_grad(
+        total, argnums=(0, 1), has_aux=True)(params, taps)
+    return loss, zs, activations, dparams, dtaps
+
+
+# one executable per batch shape serves :meth:`JaxBackend.trace`, ``gradients`` and ``train_step``
+# (the taps' gradients cost little next to a second compilation)
+_compiled_trace = _jit(_traced)
+
+
+def _layer_pass(config, index, output, a_prev, w, b, upstream, mask):
+    """Layer ``index`` (0-based) alone: Z, A and, by ``jax.vjp``, dZ, dW, db, dA_prev; ``upstream``
+    is dA_l for a hidden layer (the penalty's cotangent is 1), the targets at the output."""
+    def scalar(a_prev, w, b, tap):
+        z = LAYERS["dense"](a_prev, w, b) + tap
+        a = _activate(config, index, z)
+        a = a if mask is None else LAYERS["dropout"](a, mask)
+        if output:
+            return _loss(config, [w], z, a, upstream), (z, a)
+        return (a, _penalty(config, [w])), (z, a)
+
+    tap = jnp.zeros((a_prev.shape[0], w.shape[0]), a_prev.dtype)
+    out, pullback, (z, a) = jax.vjp(scalar, a_prev, w, b, tap, has_aux=True)
+    cotangent = jnp.ones_like(out) if output else (upstream, jnp.ones_like(out[1]))
+    da_prev, dw, db, dz = pullback(cotangent)
+    return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": db, "dA_prev": da_prev}
+
+
+_compiled_layer = _jit(_layer_pass, static_argnames="output")
+
+
+@functools.cache
+def _compiled_update(name: str, convention: str):
+    """The jitted optax update, (params, state, hyper, grads) → (params, state): one executable per
+    optimizer and parameter shapes, whatever the batch or the hyperparameters' values."""
+
+    def update(params, state, hyper, grads):
+        updates, state = transform(name, convention, hyper).update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return _jit(update)
+
+
+class JaxBackend(Backend):
+    name = "jax"
+
+    def __init__(self, spec, weights, biases):
+        super().__init__(spec)
+        names = spec.activations                              # one per dense layer, the output's last
+        self.choices = Config(tuple(ACTIVATIONS.index(name) for name in names), list(LOSSES).index(spec.loss),
+                              spec.leaky_relu_slope, spec.l2)
+        self.config = Config(jnp.asarray(self.choices.activations, jnp.int32),
+                             jnp.asarray(self.choices.loss, jnp.int32),
+                             jnp.asarray(spec.leaky_relu_slope, spec.dtype), jnp.asarray(spec.l2, spec.dtype))
+        self.params = self._canonical_to_jax(weights, biases)
+        self.hyper = hyperparameters(spec.optimizer, spec.dtype)
+        self.steps = 0
+        self._state = None                   # optax's state, built on first use (see optimizer)
+
+    def _canonical_to_jax(self, weights, biases) -> list:
+        """[W_1, b_1, …] as JAX arrays: the one conversion, shapes and dtype asserted."""
+        sizes, dtype = self.spec.layer_sizes, self.spec.dtype
+        if len(weights) != self.spec.n_layers or len(biases) != self.spec.n_layers:
+            raise BackendError(f"jax backend: expected {self.spec.n_layers} weights and biases, "
+                               f"got {len(weights)} and {len(biases)}")
+        params = []
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
+            params.append(to_jax(w, (sizes[layer], sizes[layer - 1]), dtype, f"W{layer}"))
+            params.append(to_jax(b, (sizes[layer],), dtype, f"b{layer}"))
+        return params
+
+    def _batch(self, x, targets=None, masks=None, compiled=True):
+        """Inputs as JAX arrays, shapes and dtype asserted; for a compiled function, absent masks
+        become masks of ones (A·1 = A exactly), so that one executable serves both."""
+        dtype, sizes, m = self.spec.dtype, self.spec.layer_sizes, np.shape(x)[0]
+        x = to_jax(x, (m, sizes[0]), dtype, "x")
+        if targets is not None:
+            targets = to_jax(targets, (m, sizes[-1]), dtype, "targets")
+        if masks is None and not compiled:
+            return x, targets, None
+        arrays = []                          # one per hidden layer; None: that layer does not drop
+        for layer, mask in enumerate([None] * (len(sizes) - 2) if masks is None else masks, start=1):
+            if mask is None and compiled:
+                mask = np.ones((m, sizes[layer]), dtype)
+            arrays.append(None if mask is None else to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}"))
+        return x, targets, arrays
+
+    @property
+    def optax_optimizer(self) -> optax.GradientTransformation:
+        """The optax optimizer (a spec it cannot express still traces; training raises)."""
+        return optimizer(self.spec.optimizer, self.spec.dtype)
+
+    @property
+    def state(self):
+        if self._state is None:
+            self._state = self.optax_optimizer.init(self.params)
+        return self._state
+
+    # -- public hooks -----------------------------------------------------------------------
+
+    def forward(self, x, masks=None, params=None, taps=None):
+        """(Z_1..Z_L, A_1..A_L) as JAX arrays. ``params`` (default: the backend's own) lets a JAX
+        transformation (``jax.grad``, ``jax.make_jaxpr``) trace through it; ``taps`` (zeros like
+        every Z, like every A) are added to them, so that one can differentiate with respect to
+        each Z_l and A_l (as :meth:`trace` does)."""
+        x, _, masks = self._batch(x, None, masks, compiled=False)
+        return _forward(self.choices, self.params if params is None else params, x, masks, taps)
+
+    def loss(self, z_out, a_out, targets, params=None):
+        """The loss (a JAX scalar) from Z_L and A_L, with the L2 penalty of ``params``."""
+        targets = to_jax(targets, tuple(np.shape(z_out)), self.spec.dtype, "targets")
+        return _loss(self.choices, self.params if params is None else params, z_out, a_out, targets)
+
+    def gradients(self, x, targets, masks=None):
+        x, targets, masks = self._batch(x, targets, masks)
+        _, _, _, grads, _ = _compiled_trace(self.params, self.config, x, targets, masks)
+        return [np.array(g) for g in grads]
+
+    def trace(self, x, targets, masks=None):
+        x, targets, masks = self._batch(x, targets, masks)
+        loss, zs, activations, dparams, (dzs, das) = _compiled_trace(
+            self.params, self.config, x, targets, masks)
+        out = {"loss": np.array(loss)}
+        reads_outputs = LOSSES[self.spec.loss][1] == "outputs"
+        for layer in range(1, self.spec.n_layers + 1):
+            out[f"Z{layer}"] = np.array(zs[layer - 1])
+            out[f"A{layer}"] = np.array(activations[layer - 1])
+            out[f"dW{layer}"] = np.array(dparams[2 * layer - 2])
+            out[f"db{layer}"] = np.array(dparams[2 * layer - 1])
+            out[f"dZ{layer}"] = np.array(dzs[layer - 1])
+            if layer < self.spec.n_layers or reads_outputs:
+                out[f"dA{layer}"] = np.array(das[layer - 1])
+        return out
+
+    def layer_trace(self, layer, a_prev, upstream, mask=None):
+        sizes, dtype, m = self.spec.layer_sizes, self.spec.dtype, np.shape(a_prev)[0]
+        a_prev = to_jax(a_prev, (m, sizes[layer - 1]), dtype, f"A{layer - 1}")
+        upstream = to_jax(upstream, (m, sizes[layer]), dtype, f"upstream of layer {layer}")
+        output = layer == self.spec.n_layers
+        if mask is None and not output:
+            mask = np.ones((m, sizes[layer]), dtype)              # one executable with and without
+        mask = None if mask is None else to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}")
+        out = _compiled_layer(self.config, layer - 1, output, a_prev,
+                              self.params[2 * layer - 2], self.params[2 * layer - 1], upstream, mask)
+        return {key: np.array(value) for key, value in out.items()}
+
+    def train_step(self, x, targets, masks=None):
+        x, targets, masks = self._batch(x, targets, masks)
+        loss, _, _, grads, _ = _compiled_trace(self.params, self.config, x, targets, masks)
+        update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
+        self.params, self._state = update(self.params, self.state, self.hyper, grads)
+        self.steps += 1
+        return float(loss)
+
+    def apply_gradients(self, gradients):
+        grads = self._canonical_to_jax(gradients[0::2], gradients[1::2])
+        update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
+        self.params, self._state = update(self.params, self.state, self.hyper, grads)
+        self.steps += 1
+
+    def optimizer_state(self):
+        state = self.state
+        slots = [{} for _ in self.params]
+        if self.steps:
+            for ours, (theirs, sign) in _state_fields(self.spec.optimizer).items():
+                buffers = optax.tree.get(state, theirs, None)
+                if buffers is None:                            # no momentum: no trace
+                    continue
+                for slot, buffer in zip(slots, buffers, strict=True):
+                    slot[ours] = np.array(buffer) * sign if sign < 0 else np.array(buffer)
+        return OptimizerState(self.steps, slots)
+
+    def load_state(self, weights, biases, state):
+        self.params = self._canonical_to_jax(weights, biases)
+        fresh = self.optax_optimizer.init(self.params)
+        if state.t:
+            values = {}
+            for ours, (theirs, sign) in _state_fields(self.spec.optimizer).items():
+                if optax.tree.get(fresh, theirs, None) is None:
+                    continue
+                arrays = [slot[ours] * sign if sign < 0 else slot[ours] for slot in state.slots]
+                values[theirs] = self._canonical_to_jax(arrays[0::2], arrays[1::2])
+            if optax.tree.get(fresh, "count", None) is not None:
+                values["count"] = jnp.asarray(state.t, jnp.int32)
+            fresh = optax.tree.set(fresh, **values)
+        self._state = fresh
+        self.steps = state.t
+
+    def parameters(self):
+        arrays = [np.array(p) for p in self.params]
+        return arrays[0::2], arrays[1::2]
