@@ -3,7 +3,9 @@
 Layout: a Keras ``Dense`` kernel is (in, out), the transpose of the shared file's W_l; the one
 conversion is :func:`to_kernel` / :func:`from_kernel`, both asserting shapes. Gradients come from
 ``tf.GradientTape``, which records every Z_l and A_l so it can differentiate with respect to
-them too. Dropout multiplies by the plan's masks (``keras.layers.Dropout`` would draw its own).
+them too. The model is built from the spec's layer list through one table, :data:`LAYERS`
+(layer kind → the Keras layer that runs it); dropout multiplies by the plan's masks
+(``keras.layers.Dropout`` would draw its own).
 L2 is ``keras.regularizers.L2(λ/2)`` applied to each kernel, i.e. (λ/2)·Σ‖W_l‖², as in the
 NumPy engine.
 
@@ -25,6 +27,7 @@ import tensorflow as tf
 from reference.backend_base import Backend
 from reference.optimizer_state import OptimizerState
 from scratch.errors import BackendError
+from scratch.layer_specs import DenseSpec
 
 if keras.backend.backend() != "tensorflow":
     raise BackendError(f"keras backend: Keras runs on {keras.backend.backend()!r}; set "
@@ -111,25 +114,50 @@ def from_kernel(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel.T)
 
 
+class DenseLayer:
+    """``keras.layers.Dense`` without activation (so Z_l is a tensor of its own; kernel (in, out),
+    see :func:`to_kernel`), then the layer's activation."""
+
+    def __init__(self, layer: DenseSpec, n_in: int, spec):
+        self.dense = keras.layers.Dense(layer.units, activation=None, dtype=spec.dtype)
+        self.dense.build((None, n_in))
+        self.activation = _activation(layer.activation, spec)
+
+
+def plan_dropout(a, mask: np.ndarray | None):
+    """Inverted dropout with the training plan's mask D_l (``scratch.batching``): A_l ⊙ D_l."""
+    return a if mask is None else a * tf.convert_to_tensor(mask)
+
+
+# The one table: each layer kind of the spec → the Keras layer that runs it.
+LAYERS = {
+    "dense": DenseLayer,
+    "dropout": lambda layer, n_in, spec: plan_dropout,
+}
+
+
 class KerasBackend(Backend):
     name = "keras"
 
     def __init__(self, spec, weights, biases):
         super().__init__(spec)
+        self.layers = []
+        n_in = spec.inputs
+        for layer in spec.layers:
+            self.layers.append(LAYERS[layer.kind](layer, n_in, spec))
+            n_in = getattr(layer, "units", n_in)
+        blocks = [block for block in self.layers if isinstance(block, DenseLayer)]
+        self.dense = [block.dense for block in blocks]
+        self.activations = [block.activation for block in blocks]
         sizes = spec.layer_sizes
-        self.dense = []
-        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
+        for layer, (dense, w, b) in enumerate(zip(self.dense, weights, biases, strict=True), start=1):
             n_in, n_out = sizes[layer - 1], sizes[layer]
-            dense = keras.layers.Dense(n_out, activation=None, dtype=spec.dtype)
-            dense.build((None, n_in))
             if w.dtype != np.dtype(spec.dtype) or b.dtype != np.dtype(spec.dtype):
                 raise BackendError(f"keras backend: layer {layer} parameters are {w.dtype}/{b.dtype}, "
                                    f"spec says {spec.dtype}")
             if b.shape != (n_out,):
                 raise BackendError(f"keras backend: expected b{layer} of shape {(n_out,)}, got {b.shape}")
             dense.set_weights([to_kernel(w, n_in, n_out), b])
-            self.dense.append(dense)
-        self.activations = [_activation(name, spec) for name in spec.activations]
         self.loss_fn, self.loss_input = _loss(spec)
         self.regularizer = _regularizer(spec)
         self.variables = [v for dense in self.dense for v in (dense.kernel, dense.bias)]
@@ -142,20 +170,22 @@ class KerasBackend(Backend):
 
     # -- forward and loss -------------------------------------------------------------------
 
-    def _forward(self, x, masks):
+    def forward(self, x, masks=None):
+        """([Z_1..Z_L], [A_1..A_L]) as TF tensors, through the layers of :data:`LAYERS` in the
+        spec's order; a dropout layer applies the plan's mask of the dense layer before it."""
         a = tf.convert_to_tensor(x)
         zs, activations = [], []
-        last = self.spec.n_layers - 1
-        for index, (dense, activation) in enumerate(zip(self.dense, self.activations, strict=True)):
-            z = dense(a)
-            a = activation(z)
-            if masks is not None and index < last and masks[index] is not None:
-                a = a * tf.convert_to_tensor(masks[index])
-            zs.append(z)
-            activations.append(a)
+        for block in self.layers:
+            if isinstance(block, DenseLayer):
+                z = block.dense(a)
+                a = block.activation(z)
+                zs.append(z)
+                activations.append(a)
+            else:
+                a = activations[-1] = block(a, None if masks is None else masks[len(zs) - 1])
         return zs, activations
 
-    def _loss(self, z_out, a_out, targets):
+    def loss(self, z_out, a_out, targets):
         prediction = z_out if self.loss_input == "logits" else a_out
         data_loss = self.loss_fn(tf.convert_to_tensor(targets), prediction)
         if self.regularizer is None:
@@ -164,16 +194,10 @@ class KerasBackend(Backend):
 
     # -- the interface ----------------------------------------------------------------------
 
-    def forward(self, x, masks=None):
-        return self._forward(x, masks)
-
-    def loss(self, z_out, a_out, targets):
-        return self._loss(z_out, a_out, targets)
-
     def trace(self, x, targets, masks=None):
         with tf.GradientTape() as tape:
-            zs, activations = self._forward(x, masks)
-            loss = self._loss(zs[-1], activations[-1], targets)
+            zs, activations = self.forward(x, masks)
+            loss = self.loss(zs[-1], activations[-1], targets)
         n = self.spec.n_layers
         grads = tape.gradient(loss, {"Z": zs, "A": activations, "W": self.variables},
                               unconnected_gradients=tf.UnconnectedGradients.NONE)
@@ -212,8 +236,8 @@ class KerasBackend(Backend):
 
     def train_step(self, x, targets, masks=None):
         with tf.GradientTape() as tape:
-            zs, activations = self._forward(x, masks)
-            loss = self._loss(zs[-1], activations[-1], targets)
+            zs, activations = self.forward(x, masks)
+            loss = self.loss(zs[-1], activations[-1], targets)
         grads = tape.gradient(loss, self.variables)
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return float(loss.numpy())
@@ -268,8 +292,8 @@ class KerasBackend(Backend):
         @tf.function
         def step(x, targets):
             with tf.GradientTape() as tape:
-                zs, activations = self._forward(x, None)
-                loss = self._loss(zs[-1], activations[-1], targets)
+                zs, activations = self.forward(x, None)
+                loss = self.loss(zs[-1], activations[-1], targets)
             grads = tape.gradient(loss, self.variables)
             self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
             return loss

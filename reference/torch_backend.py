@@ -2,11 +2,12 @@
 
 Layout: ``torch.nn.Linear.weight`` is (out, in) like the shared file, so the hand-off is a
 copy with a shape assertion (:func:`to_torch`). Intermediate gradients come from
-``Tensor.retain_grad`` on every Z_l and A_l. Dropout multiplies by the plan's masks (an
-``nn.Dropout`` would draw its own). L2 enters the loss as (λ/2)·Σ‖W_l‖² on weights only, like
-the NumPy engine; ``weight_decay`` is not used because it would also change what the loss reports.
-Optimizers run the single-tensor CPU path (``foreach=False``), whose order of operations
-``scratch.optimizers`` follows.
+``Tensor.retain_grad`` on every Z_l and A_l. The model is built from the spec's layer list
+through one table, :data:`LAYERS` (layer kind → the torch module that runs it); dropout
+multiplies by the plan's masks (an ``nn.Dropout`` would draw its own). L2 enters the loss as
+(λ/2)·Σ‖W_l‖² on weights only, like the NumPy engine; ``weight_decay`` is not used because it
+would also change what the loss reports. Optimizers run the single-tensor CPU path
+(``foreach=False``), whose order of operations ``scratch.optimizers`` follows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from reference.backend_base import Backend
 from reference.optimizer_state import OptimizerState
 from scratch.errors import BackendError
+from scratch.layer_specs import DenseSpec
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -33,6 +35,29 @@ def _activation(name: str, spec) -> nn.Module:
         "tanh": nn.Tanh,
         "softmax": lambda: nn.Softmax(dim=1),
     }[name]()
+
+
+class PlanDropout(nn.Module):
+    """Inverted dropout with the training plan's mask D_l (``scratch.batching``): A_l ⊙ D_l."""
+
+    def forward(self, a: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
+        return a if mask is None else a * torch.from_numpy(mask)
+
+
+class DenseLayer(nn.Module):
+    """``nn.Linear`` (weight (out, in), the file's layout) followed by the layer's activation."""
+
+    def __init__(self, layer: DenseSpec, n_in: int, spec):
+        super().__init__()
+        self.linear = nn.Linear(n_in, layer.units, dtype=_DTYPES[spec.dtype])
+        self.activation = _activation(layer.activation, spec)
+
+
+# The one table: each layer kind of the spec → the torch module that runs it.
+LAYERS = {
+    "dense": DenseLayer,
+    "dropout": lambda layer, n_in, spec: PlanDropout(),
+}
 
 
 # CCE and BCE take the logits Z_L; MSE takes A_L.
@@ -79,15 +104,15 @@ class TorchBackend(Backend):
     def __init__(self, spec, weights, biases):
         super().__init__(spec)
         self.dtype = _DTYPES[spec.dtype]
-        sizes = spec.layer_sizes
-        self.linears = nn.ModuleList()
-        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
-            linear = nn.Linear(sizes[layer - 1], sizes[layer], dtype=self.dtype)
-            with torch.no_grad():
-                linear.weight.copy_(to_torch(w, (sizes[layer], sizes[layer - 1]), self.dtype))
-                linear.bias.copy_(to_torch(b, (sizes[layer],), self.dtype))
-            self.linears.append(linear)
-        self.activations = [_activation(name, spec) for name in spec.activations]
+        self.layers = nn.ModuleList()
+        n_in = spec.inputs
+        for layer in spec.layers:
+            self.layers.append(LAYERS[layer.kind](layer, n_in, spec))
+            n_in = getattr(layer, "units", n_in)
+        dense = [module for module in self.layers if isinstance(module, DenseLayer)]
+        self.linears = nn.ModuleList(module.linear for module in dense)     # W_1, b_1, … in order
+        self.activations = [module.activation for module in dense]
+        self.load_parameters(weights, biases)
         loss_class, self.loss_input = _LOSSES[spec.loss]
         self.loss_fn = loss_class()
         self.steps = 0                       # updates applied (torch's SGD keeps no counter)
@@ -100,23 +125,26 @@ class TorchBackend(Backend):
 
     # -- forward and loss -------------------------------------------------------------------
 
-    def _forward(self, x, masks, keep_intermediates):
+    def forward(self, x, masks=None, keep_intermediates=False):
+        """([Z_1..Z_L], [A_1..A_L]) as torch tensors, through the modules of :data:`LAYERS` in
+        the spec's order; a dropout module applies the plan's mask of the dense layer before it.
+        ``keep_intermediates`` retains every Z and A's gradient for :meth:`trace`."""
         a = torch.from_numpy(x)
         zs, activations = [], []
-        last = self.spec.n_layers - 1
-        for index, (linear, activation) in enumerate(zip(self.linears, self.activations, strict=True)):
-            z = linear(a)
-            a = activation(z)
-            if masks is not None and index < last and masks[index] is not None:
-                a = a * torch.from_numpy(masks[index])
-            if keep_intermediates:
-                z.retain_grad()
-                a.retain_grad()
-            zs.append(z)
-            activations.append(a)
+        for module in self.layers:
+            if isinstance(module, DenseLayer):
+                z = module.linear(a)
+                a = module.activation(z)
+                zs.append(z)
+                activations.append(a)
+            else:
+                a = activations[-1] = module(a, None if masks is None else masks[len(zs) - 1])
+        if keep_intermediates:
+            for tensor in zs + activations:
+                tensor.retain_grad()
         return zs, activations
 
-    def _loss(self, z_out, a_out, targets):
+    def loss(self, z_out, a_out, targets):
         data_loss = self.loss_fn(z_out if self.loss_input == "logits" else a_out, torch.from_numpy(targets))
         if not self.spec.l2:
             return data_loss
@@ -125,16 +153,10 @@ class TorchBackend(Backend):
 
     # -- the interface ----------------------------------------------------------------------
 
-    def forward(self, x, masks=None):
-        return self._forward(x, masks, keep_intermediates=False)
-
-    def loss(self, z_out, a_out, targets):
-        return self._loss(z_out, a_out, targets)
-
     def trace(self, x, targets, masks=None):
         self.linears.zero_grad(set_to_none=True)
-        zs, activations = self._forward(x, masks, keep_intermediates=True)
-        loss = self._loss(zs[-1], activations[-1], targets)
+        zs, activations = self.forward(x, masks, keep_intermediates=True)
+        loss = self.loss(zs[-1], activations[-1], targets)
         loss.backward()
         out = {"loss": loss.detach().numpy()}
         for layer, (linear, z, a) in enumerate(zip(self.linears, zs, activations, strict=True), start=1):
@@ -175,8 +197,8 @@ class TorchBackend(Backend):
 
     def train_step(self, x, targets, masks=None):
         self.optimizer.zero_grad(set_to_none=True)
-        zs, activations = self._forward(x, masks, keep_intermediates=False)
-        loss = self._loss(zs[-1], activations[-1], targets)
+        zs, activations = self.forward(x, masks)
+        loss = self.loss(zs[-1], activations[-1], targets)
         loss.backward()
         self.optimizer.step()
         self.steps += 1
@@ -199,13 +221,21 @@ class TorchBackend(Backend):
                           if state.get(theirs) is not None})
         return OptimizerState(self.steps, slots)
 
-    def load_state(self, weights, biases, state):
+    def load_parameters(self, weights, biases) -> None:
+        """Copy canonical [W_1..W_L], [b_1..b_L] into the linears (the one hand-off: nn.Linear's
+        weight is (out, in) like the file, so only the shape is asserted)."""
         sizes = self.spec.layer_sizes
-        keys = _STATE_KEYS[self.spec.optimizer.name]
+        if not len(weights) == len(biases) == len(self.linears):
+            raise BackendError(f"torch backend: {len(weights)} weights and {len(biases)} biases for "
+                               f"{len(self.linears)} dense layers")
         with torch.no_grad():
             for layer, (linear, w, b) in enumerate(zip(self.linears, weights, biases, strict=True), start=1):
                 linear.weight.copy_(to_torch(w, (sizes[layer], sizes[layer - 1]), self.dtype))
                 linear.bias.copy_(to_torch(b, (sizes[layer],), self.dtype))
+
+    def load_state(self, weights, biases, state):
+        keys = _STATE_KEYS[self.spec.optimizer.name]
+        self.load_parameters(weights, biases)
         self.optimizer.state.clear()
         if state.t:
             for param, slot in zip(self.linears.parameters(), state.slots, strict=True):
