@@ -170,6 +170,25 @@ def test_update_bound_just_above_and_just_below(dtype):
         assert row.where == (7,)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_flushed_subnormal_buffer_passes_a_normal_one_does_not(dtype):
+    """A buffer element the reference keeps subnormal and a flush-to-zero backend (XLA on CPU)
+    holds as 0 is equal; 0 against the smallest normal number, or twice it, still fails."""
+    tiny = np.finfo(dtype).tiny
+    before = np.ones(4, dtype)
+    params = [before.copy(), before[:1].copy()]
+    old_state = OptimizerState(1, [{"s": np.zeros(4, dtype)}, {"s": np.zeros(1, dtype)}])
+    for reference_value, ok in ((tiny / 4, True), (tiny / 1024, True), (tiny, False), (2 * tiny, False)):
+        want_s = np.array([0.5, reference_value, 0.25, 0.125], dtype)
+        got_s = want_s.copy()
+        got_s[1] = 0.0                                                  # flushed to zero
+        want = OptimizerState(2, [{"s": want_s}, {"s": np.zeros(1, dtype)}])
+        got = OptimizerState(2, [{"s": got_s}, {"s": np.zeros(1, dtype)}])
+        [row] = [c for c in compare_update(params, params, [before, before[:1]], got, want, old_state,
+                                           dtype, 1) if c.name == "W1 s"]
+        assert row.ok is ok, (reference_value, row.describe())
+
+
 def test_the_update_tolerances_are_pinned():
     assert (ULPS_UPDATE, AMPLIFIED, ARBITER_FACTOR) == (8, 10.0, 4.0)
 
