@@ -171,22 +171,28 @@ def test_update_bound_just_above_and_just_below(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_a_flushed_subnormal_buffer_passes_a_normal_one_does_not(dtype):
-    """A buffer element the reference keeps subnormal and a flush-to-zero backend (XLA on CPU)
-    holds as 0 is equal; 0 against the smallest normal number, or twice it, still fails."""
+def test_flush_to_zero_differences_pass_a_normal_one_does_not(dtype):
+    """What a flush-to-zero backend (XLA on CPU) computes differently passes: a buffer element the
+    reference keeps subnormal and the backend holds as 0, and a normal s near tiny that missed a
+    flushed subnormal term. A difference of tiny or more, however small, still fails."""
     tiny = np.finfo(dtype).tiny
+    spacing = np.spacing(np.asarray(8 * tiny, dtype))          # the ulp of a small normal value
     before = np.ones(4, dtype)
     params = [before.copy(), before[:1].copy()]
     old_state = OptimizerState(1, [{"s": np.zeros(4, dtype)}, {"s": np.zeros(1, dtype)}])
-    for reference_value, ok in ((tiny / 4, True), (tiny / 1024, True), (tiny, False), (2 * tiny, False)):
+    cases = [(tiny / 4, 0.0, True), (tiny / 1024, 0.0, True),          # subnormal vs flushed
+             (8 * tiny + 64 * spacing, 8 * tiny, True),                 # a flushed (1 − ρ)g² term
+             (tiny, 0.0, False), (2 * tiny, 0.0, False), (8 * tiny + tiny, 8 * tiny, False)]
+    for reference_value, actual_value, ok in cases:
         want_s = np.array([0.5, reference_value, 0.25, 0.125], dtype)
         got_s = want_s.copy()
-        got_s[1] = 0.0                                                  # flushed to zero
+        got_s[1] = actual_value
         want = OptimizerState(2, [{"s": want_s}, {"s": np.zeros(1, dtype)}])
         got = OptimizerState(2, [{"s": got_s}, {"s": np.zeros(1, dtype)}])
         [row] = [c for c in compare_update(params, params, [before, before[:1]], got, want, old_state,
                                            dtype, 1) if c.name == "W1 s"]
-        assert row.ok is ok, (reference_value, row.describe())
+        assert row.ok is ok, (reference_value, actual_value, row.describe())
+        assert ok or row.where == (1,)
 
 
 def test_the_update_tolerances_are_pinned():
