@@ -1,0 +1,129 @@
+"""A 2-D convolution (cross-correlation, as in every framework), forward and backward side by side.
+
+Data are channels-first, X (m, C, H, W); the kernel is W (O, C, k_h, k_w) — torch's OIHW, the
+layout the weight file will carry (Keras's HWIO is its transpose (2, 3, 1, 0)); the bias b (O,).
+With stride s, dilation d and X_p the input padded by (top, bottom, left, right):
+
+    forward    Z[n, o, y, x] = b[o] + Σ_{c,i,j} W[o, c, i, j] · X_p[n, c, y·s + i·d, x·s + j·d]
+                                                              (m, O, H_out, W_out)
+    backward   dW[o, c, i, j] = Σ_{n,y,x} dZ[n, o, y, x] · X_p[n, c, y·s + i·d, x·s + j·d]
+               db[o]          = Σ_{n,y,x} dZ[n, o, y, x]
+               dX_p[n, c, y·s + i·d, x·s + j·d] += Σ_o dZ[n, o, y, x] · W[o, c, i, j]
+               dX = dX_p without the padding
+
+H_out = ⌊(H + top + bottom − d·(k_h − 1) − 1) / s⌋ + 1 (the same for the width).
+
+Vectorized as im2col: the patches X_p[n, :, y·s + i·d, x·s + j·d] are a strided view of X_p
+(``sliding_window_view``), copied once into the matrix P (m·H_out·W_out, C·k_h·k_w); then
+Z = P·W₂ᵀ + b and dW₂ = dZ₂ᵀ·P are single GEMMs (W₂ = W as (O, C·k_h·k_w), dZ₂ = dZ as
+(m·H_out·W_out, O)). col2im adds the rows of dP = dZ₂·W₂ back into dX_p with one strided slice
+per kernel offset (i, j) — k_h·k_w array additions, no loop over pixels or channels.
+
+Padding (:func:`padding_amounts`): ``"valid"`` is none; ``"same"`` gives H_out = ⌈H / s⌉ with
+the total padding max((H_out − 1)·s + d·(k_h − 1) + 1 − H, 0) split as TensorFlow does, the
+odd row/column at the bottom/right (torch's ``padding="same"`` exists only for stride 1, where
+the split is the same); explicit amounts are (top, bottom, left, right).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from scratch.errors import SpecError
+
+
+def padding_amounts(padding, size: tuple[int, int], kernel: tuple[int, int], stride: int,
+                    dilation: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) for ``padding`` = "valid", "same" or explicit amounts."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        amounts = []
+        for length, k in zip(size, kernel, strict=True):
+            out = -(-length // stride)
+            total = max((out - 1) * stride + dilation * (k - 1) + 1 - length, 0)
+            amounts += [total // 2, total - total // 2]
+        return tuple(amounts)
+    if (isinstance(padding, tuple) and len(padding) == 4
+            and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding)):
+        return padding
+    raise SpecError(f"padding: expected 'valid', 'same' or (top, bottom, left, right) non-negative "
+                    f"integers, got {padding!r}")
+
+
+class Conv2D:
+    """Holds references to the kernel W (O, C, k_h, k_w) and bias b (O,), updated in place by the
+    optimizer; ``stride``, ``dilation`` ≥ 1 and ``padding`` as in :func:`padding_amounts`."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, stride: int = 1, dilation: int = 1,
+                 padding="valid"):
+        if weight.ndim != 4 or bias.shape != (weight.shape[0],):
+            raise SpecError(f"conv2d: expected W (O, C, k_h, k_w) and b (O,), got {weight.shape} and "
+                            f"{bias.shape}")
+        for name, value in (("stride", stride), ("dilation", dilation)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(f"conv2d: {name} must be an integer >= 1, got {value!r}")
+        self.weight, self.bias = weight, bias
+        self.stride, self.dilation, self.padding = stride, dilation, padding
+
+    def _padded(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        top, bottom, left, right = padding_amounts(self.padding, x.shape[2:], self.weight.shape[2:],
+                                                   self.stride, self.dilation)
+        if not any((top, bottom, left, right)):
+            return x, (0, 0, 0, 0)
+        return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), (top, bottom, left, right)
+
+    def patches(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """(P (m·H_out·W_out, C·k_h·k_w), (H_out, W_out)): im2col of the padded input."""
+        if x.ndim != 4 or x.shape[1] != self.weight.shape[1]:
+            raise SpecError(f"conv2d: expected inputs (m, {self.weight.shape[1]}, H, W), got {x.shape}")
+        x_p, _ = self._padded(x)
+        k_h, k_w = self.weight.shape[2:]
+        s, d = self.stride, self.dilation
+        span_h, span_w = d * (k_h - 1) + 1, d * (k_w - 1) + 1
+        if x_p.shape[2] < span_h or x_p.shape[3] < span_w:
+            raise SpecError(f"conv2d: the padded input {x_p.shape[2:]} is smaller than the dilated "
+                            f"kernel ({span_h}, {span_w})")
+        windows = sliding_window_view(x_p, (span_h, span_w), axis=(2, 3))[:, :, ::s, ::s, ::d, ::d]
+        m, c, h_out, w_out = windows.shape[:4]                 # (m, C, H_out, W_out, k_h, k_w)
+        columns = windows.transpose(0, 2, 3, 1, 4, 5).reshape(m * h_out * w_out, c * k_h * k_w)
+        return columns, (h_out, w_out)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        z, _ = self.forward_with_patches(x)
+        return z
+
+    def forward_with_patches(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Z (m, O, H_out, W_out), P): the patches are what the weight gradient needs."""
+        columns, (h_out, w_out) = self.patches(x)
+        out_channels = self.weight.shape[0]
+        z = columns @ self.weight.reshape(out_channels, -1).T  # (m·H_out·W_out, O)
+        z += self.bias
+        return z.reshape(len(x), h_out, w_out, out_channels).transpose(0, 3, 1, 2), columns
+
+    def backward(self, dz: np.ndarray, x: np.ndarray, columns: np.ndarray | None = None):
+        """(dW (O, C, k_h, k_w), db (O,), dX (m, C, H, W)) from dZ (m, O, H_out, W_out)."""
+        if columns is None:
+            columns, _ = self.patches(x)
+        dz2 = dz.transpose(0, 2, 3, 1).reshape(-1, dz.shape[1])   # (m·H_out·W_out, O)
+        dw = (dz2.T @ columns).reshape(self.weight.shape)
+        db = dz2.sum(axis=0)
+        return dw, db, self.input_gradient(dz2, x, dz.shape[2:])
+
+    def input_gradient(self, dz2: np.ndarray, x: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+        """col2im of dP = dZ₂·W₂ into dX_p, one strided slice per kernel offset, then unpadded."""
+        out_channels, channels, k_h, k_w = self.weight.shape
+        h_out, w_out = out_size
+        m = len(x)
+        d_columns = (dz2 @ self.weight.reshape(out_channels, -1)).reshape(m, h_out, w_out, channels, k_h, k_w)
+        top, bottom, left, right = padding_amounts(self.padding, x.shape[2:], (k_h, k_w), self.stride,
+                                                   self.dilation)
+        dx_p = np.zeros((m, channels, x.shape[2] + top + bottom, x.shape[3] + left + right), x.dtype)
+        s, d = self.stride, self.dilation
+        for i in range(k_h):
+            for j in range(k_w):
+                rows = slice(i * d, i * d + s * (h_out - 1) + 1, s)
+                cols = slice(j * d, j * d + s * (w_out - 1) + 1, s)
+                dx_p[:, :, rows, cols] += d_columns[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+        return dx_p[:, :, top:top + x.shape[2], left:left + x.shape[3]]
