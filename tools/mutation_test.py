@@ -50,6 +50,7 @@ SUBSET = [
     "parity_tests/numpy_only/test_weight_format_2.py",
     "parity_tests/numpy_only/test_layer_list_spec.py",
     "parity_tests/numpy_only/test_conv_layer.py",
+    "parity_tests/numpy_only/test_pooling_layers.py",
     "parity_tests/frameworks/test_checker_localization.py",
     "parity_tests/frameworks/test_forward_gradients.py",
     "parity_tests/frameworks/test_training_curves.py",

@@ -128,3 +128,40 @@ def test_a_flipped_kernel_fails_against_torch():
                  torch.from_numpy(layer.bias), stride=2)
     with pytest.raises(AssertionError, match="Z"):
         assert_close({"Z": z.numpy()}, {"Z": want["Z"]}, "float64")
+
+
+POOLS = {"max-2": ("max", 2, None), "max-3-s2": ("max", 3, 2), "avg-2": ("avg", 2, None),
+         "avg-3-s2": ("avg", 3, 2)}
+
+
+def pool_case(kind, pool, stride, dtype):
+    from scratch.layers.pooling import AvgPool2D, MaxPool2D
+
+    rng = np.random.default_rng(2)
+    layer = (MaxPool2D if kind == "max" else AvgPool2D)(pool, stride)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+    z = layer.forward(x)
+    upstream = rng.standard_normal(z.shape).astype(dtype)
+    return x, upstream, {"Z": z, "dX": layer.backward(upstream, x)}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", POOLS)
+def test_torch_and_tensorflow_pooling(name, dtype):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("tensorflow")
+    import torch.nn.functional as F
+
+    kind, pool, stride = POOLS[name]
+    x, upstream, want = pool_case(kind, pool, stride, dtype)
+    stride = pool if stride is None else stride
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    zt = (F.max_pool2d if kind == "max" else F.avg_pool2d)(xt, pool, stride)
+    zt.backward(torch.from_numpy(upstream))
+    assert_close({"Z": zt.detach().numpy(), "dX": xt.grad.numpy()}, want, dtype)
+    x_nhwc = tf.constant(x.transpose(0, 2, 3, 1))
+    with tf.GradientTape() as tape:
+        tape.watch(x_nhwc)
+        z = (tf.nn.max_pool2d if kind == "max" else tf.nn.avg_pool2d)(x_nhwc, pool, stride, "VALID")
+    dx = tape.gradient(z, x_nhwc, output_gradients=tf.constant(upstream.transpose(0, 2, 3, 1)))
+    assert_close({"Z": z.numpy().transpose(0, 3, 1, 2), "dX": dx.numpy().transpose(0, 3, 1, 2)}, want, dtype)
