@@ -51,6 +51,7 @@ SUBSET = [
     "parity_tests/numpy_only/test_layer_list_spec.py",
     "parity_tests/numpy_only/test_conv_layer.py",
     "parity_tests/numpy_only/test_pooling_layers.py",
+    "parity_tests/numpy_only/test_normalization_layers.py",
     "parity_tests/frameworks/test_checker_localization.py",
     "parity_tests/frameworks/test_forward_gradients.py",
     "parity_tests/frameworks/test_training_curves.py",
