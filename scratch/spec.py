@@ -1,9 +1,10 @@
 """The one frozen model spec that every backend reads.
 
-A :class:`ModelSpec` fixes everything that decides a training run: layer sizes, activations,
-loss, initializer, optimizer (with its convention and every hyperparameter), batching, epochs,
-seed, dtype, L2 and dropout. It is validated on construction, stored as JSON in the metadata
-of every weight file, and read unchanged by the NumPy engine, the torch twin and the Keras twin.
+A :class:`ModelSpec` fixes everything that decides a training run: the stack of layers (frozen
+layer specs from ``scratch.layer_specs``, each with its activation or dropout rate), loss,
+initializer, optimizer (with its convention and every hyperparameter), batching, epochs, seed,
+dtype and L2. It is validated on construction, stored as JSON in the metadata of every weight
+file, and read unchanged by the NumPy engine and every twin.
 """
 
 from __future__ import annotations
@@ -69,12 +70,6 @@ FRAMEWORK_DEFAULTS = {
 }
 
 
-_fail = field_error
-_check_choice = check_choice
-_check_real = check_real
-_check_int = check_int
-
-
 @dataclass(frozen=True)
 class OptimizerSpec:
     """An optimizer and every one of its hyperparameters.
@@ -95,18 +90,18 @@ class OptimizerSpec:
     epsilon: float = 1e-8
 
     def __post_init__(self) -> None:
-        _check_choice("optimizer.name", self.name, OPTIMIZERS)
-        _check_choice("optimizer.convention", self.convention, CONVENTIONS)
-        _check_real("optimizer.learning_rate", self.learning_rate, 0.0, math.inf, low_open=True)
-        _check_real("optimizer.momentum", self.momentum, 0.0, 1.0)
-        _check_real("optimizer.rho", self.rho, 0.0, 1.0)
-        _check_real("optimizer.beta1", self.beta1, 0.0, 1.0)
-        _check_real("optimizer.beta2", self.beta2, 0.0, 1.0)
-        _check_real("optimizer.epsilon", self.epsilon, 0.0, 1.0, low_open=True)
+        check_choice("optimizer.name", self.name, OPTIMIZERS)
+        check_choice("optimizer.convention", self.convention, CONVENTIONS)
+        check_real("optimizer.learning_rate", self.learning_rate, 0.0, math.inf, low_open=True)
+        check_real("optimizer.momentum", self.momentum, 0.0, 1.0)
+        check_real("optimizer.rho", self.rho, 0.0, 1.0)
+        check_real("optimizer.beta1", self.beta1, 0.0, 1.0)
+        check_real("optimizer.beta2", self.beta2, 0.0, 1.0)
+        check_real("optimizer.epsilon", self.epsilon, 0.0, 1.0, low_open=True)
         if self.name == "momentum" and self.momentum == 0.0:
-            raise _fail("optimizer.momentum", "optimizer 'momentum' needs momentum in (0, 1)")
+            raise field_error("optimizer.momentum", "optimizer 'momentum' needs momentum in (0, 1)")
         if self.name in ("sgd", "adam") and self.momentum != 0.0:
-            raise _fail("optimizer.momentum",
+            raise field_error("optimizer.momentum",
                         f"optimizer {self.name!r} takes no momentum (got {self.momentum}); "
                         "use name='momentum' for SGD with momentum")
         default = OptimizerSpec.__dataclass_fields__
@@ -116,7 +111,7 @@ class OptimizerSpec:
                   "adam": ("rho",)}[self.name]
         for name in unused:
             if getattr(self, name) != default[name].default:
-                raise _fail(f"optimizer.{name}",
+                raise field_error(f"optimizer.{name}",
                             f"optimizer {self.name!r} does not use {name}; leave it at its default")
 
     @classmethod
@@ -124,8 +119,8 @@ class OptimizerSpec:
         """The optimizer as torch.optim, keras.optimizers or optax builds it with no optional
         arguments (learning rate, rho/alpha, epsilon), with ``overrides`` applied on top. optax
         has no default learning rate: pass one (else the spec's default, 0.1, stands)."""
-        _check_choice("optimizer.name", name, OPTIMIZERS)
-        _check_choice("optimizer.convention", convention, CONVENTIONS)
+        check_choice("optimizer.name", name, OPTIMIZERS)
+        check_choice("optimizer.convention", convention, CONVENTIONS)
         values = dict(FRAMEWORK_DEFAULTS[(name, convention)])
         values.update(overrides)
         return cls(name=name, convention=convention, **values)
@@ -140,13 +135,13 @@ def expand_mlp(layer_sizes: Any, hidden_activation: str, output_activation: str,
     """(inputs, layers) of the MLP shorthand, each field checked under its own name:
     (n_0, n_1, …, n_L) → Dense(n_1, g) [Dropout(p)] … Dense(n_L, g_L)."""
     if not isinstance(layer_sizes, (tuple, list)):
-        raise _fail("layer_sizes", f"expected a sequence of integers, got {layer_sizes!r}")
+        raise field_error("layer_sizes", f"expected a sequence of integers, got {layer_sizes!r}")
     if len(layer_sizes) < 2:
-        raise _fail("layer_sizes", f"expected at least (n_in, n_out), got {tuple(layer_sizes)}")
-    sizes = tuple(_check_int(f"layer_sizes[{index}]", size, 1) for index, size in enumerate(layer_sizes))
-    _check_choice("hidden_activation", hidden_activation, HIDDEN_ACTIVATIONS)
-    _check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
-    _check_real("dropout", dropout, 0.0, 1.0)
+        raise field_error("layer_sizes", f"expected at least (n_in, n_out), got {tuple(layer_sizes)}")
+    sizes = tuple(check_int(f"layer_sizes[{index}]", size, 1) for index, size in enumerate(layer_sizes))
+    check_choice("hidden_activation", hidden_activation, HIDDEN_ACTIVATIONS)
+    check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
+    check_real("dropout", dropout, 0.0, 1.0)
     layers: list[LayerSpec] = []
     for width in sizes[1:-1]:
         layers.append(DenseSpec(width, hidden_activation))
@@ -197,15 +192,15 @@ class ModelSpec:
                                                          strict=True) if value is not None}
         if inputs is not None or layers is not None:
             if shorthand:
-                raise _fail(next(iter(shorthand)), "give the layer list (inputs, layers) or the MLP "
+                raise field_error(next(iter(shorthand)), "give the layer list (inputs, layers) or the MLP "
                             "shorthand (layer_sizes, hidden_activation, output_activation, dropout), "
                             "not both")
             if inputs is None or layers is None:
-                raise _fail("inputs" if inputs is None else "layers", "missing (a layer list needs "
+                raise field_error("inputs" if inputs is None else "layers", "missing (a layer list needs "
                             "both inputs and layers)")
         else:
             if layer_sizes is None:
-                raise _fail("layer_sizes", "missing (give layer_sizes, or inputs and layers)")
+                raise field_error("layer_sizes", "missing (give layer_sizes, or inputs and layers)")
             inputs, layers = expand_mlp(layer_sizes,
                                         "relu" if hidden_activation is None else hidden_activation,
                                         "softmax" if output_activation is None else output_activation,
@@ -221,44 +216,44 @@ class ModelSpec:
     def _validate(self, shorthand: dict[str, Any]) -> None:
         # a shorthand's own mistakes were reported under its field names by expand_mlp; what is
         # left to name here is the layer list's (shorthand fields again where they were given)
-        object.__setattr__(self, "inputs", _check_int("inputs", self.inputs, 1))
+        object.__setattr__(self, "inputs", check_int("inputs", self.inputs, 1))
         if not isinstance(self.layers, (tuple, list)) or not self.layers:
-            raise _fail("layers", f"expected a non-empty sequence of layer specs, got {self.layers!r}")
+            raise field_error("layers", f"expected a non-empty sequence of layer specs, got {self.layers!r}")
         object.__setattr__(self, "layers", tuple(self.layers))
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
             where = f"layers[{index}]"
             if not isinstance(layer, (DenseSpec, DropoutSpec)):
-                raise _fail(where, f"expected a layer spec (DenseSpec, DropoutSpec), got {layer!r}")
+                raise field_error(where, f"expected a layer spec (DenseSpec, DropoutSpec), got {layer!r}")
             if isinstance(layer, DropoutSpec) and (index == 0 or index == last
                                                    or not isinstance(self.layers[index - 1], DenseSpec)):
-                raise _fail(where, "dropout must directly follow a hidden dense layer")
+                raise field_error(where, "dropout must directly follow a hidden dense layer")
             if isinstance(layer, DenseSpec) and index < last:
-                _check_choice(f"{where}.activation", layer.activation, HIDDEN_ACTIVATIONS)
+                check_choice(f"{where}.activation", layer.activation, HIDDEN_ACTIVATIONS)
         output = self.layers[-1]
         if not isinstance(output, DenseSpec):
-            raise _fail(f"layers[{last}]", "the last layer must be the dense output layer")
-        _check_choice(f"layers[{last}].activation", output.activation, OUTPUT_ACTIVATIONS)
-        _check_choice("loss", self.loss, LOSSES)
+            raise field_error(f"layers[{last}]", "the last layer must be the dense output layer")
+        check_choice(f"layers[{last}].activation", output.activation, OUTPUT_ACTIVATIONS)
+        check_choice("loss", self.loss, LOSSES)
         output_field = "output_activation" if shorthand else f"layers[{last}].activation"
         if output.activation not in LOSS_OUTPUTS[self.loss]:
-            raise _fail(output_field, f"{output.activation!r} does not fit loss {self.loss!r}; expected "
-                                      f"one of {', '.join(LOSS_OUTPUTS[self.loss])}")
+            raise field_error(output_field, f"{output.activation!r} does not fit loss {self.loss!r}; "
+                                            f"expected one of {', '.join(LOSS_OUTPUTS[self.loss])}")
         if output.activation == "softmax" and output.units < 2:
-            raise _fail("layer_sizes" if shorthand else f"layers[{last}].units",
+            raise field_error("layer_sizes" if shorthand else f"layers[{last}].units",
                         "softmax output needs at least 2 units")
-        _check_choice("init", self.init, INITIALIZERS)
+        check_choice("init", self.init, INITIALIZERS)
         if not isinstance(self.optimizer, OptimizerSpec):
-            raise _fail("optimizer", f"expected an OptimizerSpec, got {type(self.optimizer).__name__}")
+            raise field_error("optimizer", f"expected an OptimizerSpec, got {type(self.optimizer).__name__}")
         if self.batch_size is not None:
-            object.__setattr__(self, "batch_size", _check_int("batch_size", self.batch_size, 1))
-        object.__setattr__(self, "epochs", _check_int("epochs", self.epochs, 1))
-        object.__setattr__(self, "seed", _check_int("seed", self.seed, 0))
-        _check_choice("dtype", self.dtype, DTYPES)
-        _check_real("l2", self.l2, 0.0, math.inf)
-        _check_real("leaky_relu_slope", self.leaky_relu_slope, 0.0, 1.0, low_open=True)
+            object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, 1))
+        object.__setattr__(self, "epochs", check_int("epochs", self.epochs, 1))
+        object.__setattr__(self, "seed", check_int("seed", self.seed, 0))
+        check_choice("dtype", self.dtype, DTYPES)
+        check_real("l2", self.l2, 0.0, math.inf)
+        check_real("leaky_relu_slope", self.leaky_relu_slope, 0.0, 1.0, low_open=True)
         if not isinstance(self.shuffle, bool):
-            raise _fail("shuffle", f"expected true or false, got {self.shuffle!r}")
+            raise field_error("shuffle", f"expected true or false, got {self.shuffle!r}")
 
     # -- the stack, read back (computed once: the spec is frozen) -----------------------------
 
@@ -354,14 +349,14 @@ class ModelSpec:
         known = {f.name for f in dataclasses.fields(cls)} | set(SHORTHAND)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise _fail(unknown[0], f"unknown field; known fields are {', '.join(sorted(known))}")
+            raise field_error(unknown[0], f"unknown field; known fields are {', '.join(sorted(known))}")
         if "layers" not in data and "inputs" not in data and "layer_sizes" not in data:
-            raise _fail("layer_sizes", "missing (give layer_sizes, or inputs and layers)")
+            raise field_error("layer_sizes", "missing (give layer_sizes, or inputs and layers)")
         values = dict(data)
         if "layers" in values:
             layers = values["layers"]
             if not isinstance(layers, list):
-                raise _fail("layers", f"expected a JSON array of layers, got {layers!r}")
+                raise field_error("layers", f"expected a JSON array of layers, got {layers!r}")
             values["layers"] = tuple(layer_from_dict(layer, f"layers[{index}]")
                                      for index, layer in enumerate(layers))
         optimizer = values.get("optimizer", {})
@@ -369,11 +364,11 @@ class ModelSpec:
             opt_known = {f.name for f in dataclasses.fields(OptimizerSpec)}
             opt_unknown = sorted(set(optimizer) - opt_known)
             if opt_unknown:
-                raise _fail(f"optimizer.{opt_unknown[0]}",
+                raise field_error(f"optimizer.{opt_unknown[0]}",
                             f"unknown field; known fields are {', '.join(sorted(opt_known))}")
             values["optimizer"] = OptimizerSpec(**optimizer)
         else:
-            raise _fail("optimizer", f"expected a JSON object, got {optimizer!r}")
+            raise field_error("optimizer", f"expected a JSON object, got {optimizer!r}")
         return cls(**values)
 
     @classmethod
