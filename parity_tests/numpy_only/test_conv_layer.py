@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_gradients_fd import assert_gradient, numerical_gradient
 
 from scratch.errors import SpecError
 from scratch.layers.conv import Conv2D, padding_amounts
@@ -34,27 +35,13 @@ def loss_and_layer(config, rng):
     return layer, x, upstream, loss
 
 
-def numeric_gradient(loss, array, h=1e-6):
-    gradient = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        original = array[index]
-        array[index] = original + h
-        up = loss()
-        array[index] = original - h
-        down = loss()
-        array[index] = original
-        gradient[index] = (up - down) / (2 * h)
-    return gradient
-
-
 @pytest.mark.parametrize("config", CONFIGS, ids=[f"cfg{i}" for i in range(len(CONFIGS))])
 def test_conv_backward_matches_finite_differences(config):
     rng = np.random.default_rng(7)
     layer, x, upstream, loss = loss_and_layer(config, rng)
     dw, db, dx = layer.backward(upstream, x)
     for name, got, array in (("dW", dw, layer.weight), ("db", db, layer.bias), ("dX", dx, x)):
-        want = numeric_gradient(loss, array)
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8, err_msg=name)
+        assert_gradient(name, numerical_gradient(loss, array), got)
 
 
 def test_conv_forward_matches_the_definition_on_one_output():

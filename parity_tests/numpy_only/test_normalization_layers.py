@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_conv_layer import numeric_gradient
+from test_gradients_fd import assert_gradient, numerical_gradient
 
 from scratch.errors import SpecError
 from scratch.layers.normalization import BatchNorm, LayerNorm
@@ -34,7 +34,7 @@ def test_batchnorm_training_backward_matches_finite_differences(shape):
 
     dgamma, dbeta, dx = layer.backward(upstream, cache)
     for name, got, array in (("dgamma", dgamma, layer.gamma), ("dbeta", dbeta, layer.beta), ("dx", dx, x)):
-        np.testing.assert_allclose(got, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=name)
+        assert_gradient(name, numerical_gradient(loss, array), got)
 
 
 @pytest.mark.parametrize("unbiased", [True, False])
@@ -74,7 +74,7 @@ def test_layernorm_backward_matches_finite_differences():
         return float(np.sum(upstream * layer.forward(x)[0]))
 
     for name, got, array in (("dgamma", dgamma, layer.gamma), ("dbeta", dbeta, layer.beta), ("dx", dx, x)):
-        np.testing.assert_allclose(got, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=name)
+        assert_gradient(name, numerical_gradient(loss, array), got)
 
 
 def test_bad_settings_and_shapes_are_refused():

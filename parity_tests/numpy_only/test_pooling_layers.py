@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_conv_layer import numeric_gradient
+from test_gradients_fd import assert_gradient, numerical_gradient
 
 from scratch.errors import SpecError
 from scratch.layers.pooling import AvgPool2D, Flatten, GlobalAveragePooling2D, MaxPool2D
@@ -29,8 +29,7 @@ def test_backward_matches_finite_differences(name):
     x = rng.standard_normal((2, 3, 7, 6))
     upstream = rng.standard_normal(layer.forward(x).shape)
     got = layer.backward(upstream, x)
-    want = numeric_gradient(lambda: float(np.sum(upstream * layer.forward(x))), x)
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+    assert_gradient("dX", numerical_gradient(lambda: float(np.sum(upstream * layer.forward(x))), x), got)
     assert got.dtype == x.dtype
 
 
