@@ -44,16 +44,16 @@ def epoch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
 
 
 def dropout_masks(spec: ModelSpec, step: int, batch: int) -> list[np.ndarray | None] | None:
-    """Scaled masks D_l (batch, n_l) for every hidden layer at global ``step`` (``None`` for a
-    layer without dropout); ``None`` if no layer drops."""
+    """Scaled masks D_l (batch, *shape of A_l) for every hidden layer at global ``step``
+    (``None`` for a layer without dropout); ``None`` if no layer drops."""
     rates = spec.dropout_rates
     if not any(rates):
         return None
     rng = np.random.default_rng([spec.seed, DROPOUT_STREAM, step])
     dtype = np.dtype(spec.dtype)
     return [None if rate == 0.0 else
-            np.where(rng.random((batch, width)) >= rate, dtype.type(1.0 / (1.0 - rate)), dtype.type(0.0))
-            for rate, width in zip(rates, spec.layer_sizes[1:-1], strict=True)]
+            np.where(rng.random((batch, *shape)) >= rate, dtype.type(1.0 / (1.0 - rate)), dtype.type(0.0))
+            for rate, shape in zip(rates, spec.layer_shapes[1:-1], strict=True)]
 
 
 def map_masks(masks: list[np.ndarray | None] | None, function) -> list[np.ndarray | None] | None:

@@ -1,9 +1,11 @@
 """Weight initializers, one per seed write-up and framework default.
 
-Each maps (generator, fan_in, fan_out) to W (fan_out, fan_in) and b (fan_out,), drawn in
+Each maps (generator, fan_in, fan_out, shape) to W of ``shape`` and b (shape[0],), drawn in
 float64 from the given seeded ``numpy.random.Generator`` (W first, then b) and cast once,
 explicitly, to the spec's dtype, so a float32 model starts from the float64 model's values
-rounded to float32.
+rounded to float32. A dense layer's W is (fan_out, fan_in); a conv2d kernel (O, C, k_h, k_w) has
+fan_in = C·k_h·k_w and fan_out = O·k_h·k_w (as torch's and Keras's initializers count them).
+BatchNorm and LayerNorm start at γ = 1, β = 0 (every framework's default) and draw nothing.
 
 =============== ======================================= ===================
 name            W                                       b
@@ -24,49 +26,72 @@ import numpy as np
 from scratch.errors import SpecError
 
 
-def uniform_half(rng, fan_in, fan_out):
-    return rng.uniform(-0.5, 0.5, (fan_out, fan_in)), rng.uniform(-0.5, 0.5, fan_out)
+def uniform_half(rng, fan_in, fan_out, shape):
+    return rng.uniform(-0.5, 0.5, shape), rng.uniform(-0.5, 0.5, shape[0])
 
 
-def small_normal(rng, fan_in, fan_out):
-    return 0.01 * rng.standard_normal((fan_out, fan_in)), np.zeros(fan_out)
+def small_normal(rng, fan_in, fan_out, shape):
+    return 0.01 * rng.standard_normal(shape), np.zeros(shape[0])
 
 
-def he_normal(rng, fan_in, fan_out):
-    return np.sqrt(2.0 / fan_in) * rng.standard_normal((fan_out, fan_in)), np.zeros(fan_out)
+def he_normal(rng, fan_in, fan_out, shape):
+    return np.sqrt(2.0 / fan_in) * rng.standard_normal(shape), np.zeros(shape[0])
 
 
-def lecun_normal(rng, fan_in, fan_out):
-    return np.sqrt(1.0 / fan_in) * rng.standard_normal((fan_out, fan_in)), rng.standard_normal(fan_out)
+def lecun_normal(rng, fan_in, fan_out, shape):
+    return np.sqrt(1.0 / fan_in) * rng.standard_normal(shape), rng.standard_normal(shape[0])
 
 
-def glorot_uniform(rng, fan_in, fan_out):
+def glorot_uniform(rng, fan_in, fan_out, shape):
     limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, (fan_out, fan_in)), np.zeros(fan_out)
+    return rng.uniform(-limit, limit, shape), np.zeros(shape[0])
 
 
-def torch_default(rng, fan_in, fan_out):
+def torch_default(rng, fan_in, fan_out, shape):
     bound = 1.0 / np.sqrt(fan_in)
-    return rng.uniform(-bound, bound, (fan_out, fan_in)), rng.uniform(-bound, bound, fan_out)
+    return rng.uniform(-bound, bound, shape), rng.uniform(-bound, bound, shape[0])
 
 
 INITIALIZERS = {fn.__name__: fn for fn in
                 (uniform_half, small_normal, he_normal, lecun_normal, glorot_uniform, torch_default)}
 
 
+def _initializer(name: str):
+    try:
+        return INITIALIZERS[name]
+    except KeyError:
+        raise SpecError(f"unknown initializer {name!r}; expected one of {', '.join(INITIALIZERS)}") from None
+
+
 def initialize(name: str, layer_sizes, seed: int, dtype) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Weights [W_1..W_L] (each (n_l, n_{l−1})) and biases [b_1..b_L] (each (n_l,)).
+    """Weights [W_1..W_L] (each (n_l, n_{l−1})) and biases [b_1..b_L] (each (n_l,)) of an MLP.
 
     One generator, ``numpy.random.default_rng(seed)``, is used for all layers in order.
     """
-    try:
-        draw = INITIALIZERS[name]
-    except KeyError:
-        raise SpecError(f"unknown initializer {name!r}; expected one of {', '.join(INITIALIZERS)}") from None
+    draw = _initializer(name)
     rng = np.random.default_rng(seed)
     weights, biases = [], []
     for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
-        w, b = draw(rng, fan_in, fan_out)
+        w, b = draw(rng, fan_in, fan_out, (fan_out, fan_in))
+        weights.append(w.astype(dtype))
+        biases.append(b.astype(dtype))
+    return weights, biases
+
+
+def initialize_layers(spec, dtype) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """W_l and b_l of every layer of ``spec`` with parameters (``spec.parameter_layers``), in
+    order, from one generator ``numpy.random.default_rng(spec.seed)``; for an MLP exactly
+    :func:`initialize`'s values."""
+    draw = _initializer(spec.init)
+    rng = np.random.default_rng(spec.seed)
+    weights, biases = [], []
+    for layer, (w_shape, b_shape) in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):
+        kind = spec.numbered_layers[layer - 1].kind
+        if kind in ("batch_norm", "layer_norm"):
+            w, b = np.ones(w_shape), np.zeros(b_shape)
+        else:
+            receptive_field = int(np.prod(w_shape[2:], dtype=np.int64))     # k_h·k_w, 1 for dense
+            w, b = draw(rng, w_shape[1] * receptive_field, w_shape[0] * receptive_field, w_shape)
         weights.append(w.astype(dtype))
         biases.append(b.astype(dtype))
     return weights, biases

@@ -6,8 +6,29 @@ Each spec names one layer of the stack and validates its own fields on construct
 framework's own layer in one table; the NumPy engine maps it to ``scratch.layers``.
 
 * :class:`DenseSpec` ``(units, activation)``: Z_l = A_{l−1}·W_lᵀ + b_l, A_l = g(Z_l).
-* :class:`DropoutSpec` ``(rate)``: inverted dropout p = ``rate`` on the output of the dense
-  layer it follows (A_l ← A_l ⊙ D_l, see ``scratch.batching``); it must follow a hidden layer.
+* :class:`DropoutSpec` ``(rate)``: inverted dropout p = ``rate`` on the output of the layer it
+  follows (A_l ← A_l ⊙ D_l, see ``scratch.batching``); it must follow a hidden layer.
+* :class:`Conv2DSpec` ``(filters, kernel_size, strides, padding, dilation, activation)``:
+  Z_l = conv(A_{l−1}, W_l) + b_l on (C, H, W) maps, A_l = g(Z_l) (``scratch.layers.conv``).
+* :class:`MaxPool2DSpec`, :class:`AvgPool2DSpec` ``(pool_size, strides)``,
+  :class:`GlobalAvgPool2DSpec` and :class:`FlattenSpec` ``(order)``: no parameters, A_l = Z_l
+  (``scratch.layers.pooling``).
+* :class:`BatchNormSpec` ``(decay, epsilon, running_variance, activation)`` and
+  :class:`LayerNormSpec` ``(epsilon, activation)``: γ_l and β_l are the layer's W_l and b_l
+  (torch's ``weight`` and ``bias``) (``scratch.layers.normalization``).
+
+Every layer but dropout is a *numbered* layer l = 1..L: it has an output Z_l, and A_l = g_l(Z_l)
+after its activation (identity where it has none) and the dropout that follows it.
+:meth:`output_shape` maps the shape of one sample, (n,) or (C, H, W), through the layer and
+refuses a shape the layer cannot take; :meth:`parameter_shapes` gives (W_l, b_l)'s shapes, or
+none.
+
+The conventions where the frameworks differ are fields, never guessed: ``padding="same"`` is
+TensorFlow's split (the odd row/column at the bottom/right; torch's ``padding="same"`` exists
+only at stride 1), Flatten's ``order`` (channels-first as torch's ``nn.Flatten`` on NCHW, or
+channels-last as Keras's ``Flatten`` on NHWC), BatchNorm's ``decay`` ρ (the weight of the old
+running average: Keras's ``momentum``, torch's ``1 − momentum``), ε, and whether the running
+variance is stored unbiased (torch) or biased (Keras).
 """
 
 from __future__ import annotations
@@ -56,6 +77,30 @@ def check_int(field_name: str, value: Any, low: int) -> int:
     return int(value)
 
 
+def check_pair(field_name: str, value: Any, low: int) -> tuple[int, int]:
+    """An integer or two integers (a JSON list or tuple) >= ``low``, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise field_error(field_name, f"expected an integer or two integers, got {value!r}")
+        return (check_int(f"{field_name}[0]", value[0], low), check_int(f"{field_name}[1]", value[1], low))
+    size = check_int(field_name, value, low)
+    return (size, size)
+
+
+def _need_maps(kind: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise SpecError(f"a {kind} layer takes (C, H, W) maps, but its input is {shape}"
+                        + ("; give the inputs as (C, H, W)" if len(shape) == 1 else ""))
+    return shape
+
+
+def _need_features(kind: str, shape: tuple[int, ...]) -> int:
+    if len(shape) != 1:
+        raise SpecError(f"a {kind} layer takes flat features (n,), but its input is {shape}; "
+                        "put a flatten or global_avg_pool2d layer before it")
+    return shape[0]
+
+
 @dataclass(frozen=True)
 class DenseSpec:
     """A fully connected layer of ``units`` outputs followed by ``activation``. Which
@@ -70,6 +115,14 @@ class DenseSpec:
         object.__setattr__(self, "units", check_int("units", self.units, 1))
         check_choice("activation", self.activation, ACTIVATIONS)
 
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        _need_features(self.kind, shape)
+        return (self.units,)
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        """W (n_l, n_{l−1}) — torch's ``Linear.weight``, the file's ``out_in`` — and b (n_l,)."""
+        return ((self.units, shape[0]), (self.units,))
+
 
 @dataclass(frozen=True)
 class DropoutSpec:
@@ -81,13 +134,210 @@ class DropoutSpec:
     def __post_init__(self) -> None:
         check_real("rate", self.rate, 0.0, 1.0, low_open=True)
 
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape
 
-LAYER_SPECS: dict[str, type] = {spec.kind: spec for spec in (DenseSpec, DropoutSpec)}
-LayerSpec = DenseSpec | DropoutSpec
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
+        return ()
+
+
+PADDINGS = ("valid", "same")
+
+
+@dataclass(frozen=True)
+class Conv2DSpec:
+    """A 2-D convolution of ``filters`` output channels over (C, H, W) maps, then ``activation``.
+
+    ``kernel_size`` is k or (k_h, k_w); ``strides`` s and ``dilation`` d are integers;
+    ``padding`` is "valid", "same" (H_out = ⌈H/s⌉, TensorFlow's split) or explicit
+    (top, bottom, left, right). H_out = ⌊(H + top + bottom − d·(k_h − 1) − 1)/s⌋ + 1."""
+
+    filters: int
+    kernel_size: Any = 3
+    strides: int = 1
+    padding: Any = "valid"
+    dilation: int = 1
+    activation: str = "relu"
+    kind: ClassVar[str] = "conv2d"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "filters", check_int("filters", self.filters, 1))
+        object.__setattr__(self, "kernel_size", check_pair("kernel_size", self.kernel_size, 1))
+        object.__setattr__(self, "strides", check_int("strides", self.strides, 1))
+        object.__setattr__(self, "dilation", check_int("dilation", self.dilation, 1))
+        if isinstance(self.padding, (tuple, list)):
+            if len(self.padding) != 4:
+                raise field_error("padding", f"expected 'valid', 'same' or (top, bottom, left, right), "
+                                             f"got {self.padding!r}")
+            object.__setattr__(self, "padding", tuple(check_int(f"padding[{index}]", amount, 0)
+                                                      for index, amount in enumerate(self.padding)))
+        else:
+            check_choice("padding", self.padding, PADDINGS)
+        check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        from scratch.layers.conv import output_size, padding_amounts
+
+        channels, height, width = _need_maps(self.kind, shape)
+        top, bottom, left, right = padding_amounts(self.padding, (height, width), self.kernel_size,
+                                                   self.strides, self.dilation)
+        out_h = output_size(height + top + bottom, self.kernel_size[0], self.strides, self.dilation)
+        out_w = output_size(width + left + right, self.kernel_size[1], self.strides, self.dilation)
+        if out_h < 1 or out_w < 1:
+            raise SpecError(f"a conv2d layer with kernel {self.kernel_size}, dilation {self.dilation} "
+                            f"and padding {self.padding!r} does not fit its input {shape}")
+        return (self.filters, out_h, out_w)
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        """W (O, C, k_h, k_w) — torch's OIHW, the file's layout (Keras's HWIO is its transpose
+        (2, 3, 1, 0)) — and b (O,)."""
+        return ((self.filters, shape[0], *self.kernel_size), (self.filters,))
+
+
+@dataclass(frozen=True)
+class _PoolSpec:
+    pool_size: Any = 2
+    strides: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool_size", check_pair("pool_size", self.pool_size, 1))
+        if self.strides is None:
+            if self.pool_size[0] != self.pool_size[1]:
+                raise field_error("strides", f"give strides for the non-square pool {self.pool_size}")
+            object.__setattr__(self, "strides", self.pool_size[0])
+        object.__setattr__(self, "strides", check_int("strides", self.strides, 1))
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        channels, height, width = _need_maps(self.kind, shape)
+        if height < self.pool_size[0] or width < self.pool_size[1]:
+            raise SpecError(f"a {self.kind} layer's pool {self.pool_size} is larger than its input {shape}")
+        return (channels, (height - self.pool_size[0]) // self.strides + 1,
+                (width - self.pool_size[1]) // self.strides + 1)
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
+        return ()
+
+
+@dataclass(frozen=True)
+class MaxPool2DSpec(_PoolSpec):
+    """Max pooling over ``pool_size`` windows moved by ``strides`` (default: the pool), no
+    padding; the gradient goes to the first maximum of each window."""
+
+    kind: ClassVar[str] = "max_pool2d"
+
+
+@dataclass(frozen=True)
+class AvgPool2DSpec(_PoolSpec):
+    """Average pooling over ``pool_size`` windows moved by ``strides`` (default: the pool)."""
+
+    kind: ClassVar[str] = "avg_pool2d"
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool2DSpec:
+    """The mean of each channel's map: (C, H, W) → (C,)."""
+
+    kind: ClassVar[str] = "global_avg_pool2d"
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (_need_maps(self.kind, shape)[0],)
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
+        return ()
+
+
+FLATTEN_ORDERS = ("channels_first", "channels_last")
+
+
+@dataclass(frozen=True)
+class FlattenSpec:
+    """(C, H, W) → (C·H·W,) in ``order``: "channels_first" (torch's ``nn.Flatten`` on NCHW) or
+    "channels_last" (Keras's ``Flatten`` on NHWC)."""
+
+    order: str = "channels_first"
+    kind: ClassVar[str] = "flatten"
+
+    def __post_init__(self) -> None:
+        check_choice("order", self.order, FLATTEN_ORDERS)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        channels, height, width = _need_maps(self.kind, shape)
+        return (channels * height * width,)
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
+        return ()
+
+
+RUNNING_VARIANCES = ("unbiased", "biased")
+
+
+@dataclass(frozen=True)
+class BatchNormSpec:
+    """Batch normalization over every axis but the channels of (n,) or (C, H, W), then
+    ``activation``; training mode normalizes by the batch's statistics and updates the running
+    ones, inference mode uses the running ones. Defaults are torch's (``momentum=0.1`` is
+    ρ = 0.9, ε 1e-5, unbiased running variance); Keras's are ρ = 0.99, ε 1e-3, biased."""
+
+    decay: float = 0.9
+    epsilon: float = 1e-5
+    running_variance: str = "unbiased"
+    activation: str = "identity"
+    kind: ClassVar[str] = "batch_norm"
+
+    def __post_init__(self) -> None:
+        check_real("decay", self.decay, 0.0, 1.0)
+        check_real("epsilon", self.epsilon, 0.0, 1.0, low_open=True)
+        check_choice("running_variance", self.running_variance, RUNNING_VARIANCES)
+        check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) not in (1, 3):
+            raise SpecError(f"a batch_norm layer takes (n,) or (C, H, W), but its input is {shape}")
+        return shape
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        """γ and β, one per channel: (C,)."""
+        return ((shape[0],), (shape[0],))
+
+
+@dataclass(frozen=True)
+class LayerNormSpec:
+    """Layer normalization over the features of each sample (n,), then ``activation``;
+    torch's ε is 1e-5, Keras's 1e-3."""
+
+    epsilon: float = 1e-5
+    activation: str = "identity"
+    kind: ClassVar[str] = "layer_norm"
+
+    def __post_init__(self) -> None:
+        check_real("epsilon", self.epsilon, 0.0, 1.0, low_open=True)
+        check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (_need_features(self.kind, shape),)
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        """γ and β, one per feature: (n,)."""
+        return ((shape[0],), (shape[0],))
+
+
+LayerSpec = (DenseSpec | DropoutSpec | Conv2DSpec | MaxPool2DSpec | AvgPool2DSpec | GlobalAvgPool2DSpec
+             | FlattenSpec | BatchNormSpec | LayerNormSpec)
+LAYER_SPECS: dict[str, type] = {spec.kind: spec for spec in (
+    DenseSpec, DropoutSpec, Conv2DSpec, MaxPool2DSpec, AvgPool2DSpec, GlobalAvgPool2DSpec, FlattenSpec,
+    BatchNormSpec, LayerNormSpec)}
+
+
+def activation_of(layer: LayerSpec) -> str:
+    """g_l of a numbered layer: its ``activation`` field, identity for a layer without one."""
+    return getattr(layer, "activation", "identity")
 
 
 def layer_to_dict(layer: LayerSpec) -> dict[str, Any]:
-    return {"kind": layer.kind, **dataclasses.asdict(layer)}
+    """The JSON object of ``layer`` (pairs and paddings as lists)."""
+    values = {name: list(value) if isinstance(value, tuple) else value
+              for name, value in dataclasses.asdict(layer).items()}
+    return {"kind": layer.kind, **values}
 
 
 def layer_from_dict(data: Any, where: str) -> LayerSpec:

@@ -1,8 +1,10 @@
-"""The N-layer perceptron: hand-derived, vectorized forward and backward passes.
+"""The layer stack: hand-derived, vectorized forward and backward passes.
 
-Data are rows: X is (m, n_0), one sample per row, as in every Python ML library. The seeds
-write the same network in columns (Z = W·A + b with A (n, m)); transposing both sides gives the
-row form used here. For layer l = 1..L with W_l (n_l, n_{l−1}) and b_l (n_l,):
+Data are rows: X is (m, n_0) — one sample per row, as in every Python ML library — or (m, C, H, W)
+for images (channels first). The seeds write the same network in columns (Z = W·A + b with
+A (n, m)); transposing both sides gives the row form used here. Every layer of the spec but
+dropout is numbered l = 1..L and runs the object of ``scratch.layers`` for its kind; a dense
+layer l with W_l (n_l, n_{l−1}) and b_l (n_l,) is
 
     forward                                   backward (L = mean batch loss + (λ/2)Σ‖W_l‖²)
     Z_l = A_{l−1} · W_lᵀ + b_l     (m, n_l)   dW_l = dZ_lᵀ · A_{l−1} + λ·W_l   (n_l, n_{l−1})
@@ -10,12 +12,17 @@ row form used here. For layer l = 1..L with W_l (n_l, n_{l−1}) and b_l (n_l,):
     A_l = H_l ⊙ D_l  (hidden, dropout)        dA_{l−1} = dZ_l · W_l            (m, n_{l−1})
     A_l = H_l        (otherwise)              dZ_{l−1} = g′(Z_{l−1}) ⊙ (dA_{l−1} ⊙ D_{l−1})
 
-with A_0 = X and, at the output, dZ_L from the loss (fused A − Y pairings, see ``scratch.losses``)
-or dZ_L = g′_L(Z_L) ⊙ dA_L. The seeds' 1/m lives in dZ_L here, so dW_l needs no extra division.
+and every other kind the same chain with its own Z_l = f_l(A_{l−1}) and its own backward beside
+its forward (convolution, pooling, flatten, BatchNorm, LayerNorm: see their modules); a layer
+without an activation has g_l = identity. The stack only chains them: each layer object answers
+``run(A_{l−1}) → (Z_l, cache)`` and ``differentiate(dZ_l, A_{l−1}, cache) → ((dW_l, db_l) or (),
+dA_{l−1})``. At the output, dZ_L comes from the loss (fused A − Y pairings, see
+``scratch.losses``) or dZ_L = g′_L(Z_L) ⊙ dA_L. The seeds' 1/m lives in dZ_L here, so dW_l needs
+no extra division.
 
-Training processes a batch in blocks of :data:`BLOCK_ROWS` rows (:meth:`MLP.gradients`). Every
-gradient is a sum over samples once the 1/m sits in dZ_L, so with the batch's rows split into
-blocks B_1, B_2, …
+Training processes a batch in blocks of :data:`BLOCK_ROWS` rows (:meth:`Network.gradients`).
+Every gradient is a sum over samples once the 1/m sits in dZ_L, so with the batch's rows split
+into blocks B_1, B_2, …
 
     dW_l = Σ_blocks dZ_l[B]ᵀ · A_{l−1}[B],     db_l = Σ_blocks Σ_rows dZ_l[B],
     L    = Σ_blocks (|B|/m) · L[B]               (L[B] the mean loss of the block's rows)
@@ -25,7 +32,8 @@ below every tolerance). A block's Z_l, A_l and dZ_l stay in the CPU cache betwee
 the backward pass instead of making a round trip through memory. Measured with
 ``tools/block_rows_sweep.py`` (one thread, the catalog's seed-002 net, SGD): a 60 000-row step went from
 724 ms to 394 ms (float64) and from 228 ms to 185 ms (float32); at 8192 rows the two are within
-the run-to-run noise (±7 %).
+the run-to-run noise (±7 %). BatchNorm couples the rows of a batch (its statistics are the
+batch's), so a stack with a batch_norm layer runs the batch as one block.
 """
 
 from __future__ import annotations
@@ -39,8 +47,18 @@ from scratch.activations import make_activation
 from scratch.batching import map_masks
 from scratch.datasets.validate import check_labels
 from scratch.errors import DataError, SpecError
-from scratch.initializers import initialize
-from scratch.layers import Dense, Dropout
+from scratch.initializers import initialize_layers
+from scratch.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    LayerNorm,
+    MaxPool2D,
+)
 from scratch.losses import make_loss
 from scratch.spec import ModelSpec
 
@@ -63,6 +81,7 @@ class ForwardPass:
     h: list[np.ndarray]
     a: list[np.ndarray]
     masks: list[np.ndarray] | None = None
+    caches: list = field(default_factory=list)     # what each layer's backward needs
 
     @property
     def output(self) -> np.ndarray:
@@ -79,7 +98,8 @@ class ForwardPass:
 
 @dataclass
 class Gradients:
-    """Every gradient of one backward pass; lists are indexed by layer − 1.
+    """Every gradient of one backward pass; lists are indexed by layer − 1 (``dw``/``db`` hold
+    None for a layer without parameters).
 
     ``da`` maps layer l to dL/dA_l for each A_l the loss depends on through later layers
     (l < L), and for A_L too when the loss is computed from A_L (MSE); BCE and CCE are computed
@@ -93,97 +113,161 @@ class Gradients:
 
     @property
     def parameter_gradients(self) -> list[np.ndarray]:
-        """[dW_1, db_1, dW_2, db_2, …], in the order of :attr:`MLP.parameters`."""
-        return [g for pair in zip(self.dw, self.db, strict=True) for g in pair]
+        """[dW_l, db_l for every layer with parameters], in the order of :attr:`Network.parameters`."""
+        return [g for pair in zip(self.dw, self.db, strict=True) if pair[0] is not None for g in pair]
 
     def named(self) -> dict[str, np.ndarray]:
         """{"dW1": …, "db1": …, "dZ1": …, "dA1": …}: the names every backend reports."""
         out = {}
         for layer in range(1, len(self.dz) + 1):
-            out[f"dW{layer}"] = self.dw[layer - 1]
-            out[f"db{layer}"] = self.db[layer - 1]
+            if self.dw[layer - 1] is not None:
+                out[f"dW{layer}"] = self.dw[layer - 1]
+                out[f"db{layer}"] = self.db[layer - 1]
             out[f"dZ{layer}"] = self.dz[layer - 1]
             if layer in self.da:
                 out[f"dA{layer}"] = self.da[layer]
         return out
 
 
-class MLP:
-    """A multilayer perceptron built from a :class:`ModelSpec`.
+class Network:
+    """A layer stack built from a :class:`ModelSpec`.
 
-    ``weights[l-1]`` = W_l (n_l, n_{l−1}) and ``biases[l-1]`` = b_l (n_l,), the canonical layout
-    of the shared weight file. Without explicit parameters, the spec's initializer draws them
-    from ``spec.seed``. ``dtype`` overrides ``spec.dtype`` for the arithmetic: the parity
-    suite's higher-precision arbiter runs this same engine in float64 or ``np.longdouble``
+    ``weights`` and ``biases`` hold W_l and b_l of every layer with parameters (the spec's
+    ``parameter_layers``, in order), in the canonical layout of the shared weight file: dense
+    W_l (n_l, n_{l−1}), conv2d W_l (O, C, k_h, k_w), and BatchNorm's / LayerNorm's γ and β.
+    ``statistics`` holds (running mean, running variance) of every batch_norm layer. Without
+    explicit parameters, the spec's initializer draws them from ``spec.seed`` (γ = 1, β = 0,
+    running mean 0 and variance 1). ``dtype`` overrides ``spec.dtype`` for the arithmetic: the
+    parity suite's higher-precision arbiter runs this same engine in float64 or ``np.longdouble``
     (parameters, inputs and targets must then already be in that dtype).
     """
 
     dense_class = Dense                # a variant of the engine overrides one method of it
 
-    def __init__(self, spec: ModelSpec, weights=None, biases=None, *, dtype=None):
+    def __init__(self, spec: ModelSpec, weights=None, biases=None, *, statistics=None, dtype=None):
         self.spec = spec
         self.dtype = np.dtype(spec.dtype if dtype is None else dtype)
         if weights is None and biases is None:
-            weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, self.dtype)
+            weights, biases = initialize_layers(spec, self.dtype)
         elif weights is None or biases is None:
             raise SpecError("give both weights and biases, or neither")
+        self._check_parameters(weights, biases)
         self.weights = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
         self.biases = [np.array(b, dtype=self.dtype, copy=True) for b in biases]
-        self._check_parameters(weights, biases)
-        self.layers = [self.dense_class(w, b) for w, b in zip(self.weights, self.biases, strict=True)]
+        self.statistics = self._statistics(statistics)
+        self.layers = self._build_layers()
         self.dropout = Dropout()
-        # g_l of every dense layer, from the spec's layer list
+        # g_l of every numbered layer, from the spec's layer list
         self.activations = [make_activation(name, spec.leaky_relu_slope) for name in spec.activations]
         self.loss_fn = make_loss(spec.loss)
 
     def _check_parameters(self, weights, biases) -> None:
-        sizes = self.spec.layer_sizes
-        if len(weights) != self.spec.n_layers or len(biases) != self.spec.n_layers:
-            raise SpecError(f"expected {self.spec.n_layers} weights and biases, "
-                             f"got {len(weights)} and {len(biases)}")
-        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
-            expected_w, expected_b = (sizes[layer], sizes[layer - 1]), (sizes[layer],)
+        shapes = self.spec.parameter_shapes
+        if len(weights) != len(shapes) or len(biases) != len(shapes):
+            raise SpecError(f"expected {len(shapes)} weights and biases, "
+                            f"got {len(weights)} and {len(biases)}")
+        for layer, w, b, (expected_w, expected_b) in zip(self.spec.parameter_layers, weights, biases, shapes,
+                                                         strict=True):
             if np.shape(w) != expected_w or np.shape(b) != expected_b:
                 raise SpecError(f"layer {layer}: W{layer} {np.shape(w)} and b{layer} {np.shape(b)}; "
-                                 f"expected {expected_w} and {expected_b}")
+                                f"expected {expected_w} and {expected_b}")
             if np.asarray(w).dtype != self.dtype or np.asarray(b).dtype != self.dtype:
                 raise SpecError(f"layer {layer}: parameters are {np.asarray(w).dtype}/"
-                                 f"{np.asarray(b).dtype}, spec says {self.dtype}")
+                                f"{np.asarray(b).dtype}, spec says {self.dtype}")
+
+    def _statistics(self, statistics) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Copies of the running (mean, variance) of every batch_norm layer (0 and 1 if none given)."""
+        layers = self.spec.statistics_layers
+        if statistics is None:
+            return [(np.zeros(self.spec.layer_shapes[layer][0], self.dtype),
+                     np.ones(self.spec.layer_shapes[layer][0], self.dtype)) for layer in layers]
+        if len(statistics) != len(layers):
+            raise SpecError(f"expected running statistics for {len(layers)} batch_norm layer(s), "
+                            f"got {len(statistics)}")
+        copies = []
+        for layer, pair in zip(layers, statistics, strict=True):
+            channels = (self.spec.layer_shapes[layer][0],)
+            if len(pair) != 2 or any(np.shape(v) != channels or np.asarray(v).dtype != self.dtype
+                                     for v in pair):
+                raise SpecError(f"layer {layer}: running mean and variance must be {channels} {self.dtype}")
+            copies.append(tuple(np.array(v, dtype=self.dtype, copy=True) for v in pair))
+        return copies
+
+    def _build_layers(self) -> list:
+        """The ``scratch.layers`` object of every numbered layer, holding references to its
+        parameters and running statistics (the arrays the optimizer and BatchNorm update)."""
+        parameters = iter(zip(self.weights, self.biases, strict=True))
+        statistics = iter(self.statistics)
+        built = []
+        for layer in self.spec.numbered_layers:
+            kind = layer.kind
+            if kind == "dense":
+                built.append(self.dense_class(*next(parameters)))
+            elif kind == "conv2d":
+                built.append(Conv2D(*next(parameters), stride=layer.strides, dilation=layer.dilation,
+                                    padding=layer.padding))
+            elif kind in ("max_pool2d", "avg_pool2d"):
+                pool_class = MaxPool2D if kind == "max_pool2d" else AvgPool2D
+                built.append(pool_class(layer.pool_size, layer.strides))
+            elif kind == "global_avg_pool2d":
+                built.append(GlobalAveragePooling2D())
+            elif kind == "flatten":
+                built.append(Flatten(layer.order))
+            elif kind == "batch_norm":
+                built.append(BatchNorm(*next(parameters), *next(statistics), decay=layer.decay,
+                                       epsilon=layer.epsilon, unbiased=layer.running_variance == "unbiased"))
+            elif kind == "layer_norm":
+                built.append(LayerNorm(*next(parameters), epsilon=layer.epsilon))
+            else:                                              # a spec kind without an engine layer
+                raise SpecError(f"the engine has no layer for kind {kind!r}")
+        return built
 
     @property
     def parameters(self) -> list[np.ndarray]:
-        """[W_1, b_1, W_2, b_2, …], the arrays the optimizer updates in place."""
+        """[W_l, b_l, … for every layer with parameters], the arrays the optimizer updates in place."""
         return [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
 
     def check_inputs(self, x: np.ndarray) -> None:
-        """Raise :class:`DataError` unless ``x`` is (m, n_0) in the spec's dtype."""
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.spec.layer_sizes[0]:
-            raise DataError(f"inputs: expected an array of shape (m, {self.spec.layer_sizes[0]}), "
+        """Raise :class:`DataError` unless ``x`` is (m, *input shape) in the spec's dtype."""
+        expected = self.spec.input_shape
+        if not isinstance(x, np.ndarray) or x.ndim != 1 + len(expected) or x.shape[1:] != expected:
+            raise DataError(f"inputs: expected an array of shape (m, {', '.join(map(str, expected))}), "
                             f"got {getattr(x, 'shape', type(x).__name__)}")
         if x.dtype != self.dtype:
             raise DataError(f"inputs: dtype {x.dtype} but the spec says {self.dtype} "
                             "(convert explicitly; nothing is cast silently)")
 
-    def forward(self, x: np.ndarray, masks: list[np.ndarray] | None = None) -> ForwardPass:
-        """Run X (m, n_0) through every layer, keeping every Z_l, g_l(Z_l) and A_l."""
+    def forward(self, x: np.ndarray, masks: list[np.ndarray] | None = None, *, training: bool = True,
+                update_statistics: bool = False) -> ForwardPass:
+        """Run X through every layer, keeping every Z_l, g_l(Z_l), A_l and each layer's cache.
+
+        ``training`` picks BatchNorm's batch statistics (True) or its running ones (False);
+        ``update_statistics`` moves the running statistics (a training step does)."""
         self.check_inputs(x)
-        zs, hs, activations = [], [], []
+        zs, hs, activations, caches = [], [], [], []
         a = x
         last = self.spec.n_layers - 1
-        for layer, dense in enumerate(self.layers):
-            z = dense.forward(a)                               # (m, n_l)
+        for layer, operation in enumerate(self.layers):
+            z, cache = operation.run(a, training, update_statistics)
             h = self.activations[layer].forward(z)
             a = self.dropout.forward(h, None if masks is None or layer == last else masks[layer])
             zs.append(z)
             hs.append(h)
             activations.append(a)
-        return ForwardPass(x, zs, hs, activations, masks)
+            caches.append(cache)
+        return ForwardPass(x, zs, hs, activations, masks, caches)
 
     def l2_penalty(self) -> float:
-        """(λ/2)·Σ_l ‖W_l‖²_F, the L2 term added to the loss (0 when λ = 0)."""
+        """(λ/2)·Σ_l ‖W_l‖²_F over the dense and conv2d kernels (0 when λ = 0)."""
         if self.spec.l2 == 0.0:
             return self.dtype.type(0.0)
-        return self.dtype.type(0.5 * self.spec.l2) * sum(np.sum(w * w) for w in self.weights)
+        kernels = [w for layer, w in zip(self.spec.parameter_layers, self.weights, strict=True)
+                   if layer in self.spec.kernel_layers]
+        return self.dtype.type(0.5 * self.spec.l2) * sum(np.sum(w * w) for w in kernels)
+
+    def _l2_of(self, layer: int) -> float:
+        """λ for layer ``layer``'s kernel, 0 for a layer L2 does not penalize."""
+        return self.spec.l2 if layer in self.spec.kernel_layers else 0.0
 
     def loss(self, forward: ForwardPass, targets: np.ndarray) -> float:
         """Mean batch loss plus the L2 penalty."""
@@ -207,12 +291,13 @@ class MLP:
         dzs, dws, dbs = [None] * n_layers, [None] * n_layers, [None] * n_layers
         for layer in range(n_layers - 1, -1, -1):              # 0-based index of layer l = index + 1
             a_prev = forward.x if layer == 0 else forward.a[layer - 1]
-            dense = self.layers[layer]
-            dzs[layer] = dz                                    # (m, n_l)
-            dws[layer] = dense.weight_gradient(dz, a_prev, self.spec.l2 if with_penalty else 0.0)
-            dbs[layer] = dense.bias_gradient(dz)               # (n_l,)
+            dzs[layer] = dz
+            l2 = self._l2_of(layer + 1) if with_penalty else 0.0
+            grads, da_prev = self.layers[layer].differentiate(dz, a_prev, forward.caches[layer], l2,
+                                                              input_gradient=layer > 0)
+            if grads:
+                dws[layer], dbs[layer] = grads
             if layer > 0:
-                da_prev = dense.input_gradient(dz)             # (m, n_{l-1})
                 da[layer] = da_prev
                 mask = None if forward.masks is None else forward.masks[layer - 1]
                 dh = self.dropout.backward(da_prev, mask)
@@ -222,15 +307,16 @@ class MLP:
     def layer_pass(self, layer: int, a_prev: np.ndarray, upstream: np.ndarray,
                    mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Layer ``layer`` (1-based) alone, fed A_{l−1} = ``a_prev``, through the very methods
-        :meth:`forward` and :meth:`backward` use: Z, A, dZ, dW (incl. λW), db, dA_prev.
-        ``upstream`` is dA_l for a hidden layer and the targets Y at the output (whose loss gives
-        dZ_L). Localization (``reference.parity.localize``) runs this, so a wrong formula in the
-        engine is found in the engine's own code."""
+        :meth:`forward` and :meth:`backward` use: Z, A, dZ, dW (incl. λW) and db (a layer with
+        parameters), dA_prev. ``upstream`` is dA_l for a hidden layer and the targets Y at the
+        output (whose loss gives dZ_L). Localization (``reference.parity.localize``) runs this, so
+        a wrong formula in the engine is found in the engine's own code. BatchNorm runs in
+        training mode and leaves its running statistics alone."""
         index = layer - 1
         is_output = layer == self.spec.n_layers
-        dense = self.layers[index]
+        operation = self.layers[index]
         activation = self.activations[index]
-        z = dense.forward(a_prev)
+        z, cache = operation.run(a_prev, True, False)
         h = activation.forward(z)
         a = self.dropout.forward(h, mask)
         if is_output:
@@ -239,19 +325,29 @@ class MLP:
                 dz = activation.backward(z, h, da)
         else:
             dz = activation.backward(z, h, self.dropout.backward(upstream, mask))
-        dw, db, da_prev = dense.backward(dz, a_prev, self.spec.l2)
-        return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": db, "dA_prev": da_prev}
+        grads, da_prev = operation.differentiate(dz, a_prev, cache, self._l2_of(layer))
+        out = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
+        if grads:
+            out["dW"], out["db"] = grads
+        return out
 
-    def gradients(self, x: np.ndarray, targets: np.ndarray, masks=None) -> tuple[float, list[np.ndarray]]:
-        """(:meth:`loss`, [dW_1, db_1, dW_2, db_2, …]) of the batch, in blocks of
-        :data:`BLOCK_ROWS` rows (see the module docstring); a batch of one block is exactly
-        :meth:`forward` then :meth:`backward`."""
+    @property
+    def block_rows(self) -> int | None:
+        """Rows per block in :meth:`gradients`; None (the whole batch) when BatchNorm couples rows."""
+        return None if self.spec.statistics_layers else BLOCK_ROWS
+
+    def gradients(self, x: np.ndarray, targets: np.ndarray, masks=None,
+                  update_statistics: bool = False) -> tuple[float, list[np.ndarray]]:
+        """(:meth:`loss`, [dW_l, db_l, …]) of the batch, in blocks of :attr:`block_rows` rows (see
+        the module docstring); a batch of one block is exactly :meth:`forward` then :meth:`backward`."""
         m = len(x)
+        block_rows = self.block_rows or max(m, 1)
         data_loss, total = 0.0, None
-        for start in range(0, m, BLOCK_ROWS):
-            rows = slice(start, start + BLOCK_ROWS)
-            forward = self.forward(x[rows], map_masks(masks, operator.itemgetter(rows)))
-            block = self.backward(forward, targets[rows], batch_size=m, with_penalty=start + BLOCK_ROWS >= m)
+        for start in range(0, m, block_rows):
+            rows = slice(start, start + block_rows)
+            forward = self.forward(x[rows], map_masks(masks, operator.itemgetter(rows)),
+                                   update_statistics=update_statistics)
+            block = self.backward(forward, targets[rows], batch_size=m, with_penalty=start + block_rows >= m)
             share = len(forward.x) / m                        # |B|/m; exactly 1.0 for one block
             data_loss += self.loss_fn.value(forward.z[-1], forward.a[-1], targets[rows]) * share
             if total is None:
@@ -263,19 +359,20 @@ class MLP:
         return loss, total
 
     def train_step(self, x: np.ndarray, targets: np.ndarray, optimizer, masks=None) -> float:
-        """One step: forward, loss, backward, ``optimizer`` update; the loss before the update."""
+        """One step: forward (moving BatchNorm's running statistics), loss, backward,
+        ``optimizer`` update; the loss before the update."""
         self.check_inputs(x)
         if not isinstance(targets, np.ndarray) or len(targets) != len(x):
             raise DataError(f"targets: expected {len(x)} rows to match the inputs, "
                             f"got {getattr(targets, 'shape', type(targets).__name__)}")
-        loss, gradients = self.gradients(x, targets, masks)
+        loss, gradients = self.gradients(x, targets, masks, update_statistics=True)
         optimizer.step(self.parameters, gradients)
         return float(loss)
 
     def targets(self, y: np.ndarray) -> np.ndarray:
         """Targets Y (m, n_L) from integer labels (m,): one-hot for n_L > 1, a column of 0/1 for
         n_L = 1. A float array already of shape (m, n_L) in the spec's dtype passes through."""
-        n_out = self.spec.layer_sizes[-1]
+        n_out = self.spec.layer_shapes[-1][0]
         if isinstance(y, np.ndarray) and y.ndim == 2:
             if y.shape[1] != n_out or y.dtype != self.dtype:
                 raise DataError(f"targets: expected ({len(y)}, {n_out}) {self.dtype}, "
@@ -289,10 +386,23 @@ class MLP:
             return y.astype(self.dtype)[:, None]
         return np.eye(n_out, dtype=self.dtype)[y]
 
+    def inference_outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Z_L, A_L) in inference mode (no dropout, BatchNorm's running statistics). An MLP runs
+        the rows at once; a stack with conv layers runs blocks of :data:`BLOCK_ROWS` rows, since
+        its im2col patches grow with the rows (inference couples no rows, so this is exact)."""
+        if self.spec.is_mlp:
+            forward = self.forward(x, training=False)
+            return forward.z[-1], forward.a[-1]
+        self.check_inputs(x)
+        blocks = [self.forward(x[start:start + BLOCK_ROWS], training=False)
+                  for start in range(0, len(x), BLOCK_ROWS)]
+        return (np.concatenate([block.z[-1] for block in blocks]),
+                np.concatenate([block.a[-1] for block in blocks]))
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class labels (m,): argmax of the output, or output > threshold for one output unit
         (0.5, the midpoint of the 0/1 targets)."""
-        return self._labels(self.forward(x).output)
+        return self._labels(self.inference_outputs(x)[1])
 
     def _labels(self, output: np.ndarray) -> np.ndarray:
         if output.shape[1] > 1:
@@ -300,12 +410,13 @@ class MLP:
         return (output[:, 0] > 0.5).astype(np.int64)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean loss incl. L2, accuracy) on (x, y), no dropout."""
-        forward = self.forward(x)
+        """(mean loss incl. L2, accuracy) on (x, y): no dropout, BatchNorm in inference mode."""
+        z_out, a_out = self.inference_outputs(x)
         targets = self.targets(y)
-        loss = float(self.loss(forward, targets))
+        data_loss = self.loss_fn.value(z_out, a_out, targets)
+        loss = float(data_loss + self.l2_penalty() if self.spec.l2 else data_loss)
         labels = y if y.ndim == 1 else self._labels(targets)
-        return loss, float(np.mean(self._labels(forward.output) == labels))
+        return loss, float(np.mean(self._labels(a_out) == labels))
 
     def fit(self, x, y, x_test=None, y_test=None, on_step=None, eval_every=1):
         """Train for ``spec.epochs`` epochs; see :func:`scratch.training.fit`."""
@@ -313,14 +424,18 @@ class MLP:
         return fit(self, x, y, x_test=x_test, y_test=y_test, on_step=on_step, eval_every=eval_every)
 
 
-def save_model(model: MLP, path) -> None:
-    """Write ``model``'s spec and parameters to the shared weight file at ``path``."""
+MLP = Network
+"""The name the seeds and the MLP-only versions of this engine used; the same class."""
+
+
+def save_model(model: Network, path) -> None:
+    """Write ``model``'s spec, parameters and running statistics to the shared weight file."""
     from scratch.weights import save_weights
-    save_weights(path, model.spec, model.weights, model.biases)
+    save_weights(path, model.spec, model.weights, model.biases, model.statistics)
 
 
-def load_model(path) -> MLP:
-    """An :class:`MLP` with the spec and parameters stored in the weight file at ``path``."""
+def load_model(path) -> Network:
+    """A :class:`Network` with the spec, parameters and statistics stored in the weight file."""
     from scratch.weights import load_weights
     loaded = load_weights(path)
-    return MLP(loaded.spec, loaded.weights, loaded.biases)
+    return Network(loaded.spec, loaded.weights, loaded.biases, statistics=loaded.statistics)

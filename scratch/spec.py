@@ -19,10 +19,12 @@ from typing import Any
 from scratch.errors import SpecError
 from scratch.layer_specs import (
     HIDDEN_ACTIVATIONS,
+    LAYER_SPECS,
     OUTPUT_ACTIVATIONS,
     DenseSpec,
     DropoutSpec,
     LayerSpec,
+    activation_of,
     check_choice,
     check_int,
     check_real,
@@ -155,13 +157,14 @@ def expand_mlp(layer_sizes: Any, hidden_activation: str, output_activation: str,
 class ModelSpec:
     """A stack of layers and how to train it.
 
-    ``inputs`` is n_0, the features of one sample; ``layers`` the stack, a sequence of frozen
-    layer specs (``scratch.layer_specs``) ending in the dense output layer. Dense layer l maps
-    n_{l−1} features to n_l with Z_l = A_{l−1} · W_lᵀ + b_l and A_l = g_l(Z_l); a dropout layer
-    after a hidden dense layer applies inverted dropout to its output (A_l ← A_l ⊙ D_l; the output
-    layer never drops). ``batch_size=None`` means full batch. ``l2`` is λ in the penalty
-    (λ/2)·Σ_l ‖W_l‖²_F added to the mean batch loss (weights only, never biases), so it adds
-    λ·W_l to dW_l.
+    ``inputs`` is the shape of one sample: n_0 features, or (C, H, W) maps (channels first);
+    ``layers`` the stack, a sequence of frozen layer specs (``scratch.layer_specs``) ending in the
+    dense output layer. Every layer but dropout is numbered l = 1..L; dense layer l maps n_{l−1}
+    features to n_l with Z_l = A_{l−1} · W_lᵀ + b_l and A_l = g_l(Z_l); a dropout layer after a
+    hidden layer applies inverted dropout to its output (A_l ← A_l ⊙ D_l; the output layer never
+    drops). ``batch_size=None`` means full batch. ``l2`` is λ in the penalty
+    (λ/2)·Σ_l ‖W_l‖²_F added to the mean batch loss over the dense and conv2d kernels (never
+    biases, nor BatchNorm's or LayerNorm's γ, β), so it adds λ·W_l to their dW_l.
 
     The MLP shorthand builds the same stack: ``ModelSpec((n_0, …, n_L), hidden_activation,
     output_activation, …, dropout=p)`` is Dense(n_1, hidden) [Dropout(p)] … Dense(n_L, output),
@@ -216,20 +219,32 @@ class ModelSpec:
     def _validate(self, shorthand: dict[str, Any]) -> None:
         # a shorthand's own mistakes were reported under its field names by expand_mlp; what is
         # left to name here is the layer list's (shorthand fields again where they were given)
-        object.__setattr__(self, "inputs", check_int("inputs", self.inputs, 1))
+        if isinstance(self.inputs, (tuple, list)):
+            if len(self.inputs) not in (1, 3):
+                raise field_error("inputs", f"expected n or (C, H, W), got {self.inputs!r}")
+            shape = tuple(check_int(f"inputs[{index}]", size, 1) for index, size in enumerate(self.inputs))
+            object.__setattr__(self, "inputs", shape[0] if len(shape) == 1 else shape)
+        else:
+            object.__setattr__(self, "inputs", check_int("inputs", self.inputs, 1))
         if not isinstance(self.layers, (tuple, list)) or not self.layers:
             raise field_error("layers", f"expected a non-empty sequence of layer specs, got {self.layers!r}")
         object.__setattr__(self, "layers", tuple(self.layers))
         last = len(self.layers) - 1
+        shape = self.input_shape
         for index, layer in enumerate(self.layers):
             where = f"layers[{index}]"
-            if not isinstance(layer, (DenseSpec, DropoutSpec)):
-                raise field_error(where, f"expected a layer spec (DenseSpec, DropoutSpec), got {layer!r}")
+            if type(layer) not in LAYER_SPECS.values():
+                names = ", ".join(layer_class.__name__ for layer_class in LAYER_SPECS.values())
+                raise field_error(where, f"expected a layer spec ({names}), got {layer!r}")
             if isinstance(layer, DropoutSpec) and (index == 0 or index == last
-                                                   or not isinstance(self.layers[index - 1], DenseSpec)):
-                raise field_error(where, "dropout must directly follow a hidden dense layer")
+                                                   or isinstance(self.layers[index - 1], DropoutSpec)):
+                raise field_error(where, "dropout must directly follow a hidden layer")
             if isinstance(layer, DenseSpec) and index < last:
                 check_choice(f"{where}.activation", layer.activation, HIDDEN_ACTIVATIONS)
+            try:
+                shape = layer.output_shape(shape)
+            except SpecError as error:
+                raise field_error(where, str(error)) from None
         output = self.layers[-1]
         if not isinstance(output, DenseSpec):
             raise field_error(f"layers[{last}]", "the last layer must be the dense output layer")
@@ -257,35 +272,86 @@ class ModelSpec:
 
     # -- the stack, read back (computed once: the spec is frozen) -----------------------------
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (n_0,) or (C, H, W)."""
+        return self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
+
+    @functools.cached_property
+    def numbered_layers(self) -> tuple[LayerSpec, ...]:
+        """The layers l = 1..L: every layer but dropout, in order."""
+        return tuple(layer for layer in self.layers if not isinstance(layer, DropoutSpec))
+
     @functools.cached_property
     def dense_layers(self) -> tuple[DenseSpec, ...]:
         return tuple(layer for layer in self.layers if isinstance(layer, DenseSpec))
 
     @functools.cached_property
+    def layer_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """(shape of A_0, shape of A_1, …, shape of A_L), each for one sample."""
+        shapes = [self.input_shape]
+        for layer in self.numbered_layers:
+            shapes.append(layer.output_shape(shapes[-1]))
+        return tuple(shapes)
+
+    @functools.cached_property
+    def parameter_layers(self) -> tuple[int, ...]:
+        """The l whose layer has parameters W_l, b_l (dense, conv2d, batch_norm, layer_norm)."""
+        return tuple(number for number, layer in enumerate(self.numbered_layers, start=1)
+                     if layer.parameter_shapes(self.layer_shapes[number - 1]))
+
+    @functools.cached_property
+    def parameter_shapes(self) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+        """((shape of W_l, shape of b_l) for every l in :attr:`parameter_layers`)."""
+        return tuple(self.numbered_layers[number - 1].parameter_shapes(self.layer_shapes[number - 1])
+                     for number in self.parameter_layers)
+
+    @functools.cached_property
+    def kernel_layers(self) -> tuple[int, ...]:
+        """The l whose W_l is a dense or conv2d kernel: the weights L2 penalizes."""
+        return tuple(number for number in self.parameter_layers
+                     if self.numbered_layers[number - 1].kind in ("dense", "conv2d"))
+
+    @functools.cached_property
+    def statistics_layers(self) -> tuple[int, ...]:
+        """The l of every batch_norm layer: each keeps a running mean and variance."""
+        return tuple(number for number, layer in enumerate(self.numbered_layers, start=1)
+                     if layer.kind == "batch_norm")
+
+    @functools.cached_property
+    def is_mlp(self) -> bool:
+        """True for a stack of dense layers (with dropout) on flat inputs: what the MLP
+        shorthand can write, and what :attr:`layer_sizes` describes."""
+        return not isinstance(self.inputs, tuple) and len(self.dense_layers) == len(self.numbered_layers)
+
+    @functools.cached_property
     def layer_sizes(self) -> tuple[int, ...]:
-        """(n_0, n_1, …, n_L): the inputs and every dense layer's units."""
+        """(n_0, n_1, …, n_L): the inputs and every dense layer's units (an MLP only)."""
+        if not self.is_mlp:
+            kinds = sorted({layer.kind for layer in self.numbered_layers} - {"dense"})
+            raise SpecError(f"spec: layer_sizes describes a stack of dense layers on flat inputs; this "
+                            f"stack has {', '.join(kinds) or f'inputs {self.inputs}'} (read layer_shapes)")
         return (self.inputs, *(layer.units for layer in self.dense_layers))
 
     @functools.cached_property
     def n_layers(self) -> int:
-        """L, the number of weight layers (the input is layer 0)."""
-        return len(self.dense_layers)
+        """L, the number of numbered layers (the input is layer 0)."""
+        return len(self.numbered_layers)
 
     @functools.cached_property
     def activations(self) -> tuple[str, ...]:
-        """(g_1, …, g_L), the activation of every dense layer."""
-        return tuple(layer.activation for layer in self.dense_layers)
+        """(g_1, …, g_L), the activation of every numbered layer (identity where it has none)."""
+        return tuple(activation_of(layer) for layer in self.numbered_layers)
 
     @functools.cached_property
     def dropout_rates(self) -> tuple[float, ...]:
         """p_l for every hidden layer l = 1..L−1 (0.0 where no dropout layer follows it)."""
-        rates, dense_seen = [], 0
+        rates = []
         for layer in self.layers[:-1]:
-            if isinstance(layer, DenseSpec):
-                rates.append(0.0)
-                dense_seen += 1
+            if isinstance(layer, DropoutSpec):
+                rates[-1] = layer.rate
             else:
-                rates[dense_seen - 1] = layer.rate
+                rates.append(0.0)
         return tuple(rates)
 
     @property
@@ -333,6 +399,8 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if isinstance(self.inputs, tuple):
+            data["inputs"] = list(self.inputs)
         data["layers"] = [layer_to_dict(layer) for layer in self.layers]
         data["optimizer"] = dataclasses.asdict(self.optimizer)
         return data

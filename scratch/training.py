@@ -55,9 +55,12 @@ def fit(model, x, y, *, x_test=None, y_test=None, on_step=None, eval_every: int 
 def _check_data(model, x, y, name):
     """One clear DataError for bad features or labels (shape, dtype, NaN/inf, range, lengths)."""
     model.check_inputs(x)
-    n_out = model.spec.layer_sizes[-1]
+    n_out = model.spec.layer_shapes[-1][0]
     if isinstance(y, np.ndarray) and y.ndim == 1:
-        check_xy(x, y, n_features=model.spec.layer_sizes[0], n_classes=2 if n_out == 1 else n_out, name=name)
+        # check_inputs has checked the sample shape; the values and labels are checked row-wise
+        n_features = int(np.prod(model.spec.input_shape))
+        check_xy(x.reshape(len(x), n_features), y, n_features=n_features,
+                 n_classes=2 if n_out == 1 else n_out, name=name)
     elif len(y) != len(x):
         raise DataError(f"{name}: {len(x)} inputs but {len(y)} targets")
 

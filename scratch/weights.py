@@ -4,16 +4,25 @@
 layer's position in the spec's layer list and its parameter, ``layers.<i>.<parameter>``, and
 stored in the canonical layout of its layer type:
 
-==========  ==========  =========================  ======================================
-layer type  layout      parameter: shape            the same as
-==========  ==========  =========================  ======================================
-dense       ``out_in``  ``weight``: (n_l, n_{l−1})  ``torch.nn.Linear.weight`` (Keras: kernelᵀ)
-                        ``bias``: (n_l,)
-==========  ==========  =========================  ======================================
+==========  ===============  =============================  =========================================
+layer type  layout           tensor: shape                  the same as
+==========  ===============  =============================  =========================================
+dense       ``out_in``       ``weight``: (n_l, n_{l−1})     ``torch.nn.Linear.weight`` (Keras: kernelᵀ)
+                             ``bias``: (n_l,)
+conv2d      ``OIHW``         ``weight``: (O, C, k_h, k_w)   ``torch.nn.Conv2d.weight`` (Keras's HWIO
+                             ``bias``: (O,)                 kernel is its transpose (2, 3, 1, 0))
+batch_norm  ``per_channel``  ``weight`` γ, ``bias`` β,      ``torch.nn.BatchNorm2d`` (Keras: gamma,
+                             ``running_mean``,              beta, moving_mean, moving_variance)
+                             ``running_var``: (C,)
+layer_norm  ``per_feature``  ``weight`` γ, ``bias`` β: (n,) ``torch.nn.LayerNorm`` (Keras: gamma, beta)
+==========  ===============  =============================  =========================================
 
-in the spec's dtype. The metadata holds ``format``, ``spec`` (the :class:`ModelSpec` as JSON)
-and ``layout`` (JSON: each parameterized layer type of the spec → its layout name), so a
-reader can tell the layout it was written in from one it does not know.
+in the spec's dtype; ``<i>`` is the layer's index in the spec's layer list (dropout, pooling
+and flatten layers have no tensors). The running variance is stored as the spec's
+``running_variance`` convention computed it (unbiased or biased). The metadata holds
+``format``, ``spec`` (the :class:`ModelSpec` as JSON) and ``layout`` (JSON: each parameterized
+layer type of the spec → its layout name), so a reader can tell the layout it was written in
+from one it does not know.
 
 **Format 1** (``backprop-parity/1``, still read): ``W1, b1, …, WL, bL`` in the same layout,
 no ``layout`` entry (format 1 had only this one).
@@ -28,6 +37,7 @@ the spec says, every value finite.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -37,13 +47,12 @@ from pathlib import Path
 import numpy as np
 
 from scratch.errors import SpecError, WeightFileError
-from scratch.layer_specs import DenseSpec
 from scratch.spec import ModelSpec
 
 FORMAT = "backprop-parity/2"
 FORMAT_V1 = "backprop-parity/1"
 FORMATS = (FORMAT, FORMAT_V1)
-LAYOUTS = {"dense": "out_in"}
+LAYOUTS = {"dense": "out_in", "conv2d": "OIHW", "batch_norm": "per_channel", "layer_norm": "per_feature"}
 """The canonical layout of each parameterized layer type (see the module docstring)."""
 
 
@@ -53,41 +62,66 @@ def layout(spec: ModelSpec) -> dict[str, str]:
             if kind in LAYOUTS}
 
 
+def _positions(spec: ModelSpec) -> dict[int, int]:
+    """Numbered layer l → its index in ``spec.layers`` (the ``<i>`` of the tensor names)."""
+    numbered = [index for index, layer in enumerate(spec.layers) if layer.kind != "dropout"]
+    return {number: numbered[number - 1] for number in range(1, spec.n_layers + 1)}
+
+
 def tensor_names(spec: ModelSpec, file_format: str = FORMAT) -> list[str]:
-    """The tensors of ``spec`` in the order W_1, b_1, …, W_L, b_L: ``layers.<i>.weight``,
-    ``layers.<i>.bias`` (format 2) or ``W1``, ``b1``, … (format 1)."""
+    """The parameter tensors of ``spec`` in the order W, b of every layer with parameters:
+    ``layers.<i>.weight``, ``layers.<i>.bias`` (format 2) or ``W1``, ``b1``, … (format 1, MLPs)."""
     if file_format == FORMAT_V1:
         return [f"{kind}{layer}" for layer in range(1, spec.n_layers + 1) for kind in ("W", "b")]
-    return [f"layers.{index}.{parameter}" for index, layer in enumerate(spec.layers)
-            if isinstance(layer, DenseSpec) for parameter in ("weight", "bias")]
+    positions = _positions(spec)
+    return [f"layers.{positions[layer]}.{parameter}" for layer in spec.parameter_layers
+            for parameter in ("weight", "bias")]
+
+
+def statistics_names(spec: ModelSpec) -> list[str]:
+    """``layers.<i>.running_mean``, ``layers.<i>.running_var`` of every batch_norm layer."""
+    positions = _positions(spec)
+    return [f"layers.{positions[layer]}.{name}" for layer in spec.statistics_layers
+            for name in ("running_mean", "running_var")]
 
 
 def expected_shapes(spec: ModelSpec, file_format: str = FORMAT) -> dict[str, tuple[int, ...]]:
-    sizes = spec.layer_sizes
-    shapes = [shape for layer in range(1, spec.n_layers + 1)
-              for shape in ((sizes[layer], sizes[layer - 1]), (sizes[layer],))]
-    return dict(zip(tensor_names(spec, file_format), shapes, strict=True))
+    shapes = [shape for pair in spec.parameter_shapes for shape in pair]
+    expected = dict(zip(tensor_names(spec, file_format), shapes, strict=True))
+    if file_format == FORMAT:
+        channels = [(spec.layer_shapes[layer][0],) for layer in spec.statistics_layers for _ in range(2)]
+        expected.update(zip(statistics_names(spec), channels, strict=True))
+    return expected
 
 
 @dataclass(frozen=True)
 class WeightFile:
-    """A loaded weight file: the spec and [W_1..W_L], [b_1..b_L] in canonical layout."""
+    """A loaded weight file: the spec, W_l and b_l of every layer with parameters in canonical
+    layout, and (running mean, running variance) of every batch_norm layer."""
 
     spec: ModelSpec
     weights: list[np.ndarray]
     biases: list[np.ndarray]
+    statistics: list[tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=list)
 
 
-def save_weights(path, spec: ModelSpec, weights, biases) -> Path:
-    """Write the spec and parameters to ``path`` (atomically) and return the path."""
+def save_weights(path, spec: ModelSpec, weights, biases, statistics=None) -> Path:
+    """Write the spec, parameters and running statistics (BatchNorm's; required when the spec
+    has batch_norm layers) to ``path`` (atomically) and return the path."""
     from safetensors.numpy import save
 
     path = Path(path)
-    if not len(weights) == len(biases) == spec.n_layers:
+    n_parameter_layers = len(spec.parameter_layers)
+    if not len(weights) == len(biases) == n_parameter_layers:
         raise WeightFileError(f"{path}: {len(weights)} weights and {len(biases)} biases for a spec "
-                              f"with {spec.n_layers} layers")
+                              f"with {n_parameter_layers} layers with parameters")
+    statistics = list(statistics or [])
+    if len(statistics) != len(spec.statistics_layers):
+        raise WeightFileError(f"{path}: running statistics for {len(statistics)} layer(s), but the spec "
+                              f"has {len(spec.statistics_layers)} batch_norm layer(s)")
     interleaved = [p for pair in zip(weights, biases, strict=True) for p in pair]
     tensors = dict(zip(tensor_names(spec), interleaved, strict=True))
+    tensors.update(zip(statistics_names(spec), [v for pair in statistics for v in pair], strict=True))
     _check_tensors(str(path), spec, tensors)
     payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
                    metadata={"format": FORMAT, "spec": spec.to_json(),
@@ -149,9 +183,14 @@ def load_weights(path) -> WeightFile:
         raise WeightFileError(f"{where}: bad spec in metadata: {error}") from None
     if file_format == FORMAT:
         _check_layout(where, spec, metadata)
+    elif not spec.is_mlp:
+        raise WeightFileError(f"{where}: format {FORMAT_V1!r} holds dense layers only, but its spec has "
+                              f"{_described(spec)}")
     _check_tensors(where, spec, tensors, file_format)
     names = tensor_names(spec, file_format)
-    return WeightFile(spec, [tensors[n] for n in names[0::2]], [tensors[n] for n in names[1::2]])
+    stats = statistics_names(spec) if file_format == FORMAT else []
+    statistics = [(tensors[mean], tensors[var]) for mean, var in zip(stats[0::2], stats[1::2], strict=True)]
+    return WeightFile(spec, [tensors[n] for n in names[0::2]], [tensors[n] for n in names[1::2]], statistics)
 
 
 _NUMPY_DTYPES = {"F32", "F64"}
@@ -195,17 +234,21 @@ def _check_layout(where: str, spec: ModelSpec, metadata: dict) -> None:
         raise WeightFileError(f"{where}: metadata 'layout' gives no layout for {', '.join(missing)} layers")
 
 
+def _described(spec: ModelSpec) -> str:
+    if spec.is_mlp:
+        return f"layer sizes {spec.layer_sizes}"
+    return f"layers {', '.join(layer.kind for layer in spec.layers)}"
+
+
 def _check_tensors(where: str, spec: ModelSpec, tensors: dict[str, np.ndarray],
                    file_format: str = FORMAT) -> None:
     shapes = expected_shapes(spec, file_format)
     missing = [n for n in shapes if n not in tensors]
     extra = sorted(n for n in tensors if n not in shapes)
     if missing:
-        raise WeightFileError(f"{where}: missing tensor(s) {', '.join(missing)} for layer sizes "
-                              f"{spec.layer_sizes}")
+        raise WeightFileError(f"{where}: missing tensor(s) {', '.join(missing)} for {_described(spec)}")
     if extra:
-        raise WeightFileError(f"{where}: unexpected tensor(s) {', '.join(extra)} for layer sizes "
-                              f"{spec.layer_sizes}")
+        raise WeightFileError(f"{where}: unexpected tensor(s) {', '.join(extra)} for {_described(spec)}")
     for name, shape in shapes.items():
         tensor = tensors[name]
         if tuple(tensor.shape) != shape:

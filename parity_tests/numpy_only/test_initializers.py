@@ -71,7 +71,7 @@ def test_registry_matches_spec_choices():
 
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))
 def test_moments_and_bounds(name, global_seed):
-    w, b = INITIALIZERS[name](np.random.default_rng(global_seed), FAN_IN, FAN_OUT)
+    w, b = INITIALIZERS[name](np.random.default_rng(global_seed), FAN_IN, FAN_OUT, (FAN_OUT, FAN_IN))
     assert w.shape == (FAN_OUT, FAN_IN) and b.shape == (FAN_OUT,)
     assert w.dtype == np.float64 and b.dtype == np.float64
     w_expected, b_expected = EXPECTED[name]
@@ -86,7 +86,7 @@ def test_initialize_draws_layers_in_order_from_one_generator(name, global_seed):
     weights, biases = initialize(name, sizes, global_seed, np.float64)
     rng = np.random.default_rng(global_seed)
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w, b = INITIALIZERS[name](rng, fan_in, fan_out)
+        w, b = INITIALIZERS[name](rng, fan_in, fan_out, (fan_out, fan_in))
         np.testing.assert_array_equal(weights[layer], w)
         np.testing.assert_array_equal(biases[layer], b)
         assert weights[layer].shape == (fan_out, fan_in) and biases[layer].shape == (fan_out,)

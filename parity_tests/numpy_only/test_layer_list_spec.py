@@ -80,7 +80,7 @@ def test_uniform_dropout_draws_the_masks_of_format_1():
 @pytest.mark.parametrize("layers, field, message", [
     ((), "layers", "non-empty"),
     ((DenseSpec(3, "relu"), "dense"), "layers[1]", "expected a layer spec"),
-    ((DropoutSpec(0.5), DenseSpec(3, "softmax")), "layers[0]", "must directly follow a hidden dense"),
+    ((DropoutSpec(0.5), DenseSpec(3, "softmax")), "layers[0]", "must directly follow a hidden layer"),
     ((DenseSpec(4), DropoutSpec(0.5), DropoutSpec(0.5), DenseSpec(3, "softmax")), "layers[2]",
      "must directly follow"),
     ((DenseSpec(4), DenseSpec(3, "relu"), DropoutSpec(0.5)), "layers[2]", "must directly follow"),

@@ -14,17 +14,20 @@ autograd nodes (:mod:`reports.explain.torch_graph`), the TensorFlow gradient ops
 that produce it; and, for each framework, max|framework − scratch| and the normwise relative
 error (:func:`reference.parity.relative_error`) of its ``trace``.
 
-The scratch column is read from the code, never copied: ``MLP.backward`` runs once under
+The scratch column is read from the code, never copied: ``Network.backward`` runs once under
 ``sys.settrace``, which records every statement it executes (its text from ``inspect`` and
 ``ast``), the index of every store into the containers it returns as ``Gradients(...)``, and the
-lines each layer's method (``Dense.weight_gradient``, ``Dropout.backward``), activation's
-``backward`` or loss's ``gradient`` ran when called from it. A quantity's statements are its
-stores (``dws[layer] = dense.weight_gradient(…)`` with ``Dense.weight_gradient: dw = dz.T @
-a_prev``, and ``dw += …`` only when L2 ran); a plain copy (``dzs[layer] = dz``) is replaced by
-the statement that last assigned the copied name, plus the callee's lines (``ReLU.backward:
-return da * (z > 0)``) and the last assignment of each plain name passed to a call, unless that
-is another quantity's statement (``dh = …``). So only what ran for this spec is shown: a CCE
-output shows the loss's fused (A − Y)/m, an MSE output the softmax's backward.
+lines each layer's methods (``Dense.differentiate`` → ``Dense.weight_gradient``, ``Dropout.backward``,
+up to :data:`CALL_DEPTH` calls deep), activation's ``backward`` or loss's ``gradient`` ran when
+called from it. A quantity's statements are its stores (``dws[layer], dbs[layer] = grads``) with
+the statement that computed what they store (``grads, da_prev = ….differentiate(…)``) and that
+call's lines (``Dense.weight_gradient: dw = dz.T @ a_prev``, and ``dw += …`` only when L2 ran;
+a layer's call computes its dW, db and dA_{l−1} together, so their rows share its lines); a plain
+copy (``dzs[layer] = dz``) is replaced by the statement that last assigned the copied name, plus
+the callee's lines (``ReLU.backward: return da * (z > 0)``) and the last assignment of each plain
+name passed to a call, unless that is another quantity's statement (``dh = …``). So only what ran
+for this spec is shown: a CCE output shows the loss's fused (A − Y)/m, an MSE output the softmax's
+backward.
 
 Heuristic parts: the grouping of nodes/ops/statements into rows is by data flow between the named
 quantities (see the helper modules); which statements belong to a quantity follows the rule above,
@@ -49,15 +52,30 @@ from reference.parity import relative_error
 from reference.tolerances import tolerance
 from scratch.activations import Activation
 from scratch.errors import BackendError
-from scratch.layers import Dense, Dropout
+from scratch.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    LayerNorm,
+    MaxPool2D,
+)
 from scratch.losses import Loss
-from scratch.model import MLP, Gradients
+from scratch.model import Gradients, Network
 from scratch.spec import OptimizerSpec
 
 # framework backend → the module whose ``producers`` names its gradient nodes/ops, and their row key
 FRAMEWORKS = {"torch": "reports.explain.torch_graph", "keras": "reports.explain.tf_graph",
               "jax": "reports.explain.jax_graph"}
 COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
+# The objects whose methods' lines the scratch column quotes when ``backward`` calls them, at any
+# depth below it (a layer's ``differentiate`` calls its own ``backward``, which calls …).
+TRACED = (Activation, Loss, Dense, Dropout, Conv2D, MaxPool2D, AvgPool2D, GlobalAveragePooling2D, Flatten,
+          BatchNorm, LayerNorm)
+CALL_DEPTH = 4
 # Gradients field → the trace-name prefix of ``reference.backend_base``; rows in this order per layer.
 PREFIXES = {"da": "dA", "dz": "dZ", "dw": "dW", "db": "db"}
 
@@ -69,7 +87,7 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     reason in its column and ``None`` for its numbers. The optimizer plays no part in one backward pass, so
     every backend is built with plain SGD (torch.optim has no Keras-convention Adam, and so on)."""
     spec = spec.replace(optimizer=OptimizerSpec())
-    model = MLP(spec, weights, biases)
+    model = Network(spec, weights, biases)
     lines = scratch_statements(model, model.forward(x, masks), targets)
     desired = make_backend("scratch", spec, weights, biases).trace(x, targets, masks)
     frameworks = {name: _run_framework(name, spec, weights, biases, x, targets, masks) for name in FRAMEWORKS}
@@ -155,15 +173,15 @@ class _Source:
 
 @dataclass
 class _Event:
-    """One executed statement of ``backward``: (container, index) if it stores into one, and
-    the lines of the activation/loss methods it called."""
+    """One executed statement of ``backward``: the (container, index) pairs it stores into, and
+    the lines of the layer/activation/loss methods it called."""
 
     node: ast.stmt
-    store: tuple[str, object] | None
+    stores: list[tuple[str, object]]
     callees: list[str] = field(default_factory=list)
 
 
-def scratch_statements(model: MLP, forward, targets) -> dict[str, list[str]]:
+def scratch_statements(model: Network, forward, targets) -> dict[str, list[str]]:
     """{"dZ3": ["da_out, dz = self.loss_fn.gradient(…)", "CategoricalCrossEntropy.gradient: return
     …"], …}: the statements of ``type(model).backward`` (and of its callees) that computed each
     gradient in this run (see the module docstring for the rule)."""
@@ -171,12 +189,12 @@ def scratch_statements(model: MLP, forward, targets) -> dict[str, list[str]]:
     containers = _containers(source)
     main: dict[str, list[int]] = {}
     for position, event in enumerate(events):
-        if event.store is None or event.store[0] not in containers:
-            continue
-        container, index = event.store
-        field_name = containers[container]
-        layer = index if isinstance(getattr(grads, field_name), dict) else index + 1
-        main.setdefault(f"{PREFIXES[field_name]}{layer}", []).append(_resolve_copy(events, position))
+        for container, index in event.stores:
+            if container not in containers:
+                continue
+            field_name = containers[container]
+            layer = index if isinstance(getattr(grads, field_name), dict) else index + 1
+            main.setdefault(f"{PREFIXES[field_name]}{layer}", []).append(_resolve_copy(events, position))
     claimed = {p for positions in main.values() for p in positions}
     out = {}
     for name, positions in main.items():
@@ -188,7 +206,7 @@ def scratch_statements(model: MLP, forward, targets) -> dict[str, list[str]]:
     return out
 
 
-def _record(model: MLP, forward, targets):
+def _record(model: Network, forward, targets):
     """Run ``model.backward`` under ``sys.settrace``: (its source, the executed statements in
     order, the Gradients it returned)."""
     function = type(model).backward
@@ -204,13 +222,21 @@ def _record(model: MLP, forward, targets):
             last[0] = node
         return in_backward
 
+    def below_backward(frame) -> bool:
+        caller = frame.f_back
+        for _ in range(CALL_DEPTH):
+            if caller is None:
+                return False
+            if caller.f_code is code:
+                return True
+            caller = caller.f_back
+        return False
+
     def tracer(frame, event, arg):
         if frame.f_code is code:
             return in_backward
         owner = frame.f_locals.get("self")
-        caller = frame.f_back
-        if events and caller is not None and caller.f_code is code \
-                and isinstance(owner, (Activation, Loss, Dense, Dropout)):
+        if events and isinstance(owner, TRACED) and below_backward(frame):
             return _callee_tracer(owner, frame.f_code.co_name, events[-1])
         return None
 
@@ -242,13 +268,16 @@ def _targets(node) -> list:
     return node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
 
 
-def _store(node, frame) -> tuple[str, object] | None:
-    """(container, index) for ``container[index] = …`` or ``+=``, the index evaluated in ``frame``."""
+def _store(node, frame) -> list[tuple[str, object]]:
+    """[(container, index)] for ``container[index] = …``, ``+=`` or ``a[i], b[i] = …``, the index
+    evaluated in ``frame``."""
+    stores = []
     for target in _targets(node):
-        if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
-            expression = compile(ast.Expression(target.slice), "<index>", "eval")
-            return target.value.id, eval(expression, frame.f_globals, dict(frame.f_locals))
-    return None
+        for element in (target.elts if isinstance(target, ast.Tuple) else [target]):
+            if isinstance(element, ast.Subscript) and isinstance(element.value, ast.Name):
+                expression = compile(ast.Expression(element.slice), "<index>", "eval")
+                stores.append((element.value.id, eval(expression, frame.f_globals, dict(frame.f_locals))))
+    return stores
 
 
 def _assigned(node) -> set[str]:

@@ -33,6 +33,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scratch.errors import SpecError
 
 
+def output_size(padded: int, kernel: int, stride: int, dilation: int) -> int:
+    """H_out = ⌊(H_p − d·(k − 1) − 1)/s⌋ + 1 for a padded length H_p (< 1: the kernel does not fit)."""
+    return (padded - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def padding_amounts(padding, size: tuple[int, int], kernel: tuple[int, int], stride: int,
                     dilation: int) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) for ``padding`` = "valid", "same" or explicit amounts."""
@@ -102,14 +107,27 @@ class Conv2D:
         z += self.bias
         return z.reshape(len(x), h_out, w_out, out_channels).transpose(0, 3, 1, 2), columns
 
-    def backward(self, dz: np.ndarray, x: np.ndarray, columns: np.ndarray | None = None):
-        """(dW (O, C, k_h, k_w), db (O,), dX (m, C, H, W)) from dZ (m, O, H_out, W_out)."""
+    def run(self, x: np.ndarray, training: bool = True, update: bool = False):
+        """The stack's protocol (``scratch.model``): (Z, cache); the cache is the patches P."""
+        return self.forward_with_patches(x)
+
+    def differentiate(self, dz: np.ndarray, x: np.ndarray, columns: np.ndarray, l2: float = 0.0,
+                      input_gradient: bool = True):
+        """The stack's protocol: ((dW + λ·W, db), dX or None)."""
+        dw, db, dx = self.backward(dz, x, columns, input_gradient)
+        if l2:
+            dw += self.weight.dtype.type(l2) * self.weight
+        return (dw, db), dx
+
+    def backward(self, dz: np.ndarray, x: np.ndarray, columns: np.ndarray | None = None,
+                 input_gradient: bool = True):
+        """(dW (O, C, k_h, k_w), db (O,), dX (m, C, H, W) or None) from dZ (m, O, H_out, W_out)."""
         if columns is None:
             columns, _ = self.patches(x)
         dz2 = dz.transpose(0, 2, 3, 1).reshape(-1, dz.shape[1])   # (m·H_out·W_out, O)
         dw = (dz2.T @ columns).reshape(self.weight.shape)
         db = dz2.sum(axis=0)
-        return dw, db, self.input_gradient(dz2, x, dz.shape[2:])
+        return dw, db, self.input_gradient(dz2, x, dz.shape[2:]) if input_gradient else None
 
     def input_gradient(self, dz2: np.ndarray, x: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
         """col2im of dP = dZ₂·W₂ into dX_p, one strided slice per kernel offset, then unpadded."""

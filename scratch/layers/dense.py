@@ -30,6 +30,16 @@ class Dense:
         z += self.bias                                         # in place: no second (m, n_l) array
         return z
 
+    def run(self, a_prev: np.ndarray, training: bool = True, update: bool = False):
+        """The stack's protocol (``scratch.model``): (Z_l, cache); a dense layer needs no cache."""
+        return self.forward(a_prev), None
+
+    def differentiate(self, dz: np.ndarray, a_prev: np.ndarray, cache, l2: float = 0.0,
+                      input_gradient: bool = True):
+        """The stack's protocol: ((dW_l, db_l), dA_{l−1} or None)."""
+        dw, db, da_prev = self.backward(dz, a_prev, l2, input_gradient)
+        return (dw, db), da_prev
+
     def backward(self, dz: np.ndarray, a_prev: np.ndarray, l2: float = 0.0, input_gradient: bool = True):
         """(dW_l, db_l, dA_{l−1} or None) from dZ_l (m, n_l) and the layer's input A_{l−1}."""
         return (self.weight_gradient(dz, a_prev, l2), self.bias_gradient(dz),

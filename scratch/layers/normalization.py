@@ -64,7 +64,21 @@ class BatchNorm:
         self.running_mean, self.running_var = running_mean, running_var
         self.decay, self.epsilon, self.unbiased = decay, epsilon, unbiased
 
-    def forward(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, BatchNormCache | None]:
+    def run(self, x: np.ndarray, training: bool = True, update: bool = False):
+        """The stack's protocol (``scratch.model``): (Z, cache); ``update`` moves the running
+        statistics (a training step does; a trace or a layer run alone does not)."""
+        return self.forward(x, training, update)
+
+    def differentiate(self, dy: np.ndarray, x: np.ndarray, cache: BatchNormCache | None, l2: float = 0.0,
+                      input_gradient: bool = True):
+        """The stack's protocol: ((dγ, dβ), dx) of the training forward pass."""
+        if cache is None:
+            raise SpecError("batchnorm: the backward pass needs a training-mode forward pass")
+        dgamma, dbeta, dx = self.backward(dy, cache)
+        return (dgamma, dbeta), dx if input_gradient else None
+
+    def forward(self, x: np.ndarray, training: bool,
+                update: bool = True) -> tuple[np.ndarray, BatchNormCache | None]:
         axes = _axes(x)
         if x.shape[1] != self.gamma.shape[0]:
             raise SpecError(f"batchnorm: {x.shape[1]} channels, γ has {self.gamma.shape[0]}")
@@ -79,10 +93,11 @@ class BatchNorm:
         variance = (centered * centered).mean(axis=axes)
         inv_std = 1.0 / np.sqrt(variance + dtype(self.epsilon))
         x_hat = centered * _per_channel(inv_std, x.ndim)
-        stored = variance * dtype(n / (n - 1)) if self.unbiased and n > 1 else variance
-        rho = dtype(self.decay)
-        self.running_mean[...] = rho * self.running_mean + (1 - rho) * mean
-        self.running_var[...] = rho * self.running_var + (1 - rho) * stored
+        if update:
+            stored = variance * dtype(n / (n - 1)) if self.unbiased and n > 1 else variance
+            rho = dtype(self.decay)
+            self.running_mean[...] = rho * self.running_mean + (1 - rho) * mean
+            self.running_var[...] = rho * self.running_var + (1 - rho) * stored
         y = _per_channel(self.gamma, x.ndim) * x_hat + _per_channel(self.beta, x.ndim)
         return y, BatchNormCache(x_hat, inv_std)
 
@@ -104,6 +119,16 @@ class LayerNorm:
         if not epsilon > 0.0:
             raise SpecError(f"layernorm: epsilon must be > 0, got {epsilon}")
         self.gamma, self.beta, self.epsilon = gamma, beta, epsilon
+
+    def run(self, x: np.ndarray, training: bool = True, update: bool = False):
+        """The stack's protocol (``scratch.model``): (Z, cache)."""
+        return self.forward(x)
+
+    def differentiate(self, dy: np.ndarray, x: np.ndarray, cache: BatchNormCache, l2: float = 0.0,
+                      input_gradient: bool = True):
+        """The stack's protocol: ((dγ, dβ), dx)."""
+        dgamma, dbeta, dx = self.backward(dy, cache)
+        return (dgamma, dbeta), dx if input_gradient else None
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, BatchNormCache]:
         if x.ndim != 2 or x.shape[1] != self.gamma.shape[0]:

@@ -36,7 +36,20 @@ def _check_window(pool, stride) -> tuple[tuple[int, int], int]:
     return pool, stride
 
 
-class _Pool2D:
+class ParameterFree:
+    """The stack's protocol for a layer without parameters or cache."""
+
+    def run(self, x: np.ndarray, training: bool = True, update: bool = False):
+        """The stack's protocol (``scratch.model``): (Z, no cache)."""
+        return self.forward(x), None
+
+    def differentiate(self, dz: np.ndarray, x: np.ndarray, cache, l2: float = 0.0,
+                      input_gradient: bool = True):
+        """The stack's protocol: (no parameter gradients, dX or None)."""
+        return (), self.backward(dz, x) if input_gradient else None
+
+
+class _Pool2D(ParameterFree):
     def __init__(self, pool=2, stride: int | None = None):
         self.pool, self.stride = _check_window(pool, stride)
 
@@ -81,7 +94,7 @@ class AvgPool2D(_Pool2D):
         return self._scatter(parts, x.shape)
 
 
-class GlobalAveragePooling2D:
+class GlobalAveragePooling2D(ParameterFree):
     def forward(self, x: np.ndarray) -> np.ndarray:
         return x.mean(axis=(2, 3))                             # (m, C)
 
@@ -90,7 +103,7 @@ class GlobalAveragePooling2D:
         return np.broadcast_to((dz / area)[:, :, None, None], x.shape).copy()
 
 
-class Flatten:
+class Flatten(ParameterFree):
     """``order`` is "channels_first" (torch's ``nn.Flatten`` on NCHW) or "channels_last" (Keras's
     ``Flatten`` on NHWC): the same numbers in a different order, so a Dense after it needs its
     weight columns permuted when a model moves between the two."""
