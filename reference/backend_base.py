@@ -1,11 +1,19 @@
 """The one base class of every backend (NumPy in, NumPy out): what they share, and the hooks each
 implements with its own framework.
 
-Names follow the seeds' notation, 1-based by layer: ``Z1, A1, …, ZL, AL`` (forward),
-``dZl, dAl, dWl, dbl`` (gradients of the loss), and ``loss`` (mean batch loss + L2 penalty).
-dA_L appears only when the loss reads A_L (MSE); BCE and CCE read the logits Z_L.
-Parameters cross every boundary in the canonical layout W_l (n_l, n_{l−1}), b_l (n_l,), in the
-order W_1, b_1, …, W_L, b_L; optimizer state as :class:`reference.optimizer_state.OptimizerState`.
+Names follow the seeds' notation, 1-based by numbered layer (every layer of the spec but
+dropout, see ``scratch.layer_specs``): ``Z1, A1, …, ZL, AL`` (forward), ``dZl, dAl`` (gradients
+of the loss), ``dWl, dbl`` for the layers with parameters (``spec.parameter_layers``), and
+``loss`` (mean batch loss + L2 penalty). dA_L appears only when the loss reads A_L (MSE); BCE and
+CCE read the logits Z_L. Maps cross every boundary channels-first, (m, C, H, W), whatever the
+framework computes in. Parameters cross in the canonical layout of the weight file (dense W_l
+(n_l, n_{l−1}), conv2d W_l (O, C, k_h, k_w), BatchNorm/LayerNorm γ_l, β_l), in the order W_l, b_l
+of ``spec.parameter_layers``; running statistics as (mean, variance) per batch_norm layer;
+optimizer state as :class:`reference.optimizer_state.OptimizerState`.
+
+BatchNorm: :meth:`trace`, :meth:`layer_trace` and :meth:`forward` run it in training mode (the
+batch's statistics) and leave the running statistics as they were; :meth:`train_step` moves them
+(and :meth:`apply_gradients` does not: it sees no batch); :meth:`inference` uses them.
 
 Shared here: the training loop over the shared plan (:meth:`Backend.fit`), the export to the
 shared weight file (:meth:`Backend.save`) and :meth:`Backend.gradients`. Each subclass implements
@@ -45,15 +53,15 @@ class Backend:
         return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])
 
     def save(self, path):
-        """Write the current parameters and the spec to the shared weight file at ``path``."""
+        """Write the current parameters, running statistics and the spec to the shared weight file."""
         weights, biases = self.parameters()
-        return save_weights(path, self.spec, weights, biases)
+        return save_weights(path, self.spec, weights, biases, self.statistics())
 
     def gradients(self, x: np.ndarray, targets: np.ndarray,
                   masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """[dW_1, db_1, …, dW_L, db_L] (canonical layout) of the loss on (x, targets); by default
         read from :meth:`trace` (a backend may compute them more directly)."""
-        return canonical_gradients(self.trace(x, targets, masks), self.spec.n_layers)
+        return canonical_gradients(self.trace(x, targets, masks), self.spec.parameter_layers)
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -98,5 +106,15 @@ class Backend:
         raise NotImplementedError
 
     def parameters(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Copies of [W_1..W_L], [b_1..b_L] in canonical layout."""
+        """Copies of [W_l], [b_l] of every layer with parameters, in canonical layout."""
+        raise NotImplementedError
+
+    def statistics(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Copies of (running mean, running variance) of every batch_norm layer, (C,) each."""
+        if self.spec.statistics_layers:
+            raise NotImplementedError
+        return []
+
+    def inference(self, x: np.ndarray) -> np.ndarray:
+        """A_L in inference mode: no dropout, BatchNorm normalizing by its running statistics."""
         raise NotImplementedError

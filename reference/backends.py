@@ -45,8 +45,9 @@ def available_backends() -> list[str]:
     return [name for name, (_, _, needs) in BACKENDS.items() if importlib.util.find_spec(needs)]
 
 
-def make_backend(name: str, spec: ModelSpec, weights, biases):
-    """The backend called ``name`` holding a copy of ``weights``/``biases`` (canonical layout)."""
+def make_backend(name: str, spec: ModelSpec, weights, biases, statistics=None):
+    """The backend called ``name`` holding a copy of ``weights``/``biases`` (canonical layout) and
+    of BatchNorm's running ``statistics`` (None: mean 0, variance 1)."""
     try:
         module_name, class_name, needs = BACKENDS[name]
     except KeyError:
@@ -55,7 +56,9 @@ def make_backend(name: str, spec: ModelSpec, weights, biases):
         raise BackendError(f"backend {name!r} needs {needs}, which is not installed "
                            f"(pip install 'backprop-parity[{INSTALL_EXTRAS[needs]}]')")
     backend_class = getattr(importlib.import_module(module_name), class_name)
-    return backend_class(spec, weights, biases)
+    if statistics is None:
+        return backend_class(spec, weights, biases)
+    return backend_class(spec, weights, biases, statistics=statistics)
 
 
 def make_backend_from_file(name: str, path):
@@ -63,4 +66,4 @@ def make_backend_from_file(name: str, path):
     from scratch.weights import load_weights
 
     loaded = load_weights(path)
-    return make_backend(name, loaded.spec, loaded.weights, loaded.biases)
+    return make_backend(name, loaded.spec, loaded.weights, loaded.biases, loaded.statistics or None)

@@ -44,6 +44,7 @@ def interleave(weights, biases) -> list[np.ndarray]:
     return [p for pair in zip(weights, biases, strict=True) for p in pair]
 
 
-def canonical_gradients(trace: dict, n_layers: int) -> list[np.ndarray]:
-    """[dW_1, db_1, …, dW_L, db_L] from a trace: the gradients an update is fed."""
-    return [trace[f"{kind}{layer}"] for layer in range(1, n_layers + 1) for kind in ("dW", "db")]
+def canonical_gradients(trace: dict, layers) -> list[np.ndarray]:
+    """[dW_l, db_l for l in ``layers``] from a trace: the gradients an update is fed
+    (``layers`` is ``spec.parameter_layers``, the layers with parameters)."""
+    return [trace[f"{kind}{layer}"] for layer in layers for kind in ("dW", "db")]

@@ -131,11 +131,15 @@ def loss_floor(logits: np.ndarray) -> float:
 
 def gradient_floors(layer: int, dz: np.ndarray, upstream, a_prev) -> dict[str, float]:
     """Floors for dZ_l and the two gradients built from it alone: dW_l = dZ_lᵀ·A_{l−1} inherits
-    dZ_l's absolute error f times the column sums of |A_{l−1}|, db_l = Σ_rows dZ_l times m."""
+    dZ_l's absolute error f times the column sums of |A_{l−1}| (a conv kernel: the sums of
+    |A_{l−1}| over samples and positions, per channel), db_l = Σ dZ_l times the m (·H·W) values
+    it sums."""
     f = dz_floor(dz, upstream)
-    floors = {f"dZ{layer}": f, f"db{layer}": f * dz.shape[0]}
+    floors = {f"dZ{layer}": f, f"db{layer}": f * (dz.size // dz.shape[1])}
     if a_prev is not None and np.size(a_prev):
-        floors[f"dW{layer}"] = f * float(np.max(np.abs(a_prev).sum(axis=0)))
+        # every axis but the channels (axis 1): a conv kernel element sums over samples and positions
+        summed = tuple(axis for axis in range(np.ndim(a_prev)) if axis != 1)
+        floors[f"dW{layer}"] = f * float(np.max(np.abs(a_prev).sum(axis=summed)))
     return floors
 
 
@@ -216,7 +220,7 @@ def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, m
         want = desired_backend.layer_trace(layer, a_prev, upstream, mask)
         floors = gradient_floors(layer, want["dZ"], None if layer == n_layers else upstream, a_prev)
         for key in ("Z", "A", "dZ", "dW", "db", "dA_prev"):
-            if key == "dA_prev" and layer == 1:
+            if (key == "dA_prev" and layer == 1) or key not in want:      # a layer without parameters
                 continue
             name = f"dA{layer - 1}" if key == "dA_prev" else f"{key}{layer}"
             kind = "gradient" if key.startswith("d") else "forward"

@@ -6,16 +6,16 @@ import numpy as np
 
 from reference.backend_base import Backend
 from reference.optimizer_state import OptimizerState
-from scratch.model import MLP
+from scratch.model import Network
 from scratch.optimizers import make_optimizer
 
 
 class ScratchBackend(Backend):
     name = "scratch"
 
-    def __init__(self, spec, weights, biases):
+    def __init__(self, spec, weights, biases, statistics=None):
         super().__init__(spec)
-        self.model = MLP(spec, weights, biases)
+        self.model = Network(spec, weights, biases, statistics=statistics)
         self.optimizer = make_optimizer(spec.optimizer)
 
     def forward(self, x, masks=None):
@@ -47,7 +47,7 @@ class ScratchBackend(Backend):
 
     def load_state(self, weights, biases, state):
         # the same classes again: a variant of the engine (scratch.variants) stays that variant
-        self.model = type(self.model)(self.spec, weights, biases)
+        self.model = type(self.model)(self.spec, weights, biases, statistics=self.model.statistics)
         self.optimizer = type(self.optimizer)(self.spec.optimizer)
         state = state.copy()
         self.optimizer.t = state.t
@@ -56,4 +56,10 @@ class ScratchBackend(Backend):
 
     def parameters(self):
         return [w.copy() for w in self.model.weights], [b.copy() for b in self.model.biases]
+
+    def statistics(self):
+        return [(mean.copy(), var.copy()) for mean, var in self.model.statistics]
+
+    def inference(self, x):
+        return self.model.inference_outputs(x)[1]
 

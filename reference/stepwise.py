@@ -67,16 +67,18 @@ class StepwiseResult:
 
 
 
-def parameter_names(n_layers: int) -> list[str]:
-    """W1, b1, …, WL, bL: the canonical order of parameters, gradients and optimizer buffers."""
-    return [f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in ("W", "b")]
+def parameter_names(layers) -> list[str]:
+    """W_l, b_l for l in ``layers`` (``spec.parameter_layers``): the canonical order of
+    parameters, gradients and optimizer buffers."""
+    return [f"{kind}{layer}" for layer in layers for kind in ("W", "b")]
 
 
 def compare_update(actual_params, desired_params, before, actual_state: OptimizerState,
                    desired_state: OptimizerState, before_state: OptimizerState, dtype: str,
-                   step: int, bound: float = ULPS_UPDATE) -> list[Comparison]:
-    """Elementwise ulps between two updates of the same parameters and state (see module doc)."""
-    names = parameter_names(len(before) // 2)
+                   step: int, bound: float = ULPS_UPDATE, names: list[str] | None = None) -> list[Comparison]:
+    """Elementwise ulps between two updates of the same parameters and state (see module doc);
+    ``names`` labels the parameters (default W1, b1, W2, … in order)."""
+    names = names or parameter_names(range(1, len(before) // 2 + 1))
     results = []
     for index, (name, got, want, old) in enumerate(zip(names, actual_params, desired_params, before,
                                                       strict=True)):
@@ -145,7 +147,7 @@ def check_steps(actual, desired, update_reference, x, targets, plan, bounds: dic
     NumPy engine in the spec's convention); ``desired`` and ``actual`` are advanced in place.
     """
     dtype = desired.spec.dtype
-    n_layers = desired.spec.n_layers
+    layers = desired.spec.parameter_layers
     results, count = [], 0
     for step, x_batch, y_batch in batches(x, targets, plan):
         weights, biases = desired.parameters()
@@ -154,14 +156,15 @@ def check_steps(actual, desired, update_reference, x, targets, plan, bounds: dic
         want = desired.trace(x_batch, y_batch, step.masks)
         got = actual.trace(x_batch, y_batch, step.masks)
         results += [replace(c, step=step.step) for c in compare_traces(got, want, dtype, bounds, x_batch)]
-        gradients = canonical_gradients(got, n_layers)
+        gradients = canonical_gradients(got, layers)
         actual.apply_gradients(gradients)
         update_reference.load_state(weights, biases, state)
         update_reference.apply_gradients(gradients)
         results += compare_update(canonical_parameters(actual), canonical_parameters(update_reference),
                                   interleave(weights, biases), actual.optimizer_state(),
-                                  update_reference.optimizer_state(), state, dtype, step.step, ulps_bound)
-        desired.apply_gradients(canonical_gradients(want, n_layers))
+                                  update_reference.optimizer_state(), state, dtype, step.step, ulps_bound,
+                                  parameter_names(layers))
+        desired.apply_gradients(canonical_gradients(want, layers))
         count += 1
     return StepwiseResult(results, count)
 

@@ -57,7 +57,7 @@ class KinkFlip:
 
     step: int
     layer: int
-    index: tuple[int, int]
+    index: tuple[int, ...]
     z_actual: float
     z_reference: float
 
@@ -179,8 +179,8 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
         if parting is None:
             flips += kink_flips(got, want, spec, step.step)
         before = desired.parameters(), desired.optimizer_state()
-        actual.apply_gradients(canonical_gradients(got, spec.n_layers))
-        desired.apply_gradients(canonical_gradients(want, spec.n_layers))
+        actual.apply_gradients(canonical_gradients(got, spec.parameter_layers))
+        desired.apply_gradients(canonical_gradients(want, spec.parameter_layers))
         loss_a, loss_d = float(got["loss"]), float(want["loss"])
         losses["actual"].append(loss_a)
         losses["reference"].append(loss_d)
@@ -219,26 +219,26 @@ def kink_flips(got: dict, want: dict, spec, step: int) -> list[KinkFlip]:
         z_d = np.asarray(want[f"Z{layer}"], np.float64)
         near = bound * float(np.max(np.abs(z_d)))
         flipped = ((z_a > 0) != (z_d > 0)) & (np.abs(z_a) <= near) & (np.abs(z_d) <= near)
-        for row, column in zip(*np.nonzero(flipped), strict=True):
-            flips.append(KinkFlip(step, layer, (int(row), int(column)), float(z_a[row, column]),
-                                  float(z_d[row, column])))
+        for index in zip(*np.nonzero(flipped), strict=True):
+            flips.append(KinkFlip(step, layer, tuple(int(i) for i in index), float(z_a[index]),
+                                  float(z_d[index])))
     return flips
 
 
 def _parameter_errors(actual, desired) -> dict[str, float]:
     got, want = canonical_parameters(actual), canonical_parameters(desired)
-    names = parameter_names(len(want) // 2)
+    names = parameter_names(actual.spec.parameter_layers)
     return {name: relative_error(a, d) for name, a, d in zip(names, got, want, strict=True)}
 
 
 def _amplification(actual, desired, before, want, worst: str, spec) -> Amplification:
     """The reference optimizer's sensitivity |∂θ′/∂g| at the element of ``worst`` that parted
     most, measured by a difference quotient in higher precision on the state before the step."""
-    names = parameter_names(spec.n_layers)
+    names = parameter_names(spec.parameter_layers)
     index = names.index(worst)
     (weights, biases), state = before
     theta = interleave(weights, biases)[index]
-    gradient = canonical_gradients(want, spec.n_layers)[index]
+    gradient = canonical_gradients(want, spec.parameter_layers)[index]
     got = canonical_parameters(actual)[index]
     now = canonical_parameters(desired)[index]
     difference = np.abs(np.asarray(got, np.float64) - now)
