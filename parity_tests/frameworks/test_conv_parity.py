@@ -1,0 +1,163 @@
+"""Convolutional stacks in every twin against the NumPy engine (issue 12).
+
+Each case is a small stack of the spec's layer list run through the real framework layers
+(torch.nn, Keras 3, JAX/lax): the forward pass, every gradient including each layer's input
+gradient, a few training steps (per step and free-running, ``reference.training_parity``), the
+running statistics after them, and inference mode. Sizes are tiny (1–2 channels, 8×8 images, 4
+samples) so the default suite stays fast; the MNIST LeNet runs are marked slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference.backends import make_backend
+from reference.parity import check_parity, relative_error
+from reference.tolerances import tolerance
+from reference.training_parity import compare_training
+from scratch.batching import dropout_masks, training_plan
+from scratch.errors import BackendError
+from scratch.layer_specs import (
+    AvgPool2DSpec,
+    BatchNormSpec,
+    Conv2DSpec,
+    DenseSpec,
+    DropoutSpec,
+    FlattenSpec,
+    GlobalAvgPool2DSpec,
+    LayerNormSpec,
+    MaxPool2DSpec,
+)
+from scratch.model import Network
+from scratch.spec import ModelSpec, OptimizerSpec
+
+TWINS = ("torch", "keras", "jax")
+KERAS_BN = dict(decay=0.99, epsilon=1e-3, running_variance="biased")     # Keras's defaults
+TORCH_BN = dict(decay=0.9, epsilon=1e-5, running_variance="unbiased")    # torch's defaults
+
+# name → (inputs, layers); every case ends in a dense softmax over 3 classes
+CASES = {
+    "lenet-like": ((1, 8, 8), (
+        Conv2DSpec(3, 3, padding="same"), MaxPool2DSpec(2),
+        Conv2DSpec(4, 3, activation="tanh"), FlattenSpec("channels_first"),
+        DenseSpec(8), DropoutSpec(0.25), DenseSpec(3, "softmax"))),
+    "same-stride-2": ((2, 7, 7), (
+        Conv2DSpec(3, (3, 2), strides=2, padding="same", activation="leaky_relu"), AvgPool2DSpec(2, strides=1),
+        FlattenSpec("channels_last"), DenseSpec(3, "softmax"))),
+    "explicit-padding": ((1, 6, 6), (
+        Conv2DSpec(2, 3, padding=(1, 0, 2, 1), activation="sigmoid"), DropoutSpec(0.5),
+        GlobalAvgPool2DSpec(), DenseSpec(3, "softmax"))),
+    "batchnorm-keras": ((2, 6, 6), (
+        Conv2DSpec(3, 3, padding="same", activation="identity"), BatchNormSpec(**KERAS_BN, activation="relu"),
+        MaxPool2DSpec(2), FlattenSpec("channels_last"), DenseSpec(6, "identity"),
+        BatchNormSpec(**KERAS_BN, activation="relu"), DenseSpec(3, "softmax"))),
+    "batchnorm-torch": ((2, 6, 6), (
+        Conv2DSpec(3, 3, padding="same", activation="identity"), BatchNormSpec(**TORCH_BN, activation="relu"),
+        MaxPool2DSpec(2), FlattenSpec("channels_first"), DenseSpec(6, "identity"),
+        BatchNormSpec(**TORCH_BN, activation="relu"), DenseSpec(3, "softmax"))),
+    "layernorm": ((1, 6, 6), (
+        Conv2DSpec(2, 3, activation="relu"), FlattenSpec("channels_first"), DenseSpec(6, "identity"),
+        LayerNormSpec(epsilon=1e-3, activation="tanh"), DenseSpec(3, "softmax"))),
+}
+# (twin, case) pairs a twin refuses with a BackendError, and why
+REFUSED = {
+    ("torch", "batchnorm-keras"): "torch stores the unbiased running variance",
+    ("keras", "batchnorm-torch"): "Keras stores the biased running variance",
+}
+SAMPLES = 4
+
+
+def make_spec(case: str, dtype: str, optimizer: OptimizerSpec | None = None, epochs: int = 1,
+              batch_size: int | None = None, l2: float = 0.0) -> ModelSpec:
+    inputs, layers = CASES[case]
+    return ModelSpec(inputs=inputs, layers=layers, dtype=dtype, init="he_normal", seed=3, l2=l2,
+                     optimizer=optimizer or OptimizerSpec("sgd", learning_rate=0.1), epochs=epochs,
+                     batch_size=batch_size)
+
+
+def make_data(spec: ModelSpec, samples: int = SAMPLES):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((samples, *spec.input_shape)).astype(spec.dtype)
+    model = Network(spec)
+    return model, x, model.targets(rng.integers(0, 3, samples))
+
+
+def build(twin: str, spec: ModelSpec, model: Network):
+    if (twin, _case_of(spec)) in REFUSED:
+        with pytest.raises(BackendError):
+            make_backend(twin, spec, model.weights, model.biases)
+        pytest.skip(f"{twin} refuses this case (asserted): {REFUSED[(twin, _case_of(spec))]}")
+    return make_backend(twin, spec, model.weights, model.biases)
+
+
+def _case_of(spec: ModelSpec) -> str:
+    return next(name for name, (inputs, layers) in CASES.items() if layers == spec.layers)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("twin", TWINS)
+def test_forward_and_every_gradient(twin, case, dtype):
+    spec = make_spec(case, dtype, l2=0.01)
+    model, x, targets = make_data(spec)
+    backend = build(twin, spec, model)
+    masks = dropout_masks(spec, 0, SAMPLES)
+    results = check_parity(backend, make_backend("scratch", spec, model.weights, model.biases), x, targets, masks)
+    names = {c.name for c in results}
+    for layer in range(1, spec.n_layers + 1):            # every layer's output and input gradient
+        assert {f"Z{layer}", f"A{layer}", f"dZ{layer}"} <= names
+        if layer > 1:
+            assert f"dA{layer - 1}" in names
+    assert {f"dW{layer}" for layer in spec.parameter_layers} <= names
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("twin", TWINS)
+def test_training_steps_and_running_statistics(twin, case):
+    spec = make_spec(case, "float64", optimizer=OptimizerSpec.framework_default("adam", "torch"),
+                     epochs=2, batch_size=2)
+    if twin == "keras":
+        spec = spec.replace(optimizer=OptimizerSpec.framework_default("adam", "keras"))
+    model, x, targets = make_data(spec)
+    build(twin, spec, model)
+    plan = list(training_plan(spec, SAMPLES))
+    parity = compare_training(twin, "scratch", spec, model.weights, model.biases, x, targets, plan)
+    assert parity.ok, parity.describe_failures()
+    # free-running from the same start: parameters and running statistics after every step
+    actual = make_backend(twin, spec, model.weights, model.biases)
+    desired = make_backend("scratch", spec, model.weights, model.biases)
+    actual.fit(x, targets, plan)
+    desired.fit(x, targets, plan)
+    bound = tolerance("float64", "parameters")
+    for got, want in zip(actual.statistics(), desired.statistics(), strict=True):
+        for g, w in zip(got, want, strict=True):
+            assert relative_error(g, w) <= bound
+    if spec.statistics_layers:                           # the statistics did move
+        assert not np.allclose(desired.statistics()[0][0], 0.0)
+    got = actual.inference(x)
+    assert relative_error(got, desired.inference(x)) <= tolerance("float64", "forward")
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_trace_leaves_running_statistics_alone(twin):
+    case = "batchnorm-keras" if twin == "keras" else "batchnorm-torch"
+    spec = make_spec(case, "float64")
+    model, x, targets = make_data(spec)
+    backend = build(twin, spec, model)
+    before = backend.statistics()
+    backend.trace(x, targets)
+    backend.layer_trace(2, backend.trace(x, targets)["A1"], np.ones((SAMPLES, 3, 6, 6)))
+    for got, want in zip(backend.statistics(), before, strict=True):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    backend.train_step(x, targets)
+    assert not np.array_equal(backend.statistics()[0][0], before[0][0])
+
+
+@pytest.mark.parametrize(("twin", "case"), sorted(REFUSED))
+def test_a_twin_refuses_the_running_variance_it_cannot_store(twin, case):
+    spec = make_spec(case, "float64")
+    model, _, _ = make_data(spec)
+    with pytest.raises(BackendError, match="running variance"):
+        make_backend(twin, spec, model.weights, model.biases)
