@@ -328,6 +328,32 @@ LAYER_SPECS: dict[str, type] = {spec.kind: spec for spec in (
     BatchNormSpec, LayerNormSpec)}
 
 
+def describe_layer(layer: LayerSpec) -> str:
+    """One short label, e.g. ``conv2d(6, 5×5, s2, same, relu)``, ``max_pool2d(2)``, ``dense(10, softmax)``."""
+    if layer.kind == "dense":
+        return f"dense({layer.units}, {layer.activation})"
+    if layer.kind == "dropout":
+        return f"dropout({layer.rate:g})"
+    if layer.kind == "conv2d":
+        parts = [str(layer.filters), "×".join(map(str, layer.kernel_size))]
+        parts += [f"s{layer.strides}"] * (layer.strides != 1) + [f"d{layer.dilation}"] * (layer.dilation != 1)
+        padding = layer.padding if isinstance(layer.padding, str) else "pad" + ",".join(map(str, layer.padding))
+        return f"conv2d({', '.join([*parts, padding, layer.activation])})"
+    if layer.kind in ("max_pool2d", "avg_pool2d"):
+        size = "×".join(map(str, layer.pool_size)) if layer.pool_size[0] != layer.pool_size[1] \
+            else str(layer.pool_size[0])
+        stride = f", s{layer.strides}" if layer.strides != layer.pool_size[0] else ""
+        return f"{layer.kind}({size}{stride})"
+    if layer.kind == "flatten":
+        return f"flatten({layer.order})"
+    if layer.kind == "batch_norm":
+        return (f"batch_norm(ρ={layer.decay:g}, ε={layer.epsilon:g}, {layer.running_variance}, "
+                f"{layer.activation})")
+    if layer.kind == "layer_norm":
+        return f"layer_norm(ε={layer.epsilon:g}, {layer.activation})"
+    return layer.kind
+
+
 def activation_of(layer: LayerSpec) -> str:
     """g_l of a numbered layer: its ``activation`` field, identity for a layer without one."""
     return getattr(layer, "activation", "identity")

@@ -25,6 +25,7 @@ from scratch.layer_specs import (
     DropoutSpec,
     LayerSpec,
     activation_of,
+    describe_layer,
     check_choice,
     check_int,
     check_real,
@@ -375,6 +376,11 @@ class ModelSpec:
             raise SpecError(f"spec: '{name}' is the MLP shorthand, but this layer list has "
                             f"{values} by layer; read it per layer")
         return values[0]
+
+    def describe_stack(self) -> str:
+        """The inputs and every layer in one line, e.g. ``1×28×28 → conv2d(6, 5×5, same, relu) →
+        max_pool2d(2) → … → dense(10, softmax)``."""
+        return " → ".join(["×".join(map(str, self.input_shape)), *map(describe_layer, self.layers)])
 
     def shorthand(self) -> dict[str, Any]:
         """The MLP shorthand's fields of this stack (a :class:`SpecError` if it has none)."""

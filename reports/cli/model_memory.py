@@ -1,10 +1,11 @@
 """Refuse a model too large for this machine before allocating it.
 
-A layer of (n_{l-1}, n_l) holds (n_{l-1} + 1)·n_l parameters. Training keeps, per backend copy,
+A dense layer of (n_{l-1}, n_l) holds (n_{l-1} + 1)·n_l parameters (a conv2d layer
+(C·k_h·k_w + 1)·O, a normalization layer 2·C). Training keeps, per backend copy,
 the parameters, their gradients and the optimizer's state (none for SGD, one buffer for momentum
 and RMSprop, two for Adam), so it needs at least
 
-    bytes = copies · Σ_l (n_{l-1} + 1)·n_l · itemsize · (2 + state buffers)
+    bytes = copies · Σ_l (values of W_l and b_l) · itemsize · (2 + state buffers)
 
 (activations come on top). If that exceeds the memory the kernel reports available
 (``MemAvailable`` in /proc/meminfo; the physical memory elsewhere), the run is refused with one
@@ -23,8 +24,7 @@ ITEMSIZE = {"float32": 4, "float64": 8}
 
 def required_bytes(spec, copies: int = 1) -> int:
     """The lower bound in the module docstring."""
-    sizes = spec.layer_sizes
-    parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
+    parameters = sum(_count(shapes) for shapes in spec.parameter_shapes)
     return copies * parameters * ITEMSIZE[spec.dtype] * (2 + STATE_BUFFERS[spec.optimizer.name])
 
 
@@ -49,14 +49,29 @@ def check_model_fits(spec, copies: int = 1, available: int | None = None) -> Non
     needed = required_bytes(spec, copies)
     if available is None or needed <= available:
         return
-    sizes = spec.layer_sizes
-    layer = max(range(1, len(sizes)), key=lambda l: (sizes[l - 1] + 1) * sizes[l])
-    per_layer = (sizes[layer - 1] + 1) * sizes[layer]
+    index = max(range(len(spec.parameter_shapes)), key=lambda i: _count(spec.parameter_shapes[i]))
+    layer, per_layer = spec.parameter_layers[index], _count(spec.parameter_shapes[index])
+    if spec.is_mlp:
+        sizes = spec.layer_sizes
+        where = f"spec field 'layer_sizes': layer {layer} ({sizes[layer - 1]} → {sizes[layer]})"
+    else:
+        where = f"spec field 'layers': layer {layer} ({spec.numbered_layers[layer - 1].kind})"
     raise UsageError(
-        f"spec field 'layer_sizes': layer {layer} ({sizes[layer - 1]} → {sizes[layer]}) alone has "
+        f"{where} alone has "
         f"{per_layer:,} parameters; training needs at least {_size(needed)} (parameters, gradients and "
         f"{spec.optimizer.name} state, {spec.dtype}{f', {copies} backends' if copies > 1 else ''}) but only "
         f"{_size(available)} of memory is available")
+
+
+def _count(shapes) -> int:
+    """The number of values in a layer's (W, b)."""
+    total = 0
+    for shape in shapes:
+        count = 1
+        for size in shape:
+            count *= size
+        total += count
+    return total
 
 
 def _size(n: float) -> str:

@@ -35,7 +35,12 @@ HEADER = ("name", "dataset", "architecture", "training")
 
 
 def architecture(spec) -> str:
-    """Layer sizes, activations, loss and initializer, e.g. ``2-4-1 tanh/sigmoid bce small_normal``."""
+    """Layer sizes, activations, loss and initializer, e.g. ``2-4-1 tanh/sigmoid bce small_normal``
+    (a stack that is not an MLP: its input shape and layer kinds, ``1×28×28 conv2d-max_pool2d-…-dense
+    cce he_normal``; the description under it has the details)."""
+    if not spec.is_mlp:
+        stack = "×".join(map(str, spec.input_shape)) + " " + "-".join(layer.kind for layer in spec.layers)
+        return " ".join([stack, spec.loss, spec.init] + [f"l2={spec.l2:g}"] * (spec.l2 != 0))
     extras = [f"l2={spec.l2:g}"] * (spec.l2 != 0) + [f"dropout={spec.dropout:g}"] * (spec.dropout != 0)
     return " ".join([f"{'-'.join(map(str, spec.layer_sizes))} {spec.hidden_activation}/"
                      f"{spec.output_activation} {spec.loss} {spec.init}", *extras])

@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None and args.dataset != "mnist":
         _raise(f"--data-dir applies to --dataset mnist only, not {args.dataset!r}")
     check_outputs({"--save": args.save, "--json": args.json})
-    data = load_dataset(args.dataset, spec.dtype, args.data_dir, args.limit)
+    data = shaped(load_dataset(args.dataset, spec.dtype, args.data_dir, args.limit), spec)
     result, model = train(spec, data, eval_every=args.eval_every, progress=_progress_wanted(args))
     lines = summary_lines(spec, data, result)
     if args.save is not None:
@@ -280,14 +280,19 @@ def check_fits(spec, dataset: str) -> None:
     from scratch.errors import SpecError
 
     features, classes = DATASET_SHAPES[dataset]
-    n_in, n_out = spec.layer_sizes[0], spec.layer_sizes[-1]
+    n_in = 1
+    for size in spec.input_shape:
+        n_in *= size
+    n_out = spec.layer_shapes[-1][0]
+    field = "layer_sizes" if spec.is_mlp else "inputs"
     if n_in != features:
-        raise SpecError(f"spec field 'layer_sizes': the input layer has {n_in} units but dataset "
+        raise SpecError(f"spec field '{field}': the input layer has {n_in} units but dataset "
                         f"{dataset!r} has {features} features (choose with --dataset or --layers)")
     allowed = (classes, 1) if classes == 2 else (classes,)
     if n_out not in allowed:
         expected = " or ".join(str(n) for n in allowed)
-        raise SpecError(f"spec field 'layer_sizes': the output layer has {n_out} units but dataset "
+        field = "layer_sizes" if spec.is_mlp else f"layers[{len(spec.layers) - 1}].units"
+        raise SpecError(f"spec field '{field}': the output layer has {n_out} units but dataset "
                         f"{dataset!r} has {classes} classes (expected {expected} output units)")
 
 
@@ -318,6 +323,19 @@ def load_dataset(name: str, dtype: str, data_dir=None, limit: int | None = None)
     return data
 
 
+def shaped(data: Data, spec) -> Data:
+    """``data`` with each sample in the spec's input shape: the datasets hold flat rows (n,
+    features); a spec on (C, H, W) maps gets them reshaped (row-major: MNIST's 784 pixels are its
+    28 rows of 28, one channel). :func:`check_fits` has checked that the sizes agree."""
+    if len(spec.input_shape) == 1:
+        return data
+
+    def reshape(x):
+        return None if x is None else x.reshape(len(x), *spec.input_shape)
+
+    return Data(data.name, reshape(data.x_train), data.y_train, reshape(data.x_test), data.y_test)
+
+
 def train(spec, data: Data, *, eval_every: int | None = None, progress: bool = False):
     """Train a fresh MLP(spec) on ``data``; return (Result, model).
 
@@ -329,9 +347,9 @@ def train(spec, data: Data, *, eval_every: int | None = None, progress: bool = F
     import numpy as np
 
     from scratch.batching import steps_per_epoch
-    from scratch.model import MLP
+    from scratch.model import Network
 
-    model = MLP(spec)
+    model = Network(spec)
     n_train = len(data.x_train)
     steps = steps_per_epoch(spec, n_train) * spec.epochs
     if eval_every is None:
@@ -394,12 +412,8 @@ def describe_spec(spec) -> str:
         hyper += [f"rho={opt.rho:g}", f"eps={opt.epsilon:g}"]
     if opt.name == "adam":
         hyper += [f"b1={opt.beta1:g}", f"b2={opt.beta2:g}", f"eps={opt.epsilon:g}"]
-    hidden = spec.hidden_activation
-    if hidden == "leaky_relu":
-        hidden += f"({spec.leaky_relu_slope:g})"
     parts = [
-        f"{'-'.join(map(str, spec.layer_sizes))} {hidden}/{spec.output_activation} {spec.loss} "
-        f"{spec.init} {opt.name}[{opt.convention}] {' '.join(hyper)}",
+        f"{_architecture(spec)} {spec.loss} {spec.init} {opt.name}[{opt.convention}] {' '.join(hyper)}",
         "full batch" if spec.batch_size is None else f"batch {spec.batch_size}",
         f"{spec.epochs} epoch{'s' if spec.epochs != 1 else ''}",
         f"seed {spec.seed}",
@@ -407,11 +421,27 @@ def describe_spec(spec) -> str:
     ]
     if spec.l2:
         parts.append(f"l2={spec.l2:g}")
-    if spec.dropout:
+    if spec.is_mlp and spec.dropout:
         parts.append(f"dropout={spec.dropout:g}")
     if not spec.shuffle:
         parts.append("no shuffle")
     return ", ".join(parts)
+
+
+def _architecture(spec) -> str:
+    """``784-64-32-10 relu/softmax`` for the MLP shorthand, else the layer list
+    (:meth:`~scratch.spec.ModelSpec.describe_stack`)."""
+    from scratch.errors import SpecError
+
+    try:
+        hidden = spec.hidden_activation
+    except SpecError:                                  # hidden layers with different activations
+        hidden = None
+    if not spec.is_mlp or (hidden is None and spec.n_layers > 1):
+        return spec.describe_stack()
+    if hidden == "leaky_relu":
+        hidden += f"({spec.leaky_relu_slope:g})"
+    return f"{'-'.join(map(str, spec.layer_sizes))} {hidden}/{spec.output_activation}"
 
 
 def write_json(path, spec, data: Data, result: Result) -> None:
