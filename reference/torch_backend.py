@@ -1,17 +1,30 @@
 """The spec's model in real ``torch.nn`` layers, losses and ``torch.optim`` optimizers.
 
-Layout: ``torch.nn.Linear.weight`` is (out, in) like the shared file, so the hand-off is a
-copy with a shape assertion (:func:`to_torch`). Intermediate gradients come from
-``Tensor.retain_grad`` on every Z_l and A_l. The model is built from the spec's layer list
-through one table, :data:`LAYERS` (layer kind → the torch module that runs it); dropout
-multiplies by the plan's masks (an ``nn.Dropout`` would draw its own). L2 enters the loss as
-(λ/2)·Σ‖W_l‖² on weights only, like the NumPy engine; ``weight_decay`` is not used because it
-would also change what the loss reports. Optimizers run the single-tensor CPU path
-(``foreach=False``), whose order of operations ``scratch.optimizers`` follows.
+The model is built from the spec's layer list through one table,
+:data:`reference.torch_layers.LAYERS` (layer kind → the torch module that runs it; padding,
+Flatten order and BatchNorm's conventions are documented there); dropout multiplies by the plan's
+masks (an ``nn.Dropout`` would draw its own). Layout: every parameterized torch module holds its
+``weight`` and ``bias`` in the shared file's canonical layout (``nn.Linear`` (out, in),
+``nn.Conv2d`` OIHW, BatchNorm/LayerNorm γ, β per channel), and maps are channels-first, so the
+hand-off is a copy with a shape assertion (:func:`to_torch`), in :meth:`TorchBackend.load_parameters`.
+Intermediate gradients come from ``Tensor.retain_grad`` on every Z_l and A_l.
+
+BatchNorm runs in training mode (the batch's statistics) everywhere but :meth:`inference`. A
+forward pass that must leave the running statistics alone (:meth:`forward`, :meth:`trace`,
+:meth:`layer_trace`) runs the module on clones of its running-statistics buffers and puts the
+originals back (:meth:`TorchBackend.kept_statistics`); :meth:`train_step` lets ``nn.BatchNorm``
+move them itself.
+
+L2 enters the loss as (λ/2)·Σ‖W_l‖² over the dense and conv2d kernels only (``spec.kernel_layers``),
+like the NumPy engine; ``weight_decay`` is not used because it would also change what the loss
+reports (and would reach BatchNorm's γ). Optimizers run over every parameter in canonical order
+(W_l, b_l of ``spec.parameter_layers``) on the single-tensor CPU path (``foreach=False``), whose
+order of operations ``scratch.optimizers`` follows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -20,45 +33,8 @@ from torch import nn
 
 from reference.backend_base import Backend
 from reference.optimizer_state import OptimizerState
+from reference.torch_layers import DTYPES, build_layers
 from scratch.errors import BackendError
-from scratch.layer_specs import DenseSpec
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def _activation(name: str, spec) -> nn.Module:
-    return {
-        "identity": nn.Identity,
-        "relu": nn.ReLU,
-        "leaky_relu": lambda: nn.LeakyReLU(spec.leaky_relu_slope),
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "softmax": lambda: nn.Softmax(dim=1),
-    }[name]()
-
-
-class PlanDropout(nn.Module):
-    """Inverted dropout with the training plan's mask D_l (``scratch.batching``): A_l ⊙ D_l."""
-
-    def forward(self, a: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
-        return a if mask is None else a * torch.from_numpy(mask)
-
-
-class DenseLayer(nn.Module):
-    """``nn.Linear`` (weight (out, in), the file's layout) followed by the layer's activation."""
-
-    def __init__(self, layer: DenseSpec, n_in: int, spec):
-        super().__init__()
-        self.linear = nn.Linear(n_in, layer.units, dtype=_DTYPES[spec.dtype])
-        self.activation = _activation(layer.activation, spec)
-
-
-# The one table: each layer kind of the spec → the torch module that runs it.
-LAYERS = {
-    "dense": DenseLayer,
-    "dropout": lambda layer, n_in, spec: PlanDropout(),
-}
-
 
 # CCE and BCE take the logits Z_L; MSE takes A_L.
 _LOSSES = {"cce": (nn.CrossEntropyLoss, "logits"), "bce": (nn.BCEWithLogitsLoss, "logits"),
@@ -101,103 +77,136 @@ def to_torch(array: np.ndarray, shape: tuple[int, ...], dtype: torch.dtype) -> t
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, spec, weights, biases):
+    def __init__(self, spec, weights, biases, statistics=None):
         super().__init__(spec)
-        self.dtype = _DTYPES[spec.dtype]
-        self.layers = nn.ModuleList()
-        n_in = spec.inputs
-        for layer in spec.layers:
-            self.layers.append(LAYERS[layer.kind](layer, n_in, spec))
-            n_in = getattr(layer, "units", n_in)
-        dense = [module for module in self.layers if isinstance(module, DenseLayer)]
-        self.linears = nn.ModuleList(module.linear for module in dense)     # W_1, b_1, … in order
-        self.activations = [module.activation for module in dense]
+        self.dtype = DTYPES[spec.dtype]
+        self.layers = build_layers(spec)                                    # l = 1..L
+        # the modules holding W_l, b_l, in the order of spec.parameter_layers
+        self.parameterized = nn.ModuleList(layer.parametric for layer in self.layers
+                                           if layer.parametric is not None)
+        numbered = zip(spec.parameter_layers, self.parameterized, strict=True)
+        self.kernels = [module for number, module in numbered if number in spec.kernel_layers]   # L2's
+        self.batch_norms = [layer.normalization for layer in self.layers if layer.normalization is not None]
         self.load_parameters(weights, biases)
+        self.load_statistics(statistics)
         loss_class, self.loss_input = _LOSSES[spec.loss]
         self.loss_fn = loss_class()
         self.steps = 0                       # updates applied (torch's SGD keeps no counter)
+
+    @property
+    def linears(self) -> nn.ModuleList:
+        """The parameterized modules (for an MLP: the ``nn.Linear`` of every layer)."""
+        return self.parameterized
+
+    def trainable(self) -> list[nn.Parameter]:
+        """[W_1, b_1, …] of every layer with parameters: canonical order, as the optimizer sees them."""
+        return [p for module in self.parameterized for p in (module.weight, module.bias)]
 
     @functools.cached_property
     def optimizer(self) -> torch.optim.Optimizer:
         """Built on first use, so a spec whose optimizer torch cannot express still traces
         (gradients do not depend on the optimizer); training it raises the BackendError."""
-        return _optimizer(self.spec, self.linears.parameters())
+        return _optimizer(self.spec, self.trainable())
+
+    @contextlib.contextmanager
+    def kept_statistics(self, keep: bool = True):
+        """Run the enclosed forward pass with BatchNorm's running statistics left as they were:
+        each module's buffers are swapped for clones (which the training-mode pass moves, and
+        autograd may save) and the originals put back. ``keep=False`` does nothing."""
+        if not keep or not self.batch_norms:
+            yield
+            return
+        names = ("running_mean", "running_var", "num_batches_tracked")
+        originals = [{name: getattr(norm, name) for name in names} for norm in self.batch_norms]
+        for norm, buffers in zip(self.batch_norms, originals, strict=True):
+            for name, buffer in buffers.items():
+                setattr(norm, name, buffer.clone())
+        try:
+            yield
+        finally:
+            for norm, buffers in zip(self.batch_norms, originals, strict=True):
+                for name, buffer in buffers.items():
+                    setattr(norm, name, buffer)
 
     # -- forward and loss -------------------------------------------------------------------
 
-    def forward(self, x, masks=None, keep_intermediates=False):
-        """([Z_1..Z_L], [A_1..A_L]) as torch tensors, through the modules of :data:`LAYERS` in
-        the spec's order; a dropout module applies the plan's mask of the dense layer before it.
-        ``keep_intermediates`` retains every Z and A's gradient for :meth:`trace`."""
+    def forward(self, x, masks=None, keep_intermediates=False, update_statistics=False):
+        """([Z_1..Z_L], [A_1..A_L]) as torch tensors, through the modules of the spec's layers in
+        order (A_l after the plan's dropout mask D_l). ``keep_intermediates`` retains every Z and
+        A's gradient for :meth:`trace`; BatchNorm's running statistics move only with
+        ``update_statistics`` (:meth:`train_step`)."""
         a = torch.from_numpy(x)
+        if keep_intermediates and self.layers[0].parametric is None:
+            a.requires_grad_(True)          # so that Z_1 of a layer without parameters has a gradient
         zs, activations = [], []
-        for module in self.layers:
-            if isinstance(module, DenseLayer):
-                z = module.linear(a)
-                a = module.activation(z)
+        with self.kept_statistics(not update_statistics):
+            for index, layer in enumerate(self.layers):
+                z, a = layer(a, None if masks is None or index == len(self.layers) - 1 else masks[index])
                 zs.append(z)
                 activations.append(a)
-            else:
-                a = activations[-1] = module(a, None if masks is None else masks[len(zs) - 1])
         if keep_intermediates:
             for tensor in zs + activations:
                 tensor.retain_grad()
         return zs, activations
 
+    def _penalty(self, kernels):
+        """(λ/2)·Σ‖W_l‖² over ``kernels``."""
+        return 0.5 * self.spec.l2 * sum((module.weight ** 2).sum() for module in kernels)
+
     def loss(self, z_out, a_out, targets):
         data_loss = self.loss_fn(z_out if self.loss_input == "logits" else a_out, torch.from_numpy(targets))
-        if not self.spec.l2:
-            return data_loss
-        penalty = sum((linear.weight ** 2).sum() for linear in self.linears)
-        return data_loss + 0.5 * self.spec.l2 * penalty
+        return data_loss + self._penalty(self.kernels) if self.spec.l2 else data_loss
 
     # -- the interface ----------------------------------------------------------------------
 
     def trace(self, x, targets, masks=None):
-        self.linears.zero_grad(set_to_none=True)
+        self.parameterized.zero_grad(set_to_none=True)
         zs, activations = self.forward(x, masks, keep_intermediates=True)
         loss = self.loss(zs[-1], activations[-1], targets)
         loss.backward()
         out = {"loss": loss.detach().numpy()}
-        for layer, (linear, z, a) in enumerate(zip(self.linears, zs, activations, strict=True), start=1):
+        modules = dict(zip(self.spec.parameter_layers, self.parameterized, strict=True))
+        for layer, (z, a) in enumerate(zip(zs, activations, strict=True), start=1):
             out[f"Z{layer}"] = z.detach().numpy()
             out[f"A{layer}"] = a.detach().numpy()
-            out[f"dW{layer}"] = linear.weight.grad.numpy().copy()
-            out[f"db{layer}"] = linear.bias.grad.numpy().copy()
             out[f"dZ{layer}"] = z.grad.numpy()
             if a.grad is not None:
                 out[f"dA{layer}"] = a.grad.numpy()
-        self.linears.zero_grad(set_to_none=True)
+            if layer in modules:
+                out[f"dW{layer}"] = modules[layer].weight.grad.numpy().copy()
+                out[f"db{layer}"] = modules[layer].bias.grad.numpy().copy()
+        self.parameterized.zero_grad(set_to_none=True)
         return out
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
-        linear, activation = self.linears[layer - 1], self.activations[layer - 1]
-        linear.zero_grad(set_to_none=True)
+        numbered = self.layers[layer - 1]
+        module = numbered.parametric
+        self.parameterized.zero_grad(set_to_none=True)
         a_in = torch.from_numpy(np.array(a_prev, copy=True)).requires_grad_(True)
-        z = linear(a_in)
+        with self.kept_statistics():
+            z, a = numbered(a_in, mask)
         z.retain_grad()
-        a = activation(z)
-        if mask is not None:
-            a = a * torch.from_numpy(mask)
+        penalized = self.spec.l2 and layer in self.spec.kernel_layers
         if layer == self.spec.n_layers:
             data_loss = self.loss_fn(z if self.loss_input == "logits" else a, torch.from_numpy(upstream))
-            penalty = 0.5 * self.spec.l2 * (linear.weight ** 2).sum() if self.spec.l2 else 0.0
-            (data_loss + penalty).backward()
+            (data_loss + self._penalty([module]) if penalized else data_loss).backward()
         else:
             outputs, grad_outputs = [a], [torch.from_numpy(upstream)]
-            if self.spec.l2:
-                outputs.append(0.5 * self.spec.l2 * (linear.weight ** 2).sum())
+            if penalized:
+                outputs.append(self._penalty([module]))
                 grad_outputs.append(None)
             torch.autograd.backward(outputs, grad_outputs)
         out = {"Z": z.detach().numpy(), "A": a.detach().numpy(), "dZ": z.grad.numpy(),
-               "dW": linear.weight.grad.numpy().copy(), "db": linear.bias.grad.numpy().copy(),
                "dA_prev": a_in.grad.numpy()}
-        linear.zero_grad(set_to_none=True)
+        if module is not None:
+            out["dW"] = module.weight.grad.numpy().copy()
+            out["db"] = module.bias.grad.numpy().copy()
+        self.parameterized.zero_grad(set_to_none=True)
         return out
 
     def train_step(self, x, targets, masks=None):
         self.optimizer.zero_grad(set_to_none=True)
-        zs, activations = self.forward(x, masks)
+        zs, activations = self.forward(x, masks, update_statistics=True)
         loss = self.loss(zs[-1], activations[-1], targets)
         loss.backward()
         self.optimizer.step()
@@ -205,7 +214,7 @@ class TorchBackend(Backend):
         return float(loss.detach())
 
     def apply_gradients(self, gradients):
-        params = list(self.linears.parameters())
+        params = self.trainable()
         for param, gradient in zip(params, gradients, strict=True):
             param.grad = to_torch(gradient, tuple(param.shape), self.dtype)
         self.optimizer.step()
@@ -215,30 +224,45 @@ class TorchBackend(Backend):
     def optimizer_state(self):
         keys = _STATE_KEYS[self.spec.optimizer.name]
         slots = []
-        for param in self.linears.parameters():
+        for param in self.trainable():
             state = self.optimizer.state.get(param, {})
             slots.append({ours: state[theirs].detach().numpy().copy() for ours, theirs in keys.items()
                           if state.get(theirs) is not None})
         return OptimizerState(self.steps, slots)
 
     def load_parameters(self, weights, biases) -> None:
-        """Copy canonical [W_1..W_L], [b_1..b_L] into the linears (the one hand-off: nn.Linear's
-        weight is (out, in) like the file, so only the shape is asserted)."""
-        sizes = self.spec.layer_sizes
-        if not len(weights) == len(biases) == len(self.linears):
+        """Copy canonical [W_l], [b_l] of ``spec.parameter_layers`` into the parameterized
+        modules (the one hand-off: every module's weight and bias is in the file's layout, so
+        only the shape is asserted)."""
+        shapes = self.spec.parameter_shapes
+        if not len(weights) == len(biases) == len(self.parameterized):
             raise BackendError(f"torch backend: {len(weights)} weights and {len(biases)} biases for "
-                               f"{len(self.linears)} dense layers")
+                               f"{len(self.parameterized)} layers with parameters")
         with torch.no_grad():
-            for layer, (linear, w, b) in enumerate(zip(self.linears, weights, biases, strict=True), start=1):
-                linear.weight.copy_(to_torch(w, (sizes[layer], sizes[layer - 1]), self.dtype))
-                linear.bias.copy_(to_torch(b, (sizes[layer],), self.dtype))
+            for module, w, b, (w_shape, b_shape) in zip(self.parameterized, weights, biases, shapes,
+                                                        strict=True):
+                module.weight.copy_(to_torch(w, w_shape, self.dtype))
+                module.bias.copy_(to_torch(b, b_shape, self.dtype))
+
+    def load_statistics(self, statistics) -> None:
+        """Copy (running mean, running variance) of every batch_norm layer into its module's
+        buffers (None: torch's initial 0 and 1)."""
+        if statistics is None:
+            return
+        if len(statistics) != len(self.batch_norms):
+            raise BackendError(f"torch backend: running statistics for {len(statistics)} layer(s), "
+                               f"but the spec has {len(self.batch_norms)} batch_norm layer(s)")
+        with torch.no_grad():
+            for norm, (mean, var) in zip(self.batch_norms, statistics, strict=True):
+                norm.running_mean.copy_(to_torch(mean, (norm.num_features,), self.dtype))
+                norm.running_var.copy_(to_torch(var, (norm.num_features,), self.dtype))
 
     def load_state(self, weights, biases, state):
         keys = _STATE_KEYS[self.spec.optimizer.name]
         self.load_parameters(weights, biases)
         self.optimizer.state.clear()
         if state.t:
-            for param, slot in zip(self.linears.parameters(), state.slots, strict=True):
+            for param, slot in zip(self.trainable(), state.slots, strict=True):
                 buffers = {theirs: to_torch(slot[ours], tuple(param.shape), self.dtype)
                            for ours, theirs in keys.items() if ours in slot}
                 if self.spec.optimizer.name in ("rmsprop", "adam"):
@@ -246,9 +270,23 @@ class TorchBackend(Backend):
                 self.optimizer.state[param] = buffers
         self.steps = state.t
 
-
     def parameters(self):
-        weights = [linear.weight.detach().numpy().copy() for linear in self.linears]
-        biases = [linear.bias.detach().numpy().copy() for linear in self.linears]
+        weights = [module.weight.detach().numpy().copy() for module in self.parameterized]
+        biases = [module.bias.detach().numpy().copy() for module in self.parameterized]
         return weights, biases
 
+    def statistics(self):
+        return [(norm.running_mean.numpy().copy(), norm.running_var.numpy().copy())
+                for norm in self.batch_norms]
+
+    def inference(self, x):
+        """A_L with every module in eval mode: no dropout, BatchNorm by its running statistics."""
+        self.layers.eval()
+        try:
+            with torch.no_grad():
+                a = torch.from_numpy(x)
+                for layer in self.layers:
+                    _, a = layer(a)
+        finally:
+            self.layers.train()
+        return a.numpy()
