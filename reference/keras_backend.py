@@ -1,13 +1,18 @@
 """The spec's model in real Keras 3 layers, losses and optimizers on the TensorFlow backend.
 
-Layout: a Keras ``Dense`` kernel is (in, out), the transpose of the shared file's W_l; the one
-conversion is :func:`to_kernel` / :func:`from_kernel`, both asserting shapes. Gradients come from
-``tf.GradientTape``, which records every Z_l and A_l so it can differentiate with respect to
-them too. The model is built from the spec's layer list through one table, :data:`LAYERS`
-(layer kind → the Keras layer that runs it); dropout multiplies by the plan's masks
-(``keras.layers.Dropout`` would draw its own).
-L2 is ``keras.regularizers.L2(λ/2)`` applied to each kernel, i.e. (λ/2)·Σ‖W_l‖², as in the
-NumPy engine.
+The model is built from the spec's layer list through one table,
+:data:`reference.keras_layers.LAYERS` (layer kind → the Keras layers that run it, as one block per
+numbered layer); that module also holds the layouts: maps are channels-last inside the twin and
+channels-first at its boundary, parameters convert between Keras's layout and the file's in one
+place per kind, asserting shapes. Dropout multiplies by the plan's masks (``keras.layers.Dropout``
+would draw its own). Gradients come from ``tf.GradientTape``, which records every Z_l and A_l so
+it can differentiate with respect to them too. L2 is ``keras.regularizers.L2(λ/2)`` applied to
+each dense and conv2d kernel, i.e. (λ/2)·Σ‖W_l‖², as in the NumPy engine (not to γ).
+
+BatchNormalization: :meth:`KerasBackend.trace`, :meth:`~KerasBackend.layer_trace` and
+:meth:`~KerasBackend.forward` call it in training mode, which assigns new moving statistics;
+they put the old ones back afterwards (:meth:`~KerasBackend._statistics_kept`), so only
+:meth:`~KerasBackend.train_step` moves them, with Keras's own update.
 
 Precision: Keras keeps the learning rate in a variable of dtype ``keras.config.floatx()`` and
 computes losses in ``floatx`` unless told otherwise. A float32 learning rate would make float64
@@ -25,30 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 from reference.backend_base import Backend
+from reference.keras_layers import LAYERS, Block, plan_dropout, to_canonical_map, to_keras_map
 from reference.optimizer_state import OptimizerState
 from scratch.errors import BackendError
-from scratch.layer_specs import DenseSpec
 
 if keras.backend.backend() != "tensorflow":
     raise BackendError(f"keras backend: Keras runs on {keras.backend.backend()!r}; set "
                        "KERAS_BACKEND=tensorflow before importing keras")
-
-
-def _activation(name: str, spec):
-    slope = spec.leaky_relu_slope
-    if name == "leaky_relu" and spec.dtype == "float64" and float(np.float32(slope)) != slope:
-        raise BackendError(
-            f"keras backend: spec field 'leaky_relu_slope' = {spec.leaky_relu_slope}: TensorFlow's LeakyRelu "
-            "op keeps its slope in a float32 attribute, so float64 Keras would use "
-            f"{float(np.float32(spec.leaky_relu_slope))!r}; pick a slope exact in float32 (e.g. 2**-5)")
-    return {
-        "identity": keras.activations.linear,
-        "relu": keras.activations.relu,
-        "leaky_relu": functools.partial(keras.activations.leaky_relu, negative_slope=spec.leaky_relu_slope),
-        "sigmoid": keras.activations.sigmoid,
-        "tanh": keras.activations.tanh,
-        "softmax": keras.activations.softmax,
-    }[name]
 
 
 def _loss(spec) -> tuple[keras.losses.Loss, str]:
@@ -102,65 +90,51 @@ def _optimizer(spec) -> keras.optimizers.Optimizer:
                                      beta_2=opt.beta2, epsilon=opt.epsilon)
 
 
-def to_kernel(w: np.ndarray, n_in: int, n_out: int) -> np.ndarray:
-    """Canonical W (n_out, n_in) → Keras kernel (n_in, n_out)."""
-    if w.shape != (n_out, n_in):
-        raise BackendError(f"keras backend: expected W of shape {(n_out, n_in)}, got {w.shape}")
-    return np.ascontiguousarray(w.T)
-
-
-def from_kernel(kernel: np.ndarray) -> np.ndarray:
-    """Keras kernel (n_in, n_out) → canonical W (n_out, n_in)."""
-    return np.ascontiguousarray(kernel.T)
-
-
-class DenseLayer:
-    """``keras.layers.Dense`` without activation (so Z_l is a tensor of its own; kernel (in, out),
-    see :func:`to_kernel`), then the layer's activation."""
-
-    def __init__(self, layer: DenseSpec, n_in: int, spec):
-        self.dense = keras.layers.Dense(layer.units, activation=None, dtype=spec.dtype)
-        self.dense.build((None, n_in))
-        self.activation = _activation(layer.activation, spec)
-
-
-def plan_dropout(a, mask: np.ndarray | None):
-    """Inverted dropout with the training plan's mask D_l (``scratch.batching``): A_l ⊙ D_l."""
-    return a if mask is None else a * tf.convert_to_tensor(mask)
-
-
-# The one table: each layer kind of the spec → the Keras layer that runs it.
-LAYERS = {
-    "dense": DenseLayer,
-    "dropout": lambda layer, n_in, spec: plan_dropout,
-}
-
-
 class KerasBackend(Backend):
     name = "keras"
 
-    def __init__(self, spec, weights, biases):
+    def __init__(self, spec, weights, biases, statistics=None):
         super().__init__(spec)
-        self.layers = []
-        n_in = spec.inputs
+        self.steps, self.blocks = [], []                  # steps: blocks and plan_dropout, in order
         for layer in spec.layers:
-            self.layers.append(LAYERS[layer.kind](layer, n_in, spec))
-            n_in = getattr(layer, "units", n_in)
-        blocks = [block for block in self.layers if isinstance(block, DenseLayer)]
-        self.dense = [block.dense for block in blocks]
-        self.activations = [block.activation for block in blocks]
-        sizes = spec.layer_sizes
-        for layer, (dense, w, b) in enumerate(zip(self.dense, weights, biases, strict=True), start=1):
-            n_in, n_out = sizes[layer - 1], sizes[layer]
-            if w.dtype != np.dtype(spec.dtype) or b.dtype != np.dtype(spec.dtype):
-                raise BackendError(f"keras backend: layer {layer} parameters are {w.dtype}/{b.dtype}, "
-                                   f"spec says {spec.dtype}")
-            if b.shape != (n_out,):
-                raise BackendError(f"keras backend: expected b{layer} of shape {(n_out,)}, got {b.shape}")
-            dense.set_weights([to_kernel(w, n_in, n_out), b])
+            step = LAYERS[layer.kind](layer, len(self.blocks) + 1, spec)
+            self.steps.append(step)
+            if isinstance(step, Block):
+                self.blocks.append(step)
+        self.layouts = [p for block in self.blocks for p in block.parameters]   # W_l, b_l, … as Parameter
+        self.variables = [p.variable for p in self.layouts]
+        self.moving = [block.statistics for block in self.blocks if block.statistics is not None]
+        self._assign_parameters(weights, biases, check_dtype=True)
+        if statistics is not None:
+            self._assign_statistics(statistics)
         self.loss_fn, self.loss_input = _loss(spec)
         self.regularizer = _regularizer(spec)
-        self.variables = [v for dense in self.dense for v in (dense.kernel, dense.bias)]
+        self.kernels = [block.kernel for block in self.blocks if block.kernel is not None]
+
+    def _assign_parameters(self, weights, biases, check_dtype: bool = False) -> None:
+        """W_l, b_l of every layer with parameters (canonical layout) into the Keras variables."""
+        if len(weights) != len(self.layouts) // 2:
+            raise BackendError(f"keras backend: expected (W, b) of layers {self.spec.parameter_layers}, "
+                               f"got {len(weights)} W")
+        arrays = [p for pair in zip(weights, biases, strict=True) for p in pair]
+        for parameter, array in zip(self.layouts, arrays, strict=True):
+            if check_dtype and array.dtype != np.dtype(self.spec.dtype):
+                raise BackendError(f"keras backend: {parameter.label} is {array.dtype}, "
+                                   f"spec says {self.spec.dtype}")
+            parameter.variable.assign(parameter.to_keras(array))
+
+    def _assign_statistics(self, statistics) -> None:
+        """(running mean, running variance) of every batch_norm layer into its moving statistics."""
+        if len(statistics) != len(self.moving):
+            raise BackendError(f"keras backend: expected running statistics for {len(self.moving)} "
+                               f"batch_norm layer(s), got {len(statistics)}")
+        for variables, pair in zip(self.moving, statistics, strict=True):
+            for variable, value in zip(variables, pair, strict=True):
+                value = np.asarray(value)
+                if value.shape != tuple(variable.shape) or value.dtype != np.dtype(self.spec.dtype):
+                    raise BackendError(f"keras backend: running statistics must be {tuple(variable.shape)} "
+                                       f"{self.spec.dtype}, got {value.shape} {value.dtype}")
+                variable.assign(value)
 
     @functools.cached_property
     def optimizer(self) -> keras.optimizers.Optimizer:
@@ -171,90 +145,99 @@ class KerasBackend(Backend):
     # -- forward and loss -------------------------------------------------------------------
 
     def forward(self, x, masks=None):
-        """([Z_1..Z_L], [A_1..A_L]) as TF tensors, through the layers of :data:`LAYERS` in the
-        spec's order; a dropout layer applies the plan's mask of the dense layer before it."""
-        a = tf.convert_to_tensor(x)
+        """([Z_1..Z_L], [A_1..A_L]) as TF tensors in Keras's layout (maps channels-last), through
+        the blocks of :data:`LAYERS` in the spec's order; BatchNorm in training mode, its moving
+        statistics left as they were."""
+        with self._statistics_kept():
+            return self._forward(x, masks, training=True)
+
+    def _forward(self, x, masks, training: bool):
+        """:meth:`forward` without restoring the moving statistics (a training step moves them);
+        a dropout step applies the plan's mask of the block before it."""
+        a = tf.convert_to_tensor(to_keras_map(x))
         zs, activations = [], []
-        for block in self.layers:
-            if isinstance(block, DenseLayer):
-                z = block.dense(a)
-                a = block.activation(z)
+        for step in self.steps:
+            if isinstance(step, Block):
+                z, a = step(a, training)
                 zs.append(z)
                 activations.append(a)
             else:
-                a = activations[-1] = block(a, None if masks is None else masks[len(zs) - 1])
+                a = activations[-1] = step(a, None if masks is None else masks[len(zs) - 1])
         return zs, activations
+
+    @contextlib.contextmanager
+    def _statistics_kept(self):
+        """Put every BatchNormalization's moving mean and variance back as they were on exit."""
+        saved = [[variable.numpy() for variable in pair] for pair in self.moving]
+        try:
+            yield
+        finally:
+            for variables, values in zip(self.moving, saved, strict=True):
+                for variable, value in zip(variables, values, strict=True):
+                    variable.assign(value)
 
     def loss(self, z_out, a_out, targets):
         prediction = z_out if self.loss_input == "logits" else a_out
         data_loss = self.loss_fn(tf.convert_to_tensor(targets), prediction)
         if self.regularizer is None:
             return data_loss
-        return data_loss + tf.add_n([self.regularizer(dense.kernel) for dense in self.dense])
+        return data_loss + tf.add_n([self.regularizer(kernel) for kernel in self.kernels])
 
     # -- the interface ----------------------------------------------------------------------
 
     def trace(self, x, targets, masks=None):
-        with tf.GradientTape() as tape:
-            zs, activations = self.forward(x, masks)
+        with self._statistics_kept(), tf.GradientTape() as tape:
+            zs, activations = self._forward(x, masks, training=True)
             loss = self.loss(zs[-1], activations[-1], targets)
-        n = self.spec.n_layers
         grads = tape.gradient(loss, {"Z": zs, "A": activations, "W": self.variables},
                               unconnected_gradients=tf.UnconnectedGradients.NONE)
         out = {"loss": loss.numpy()}
-        for layer in range(1, n + 1):
-            out[f"Z{layer}"] = zs[layer - 1].numpy()
-            out[f"A{layer}"] = activations[layer - 1].numpy()
-            out[f"dW{layer}"] = from_kernel(grads["W"][2 * layer - 2].numpy())
-            out[f"db{layer}"] = grads["W"][2 * layer - 1].numpy()
-            out[f"dZ{layer}"] = grads["Z"][layer - 1].numpy()
+        for layer in range(1, self.spec.n_layers + 1):
+            out[f"Z{layer}"] = to_canonical_map(zs[layer - 1].numpy())
+            out[f"A{layer}"] = to_canonical_map(activations[layer - 1].numpy())
+            out[f"dZ{layer}"] = to_canonical_map(grads["Z"][layer - 1].numpy())
             if grads["A"][layer - 1] is not None:
-                out[f"dA{layer}"] = grads["A"][layer - 1].numpy()
+                out[f"dA{layer}"] = to_canonical_map(grads["A"][layer - 1].numpy())
+        for index, parameter in enumerate(self.layouts):
+            out[f"d{parameter.label}"] = parameter.to_canonical(grads["W"][index].numpy())
         return out
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
-        dense, activation = self.dense[layer - 1], self.activations[layer - 1]
-        a_in = tf.constant(a_prev)
-        with tf.GradientTape() as tape:
+        block = self.blocks[layer - 1]
+        a_in = tf.constant(to_keras_map(a_prev))
+        variables = [p.variable for p in block.parameters]
+        with self._statistics_kept(), tf.GradientTape() as tape:
             tape.watch(a_in)
-            z = dense(a_in)
-            a = activation(z)
-            if mask is not None:
-                a = a * tf.constant(mask)
+            z, a = block(a_in, training=True)
+            a = plan_dropout(a, mask)
             if layer == self.spec.n_layers:
                 targets = [self.loss_fn(tf.constant(upstream), z if self.loss_input == "logits" else a)]
                 output_gradients = [tf.ones_like(targets[0])]
             else:
-                targets, output_gradients = [a], [tf.constant(upstream)]
-            if self.regularizer is not None:
-                targets.append(self.regularizer(dense.kernel))
+                targets, output_gradients = [a], [tf.constant(to_keras_map(upstream))]
+            if self.regularizer is not None and block.kernel is not None:
+                targets.append(self.regularizer(block.kernel))
                 output_gradients.append(tf.ones_like(targets[-1]))
-        dz, dkernel, db, da_prev = tape.gradient(targets, [z, dense.kernel, dense.bias, a_in],
-                                                 output_gradients=output_gradients)
-        return {"Z": z.numpy(), "A": a.numpy(), "dZ": dz.numpy(), "dW": from_kernel(dkernel.numpy()),
-                "db": db.numpy(), "dA_prev": da_prev.numpy()}
+        dz, da_prev, *dparameters = tape.gradient(targets, [z, a_in, *variables],
+                                                  output_gradients=output_gradients)
+        out = {"Z": to_canonical_map(z.numpy()), "A": to_canonical_map(a.numpy()),
+               "dZ": to_canonical_map(dz.numpy()), "dA_prev": to_canonical_map(da_prev.numpy())}
+        for key, parameter, gradient in zip(("dW", "db")[:len(dparameters)], block.parameters, dparameters,
+                                            strict=True):
+            out[key] = parameter.to_canonical(gradient.numpy())
+        return out
 
     def train_step(self, x, targets, masks=None):
         with tf.GradientTape() as tape:
-            zs, activations = self.forward(x, masks)
+            zs, activations = self._forward(x, masks, training=True)
             loss = self.loss(zs[-1], activations[-1], targets)
         grads = tape.gradient(loss, self.variables)
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return float(loss.numpy())
 
     def apply_gradients(self, gradients):
-        grads = [tf.constant(self._to_variable_layout(index, g)) for index, g in enumerate(gradients)]
+        grads = [tf.constant(p.to_keras(g)) for p, g in zip(self.layouts, gradients, strict=True)]
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
-
-    def _to_variable_layout(self, index, array):
-        """A canonical array of parameter ``index`` (W_l at even indices) in the layout of
-        ``self.variables[index]`` (a Dense kernel is W_lᵀ)."""
-        shape = tuple(self.variables[index].shape)
-        if index % 2 == 0:
-            return to_kernel(array, shape[0], shape[1])
-        if array.shape != shape:
-            raise BackendError(f"keras backend: expected shape {shape}, got {array.shape}")
-        return array
 
     def _state_variables(self) -> dict[str, list]:
         """scratch.optimizers' buffer names → the Keras optimizer's variables, one per parameter."""
@@ -270,19 +253,17 @@ class KerasBackend(Backend):
 
     def optimizer_state(self):
         buffers = self._state_variables()
-        slots = [{ours: (from_kernel(variables[index].numpy()) if index % 2 == 0
-                         else variables[index].numpy().copy())
-                  for ours, variables in buffers.items()} for index in range(len(self.variables))]
+        slots = [{ours: parameter.to_canonical(variables[index].numpy())
+                  for ours, variables in buffers.items()} for index, parameter in enumerate(self.layouts)]
         return OptimizerState(int(self.optimizer.iterations.numpy()), slots)
 
     def load_state(self, weights, biases, state):
-        for index, array in enumerate(p for pair in zip(weights, biases, strict=True) for p in pair):
-            self.variables[index].assign(self._to_variable_layout(index, array))
-        buffers = self._state_variables()
-        for ours, variables in buffers.items():
-            for index, variable in enumerate(variables):
-                value = state.slots[index][ours] if state.t else np.zeros(variable.shape, self.spec.dtype)
-                variable.assign(value if not state.t else self._to_variable_layout(index, value))
+        """Parameters and optimizer state; the moving statistics stay as they are."""
+        self._assign_parameters(weights, biases)
+        for ours, variables in self._state_variables().items():
+            for index, (parameter, variable) in enumerate(zip(self.layouts, variables, strict=True)):
+                variable.assign(parameter.to_keras(state.slots[index][ours]) if state.t
+                                else np.zeros(variable.shape, self.spec.dtype))
         self.optimizer.iterations.assign(state.t)
 
     def graph_train_step(self):
@@ -292,7 +273,7 @@ class KerasBackend(Backend):
         @tf.function
         def step(x, targets):
             with tf.GradientTape() as tape:
-                zs, activations = self.forward(x, None)
+                zs, activations = self._forward(x, None, training=True)
                 loss = self.loss(zs[-1], activations[-1], targets)
             grads = tape.gradient(loss, self.variables)
             self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
@@ -300,10 +281,13 @@ class KerasBackend(Backend):
 
         return step
 
-
     def parameters(self):
-        weights = [from_kernel(dense.kernel.numpy()) for dense in self.dense]
-        biases = [dense.bias.numpy().copy() for dense in self.dense]
-        return weights, biases
+        canonical = [p.to_canonical(p.variable.numpy()) for p in self.layouts]
+        return canonical[0::2], canonical[1::2]
 
+    def statistics(self):
+        return [(mean.numpy().copy(), variance.numpy().copy()) for mean, variance in self.moving]
 
+    def inference(self, x):
+        zs, activations = self._forward(x, None, training=False)
+        return to_canonical_map(activations[-1].numpy())

@@ -43,3 +43,18 @@ def test_keras_refuses_float64_factors_it_would_round_to_float32(field, value):
     with pytest.raises(BackendError, match=f"'{field}' = {value}.*float32"):
         case.backend("keras")
     assert case.backend("torch").trace(case.x, case.targets)["loss"] > 0   # torch takes it as given
+
+
+def test_keras_refuses_a_dilated_conv2d():
+    """TensorFlow 2.21's CPU kernels cannot differentiate a dilated convolution (measured in
+    test_conv_twins.py), so the Keras twin refuses one instead of running something else."""
+    from reference.backends import make_backend
+    from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec
+    from scratch.model import Network
+
+    spec = ModelSpec(inputs=(1, 7, 7), layers=(Conv2DSpec(2, 3, dilation=2), FlattenSpec(),
+                                               DenseSpec(3, "softmax")))
+    model = Network(spec)
+    with pytest.raises(BackendError, match="dilation 2"):
+        make_backend("keras", spec, model.weights, model.biases)
+    assert make_backend("scratch", spec, model.weights, model.biases).parameters()[0][0].shape == (2, 1, 3, 3)

@@ -79,7 +79,7 @@ def _plain_numpy(spec, weights, biases, x, targets):
 def _keras_train_on_batch(spec, weights, biases, x, targets):
     import keras
 
-    from reference.keras_backend import KerasBackend, to_kernel
+    from reference.keras_backend import KerasBackend
 
     twin = KerasBackend(spec, weights, biases)         # its optimizer, loss and checks
     sizes = spec.layer_sizes
@@ -92,7 +92,6 @@ def _keras_train_on_batch(spec, weights, biases, x, targets):
         activation = {"identity": "linear"}.get(activation, activation)
         layers.append(keras.layers.Dense(sizes[layer], activation=activation, dtype=spec.dtype))
     model = keras.Sequential(layers)
-    model.set_weights([t for w, b in zip(weights, biases, strict=True)
-                       for t in (to_kernel(w, w.shape[1], w.shape[0]), b)])
+    model.set_weights([variable.numpy() for variable in twin.variables])   # already in Keras's layout
     model.compile(optimizer=twin.optimizer, loss=twin.loss_fn)
     return lambda: float(model.train_on_batch(x, targets))

@@ -1,0 +1,217 @@
+"""The spec's layers as real Keras 3 layers on TensorFlow: one :class:`Block` per numbered layer,
+built through one table, :data:`LAYERS` (layer kind → the Keras layers that run it).
+
+Layouts. Keras computes channels-last on the CPU, so a map is (m, H, W, C) inside the twin and
+(m, C, H, W) at its boundary; :func:`to_keras_map` and :func:`to_canonical_map` are the one
+conversion of maps (inputs, dropout masks, every Z, A, dZ, dA). A parameter converts through its
+:class:`Parameter`, the one place per tensor kind, asserting shapes: a Dense kernel is (in, out),
+the transpose of the file's W (out, in); a Conv2D kernel is HWIO, the file's OIHW transposed by
+(2, 3, 1, 0); γ and β are (C,) in both.
+
+What Keras cannot express is refused with a :class:`BackendError` naming it: a dilated conv2d
+(TensorFlow 2.21's CPU kernels cannot differentiate it) and an unbiased running variance
+(``BatchNormalization`` stores the batch's biased σ²).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from scratch.errors import BackendError
+from scratch.layer_specs import activation_of
+
+NCHW_TO_NHWC = (0, 2, 3, 1)
+NHWC_TO_NCHW = (0, 3, 1, 2)
+DENSE_AXES = (1, 0)            # W (out, in) → kernel (in, out)
+CONV_AXES = (2, 3, 1, 0)       # W (O, C, k_h, k_w) → kernel (k_h, k_w, C, O)
+
+
+def to_keras_map(array: np.ndarray) -> np.ndarray:
+    """(m, C, H, W) → (m, H, W, C); flat (m, n) arrays pass unchanged."""
+    return np.ascontiguousarray(array.transpose(NCHW_TO_NHWC)) if np.ndim(array) == 4 else array
+
+
+def to_canonical_map(array: np.ndarray) -> np.ndarray:
+    """(m, H, W, C) → (m, C, H, W); flat (m, n) arrays pass unchanged."""
+    return np.ascontiguousarray(array.transpose(NHWC_TO_NCHW)) if np.ndim(array) == 4 else array
+
+
+def sample_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """One sample's canonical shape (C, H, W) or (n,) in Keras's layout: (H, W, C) or (n,)."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else shape
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A trainable Keras variable and ``axes``, the transpose taking the file's layout to the
+    variable's (None: the same layout)."""
+
+    variable: keras.Variable
+    label: str
+    axes: tuple[int, ...] | None = None
+
+    @property
+    def canonical_shape(self) -> tuple[int, ...]:
+        shape = tuple(self.variable.shape)
+        return shape if self.axes is None else tuple(shape[k] for k in np.argsort(self.axes))
+
+    def to_keras(self, array: np.ndarray) -> np.ndarray:
+        """A canonical array (``canonical_shape``) in the variable's layout."""
+        if np.shape(array) != self.canonical_shape:
+            raise BackendError(f"keras backend: expected {self.label} of shape {self.canonical_shape}, "
+                               f"got {np.shape(array)}")
+        return array if self.axes is None else np.ascontiguousarray(np.transpose(array, self.axes))
+
+    def to_canonical(self, array: np.ndarray) -> np.ndarray:
+        """An array in the variable's layout back in the file's."""
+        if self.axes is None:
+            return np.array(array, copy=True)
+        return np.ascontiguousarray(np.transpose(array, np.argsort(self.axes)))
+
+
+def activation(name: str, spec):
+    """g_l as a Keras activation function."""
+    slope = spec.leaky_relu_slope
+    if name == "leaky_relu" and spec.dtype == "float64" and float(np.float32(slope)) != slope:
+        raise BackendError(
+            f"keras backend: spec field 'leaky_relu_slope' = {slope}: TensorFlow's LeakyRelu "
+            "op keeps its slope in a float32 attribute, so float64 Keras would use "
+            f"{float(np.float32(slope))!r}; pick a slope exact in float32 (e.g. 2**-5)")
+    return {
+        "identity": keras.activations.linear,
+        "relu": keras.activations.relu,
+        "leaky_relu": functools.partial(keras.activations.leaky_relu, negative_slope=slope),
+        "sigmoid": keras.activations.sigmoid,
+        "tanh": keras.activations.tanh,
+        "softmax": keras.activations.softmax,
+    }[name]
+
+
+class Block:
+    """Numbered layer l: Z_l = its Keras layers applied in order, A_l = g_l(Z_l).
+
+    ``parameters`` are (W_l, b_l) (γ, β for a normalization), ``kernel`` the variable L2
+    penalizes (dense and conv2d), ``statistics`` the (moving_mean, moving_variance) of a
+    BatchNormalization. Every layer is built for the spec's input shape, and the output shape
+    Keras computes must be the spec's."""
+
+    def __init__(self, number: int, layers: list, spec):
+        self.number, self.layers = number, layers
+        self.activation = activation(activation_of(spec.numbered_layers[number - 1]), spec)
+        shape = (None, *sample_shape(spec.layer_shapes[number - 1]))
+        for layer in layers:
+            layer.build(shape)
+            shape = tuple(layer.compute_output_shape(shape))
+        expected = (None, *sample_shape(spec.layer_shapes[number]))
+        if shape != expected:
+            raise BackendError(f"keras backend: layer {number} ({spec.numbered_layers[number - 1].kind}) "
+                               f"gives {shape} in Keras, the spec says {expected}")
+        self.parameters: list[Parameter] = []
+        self.kernel = None
+        self.statistics = None
+
+    def holds(self, weight, bias, axes: tuple[int, ...] | None = None, penalized: bool = False) -> Block:
+        """Declare (W_l, b_l): the variables, W_l's ``axes`` (see :class:`Parameter`), and whether
+        L2 penalizes W_l (a kernel) or not (γ)."""
+        self.parameters = [Parameter(weight, f"W{self.number}", axes), Parameter(bias, f"b{self.number}")]
+        self.kernel = weight if penalized else None
+        return self
+
+    def __call__(self, a, training: bool):
+        """(Z_l, g_l(Z_l)) from A_{l−1}; ``training`` reaches BatchNormalization only."""
+        z = a
+        for layer in self.layers:
+            batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+            z = layer(z, training=training) if batch_norm else layer(z)
+        return z, self.activation(z)
+
+
+def dense_block(layer, number, spec):
+    dense = keras.layers.Dense(layer.units, activation=None, dtype=spec.dtype)
+    return Block(number, [dense], spec).holds(dense.kernel, dense.bias, DENSE_AXES, penalized=True)
+
+
+def conv2d_block(layer, number, spec):
+    """``Conv2D`` (HWIO kernel, channels-last); "same" is Keras's own padding (TensorFlow's split),
+    explicit (top, bottom, left, right) is ``ZeroPadding2D`` then a "valid" Conv2D."""
+    if layer.dilation > 1:
+        raise BackendError(
+            f"keras backend: layer {number} conv2d dilation {layer.dilation}: TensorFlow 2.21's CPU "
+            "kernels cannot differentiate a dilated convolution (Conv2DBackpropInput: \"Current CPU "
+            "implementations do not yet support dilation rates larger than 1\"); use dilation 1")
+    layers = []
+    padding = layer.padding
+    if isinstance(padding, tuple):
+        top, bottom, left, right = padding
+        layers.append(keras.layers.ZeroPadding2D(((top, bottom), (left, right)), data_format="channels_last",
+                                                 dtype=spec.dtype))
+        padding = "valid"
+    conv = keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=padding,
+                               data_format="channels_last", activation=None, dtype=spec.dtype)
+    layers.append(conv)
+    return Block(number, layers, spec).holds(conv.kernel, conv.bias, CONV_AXES, penalized=True)
+
+
+def pool_block(pool_class):
+    def build(layer, number, spec):
+        return Block(number, [pool_class(layer.pool_size, strides=layer.strides, padding="valid",
+                                         data_format="channels_last", dtype=spec.dtype)], spec)
+    return build
+
+
+def global_avg_pool_block(layer, number, spec):
+    return Block(number, [keras.layers.GlobalAveragePooling2D(data_format="channels_last", dtype=spec.dtype)],
+                 spec)
+
+
+def flatten_block(layer, number, spec):
+    """Keras's ``Flatten`` on NHWC is channels-last; channels-first permutes to (m, C, H, W) first."""
+    layers = [keras.layers.Flatten(data_format="channels_last", dtype=spec.dtype)]
+    if layer.order == "channels_first":
+        layers.insert(0, keras.layers.Permute((3, 1, 2), dtype=spec.dtype))
+    return Block(number, layers, spec)
+
+
+def batch_norm_block(layer, number, spec):
+    """``BatchNormalization(momentum=ρ, epsilon=ε)`` over the last (channel) axis."""
+    if layer.running_variance != "biased":
+        raise BackendError(
+            f"keras backend: layer {number} batch_norm running_variance={layer.running_variance!r}: "
+            "keras.layers.BatchNormalization stores the biased running variance (the batch's σ²), "
+            "never n/(n − 1)·σ²; use running_variance='biased'")
+    norm = keras.layers.BatchNormalization(axis=-1, momentum=layer.decay, epsilon=layer.epsilon,
+                                           dtype=spec.dtype)
+    block = Block(number, [norm], spec).holds(norm.gamma, norm.beta)
+    block.statistics = (norm.moving_mean, norm.moving_variance)
+    return block
+
+
+def layer_norm_block(layer, number, spec):
+    norm = keras.layers.LayerNormalization(axis=-1, epsilon=layer.epsilon, dtype=spec.dtype)
+    return Block(number, [norm], spec).holds(norm.gamma, norm.beta)
+
+
+def plan_dropout(a, mask: np.ndarray | None):
+    """Inverted dropout with the training plan's mask D_l (``scratch.batching``, canonical
+    layout): A_l ⊙ D_l."""
+    return a if mask is None else a * tf.convert_to_tensor(to_keras_map(mask))
+
+
+# The one table: each layer kind of the spec → the Keras layers that run it, as a Block (a
+# dropout layer multiplies the A of the block before it by the plan's mask).
+LAYERS = {
+    "dense": dense_block,
+    "conv2d": conv2d_block,
+    "max_pool2d": pool_block(keras.layers.MaxPooling2D),
+    "avg_pool2d": pool_block(keras.layers.AveragePooling2D),
+    "global_avg_pool2d": global_avg_pool_block,
+    "flatten": flatten_block,
+    "batch_norm": batch_norm_block,
+    "layer_norm": layer_norm_block,
+    "dropout": lambda layer, number, spec: plan_dropout,
+}
