@@ -125,7 +125,7 @@ def test_forward_and_every_gradient(twin, case, dtype):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("twin", TWINS)
-def test_training_steps_and_running_statistics(twin, case):
+def test_training_steps(twin, case):
     spec = make_spec(case, "float64", optimizer=OptimizerSpec.framework_default("adam", "torch"),
                      epochs=2, batch_size=TRAIN_BATCH)
     if twin == "keras":
