@@ -28,8 +28,9 @@ torch-convention Adam at η = 0.001, batch 64, one epoch, float64, seed 0).
 
 Besides the seeds the catalog names the models the commands and the report already use:
 ``train``'s per-dataset defaults and the report's XOR run, and ``lenet5``, the project's
-LeNet-5-style convolutional net for MNIST (issue 12: every backend trains it from the same start). NumPy and the standard library only
-(through :mod:`scratch.spec`): a name is looked up, and an unknown one refused, before any
+LeNet-5-style convolutional net for MNIST (issue 12: every backend trains it from the same start).
+NumPy and the standard library only (through :mod:`scratch.spec`): a name is looked up, and an
+unknown one refused, before any
 framework is imported.
 """
 
@@ -39,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scratch.errors import SpecError
-from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
+from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec
 from scratch.spec import ModelSpec, OptimizerSpec
 
 # The settings a write-up may or may not record, in the order the description names them.
@@ -104,14 +105,18 @@ def _xor(init: str, optimizer: OptimizerSpec, steps: int) -> ModelSpec:
 
 def _lenet5() -> ModelSpec:
     """LeNet-5 as it is usually written today: ReLU for tanh, max for average pooling, `same`
-    padding on the first convolution (LeCun et al. padded the 28×28 digits to 32×32), softmax + CCE."""
+    padding on the first convolution (LeCun et al. padded the 28×28 digits to 32×32), softmax + CCE,
+    and dropout 0.25 after each hidden dense layer (without it the net stayed at 98.6–98.9 % test
+    for 4–8 epochs here: it fits the training set first)."""
     layers = (Conv2DSpec(6, 5, padding="same"), MaxPool2DSpec(2), Conv2DSpec(16, 5), MaxPool2DSpec(2),
-              FlattenSpec("channels_first"), DenseSpec(120), DenseSpec(84), DenseSpec(10, "softmax"))
+              FlattenSpec("channels_first"), DenseSpec(120), DropoutSpec(LENET5_DROPOUT), DenseSpec(84),
+              DropoutSpec(LENET5_DROPOUT), DenseSpec(10, "softmax"))
     return ModelSpec(inputs=(1, 28, 28), layers=layers, init="he_normal", optimizer=_adam(), batch_size=64,
                      epochs=LENET5_EPOCHS, dtype="float32", seed=0)
 
 
-LENET5_EPOCHS = 4
+LENET5_EPOCHS = 8
+LENET5_DROPOUT = 0.25
 
 _MODELS = (
     CatalogModel(
@@ -153,9 +158,10 @@ _MODELS = (
         "full-batch SGD η = 1.0, 300 steps", "xor",
         lambda: _xor("glorot_uniform", OptimizerSpec("sgd", learning_rate=1.0), 300)),
     CatalogModel(
-        "lenet5", "LeNet-5-style CNN: 1×28×28 → conv 6@5×5 same → max-pool 2 → conv 16@5×5 → max-pool 2 → "
-        "flatten (channels first) → dense 120 → 84 → 10 softmax, ReLU, CCE, He-normal, Adam η = 0.001 "
-        f"(torch convention), batch 64, {LENET5_EPOCHS} epochs, float32", "mnist", _lenet5),
+        "lenet5", "LeNet-5-style CNN: 1×28×28 → conv 6@5×5 same → max-pool 2 → conv 16@5×5 → max-pool 2 "
+        f"→ flatten (channels first) → dense 120 → 84 → 10 softmax, ReLU, dropout {LENET5_DROPOUT:g} after "
+        "each hidden dense layer, CCE, He-normal, Adam η = 0.001 (torch convention), batch 64, "
+        f"{LENET5_EPOCHS} epochs, float32", "mnist", _lenet5),
     CatalogModel(
         "spirals-default", "`train --dataset spirals`'s default: [2, 32, 32, 2] ReLU/softmax + CCE, "
         "He-normal, full-batch Adam η = 0.02, 200 steps", "spirals",

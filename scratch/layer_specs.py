@@ -337,7 +337,8 @@ def describe_layer(layer: LayerSpec) -> str:
     if layer.kind == "conv2d":
         parts = [str(layer.filters), "×".join(map(str, layer.kernel_size))]
         parts += [f"s{layer.strides}"] * (layer.strides != 1) + [f"d{layer.dilation}"] * (layer.dilation != 1)
-        padding = layer.padding if isinstance(layer.padding, str) else "pad" + ",".join(map(str, layer.padding))
+        padding = (layer.padding if isinstance(layer.padding, str)
+                   else "pad" + ",".join(map(str, layer.padding)))
         return f"conv2d({', '.join([*parts, padding, layer.activation])})"
     if layer.kind in ("max_pool2d", "avg_pool2d"):
         size = "×".join(map(str, layer.pool_size)) if layer.pool_size[0] != layer.pool_size[1] \

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_gradients_fd import assert_gradient, numerical_gradient
 
-from scratch import catalog, model as model_module
+from scratch import catalog
+from scratch import model as model_module
 from scratch.batching import dropout_masks
 from scratch.errors import SpecError, WeightFileError
 from scratch.layer_specs import (
@@ -38,9 +39,11 @@ STACKS = {
                                     FlattenSpec(), DenseSpec(4, "sigmoid"), DenseSpec(3, "softmax"))),
     "strided-dilated": ((2, 7, 6), (Conv2DSpec(2, (3, 2), strides=2, dilation=2, padding="same",
                                                activation="leaky_relu"), DropoutSpec(0.4),
-                                    AvgPool2DSpec(2, strides=1), FlattenSpec("channels_last"), DenseSpec(3, "softmax"))),
+                                    AvgPool2DSpec(2, strides=1), FlattenSpec("channels_last"),
+                                    DenseSpec(3, "softmax"))),
     "batchnorm": ((2, 5, 5), (Conv2DSpec(3, 3, padding=(1, 0, 0, 1), activation="identity"),
-                              BatchNormSpec(activation="tanh"), GlobalAvgPool2DSpec(), DenseSpec(4, "identity"),
+                              BatchNormSpec(activation="tanh"), GlobalAvgPool2DSpec(),
+                              DenseSpec(4, "identity"),
                               BatchNormSpec(0.99, 1e-3, "biased", "sigmoid"), DenseSpec(3, "softmax"))),
     "layernorm": ((1, 5, 5), (Conv2DSpec(2, 2, activation="sigmoid"), FlattenSpec(), DenseSpec(5, "identity"),
                               LayerNormSpec(activation="tanh"), DropoutSpec(0.3), DenseSpec(3, "softmax"))),
@@ -86,6 +89,8 @@ def whole_stack_check(spec: ModelSpec, samples: int = 3, seed: int = 0) -> None:
     for index, layer in enumerate(spec.parameter_layers):
         check_gradient(f"dW{layer}", numerical_gradient(loss, model.weights[index]), grads.dw[layer - 1])
         check_gradient(f"db{layer}", numerical_gradient(loss, model.biases[index]), grads.db[layer - 1])
+    activations = [a.copy() for a in forward.a]
+    last = spec.n_layers - 1
     for layer in range(1, spec.n_layers):                  # dA_l: the loss of the layers above A_l
 
         def loss_above(layer=layer):
@@ -93,10 +98,9 @@ def whole_stack_check(spec: ModelSpec, samples: int = 3, seed: int = 0) -> None:
             for index in range(layer, spec.n_layers):
                 z, _ = model.layers[index].run(a)
                 h = model.activations[index].forward(z)
-                a = model.dropout.forward(h, None if masks is None or index == spec.n_layers - 1 else masks[index])
+                a = model.dropout.forward(h, None if masks is None or index == last else masks[index])
             return float(model.loss_fn.value(z, a, y)) + float(model.l2_penalty())
 
-        activations = [a.copy() for a in forward.a]
         check_gradient(f"dA{layer}", numerical_gradient(loss_above, activations[layer - 1]), grads.da[layer])
 
 
@@ -137,7 +141,8 @@ def conv_stacks(draw):
         layers.append(draw(st.sampled_from(pools)))
     if draw(st.booleans()):
         layers.append(DropoutSpec(0.5))
-    layers += [FlattenSpec(draw(st.sampled_from(["channels_first", "channels_last"]))), DenseSpec(3, "softmax")]
+    order = draw(st.sampled_from(["channels_first", "channels_last"]))
+    layers += [FlattenSpec(order), DenseSpec(3, "softmax")]
     return ModelSpec(inputs=(channels, size, size), layers=tuple(layers), seed=draw(st.integers(0, 9)))
 
 
@@ -159,9 +164,11 @@ def test_lenet5_shapes_are_the_textbook_ones():
 
 @pytest.mark.parametrize(("inputs", "layers", "field", "message"), [
     ((1, 6, 6), (DenseSpec(3, "softmax"),), "layers[0]", "put a flatten or global_avg_pool2d layer"),
-    (36, (Conv2DSpec(2, 3), FlattenSpec(), DenseSpec(3, "softmax")), "layers[0]", "give the inputs as (C, H, W)"),
+    (36, (Conv2DSpec(2, 3), FlattenSpec(), DenseSpec(3, "softmax")), "layers[0]",
+     "give the inputs as (C, H, W)"),
     ((1, 4, 4), (Conv2DSpec(2, 5), FlattenSpec(), DenseSpec(3, "softmax")), "layers[0]", "does not fit"),
-    ((1, 4, 4), (MaxPool2DSpec(5), FlattenSpec(), DenseSpec(3, "softmax")), "layers[0]", "larger than its input"),
+    ((1, 4, 4), (MaxPool2DSpec(5), FlattenSpec(), DenseSpec(3, "softmax")), "layers[0]",
+     "larger than its input"),
     ((1, 4, 4), (FlattenSpec(), LayerNormSpec(), DenseSpec(3, "softmax")), None, None),
     ((1, 4, 4), (LayerNormSpec(), FlattenSpec(), DenseSpec(3, "softmax")), "layers[0]", "flat features"),
     ((1, 4, 4), (FlattenSpec(), DenseSpec(3, "tanh"), DropoutSpec(0.5)), "layers[2]", "must directly follow"),
