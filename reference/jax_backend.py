@@ -26,7 +26,8 @@ is ``where(z >= 0, …)``: its derivative at exactly z = 0 is 1 where the engine
 TensorFlow take s — a different convention, not rounding (with ``jax.nn.leaky_relu`` the suite's
 units-on-the-kink case fails: dZ_2 off by 0.61 relative). ReLU′(0) = 0 in all four.
 
-Optimizers: optax's own (:func:`transform`); the conventions it cannot express are refused.
+Optimizers: optax's own (``reference.jax_optimizers``); the conventions it cannot express are
+refused.
 
 Compilation: the activations, loss, λ, slope (:class:`Config`) and the optimizer's
 hyperparameters are runtime arguments of the jitted functions, and the stack's structure
@@ -52,9 +53,9 @@ import optax
 from reference import jax_layers
 from reference.backend_base import Backend
 from reference.jax_layers import KERNELS, WITH_ACTIVATION, WITH_PARAMETERS
+from reference.jax_optimizers import hyperparameters, optimizer, state_fields, transform
 from reference.optimizer_state import OptimizerState
 from scratch.errors import BackendError
-from scratch.optimizers import keras_scalar
 
 jax.config.update("jax_enable_x64", True)
 
@@ -75,76 +76,6 @@ LOSSES = {
     "bce": (optax.losses.sigmoid_binary_cross_entropy, "logits"),
     "mse": (optax.losses.squared_error, "outputs"),
 }
-
-# canonical slot (reference.optimizer_state) → (optax state field, sign), per (optimizer, convention)
-_STATE_FIELDS = {
-    "sgd": {},
-    "momentum": {"v": ("trace", 1)},
-    ("rmsprop", "torch"): {"s": ("nu", 1), "v": ("trace", 1)},
-    ("rmsprop", "keras"): {"s": ("nu", 1), "v": ("trace", -1)},   # optax's trace is −Keras's v
-    ("rmsprop", "optax"): {"s": ("nu", 1), "v": ("trace", 1)},
-    "adam": {"m": ("mu", 1), "s": ("nu", 1)},
-}
-
-
-def hyperparameters(opt, dtype: str) -> dict[str, float]:
-    """The optimizer's hyperparameters as Python floats. Passed to a jitted step they are weakly
-    typed, so each operation rounds them to the parameters' dtype exactly as optax does with the
-    literals of ``optax.adam(0.01)`` — and one executable serves every value (recompiling for
-    each learning rate would dominate the suite's time). Keras rounds μ to float32 (see
-    ``scratch.optimizers.keras_scalar``); its convention does so here."""
-    hyper = {"learning_rate": opt.learning_rate}
-    if opt.name == "momentum":
-        keras = opt.convention == "keras"
-        hyper["momentum"] = float(keras_scalar(opt.momentum, dtype)) if keras else opt.momentum
-    elif opt.name == "rmsprop":
-        hyper.update(rho=opt.rho, epsilon=opt.epsilon, **({"momentum": opt.momentum} if opt.momentum else {}))
-    elif opt.name == "adam":
-        hyper.update(beta1=opt.beta1, beta2=opt.beta2, epsilon=opt.epsilon)
-    return hyper
-
-
-def transform(name: str, convention: str, hyper: dict) -> optax.GradientTransformation:
-    """The spec's optimizer from optax's own pieces (formulas: ``scratch.optimizers``).
-
-    torch:  SGD, momentum = ``optax.sgd``; RMSprop = ``scale_by_rms(eps_in_sqrt=False)`` with the
-            momentum ``trace`` before the learning rate (torch's buffer); Adam = ``optax.adam``
-            (ε added to √ŝ, ``eps_root=0``).
-    keras:  momentum = ``chain(scale(−η), trace(μ))`` (Keras's v ← μ·v − η·g); RMSprop =
-            ``optax.rmsprop(eps_in_sqrt=True)``. Keras's Adam adds ε to √s, i.e. ε/√(1 − β₂ᵗ)
-            to √ŝ — a step-dependent ε that neither ``eps`` nor ``eps_root`` can express: refused.
-    optax:  ``optax.sgd``, ``optax.sgd(momentum=μ)``, ``optax.rmsprop``, ``optax.adam`` as they are.
-    """
-    lr, momentum = hyper["learning_rate"], hyper.get("momentum")
-    if name == "sgd":
-        return optax.sgd(lr)
-    if name == "momentum":
-        if convention == "keras":
-            return optax.chain(optax.scale(-lr), optax.trace(decay=momentum))
-        return optax.sgd(lr, momentum=momentum)
-    if name == "rmsprop":
-        if convention == "torch":
-            rms = optax.scale_by_rms(decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=False)
-            return optax.chain(rms,
-                               optax.identity() if momentum is None else optax.trace(decay=momentum),
-                               optax.scale_by_learning_rate(lr))
-        return optax.rmsprop(lr, decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=True,
-                             momentum=momentum)
-    if convention == "keras":
-        raise BackendError("jax backend: optax has no keras-convention 'adam' (Keras adds ε to √s, i.e. "
-                           "ε/√(1 − β₂ᵗ) to √ŝ; optax.adam's eps and eps_root are constants); use "
-                           "convention='torch' or 'optax' (plain SGD is the same in all)")
-    return optax.adam(lr, b1=hyper["beta1"], b2=hyper["beta2"], eps=hyper["epsilon"])
-
-
-def optimizer(opt, dtype: str) -> optax.GradientTransformation:
-    """The optax optimizer of an ``OptimizerSpec`` (see :func:`transform`)."""
-    return transform(opt.name, opt.convention, hyperparameters(opt, dtype))
-
-
-def _state_fields(opt) -> dict[str, tuple[str, int]]:
-    return _STATE_FIELDS[opt.name if opt.name in _STATE_FIELDS else (opt.name, opt.convention)]
-
 
 def to_jax(array: np.ndarray, shape: tuple[int, ...], dtype: str, what: str) -> jax.Array:
     """A JAX copy of a canonical-layout array, asserting its shape and dtype (no cast)."""
@@ -470,7 +401,7 @@ class JaxBackend(Backend):
         state = self.state
         slots = [{} for _ in self.params]
         if self.steps:
-            for ours, (theirs, sign) in _state_fields(self.spec.optimizer).items():
+            for ours, (theirs, sign) in state_fields(self.spec.optimizer).items():
                 buffers = optax.tree.get(state, theirs, None)
                 if buffers is None:                            # no momentum: no trace
                     continue
@@ -483,7 +414,7 @@ class JaxBackend(Backend):
         fresh = self.optax_optimizer.init(self.params)
         if state.t:
             values = {}
-            for ours, (theirs, sign) in _state_fields(self.spec.optimizer).items():
+            for ours, (theirs, sign) in state_fields(self.spec.optimizer).items():
                 if optax.tree.get(fresh, theirs, None) is None:
                     continue
                 arrays = [slot[ours] * sign if sign < 0 else slot[ours] for slot in state.slots]
