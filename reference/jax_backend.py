@@ -31,7 +31,8 @@ refused.
 
 Compilation: the activations, loss, λ, slope (:class:`Config`) and the optimizer's
 hyperparameters are runtime arguments of the jitted functions, and the stack's structure
-(``jax_layers.describe``: layer kinds and their settings, nothing about sizes) a static one, so
+(``jax_layers.describe``: layer kinds and their settings, nothing about sizes; and for a stack
+other than an MLP each layer's activation) a static one, so
 ``jax.jit`` keeps one executable per structure, shape and dtype, shared by every backend of that
 shape (every MLP of one depth has the same structure). The training step is two jitted calls —
 ``value_and_grad`` of the loss (the executable :meth:`JaxBackend.trace` uses, one per batch
@@ -123,9 +124,12 @@ _LOSS_BRANCHES = [functools.partial(_mean_loss, name) for name in LOSSES]
 
 
 def _activate(config: Config, layer: jax_layers.Layer, index: int, z):
-    """A_l = g_l(Z_l); Z_l itself for a kind without an activation (pooling, flatten)."""
+    """A_l = g_l(Z_l): the layer's fixed activation, else the config's; Z_l itself for a kind
+    without an activation (pooling, flatten)."""
     if layer.kind not in WITH_ACTIVATION:
         return z
+    if layer.activation is not None:
+        return ACTIVATION_FUNCTIONS[layer.activation](z, config.slope)
     return _choose(config.activations[index], _ACTIVATION_BRANCHES, z, config.slope)
 
 
