@@ -1,15 +1,20 @@
-"""The spec's model in JAX: ``jax.numpy`` / ``jax.nn`` layers, ``optax`` losses and optimizers,
-``jax.grad`` / ``jax.vjp`` for every gradient, and one ``jax.jit`` per function and model.
+"""The spec's model in JAX: ``jax.numpy`` / ``jax.nn`` / ``jax.lax`` layers
+(``reference.jax_layers``), ``optax`` losses and optimizers, ``jax.grad`` / ``jax.vjp`` for every
+gradient, and one ``jax.jit`` per function and model structure.
 
 Precision: ``jax.config.update("jax_enable_x64", True)`` runs once, when this module is imported
 (without it JAX silently makes every float64 array float32). It is process-wide; a float32
 model still runs in float32, since every array here is created in the spec's dtype and inputs
 of another dtype are refused (:func:`to_jax`), never cast.
 
-Layout: parameters stay in the canonical layout W_l (n_l, n_{l−1}), b_l (n_l,) — the dense entry
-of :data:`LAYERS` computes A_{l−1}·W_lᵀ + b_l itself — so the one hand-off, :func:`to_jax`, only
-asserts shape and dtype and copies. Dropout multiplies by the plan's masks; L2 adds
-(λ/2)·Σ_l ‖W_l‖² to the loss (weights only), like the NumPy engine.
+Layout: parameters stay in the canonical layout — dense W_l (n_l, n_{l−1}), conv2d W_l OIHW,
+BatchNorm/LayerNorm γ_l, β_l — and maps stay channels-first (m, C, H, W), which is how
+``reference.jax_layers`` computes (``lax.conv_general_dilated`` takes NCHW/OIHW as they are), so
+the one hand-off, :func:`to_jax`, only asserts shape and dtype and copies. Dropout multiplies by
+the plan's masks; L2 adds (λ/2)·Σ‖W_l‖² over the dense and conv2d kernels to the loss, like the
+NumPy engine. BatchNorm's running statistics are arrays beside the parameters: every pass in
+training mode computes the batch's statistics (and leaves the running ones alone); only
+:meth:`JaxBackend.train_step` stores the moved ones (``jax_layers.moved_statistics``).
 
 Gradients: the loss is written as a function of the parameters and of one zero "tap" added to
 every Z_l and A_l; ``jax.value_and_grad`` with respect to the taps gives dL/dZ_l and dL/dA_l
@@ -21,15 +26,19 @@ is ``where(z >= 0, …)``: its derivative at exactly z = 0 is 1 where the engine
 TensorFlow take s — a different convention, not rounding (with ``jax.nn.leaky_relu`` the suite's
 units-on-the-kink case fails: dZ_2 off by 0.61 relative). ReLU′(0) = 0 in all four.
 
-Optimizers: optax's own (:func:`transform`); the conventions it cannot express are refused.
+Optimizers: optax's own (``reference.jax_optimizers``); the conventions it cannot express are
+refused.
 
 Compilation: the activations, loss, λ, slope (:class:`Config`) and the optimizer's
-hyperparameters are runtime arguments of the jitted functions, so ``jax.jit`` keeps one
-executable per shape and dtype, shared by every backend of that shape. The training step is two
-jitted calls — ``value_and_grad`` of the loss (the executable :meth:`JaxBackend.trace` uses,
-one per batch shape) and the optax update (one per optimizer) — rather than one fused
-``jax.jit``: fused, every optimizer × batch shape compiles anew (~1 s each here), which the
-parity suite cannot afford; the arithmetic is the same.
+hyperparameters are runtime arguments of the jitted functions, and the stack's structure
+(``jax_layers.describe``: layer kinds and their settings, nothing about sizes; and for a stack
+other than an MLP each layer's activation) a static one, so
+``jax.jit`` keeps one executable per structure, shape and dtype, shared by every backend of that
+shape (every MLP of one depth has the same structure). The training step is two jitted calls —
+``value_and_grad`` of the loss (the executable :meth:`JaxBackend.trace` uses, one per batch
+shape) and the optax update (one per optimizer) — rather than one fused ``jax.jit``: fused,
+every optimizer × batch shape compiles anew (~1 s each here), which the parity suite cannot
+afford; the arithmetic is the same.
 """
 
 from __future__ import annotations
@@ -42,17 +51,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from reference import jax_layers
 from reference.backend_base import Backend
+from reference.jax_layers import KERNELS, WITH_ACTIVATION, WITH_PARAMETERS
+from reference.jax_optimizers import hyperparameters, optimizer, state_fields, transform
 from reference.optimizer_state import OptimizerState
 from scratch.errors import BackendError
-from scratch.optimizers import keras_scalar
 
 jax.config.update("jax_enable_x64", True)
 
-# The one table: each layer kind and activation of the spec → its JAX function.
-LAYERS = {
-    "dense": lambda a, w, b: a @ w.T + b,            # canonical W (n_out, n_in)
-    "dropout": lambda a, mask: a * mask,             # the plan's inverted-dropout mask
+# The one table of activations: each activation of the spec → its JAX function.
+ACTIVATION_FUNCTIONS = {
     "identity": lambda z, slope: z,
     "relu": lambda z, slope: jax.nn.relu(z),
     "leaky_relu": lambda z, slope: jnp.where(z > 0, z, slope * z),      # not jax.nn's: see above
@@ -69,76 +78,6 @@ LOSSES = {
     "mse": (optax.losses.squared_error, "outputs"),
 }
 
-# canonical slot (reference.optimizer_state) → (optax state field, sign), per (optimizer, convention)
-_STATE_FIELDS = {
-    "sgd": {},
-    "momentum": {"v": ("trace", 1)},
-    ("rmsprop", "torch"): {"s": ("nu", 1), "v": ("trace", 1)},
-    ("rmsprop", "keras"): {"s": ("nu", 1), "v": ("trace", -1)},   # optax's trace is −Keras's v
-    ("rmsprop", "optax"): {"s": ("nu", 1), "v": ("trace", 1)},
-    "adam": {"m": ("mu", 1), "s": ("nu", 1)},
-}
-
-
-def hyperparameters(opt, dtype: str) -> dict[str, float]:
-    """The optimizer's hyperparameters as Python floats. Passed to a jitted step they are weakly
-    typed, so each operation rounds them to the parameters' dtype exactly as optax does with the
-    literals of ``optax.adam(0.01)`` — and one executable serves every value (recompiling for
-    each learning rate would dominate the suite's time). Keras rounds μ to float32 (see
-    ``scratch.optimizers.keras_scalar``); its convention does so here."""
-    hyper = {"learning_rate": opt.learning_rate}
-    if opt.name == "momentum":
-        keras = opt.convention == "keras"
-        hyper["momentum"] = float(keras_scalar(opt.momentum, dtype)) if keras else opt.momentum
-    elif opt.name == "rmsprop":
-        hyper.update(rho=opt.rho, epsilon=opt.epsilon, **({"momentum": opt.momentum} if opt.momentum else {}))
-    elif opt.name == "adam":
-        hyper.update(beta1=opt.beta1, beta2=opt.beta2, epsilon=opt.epsilon)
-    return hyper
-
-
-def transform(name: str, convention: str, hyper: dict) -> optax.GradientTransformation:
-    """The spec's optimizer from optax's own pieces (formulas: ``scratch.optimizers``).
-
-    torch:  SGD, momentum = ``optax.sgd``; RMSprop = ``scale_by_rms(eps_in_sqrt=False)`` with the
-            momentum ``trace`` before the learning rate (torch's buffer); Adam = ``optax.adam``
-            (ε added to √ŝ, ``eps_root=0``).
-    keras:  momentum = ``chain(scale(−η), trace(μ))`` (Keras's v ← μ·v − η·g); RMSprop =
-            ``optax.rmsprop(eps_in_sqrt=True)``. Keras's Adam adds ε to √s, i.e. ε/√(1 − β₂ᵗ)
-            to √ŝ — a step-dependent ε that neither ``eps`` nor ``eps_root`` can express: refused.
-    optax:  ``optax.sgd``, ``optax.sgd(momentum=μ)``, ``optax.rmsprop``, ``optax.adam`` as they are.
-    """
-    lr, momentum = hyper["learning_rate"], hyper.get("momentum")
-    if name == "sgd":
-        return optax.sgd(lr)
-    if name == "momentum":
-        if convention == "keras":
-            return optax.chain(optax.scale(-lr), optax.trace(decay=momentum))
-        return optax.sgd(lr, momentum=momentum)
-    if name == "rmsprop":
-        if convention == "torch":
-            rms = optax.scale_by_rms(decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=False)
-            return optax.chain(rms,
-                               optax.identity() if momentum is None else optax.trace(decay=momentum),
-                               optax.scale_by_learning_rate(lr))
-        return optax.rmsprop(lr, decay=hyper["rho"], eps=hyper["epsilon"], eps_in_sqrt=True,
-                             momentum=momentum)
-    if convention == "keras":
-        raise BackendError("jax backend: optax has no keras-convention 'adam' (Keras adds ε to √s, i.e. "
-                           "ε/√(1 − β₂ᵗ) to √ŝ; optax.adam's eps and eps_root are constants); use "
-                           "convention='torch' or 'optax' (plain SGD is the same in all)")
-    return optax.adam(lr, b1=hyper["beta1"], b2=hyper["beta2"], eps=hyper["epsilon"])
-
-
-def optimizer(opt, dtype: str) -> optax.GradientTransformation:
-    """The optax optimizer of an ``OptimizerSpec`` (see :func:`transform`)."""
-    return transform(opt.name, opt.convention, hyperparameters(opt, dtype))
-
-
-def _state_fields(opt) -> dict[str, tuple[str, int]]:
-    return _STATE_FIELDS[opt.name if opt.name in _STATE_FIELDS else (opt.name, opt.convention)]
-
-
 def to_jax(array: np.ndarray, shape: tuple[int, ...], dtype: str, what: str) -> jax.Array:
     """A JAX copy of a canonical-layout array, asserting its shape and dtype (no cast)."""
     array = np.asarray(array)
@@ -149,7 +88,7 @@ def to_jax(array: np.ndarray, shape: tuple[int, ...], dtype: str, what: str) -> 
     return jax.device_put(np.array(array, copy=True))      # a private copy; no compiled op
 
 
-ACTIVATIONS = tuple(name for name in LAYERS if name not in ("dense", "dropout"))
+ACTIVATIONS = tuple(ACTIVATION_FUNCTIONS)
 
 
 class Config(NamedTuple):
@@ -157,7 +96,7 @@ class Config(NamedTuple):
     so one compiled function serves every activation, loss, λ and slope of a shape; as Python
     numbers (the public hooks, ``explain``) only the chosen table entries are traced."""
 
-    activations: object          # each layer's index into ACTIVATIONS: int32 (L,) or a tuple
+    activations: object          # each numbered layer's index into ACTIVATIONS: int32 (L,) or a tuple
     loss: object                 # index into LOSSES
     slope: object                # the leaky-ReLU slope
     l2: object                   # λ
@@ -180,44 +119,73 @@ def _mean_loss(name, z_out, a_out, targets):
     return jnp.mean(function(z_out if reads == "logits" else a_out, targets))
 
 
-_ACTIVATION_BRANCHES = [LAYERS[name] for name in ACTIVATIONS]
+_ACTIVATION_BRANCHES = list(ACTIVATION_FUNCTIONS.values())
 _LOSS_BRANCHES = [functools.partial(_mean_loss, name) for name in LOSSES]
 
 
-def _activate(config: Config, index: int, z):
+def _activate(config: Config, layer: jax_layers.Layer, index: int, z):
+    """A_l = g_l(Z_l): the layer's fixed activation, else the config's; Z_l itself for a kind
+    without an activation (pooling, flatten)."""
+    if layer.kind not in WITH_ACTIVATION:
+        return z
+    if layer.activation is not None:
+        return ACTIVATION_FUNCTIONS[layer.activation](z, config.slope)
     return _choose(config.activations[index], _ACTIVATION_BRANCHES, z, config.slope)
 
 
-def _forward(config: Config, params, x, masks, taps=None):
-    """(Z_1..Z_L, A_1..A_L); ``masks`` one per hidden layer (or None); ``taps`` = (zeros like every
-    Z, zeros like every A), added so that the loss can be differentiated with respect to them."""
-    a, zs, activations = x, [], []
-    last = len(params) // 2 - 1
-    for index in range(last + 1):
-        z = LAYERS["dense"](a, params[2 * index], params[2 * index + 1])
+def _split(structure, params) -> list[tuple]:
+    """``params`` [W, b, …] (the layers with parameters) as one tuple per numbered layer: (W_l, b_l) or ()."""
+    pairs, position = [], 0
+    for layer in structure:
+        if layer.kind in WITH_PARAMETERS:
+            pairs.append((params[position], params[position + 1]))
+            position += 2
+        else:
+            pairs.append(())
+    return pairs
+
+
+def _kernels(structure, params) -> list:
+    """The W_l that L2 penalizes: dense and conv2d kernels."""
+    return [pair[0] for layer, pair in zip(structure, _split(structure, params), strict=True)
+            if layer.kind in KERNELS]
+
+
+def _forward(config: Config, structure, params, x, masks, taps=None, running=None):
+    """(Z_1..Z_L, A_1..A_L, the batch's (μ, σ², values per channel) of every batch_norm layer).
+    ``masks`` one per hidden layer (or None); ``taps`` = (zeros like every Z, zeros like every A),
+    added so that the loss can be differentiated with respect to them; ``running`` the running
+    (mean, variance) of every batch_norm layer: inference mode (None: training mode)."""
+    a, zs, activations, batch = x, [], [], []
+    last = len(structure) - 1
+    for index, (layer, parameters) in enumerate(zip(structure, _split(structure, params), strict=True)):
+        statistics = None if running is None or layer.kind != "batch_norm" else running[len(batch)]
+        z, moments = jax_layers.apply(layer, parameters, a, statistics)
+        if layer.kind == "batch_norm":
+            batch.append(None if moments is None else (*moments, a.size // a.shape[1]))
         if taps is not None:
             z = z + taps[0][index]
-        a = _activate(config, index, z)
+        a = _activate(config, layer, index, z)
         if masks is not None and index < last and masks[index] is not None:
-            a = LAYERS["dropout"](a, masks[index])
+            a = a * masks[index]                               # the plan's inverted-dropout mask
         if taps is not None:
             a = a + taps[1][index]
         zs.append(z)
         activations.append(a)
-    return zs, activations
+    return zs, activations, batch
 
 
-def _penalty(config: Config, weights):
+def _penalty(config: Config, kernels):
     """(λ/2)·Σ‖W‖²; with a runtime λ = 0 it adds exactly 0 to the loss and 0·W to dW."""
-    return 0.5 * config.l2 * sum(jnp.sum(w ** 2) for w in weights)
+    return 0.5 * config.l2 * sum(jnp.sum(w ** 2) for w in kernels)
 
 
-def _loss(config: Config, params, z_out, a_out, targets):
-    """Mean batch loss, read from the logits or the outputs, plus the L2 penalty of ``params``."""
+def _loss(config: Config, kernels, z_out, a_out, targets):
+    """Mean batch loss, read from the logits or the outputs, plus the L2 penalty of ``kernels``."""
     data_loss = _choose(config.loss, _LOSS_BRANCHES, z_out, a_out, targets)
     if isinstance(config.l2, float) and not config.l2:
         return data_loss
-    return data_loss + _penalty(config, params[0::2])
+    return data_loss + _penalty(config, kernels)
 
 
 # XLA's CPU backend at LLVM optimization level 0, without its expensive LLVM passes, compiles
@@ -227,42 +195,60 @@ _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_le
                                                     "xla_llvm_disable_expensive_passes": True})
 
 
-def _traced(params, config, x, targets, masks):
+def _traced(params, running, config, x, targets, masks, *, structure, shapes):
+    """(loss, Z's, A's, dL/dparams, (dL/dZ's, dL/dA's), the running statistics a training step
+    on this batch would store); ``shapes`` the per-sample shapes of A_1..A_L."""
     def total(params, taps):
-        zs, activations = _forward(config, params, x, masks, taps)
-        return _loss(config, params, zs[-1], activations[-1], targets), (zs, activations)
+        zs, activations, batch = _forward(config, structure, params, x, masks, taps)
+        loss = _loss(config, _kernels(structure, params), zs[-1], activations[-1], targets)
+        return loss, (zs, activations, batch)
 
-    widths = [w.shape[0] for w in params[0::2]]
-    taps = tuple([jnp.zeros((x.shape[0], n), x.dtype) for n in widths] for _ in range(2))
-    (loss, (zs, activations)), (dparams, dtaps) = jax.value_and_grad(
+    taps = tuple([jnp.zeros((x.shape[0], *shape), x.dtype) for shape in shapes] for _ in range(2))
+    (loss, (zs, activations, batch)), (dparams, dtaps) = jax.value_and_grad(
         total, argnums=(0, 1), has_aux=True)(params, taps)
-    return loss, zs, activations, dparams, dtaps
+    norms = [layer for layer in structure if layer.kind == "batch_norm"]
+    moved = [jax_layers.moved_statistics(layer, old, (mean, variance), count)
+             for layer, old, (mean, variance, count) in zip(norms, running, batch, strict=True)]
+    return loss, zs, activations, dparams, dtaps, moved
 
 
-# one executable per batch shape serves :meth:`JaxBackend.trace`, ``gradients`` and ``train_step``
-# (the taps' gradients cost little next to a second compilation)
-_compiled_trace = _jit(_traced)
+# one executable per structure and batch shape serves :meth:`JaxBackend.trace`, ``gradients`` and
+# ``train_step`` (the taps' gradients cost little next to a second compilation)
+_compiled_trace = _jit(_traced, static_argnames=("structure", "shapes"))
 
 
-def _layer_pass(config, index, output, a_prev, w, b, upstream, mask):
-    """Layer ``index`` (0-based) alone: Z, A and, by ``jax.vjp``, dZ, dW, db, dA_prev; ``upstream``
-    is dA_l for a hidden layer (the penalty's cotangent is 1), the targets at the output."""
-    def scalar(a_prev, w, b, tap):
-        z = LAYERS["dense"](a_prev, w, b) + tap
-        a = _activate(config, index, z)
-        a = a if mask is None else LAYERS["dropout"](a, mask)
+def _layer_pass(config, index, a_prev, parameters, upstream, mask, *, layer, output, shape):
+    """Numbered layer ``index`` (0-based) alone, in training mode: Z, A and, by ``jax.vjp``, dZ,
+    dA_prev and (a layer with parameters) dW, db; ``upstream`` is dA_l for a hidden layer (the
+    penalty's cotangent is 1), the targets at the output; ``shape`` Z's per-sample shape."""
+    def scalar(a_prev, parameters, tap):
+        z = jax_layers.apply(layer, parameters, a_prev)[0] + tap
+        a = _activate(config, layer, index, z)
+        a = a if mask is None else a * mask
+        kernels = parameters[:1] if layer.kind in KERNELS else ()
         if output:
-            return _loss(config, [w], z, a, upstream), (z, a)
-        return (a, _penalty(config, [w])), (z, a)
+            return _loss(config, kernels, z, a, upstream), (z, a)
+        return (a, _penalty(config, kernels)), (z, a)
 
-    tap = jnp.zeros((a_prev.shape[0], w.shape[0]), a_prev.dtype)
-    out, pullback, (z, a) = jax.vjp(scalar, a_prev, w, b, tap, has_aux=True)
+    tap = jnp.zeros((a_prev.shape[0], *shape), a_prev.dtype)
+    out, pullback, (z, a) = jax.vjp(scalar, a_prev, parameters, tap, has_aux=True)
     cotangent = jnp.ones_like(out) if output else (upstream, jnp.ones_like(out[1]))
-    da_prev, dw, db, dz = pullback(cotangent)
-    return {"Z": z, "A": a, "dZ": dz, "dW": dw, "db": db, "dA_prev": da_prev}
+    da_prev, dparameters, dz = pullback(cotangent)
+    result = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
+    if parameters:
+        result["dW"], result["db"] = dparameters
+    return result
 
 
-_compiled_layer = _jit(_layer_pass, static_argnames="output")
+_compiled_layer = _jit(_layer_pass, static_argnames=("layer", "output", "shape"))
+
+
+def _inference(params, running, config, x, *, structure):
+    """A_L without dropout, BatchNorm normalizing by its running statistics."""
+    return _forward(config, structure, params, x, None, None, running)[1][-1]
+
+
+_compiled_inference = _jit(_inference, static_argnames="structure")
 
 
 @functools.cache
@@ -280,46 +266,66 @@ def _compiled_update(name: str, convention: str):
 class JaxBackend(Backend):
     name = "jax"
 
-    def __init__(self, spec, weights, biases):
+    def __init__(self, spec, weights, biases, statistics=None):
         super().__init__(spec)
-        names = spec.activations                              # one per dense layer, the output's last
-        self.choices = Config(tuple(ACTIVATIONS.index(name) for name in names), list(LOSSES).index(spec.loss),
-                              spec.leaky_relu_slope, spec.l2)
+        self.structure = jax_layers.describe(spec)
+        self.choices = Config(tuple(ACTIVATIONS.index(name) for name in spec.activations),
+                              list(LOSSES).index(spec.loss), spec.leaky_relu_slope, spec.l2)
         self.config = Config(jnp.asarray(self.choices.activations, jnp.int32),
                              jnp.asarray(self.choices.loss, jnp.int32),
                              jnp.asarray(spec.leaky_relu_slope, spec.dtype), jnp.asarray(spec.l2, spec.dtype))
         self.params = self._canonical_to_jax(weights, biases)
+        self.running = self._running(statistics)
         self.hyper = hyperparameters(spec.optimizer, spec.dtype)
         self.steps = 0
         self._state = None                   # optax's state, built on first use (see optimizer)
 
     def _canonical_to_jax(self, weights, biases) -> list:
-        """[W_1, b_1, …] as JAX arrays: the one conversion, shapes and dtype asserted."""
-        sizes, dtype = self.spec.layer_sizes, self.spec.dtype
-        if len(weights) != self.spec.n_layers or len(biases) != self.spec.n_layers:
-            raise BackendError(f"jax backend: expected {self.spec.n_layers} weights and biases, "
+        """[W_l, b_l, …] of every layer with parameters as JAX arrays: the one conversion, shapes
+        and dtype asserted (the canonical layouts are JAX's own here)."""
+        layers, shapes, dtype = self.spec.parameter_layers, self.spec.parameter_shapes, self.spec.dtype
+        if len(weights) != len(layers) or len(biases) != len(layers):
+            raise BackendError(f"jax backend: expected {len(layers)} weights and biases, "
                                f"got {len(weights)} and {len(biases)}")
         params = []
-        for layer, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
-            params.append(to_jax(w, (sizes[layer], sizes[layer - 1]), dtype, f"W{layer}"))
-            params.append(to_jax(b, (sizes[layer],), dtype, f"b{layer}"))
+        for layer, w, b, (w_shape, b_shape) in zip(layers, weights, biases, shapes, strict=True):
+            params.append(to_jax(w, w_shape, dtype, f"W{layer}"))
+            params.append(to_jax(b, b_shape, dtype, f"b{layer}"))
         return params
+
+    def _running(self, statistics) -> list:
+        """The running (mean, variance) of every batch_norm layer as JAX arrays (0 and 1 if none)."""
+        layers, dtype = self.spec.statistics_layers, self.spec.dtype
+        if statistics is None:
+            statistics = [(np.zeros(self.spec.layer_shapes[layer][0], dtype),
+                           np.ones(self.spec.layer_shapes[layer][0], dtype)) for layer in layers]
+        if len(statistics) != len(layers):
+            raise BackendError(f"jax backend: expected running statistics for {len(layers)} batch_norm "
+                               f"layer(s), got {len(statistics)}")
+        return [tuple(to_jax(v, (self.spec.layer_shapes[layer][0],), dtype, f"running {what} {layer}")
+                      for v, what in zip(pair, ("mean", "variance"), strict=True))
+                for layer, pair in zip(layers, statistics, strict=True)]
 
     def _batch(self, x, targets=None, masks=None, compiled=True):
         """Inputs as JAX arrays, shapes and dtype asserted; for a compiled function, absent masks
         become masks of ones (A·1 = A exactly), so that one executable serves both."""
-        dtype, sizes, m = self.spec.dtype, self.spec.layer_sizes, np.shape(x)[0]
-        x = to_jax(x, (m, sizes[0]), dtype, "x")
+        dtype, shapes, m = self.spec.dtype, self.spec.layer_shapes, np.shape(x)[0]
+        x = to_jax(x, (m, *shapes[0]), dtype, "x")
         if targets is not None:
-            targets = to_jax(targets, (m, sizes[-1]), dtype, "targets")
+            targets = to_jax(targets, (m, *shapes[-1]), dtype, "targets")
         if masks is None and not compiled:
             return x, targets, None
         arrays = []                          # one per hidden layer; None: that layer does not drop
-        for layer, mask in enumerate([None] * (len(sizes) - 2) if masks is None else masks, start=1):
+        for layer, mask in enumerate([None] * (len(shapes) - 2) if masks is None else masks, start=1):
             if mask is None and compiled:
-                mask = np.ones((m, sizes[layer]), dtype)
-            arrays.append(None if mask is None else to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}"))
+                mask = np.ones((m, *shapes[layer]), dtype)
+            arrays.append(None if mask is None else to_jax(mask, (m, *shapes[layer]), dtype, f"mask {layer}"))
         return x, targets, arrays
+
+    def _trace(self, x, targets, masks):
+        x, targets, masks = self._batch(x, targets, masks)
+        return _compiled_trace(self.params, self.running, self.config, x, targets, masks,
+                               structure=self.structure, shapes=self.spec.layer_shapes[1:])
 
     @property
     def optax_optimizer(self) -> optax.GradientTransformation:
@@ -335,56 +341,57 @@ class JaxBackend(Backend):
     # -- public hooks -----------------------------------------------------------------------
 
     def forward(self, x, masks=None, params=None, taps=None):
-        """(Z_1..Z_L, A_1..A_L) as JAX arrays. ``params`` (default: the backend's own) lets a JAX
-        transformation (``jax.grad``, ``jax.make_jaxpr``) trace through it; ``taps`` (zeros like
-        every Z, like every A) are added to them, so that one can differentiate with respect to
-        each Z_l and A_l (as :meth:`trace` does)."""
+        """(Z_1..Z_L, A_1..A_L) as JAX arrays, BatchNorm in training mode. ``params`` (default: the
+        backend's own) lets a JAX transformation (``jax.grad``, ``jax.make_jaxpr``) trace through
+        it; ``taps`` (zeros like every Z, like every A) are added to them, so that one can
+        differentiate with respect to each Z_l and A_l (as :meth:`trace` does)."""
         x, _, masks = self._batch(x, None, masks, compiled=False)
-        return _forward(self.choices, self.params if params is None else params, x, masks, taps)
+        params = self.params if params is None else params
+        zs, activations, _ = _forward(self.choices, self.structure, params, x, masks, taps)
+        return zs, activations
 
     def loss(self, z_out, a_out, targets, params=None):
-        """The loss (a JAX scalar) from Z_L and A_L, with the L2 penalty of ``params``."""
+        """The loss (a JAX scalar) from Z_L and A_L, with the L2 penalty of ``params``' kernels."""
         targets = to_jax(targets, tuple(np.shape(z_out)), self.spec.dtype, "targets")
-        return _loss(self.choices, self.params if params is None else params, z_out, a_out, targets)
+        kernels = _kernels(self.structure, self.params if params is None else params)
+        return _loss(self.choices, kernels, z_out, a_out, targets)
 
     def gradients(self, x, targets, masks=None):
-        x, targets, masks = self._batch(x, targets, masks)
-        _, _, _, grads, _ = _compiled_trace(self.params, self.config, x, targets, masks)
-        return [np.array(g) for g in grads]
+        return [np.array(g) for g in self._trace(x, targets, masks)[3]]
 
     def trace(self, x, targets, masks=None):
-        x, targets, masks = self._batch(x, targets, masks)
-        loss, zs, activations, dparams, (dzs, das) = _compiled_trace(
-            self.params, self.config, x, targets, masks)
+        loss, zs, activations, dparams, (dzs, das), _ = self._trace(x, targets, masks)
         out = {"loss": np.array(loss)}
         reads_outputs = LOSSES[self.spec.loss][1] == "outputs"
+        for position, layer in enumerate(self.spec.parameter_layers):
+            out[f"dW{layer}"] = np.array(dparams[2 * position])
+            out[f"db{layer}"] = np.array(dparams[2 * position + 1])
         for layer in range(1, self.spec.n_layers + 1):
             out[f"Z{layer}"] = np.array(zs[layer - 1])
             out[f"A{layer}"] = np.array(activations[layer - 1])
-            out[f"dW{layer}"] = np.array(dparams[2 * layer - 2])
-            out[f"db{layer}"] = np.array(dparams[2 * layer - 1])
             out[f"dZ{layer}"] = np.array(dzs[layer - 1])
             if layer < self.spec.n_layers or reads_outputs:
                 out[f"dA{layer}"] = np.array(das[layer - 1])
         return out
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
-        sizes, dtype, m = self.spec.layer_sizes, self.spec.dtype, np.shape(a_prev)[0]
-        a_prev = to_jax(a_prev, (m, sizes[layer - 1]), dtype, f"A{layer - 1}")
-        upstream = to_jax(upstream, (m, sizes[layer]), dtype, f"upstream of layer {layer}")
+        shapes, dtype, m = self.spec.layer_shapes, self.spec.dtype, np.shape(a_prev)[0]
+        a_prev = to_jax(a_prev, (m, *shapes[layer - 1]), dtype, f"A{layer - 1}")
+        upstream = to_jax(upstream, (m, *shapes[layer]), dtype, f"upstream of layer {layer}")
         output = layer == self.spec.n_layers
         if mask is None and not output:
-            mask = np.ones((m, sizes[layer]), dtype)              # one executable with and without
-        mask = None if mask is None else to_jax(mask, (m, sizes[layer]), dtype, f"mask {layer}")
-        out = _compiled_layer(self.config, layer - 1, output, a_prev,
-                              self.params[2 * layer - 2], self.params[2 * layer - 1], upstream, mask)
+            mask = np.ones((m, *shapes[layer]), dtype)            # one executable with and without
+        mask = None if mask is None else to_jax(mask, (m, *shapes[layer]), dtype, f"mask {layer}")
+        parameters = _split(self.structure, self.params)[layer - 1]
+        out = _compiled_layer(self.config, layer - 1, a_prev, parameters, upstream, mask,
+                              layer=self.structure[layer - 1], output=output, shape=shapes[layer])
         return {key: np.array(value) for key, value in out.items()}
 
     def train_step(self, x, targets, masks=None):
-        x, targets, masks = self._batch(x, targets, masks)
-        loss, _, _, grads, _ = _compiled_trace(self.params, self.config, x, targets, masks)
+        loss, _, _, grads, _, moved = self._trace(x, targets, masks)
         update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
         self.params, self._state = update(self.params, self.state, self.hyper, grads)
+        self.running = moved
         self.steps += 1
         return float(loss)
 
@@ -398,7 +405,7 @@ class JaxBackend(Backend):
         state = self.state
         slots = [{} for _ in self.params]
         if self.steps:
-            for ours, (theirs, sign) in _state_fields(self.spec.optimizer).items():
+            for ours, (theirs, sign) in state_fields(self.spec.optimizer).items():
                 buffers = optax.tree.get(state, theirs, None)
                 if buffers is None:                            # no momentum: no trace
                     continue
@@ -411,7 +418,7 @@ class JaxBackend(Backend):
         fresh = self.optax_optimizer.init(self.params)
         if state.t:
             values = {}
-            for ours, (theirs, sign) in _state_fields(self.spec.optimizer).items():
+            for ours, (theirs, sign) in state_fields(self.spec.optimizer).items():
                 if optax.tree.get(fresh, theirs, None) is None:
                     continue
                 arrays = [slot[ours] * sign if sign < 0 else slot[ours] for slot in state.slots]
@@ -425,3 +432,11 @@ class JaxBackend(Backend):
     def parameters(self):
         arrays = [np.array(p) for p in self.params]
         return arrays[0::2], arrays[1::2]
+
+    def statistics(self):
+        return [(np.array(mean), np.array(variance)) for mean, variance in self.running]
+
+    def inference(self, x):
+        x, _, _ = self._batch(x, compiled=False)
+        a_out = _compiled_inference(self.params, self.running, self.config, x, structure=self.structure)
+        return np.array(a_out)

@@ -44,7 +44,7 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     closed = jax.make_jaxpr(backward)(params, taps, np.ones((), backend.spec.dtype))
     jaxpr = closed.jaxpr
     n = len(zs)
-    names = ([f"{kind}{layer}" for layer in range(1, n + 1) for kind in ("dW", "db")]
+    names = ([f"{kind}{layer}" for layer in backend.spec.parameter_layers for kind in ("dW", "db")]
              + [f"dZ{layer}" for layer in range(1, n + 1)] + [f"dA{layer}" for layer in range(1, n + 1)])
     seed = jaxpr.invars[-1]
     producer, backward_eqns = {}, set()

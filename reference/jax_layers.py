@@ -1,0 +1,160 @@
+"""The spec's layers in JAX, channels-first: one function per layer kind, from ``jax.numpy``,
+``jax.nn`` and ``jax.lax`` (formulas: ``scratch.layers``; gradients: JAX's own autodiff).
+
+A spec's stack becomes a tuple of :class:`Layer` (kind and settings, plain hashable values): the
+static structure every jitted function of ``reference.jax_backend`` is compiled for. An MLP of L
+layers is L × ``Layer("dense")`` whatever its sizes and activations (chosen at run time), so MLPs
+of one depth still share executables; any other stack also fixes each layer's activation, since
+its executable is its own anyway and one activation compiles ~40 % faster than the runtime
+choice among all of them (measured here: ~4.3 → ~2.8 s to compile the LeNet-like trace of the conv suite).
+
+* dense       A_{l−1}·W_lᵀ + b_l, W_l kept in the canonical (n_l, n_{l−1}).
+* conv2d      ``lax.conv_general_dilated`` on NCHW inputs with the canonical OIHW kernel
+              (dimension numbers ("NCHW", "OIHW", "NCHW"): no transpose), + b per channel.
+              Padding: "valid"/"same" are handed to JAX as its own "VALID"/"SAME" — JAX's
+              ``lax.padtype_to_pads`` splits the total padding of the dilated kernel with the odd
+              row/column at the bottom/right, TensorFlow's split, so the engine's
+              ``padding_amounts`` is checked against JAX's rule, not copied into it; explicit
+              (top, bottom, left, right) become ((top, bottom), (left, right)).
+* max/avg     ``lax.reduce_window`` with ``lax.max`` (from −∞) or ``lax.add`` (then ÷ p_h·p_w),
+  pooling     "VALID". JAX differentiates the max by ``select_and_scatter_add`` with ``ge``: the
+              gradient of a window goes to its FIRST maximum in row-major order, the engine's
+              and torch's choice (asserted on ties by ``parity_tests/frameworks/test_jax_max_pool_ties.py``).
+* global avg  ``jnp.mean`` over (H, W).
+* flatten     a reshape of (m, C, H, W) (channels_first), or of its (m, H, W, C) transpose.
+* batch_norm  ``jax.nn.standardize`` with the batch's mean and biased variance (``jnp.var``, two
+              passes) in training, the running ones in inference; then γ·x̂ + β per channel.
+              JAX has no stateful layer: the running update ρ·old + (1 − ρ)·new, with the new
+              variance unbiased (·n/(n − 1)) or biased as the spec says, is :func:`moved_statistics`.
+* layer_norm  ``jax.nn.standardize(algorithm="stable")`` over the features, then γ·x̂ + β.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from scratch.errors import BackendError
+
+WITH_PARAMETERS = ("dense", "conv2d", "batch_norm", "layer_norm")
+KERNELS = ("dense", "conv2d")                    # the weights L2 penalizes
+WITH_ACTIVATION = ("dense", "conv2d", "batch_norm", "layer_norm")
+
+
+class Layer(NamedTuple):
+    """One numbered layer as the compiled functions see it: ``kind`` and its settings."""
+
+    kind: str
+    options: tuple = ()
+    activation: str | None = None        # g_l fixed at compile time; None: the runtime choice
+
+
+def describe(spec) -> tuple[Layer, ...]:
+    """The static structure of ``spec``: a :class:`Layer` per numbered layer (with its
+    activation, unless ``spec`` is an MLP)."""
+    layers = tuple(_describe(layer) for layer in spec.numbered_layers)
+    if spec.is_mlp:
+        return layers
+    return tuple(layer._replace(activation=name) if layer.kind in WITH_ACTIVATION else layer
+                 for layer, name in zip(layers, spec.activations, strict=True))
+
+
+def _describe(layer) -> Layer:
+    kind = layer.kind
+    if kind == "conv2d":
+        padding = (layer.padding.upper() if isinstance(layer.padding, str)
+                   else (tuple(layer.padding[:2]), tuple(layer.padding[2:])))
+        return Layer(kind, (layer.strides, padding, layer.dilation))
+    if kind in ("max_pool2d", "avg_pool2d"):
+        return Layer(kind, (tuple(layer.pool_size), layer.strides))
+    if kind == "flatten":
+        return Layer(kind, (layer.order,))
+    if kind == "batch_norm":
+        return Layer(kind, (layer.decay, layer.epsilon, layer.running_variance == "unbiased"))
+    if kind == "layer_norm":
+        return Layer(kind, (layer.epsilon,))
+    if kind in ("dense", "global_avg_pool2d"):
+        return Layer(kind)
+    raise BackendError(f"jax backend: no JAX layer for kind {kind!r}")
+
+
+def _per_channel(v, ndim: int):
+    """(C,) → broadcastable against (m, C) or (m, C, H, W)."""
+    return v if ndim == 2 else v[:, None, None]
+
+
+def _channel_axes(a) -> tuple[int, ...]:
+    return (0,) if a.ndim == 2 else (0, 2, 3)
+
+
+def conv2d(a, w, b, strides: int, padding, dilation: int):
+    z = lax.conv_general_dilated(a, w, (strides, strides), padding, rhs_dilation=(dilation, dilation),
+                                 dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=lax.Precision.HIGHEST)
+    return z + b[None, :, None, None]
+
+
+def pool2d(a, kind: str, pool: tuple[int, int], strides: int):
+    window, step = (1, 1, *pool), (1, 1, strides, strides)
+    if kind == "max_pool2d":
+        return lax.reduce_window(a, -jnp.inf, lax.max, window, step, "VALID")
+    return lax.reduce_window(a, 0.0, lax.add, window, step, "VALID") / (pool[0] * pool[1])
+
+
+def flatten(a, order: str):
+    if order == "channels_last":
+        a = jnp.transpose(a, (0, 2, 3, 1))                 # (m, H, W, C)
+    return a.reshape(a.shape[0], -1)
+
+
+def batch_norm(a, gamma, beta, epsilon: float, statistics=None):
+    """(Z, (μ, σ²) of the batch) in training (``statistics`` None), (Z, None) with the running
+    (mean, variance) given."""
+    axes = _channel_axes(a)
+    if statistics is None:
+        mean, variance = jnp.mean(a, axes), jnp.var(a, axes)           # (C,), biased
+        batch = (mean, variance)
+    else:
+        (mean, variance), batch = statistics, None
+    x_hat = jax.nn.standardize(a, axes, mean=jnp.expand_dims(mean, axes),
+                               variance=jnp.expand_dims(variance, axes), epsilon=epsilon)
+    return _per_channel(gamma, a.ndim) * x_hat + _per_channel(beta, a.ndim), batch
+
+
+def layer_norm(a, gamma, beta, epsilon: float):
+    return gamma * jax.nn.standardize(a, 1, epsilon=epsilon, algorithm="stable") + beta
+
+
+def apply(layer: Layer, parameters: tuple, a, statistics=None):
+    """(Z_l, the batch's (μ, σ²) for a batch_norm layer in training, else None) of ``layer`` on
+    A_{l−1}; ``parameters`` (W_l, b_l) or (); ``statistics`` a batch_norm layer's running (mean,
+    variance) for inference mode (None: training mode)."""
+    kind, options = layer.kind, layer.options
+    if kind == "dense":
+        w, b = parameters
+        return a @ w.T + b, None                           # canonical W (n_out, n_in)
+    if kind == "conv2d":
+        return conv2d(a, *parameters, *options), None
+    if kind in ("max_pool2d", "avg_pool2d"):
+        return pool2d(a, kind, *options), None
+    if kind == "global_avg_pool2d":
+        return jnp.mean(a, axis=(2, 3)), None
+    if kind == "flatten":
+        return flatten(a, *options), None
+    if kind == "batch_norm":
+        return batch_norm(a, *parameters, options[1], statistics)
+    return layer_norm(a, *parameters, *options), None
+
+
+def moved_statistics(layer: Layer, running, batch, count: int):
+    """The running (mean, variance) after one training step, from the batch's (μ, σ²) over
+    ``count`` values per channel: ρ·old + (1 − ρ)·new, the stored variance σ²·n/(n − 1)
+    (unbiased) or σ² (biased); ρ and 1 − ρ rounded to the dtype as the engine rounds them."""
+    decay, _, unbiased = layer.options
+    (old_mean, old_variance), (mean, variance) = running, batch
+    if unbiased and count > 1:
+        variance = variance * (count / (count - 1))
+    rho = jnp.asarray(decay, mean.dtype)
+    return rho * old_mean + (1 - rho) * mean, rho * old_variance + (1 - rho) * variance
