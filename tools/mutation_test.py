@@ -52,12 +52,14 @@ SUBSET = [
     "parity_tests/numpy_only/test_conv_layer.py",
     "parity_tests/numpy_only/test_pooling_layers.py",
     "parity_tests/numpy_only/test_normalization_layers.py",
+    "parity_tests/numpy_only/test_layer_stack.py",
     "parity_tests/frameworks/test_checker_localization.py",
     "parity_tests/frameworks/test_forward_gradients.py",
     "parity_tests/frameworks/test_training_curves.py",
     "parity_tests/frameworks/test_hyperparameters.py",
     "parity_tests/frameworks/test_numerical_extremes.py",
     "parity_tests/frameworks/test_handoff_determinism.py",
+    "parity_tests/frameworks/test_conv_parity.py",
 ]
 FAILED_LINE = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
