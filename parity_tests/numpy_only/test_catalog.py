@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reports.cli import train as cli_train
@@ -26,7 +27,8 @@ def test_every_entry_builds_a_fresh_valid_spec_for_its_dataset():
         spec = model.spec()
         assert isinstance(spec, ModelSpec) and spec == model.spec()
         assert model.dataset in catalog.DATASETS, name
-        assert (spec.layer_sizes[0], spec.layer_sizes[-1]) == features[model.dataset], name
+        n_in = int(np.prod(spec.input_shape))
+        assert (n_in, spec.layer_shapes[-1][0]) == features[model.dataset], name
         assert "\n" not in model.description, f"{name}: the description is one line"
         if model.variant is not None:
             assert model.variant in VARIANTS, name

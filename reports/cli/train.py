@@ -429,7 +429,7 @@ def describe_spec(spec) -> str:
 
 
 def _architecture(spec) -> str:
-    """``784-64-32-10 relu/softmax`` for the MLP shorthand, else the layer list
+    """``2-4-1 tanh/sigmoid`` for the MLP shorthand, else the layer list
     (:meth:`~scratch.spec.ModelSpec.describe_stack`)."""
     from scratch.errors import SpecError
 
