@@ -50,9 +50,12 @@ def pairs_for(optimizer: OptimizerSpec) -> list[tuple[str, str]]:
     return [(twin, "scratch") for twin in twins_for(optimizer.name, optimizer.convention)]
 
 
-# (optimizer, pair, variant): every optimizer plain; L2 and dropout with SGD and Adam (see above)
+# (optimizer, pair, variant): every optimizer plain; L2 and dropout with SGD and Adam (see above).
+# SGD's framework-vs-framework pairs run with -m slow (see cases.pair_params).
 WITH_VARIANTS = ("sgd", "adam-torch", "adam-keras", "adam-optax")
-CASES = [(name, pair, variant) for name, opt in OPTIMIZERS.items() for pair in pairs_for(opt)
+CASES = [pytest.param(name, pair, variant, id=f"{name}-{pair[0]}-vs-{pair[1]}-{variant}",
+                      marks=() if pair[1] == "scratch" else pytest.mark.slow)
+         for name, opt in OPTIMIZERS.items() for pair in pairs_for(opt)
          for variant in (VARIANTS if name in WITH_VARIANTS else ["plain"])]
 
 
@@ -63,8 +66,7 @@ def train_both(case, actual_name, desired_name):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("optimizer,pair,variant", CASES,
-                         ids=[f"{o}-{a}-vs-{d}-{v}" for o, (a, d), v in CASES])
+@pytest.mark.parametrize("optimizer,pair,variant", CASES)
 def test_training_curve(optimizer, pair, variant, dtype, global_seed, repro):
     spec = ModelSpec((8, 6, 5, 3), dtype=dtype, optimizer=OPTIMIZERS[optimizer], batch_size=16, epochs=3,
                      init="glorot_uniform", seed=global_seed, **VARIANTS[variant])
