@@ -20,6 +20,18 @@ FRAMEWORKS = [name for name in BACKENDS if name != "scratch"]
 PAIR_IDS = [f"{a}-vs-{d}" for a, d in PAIRS]
 
 
+def pair_params(pairs=PAIRS) -> list:
+    """``pairs`` as pytest parameters, the frameworks against each other marked slow.
+
+    For the large grids (every pairing, the seeds' nets, every optimizer's curve): a framework
+    pair runs the same code of the same two twins as their pairs with the NumPy engine, and when
+    both of those pass within the bound the pair is within twice it (triangle inequality), so in
+    the default suite it would only repeat work; it runs with ``-m slow``, and the random
+    architectures (and ``check``, the report) compare the frameworks with each other by default."""
+    return [pytest.param(pair, id=f"{pair[0]}-vs-{pair[1]}",
+                         marks=() if pair[1] == "scratch" else pytest.mark.slow) for pair in pairs]
+
+
 @dataclass
 class Case:
     spec: ModelSpec

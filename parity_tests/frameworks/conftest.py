@@ -6,16 +6,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import largest_errors
 import pytest
 
 from reference.hygiene import configure_frameworks
 from reference.parity import add_observer
 
 SETTINGS = configure_frameworks()
-
-# (dtype, kind, quantity without its layer number) → [largest error, its bound, comparisons]
-_LARGEST: dict[tuple[str, str, str], list] = {}
-
 
 _RECORDING = [True]
 
@@ -30,29 +27,12 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def _record(dtype, comparisons):
-    if not _RECORDING[0]:
-        return
-    for c in comparisons:
-        if c.problem and c.error == float("inf"):
-            continue
-        key = (dtype, c.kind, c.name.rstrip("0123456789") or c.name)
-        entry = _LARGEST.setdefault(key, [0.0, c.bound, 0])
-        entry[0] = max(entry[0], c.error)
-        entry[1] = max(entry[1], c.bound)
-        entry[2] += 1
+    """Every comparison into the closing table (``largest_errors``, printed by the root conftest)."""
+    if _RECORDING[0]:
+        largest_errors.record(dtype, comparisons)
 
 
 add_observer(_record)
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not _LARGEST:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("largest parity error seen, per dtype and quantity (normwise relative)")
-    write(f"{'dtype':<9}{'kind':<12}{'quantity':<12}{'largest':>11}{'bound':>9}{'compared':>10}")
-    for (dtype, kind, name), (largest, bound, count) in sorted(_LARGEST.items()):
-        write(f"{dtype:<9}{kind:<12}{name:<12}{largest:>11.2e}{bound:>9.0e}{count:>10}")
 
 
 def pytest_report_header(config):

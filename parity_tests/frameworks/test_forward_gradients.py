@@ -7,7 +7,7 @@ dW_l, db_l of every layer, shape → dtype → values, against the one tolerance
 from __future__ import annotations
 
 import pytest
-from cases import PAIR_IDS, PAIRS, make_case
+from cases import PAIR_IDS, PAIRS, make_case, pair_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ def _check(case, pair, repro):
     assert results and all(r.ok for r in results)
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("pair", pair_params())
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output,loss", OUTPUT_LOSS, ids=[f"{o}+{lo}" for o, lo in OUTPUT_LOSS])
 @pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
@@ -48,7 +48,7 @@ SEED_ARCHITECTURES = {
 VARIANTS = {"plain": {}, "l2": dict(l2=2.0 ** -6), "dropout": dict(dropout=0.25)}
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("pair", pair_params())
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("arch", SEED_ARCHITECTURES)
