@@ -90,8 +90,15 @@ def test_tensorflow_conv2d(config, dtype):
                   "db": dbias.numpy(), "dX": dx.numpy().transpose(0, 3, 1, 2)}, want, dtype)
 
 
+# Every lax convolution compiles (~1 s each here); the stacks of test_conv_parity.py run the
+# JAX twin's conv (same at stride 2, non-square kernels, explicit padding) in the default suite,
+# so only the dilated configuration, which no stack there has, stays in it; the rest run -m slow.
+JAX_CONFIGS = [pytest.param(config, id=name, marks=() if config[5] > 1 else pytest.mark.slow)
+               for config, name in zip(CONFIGS, IDS, strict=True)]
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("config", JAX_CONFIGS)
 def test_jax_conv_general_dilated(config, dtype):
     pytest.importorskip("jax")
     import jax

@@ -23,6 +23,10 @@ tolerance away from the varied run — otherwise the comparison would say nothin
 hyperparameter. The tightest is Adam's ε in float32 (≥ 9.7× over seeds 0–99), which is why ε
 is 3.3e-5 rather than a value nearer the defaults: with 3.3e-6 the two runs were only 3× apart.
 
+The float32 runs are marked slow (CI runs them with ``-m slow``): a twin that ignores a
+hyperparameter diverges in float64 as well, and only float64 can show a value rounded to
+float32, so the default suite keeps float64 (issue 12's 90 s budget).
+
 L2: torch takes any λ in both dtypes; Keras rounds λ/2 to float32, so it takes such a λ in
 float32 and the twin refuses it in float64 (a BackendError, tested).
 """
@@ -94,7 +98,7 @@ def test_values_are_not_float32_exact():
         assert float(np.float32(value)) != value, name
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("convention,name,hyper", CASES, ids=[f"{c}-{n}-{h}" for c, n, h in CASES])
 def test_twin_follows_one_varied_hyperparameter(convention, name, hyper, dtype, global_seed, repro):
     varied = optimizer_for(name, convention, **{hyper: VARIED[hyper]})
