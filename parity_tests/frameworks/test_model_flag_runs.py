@@ -38,3 +38,14 @@ def test_explain_model_walks_its_spec_with_flags_on_top(tmp_path, capsys):
     assert document["batch"] == 4
     layers = {row["layer"] for row in document["explain"]}
     assert layers == {1, 2}, "the 2-4-1 net has two layers"
+
+
+@pytest.mark.slow
+def test_check_lenet5_passes_in_every_backend_that_can_train_it(tmp_path, capsys):
+    """`check --model lenet5`: the CNN's forward pass and every gradient agree in all four
+    backends; training is compared where the twin trains torch-convention Adam (not Keras)."""
+    code = main(["check", "--model", "lenet5", "--batch", "16", "--steps", "2",
+                 "--json", str(tmp_path / "check.json")])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    assert out.startswith("verdict: PASS") and "keras vs scratch: training not compared" in out

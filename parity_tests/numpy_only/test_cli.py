@@ -242,3 +242,16 @@ def test_cli_never_imports_a_framework():
         "assert not heavy, heavy\n"
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_lenet5_trains_on_mnist_maps_and_saves_its_stack(tmp_path, capsys):
+    """`train --model lenet5`: the bundled MNIST rows reshaped to 1×28×28 maps, the layer list in
+    the summary, and a weight file that loads back to the same stack (OIHW kernels)."""
+    path = tmp_path / "lenet5.safetensors"
+    assert main(["train", "--model", "lenet5", "--limit", "256", "--epochs", "1", "--save", str(path),
+                 "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "1×28×28 → conv2d(6, 5×5, same, relu) → max_pool2d(2)" in out and "steps       4" in out
+    model = load_model(path)
+    assert model.spec.input_shape == (1, 28, 28) and model.weights[0].shape == (6, 1, 5, 5)
+    assert all(np.all(np.isfinite(p)) for p in model.parameters)

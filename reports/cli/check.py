@@ -66,7 +66,7 @@ def validate(args: argparse.Namespace):
     from reports.cli.train import read_spec_file
     from scratch import catalog
     from scratch.errors import DataError
-    from scratch.model import MLP
+    from scratch.model import Network
     from scratch.weights import load_weights
 
     if args.batch < 1 or args.steps < 0:
@@ -96,7 +96,7 @@ def validate(args: argparse.Namespace):
         else:                                    # seed-002 as check has always run it
             spec = catalog.spec(DEFAULT_MODEL).replace(batch_size=16, epochs=1)
         check_model_fits(spec, max(len(backends), 2))
-        model = MLP(spec)
+        model = Network(spec)
         weights, biases = model.weights, model.biases
     missing = [name for name in backends if name not in installed]
     if missing:
@@ -116,11 +116,11 @@ def run(args: argparse.Namespace) -> int:
 
     from reports.cli.output_paths import check_outputs
     from scratch.batching import dropout_masks
-    from scratch.model import MLP
+    from scratch.model import Network
 
     spec, weights, biases, wanted = validate(args)
     check_outputs({"--json": args.json})
-    model = MLP(spec, weights, biases)
+    model = Network(spec, weights, biases)
     x, labels = _batch(spec, args, np)                 # the data is checked before any framework import
     targets = model.targets(labels)
     masks = dropout_masks(spec, 0, len(x))
@@ -227,10 +227,16 @@ def summary_line(total: int, failed: int, dtype: str, ran: list[str], skipped: d
 
 
 def _batch(spec, args, np):
+    n_in, n_out = int(np.prod(spec.input_shape)), spec.layer_shapes[-1][0]
+    rng = np.random.default_rng(args.seed)
+    x, labels = _rows(spec, args, np, rng, n_in, n_out)
+    return x.reshape(len(x), *spec.input_shape), labels       # (C, H, W) maps from flat rows, row-major
+
+
+def _rows(spec, args, np, rng, n_in: int, n_out: int):
+    """(x (batch, n_in), labels): MNIST rows where the model fits MNIST, else standard normal."""
     from scratch.errors import DataError
 
-    n_in, n_out = spec.layer_sizes[0], spec.layer_sizes[-1]
-    rng = np.random.default_rng(args.seed)
     if n_in == 784 and n_out in (10, 1):
         from scratch.datasets import load_mnist
 
