@@ -194,33 +194,13 @@ class Network:
         return copies
 
     def _build_layers(self) -> list:
-        """The ``scratch.layers`` object of every numbered layer, holding references to its
-        parameters and running statistics (the arrays the optimizer and BatchNorm update)."""
+        """The ``scratch.layers`` object of every numbered layer (:data:`LAYERS`), holding
+        references to its parameters and running statistics (the arrays the optimizer and
+        BatchNorm update in place)."""
         parameters = iter(zip(self.weights, self.biases, strict=True))
         statistics = iter(self.statistics)
-        built = []
-        for layer in self.spec.numbered_layers:
-            kind = layer.kind
-            if kind == "dense":
-                built.append(self.dense_class(*next(parameters)))
-            elif kind == "conv2d":
-                built.append(Conv2D(*next(parameters), stride=layer.strides, dilation=layer.dilation,
-                                    padding=layer.padding))
-            elif kind in ("max_pool2d", "avg_pool2d"):
-                pool_class = MaxPool2D if kind == "max_pool2d" else AvgPool2D
-                built.append(pool_class(layer.pool_size, layer.strides))
-            elif kind == "global_avg_pool2d":
-                built.append(GlobalAveragePooling2D())
-            elif kind == "flatten":
-                built.append(Flatten(layer.order))
-            elif kind == "batch_norm":
-                built.append(BatchNorm(*next(parameters), *next(statistics), decay=layer.decay,
-                                       epsilon=layer.epsilon, unbiased=layer.running_variance == "unbiased"))
-            elif kind == "layer_norm":
-                built.append(LayerNorm(*next(parameters), epsilon=layer.epsilon))
-            else:                                              # a spec kind without an engine layer
-                raise SpecError(f"the engine has no layer for kind {kind!r}")
-        return built
+        return [LAYERS[layer.kind](self, layer, parameters, statistics)
+                for layer in self.spec.numbered_layers]
 
     @property
     def parameters(self) -> list[np.ndarray]:
@@ -423,6 +403,26 @@ class Network:
         from scratch.training import fit
         return fit(self, x, y, x_test=x_test, y_test=y_test, on_step=on_step, eval_every=eval_every)
 
+
+def _batch_norm(network, layer, parameters, statistics) -> BatchNorm:
+    return BatchNorm(*next(parameters), *next(statistics), decay=layer.decay, epsilon=layer.epsilon,
+                     unbiased=layer.running_variance == "unbiased")
+
+
+# The one table: each numbered layer kind of the spec → the engine layer that runs it, built from
+# (network, layer spec, the iterator of (W, b) pairs, the iterator of running statistics).
+LAYERS = {
+    "dense": lambda network, layer, parameters, statistics: network.dense_class(*next(parameters)),
+    "conv2d": lambda network, layer, parameters, statistics: Conv2D(
+        *next(parameters), stride=layer.strides, dilation=layer.dilation, padding=layer.padding),
+    "max_pool2d": lambda network, layer, parameters, statistics: MaxPool2D(layer.pool_size, layer.strides),
+    "avg_pool2d": lambda network, layer, parameters, statistics: AvgPool2D(layer.pool_size, layer.strides),
+    "global_avg_pool2d": lambda network, layer, parameters, statistics: GlobalAveragePooling2D(),
+    "flatten": lambda network, layer, parameters, statistics: Flatten(layer.order),
+    "batch_norm": _batch_norm,
+    "layer_norm": lambda network, layer, parameters, statistics: LayerNorm(*next(parameters),
+                                                                           epsilon=layer.epsilon),
+}
 
 MLP = Network
 """The name the seeds and the MLP-only versions of this engine used; the same class."""
