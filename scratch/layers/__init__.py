@@ -1,13 +1,13 @@
 """The engine's layers: each a small class whose backward sits beside its forward.
 
-``Dense`` (``dense.py``) and ``Dropout`` (``dropout.py``) in the model today. ``Conv2D``
-(``conv.py``, im2col/col2im), the pooling and flattening layers (``pooling.py``) and
-``BatchNorm`` / ``LayerNorm`` (``normalization.py``) are checked alone against finite
-differences and the frameworks, and join the spec's layer list next. The activations are a
-layer option (``scratch.activations``), and the fused output pairings (softmax + CCE,
-sigmoid + BCE) stay fused in ``scratch.losses``. :class:`scratch.model.MLP` runs a stack of
-them, and localization (``MLP.layer_pass``) calls the very same methods, so every formula
-exists once.
+``Dense`` (``dense.py``), ``Dropout`` (``dropout.py``), ``Conv2D`` (``conv.py``, im2col/col2im),
+the pooling and flattening layers (``pooling.py``) and ``BatchNorm`` / ``LayerNorm``
+(``normalization.py``). Every layer of the stack answers ``run(A_{l−1}) → (Z_l, cache)`` and
+``differentiate(dZ_l, A_{l−1}, cache) → ((dW_l, db_l) or (), dA_{l−1})``; the activations are a
+layer option (``scratch.activations``), and the fused output pairings (softmax + CCE, sigmoid +
+BCE) stay fused in ``scratch.losses``. :class:`scratch.model.Network` runs a stack of them
+(``scratch.model.LAYERS`` maps each spec kind to its class), and localization
+(``Network.layer_pass``) calls the very same methods, so every formula exists once.
 """
 
 from scratch.layers.conv import Conv2D
