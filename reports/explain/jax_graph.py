@@ -55,14 +55,17 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
         if any(_is_var(v) and v in tainted for v in eqn.invars):
             backward_eqns.add(index)
             tainted.update(eqn.outvars)
-    named = {var: name for name, var in zip(names, jaxpr.outvars, strict=True)
-             if _is_var(var) and producer.get(var) in backward_eqns}
+    named = {}                         # var → its names (dZ_l and dA_l are one var where A_l = Z_l)
+    for name, var in zip(names, jaxpr.outvars, strict=True):
+        if _is_var(var) and producer.get(var) in backward_eqns:
+            named.setdefault(var, []).append(name)
     out = {}
-    for var, name in named.items():
+    for var, var_names in named.items():
         sink = jaxpr.eqns[producer[var]]
         stops = set(named) - {var}
         branches = [_branch(jaxpr, v, stops, producer, backward_eqns) for v in sink.invars]
-        out[name] = ([branch for branch in branches if branch], _label(sink))
+        for name in var_names:
+            out[name] = ([branch for branch in branches if branch], _label(sink))
     return out
 
 

@@ -53,8 +53,8 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
         for layer in range(1, len(zs) + 1):
             named[f"dZ{layer}"] = grads["Z"][layer - 1]
             named[f"dA{layer}"] = grads["A"][layer - 1]
-            named[f"dW{layer}"] = grads["W"][2 * layer - 2]
-            named[f"db{layer}"] = grads["W"][2 * layer - 1]
+        for index, layer in enumerate(backend.spec.parameter_layers):     # variables: W, b per layer
+            named[f"dW{layer}"], named[f"db{layer}"] = grads["W"][2 * index], grads["W"][2 * index + 1]
         record["named"] = {name: tensor.name for name, tensor in named.items() if tensor is not None}
         return [tensor for tensor in named.values() if tensor is not None]
 
