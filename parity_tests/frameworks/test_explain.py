@@ -19,7 +19,7 @@ from reports.explain import walk as explain_module
 from reports.explain.walk import explain, format_table
 from scratch import activations, losses
 from scratch.layer_specs import BatchNormSpec, Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
-from scratch.layers import BatchNorm, Conv2D, Dense, Dropout, MaxPool2D
+from scratch.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 from scratch.model import MLP, Network
 from scratch.spec import ModelSpec
 
@@ -271,8 +271,8 @@ def test_conv_rows_name_the_framework_backward_of_each_layer(conv_explained):
 
 def test_conv_scratch_column_quotes_the_layers_backward(conv_explained):
     _, spec, rows = conv_explained
-    classes = {c.__name__: c for c in (Conv2D, BatchNorm, MaxPool2D, Dense, Dropout, activations.ReLU,
-                                       activations.Tanh, activations.Identity,
+    classes = {c.__name__: c for c in (Conv2D, BatchNorm, MaxPool2D, Flatten, Dense, Dropout,
+                                       activations.ReLU, activations.Tanh, activations.Identity,
                                        losses.CategoricalCrossEntropy)}
     backward = _collapsed(Network.backward)
     for row in rows.values():
