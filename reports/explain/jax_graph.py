@@ -13,6 +13,10 @@ named gradient, in the order they run — e.g. for a ReLU hidden layer
     dL/dZ_l  ← select_n                        (ReLU′: where(Z_l > 0, dA_l, 0))
     dL/dW_l  ← transpose ← dot_general         (dZ_lᵀ · A_{l−1}, then into W_l's layout)
 
+A conv's dA_{l−1} and dW_l are both ``conv_general_dilated``, a max-pool's dA_{l−1}
+``select_and_scatter_add``, BatchNorm's a nested ``standardize``. Where A_l is Z_l (no activation)
+dL/dZ_l and dL/dA_l are one variable of the jaxpr, and both rows name its equations.
+
 A nested call (``pjit``, ``custom_jvp_call``) is listed by its name. Attribution is exact (variable
 identity in the jaxpr, no name matching).
 """

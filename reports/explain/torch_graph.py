@@ -11,6 +11,12 @@ quantity into dL/dT, e.g. for a ReLU hidden layer
     dL/dZ_l  ← ReluBackward0                          (dA_l ⊙ [Z_l > 0])
     dL/dW_l  ← AddmmBackward0 → TBackward0 → AccumulateGrad(W_l)
 
+and in a conv stack, e.g. conv → BatchNorm → max-pool, ``ConvolutionBackward0`` (a conv's dA_{l−1},
+dW_l, db_l: one node emits all three), ``NativeBatchNormBackward0`` (BatchNorm's dA_{l−1}, dγ, dβ)
+and ``MaxPool2DWithIndicesBackward0``. The parameters are those of the spec's
+``parameter_layers`` (``TorchBackend.parameterized``, in that order); a layer without them has
+dZ_l and dA_l rows only.
+
 A parameter's leaf node is its ``AccumulateGrad`` (matched by ``node.variable is weight``), which
 is listed too, as the sink: it is what writes ``.grad``. Where a node has several parents, their
 contributions are summed into its input: each parent's path is one branch (with L2, dW_l is the

@@ -8,6 +8,11 @@ them; see ``scratch.model``)
     dL/dW_l  (n_l, n_{l−1})    = dZ_lᵀ · A_{l−1}  (+ λ·W_l)
     dL/db_l  (n_l,)            = Σ_rows dZ_l
 
+(for a dense layer; a conv, pool, BatchNorm, … layer has its own formulas in ``scratch.layers``,
+and dW_l, db_l exist only for the spec's ``parameter_layers``). Each difference is relative to
+max(max|scratch|, the parity suite's operand-scale floor, ``reference.parity.trace_floors``): a
+conv bias before a BatchNorm has a gradient of ~0 that is rounding only.
+
 :func:`explain` gives one row: the shape; the scratch statements that computed it; the torch
 autograd nodes (:mod:`reports.explain.torch_graph`), the TensorFlow gradient ops
 (:mod:`reports.explain.tf_graph`) and the JAX jaxpr equations (:mod:`reports.explain.jax_graph`)
