@@ -167,8 +167,12 @@ class KerasBackend(Backend):
 
     @contextlib.contextmanager
     def _statistics_kept(self):
-        """Put every BatchNormalization's moving mean and variance back as they were on exit."""
-        saved = [[variable.numpy() for variable in pair] for pair in self.moving]
+        """Put every BatchNormalization's moving mean and variance back as they were on exit.
+
+        The values are kept as tensors (reads of the variables), not NumPy copies, so the same code
+        works inside a traced ``tf.function`` (``reports.explain.tf_graph``), where the read, the
+        layer's update and the restore become graph ops run in program order."""
+        saved = [[tf.identity(variable.value) for variable in pair] for pair in self.moving]
         try:
             yield
         finally:

@@ -164,6 +164,19 @@ def causal_order(names) -> list[str]:
     return sorted(names, key=_causal_key)
 
 
+def trace_floors(desired: dict, x: np.ndarray | None = None) -> dict[str, float]:
+    """{name: floor} of every quantity of the reference trace ``desired`` that has one: the loss
+    (:func:`loss_floor`) and each layer's dZ, db and dW (:func:`gradient_floors`; ``x`` is A_0)."""
+    n_layers = max((_parse(name)[2] or 0) for name in desired)
+    floors = {"loss": loss_floor(desired[f"Z{n_layers}"])} if f"Z{n_layers}" in desired else {}
+    for name in desired:
+        if name.startswith("dZ"):
+            layer = _parse(name)[2]
+            a_prev = x if layer == 1 else desired.get(f"A{layer - 1}")
+            floors.update(gradient_floors(layer, desired[name], desired.get(f"dA{layer}"), a_prev))
+    return floors
+
+
 def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None = None,
                    x: np.ndarray | None = None) -> list[Comparison]:
     """Compare every quantity of two traces (dicts of named arrays) in causal order; ``x`` (the
@@ -176,13 +189,7 @@ def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None 
                 for name in extra]
     # The loss is computed from the logits (logsumexp − y·z, or max(z, 0) − z·y + …): its rounding
     # error is ~ε·max|Z_L| however small the loss (sweep seed 99: a confident fit, loss ≪ |Z_L|).
-    n_layers = max((_parse(name)[2] or 0) for name in desired)
-    floors = {"loss": loss_floor(desired[f"Z{n_layers}"])} if f"Z{n_layers}" in desired else {}
-    for name in desired:
-        if name.startswith("dZ"):
-            layer = _parse(name)[2]
-            a_prev = x if layer == 1 else desired.get(f"A{layer - 1}")
-            floors.update(gradient_floors(layer, desired[name], desired.get(f"dA{layer}"), a_prev))
+    floors = trace_floors(desired, x)
     for name in causal_order(set(actual) & set(desired)):
         gradient, _, layer = _parse(name)
         kind = "gradient" if gradient else "forward"

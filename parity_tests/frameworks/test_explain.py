@@ -18,8 +18,9 @@ from reports.cli.main import main
 from reports.explain import walk as explain_module
 from reports.explain.walk import explain, format_table
 from scratch import activations, losses
-from scratch.layers import Dense, Dropout
-from scratch.model import MLP
+from scratch.layer_specs import BatchNormSpec, Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
+from scratch.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+from scratch.model import MLP, Network
 from scratch.spec import ModelSpec
 
 SPECS = {
@@ -189,3 +190,131 @@ def test_cli_refuses_spec_flags_with_a_weight_file(tmp_path, capsys):
     code = main(["explain", "--weights", str(tmp_path / "w.safetensors"), "--layers", "5,4,3"])
     _, err = capsys.readouterr()
     assert code == 2 and err.startswith("error: ") and "--layers" in err and err.count("\n") == 1
+
+
+# -- convolutional stacks ---------------------------------------------------------------------------
+
+# conv (identity) → BatchNorm (ReLU) → max-pool → conv (tanh) → flatten → dense softmax: every row
+# kind of a conv stack (a conv's dW, db and input gradient, BatchNorm's γ, β and input gradient, a
+# pool's input gradient). The BatchNorm follows one framework's convention; the other refuses it.
+CONV_STACK_BN = {"keras": dict(decay=0.99, epsilon=1e-3, running_variance="biased"),
+                 "torch": dict(decay=0.9, epsilon=1e-5, running_variance="unbiased")}
+REFUSES = {"keras": "torch", "torch": "keras"}     # BatchNorm convention → the twin that refuses it
+# framework column → (conv dW, conv input gradient, max-pool input gradient, BatchNorm input
+# gradient, BatchNorm γ and β, ReLU′): node/op/equation names each row must contain, as each
+# framework's graph records them (Keras 3 normalizes with tf.nn.batch_normalization, decomposed
+# into Rsqrt, Mul, Sub…, so TF's BatchNorm backward is RsqrtGrad among Mul/Sum ops, not
+# FusedBatchNormGradV3; the JAX twin calls jax.nn.standardize)
+CONV_NAMES = {
+    "torch_nodes": ("ConvolutionBackward0 → AccumulateGrad", "ConvolutionBackward0",
+                    "MaxPool2DWithIndicesBackward0", "NativeBatchNormBackward0",
+                    "NativeBatchNormBackward0 → AccumulateGrad", "ReluBackward0"),
+    "tf_ops": ("Conv2DBackpropFilter", "Conv2DBackpropInput", "MaxPoolGrad", "RsqrtGrad", "Sum", "ReluGrad"),
+    "jax_eqns": ("conv_general_dilated", "conv_general_dilated", "select_and_scatter_add", "standardize",
+                 "reduce_sum", "select_n"),
+}
+
+
+def conv_spec(convention: str) -> ModelSpec:
+    layers = (Conv2DSpec(2, 3, padding="same", activation="identity"),
+              BatchNormSpec(**CONV_STACK_BN[convention], activation="relu"), MaxPool2DSpec(2),
+              Conv2DSpec(2, 2, activation="tanh"), FlattenSpec("channels_last"), DenseSpec(3, "softmax"))
+    return ModelSpec(inputs=(1, 6, 6), layers=layers, init="he_normal", seed=3)
+
+
+@pytest.fixture(scope="module", params=sorted(CONV_STACK_BN), ids=lambda c: f"batchnorm-{c}")
+def conv_explained(request):
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("jax")
+    spec = conv_spec(request.param)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, *spec.input_shape))
+    model = Network(spec)
+    rows = explain(spec, model.weights, model.biases, x, model.targets(rng.integers(0, 3, 4)))
+    return request.param, spec, {row["name"]: row for row in rows}
+
+
+def test_conv_rows_cover_every_layer_and_parameters_only_where_the_spec_has_them(conv_explained):
+    _, spec, rows = conv_explained
+    shapes, m = spec.layer_shapes, 4
+    expected = []
+    for layer in range(spec.n_layers, 0, -1):
+        if layer < spec.n_layers:
+            expected.append((f"dA{layer}", (m, *shapes[layer])))
+        expected.append((f"dZ{layer}", (m, *shapes[layer])))
+        if layer in spec.parameter_layers:
+            w, b = spec.parameter_shapes[spec.parameter_layers.index(layer)]
+            expected += [(f"dW{layer}", w), (f"db{layer}", b)]
+    assert spec.parameter_layers == (1, 2, 4, 6)
+    assert [(name, row["shape"]) for name, row in rows.items()] == [(n, str(s)) for n, s in expected]
+
+
+def test_conv_rows_name_the_framework_backward_of_each_layer(conv_explained):
+    convention, _, rows = conv_explained
+    ran = [column for column in CONV_NAMES if not rows["dW1"][column].startswith("skipped")]
+    assert len(ran) == 2
+    for column in ran:
+        conv_w, conv_input, pool_input, norm_input, norm_parameters, relu = CONV_NAMES[column]
+        for layer in (1, 4):                                    # a conv's kernel and bias
+            assert conv_w in rows[f"dW{layer}"][column], (column, layer)
+        assert conv_input in rows["dA3"][column], column        # layer 4's input gradient
+        assert pool_input in rows["dA2"][column], column        # layer 3's
+        assert relu in rows["dZ2"][column], column
+        for name in ("dA1", "dZ1"):                             # BatchNorm's input gradient (A_1 = Z_1)
+            assert norm_input in rows[name][column], (column, name)
+        for name in ("dW2", "db2"):                             # γ and β
+            assert norm_parameters in rows[name][column], (column, name)
+    refused = rows["dW1"][explain_module.COLUMNS[REFUSES[convention]]]
+    assert refused.startswith(f"skipped: {REFUSES[convention]} backend:") and "running variance" in refused
+
+
+def test_conv_scratch_column_quotes_the_layers_backward(conv_explained):
+    _, spec, rows = conv_explained
+    classes = {c.__name__: c for c in (Conv2D, BatchNorm, MaxPool2D, Flatten, Dense, Dropout,
+                                       activations.ReLU, activations.Tanh, activations.Identity,
+                                       losses.CategoricalCrossEntropy)}
+    backward = _collapsed(Network.backward)
+    for row in rows.values():
+        for statement in row["scratch"].split("; "):
+            callee = re.fullmatch(r"(\w+)\.(\w+): (.*)", statement)
+            if callee is None:
+                assert statement in backward, (row["name"], statement)
+            else:
+                method = getattr(classes[callee[1]], callee[2])
+                assert callee[3] in _collapsed(method), (row["name"], statement)
+    assert "Conv2D.backward: dw = " in rows["dW1"]["scratch"]
+    assert "Conv2D.backward: db = " in rows["db1"]["scratch"]
+    assert "Conv2D.input_gradient" in rows["dA3"]["scratch"]
+    assert "MaxPool2D.backward" in rows["dA2"]["scratch"]
+    assert "BatchNorm.backward: dgamma = " in rows["dW2"]["scratch"]
+    assert "BatchNorm.backward" in rows["dA1"]["scratch"]
+
+
+def test_conv_differences_are_within_the_tolerance_table(conv_explained):
+    convention, spec, rows = conv_explained
+    bound = tolerance(spec.dtype, "gradient")
+    for row in rows.values():
+        for framework in ("torch", "keras", "jax"):
+            if framework == REFUSES[convention]:
+                assert row[f"{framework}_max_rel"] is None and row[f"{framework}_max_abs"] is None
+            else:
+                assert row[f"{framework}_max_rel"] <= bound, (row["name"], framework)
+                assert 0.0 <= row[f"{framework}_max_abs"] < np.inf
+        assert row["ok"] is True and row["tolerance"] == bound
+
+
+@pytest.mark.slow
+def test_cli_explains_lenet5_on_mnist_maps(capsys):
+    """``explain --model lenet5``: the MNIST rows reshaped to 1×28×28, every twin in float32."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("jax")
+    code = main(["explain", "--model", "lenet5", "--batch", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for name in ("ConvolutionBackward0", "MaxPool2DWithIndicesBackward0", "Conv2DBackpropFilter",
+                 "Conv2DBackpropInput", "MaxPoolGrad", "conv_general_dilated", "select_and_scatter_add",
+                 "Conv2D.backward", "MaxPool2D.backward"):
+        assert name in out, name
+    assert "not run" not in out

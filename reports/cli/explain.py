@@ -5,10 +5,11 @@ the max difference of each framework from scratch (:mod:`reports.explain.walk`).
 The model is a weight file, a spec file or a catalog model (``--model``, default ``seed-002``:
 ReLU/softmax/CCE with LeCun-normal weights), with any spec flags applied on top. The batch is the
 ``--batch`` MNIST training samples drawn by ``default_rng(seed)`` when the input layer has 784
-units, N(0, 1) inputs with random labels (from the same generator) otherwise; with dropout, the
-step-0 masks. Every argument, file and output path is checked before any framework is imported.
-Exit status 0 when every difference is within the tolerance table, 1 when one is not, 2 on bad
-input.
+units, N(0, 1) inputs with random labels (from the same generator) otherwise, reshaped to the
+spec's input shape (``--model lenet5``: 1×28×28 maps; ``check``'s ``_batch``); with dropout, the
+step-0 masks. Rows dW_l, db_l exist for the spec's ``parameter_layers`` only. Every argument, file
+and output path is checked before any framework is imported. Exit status 0 when every difference
+is within the tolerance table, 1 when one is not, 2 on bad input.
 """
 
 from __future__ import annotations

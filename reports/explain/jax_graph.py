@@ -13,6 +13,10 @@ named gradient, in the order they run — e.g. for a ReLU hidden layer
     dL/dZ_l  ← select_n                        (ReLU′: where(Z_l > 0, dA_l, 0))
     dL/dW_l  ← transpose ← dot_general         (dZ_lᵀ · A_{l−1}, then into W_l's layout)
 
+A conv's dA_{l−1} and dW_l are both ``conv_general_dilated``, a max-pool's dA_{l−1}
+``select_and_scatter_add``, BatchNorm's a nested ``standardize``. Where A_l is Z_l (no activation)
+dL/dZ_l and dL/dA_l are one variable of the jaxpr, and both rows name its equations.
+
 A nested call (``pjit``, ``custom_jvp_call``) is listed by its name. Attribution is exact (variable
 identity in the jaxpr, no name matching).
 """
@@ -55,14 +59,17 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
         if any(_is_var(v) and v in tainted for v in eqn.invars):
             backward_eqns.add(index)
             tainted.update(eqn.outvars)
-    named = {var: name for name, var in zip(names, jaxpr.outvars, strict=True)
-             if _is_var(var) and producer.get(var) in backward_eqns}
+    named = {}                         # var → its names (dZ_l and dA_l are one var where A_l = Z_l)
+    for name, var in zip(names, jaxpr.outvars, strict=True):
+        if _is_var(var) and producer.get(var) in backward_eqns:
+            named.setdefault(var, []).append(name)
     out = {}
-    for var, name in named.items():
+    for var, var_names in named.items():
         sink = jaxpr.eqns[producer[var]]
         stops = set(named) - {var}
         branches = [_branch(jaxpr, v, stops, producer, backward_eqns) for v in sink.invars]
-        out[name] = ([branch for branch in branches if branch], _label(sink))
+        for name in var_names:
+            out[name] = ([branch for branch in branches if branch], _label(sink))
     return out
 
 

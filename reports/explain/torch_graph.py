@@ -11,6 +11,12 @@ quantity into dL/dT, e.g. for a ReLU hidden layer
     dL/dZ_l  ← ReluBackward0                          (dA_l ⊙ [Z_l > 0])
     dL/dW_l  ← AddmmBackward0 → TBackward0 → AccumulateGrad(W_l)
 
+and in a conv stack, e.g. conv → BatchNorm → max-pool, ``ConvolutionBackward0`` (a conv's dA_{l−1},
+dW_l, db_l: one node emits all three), ``NativeBatchNormBackward0`` (BatchNorm's dA_{l−1}, dγ, dβ)
+and ``MaxPool2DWithIndicesBackward0``. The parameters are those of the spec's
+``parameter_layers`` (``TorchBackend.parameterized``, in that order); a layer without them has
+dZ_l and dA_l rows only.
+
 A parameter's leaf node is its ``AccumulateGrad`` (matched by ``node.variable is weight``), which
 is listed too, as the sink: it is what writes ``.grad``. Where a node has several parents, their
 contributions are summed into its input: each parent's path is one branch (with L2, dW_l is the
@@ -25,20 +31,21 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     """{"dW3": ([["AddmmBackward0", "TBackward0"]], "AccumulateGrad"), …}: for each gradient of a
     real forward pass of ``backend`` (a ``reference.torch_backend.TorchBackend``), the branches of
     autograd nodes that produce it and the node they meet in (None: summed in the input buffer)."""
-    zs, activations = backend.forward(x, masks)
+    zs, activations = backend.forward(x, masks, keep_intermediates=True)   # Z_1 has a node without W_1
     loss = backend.loss(zs[-1], activations[-1], targets)
     parents, order = _graph(loss.grad_fn)
     starts = {}                                               # quantity → the node that consumes it
-    for layer, (linear, z, a) in enumerate(zip(backend.linears, zs, activations, strict=True), start=1):
+    for layer, (z, a) in enumerate(zip(zs, activations, strict=True), start=1):
         starts[f"dZ{layer}"] = z.grad_fn
         starts[f"dA{layer}"] = a.grad_fn
-        for node in order:
-            variable = getattr(node, "variable", None)
-            if variable is linear.weight:
-                starts[f"dW{layer}"] = node
-            elif variable is linear.bias:
-                starts[f"db{layer}"] = node
-    stops = {loss.grad_fn} | {z.grad_fn for z in zs} | {a.grad_fn for a in activations}
+    leaves = {}                                               # parameter → its quantity's name
+    for layer, module in zip(backend.spec.parameter_layers, backend.parameterized, strict=True):
+        leaves[id(module.weight)], leaves[id(module.bias)] = f"dW{layer}", f"db{layer}"
+    for node in order:
+        variable = getattr(node, "variable", None)
+        if variable is not None and id(variable) in leaves:
+            starts[leaves[id(variable)]] = node
+    stops = ({loss.grad_fn} | {z.grad_fn for z in zs} | {a.grad_fn for a in activations}) - {None}
     rank = {node: index for index, node in enumerate(order)}
     out = {}
     for name, start in starts.items():

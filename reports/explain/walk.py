@@ -8,6 +8,11 @@ them; see ``scratch.model``)
     dL/dW_l  (n_l, n_{l−1})    = dZ_lᵀ · A_{l−1}  (+ λ·W_l)
     dL/db_l  (n_l,)            = Σ_rows dZ_l
 
+(for a dense layer; a conv, pool, BatchNorm, … layer has its own formulas in ``scratch.layers``,
+and dW_l, db_l exist only for the spec's ``parameter_layers``). Each difference is relative to
+max(max|scratch|, the parity suite's operand-scale floor, ``reference.parity.trace_floors``): a
+conv bias before a BatchNorm has a gradient of ~0 that is rounding only.
+
 :func:`explain` gives one row: the shape; the scratch statements that computed it; the torch
 autograd nodes (:mod:`reports.explain.torch_graph`), the TensorFlow gradient ops
 (:mod:`reports.explain.tf_graph`) and the JAX jaxpr equations (:mod:`reports.explain.jax_graph`)
@@ -48,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference.backends import available_backends, make_backend
-from reference.parity import relative_error
+from reference.parity import relative_error, trace_floors
 from reference.tolerances import tolerance
 from scratch.activations import Activation
 from scratch.errors import BackendError
@@ -92,6 +97,7 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     desired = make_backend("scratch", spec, weights, biases).trace(x, targets, masks)
     frameworks = {name: _run_framework(name, spec, weights, biases, x, targets, masks) for name in FRAMEWORKS}
     bound = tolerance(spec.dtype, "gradient")
+    floors = trace_floors(desired, x)          # the parity suite's operand scales (db before BatchNorm ≈ 0)
     rows = []
     for layer in range(spec.n_layers, 0, -1):
         for prefix in PREFIXES.values():
@@ -105,7 +111,7 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
                 row[COLUMNS[framework]] = note or describe(*producers.get(name, ([], None)))
                 absolute = relative = None
                 if trace is not None:
-                    absolute, relative = _difference(trace.get(name), desired[name])
+                    absolute, relative = _difference(trace.get(name), desired[name], floors.get(name, 0.0))
                     verdicts.append(relative <= bound)
                 row[f"{framework}_max_abs"], row[f"{framework}_max_rel"] = absolute, relative
             row["tolerance"] = bound
@@ -114,12 +120,13 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     return rows
 
 
-def _difference(actual, desired) -> tuple[float, float]:
-    """(max|actual − desired|, normwise relative error); infinite where shapes differ or it is missing."""
+def _difference(actual, desired, floor: float = 0.0) -> tuple[float, float]:
+    """(max|actual − desired|, normwise relative error over max(max|desired|, ``floor``)); infinite
+    where shapes differ or it is missing."""
     if actual is None or np.shape(actual) != desired.shape:
         return float("inf"), float("inf")
     return float(np.max(np.abs(np.asarray(actual, np.float64) - desired), initial=0.0)), \
-        relative_error(actual, desired)
+        relative_error(actual, desired, floor)
 
 
 def describe(branches: list[list[str]], sink: str | None) -> str:
