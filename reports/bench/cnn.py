@@ -169,26 +169,33 @@ def step_peak_bytes(spec, batch: int) -> int:
         tracemalloc.stop()
 
 
-def _median_s(fn, repeats: int) -> float:
-    fn()
-    times = []
+def _medians_interleaved(calls: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of every callable, timed in rounds (each callable once per round), so that a
+    busy machine slows every part alike."""
+    for call in calls.values():
+        call()
+    samples = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def engine_profile(spec, batch: int, repeats: int = 20) -> dict[str, float]:
     """Median seconds of the engine's parts of one step on the bench's batch, by calling each
-    layer's own methods on the activations of a real forward pass:
+    layer's own methods on the activations of a real forward pass (all parts and the whole step
+    timed in interleaved rounds):
 
     * conv ``l`` im2col — ``Conv2D.patches``; forward GEMM — ``run`` minus im2col;
     * conv ``l`` dW, db — ``differentiate`` without the input gradient; col2im — with it, minus
-      without (dP = dZ₂·W₂ and the k_h·k_w strided additions);
+      without: dP = dZ₂·W₂ and the k_h·k_w strided additions into dX_p; "of which the dP GEMM" —
+      a product of the same shapes, (m·H_out·W_out, O)·(O, C·k_h·k_w);
     * pooling, flatten and dense — ``run`` (forward) and ``differentiate`` (backward);
     * activations, loss — ReLU/softmax forward and backward, the loss and its gradient;
-    * step — ``Network.train_step`` whole; "other" is step minus the parts (bookkeeping, SGD).
+    * step — ``Network.train_step`` whole; "rest" is the step minus the parts (SGD, the stack's
+      glue, and what isolated calls on warm caches do not pay).
     """
     from scratch.model import Network
     from scratch.optimizers import make_optimizer
@@ -197,42 +204,58 @@ def engine_profile(spec, batch: int, repeats: int = 20) -> dict[str, float]:
     model = Network(spec, weights, biases)
     forward = model.forward(x)
     grads = model.backward(forward, targets)
-    parts: dict[str, float] = {}
-    activations_s = 0.0
+    calls, activation_calls = {}, []
     for index, operation in enumerate(model.layers):
         layer = index + 1
         kind = spec.numbered_layers[index].kind
         a_prev = forward.x if index == 0 else forward.a[index - 1]
         dz, cache = grads.dz[index], forward.caches[index]
         upstream = index > 0
-        run = _median_s(lambda op=operation, a=a_prev: op.run(a, True, False), repeats)
-        backward = _median_s(lambda op=operation, d=dz, a=a_prev, c=cache, u=upstream:
-                             op.differentiate(d, a, c, 0.0, input_gradient=u), repeats)
+        name = {"conv2d": "conv", "max_pool2d": "pool"}.get(kind, kind) + str(layer)
+        calls[f"{name} run"] = lambda op=operation, a=a_prev: op.run(a, True, False)
+        calls[f"{name} differentiate"] = (lambda op=operation, d=dz, a=a_prev, c=cache, u=upstream:
+                                          op.differentiate(d, a, c, 0.0, input_gradient=u))
         if kind == "conv2d":
-            patches = _median_s(lambda op=operation, a=a_prev: op.patches(a), repeats)
-            no_input = _median_s(lambda op=operation, d=dz, a=a_prev, c=cache:
-                                 op.differentiate(d, a, c, 0.0, input_gradient=False), repeats)
-            parts[f"conv{layer} im2col"] = patches
-            parts[f"conv{layer} forward GEMM"] = run - patches
-            parts[f"conv{layer} dW,db GEMM"] = no_input
+            calls[f"{name} patches"] = lambda op=operation, a=a_prev: op.patches(a)
+            calls[f"{name} no input gradient"] = (lambda op=operation, d=dz, a=a_prev, c=cache:
+                                                  op.differentiate(d, a, c, 0.0, input_gradient=False))
             if upstream:
-                parts[f"conv{layer} col2im (input gradient)"] = backward - no_input
-        else:
-            name = {"max_pool2d": "pool", "flatten": "flatten", "dense": "dense"}.get(kind, kind)
-            parts[f"{name}{layer} forward"] = run
-            parts[f"{name}{layer} backward"] = backward
+                rows, channels = dz.shape[0] * dz.shape[2] * dz.shape[3], dz.shape[1]
+                dz2 = np.ones((rows, channels), dz.dtype)
+                w2 = np.ones((channels, operation.weight[0].size), dz.dtype)
+                calls[f"{name} dP GEMM"] = lambda a=dz2, b=w2: a @ b
         function = model.activations[index]
         z, h = forward.z[index], forward.h[index]
-        activations_s += _median_s(lambda f=function, z=z: f.forward(z), repeats)
+        activation_calls.append(f"g{layer} forward")
+        calls[activation_calls[-1]] = lambda f=function, z=z: f.forward(z)
         if index < spec.n_layers - 1:
-            dh = grads.da.get(layer, np.ones_like(h))
-            activations_s += _median_s(lambda f=function, z=z, h=h, d=dh: f.backward(z, h, d), repeats)
+            activation_calls.append(f"g{layer} backward")
+            calls[activation_calls[-1]] = lambda f=function, z=z, h=h, d=grads.da[layer]: f.backward(z, h, d)
     loss_fn = model.loss_fn
-    activations_s += _median_s(lambda: loss_fn.value(forward.z[-1], forward.a[-1], targets), repeats)
-    activations_s += _median_s(lambda: loss_fn.gradient(forward.z[-1], forward.a[-1], targets), repeats)
-    parts["activations, loss"] = activations_s
+    activation_calls += ["loss", "loss gradient"]
+    calls["loss"] = lambda: loss_fn.value(forward.z[-1], forward.a[-1], targets)
+    calls["loss gradient"] = lambda: loss_fn.gradient(forward.z[-1], forward.a[-1], targets)
     optimizer = make_optimizer(spec.optimizer)
-    step = _median_s(lambda: model.train_step(x, targets, optimizer), repeats)
-    parts["other (SGD, bookkeeping)"] = step - sum(parts.values())
-    parts["step"] = step
+    calls["step"] = lambda: model.train_step(x, targets, optimizer)
+    t = _medians_interleaved(calls, repeats)
+
+    parts: dict[str, float] = {}
+    for index in range(spec.n_layers):
+        layer, kind = index + 1, spec.numbered_layers[index].kind
+        if kind == "conv2d":
+            name = f"conv{layer}"
+            parts[f"{name} im2col"] = t[f"{name} patches"]
+            parts[f"{name} forward GEMM"] = t[f"{name} run"] - t[f"{name} patches"]
+            parts[f"{name} dW,db GEMM"] = t[f"{name} no input gradient"]
+            if f"{name} dP GEMM" in t:
+                input_gradient = t[f"{name} differentiate"] - t[f"{name} no input gradient"]
+                parts[f"{name} col2im (input gradient)"] = input_gradient
+        else:
+            name = {"max_pool2d": "pool"}.get(kind, kind) + str(layer)
+            parts[f"{name} forward"] = t[f"{name} run"]
+            parts[f"{name} backward"] = t[f"{name} differentiate"]
+    parts["activations, loss"] = sum(t[name] for name in activation_calls)
+    parts["rest (step − parts: SGD, glue, caches)"] = t["step"] - sum(parts.values())
+    parts["step"] = t["step"]
+    parts.update({f"{name} (within col2im)": t[name] for name in t if name.endswith("dP GEMM")})
     return parts

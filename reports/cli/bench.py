@@ -198,7 +198,7 @@ def _print_cnn_row(row) -> None:
     print(f"  engine step, by part (median ms, % of the step {1e3 * profile['step']:.3f} ms):")
     for part, seconds in profile.items():
         if part != "step":
-            print(f"    {part:<34}{1e3 * seconds:>9.3f}{100 * seconds / profile['step']:>7.1f} %")
+            print(f"    {part:<40}{1e3 * seconds:>9.3f}{100 * seconds / profile['step']:>7.1f} %")
     for p in row["im2col"]:
         print(f"  im2col P, layer {p['layer']}: {p['rows']} × {p['cols']} × {row['dtype']} = "
               f"{p['bytes'] / 2 ** 20:.1f} MiB")
