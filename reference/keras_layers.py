@@ -32,7 +32,10 @@ CONV_AXES = (2, 3, 1, 0)       # W (O, C, k_h, k_w) → kernel (k_h, k_w, C, O)
 
 
 def to_keras_map(array: np.ndarray) -> np.ndarray:
-    """(m, C, H, W) → (m, H, W, C); flat (m, n) arrays pass unchanged."""
+    """(m, C, H, W) → (m, H, W, C); flat (m, n) arrays pass unchanged. A tensor (a ``tf.function``
+    traces one: ``KerasBackend.graph_train_step``) is transposed in the graph."""
+    if isinstance(array, tf.Tensor):
+        return tf.transpose(array, NCHW_TO_NHWC) if array.shape.rank == 4 else array
     return np.ascontiguousarray(array.transpose(NCHW_TO_NHWC)) if np.ndim(array) == 4 else array
 
 

@@ -114,3 +114,66 @@ def test_jax_step_refuses_what_the_grid_does_not_use():
         x = np.zeros((2, 4))
         with pytest.raises(BackendError, match="the jax bench step covers only the grid's spec"):
             make_step("jax", spec, model.weights, model.biases, x, model.targets(np.array([0, 1])))
+
+
+# -- the CNN step (--model lenet5) ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
+    """``bench --model lenet5`` on one tiny batch: a row with every installed backend, ratios to
+    the fastest, the engine's profile (every conv, pooling and dense part) and im2col's sizes."""
+    pytest.importorskip("threadpoolctl")
+    import contextlib
+    import io
+
+    from reports.bench import cnn
+    from reports.cli.main import main
+
+    path = tmp_path / "cnn.json"
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = main(["bench", "--model", "lenet5", "--batches", "8", "--rounds", "2", "--threads", "1",
+                         "--settle", "0", "--json", str(path)])
+    finally:
+        torch.set_num_threads(threads)                 # the CLI is one process; the suite goes on
+    assert code == 0
+    results = json.loads(path.read_text())
+    (row,) = results["cnn"]
+    assert row["batch"] == 8 and list(row["backends"]) == cnn.available_kinds()
+    assert {"scratch", "torch", "tf.function"} <= set(row["backends"])
+    assert min(t["ratio_to_fastest"] for t in row["backends"].values()) == 1.0
+    assert {"conv1 im2col", "conv3 col2im (input gradient)", "pool2 backward", "dense6 forward",
+            "step"} <= set(row["engine_profile_s"])
+    # P of conv1: 8·28·28 rows × 1·5·5 columns; conv3: 8·10·10 × 6·5·5; float32
+    assert [(p["layer"], p["rows"], p["cols"], p["bytes"]) for p in row["im2col"]] == [
+        (1, 8 * 28 * 28, 25, 8 * 28 * 28 * 25 * 4), (3, 8 * 10 * 10, 150, 8 * 10 * 10 * 150 * 4)]
+    assert row["engine_step_tracemalloc_peak_bytes"] > sum(p["bytes"] for p in row["im2col"])
+    assert "lenet5 without dropout" in printed.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["torch", "tf.function", "jax"])
+def test_cnn_bench_step_makes_the_engines_update(kind, repro):
+    """Each timed lenet5 step, run once from the engine's start on 8 MNIST digits, returns the
+    engine's loss and leaves the engine's parameters after its SGD step (float32 tolerances)."""
+    pytest.importorskip({"torch": "torch", "tf.function": "tensorflow", "jax": "jax"}[kind])
+    from reference.parity import compare_curves, compare_parameters
+    from reports.bench import cnn
+
+    spec = cnn.spec_for(8)
+    x, targets, weights, biases = cnn.batch_data(spec, 8)
+    scratch = cnn.make_step("scratch", spec, weights, biases, x, targets)
+    timed = cnn.make_step(kind, spec, weights, biases, x, targets)
+    losses = [timed()], [scratch()]
+    assert isinstance(losses[0][0], float), "the step returns a Python float"
+    curve = compare_curves(*losses, spec.dtype)
+    desired = type("Engine", (), {"spec": spec, "parameters": staticmethod(scratch.parameters)})
+    changed = [not np.array_equal(after, before) for after, before in zip(scratch.parameters()[0], weights,
+                                                                          strict=True)]
+    assert all(changed), "one SGD step moves every kernel"
+    failed = [c.describe() for c in [curve, *compare_parameters(timed, desired)] if not c.ok]
+    assert not failed, f"{kind} vs scratch, lenet5 bench step: {failed}\n  reproduce: {repro}"
+

@@ -92,6 +92,15 @@ def test_bench_refuses_more_rows_than_mnist_has(capsys, no_frameworks):
     one_error(capsys, code, USAGE, r"--batches 100000: MNIST has only 60000 training samples")
 
 
+@pytest.mark.parametrize("extra, pattern", [
+    (["--dtypes", "float64"], r"--dtypes float64: --model lenet5 times float32 only"),
+    (["--optimizers", "sgd,adam"], r"--optimizers sgd,adam: --model lenet5 times sgd only"),
+    (["--with-suite"], r"--with-suite is an option of the MLP grid, not of --model lenet5"),
+    (["--batches", "100000"], r"--batches 100000: MNIST has only 60000 training samples")])
+def test_bench_lenet5_refuses_what_it_does_not_time(extra, pattern, capsys, no_frameworks):
+    one_error(capsys, main(["bench", "--model", "lenet5", *extra]), USAGE, pattern)
+
+
 def test_bench_row_limit_is_the_bundled_mnist():
     from reports.bench.grid import MNIST_TRAIN_SAMPLES, mnist
 

@@ -5,6 +5,11 @@ Prints a table (median ms per step, interquartile range, ratio to scratch, GFLOP
 GEMM peak) and writes the raw figures as JSON (``--json``) for the report. ``--memory`` adds the
 peak memory of a full-batch step per backend (fresh process each); ``--with-suite`` and
 ``--with-report`` add the wall time of the default parity suite and of the default report.
+
+``--model lenet5`` times the catalog's LeNet-5 instead (:mod:`reports.bench.cnn`: float32, SGD,
+batches 64 and 256 by default) in scratch, torch, tf.function and JAX, and adds where the
+engine's step goes (its layer calls timed one by one) and im2col's memory; its JSON has a
+``cnn`` list instead of ``grid`` (the report's benchmark section reads the MLP grid only).
 """
 
 from __future__ import annotations
@@ -19,16 +24,22 @@ EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from reports.bench.grid import BATCHES, DTYPES, MNIST_TRAIN_SAMPLES, OPTIMIZERS
+    from reports.bench import cnn
+    from reports.bench.grid import BATCHES, DTYPES, MNIST_TRAIN_SAMPLES, MODEL, OPTIMIZERS
 
-    parser.add_argument("--batches", type=positive_ints, default=list(BATCHES),
+    parser.add_argument("--model", choices=(MODEL, cnn.MODEL), default=MODEL,
+                        help=f"the catalog model timed: {MODEL} (the MLP grid, default) or {cnn.MODEL} "
+                             f"(the CNN step: {cnn.DTYPE}, sgd only)")
+    parser.add_argument("--batches", type=positive_ints, default=None,
                         help=f"comma-separated batch sizes, each at most the {MNIST_TRAIN_SAMPLES} MNIST "
-                             f"training samples (default {','.join(map(str, BATCHES))})")
-    parser.add_argument("--dtypes", type=names(DTYPES), default=list(DTYPES),
-                        help=f"comma-separated, from {', '.join(DTYPES)} (default: both)")
-    parser.add_argument("--optimizers", type=names(OPTIMIZERS), default=list(OPTIMIZERS),
+                             f"training samples (default {','.join(map(str, BATCHES))}; "
+                             f"{','.join(map(str, cnn.BATCHES))} for {cnn.MODEL})")
+    parser.add_argument("--dtypes", type=names(DTYPES), default=None,
+                        help=f"comma-separated, from {', '.join(DTYPES)} (default: both; {cnn.MODEL}: "
+                             f"{cnn.DTYPE} only)")
+    parser.add_argument("--optimizers", type=names(OPTIMIZERS), default=None,
                         help=f"comma-separated, from {', '.join(OPTIMIZERS)}: the optimizers the bench "
-                             "implements (default: both)")
+                             f"implements (default: both; {cnn.MODEL}: sgd only)")
     parser.add_argument("--rounds", type=positive_int, default=15,
                         help="interleaved timing rounds, >= 1 (default 15)")
     parser.add_argument("--settle", type=non_negative_float, default=0.25,
@@ -45,8 +56,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def validate(args: argparse.Namespace) -> None:
-    """Every check that needs no framework: batch sizes within the data, a writable --json."""
-    from reports.bench.grid import MNIST_TRAIN_SAMPLES
+    """Every check that needs no framework: the model's dtypes and optimizers, batch sizes within
+    the data, a writable --json; fills in the model's defaults."""
+    from reports.bench import cnn
+    from reports.bench.grid import BATCHES, DTYPES, MNIST_TRAIN_SAMPLES, OPTIMIZERS
+
+    if args.model == cnn.MODEL:
+        for flag, given, allowed in (("--dtypes", args.dtypes, [cnn.DTYPE]), ("--optimizers", args.optimizers,
+                                                                                ["sgd"])):
+            if given not in (None, allowed):
+                raise UsageError(f"{flag} {','.join(given)}: --model {cnn.MODEL} times {allowed[0]} only")
+        for flag in ("memory", "with_suite", "with_report"):
+            if getattr(args, flag):
+                raise UsageError(f"--{flag.replace('_', '-')} is an option of the MLP grid, not of "
+                                 f"--model {cnn.MODEL} (which always reports im2col's memory)")
+        defaults = (cnn.BATCHES, [cnn.DTYPE], ["sgd"])
+    else:
+        defaults = (BATCHES, DTYPES, OPTIMIZERS)
+    args.batches, args.dtypes, args.optimizers = (
+        list(default) if given is None else given
+        for given, default in zip((args.batches, args.dtypes, args.optimizers), defaults, strict=True))
 
     too_big = [batch for batch in args.batches if batch > MNIST_TRAIN_SAMPLES]
     if too_big:
@@ -63,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     from reference.hygiene import configure_frameworks
 
     settings = configure_frameworks(threads=threads)
+
+    if args.model == "lenet5":                         # reports.bench.cnn.MODEL (its imports wait)
+        return _run_cnn(args, threads, settings)
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -118,6 +150,60 @@ def run(args: argparse.Namespace) -> int:
         print(f"default report: {results['report_wall_s']:.1f} s wall")
         _save(results, args.json)
     return 0
+
+
+def _run_cnn(args: argparse.Namespace, threads: int, settings: dict) -> int:
+    """Every available backend's lenet5 step, interleaved, per batch; then the engine's profile
+    and im2col's memory at each batch."""
+    from threadpoolctl import threadpool_limits
+
+    from reports.bench import cnn
+    from reports.bench.timing import time_interleaved
+
+    kinds = cnn.available_kinds()
+    if "jax" in kinds:
+        from reports.bench.jax_step import configure_jax
+
+        settings.update(configure_jax(threads=threads))
+    results = {"model": cnn.MODEL, "threads": threads, "settle_s": args.settle, "frameworks": settings,
+               "cnn": []}
+    with threadpool_limits(limits=threads):
+        for batch in args.batches:
+            spec = cnn.spec_for(batch)
+            x, targets, weights, biases = cnn.batch_data(spec, batch)
+            steps = {kind: cnn.make_step(kind, spec, weights, biases, x, targets) for kind in kinds}
+            timing = time_interleaved(steps, rounds=args.rounds, settle=args.settle)
+            fastest = min(t["median_s"] for t in timing.values())
+            for t in timing.values():
+                t["ratio_to_fastest"] = t["median_s"] / fastest
+            row = {"batch": batch, "dtype": cnn.DTYPE, "optimizer": "sgd", "backends": timing,
+                   "engine_profile_s": cnn.engine_profile(spec, batch, repeats=max(3, args.rounds)),
+                   "im2col": cnn.patches_bytes(spec, batch),
+                   "engine_step_tracemalloc_peak_bytes": cnn.step_peak_bytes(spec, batch)}
+            results["cnn"].append(row)
+            _print_cnn_row(row)
+    _save(results, args.json)
+    return 0
+
+
+def _print_cnn_row(row) -> None:
+    from reports.bench import cnn
+
+    print(f"\n[{cnn.MODEL} without dropout] batch {row['batch']}, {row['dtype']}, {row['optimizer']}")
+    print(f"  {'backend':<12}{'median ms':>11}{'IQR ms':>16}{'× fastest':>11}")
+    for name, t in row["backends"].items():
+        iqr = f"{1e3 * t['q1_s']:.3f}–{1e3 * t['q3_s']:.3f}"
+        print(f"  {name:<12}{1e3 * t['median_s']:>11.3f}{iqr:>16}{t['ratio_to_fastest']:>11.2f}")
+    profile = row["engine_profile_s"]
+    print(f"  engine step, by part (median ms, % of the step {1e3 * profile['step']:.3f} ms):")
+    for part, seconds in profile.items():
+        if part != "step":
+            print(f"    {part:<40}{1e3 * seconds:>9.3f}{100 * seconds / profile['step']:>7.1f} %")
+    for p in row["im2col"]:
+        print(f"  im2col P, layer {p['layer']}: {p['rows']} × {p['cols']} × {row['dtype']} = "
+              f"{p['bytes'] / 2 ** 20:.1f} MiB")
+    peak = row["engine_step_tracemalloc_peak_bytes"]
+    print(f"  tracemalloc peak of one engine step: {peak / 2 ** 20:.1f} MiB")
 
 
 def _print_row(row) -> None:
