@@ -244,9 +244,11 @@ def test_cli_never_imports_a_framework():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_lenet5_trains_on_mnist_maps_and_saves_its_stack(tmp_path, capsys):
     """`train --model lenet5`: the bundled MNIST rows reshaped to 1×28×28 maps, the layer list in
-    the summary, and a weight file that loads back to the same stack (OIHW kernels)."""
+    the summary, and a weight file that loads back to the same stack (OIHW kernels). Slow: ~6 s,
+    most of it the inference pass over the 10 000 test digits."""
     path = tmp_path / "lenet5.safetensors"
     assert main(["train", "--model", "lenet5", "--limit", "256", "--epochs", "1", "--save", str(path),
                  "-q"]) == 0
