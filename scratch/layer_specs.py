@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from scratch.errors import SpecError
+from scratch.layers.conv import output_size, padding_amounts
 
 HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
 OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "tanh", "softmax")
@@ -176,8 +177,6 @@ class Conv2DSpec:
         check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        from scratch.layers.conv import output_size, padding_amounts
-
         channels, height, width = _need_maps(self.kind, shape)
         top, bottom, left, right = padding_amounts(self.padding, (height, width), self.kernel_size,
                                                    self.strides, self.dilation)

@@ -155,6 +155,9 @@ class Network:
         self.weights = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
         self.biases = [np.array(b, dtype=self.dtype, copy=True) for b in biases]
         self.statistics = self._statistics(statistics)
+        # the dense and conv2d kernels L2 penalizes (the same arrays as in self.weights)
+        self.kernels = [w for layer, w in zip(spec.parameter_layers, self.weights, strict=True)
+                        if layer in spec.kernel_layers]
         self.layers = self._build_layers()
         self.dropout = Dropout()
         # g_l of every numbered layer, from the spec's layer list
@@ -241,9 +244,7 @@ class Network:
         """(λ/2)·Σ_l ‖W_l‖²_F over the dense and conv2d kernels (0 when λ = 0)."""
         if self.spec.l2 == 0.0:
             return self.dtype.type(0.0)
-        kernels = [w for layer, w in zip(self.spec.parameter_layers, self.weights, strict=True)
-                   if layer in self.spec.kernel_layers]
-        return self.dtype.type(0.5 * self.spec.l2) * sum(np.sum(w * w) for w in kernels)
+        return self.dtype.type(0.5 * self.spec.l2) * sum(np.sum(w * w) for w in self.kernels)
 
     def _l2_of(self, layer: int) -> float:
         """λ for layer ``layer``'s kernel, 0 for a layer L2 does not penalize."""

@@ -231,7 +231,7 @@ class ModelSpec:
             raise field_error("layers", f"expected a non-empty sequence of layer specs, got {self.layers!r}")
         object.__setattr__(self, "layers", tuple(self.layers))
         last = len(self.layers) - 1
-        shape = self.input_shape
+        shapes = [self.input_shape]                            # A_0, then A_l of each numbered layer
         for index, layer in enumerate(self.layers):
             where = f"layers[{index}]"
             if type(layer) not in LAYER_SPECS.values():
@@ -243,9 +243,12 @@ class ModelSpec:
             if isinstance(layer, DenseSpec) and index < last:
                 check_choice(f"{where}.activation", layer.activation, HIDDEN_ACTIVATIONS)
             try:
-                shape = layer.output_shape(shape)
+                shape = layer.output_shape(shapes[-1])
             except SpecError as error:
                 raise field_error(where, str(error)) from None
+            if not isinstance(layer, DropoutSpec):
+                shapes.append(shape)
+        object.__setattr__(self, "_layer_shapes", tuple(shapes))    # derived once; not a field
         output = self.layers[-1]
         if not isinstance(output, DenseSpec):
             raise field_error(f"layers[{last}]", "the last layer must be the dense output layer")
@@ -287,13 +290,11 @@ class ModelSpec:
     def dense_layers(self) -> tuple[DenseSpec, ...]:
         return tuple(layer for layer in self.layers if isinstance(layer, DenseSpec))
 
-    @functools.cached_property
+    @property
     def layer_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """(shape of A_0, shape of A_1, …, shape of A_L), each for one sample."""
-        shapes = [self.input_shape]
-        for layer in self.numbered_layers:
-            shapes.append(layer.output_shape(shapes[-1]))
-        return tuple(shapes)
+        """(shape of A_0, shape of A_1, …, shape of A_L), each for one sample (computed by the
+        validation, which checks every layer's input shape)."""
+        return self._layer_shapes
 
     @functools.cached_property
     def parameter_layers(self) -> tuple[int, ...]:

@@ -56,6 +56,20 @@ def _collapsed(function) -> str:
     return " ".join(inspect.getsource(function).split())
 
 
+def assert_quoted(rows: dict, classes, backward: str) -> None:
+    """Every scratch statement of every row is in ``backward``'s source, or ``Class.method: code``
+    with the code in that method of one of ``classes``."""
+    by_name = {cls.__name__: cls for cls in classes}
+    for row in rows.values():
+        for statement in row["scratch"].split("; "):
+            callee = re.fullmatch(r"(\w+)\.(\w+): (.*)", statement)
+            if callee is None:
+                assert statement in backward, (row["name"], statement)
+            else:
+                method = getattr(by_name[callee[1]], callee[2])
+                assert callee[3] in _collapsed(method), (row["name"], statement)
+
+
 def test_rows_walk_down_from_the_loss_with_shapes(explained):
     spec, rows = explained
     sizes, m = spec.layer_sizes, 8
@@ -108,14 +122,7 @@ def test_scratch_column_quotes_the_code_that_ran(explained):
     model = MLP(spec)
     backward = _collapsed(type(model).backward)
     hidden, out, loss = type(model.activations[0]), type(model.activations[-1]), type(model.loss_fn)
-    for row in rows.values():
-        for statement in row["scratch"].split("; "):
-            callee = re.fullmatch(r"(\w+)\.(\w+): (.*)", statement)
-            if callee is None:
-                assert statement in backward, (row["name"], statement)
-            else:
-                cls = {c.__name__: c for c in (hidden, out, loss, Dense, Dropout)}[callee[1]]
-                assert callee[3] in _collapsed(getattr(cls, callee[2])), (row["name"], statement)
+    assert_quoted(rows, (hidden, out, loss, Dense, Dropout), backward)
     for layer in range(1, spec.n_layers):
         assert f"{hidden.__name__}.backward: return" in rows[f"dZ{layer}"]["scratch"]
     output = rows[f"dZ{spec.n_layers}"]["scratch"]
@@ -271,18 +278,9 @@ def test_conv_rows_name_the_framework_backward_of_each_layer(conv_explained):
 
 def test_conv_scratch_column_quotes_the_layers_backward(conv_explained):
     _, spec, rows = conv_explained
-    classes = {c.__name__: c for c in (Conv2D, BatchNorm, MaxPool2D, Flatten, Dense, Dropout,
-                                       activations.ReLU, activations.Tanh, activations.Identity,
-                                       losses.CategoricalCrossEntropy)}
-    backward = _collapsed(Network.backward)
-    for row in rows.values():
-        for statement in row["scratch"].split("; "):
-            callee = re.fullmatch(r"(\w+)\.(\w+): (.*)", statement)
-            if callee is None:
-                assert statement in backward, (row["name"], statement)
-            else:
-                method = getattr(classes[callee[1]], callee[2])
-                assert callee[3] in _collapsed(method), (row["name"], statement)
+    assert_quoted(rows, (Conv2D, BatchNorm, MaxPool2D, Flatten, Dense, Dropout, activations.ReLU,
+                         activations.Tanh, activations.Identity, losses.CategoricalCrossEntropy),
+                  _collapsed(Network.backward))
     assert "Conv2D.backward: dw = " in rows["dW1"]["scratch"]
     assert "Conv2D.backward: db = " in rows["db1"]["scratch"]
     assert "Conv2D.input_gradient" in rows["dA3"]["scratch"]

@@ -14,6 +14,7 @@ error naming the largest layer, instead of a MemoryError after minutes of alloca
 
 from __future__ import annotations
 
+import math
 import os
 
 from reports.cli.exit_codes import UsageError
@@ -65,13 +66,7 @@ def check_model_fits(spec, copies: int = 1, available: int | None = None) -> Non
 
 def _count(shapes) -> int:
     """The number of values in a layer's (W, b)."""
-    total = 0
-    for shape in shapes:
-        count = 1
-        for size in shape:
-            count *= size
-        total += count
-    return total
+    return sum(math.prod(shape) for shape in shapes)
 
 
 def _size(n: float) -> str:

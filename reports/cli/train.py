@@ -280,9 +280,7 @@ def check_fits(spec, dataset: str) -> None:
     from scratch.errors import SpecError
 
     features, classes = DATASET_SHAPES[dataset]
-    n_in = 1
-    for size in spec.input_shape:
-        n_in *= size
+    n_in = math.prod(spec.input_shape)
     n_out = spec.layer_shapes[-1][0]
     field = "layer_sizes" if spec.is_mlp else "inputs"
     if n_in != features:
