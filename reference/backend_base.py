@@ -47,9 +47,15 @@ class Backend:
 
     # -- shared -----------------------------------------------------------------------------
 
-    def fit(self, x: np.ndarray, targets: np.ndarray, plan: Iterable[Step]) -> np.ndarray:
+    def fit(self, x: np.ndarray, targets: np.ndarray, plan: Iterable[Step], fused: bool = False) -> np.ndarray:
         """Run every step of ``plan`` (batches and dropout masks from ``scratch.batching``);
-        returns the loss of every step."""
+        returns the loss of every step.
+
+        ``fused=False`` runs :meth:`train_step`, the step the parity checks compare. ``fused=True``
+        lets a framework that compiles run each whole step as one compiled program (a
+        ``tf.function`` graph, one ``jax.jit`` at XLA's default optimization), as its users train:
+        the same operations, compiled once per batch shape, which a long run (MNIST) amortizes
+        and a parity check on a handful of steps does not. Eager backends ignore it."""
         return np.array([self.train_step(xb, yb, step.masks) for step, xb, yb in batches(x, targets, plan)])
 
     def save(self, path):

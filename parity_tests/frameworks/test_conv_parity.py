@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reference.backends import make_backend
-from reference.parity import check_parity, relative_error
+from reference.parity import check_parity, compare_curves, relative_error
 from reference.tolerances import tolerance
 from reference.training_parity import compare_training
 from scratch.batching import dropout_masks, training_plan
@@ -189,3 +189,43 @@ def test_a_twin_refuses_the_running_variance_it_cannot_store(twin, case):
     model, _, _ = make_data(spec)
     with pytest.raises(BackendError, match="running variance"):
         make_backend(twin, spec, model.weights, model.biases)
+
+
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("case", ["lenet-like", "batchnorm-keras", "batchnorm-torch"])
+@pytest.mark.parametrize("twin", ["keras", "jax"])
+def test_fused_fit_trains_as_train_step_does(twin, case, dtype):
+    """``fit(fused=True)`` (one ``tf.function`` graph / one ``jax.jit`` per step, what the MNIST
+    runs use) against ``fit``'s eager-per-step ``train_step`` from the same start: the loss
+    curve, the parameters and the running statistics, after Adam with dropout, after SGD with
+    BatchNorm (under Adam, a bias feeding a BatchNorm is pure rounding residue: see
+    :func:`test_running_statistics_and_inference_after_training`). The control: the fused run on
+    a plan with other dropout masks must differ (it reads the plan)."""
+    if (twin, case) in REFUSED:
+        pytest.skip(f"{twin} refuses this case (asserted above): {REFUSED[(twin, case)]}")
+    optimizer = None if case in BATCHNORM_CASES else OptimizerSpec.framework_default(
+        "adam", "keras" if twin == "keras" else "torch")
+    spec = make_spec(case, dtype, optimizer=optimizer, epochs=2, batch_size=TRAIN_BATCH)
+    model, x, targets = make_data(spec, TRAIN_SAMPLES)
+    plan = list(training_plan(spec, TRAIN_SAMPLES))
+    stepped, fused = (make_backend(twin, spec, model.weights, model.biases) for _ in range(2))
+    curve = stepped.fit(x, targets, plan)
+    assert compare_curves(fused.fit(x, targets, plan, fused=True), curve, dtype).ok
+    bound = tolerance(dtype, "parameters")
+    numbered = spec.numbered_layers
+    residue = {layer for layer in spec.parameter_layers                 # true gradient exactly 0
+               if layer < len(numbered) and numbered[layer].kind == "batch_norm"}
+    (fused_w, fused_b), (stepped_w, stepped_b) = fused.parameters(), stepped.parameters()
+    for layer, fw, fb, sw, sb in zip(spec.parameter_layers, fused_w, fused_b, stepped_w, stepped_b, strict=True):
+        assert relative_error(fw, sw) <= bound
+        if layer in residue:                 # the bias a BatchNorm subtracts again: rounding residue
+            assert max(np.abs(fb).max(), np.abs(sb).max()) <= bound * np.abs(sw).max()
+        else:
+            assert relative_error(fb, sb) <= bound
+    for got, want in zip(fused.statistics(), stepped.statistics(), strict=True):
+        for g, w in zip(got, want, strict=True):
+            assert relative_error(g, w) <= bound
+    if any(step.masks for step in plan):
+        other = list(training_plan(spec.replace(seed=spec.seed + 1), TRAIN_SAMPLES))
+        control = make_backend(twin, spec, model.weights, model.biases).fit(x, targets, other, fused=True)
+        assert not compare_curves(control, curve, dtype).ok
