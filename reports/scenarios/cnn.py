@@ -44,11 +44,11 @@ TWINS = ("torch", "keras", "jax")
 
 @dataclass(frozen=True)
 class CnnSettings:
-    batch: int = 32                       # parity: the first ``batch`` MNIST training digits
-    samples: int = 512                    # training: the first ``samples`` digits …
-    batch_size: int = 16                  # … in mini-batches of this size, one epoch
-    finding_samples: int = 64             # the convention findings' batch
-    batchnorm_steps: int = 20             # training steps before the BatchNorm finding compares
+    batch: int = 32  # parity: the first ``batch`` MNIST training digits
+    samples: int = 512  # training: the first ``samples`` digits …
+    batch_size: int = 16  # … in mini-batches of this size, one epoch
+    finding_samples: int = 64  # the convention findings' batch
+    batchnorm_steps: int = 20  # training steps before the BatchNorm finding compares
 
 
 def lenet5_spec(dtype: str, batch_size: int | None = None) -> ModelSpec:
@@ -69,8 +69,14 @@ def training_spec(spec: ModelSpec, twin: str) -> tuple[ModelSpec, str]:
     optimizer = spec.optimizer
     if twin in twins_for(optimizer.name, optimizer.convention):
         return spec, f"{optimizer.name}-{optimizer.convention}"
-    own = OptimizerSpec(optimizer.name, twin, learning_rate=optimizer.learning_rate, beta1=optimizer.beta1,
-                        beta2=optimizer.beta2, epsilon=optimizer.epsilon)
+    own = OptimizerSpec(
+        optimizer.name,
+        twin,
+        learning_rate=optimizer.learning_rate,
+        beta1=optimizer.beta1,
+        beta2=optimizer.beta2,
+        epsilon=optimizer.epsilon,
+    )
     return spec.replace(optimizer=own), f"{optimizer.name}-{twin}"
 
 
@@ -88,13 +94,23 @@ def parity_rows(ctx: Context, settings: CnnSettings, dtype: str) -> list[dict]:
             continue
         actual = backend(twin, spec, start.weights, start.biases).trace(x, targets, masks)
         for comparison in compare_traces(actual, desired, dtype, x=x):
-            rows.append({
-                "dtype": dtype, "pair": pair_label(twin, "scratch"), "quantity": comparison.name,
-                "layer": comparison.layer, "kind": comparison.kind,
-                "abs_error": number(max_abs_error(actual.get(comparison.name), desired.get(comparison.name))),
-                "rel_error": number(comparison.error), "tolerance": comparison.bound, "ok": comparison.ok,
-                "max_ulps": number(comparison.ulps), "where": list(comparison.where),
-            })
+            rows.append(
+                {
+                    "dtype": dtype,
+                    "pair": pair_label(twin, "scratch"),
+                    "quantity": comparison.name,
+                    "layer": comparison.layer,
+                    "kind": comparison.kind,
+                    "abs_error": number(
+                        max_abs_error(actual.get(comparison.name), desired.get(comparison.name))
+                    ),
+                    "rel_error": number(comparison.error),
+                    "tolerance": comparison.bound,
+                    "ok": comparison.ok,
+                    "max_ulps": number(comparison.ulps),
+                    "where": list(comparison.where),
+                }
+            )
     return rows
 
 
@@ -112,14 +128,18 @@ def training_checks(ctx: Context, settings: CnnSettings, dtype: str) -> tuple[li
             continue
         twin_spec, config = training_spec(spec, twin)
         with ctx.bar(len(plan), f"lenet5 {dtype} {twin} vs scratch ({config})") as bar:
-            training = compare_training(twin, "scratch", twin_spec, start.weights, start.biases, x, targets, plan)
+            training = compare_training(
+                twin, "scratch", twin_spec, start.weights, start.biases, x, targets, plan
+            )
             bar.update(len(plan))
         checks.append(check_entry(config, training))
         convention = twin_spec.optimizer.convention
         runs.setdefault(("scratch", convention), training.trajectory.losses["reference"])
         runs[(twin, convention)] = training.trajectory.losses["actual"]
-    return checks, [{"backend": name, "convention": convention, "loss": numbers(losses)}
-                    for (name, convention), losses in runs.items()]
+    return checks, [
+        {"backend": name, "convention": convention, "loss": numbers(losses)}
+        for (name, convention), losses in runs.items()
+    ]
 
 
 def deviations(runs: list[dict]) -> list[dict]:
@@ -133,8 +153,14 @@ def deviations(runs: list[dict]) -> list[dict]:
         reference = engine[run["convention"]]
         diff = np.abs(np.array(run["loss"], dtype=np.float64) - np.array(reference, dtype=np.float64))
         worst = int(np.argmax(diff)) if diff.size else 0
-        out.append({"backend": run["backend"], "convention": run["convention"],
-                    "max_abs_loss_diff": number(diff[worst]) if diff.size else 0.0, "at_step": worst + 1})
+        out.append(
+            {
+                "backend": run["backend"],
+                "convention": run["convention"],
+                "max_abs_loss_diff": number(diff[worst]) if diff.size else 0.0,
+                "at_step": worst + 1,
+            }
+        )
     return out
 
 
@@ -151,7 +177,7 @@ def run(ctx: Context, settings: CnnSettings) -> dict:
         "model": MODEL,
         "spec": spec_summary(spec),
         "data": f"MNIST, first {settings.batch} training digits (parity); first {settings.samples} in "
-                f"batches of {settings.batch_size} (training)",
+        f"batches of {settings.batch_size} (training)",
         "steps": -(-settings.samples // settings.batch_size),
         "pairs": [pair_label(twin, "scratch") for twin in TWINS if twin in ctx.backends],
         "rows": rows,
