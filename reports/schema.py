@@ -8,6 +8,11 @@ is optional too (``backprop-parity report --bench FILE``): the JSON that ``backp
 --json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
 each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and
 that as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
+``bench_cnn`` (optional) is a ``bench --model lenet5 --json`` file, described by
+:data:`BENCH_CNN` (ratios to the fastest backend, ``ratio_to_fastest``). ``cnn`` (optional, so
+files written before it still render) is the convolutional model's section: parity rows as in
+``parity``, training checks as in ``curves`` with their dtype, float32 loss curves and the
+convention findings (each effect ``bit-identical``, ``rounding`` or ``moves``).
 ``verdict`` (written by every run since issue 10; optional so older files still render) is the
 report's opening line and its failing comparisons (``reports.verdict.report``); its counts must
 agree with the parity rows and training checks.
