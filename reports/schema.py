@@ -8,6 +8,11 @@ is optional too (``backprop-parity report --bench FILE``): the JSON that ``backp
 --json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
 each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and
 that as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
+``bench_cnn`` (optional) is a ``bench --model lenet5 --json`` file, described by
+:data:`BENCH_CNN` (ratios to the fastest backend, ``ratio_to_fastest``). ``cnn`` (optional, so
+files written before it still render) is the convolutional model's section: parity rows as in
+``parity``, training checks as in ``curves`` with their dtype, float32 loss curves and the
+convention findings (each effect ``bit-identical``, ``rounding`` or ``moves``).
 ``verdict`` (written by every run since issue 10; optional so older files still render) is the
 report's opening line and its failing comparisons (``reports.verdict.report``); its counts must
 agree with the parity rows and training checks.
@@ -210,8 +215,30 @@ BENCH = Where(Obj(
     },
 ), _peak_per_dtype)
 
+def _has_a_scratch_row(bench: dict) -> str | None:
+    for index, row in enumerate(bench["cnn"]):
+        if "scratch" not in row["backends"]:
+            return f"cnn[{index}]: backends: no 'scratch' timing"
+    return None
+
+
+# ``backprop-parity bench --model lenet5 --json``: the CNN step (``reports.bench.cnn``)
+BENCH_CNN = Where(Obj(
+    required={
+        "model": STR, "threads": INT, "frameworks": MapOf(STR),
+        "cnn": ListOf(Obj({"batch": INT, "dtype": DTYPE, "optimizer": STR,
+                           "backends": MapOf(Obj({"median_s": NUM, "q1_s": NUM, "q3_s": NUM,
+                                                  "ratio_to_fastest": NUM},
+                                                 optional={"steps_per_block": INT, "samples": INT})),
+                           "engine_profile_s": MapOf(NUM),
+                           "im2col": ListOf(Obj({"layer": INT, "rows": INT, "cols": INT, "bytes": INT})),
+                           "engine_step_tracemalloc_peak_bytes": INT}), min_length=1),
+    },
+    optional={"settle_s": NUM},
+), _has_a_scratch_row)
+
 FAILURE = Obj({
-    "section": Scalar(("string",), choices=("parity", "curves")), "dtype": DTYPE, "pair": STR,
+    "section": Scalar(("string",), choices=("parity", "curves", "cnn")), "dtype": DTYPE, "pair": STR,
     "config": STR_OR_NULL, "layer": INT_OR_NULL, "quantity": STR, "kind": STR, "step": INT_OR_NULL,
     "error": NUM_OR_NULL, "tolerance": NUM_OR_NULL, "excess": NUM_OR_NULL, "passes_at": NUM_OR_NULL,
     "reproduce": STR}, optional={"explanation": STR})
@@ -232,6 +259,32 @@ def _verdict_matches(results: dict) -> str | None:
     return None
 
 
+PARITY_ROW = Obj({
+    "dtype": DTYPE, "pair": STR, "quantity": STR, "layer": INT_OR_NULL, "kind": STR, "abs_error": NUM_OR_NULL,
+    "rel_error": NUM_OR_NULL, "tolerance": NUM, "ok": BOOL},
+    optional={"max_ulps": NUM_OR_NULL, "where": ListOf(INT)})
+TRAINING_CHECK = {"config": STR, "pair": STR, "steps_ok": BOOL, "step_forward": STEP_WORST,
+                  "step_gradient": STEP_WORST, "step_update": STEP_WORST, "curve_rel_error": NUM_OR_NULL,
+                  "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL, "parameters_tolerance": NUM,
+                  "parting_step": INT_OR_NULL, "cause": STR, "free_running": STR, "free_running_ok": BOOL,
+                  "ok": BOOL}
+EFFECTS = ("bit-identical", "rounding", "moves")
+# The convolutional model's section (``reports.scenarios.cnn``); optional: files written before it
+# still render.
+CNN = Obj({
+    "model": STR, "spec": SPEC, "data": STR, "steps": INT, "pairs": ListOf(STR),
+    "rows": ListOf(PARITY_ROW),
+    "checks": ListOf(Obj({**TRAINING_CHECK, "dtype": DTYPE})),
+    "curves": Obj({"dtype": DTYPE,
+                   "runs": ListOf(Obj({"backend": STR, "convention": STR, "loss": SERIES})),
+                   "deviations": ListOf(Obj({"backend": STR, "convention": STR,
+                                             "max_abs_loss_diff": NUM_OR_NULL, "at_step": INT}))}),
+    "findings": Obj({"dtype": DTYPE, "data": STR, "rows": ListOf(Obj({
+        "finding": STR, "case": STR, "quantity": STR, "evidence": STR, "dtype": DTYPE,
+        "rel_error": NUM_OR_NULL, "max_abs": NUM_OR_NULL, "tolerance": NUM,
+        "effect": Scalar(("string",), choices=EFFECTS)}))}),
+})
+
 SCHEMA = Where(Obj(
     required={
         "format": Scalar(("string",), choices=(FORMAT,)),
@@ -242,24 +295,12 @@ SCHEMA = Where(Obj(
         "timings_s": MapOf(NUM),
         "settings": MapOf(Obj({}, open=True)),
         "backends": Obj({"used": ListOf(STR), "skipped": MapOf(STR)}),
-        "parity": Obj({
-            "data": STR, "specs": MapOf(SPEC), "pairs": ListOf(STR),
-            "rows": ListOf(Obj({
-                "dtype": Scalar(("string",), choices=("float64", "float32")), "pair": STR,
-                "quantity": STR, "layer": INT_OR_NULL, "kind": STR, "abs_error": NUM_OR_NULL,
-                "rel_error": NUM_OR_NULL, "tolerance": NUM, "ok": BOOL},
-                optional={"max_ulps": NUM_OR_NULL, "where": ListOf(INT)})),
-        }),
+        "parity": Obj({"data": STR, "specs": MapOf(SPEC), "pairs": ListOf(STR), "rows": ListOf(PARITY_ROW)}),
         "curves": Obj({
             "data": STR, "spec": SPEC, "optimizers": MapOf(Obj({}, open=True)), "steps": INT,
             "runs": ListOf(Obj({"config": STR, "optimizer": STR, "convention": STR, "backend": STR,
                                 "loss": SERIES})),
-            "checks": ListOf(Obj({"config": STR, "pair": STR, "steps_ok": BOOL,
-                                  "step_forward": STEP_WORST, "step_gradient": STEP_WORST,
-                                  "step_update": STEP_WORST, "curve_rel_error": NUM_OR_NULL,
-                                  "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL,
-                                  "parameters_tolerance": NUM, "parting_step": INT_OR_NULL, "cause": STR,
-                                  "free_running": STR, "free_running_ok": BOOL, "ok": BOOL})),
+            "checks": ListOf(Obj(TRAINING_CHECK)),
         }),
         "divergence": Obj({
             "data": STR, "spec": SPEC, "steps": INT,
@@ -299,7 +340,8 @@ SCHEMA = Where(Obj(
             "blas": ListOf(MapOf(ANY_SCALAR)), "hygiene": MapOf(STR), "env": MapOf(STR_OR_NULL),
         }),
     },
-    optional={"verdict": VERDICT, "explain": ListOf(MapOf(ANY_SCALAR)), "bench": BENCH},
+    optional={"verdict": VERDICT, "explain": ListOf(MapOf(ANY_SCALAR)), "bench": BENCH, "cnn": CNN,
+              "bench_cnn": BENCH_CNN},
 ), _verdict_matches)
 
 
@@ -308,6 +350,12 @@ def validate(results) -> None:
     check_against(SCHEMA, results, "results.json")
 
 
-def validate_bench(bench, source: str) -> None:
-    """Raise :class:`DataError` (naming ``source``) unless ``bench`` follows :data:`BENCH`."""
+def validate_bench(bench, source: str) -> str:
+    """Which bench file ``bench`` is — ``"bench"`` (the MLP grid, :data:`BENCH`) or
+    ``"bench_cnn"`` (``--model lenet5``, :data:`BENCH_CNN`: it has a ``cnn`` list) — after checking
+    it against that schema; a :class:`DataError` naming ``source`` otherwise."""
+    if isinstance(bench, dict) and "cnn" in bench:
+        check_against(BENCH_CNN, bench, source)
+        return "bench_cnn"
     check_against(BENCH, bench, source)
+    return "bench"

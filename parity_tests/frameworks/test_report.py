@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.deliberate_mismatch, pytest.mark.slow]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID_TAGS = {"meta", "img", "br", "hr", "link", "input", "col", "wbr", "source", "area", "base"}
-SECTIONS = ["overview", "parity", "curves", "divergence", "seeds", "variants", "conventions", "environment"]
+SECTIONS = ["overview", "parity", "curves", "divergence", "seeds", "variants", "conventions", "cnn",
+            "environment"]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_every_image_exists_and_is_a_png(report):
         width, height = png_size(report / source)
         assert width > 100 and height > 100
     assert {"parity_errors.png", "divergence.png", "conventions.png", "curves_sgd.png",
-            "curves_adam.png"} <= set(html_images)
+            "curves_adam.png", "cnn_curves.png"} <= set(html_images)
 
 
 def test_json_follows_the_schema(results):
@@ -256,11 +257,12 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys):
 
 def judged_count(results: dict) -> int:
     """Parity rows, plus per training check its worst per-step forward quantity, gradient and
-    update (where there are steps) and its free-running trajectory — as ``check`` counts them."""
-    checks = results["curves"]["checks"]
+    update (where there are steps) and its free-running trajectory — as ``check`` counts them;
+    the same for the convolutional section's rows and checks."""
+    checks = results["curves"]["checks"] + results["cnn"]["checks"]
     kinds = ("forward", "gradient", "update")
     steps = sum((c[f"step_{kind}"] is not None) for c in checks for kind in kinds)
-    return len(results["parity"]["rows"]) + steps + len(checks)
+    return len(results["parity"]["rows"]) + len(results["cnn"]["rows"]) + steps + len(checks)
 
 
 def test_the_verdict_opens_the_report_and_is_stored(report, results):
@@ -288,7 +290,8 @@ def test_the_verdict_opens_the_report_and_is_stored(report, results):
 def test_status_cells_are_coloured_by_class(report, results):
     html_text = (report / "report.html").read_text(encoding="utf-8")
     parity_lines = len({(r["dtype"], r["quantity"]) for r in results["parity"]["rows"]})
-    statuses = parity_lines + len(results["curves"]["checks"])
+    cnn_lines = len({(r["dtype"], r["pair"]) for r in results["cnn"]["rows"]})
+    statuses = parity_lines + len(results["curves"]["checks"]) + cnn_lines + len(results["cnn"]["checks"])
     assert html_text.count('<td class="ok">ok</td>') == statuses
     assert html_text.count('<td class="ok">yes</td>') == len(results["variants"]["rows"])
     assert "td.ok {" in html_text and "td.fail {" in html_text and "td.neutral {" in html_text
@@ -399,6 +402,34 @@ def test_verdict_says_when_a_variant_was_not_caught(results):
     assert f"only {n - 1} of {n} were caught." in report_verdict(missed)["line"]
 
 
+def test_the_cnn_section_has_every_twin_its_plot_and_the_json_numbers(report, results):
+    cnn = results["cnn"]
+    twins = [name for name in ("torch", "keras", "jax") if name in results["backends"]["used"]]
+    assert cnn["pairs"] == [f"{twin} vs scratch" for twin in twins]
+    assert {(c["dtype"], c["pair"]) for c in cnn["checks"]} == {
+        (dtype, pair) for dtype in ("float32", "float64") for pair in cnn["pairs"]}
+    assert all(row["ok"] for row in cnn["rows"]) and all(c["ok"] for c in cnn["checks"])
+    assert {row["finding"] for row in cnn["findings"]["rows"]} == {"padding", "flatten", "batchnorm",
+                                                                   "kernel layout"}
+    ids = set(parse_html(report / "report.html").ids)
+    assert {"cnn", "table-cnn-parity", "table-cnn-training", "table-cnn-deviation",
+            "table-cnn-finding-padding", "table-cnn-finding-flatten", "table-cnn-finding-batchnorm",
+            "table-cnn-finding-kernel-layout"} <= ids
+    markdown = (report / "report.md").read_text()
+    assert "## 5b. The convolutional model: lenet5" in markdown and "](cnn_curves.png)" in markdown
+    assert "Section verdict: lenet5: PASS — all " in markdown
+    (_, header, rows), = [t for t in md_tables(markdown) if t[0] and t[0].startswith("lenet5: largest")]
+    assert len(rows) == 2 * len(twins)
+    for row in rows:
+        these = [r for r in cnn["rows"] if (r["dtype"], r["pair"]) == (row[0], row[1])]
+        for column, cell in zip(header[2:9], row[2:9], strict=True):
+            quantity = column.removesuffix(" max rel")
+            want = max(r["rel_error"] for r in these if re.fullmatch(rf"{quantity}\d*", r["quantity"]))
+            assert as_number(cell) == pytest.approx(want, rel=5e-3, abs=0), (row[:2], column)
+    width, height = png_size(report / "cnn_curves.png")
+    assert width > 300 and height > 200
+
+
 # --- report --bench: the benchmark section -------------------------------------------------------
 
 BENCH_TABLE = "benchmark, float32: ms per step (median)"
@@ -452,6 +483,32 @@ def test_without_bench_the_report_is_unchanged(report, bench_report):
     assert without_section((bench_report / "report.md").read_text(), "7. Benchmark") == plain
     for png in report.glob("*.png"):
         assert (bench_report / png.name).read_bytes() == png.read_bytes(), png.name
+
+
+def test_the_cnn_bench_file_adds_its_rows_and_plot_to_the_bench_section(report, bench_file, tmp_path):
+    """``--bench`` twice: the MLP grid and a ``bench --model lenet5`` file (stand-in timings; the
+    real run is ``test_bench.py``'s)."""
+    timing = {"median_s": 0.006, "q1_s": 0.0055, "q3_s": 0.0065, "ratio_to_fastest": 1.5}
+    cnn_bench = {"model": "lenet5", "threads": 1, "frameworks": {"torch": "threads 1"},
+                 "cnn": [{"batch": batch, "dtype": "float32", "optimizer": "sgd",
+                          "backends": {"scratch": timing,
+                                       "torch": dict(timing, median_s=0.004, ratio_to_fastest=1.0)},
+                          "engine_profile_s": {"step": 0.006}, "im2col": [],
+                          "engine_step_tracemalloc_peak_bytes": 1} for batch in (64, 256)]}
+    cnn_file = tmp_path / "cnn.json"
+    cnn_file.write_text(json.dumps(cnn_bench))
+    out = tmp_path / "out"
+    assert main(["report", "--from-json", str(report / "results.json"), "--bench", str(bench_file),
+                 "--bench", str(cnn_file), "--out", str(out)]) == 0
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["bench_cnn"] == cnn_bench and "bench" in stored
+    tables = {caption: rows for caption, _, rows in md_tables((out / "report.md").read_text())}
+    assert tables["benchmark, lenet5: ms per step (median)"] == [
+        [str(batch), "6.000", "1.50", "4.000", "1.00"] for batch in (64, 256)]
+    assert BENCH_TABLE in tables, "the MLP grid is still there"
+    parser = parse_html(out / "report.html")
+    assert {"table-bench-cnn", "table-bench-float32"} <= set(parser.ids) and "bench_cnn.png" in parser.images
+    assert png_size(out / "bench_cnn.png")[0] > 300
 
 
 def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):

@@ -12,7 +12,9 @@ seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples co
 step in each backend). ``--from-json FILE`` re-renders a saved results file
 without running anything. ``--bench FILE`` adds a Benchmark section from the JSON that
 ``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
-runs); it is stored in results.json, so ``--from-json`` renders it again. ``--out`` (its
+runs); given twice, one file may be the MLP grid and the other the CNN step (``bench --model
+lenet5``). They are stored in results.json (``bench``, ``bench_cnn``), so ``--from-json``
+renders them again. ``--out`` (its
 nearest existing folder must be writable), ``--threads``, ``--data-dir`` and every input file are
 checked before any framework is imported. Everything is rendered in memory first and each file is written to a
 temporary name and renamed, so an error never leaves a half-written report.
@@ -42,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--full", action="store_true",
                       help="the seeds' real settings (60,000 samples, 800 full-batch steps): an hour or more")
     size.add_argument("--from-json", metavar="FILE", help="re-render a saved results.json; runs nothing")
-    parser.add_argument("--bench", metavar="FILE",
-                        help="add a Benchmark section from the JSON of `backprop-parity bench --json FILE`")
+    parser.add_argument("--bench", metavar="FILE", action="append",
+                        help="add a Benchmark section from the JSON of `backprop-parity bench --json FILE`; "
+                             "give it twice for the MLP grid and the CNN step (`bench --model lenet5`)")
     parser.add_argument("--data-dir", metavar="PATH",
                         help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
     add_model_argument(parser, "an MNIST model whose layer sizes the parity, curves, divergence and "
@@ -74,13 +77,12 @@ def run(args: argparse.Namespace) -> int:
         if args.from_json:
             raise SpecError(f"--model {args.model}: --from-json runs nothing, so it takes no model")
         require_dataset(args.model, "mnist", "the report (its scenarios compare on MNIST)")
-    bench = load_bench(args.bench) if args.bench else None
+    benches = load_benches(args.bench or [])
     if args.from_json:
         results = load_results(args.from_json)
     else:
         results = run_scenarios(args)
-    if bench is not None:
-        results["bench"] = bench
+    results.update(benches)
     written = write_report(results, out)
     print(f"report written to {out}/: " + ", ".join(path.name for path in written))
     print(f"open {out / FILES['html']} (plots beside it); summary in {out / FILES['markdown']}")
@@ -117,13 +119,22 @@ def load_results(path) -> dict:
     return results
 
 
-def load_bench(path) -> dict:
-    """A ``backprop-parity bench --json`` file, checked against ``reports.schema.BENCH``."""
+def load_benches(paths) -> dict[str, dict]:
+    """The ``backprop-parity bench --json`` files, each checked against its schema
+    (``reports.schema.BENCH`` or, for ``bench --model lenet5``, ``BENCH_CNN``), by their key in
+    results.json (``bench``, ``bench_cnn``); two files of one kind are refused."""
     from reports.schema import validate_bench
+    from scratch.errors import DataError
 
-    bench = _read_json(path)
-    validate_bench(bench, str(path))
-    return bench
+    benches, sources = {}, {}
+    for path in paths:
+        bench = _read_json(path)
+        kind = validate_bench(bench, str(path))
+        if kind in benches:
+            what = "the CNN step (bench --model lenet5)" if kind == "bench_cnn" else "the MLP grid"
+            raise DataError(f"--bench {path}: a second bench file of {what} (the first: {sources[kind]})")
+        benches[kind], sources[kind] = bench, path
+    return benches
 
 
 def _read_json(path):

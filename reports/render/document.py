@@ -13,8 +13,8 @@ every number appears formatted once, the same way, in both files; both open with
   the smallest tolerance that passes a failing row: ``3.700e-04``, an update's in whole ulps;
 * a value that was not finite (``null`` in the JSON): ``n/a``;
 * benchmark (section 7, only with ``report --bench``): ms per step with 3 decimals, ratios to
-  scratch with 2, GFLOP/s and % of the GEMM peak with 1, memory in whole MiB, wall times in s
-  with 1.
+  scratch (the CNN step's: to the fastest backend) with 2, GFLOP/s and % of the GEMM peak with 1,
+  memory in whole MiB, wall times in s with 1.
 """
 
 from __future__ import annotations
@@ -119,11 +119,19 @@ def fmt_cell(value) -> str:
 
 def sections(results: dict, images: dict[str, str]) -> list[Section]:
     """Every section of the report, in order; ``images``: plot key → file name."""
+    from reports.render import cnn
+
     out = [_overview(results), _parity(results, images), _curves(results, images),
            _divergence(results, images), _seeds(results), _variants(results),
-           _conventions(results, images), _environment(results)]
-    if "bench" in results:
-        out.append(_bench(results["bench"], images))
+           _conventions(results, images)]
+    if "cnn" in results:
+        out.append(cnn.section(results, images))
+    out.append(_environment(results))
+    if "bench" in results or "bench_cnn" in results:
+        blocks = _bench(results["bench"], images) if "bench" in results else []
+        if "bench_cnn" in results:
+            blocks += cnn.bench_blocks(results["bench_cnn"], images)
+        out.append(Section("bench", "7. Benchmark: one training step per backend", blocks))
     if "explain" in results:
         out.append(_explain(results["explain"]))
     return out
@@ -428,7 +436,7 @@ def _environment(results: dict) -> Section:
     return Section("environment", "6. Environment", blocks)
 
 
-def _bench(bench: dict, images) -> Section:
+def _bench(bench: dict, images) -> list:
     """The ``backprop-parity bench --json`` figures: per dtype, one row per optimizer × batch."""
     layers = "-".join(str(n) for n in bench["layers"])
     blocks = [f"One training step (forward, backward and optimizer update) of the {layers} MLP on the "
@@ -484,7 +492,7 @@ def _bench(bench: dict, images) -> Section:
         blocks.append(Table(keys, [[fmt_cell(pool.get(k)) for k in keys] for pool in bench["blas"]],
                             caption="BLAS and OpenMP libraries during the benchmark (threadpoolctl)",
                             id="bench-blas"))
-    return Section("bench", "7. Benchmark: one training step per backend", blocks)
+    return blocks
 
 
 def _explain(rows: list[dict]) -> Section:

@@ -8,8 +8,12 @@ results twice gives the same files:
 ``curves_<optimizer>.png``  the loss of every step, every backend and convention overlaid
 ``divergence.png``          |Δloss| and ‖Δθ‖/‖θ‖ per step between backends, log scale
 ``conventions.png``         ‖Δθ‖/‖θ‖ and |Δloss| per step, torch- vs Keras-convention optimizers
+``cnn_curves.png``          lenet5's loss per step in every backend, and each twin's |Δloss| from the
+                            engine in its optimizer convention (log scale)
 ``bench.png``               (``report --bench``) ms per step, every backend grouped per batch size,
                             one panel per dtype × optimizer, log scale, IQR whiskers
+``bench_cnn.png``           (``report --bench`` with a ``bench --model lenet5`` file) ms per step of
+                            the lenet5 step, every backend grouped per batch size, log scale
 =========================== ================================================================
 
 Log-scale plots cannot show an exact 0 (two backends agreeing to the last bit); such points are
@@ -45,8 +49,12 @@ def plot_names(results: dict) -> dict[str, str]:
         names["divergence"] = "divergence.png"
     if results["conventions"]["series"]:
         names["conventions"] = "conventions.png"
+    if "cnn" in results and results["cnn"]["curves"]["runs"]:
+        names["cnn_curves"] = "cnn_curves.png"
     if "bench" in results:
         names["bench"] = "bench.png"
+    if "bench_cnn" in results:
+        names["bench_cnn"] = "bench_cnn.png"
     return names
 
 
@@ -200,6 +208,60 @@ def _bench(bench: dict):
     return figure
 
 
+def _cnn_curves(cnn: dict):
+    curves = cnn["curves"]
+    figure, axes = _figure(12, 4.5, columns=2)
+    engine = {run["convention"]: run["loss"] for run in curves["runs"] if run["backend"] == "scratch"}
+    for run in curves["runs"]:
+        loss = np.array([np.nan if v is None else v for v in run["loss"]], dtype=np.float64)
+        steps = np.arange(1, len(loss) + 1)
+        label = f"{run['backend']} (Adam, {run['convention']} convention)"
+        color = {"scratch": "tab:gray", "torch": "tab:red", "keras": "tab:purple", "jax": "tab:orange"}.get(
+            run["backend"])
+        if run["backend"] == "scratch" and run["convention"] != "torch":
+            color = "tab:green"
+        axes[0].plot(steps, loss, color=color, label=label, **BACKEND_STYLE.get(run["backend"], {}))
+        if run["backend"] != "scratch":
+            reference = np.array([np.nan if v is None else v for v in engine[run["convention"]]],
+                                 dtype=np.float64)
+            axes[1].plot(steps, _floored(np.abs(loss - reference)), color=color, linestyle="none", marker="o",
+                         markersize=3, label=f"{run['backend']} vs engine ({run['convention']} convention)")
+    axes[1].axhline(UNIT_ROUNDOFF[curves["dtype"]], color="tab:blue", linewidth=0.8, alpha=0.5)
+    axes[1].annotate(f"{curves['dtype']} unit roundoff", (1, UNIT_ROUNDOFF[curves["dtype"]]), fontsize=7,
+                     color="tab:blue", va="bottom")
+    axes[0].set_ylabel("batch loss (before the step's update)")
+    axes[0].set_title(f"{cnn['model']}: loss per step, every backend ({curves['dtype']})", fontsize=10)
+    axes[1].set_yscale("log")
+    axes[1].set_title(f"|loss − engine loss| per step  (0 drawn at {FLOOR:.0e})", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    return figure
+
+
+def _bench_cnn(bench: dict):
+    figure, (ax,) = _figure(8, 4.0)
+    rows = bench["cnn"]
+    kinds = list(dict.fromkeys(name for row in rows for name in row["backends"]))
+    width = 0.8 / len(kinds)
+    for index, name in enumerate(kinds):
+        where = [i for i, row in enumerate(rows) if name in row["backends"]]
+        timings = [rows[i]["backends"][name] for i in where]
+        median = np.array([1e3 * t["median_s"] for t in timings])
+        spread = np.array([[median[j] - 1e3 * t["q1_s"], 1e3 * t["q3_s"] - median[j]]
+                           for j, t in enumerate(timings)]).T
+        ax.bar(np.array(where) + (index - (len(kinds) - 1) / 2) * width, median, width,
+               yerr=np.clip(spread, 0, None), capsize=2, label=name, color=f"C{index}")
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(rows)), [str(row["batch"]) for row in rows])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("ms per step (median; whiskers: IQR)")
+    ax.set_title(f"{bench['model']}: one training step per backend", fontsize=10)
+    ax.legend(fontsize=7)
+    return figure
+
+
 # plot key → (drawing function, results section it reads)
 _PLOTTERS = {"parity_errors": (_parity, "parity"), "divergence": (_divergence, "divergence"),
-             "conventions": (_conventions, "conventions"), "bench": (_bench, "bench")}
+             "conventions": (_conventions, "conventions"), "cnn_curves": (_cnn_curves, "cnn"),
+             "bench": (_bench, "bench"), "bench_cnn": (_bench_cnn, "bench_cnn")}

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from reports.scenarios import cnn as scenario_cnn
 from reports.scenarios import conventions as scenario_conventions
 from reports.scenarios import curves as scenario_curves
 from reports.scenarios import divergence as scenario_divergence
@@ -44,6 +45,7 @@ class Profile:
     seeds: scenario_seeds.SeedSettings
     variants: scenario_variants.VariantSettings
     conventions: scenario_conventions.ConventionSettings
+    cnn: scenario_cnn.CnnSettings
 
 
 PROFILES: dict[str, Profile] = {
@@ -56,6 +58,7 @@ PROFILES: dict[str, Profile] = {
                                     xor_steps=50),
         scenario_variants.VariantSettings(batch=16, steps=3),
         scenario_conventions.ConventionSettings(samples=320, checkpoints=(1, 5)),
+        scenario_cnn.CnnSettings(batch=16, samples=32, batch_size=16, finding_samples=32, batchnorm_steps=2),
     ),
     "default": Profile(
         "default",
@@ -65,6 +68,7 @@ PROFILES: dict[str, Profile] = {
         scenario_seeds.SeedSettings(gd_samples=2000, adam_samples=10000, adam_epochs=2),
         scenario_variants.VariantSettings(),
         scenario_conventions.ConventionSettings(samples=12800),
+        scenario_cnn.CnnSettings(),
     ),
     "full": Profile(
         "full",
@@ -74,6 +78,8 @@ PROFILES: dict[str, Profile] = {
         scenario_seeds.FULL,
         scenario_variants.VariantSettings(),
         scenario_conventions.ConventionSettings(samples=60000),
+        scenario_cnn.CnnSettings(batch=64, samples=2048, batch_size=64, finding_samples=256,
+                                 batchnorm_steps=50),
     ),
 }
 
@@ -101,6 +107,7 @@ SCENARIOS: dict[str, Callable[[Context, Profile], dict]] = {
     "seeds": lambda ctx, p: scenario_seeds.run(ctx, p.seeds),
     "variants": lambda ctx, p: scenario_variants.run(ctx, p.variants),
     "conventions": lambda ctx, p: scenario_conventions.run(ctx, p.conventions),
+    "cnn": lambda ctx, p: scenario_cnn.run(ctx, p.cnn),
     "explain": lambda ctx, p: scenario_explain.run(ctx),
 }
 
