@@ -47,7 +47,8 @@ class Backend:
 
     # -- shared -----------------------------------------------------------------------------
 
-    def fit(self, x: np.ndarray, targets: np.ndarray, plan: Iterable[Step], fused: bool = False) -> np.ndarray:
+    def fit(self, x: np.ndarray, targets: np.ndarray, plan: Iterable[Step],
+            fused: bool = False) -> np.ndarray:
         """Run every step of ``plan`` (batches and dropout masks from ``scratch.batching``);
         returns the loss of every step.
 

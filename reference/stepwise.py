@@ -45,7 +45,7 @@ from reference.optimizer_state import (
     canonical_parameters,
     interleave,
 )
-from reference.parity import Comparison, compare_traces, elementwise_ulps
+from reference.parity import Comparison, compare_backend_traces, elementwise_ulps
 from reference.tolerances import ULPS_UPDATE
 from scratch.batching import batches
 
@@ -155,7 +155,8 @@ def check_steps(actual, desired, update_reference, x, targets, plan, bounds: dic
         actual.load_state(weights, biases, state)
         want = desired.trace(x_batch, y_batch, step.masks)
         got = actual.trace(x_batch, y_batch, step.masks)
-        results += [replace(c, step=step.step) for c in compare_traces(got, want, dtype, bounds, x_batch)]
+        results += [replace(c, step=step.step)
+                    for c in compare_backend_traces(got, want, desired, x_batch, step.masks, bounds)]
         gradients = canonical_gradients(got, layers)
         actual.apply_gradients(gradients)
         update_reference.load_state(weights, biases, state)

@@ -216,7 +216,8 @@ def test_fused_fit_trains_as_train_step_does(twin, case, dtype):
     residue = {layer for layer in spec.parameter_layers                 # true gradient exactly 0
                if layer < len(numbered) and numbered[layer].kind == "batch_norm"}
     (fused_w, fused_b), (stepped_w, stepped_b) = fused.parameters(), stepped.parameters()
-    for layer, fw, fb, sw, sb in zip(spec.parameter_layers, fused_w, fused_b, stepped_w, stepped_b, strict=True):
+    pairs = zip(spec.parameter_layers, fused_w, fused_b, stepped_w, stepped_b, strict=True)
+    for layer, fw, fb, sw, sb in pairs:
         assert relative_error(fw, sw) <= bound
         if layer in residue:                 # the bias a BatchNorm subtracts again: rounding residue
             assert max(np.abs(fb).max(), np.abs(sb).max()) <= bound * np.abs(sw).max()

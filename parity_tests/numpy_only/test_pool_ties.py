@@ -1,0 +1,97 @@
+"""The max-pool tie rule of the checker (``reference.pool_ties``): a tie that rounding breaks the
+other way is checked around, and nothing else is.
+
+The case is built so that the tie is exact in one backend and one ulp apart in the other: a
+constant image through a 2×2 conv of 0.5s gives 2.0 at every position (exactly), so every 2×2
+pooling window ties; the "actual" backend sees one pixel raised by 4 ulps of 1.0, which raises
+two conv outputs by exactly one ulp of 2.0 — one of them second in its window, where the actual
+now routes the gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.parity import compare_backend_traces, compare_traces
+from reference.pool_ties import tie_flips
+from reference.scratch_backend import ScratchBackend
+from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
+from scratch.model import Network
+from scratch.spec import ModelSpec
+
+SPEC = ModelSpec(inputs=(1, 5, 5), layers=(Conv2DSpec(1, 2, activation="relu"), MaxPool2DSpec(2),
+                                           FlattenSpec("channels_first"), DenseSpec(3, "softmax")),
+                 dtype="float64", init="he_normal", seed=5)
+RAISED = (0, 0, 0, 2)                 # feeds conv outputs (0, 1) — second in window (0, 0) — and (0, 2)
+
+
+class Nudged(ScratchBackend):
+    """The engine, tracing an input whose pixel RAISED is ``nudge`` higher."""
+
+    def __init__(self, weights, biases, nudge: float):
+        super().__init__(SPEC, weights, biases)
+        self.nudge = nudge
+
+    def trace(self, x, targets, masks=None):
+        x = x.copy()
+        x[(slice(None), *RAISED[1:])] += self.nudge
+        return super().trace(x, targets, masks)
+
+
+def setup(nudge: float = 4 * np.finfo(np.float64).eps):
+    model = Network(SPEC)
+    weights = [np.full((1, 1, 2, 2), 0.5), model.weights[1]]
+    biases = [np.zeros(1), model.biases[1]]
+    x = np.ones((2, 1, 5, 5))
+    targets = model.targets(np.array([0, 2]))
+    desired_backend = ScratchBackend(SPEC, weights, biases)
+    desired = desired_backend.trace(x, targets)
+    actual = Nudged(weights, biases, nudge).trace(x, targets)
+    return desired_backend, desired, actual, x
+
+
+def test_the_case_ties_exactly_in_one_backend_and_one_ulp_apart_in_the_other():
+    _, desired, actual, _ = setup()
+    assert np.all(desired["A1"] == 2.0)
+    assert actual["A1"][0, 0, 0, 1] == np.nextafter(2.0, 3.0)
+
+
+def test_a_tie_broken_by_rounding_is_checked_against_the_rerouted_reference():
+    desired_backend, desired, actual, x = setup()
+    plain = {c.name for c in compare_traces(actual, desired, "float64", x=x) if not c.ok}
+    assert {"dA1", "dZ1"} <= plain                # the flip alone fails the plain comparison
+    results = compare_backend_traces(actual, desired, desired_backend, x, None)
+    assert all(c.ok for c in results), [c.describe() for c in results if not c.ok]
+    noted = {c.name for c in results if c.note}
+    assert {"dA1", "dZ1", "dW1", "db1"} <= noted and not noted & {"A1", "Z2", "dW4", "loss"}
+    assert "layer 2 (max-pool)" in next(c for c in results if c.name == "dA1").describe()
+
+
+def test_a_wrong_gradient_below_the_tie_still_fails():
+    desired_backend, desired, actual, x = setup()
+    actual["dW1"] = actual["dW1"] * (1 + 1e-9)
+    failed = [c for c in compare_backend_traces(actual, desired, desired_backend, x, None) if not c.ok]
+    assert [c.name for c in failed] == ["dW1"] and failed[0].note
+
+
+def test_a_gap_beyond_rounding_is_no_tie():
+    desired_backend, desired, actual, x = setup(nudge=1e-6)
+    assert tie_flips(actual, desired, SPEC, x, "float64") == []
+    assert not all(c.ok for c in compare_backend_traces(actual, desired, desired_backend, x, None))
+
+
+def test_an_exact_tie_routed_to_another_element_is_a_different_rule_and_fails():
+    """Same forward values, the gradient sent to the window's second element: no rounding
+    decided that, so nothing is rerouted."""
+    desired_backend, desired, _, x = setup()
+    actual = {name: value.copy() for name, value in desired.items()}
+    first, second = (0, 0, 0, 0), (0, 0, 0, 1)                  # window (0, 0)'s first two elements
+    actual["dA1"][first], actual["dA1"][second] = desired["dA1"][second], desired["dA1"][first]
+    assert tie_flips(actual, desired, SPEC, x, "float64") == []
+    failed = {c.name for c in compare_backend_traces(actual, desired, desired_backend, x, None) if not c.ok}
+    assert "dA1" in failed
+
+
+def test_no_flip_no_note():
+    desired_backend, desired, _, x = setup()
+    results = compare_backend_traces(desired, desired, desired_backend, x, None)
+    assert all(c.ok and not c.note for c in results)
