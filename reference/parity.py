@@ -335,12 +335,14 @@ def compare_parameters(actual_backend, desired_backend, bound: float | None = No
 
 def format_table(rows: list[tuple[str, Comparison]]) -> str:
     """A plain-text table of (pair label, comparison) rows, for the CLI and reports. ``error`` is
-    the normwise relative error (ulps for an update); ``max ulp`` the largest elementwise error."""
+    the normwise relative error (ulps for an update); ``max ulp`` the largest elementwise error;
+    ``ok *``: compared with an adjusted reference (a rerouted max-pool tie), its note printed apart."""
     header = (f"{'pair':<20}{'quantity':<18}{'kind':<10}{'error':>11}{'tol':>9}{'max ulp':>10}"
               f"  {'where':<12}status")
     lines = [header, "-" * len(header)]
     for label, c in rows:
         status = "ok" if c.ok else ("FAIL " + c.problem if c.problem else "FAIL")
+        status += " *" if c.note else ""                    # the note is printed below the table
         name = c.name if c.step is None else f"{c.name} @{c.step}"
         if c.kind == "update":
             error, bound = f"{c.error:>8.0f} ulp", f"{c.bound:>5.0f} ulp"

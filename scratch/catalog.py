@@ -27,8 +27,9 @@ the project's choice is its MNIST training default (``mnist-default``: ReLU/soft
 torch-convention Adam at η = 0.001, batch 64, one epoch, float64, seed 0).
 
 Besides the seeds the catalog names the models the commands and the report already use:
-``train``'s per-dataset defaults and the report's XOR run, and ``lenet5``, the project's
-LeNet-5-style convolutional net for MNIST (issue 12: every backend trains it from the same start).
+``train``'s per-dataset defaults and the report's XOR run, ``lenet5``, the project's
+LeNet-5-style convolutional net for MNIST (issue 12: every backend trains it from the same start),
+and ``mnist-cnn``, its wider sibling for the 99 % target.
 NumPy and the standard library only (through :mod:`scratch.spec`): a name is looked up, and an
 unknown one refused, before any
 framework is imported.
@@ -108,15 +109,29 @@ def _lenet5() -> ModelSpec:
     padding on the first convolution (LeCun et al. padded the 28×28 digits to 32×32), softmax + CCE,
     and dropout 0.25 after each hidden dense layer (without it the net stayed at 98.6–98.9 % test
     for 4–8 epochs here: it fits the training set first)."""
-    layers = (Conv2DSpec(6, 5, padding="same"), MaxPool2DSpec(2), Conv2DSpec(16, 5), MaxPool2DSpec(2),
-              FlattenSpec("channels_first"), DenseSpec(120), DropoutSpec(LENET5_DROPOUT), DenseSpec(84),
-              DropoutSpec(LENET5_DROPOUT), DenseSpec(10, "softmax"))
-    return ModelSpec(inputs=(1, 28, 28), layers=layers, init="he_normal", optimizer=_adam(), batch_size=64,
-                     epochs=LENET5_EPOCHS, dtype="float32", seed=0)
+    return _lenet_layout(6, 16, batch_size=64, epochs=LENET5_EPOCHS)
+
+
+def _mnist_cnn() -> ModelSpec:
+    """LeNet-5's layout with twice its feature maps (12 and 24) and batches of 128: the catalog's
+    CNN for the 99 % target. LeNet-5 itself, under constant-η Adam, wandered between 98.8 and
+    99.1 % test from epoch 4 to 12 here (torch: 98.80, 98.77, 98.77, 99.03, 98.98, 98.93, 99.13,
+    99.04, 99.00 %); the wider net with larger batches sits higher and steadier."""
+    return _lenet_layout(MNIST_CNN_MAPS[0], MNIST_CNN_MAPS[1], batch_size=128, epochs=MNIST_CNN_EPOCHS)
+
+
+def _lenet_layout(maps_1: int, maps_2: int, batch_size: int, epochs: int) -> ModelSpec:
+    layers = (Conv2DSpec(maps_1, 5, padding="same"), MaxPool2DSpec(2), Conv2DSpec(maps_2, 5),
+              MaxPool2DSpec(2), FlattenSpec("channels_first"), DenseSpec(120), DropoutSpec(LENET5_DROPOUT),
+              DenseSpec(84), DropoutSpec(LENET5_DROPOUT), DenseSpec(10, "softmax"))
+    return ModelSpec(inputs=(1, 28, 28), layers=layers, init="he_normal", optimizer=_adam(),
+                     batch_size=batch_size, epochs=epochs, dtype="float32", seed=0)
 
 
 LENET5_EPOCHS = 8
 LENET5_DROPOUT = 0.25
+MNIST_CNN_MAPS = (12, 24)
+MNIST_CNN_EPOCHS = 8
 
 _MODELS = (
     CatalogModel(
@@ -162,6 +177,10 @@ _MODELS = (
         f"→ flatten (channels first) → dense 120 → 84 → 10 softmax, ReLU, dropout {LENET5_DROPOUT:g} after "
         "each hidden dense layer, CCE, He-normal, Adam η = 0.001 (torch convention), batch 64, "
         f"{LENET5_EPOCHS} epochs, float32", "mnist", _lenet5),
+    CatalogModel(
+        "mnist-cnn", f"lenet5's layout with {MNIST_CNN_MAPS[0]} and {MNIST_CNN_MAPS[1]} feature maps, "
+        f"batch 128, {MNIST_CNN_EPOCHS} epochs (same dropout, Adam, init, float32): the catalog's CNN "
+        "for ≥ 99 % MNIST test accuracy", "mnist", _mnist_cnn),
     CatalogModel(
         "spirals-default", "`train --dataset spirals`'s default: [2, 32, 32, 2] ReLU/softmax + CCE, "
         "He-normal, full-batch Adam η = 0.02, 200 steps", "spirals",

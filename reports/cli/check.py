@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     configure_frameworks(threads=args.threads or None)
 
     from reference.backends import BACKENDS, make_backend
-    from reference.parity import compare_traces, format_table
+    from reference.parity import compare_backend_traces, format_table
     from reference.training_parity import compare_training
     from reports.verdict.check import Verdict
     from scratch.errors import BackendError
@@ -147,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     traces = {name: backend.trace(x, targets, masks) for name, backend in backends.items()}
     for actual, desired in PAIRS:
         if actual in traces and desired in traces:
-            for comparison in compare_traces(traces[actual], traces[desired], spec.dtype):
+            for comparison in compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
+                                                     masks):
                 rows.append((f"{actual} vs {desired}", comparison))
     trainings, plan = [], []
     if args.steps:
@@ -171,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
     for line in notes:
         print(line)
     print(format_table(rows))
+    for note in dict.fromkeys(c.note for _, c in rows if c.note):      # each adjustment once, in order
+        print(f"  * {note}")
     if trainings:
         print(f"\nfree-running over {len(plan)} steps (measured and explained; the per-step rows above "
               "are the verdict on training):")

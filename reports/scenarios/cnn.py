@@ -5,7 +5,7 @@ Three parts, on a small MNIST subset (the first n training digits as 1×28×28 m
 * **parity** — one batch through every backend from the engine's initial parameters, with the
   spec's dropout masks (``scratch.batching.dropout_masks``), in float32 (the catalog's dtype) and
   float64; every named quantity Z_l, A_l, the loss, dA_l, dZ_l, dW_l, db_l of each twin against
-  the engine by :func:`reference.parity.compare_traces` (normwise relative error against
+  the engine by :func:`reference.parity.compare_backend_traces` (normwise relative error against
   :mod:`reference.tolerances`), rows exactly as the MLP parity scenario writes them;
 * **training** — :func:`reference.training_parity.compare_training` of each twin against the
   engine over the same plan (batches, dropout masks) in both dtypes: every step re-synchronized
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.backends import twins_for
-from reference.parity import compare_traces
+from reference.parity import compare_backend_traces
 from reference.training_parity import compare_training
 from reports.scenarios import cnn_findings
 from reports.scenarios.common import Context, backend, number, numbers, spec_summary
@@ -87,13 +87,14 @@ def parity_rows(ctx: Context, settings: CnnSettings, dtype: str) -> list[dict]:
     start = Network(spec)
     targets = start.targets(labels)
     masks = dropout_masks(spec, 0, len(x))
-    desired = backend("scratch", spec, start.weights, start.biases).trace(x, targets, masks)
+    reference = backend("scratch", spec, start.weights, start.biases)
+    desired = reference.trace(x, targets, masks)
     rows = []
     for twin in TWINS:
         if twin not in ctx.backends:
             continue
         actual = backend(twin, spec, start.weights, start.biases).trace(x, targets, masks)
-        for comparison in compare_traces(actual, desired, dtype, x=x):
+        for comparison in compare_backend_traces(actual, desired, reference, x, masks):
             rows.append(
                 {
                     "dtype": dtype,
