@@ -46,6 +46,7 @@ def test_settle_sleeps_before_every_timed_block_and_outside_the_timing(monkeypat
     assert all(figures["samples"] == 3 for figures in summary.values())
 
 
+@pytest.mark.slow                      # a real bench run (~10 s); the report's tests share it
 def test_bench_cli_tiny_grid_writes_every_backend(bench_run):
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
@@ -59,7 +60,7 @@ def test_bench_cli_tiny_grid_writes_every_backend(bench_run):
     assert "scratch" in printed
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", pytest.param("adam", marks=pytest.mark.slow)])
 def test_jax_step_matches_the_numpy_engine_in_float64(optimizer, global_seed, repro):
     """The bench's JAX step against scratch's MLP and optimizer from the same parameters, on the
     bench's own batch (the first 64 MNIST training images): the loss of each of 3 steps and the

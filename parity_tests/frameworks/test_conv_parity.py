@@ -192,7 +192,8 @@ def test_a_twin_refuses_the_running_variance_it_cannot_store(twin, case):
 
 
 @pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("case", ["lenet-like", "batchnorm-keras", "batchnorm-torch"])
+@pytest.mark.parametrize("case", ["lenet-like", pytest.param("batchnorm-keras", marks=pytest.mark.slow),
+                                  pytest.param("batchnorm-torch", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("twin", ["keras", "jax"])
 def test_fused_fit_trains_as_train_step_does(twin, case, dtype):
     """``fit(fused=True)`` (one ``tf.function`` graph / one ``jax.jit`` per step, what the MNIST

@@ -33,7 +33,7 @@ def test_weight_handoff_scratch_torch_keras_jax_scratch_is_bit_exact(dtype, tmp_
         assert returned.tobytes() == original.tobytes()
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name,convention", [("scratch", "torch"), ("scratch", "keras"),
                                              ("torch", "torch"), ("keras", "keras"), ("jax", "optax")])
 def test_each_backend_is_bitwise_deterministic(name, convention, dtype, global_seed):

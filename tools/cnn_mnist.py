@@ -1,5 +1,6 @@
-"""The catalog's ``lenet5`` trained on the bundled MNIST in one backend, from the shared start:
-``python tools/lenet5_mnist.py --backend torch [--epochs N] [--threads 1] [--json out.json]``.
+"""A catalog CNN (``mnist-cnn`` by default, or ``lenet5``) trained on the bundled MNIST in one
+backend, from the shared start: ``python tools/cnn_mnist.py --backend torch [--model NAME]
+[--epochs N] [--threads 1] [--json out.json]``.
 
 Every backend gets the same initial weights (the spec's initializer), the same batches and
 dropout masks (``scratch.batching``'s plan), and trains as its users would (``fit(fused=True)``:
@@ -32,6 +33,7 @@ BLOCK = 1000
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=sorted(BACKENDS), required=True)
+    parser.add_argument("--model", choices=("mnist-cnn", "lenet5"), default="mnist-cnn")
     parser.add_argument("--epochs", type=int, default=None, help="default: the catalog's")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="write the result here")
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
     from scratch.datasets import load_mnist
     from scratch.model import Network
 
-    spec = catalog.spec("lenet5")
+    spec = catalog.spec(args.model)
     if args.epochs is not None:
         spec = spec.replace(epochs=args.epochs)
     optimizer = spec.optimizer
@@ -75,7 +77,8 @@ def main(argv=None) -> int:
                                   for i in range(0, len(x_test), BLOCK)])
         accuracies.append(float(np.mean(outputs.argmax(axis=1) == data.y_test)))
         print(f"epoch {epoch + 1}: test accuracy {accuracies[-1]:.4f}, {build_s + train_s:.1f} s", flush=True)
-    result = {"backend": args.backend, "epochs": spec.epochs, "steps": len(plan), "threads": args.threads,
+    result = {"backend": args.backend, "model": args.model, "epochs": spec.epochs, "steps": len(plan),
+              "threads": args.threads,
               "optimizer": f"{spec.optimizer.name}[{spec.optimizer.convention}]", "note": note,
               "train_seconds": round(build_s + train_s, 1), "test_accuracy": accuracies[-1],
               "test_accuracy_per_epoch": accuracies,
