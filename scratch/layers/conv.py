@@ -80,7 +80,7 @@ class Conv2D:
         return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), (top, bottom, left, right)
 
     def patches(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        """(P (m·H_out·W_out, C·k_h·k_w), (H_out, W_out)): im2col of the padded input."""
+        """(P (C·k_h·k_w, m·H_out·W_out), (H_out, W_out)): im2col of the padded input."""
         if x.ndim != 4 or x.shape[1] != self.weight.shape[1]:
             raise SpecError(f"conv2d: expected inputs (m, {self.weight.shape[1]}, H, W), got {x.shape}")
         x_p, _ = self._padded(x)
@@ -92,7 +92,7 @@ class Conv2D:
                             f"kernel ({span_h}, {span_w})")
         windows = sliding_window_view(x_p, (span_h, span_w), axis=(2, 3))[:, :, ::s, ::s, ::d, ::d]
         m, c, h_out, w_out = windows.shape[:4]                 # (m, C, H_out, W_out, k_h, k_w)
-        columns = windows.transpose(0, 2, 3, 1, 4, 5).reshape(m * h_out * w_out, c * k_h * k_w)
+        columns = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * k_h * k_w, m * h_out * w_out)
         return columns, (h_out, w_out)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -103,9 +103,9 @@ class Conv2D:
         """(Z (m, O, H_out, W_out), P): the patches are what the weight gradient needs."""
         columns, (h_out, w_out) = self.patches(x)
         out_channels = self.weight.shape[0]
-        z = columns @ self.weight.reshape(out_channels, -1).T  # (m·H_out·W_out, O)
-        z += self.bias
-        return z.reshape(len(x), h_out, w_out, out_channels).transpose(0, 3, 1, 2), columns
+        z = self.weight.reshape(out_channels, -1) @ columns   # (O, m·H_out·W_out)
+        z += self.bias[:, None]
+        return z.reshape(out_channels, len(x), h_out, w_out).transpose(1, 0, 2, 3), columns
 
     def run(self, x: np.ndarray, training: bool = True, update: bool = False):
         """The stack's protocol (``scratch.model``): (Z, cache); the cache is the patches P."""
@@ -124,24 +124,26 @@ class Conv2D:
         """(dW (O, C, k_h, k_w), db (O,), dX (m, C, H, W) or None) from dZ (m, O, H_out, W_out)."""
         if columns is None:
             columns, _ = self.patches(x)
-        dz2 = dz.transpose(0, 2, 3, 1).reshape(-1, dz.shape[1])   # (m·H_out·W_out, O)
-        dw = (dz2.T @ columns).reshape(self.weight.shape)
-        db = dz2.sum(axis=0)
+        dz2 = dz.transpose(1, 0, 2, 3).reshape(dz.shape[1], -1)   # (O, m·H_out·W_out)
+        dw = (dz2 @ columns.T).reshape(self.weight.shape)
+        db = dz2.sum(axis=1)
         return dw, db, self.input_gradient(dz2, x, dz.shape[2:]) if input_gradient else None
 
     def input_gradient(self, dz2: np.ndarray, x: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
-        """col2im of dP = dZ₂·W₂ into dX_p, one strided slice per kernel offset, then unpadded."""
+        """col2im of dP = W₂ᵀ·dZ₂ into dX_p (C, m, H_p, W_p), one strided slice per kernel offset,
+        then unpadded and seen as (m, C, H, W)."""
         out_channels, channels, k_h, k_w = self.weight.shape
         h_out, w_out = out_size
         m = len(x)
-        d_columns = (dz2 @ self.weight.reshape(out_channels, -1)).reshape(m, h_out, w_out, channels, k_h, k_w)
+        d_columns = self.weight.reshape(out_channels, -1).T @ dz2      # (C·k_h·k_w, m·H_out·W_out)
+        d_columns = d_columns.reshape(channels, k_h, k_w, m, h_out, w_out)
         top, bottom, left, right = padding_amounts(self.padding, x.shape[2:], (k_h, k_w), self.stride,
                                                    self.dilation)
-        dx_p = np.zeros((m, channels, x.shape[2] + top + bottom, x.shape[3] + left + right), x.dtype)
+        dx_p = np.zeros((channels, m, x.shape[2] + top + bottom, x.shape[3] + left + right), x.dtype)
         s, d = self.stride, self.dilation
         for i in range(k_h):
             for j in range(k_w):
                 rows = slice(i * d, i * d + s * (h_out - 1) + 1, s)
                 cols = slice(j * d, j * d + s * (w_out - 1) + 1, s)
-                dx_p[:, :, rows, cols] += d_columns[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-        return dx_p[:, :, top:top + x.shape[2], left:left + x.shape[3]]
+                dx_p[:, :, rows, cols] += d_columns[:, i, j]
+        return dx_p[:, :, top:top + x.shape[2], left:left + x.shape[3]].transpose(1, 0, 2, 3)
