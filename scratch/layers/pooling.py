@@ -115,23 +115,27 @@ class MaxPool2D(_Pool2D):
         return (), self.backward(dz, x, z) if input_gradient else None
 
     def backward(self, dz: np.ndarray, x: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
-        """dX from dZ; ``z`` is the forward's Z (recomputed when not given)."""
+        """dX from dZ; ``z`` is the forward's Z (recomputed when not given). dX's offset slices
+        are views too, so each offset adds its share in place. The share is dZ·[hit] where every
+        dZ is finite: it differs from where(hit, dZ, 0) only by the sign of a zero (−0 for a
+        negative dZ), and +0 + (−0) = +0 in dX, so dX is the same to the bit; a non-finite dZ
+        (where inf·0 would be NaN) takes ``np.where``."""
         z = self.forward(x) if z is None else z      # the window maxima
         nan = bool(np.isnan(z).any())
-        hits = np.empty((*self.pool, *z.shape), bool)        # (p_h, p_w, m, C, H_out, W_out)
+        product = bool(np.isfinite(dz).all())
+        dx = np.zeros_like(x, dz.dtype)              # laid out in memory as X
         earlier = None
-        for (i, j), view in self.offsets(x):
-            hit = hits[i, j]
-            np.equal(view, z, out=hit)
+        for ((_, view), (_, dx_view)) in zip(self.offsets(x), self.offsets(dx), strict=True):
+            hit = np.equal(view, z)                  # E_ij, laid out as Z
             if nan:
                 hit |= np.isnan(view)
             if earlier is None:
-                earlier = hit.copy()
+                earlier = hit.copy(order="K")
             else:
-                np.greater(hit, earlier, out=hit)              # E_ij ∧ ¬(an earlier E)
+                np.greater(hit, earlier, out=hit)    # E_ij ∧ ¬(an earlier E)
                 earlier |= hit
-        parts = np.where(hits, dz, dz.dtype.type(0))          # (p_h, p_w, m, C, H_out, W_out)
-        return self._scatter(parts.transpose(2, 3, 4, 5, 0, 1), x.shape, x)
+            dx_view += dz * hit if product else np.where(hit, dz, dz.dtype.type(0))
+        return dx
 
 
 class AvgPool2D(_Pool2D):
