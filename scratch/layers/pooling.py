@@ -80,8 +80,11 @@ class _Pool2D(ParameterFree):
         self._check_input(x)
         s = self.stride
         h_out, w_out = (x.shape[2] - self.pool[0]) // s + 1, (x.shape[3] - self.pool[1]) // s + 1
-        return [((i, j), x[:, :, i:i + s * (h_out - 1) + 1:s, j:j + s * (w_out - 1) + 1:s])
-                for i in range(self.pool[0]) for j in range(self.pool[1])]
+        views = []                                   # a loop, not a comprehension: explain traces it
+        for i in range(self.pool[0]):
+            for j in range(self.pool[1]):
+                views.append(((i, j), x[:, :, i:i + s * (h_out - 1) + 1:s, j:j + s * (w_out - 1) + 1:s]))
+        return views
 
     def _scatter(self, parts: np.ndarray, shape: tuple[int, ...],
                  like: np.ndarray | None = None) -> np.ndarray:
@@ -98,10 +101,10 @@ class _Pool2D(ParameterFree):
 
 class MaxPool2D(_Pool2D):
     def forward(self, x: np.ndarray) -> np.ndarray:
-        views = [view for _, view in self.offsets(x)]
-        z = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
-        for view in views[2:]:
-            np.maximum(z, view, out=z)                         # (m, C, H_out, W_out)
+        views = self.offsets(x)
+        z = np.maximum(views[0][1], views[-1][1])              # (m, C, H_out, W_out), laid out as X
+        for _, view in views[1:-1]:
+            np.maximum(z, view, out=z)
         return z
 
     def run(self, x: np.ndarray, training: bool = True, update: bool = False):
