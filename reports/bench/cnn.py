@@ -137,7 +137,8 @@ class JaxCnnStep:
 
 
 def patches_bytes(spec, batch: int) -> list[dict]:
-    """im2col's P per conv layer: (m·H_out·W_out) rows × (C·k_h·k_w) columns × itemsize."""
+    """im2col's P per conv layer: (m·H_out·W_out) × (C·k_h·k_w) numbers × itemsize (the engine
+    holds it as the transpose, (C·k_h·k_w, H_out·W_out·m): the same bytes)."""
     rows = []
     for layer, layer_spec in zip(range(1, spec.n_layers + 1), spec.numbered_layers, strict=True):
         if layer_spec.kind != "conv2d":
@@ -190,8 +191,8 @@ def engine_profile(spec, batch: int, repeats: int = 20) -> dict[str, float]:
 
     * conv ``l`` im2col — ``Conv2D.patches``; forward GEMM — ``run`` minus im2col;
     * conv ``l`` dW, db — ``differentiate`` without the input gradient; col2im — with it, minus
-      without: dP = dZ₂·W₂ and the k_h·k_w strided additions into dX_p; "of which the dP GEMM" —
-      a product of the same shapes, (m·H_out·W_out, O)·(O, C·k_h·k_w);
+      without: dP = W₂ᵀ·dZ₂ and the k_h·k_w strided additions into dX_p; "of which the dP GEMM" —
+      a product of the same shapes, (C·k_h·k_w, O)·(O, H_out·W_out·m);
     * pooling, flatten and dense — ``run`` (forward) and ``differentiate`` (backward);
     * activations, loss — ReLU/softmax forward and backward, the loss and its gradient;
     * step — ``Network.train_step`` whole; "rest" is the step minus the parts (SGD, the stack's
@@ -220,10 +221,10 @@ def engine_profile(spec, batch: int, repeats: int = 20) -> dict[str, float]:
             calls[f"{name} no input gradient"] = (lambda op=operation, d=dz, a=a_prev, c=cache:
                                                   op.differentiate(d, a, c, 0.0, input_gradient=False))
             if upstream:
-                rows, channels = dz.shape[0] * dz.shape[2] * dz.shape[3], dz.shape[1]
-                dz2 = np.ones((rows, channels), dz.dtype)
-                w2 = np.ones((channels, operation.weight[0].size), dz.dtype)
-                calls[f"{name} dP GEMM"] = lambda a=dz2, b=w2: a @ b
+                columns, channels = dz.shape[0] * dz.shape[2] * dz.shape[3], dz.shape[1]
+                w2t = np.ones((channels, operation.weight[0].size), dz.dtype).T   # a view, as W₂ᵀ
+                dz2 = np.ones((channels, columns), dz.dtype)
+                calls[f"{name} dP GEMM"] = lambda a=w2t, b=dz2: a @ b
         function = model.activations[index]
         z, h = forward.z[index], forward.h[index]
         activation_calls.append(f"g{layer} forward")

@@ -13,11 +13,20 @@ With stride s, dilation d and X_p the input padded by (top, bottom, left, right)
 
 H_out = ⌊(H + top + bottom − d·(k_h − 1) − 1) / s⌋ + 1 (the same for the width).
 
-Vectorized as im2col: the patches X_p[n, :, y·s + i·d, x·s + j·d] are a strided view of X_p
-(``sliding_window_view``), copied once into the matrix P (m·H_out·W_out, C·k_h·k_w); then
-Z = P·W₂ᵀ + b and dW₂ = dZ₂ᵀ·P are single GEMMs (W₂ = W as (O, C·k_h·k_w), dZ₂ = dZ as
-(m·H_out·W_out, O)). col2im adds the rows of dP = dZ₂·W₂ back into dX_p with one strided slice
-per kernel offset (i, j) — k_h·k_w array additions, no loop over pixels or channels.
+Vectorized as im2col, with the batch index n innermost in memory: X_p is held as
+X_pᵀ (C, H_p, W_p, m) (one copy, padding included; free when X already lies in that order), and
+its patches X_p[n, c, y·s + i·d, x·s + j·d] — a strided view (``sliding_window_view``) — are copied
+once into the matrix P (C·k_h·k_w, H_out·W_out·m): row (c, i, j), column (y, x, n). Then
+
+    Z₂ = W₂·P + b   (O, H_out·W_out·m),     dW₂ = dZ₂·Pᵀ,     db = dZ₂ summed over its columns,
+    dP = W₂ᵀ·dZ₂    (C·k_h·k_w, H_out·W_out·m)
+
+with W₂ = W as (O, C·k_h·k_w) and dZ₂ = dZ as (O, H_out·W_out·m); Z is Z₂ seen as
+(m, O, H_out, W_out) (a transposed view, so the next layer gets its data batch-innermost too).
+col2im adds dP's rows back into dX_pᵀ (C, H_p, W_p, m) with one strided slice per kernel offset
+(i, j), dX_pᵀ[:, i·d + s·y, j·d + s·x, :] += dP[(:, i, j), (y, x, :)] — k_h·k_w array additions, no
+loop over pixels or channels. Keeping n innermost makes every copy and addition run over long
+contiguous stretches (W_out·m numbers at stride 1) instead of rows of W_out.
 
 Padding (:func:`padding_amounts`): ``"valid"`` is none; ``"same"`` gives H_out = ⌈H / s⌉ with
 the total padding max((H_out − 1)·s + d·(k_h − 1) + 1 − H, 0) split as TensorFlow does, the
@@ -72,27 +81,32 @@ class Conv2D:
         self.weight, self.bias = weight, bias
         self.stride, self.dilation, self.padding = stride, dilation, padding
 
-    def _padded(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """X_pᵀ (C, H_p, W_p, m): X padded, batch index innermost."""
         top, bottom, left, right = padding_amounts(self.padding, x.shape[2:], self.weight.shape[2:],
                                                    self.stride, self.dilation)
+        x_t = x.transpose(1, 2, 3, 0)                          # (C, H, W, m)
         if not any((top, bottom, left, right)):
-            return x, (0, 0, 0, 0)
-        return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), (top, bottom, left, right)
+            return np.ascontiguousarray(x_t)
+        m, channels, h, w = x.shape
+        x_p = np.zeros((channels, h + top + bottom, w + left + right, m), x.dtype)
+        x_p[:, top:top + h, left:left + w] = x_t
+        return x_p
 
     def patches(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        """(P (m·H_out·W_out, C·k_h·k_w), (H_out, W_out)): im2col of the padded input."""
+        """(P (C·k_h·k_w, H_out·W_out·m), (H_out, W_out)): im2col of the padded input."""
         if x.ndim != 4 or x.shape[1] != self.weight.shape[1]:
             raise SpecError(f"conv2d: expected inputs (m, {self.weight.shape[1]}, H, W), got {x.shape}")
-        x_p, _ = self._padded(x)
+        x_p = self._padded(x)                                  # (C, H_p, W_p, m)
         k_h, k_w = self.weight.shape[2:]
         s, d = self.stride, self.dilation
         span_h, span_w = d * (k_h - 1) + 1, d * (k_w - 1) + 1
-        if x_p.shape[2] < span_h or x_p.shape[3] < span_w:
-            raise SpecError(f"conv2d: the padded input {x_p.shape[2:]} is smaller than the dilated "
+        if x_p.shape[1] < span_h or x_p.shape[2] < span_w:
+            raise SpecError(f"conv2d: the padded input {x_p.shape[1:3]} is smaller than the dilated "
                             f"kernel ({span_h}, {span_w})")
-        windows = sliding_window_view(x_p, (span_h, span_w), axis=(2, 3))[:, :, ::s, ::s, ::d, ::d]
-        m, c, h_out, w_out = windows.shape[:4]                 # (m, C, H_out, W_out, k_h, k_w)
-        columns = windows.transpose(0, 2, 3, 1, 4, 5).reshape(m * h_out * w_out, c * k_h * k_w)
+        windows = sliding_window_view(x_p, (span_h, span_w), axis=(1, 2))[:, ::s, ::s, :, ::d, ::d]
+        c, h_out, w_out, m = windows.shape[:4]                 # (C, H_out, W_out, m, k_h, k_w)
+        columns = windows.transpose(0, 4, 5, 1, 2, 3).reshape(c * k_h * k_w, h_out * w_out * m)
         return columns, (h_out, w_out)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -103,9 +117,9 @@ class Conv2D:
         """(Z (m, O, H_out, W_out), P): the patches are what the weight gradient needs."""
         columns, (h_out, w_out) = self.patches(x)
         out_channels = self.weight.shape[0]
-        z = columns @ self.weight.reshape(out_channels, -1).T  # (m·H_out·W_out, O)
-        z += self.bias
-        return z.reshape(len(x), h_out, w_out, out_channels).transpose(0, 3, 1, 2), columns
+        z = self.weight.reshape(out_channels, -1) @ columns   # (O, H_out·W_out·m)
+        z += self.bias[:, None]
+        return z.reshape(out_channels, h_out, w_out, len(x)).transpose(3, 0, 1, 2), columns
 
     def run(self, x: np.ndarray, training: bool = True, update: bool = False):
         """The stack's protocol (``scratch.model``): (Z, cache); the cache is the patches P."""
@@ -124,24 +138,26 @@ class Conv2D:
         """(dW (O, C, k_h, k_w), db (O,), dX (m, C, H, W) or None) from dZ (m, O, H_out, W_out)."""
         if columns is None:
             columns, _ = self.patches(x)
-        dz2 = dz.transpose(0, 2, 3, 1).reshape(-1, dz.shape[1])   # (m·H_out·W_out, O)
-        dw = (dz2.T @ columns).reshape(self.weight.shape)
-        db = dz2.sum(axis=0)
+        dz2 = dz.transpose(1, 2, 3, 0).reshape(dz.shape[1], -1)   # (O, H_out·W_out·m)
+        dw = (dz2 @ columns.T).reshape(self.weight.shape)
+        db = dz2.sum(axis=1)
         return dw, db, self.input_gradient(dz2, x, dz.shape[2:]) if input_gradient else None
 
     def input_gradient(self, dz2: np.ndarray, x: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
-        """col2im of dP = dZ₂·W₂ into dX_p, one strided slice per kernel offset, then unpadded."""
+        """col2im of dP = W₂ᵀ·dZ₂ into dX_pᵀ (C, H_p, W_p, m), one strided slice per kernel
+        offset, then unpadded and seen as (m, C, H, W)."""
         out_channels, channels, k_h, k_w = self.weight.shape
         h_out, w_out = out_size
         m = len(x)
-        d_columns = (dz2 @ self.weight.reshape(out_channels, -1)).reshape(m, h_out, w_out, channels, k_h, k_w)
+        d_columns = self.weight.reshape(out_channels, -1).T @ dz2      # (C·k_h·k_w, H_out·W_out·m)
+        d_columns = d_columns.reshape(channels, k_h, k_w, h_out, w_out, m)
         top, bottom, left, right = padding_amounts(self.padding, x.shape[2:], (k_h, k_w), self.stride,
                                                    self.dilation)
-        dx_p = np.zeros((m, channels, x.shape[2] + top + bottom, x.shape[3] + left + right), x.dtype)
+        dx_p = np.zeros((channels, x.shape[2] + top + bottom, x.shape[3] + left + right, m), x.dtype)
         s, d = self.stride, self.dilation
         for i in range(k_h):
             for j in range(k_w):
                 rows = slice(i * d, i * d + s * (h_out - 1) + 1, s)
                 cols = slice(j * d, j * d + s * (w_out - 1) + 1, s)
-                dx_p[:, :, rows, cols] += d_columns[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-        return dx_p[:, :, top:top + x.shape[2], left:left + x.shape[3]]
+                dx_p[:, rows, cols] += d_columns[:, i, j]
+        return dx_p[:, top:top + x.shape[2], left:left + x.shape[3]].transpose(3, 0, 1, 2)
