@@ -268,13 +268,14 @@ TRAINING_CHECK = {"config": STR, "pair": STR, "steps_ok": BOOL, "step_forward": 
                   "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL, "parameters_tolerance": NUM,
                   "parting_step": INT_OR_NULL, "cause": STR, "free_running": STR, "free_running_ok": BOOL,
                   "ok": BOOL}
+TRAINING_NOTES = {"notes": ListOf(STR)}    # optional: a max-pool tie rerouted at a step (pool_ties)
 EFFECTS = ("bit-identical", "rounding", "moves")
 # The convolutional model's section (``reports.scenarios.cnn``); optional: files written before it
 # still render.
 CNN = Obj({
     "model": STR, "spec": SPEC, "data": STR, "steps": INT, "pairs": ListOf(STR),
     "rows": ListOf(PARITY_ROW),
-    "checks": ListOf(Obj({**TRAINING_CHECK, "dtype": DTYPE})),
+    "checks": ListOf(Obj({**TRAINING_CHECK, "dtype": DTYPE}, optional=TRAINING_NOTES)),
     "curves": Obj({"dtype": DTYPE,
                    "runs": ListOf(Obj({"backend": STR, "convention": STR, "loss": SERIES})),
                    "deviations": ListOf(Obj({"backend": STR, "convention": STR,
@@ -300,7 +301,7 @@ SCHEMA = Where(Obj(
             "data": STR, "spec": SPEC, "optimizers": MapOf(Obj({}, open=True)), "steps": INT,
             "runs": ListOf(Obj({"config": STR, "optimizer": STR, "convention": STR, "backend": STR,
                                 "loss": SERIES})),
-            "checks": ListOf(Obj(TRAINING_CHECK)),
+            "checks": ListOf(Obj(TRAINING_CHECK, optional=TRAINING_NOTES)),
         }),
         "divergence": Obj({
             "data": STR, "spec": SPEC, "steps": INT,

@@ -216,6 +216,21 @@ def test_a_failing_training_check_fails_the_section_with_its_step(section):
     assert statuses.count("FAIL: update passes at 14 ulp") == 1
 
 
+@pytest.mark.slow
+def test_a_rerouted_max_pool_tie_is_said_in_the_section(section):
+    """A check entry's notes (``reference.pool_ties``, via ``curves.check_entry``) reach the page;
+    without notes the sentence is absent."""
+    assert not any("Max-pool ties" in b for b in render_cnn.section(results_with(section), {}).blocks
+                   if isinstance(b, str))
+    noted = copy.deepcopy(section)
+    note = "step 5: compared with the reference's backward routed as the actual's: layer 4 (max-pool): …"
+    noted["checks"][0]["notes"] = [note]
+    check_against(CNN, noted, "results.json cnn")
+    (sentence,) = [b for b in render_cnn.section(results_with(noted), {}).blocks
+                   if isinstance(b, str) and "Max-pool ties" in b]
+    assert note in sentence and noted["checks"][0]["pair"] in sentence
+
+
 # --- report --bench with the CNN step's file -----------------------------------------------------
 
 def cnn_bench() -> dict:

@@ -194,6 +194,11 @@ def section(results: dict, images: dict[str, str]) -> Section:
         ),
         training_table(cnn),
     ]
+    notes = [f"{c['dtype']} {c['pair']}, {note}" for c in cnn["checks"] for note in c.get("notes", [])]
+    if notes:
+        blocks.append("Max-pool ties that rounding broke the other way (the gradients below the pool were "
+                      "compared with the engine's backward routed as the twin's, see the README): "
+                      + "; ".join(notes) + ".")
     blocks += _failures_table(verdict["failures"], "cnn-failures", "failing lenet5 comparisons")
     curves = cnn["curves"]
     checks = {c["pair"]: c for c in cnn["checks"] if c["dtype"] == curves["dtype"]}

@@ -116,6 +116,9 @@ def check_entry(config: str, training) -> dict:
         "free_running": trajectory.verdict(),
         "free_running_ok": trajectory.ok,
         "ok": training.ok,
+        # how a step's reference was adjusted (a max-pool tie rerouted: reference.pool_ties), once per step
+        "notes": list(dict.fromkeys(f"step {c.step}: {c.note}" for c in training.stepwise.comparisons
+                                    if c.note)),
     }
 
 
