@@ -40,7 +40,7 @@ from reference.optimizer_state import (
     canonical_parameters,
     interleave,
 )
-from reference.parity import loss_floor, relative_error
+from reference.parity import loss_floor, relative_error, trace_floors
 from reference.stepwise import parameter_names
 from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
 from scratch.batching import batches, map_masks
@@ -76,8 +76,9 @@ class Amplification:
     largest_gradient: float      # max |g| over the tensor
     sensitivity: float           # |∂θ′/∂g| at that element, measured on the reference optimizer
     learning_rate: float
-    predicted: float             # sensitivity · ε_dtype · max|g|: one rounding of the gradient, amplified
+    predicted: float             # sensitivity · ε_dtype · scale: one rounding of the gradient, amplified
     observed: float              # |θ_actual − θ_reference| at that element
+    scale: float = 0.0           # g's operand scale: max|g|, or its floor where larger (a sum of many terms)
 
     @property
     def explains(self) -> bool:
@@ -87,8 +88,13 @@ class Amplification:
         return (f"{self.parameter}{list(self.index)}: |g| = {abs(self.gradient):.2e} "
                 f"({abs(self.gradient) / self.largest_gradient:.1e} of max|g|); the step amplifies a "
                 f"gradient difference by |∂θ′/∂g| = {self.sensitivity:.3g} (lr = {self.learning_rate:g}), "
-                f"so one rounding of g (ε·max|g|) moves θ by {self.predicted:.2e}; "
+                f"so one rounding of g ({self._rounding()}) moves θ by {self.predicted:.2e}; "
                 f"observed {self.observed:.2e}")
+
+    def _rounding(self) -> str:
+        if self.scale <= self.largest_gradient:
+            return "ε·max|g|"
+        return f"ε·{self.scale:.2e}, the operand scale of a sum of many terms"
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,7 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
         if parting is None:
             if errors[worst] > parameter_bound:
                 parting, quantity = step.step, worst
-                amplification = _amplification(actual, desired, before, want, worst, spec)
+                amplification = _amplification(actual, desired, before, want, worst, spec, x_batch)
             elif not loss_errors[-1] <= curve_bound:
                 parting, quantity = step.step, "loss"
     result = Trajectory(actual.name, desired.name, dtype, len(plan), losses, parameter_errors, loss_errors,
@@ -228,12 +234,27 @@ def kink_flips(got: dict, want: dict, spec, step: int) -> list[KinkFlip]:
 def _parameter_errors(actual, desired) -> dict[str, float]:
     got, want = canonical_parameters(actual), canonical_parameters(desired)
     names = parameter_names(actual.spec.parameter_layers)
-    return {name: relative_error(a, d) for name, a, d in zip(names, got, want, strict=True)}
+    floors = _residue_floors(actual.spec, want)
+    return {name: relative_error(a, d, floors.get(name, 0.0))
+            for name, a, d in zip(names, got, want, strict=True)}
 
 
-def _amplification(actual, desired, before, want, worst: str, spec) -> Amplification:
+def _residue_floors(spec, parameters) -> dict[str, float]:
+    """{"b_l": max|W_l|} for each bias a BatchNorm cancels (``spec.cancelled_biases``): its true
+    gradient is exactly 0, so its value is its start plus rounding residue (~1e-17 in float64 after
+    a few SGD steps, different in every backend), and its error is measured at the scale of the
+    layer's kernel, beside which it enters Z_l = W_l·A + b_l."""
+    named = dict(zip(parameter_names(spec.parameter_layers), parameters, strict=True))
+    return {f"b{layer}": float(np.max(np.abs(named[f"W{layer}"]))) for layer in spec.cancelled_biases}
+
+
+def _amplification(actual, desired, before, want, worst: str, spec, x) -> Amplification:
     """The reference optimizer's sensitivity |∂θ′/∂g| at the element of ``worst`` that parted
-    most, measured by a difference quotient in higher precision on the state before the step."""
+    most, measured by a difference quotient in higher precision on the state before the step.
+    One rounding of g is ε times its operand scale: max|g|, or the gradient's floor
+    (:func:`reference.parity.trace_floors`) where that is larger — db_l sums m·H·W terms of dZ_l,
+    so it carries their rounding however small the sum (measured: a BatchNorm β whose gradient
+    summed 144 terms to 0 in the engine and to −2.8e-17 in JAX, 14× ε·max|g|)."""
     names = parameter_names(spec.parameter_layers)
     index = names.index(worst)
     (weights, biases), state = before
@@ -249,10 +270,11 @@ def _amplification(actual, desired, before, want, worst: str, spec) -> Amplifica
     moved = [_one_update(spec, theta, state, index, g + sign * delta, high) for sign in (0, 1)]
     sensitivity = np.abs(moved[1] - moved[0]) / delta
     largest = float(np.max(np.abs(gradient))) or 1.0
+    scale = max(largest, trace_floors(want, x).get(f"d{worst}", 0.0))
     eps = float(np.finfo(spec.dtype).eps)
     return Amplification(worst, tuple(int(i) for i in element), float(gradient[element]), largest,
                          float(sensitivity[element]), spec.optimizer.learning_rate,
-                         float(sensitivity[element]) * eps * largest, float(difference[element]))
+                         float(sensitivity[element]) * eps * scale, float(difference[element]), scale)
 
 
 def _one_update(spec, theta, state: OptimizerState, index: int, gradient, high) -> np.ndarray:
@@ -281,9 +303,12 @@ def _arbitrate(actual, desired, start, x, targets, plan, floor: float) -> Arbite
         model.train_step(x_batch.astype(high), y_batch.astype(high), optimizer, masks)
     truth = [p.astype(np.float64) for p in model.parameters]
     distances = []
+    residues = _residue_floors(spec, truth)
+    scales = [residues.get(name, 0.0) for name in parameter_names(spec.parameter_layers)]
     for backend in (actual, desired):
         got = canonical_parameters(backend)
-        distances.append(max(relative_error(a, t) for a, t in zip(got, truth, strict=True)))
+        distances.append(max(relative_error(a, t, scale)
+                             for a, t, scale in zip(got, truth, scales, strict=True)))
     return Arbiter(_precision_name(high), distances[0], distances[1], ARBITER_FACTOR, floor)
 
 

@@ -315,6 +315,20 @@ class ModelSpec:
                      if self.numbered_layers[number - 1].kind in ("dense", "conv2d"))
 
     @functools.cached_property
+    def cancelled_biases(self) -> tuple[int, ...]:
+        """The l whose bias b_l a BatchNorm removes again: layer l has an identity activation and
+        the next layer (no dropout between) is batch_norm, which subtracts the batch mean per
+        channel, so b_l changes no training-mode output and its true gradient is exactly 0 —
+        after training it holds its start plus each backend's rounding residue."""
+        cancelled, number = [], 0
+        for layer, following in zip(self.layers[:-1], self.layers[1:], strict=True):
+            number += layer.kind != "dropout"
+            if (layer.kind in ("dense", "conv2d") and layer.activation == "identity"
+                    and following.kind == "batch_norm"):
+                cancelled.append(number)
+        return tuple(cancelled)
+
+    @functools.cached_property
     def statistics_layers(self) -> tuple[int, ...]:
         """The l of every batch_norm layer: each keeps a running mean and variance."""
         return tuple(number for number, layer in enumerate(self.numbered_layers, start=1)

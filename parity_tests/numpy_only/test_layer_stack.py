@@ -10,10 +10,11 @@ import re
 
 import numpy as np
 import pytest
+from conv_strategies import conv_stacks
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from test_gradients_fd import assert_gradient, numerical_gradient
 
+from reference.scratch_backend import ScratchBackend
 from scratch import catalog
 from scratch import model as model_module
 from scratch.batching import dropout_masks
@@ -107,43 +108,6 @@ def whole_stack_check(spec: ModelSpec, samples: int = 3, seed: int = 0) -> None:
 @pytest.mark.parametrize("name", sorted(STACKS))
 def test_every_gradient_of_the_stack_matches_finite_differences(name):
     whole_stack_check(stack_spec(name, l2=0.05))
-
-
-@st.composite
-def conv_stacks(draw):
-    """A random small conv net: 1–2 conv layers (channels, kernel, stride, padding, activation), an
-    optional pooling layer, optional BatchNorm and dropout, flatten in either order, dense output."""
-    channels = draw(st.integers(1, 2))
-    size = draw(st.integers(4, 7))
-    layers, shape = [], (channels, size, size)
-    for _ in range(draw(st.integers(1, 2))):
-        kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-        padding = draw(st.sampled_from(["valid", "same", (1, 0, 0, 1), (0, 2, 1, 0)]))
-        conv = Conv2DSpec(draw(st.integers(1, 3)), kernel, strides=draw(st.integers(1, 2)), padding=padding,
-                          activation=draw(st.sampled_from(["tanh", "sigmoid", "identity", "leaky_relu"])))
-        try:
-            shape = conv.output_shape(shape)
-        except SpecError:
-            continue
-        layers.append(conv)
-        if draw(st.booleans()):
-            layers.append(BatchNormSpec(epsilon=1e-3, activation="tanh"))
-    if not layers:
-        layers.append(Conv2DSpec(1, 1))
-        shape = layers[0].output_shape(shape)
-    if min(shape[1:]) >= 2 and draw(st.booleans()):
-        # max pooling only after an identity: a saturated tanh or a padded patch makes near-ties
-        # in a window, where a finite difference steps across the switch of the maximum
-        pools = [AvgPool2DSpec(2), AvgPool2DSpec(2, strides=1)]
-        if layers[-1].activation == "identity" and all(layer.padding == "valid" for layer in layers
-                                                        if layer.kind == "conv2d"):
-            pools += [MaxPool2DSpec(2, strides=1), MaxPool2DSpec(2)]
-        layers.append(draw(st.sampled_from(pools)))
-    if draw(st.booleans()):
-        layers.append(DropoutSpec(0.5))
-    order = draw(st.sampled_from(["channels_first", "channels_last"]))
-    layers += [FlattenSpec(order), DenseSpec(3, "softmax")]
-    return ModelSpec(inputs=(channels, size, size), layers=tuple(layers), seed=draw(st.integers(0, 9)))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -295,3 +259,50 @@ def test_weight_file_carries_kernels_and_running_statistics(tmp_path):
         load_weights(tmp_path / "v1.safetensors")
     with pytest.raises(WeightFileError, match="running statistics for 0"):
         save_weights(tmp_path / "no-stats.safetensors", spec, model.weights, model.biases)
+
+
+@pytest.mark.parametrize(("layers", "cancelled"), [
+    ((Conv2DSpec(2, 3, activation="identity"), BatchNormSpec(), FlattenSpec(), DenseSpec(3, "softmax")),
+     (1,)),
+    ((Conv2DSpec(2, 3, activation="tanh"), BatchNormSpec(), FlattenSpec(), DenseSpec(3, "softmax")), ()),
+    ((Conv2DSpec(2, 3, activation="identity"), DropoutSpec(0.5), BatchNormSpec(), FlattenSpec(),
+      DenseSpec(3, "softmax")), ()),
+    ((Conv2DSpec(2, 3), FlattenSpec(), DenseSpec(4, "identity"), BatchNormSpec(), DenseSpec(3, "softmax")),
+     (3,)),
+])
+def test_cancelled_biases_are_those_a_batch_norm_subtracts_again(layers, cancelled):
+    spec = ModelSpec(inputs=(1, 6, 6), layers=layers)
+    assert spec.cancelled_biases == cancelled
+    model = Network(spec)
+    x = np.random.default_rng(0).standard_normal((4, 1, 6, 6))
+    targets = model.targets(np.arange(4) % 3)
+    masks = dropout_masks(spec, 0, 4)
+    trace = ScratchBackend(spec, model.weights, model.biases).trace(x, targets, masks)
+    for layer in spec.parameter_layers:        # the claim itself: b_l moves no training-mode loss
+        biases = [b.copy() for b in model.biases]
+        biases[spec.parameter_layers.index(layer)][0] += 0.75     # one element: softmax ignores a shift
+        moved = ScratchBackend(spec, model.weights, biases).trace(x, targets, masks)
+        assert (abs(moved["loss"] - trace["loss"]) <= 1e-12) == (layer in cancelled)
+        if layer in cancelled:
+            assert np.max(np.abs(trace[f"db{layer}"])) <= 1e-15
+
+
+def test_a_cancelled_bias_is_judged_at_its_kernels_scale_and_still_can_fail():
+    """The free-running check measures a cancelled bias (pure rounding residue) against max|W_l|:
+    residue-sized differences pass, a difference of 1e-3·max|W_l| still fails."""
+    from reference.trajectory import _parameter_errors
+
+    spec = ModelSpec(inputs=(1, 6, 6), layers=(Conv2DSpec(2, 3, activation="identity"), BatchNormSpec(),
+                                               FlattenSpec(), DenseSpec(3, "softmax")))
+    model = Network(spec)
+    model.biases[0][:] = [1e-17, -1e-17]               # each backend's residue differs: 4× apart
+    residue = [b.copy() for b in model.biases]
+    residue[0] *= 4.0
+    errors = _parameter_errors(ScratchBackend(spec, model.weights, residue),
+                               ScratchBackend(spec, model.weights, model.biases))
+    assert errors["b1"] <= 1e-13                        # against max|b1| alone it would be 3.0
+    wrong = [b.copy() for b in model.biases]
+    wrong[0][0] += 1e-3 * np.max(np.abs(model.weights[0]))
+    errors = _parameter_errors(ScratchBackend(spec, model.weights, wrong),
+                               ScratchBackend(spec, model.weights, model.biases))
+    assert errors["b1"] == pytest.approx(1e-3, rel=1e-9)

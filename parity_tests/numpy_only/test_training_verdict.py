@@ -23,7 +23,7 @@ from reference.parity import Comparison
 from reference.scratch_backend import ScratchBackend
 from reference.stepwise import check_steps, compare_update
 from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE
-from reference.trajectory import follow, kink_flips
+from reference.trajectory import Amplification, follow, kink_flips
 from reports.verdict.check import Verdict
 from scratch.batching import training_plan
 from scratch.initializers import initialize
@@ -315,3 +315,18 @@ def test_the_seed_faithful_variants_fail_the_per_step_check(variant, kind, first
     first = result.failed[0]
     assert (first.kind, first.step, first.name) == (kind, 0, first_name), first.describe()
     assert {c.step for c in result.failed} == set(range(result.steps))
+
+
+def test_a_summed_gradients_rounding_is_taken_at_its_operand_scale():
+    """A BatchNorm β whose gradient sums 144 terms to 0 in one backend and −2.8e-17 in the other
+    (measured, JAX vs the engine): at ε·max|g| the amplified rounding (1.9e-13) falls short of the
+    observed 2.8e-12 step, at the sum's operand scale (its floor) it covers it; a step 1e3×
+    larger is still not explained."""
+    def amplification(observed, scale):
+        return Amplification("b2", (1,), -2.8e-17, 8.7e-3, 1e5, 1e-3, 1e5 * 2.2e-16 * scale, observed, scale)
+
+    assert not amplification(2.8e-12, 8.7e-3).explains
+    assert "ε·max|g|" in amplification(2.8e-12, 8.7e-3).describe()
+    summed = amplification(2.8e-12, 0.9)
+    assert summed.explains and "ε·9.00e-01, the operand scale of a sum of many terms" in summed.describe()
+    assert not amplification(2.8e-9, 0.9).explains

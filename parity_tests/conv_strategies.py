@@ -1,0 +1,56 @@
+"""Hypothesis strategies for small convolutional stacks, shared by the engine's finite-difference
+tests (``numpy_only/test_layer_stack.py``) and the twins' parity tests
+(``frameworks/test_random_conv_nets.py``). NumPy and the engine's spec only."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from scratch.errors import SpecError
+from scratch.layer_specs import (
+    AvgPool2DSpec,
+    BatchNormSpec,
+    Conv2DSpec,
+    DenseSpec,
+    DropoutSpec,
+    FlattenSpec,
+    MaxPool2DSpec,
+)
+from scratch.spec import ModelSpec
+
+
+@st.composite
+def conv_stacks(draw):
+    """A random small conv net: 1–2 conv layers (channels, kernel, stride, padding, activation), an
+    optional pooling layer, optional BatchNorm and dropout, flatten in either order, dense output."""
+    channels = draw(st.integers(1, 2))
+    size = draw(st.integers(4, 7))
+    layers, shape = [], (channels, size, size)
+    for _ in range(draw(st.integers(1, 2))):
+        kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        padding = draw(st.sampled_from(["valid", "same", (1, 0, 0, 1), (0, 2, 1, 0)]))
+        conv = Conv2DSpec(draw(st.integers(1, 3)), kernel, strides=draw(st.integers(1, 2)), padding=padding,
+                          activation=draw(st.sampled_from(["tanh", "sigmoid", "identity", "leaky_relu"])))
+        try:
+            shape = conv.output_shape(shape)
+        except SpecError:
+            continue
+        layers.append(conv)
+        if draw(st.booleans()):
+            layers.append(BatchNormSpec(epsilon=1e-3, activation="tanh"))
+    if not layers:
+        layers.append(Conv2DSpec(1, 1))
+        shape = layers[0].output_shape(shape)
+    if min(shape[1:]) >= 2 and draw(st.booleans()):
+        # max pooling only after an identity: a saturated tanh or a padded patch makes near-ties
+        # in a window, where a finite difference steps across the switch of the maximum
+        pools = [AvgPool2DSpec(2), AvgPool2DSpec(2, strides=1)]
+        if layers[-1].activation == "identity" and all(layer.padding == "valid" for layer in layers
+                                                        if layer.kind == "conv2d"):
+            pools += [MaxPool2DSpec(2, strides=1), MaxPool2DSpec(2)]
+        layers.append(draw(st.sampled_from(pools)))
+    if draw(st.booleans()):
+        layers.append(DropoutSpec(0.5))
+    order = draw(st.sampled_from(["channels_first", "channels_last"]))
+    layers += [FlattenSpec(order), DenseSpec(3, "softmax")]
+    return ModelSpec(inputs=(channels, size, size), layers=tuple(layers), seed=draw(st.integers(0, 9)))
