@@ -6,7 +6,8 @@ re-synchronized and the free-running curves (``reference.training_parity``).
 A drawn BatchNorm carries the spec's default running variance (unbiased, torch's), which the
 Keras twin refuses: that refusal is asserted and the twin skipped for the draw. Training runs
 plain SGD (under Adam a bias feeding a BatchNorm is pure rounding residue, see
-``test_conv_parity.py``). The default suite draws a few nets; ``-m slow`` draws more.
+``test_conv_parity.py``). The default suite draws one net (``--seed`` varies it); ``-m slow``
+draws 12 more.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ def check_net(spec, train: bool) -> None:
                 assert parity.ok, [typed.describe_stack(), *parity.describe_failures()]
 
 
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conv_stacks())
-def test_random_conv_nets_in_every_twin(spec):
+def test_a_random_conv_net_in_every_twin(spec):
     check_net(spec, train=True)
 
 
