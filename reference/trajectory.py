@@ -21,8 +21,10 @@ of the gradient). Where neither applies, a higher-precision **arbiter** decides:
 engine run on the same plan in float64 (for float32 runs) or ``np.longdouble`` (float64 runs).
 The actual backend passes when its distance to the arbiter is at most ``ARBITER_FACTOR`` times
 the reference's own distance plus the floor (the parameters bound); otherwise the verdict names
-the backend farther from the arbiter. An arbiter is not asked after a kink flip: rounding took
-one side of the branch, and the higher-precision run may simply take the other.
+the backend farther from the arbiter. An arbiter is not asked after a kink flip, nor after a
+max-pool tie broken differently within rounding (:mod:`reference.pool_ties`, the same branch in
+another guise: the window's gradient goes to one element or the other): rounding took one side,
+and the higher-precision run may simply take the other.
 
 The pass/fail verdict on training is :mod:`reference.stepwise`; a parting explained here is a
 measurement, reported with its cause.
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reference import pool_ties
 from reference.optimizer_state import (
     OptimizerState,
     canonical_gradients,
@@ -41,6 +44,7 @@ from reference.optimizer_state import (
     interleave,
 )
 from reference.parity import loss_floor, relative_error, trace_floors
+from reference.pool_ties import TieFlip
 from reference.stepwise import parameter_names
 from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
 from scratch.batching import batches, map_masks
@@ -131,14 +135,15 @@ class Trajectory:
     loss_errors: list[float]               # per-step loss error, floored at max|Z_L| (loss_floor)
     parting_step: int | None = None
     parting_quantity: str = ""
-    cause: str = ""                         # "", "kink", "amplification", "arbiter"
+    cause: str = ""                         # "", "kink", "tie", "amplification", "arbiter"
     flips: list[KinkFlip] = field(default_factory=list)
+    ties: list[tuple[int, TieFlip]] = field(default_factory=list)   # (step, max-pool tie flipped)
     amplification: Amplification | None = None
     arbiter: Arbiter | None = None
 
     @property
     def ok(self) -> bool:
-        if self.parting_step is None or self.cause in ("kink", "amplification"):
+        if self.parting_step is None or self.cause in ("kink", "tie", "amplification"):
             return True
         return self.arbiter is not None and self.arbiter.ok
 
@@ -158,6 +163,10 @@ class Trajectory:
         if self.cause == "kink":
             more = f" and {len(self.flips) - 1} more" if len(self.flips) > 1 else ""
             return f"{head}: a kink flipped by rounding — {self.flips[0].describe()}{more}"
+        if self.cause == "tie":
+            step, tie = self.ties[0]
+            more = f" and {len(self.ties) - 1} more" if len(self.ties) > 1 else ""
+            return f"{head}: a max-pool tie broken by rounding — step {step}, {tie.describe()}{more}"
         if self.cause == "amplification":
             return f"{head}: an adaptive step amplified rounding — {self.amplification.describe()}"
         arbiter = self.arbiter.describe(self.actual, self.desired)
@@ -177,13 +186,14 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
     curve_bound = bounds.get("curve", tolerance(dtype, "curve"))
     start = (*desired.parameters(), desired.optimizer_state())
     losses = {"actual": [], "reference": []}
-    parameter_errors, loss_errors, flips = [], [], []
+    parameter_errors, loss_errors, flips, ties = [], [], [], []
     parting, quantity, amplification = None, "", None
     for step, x_batch, y_batch in batches(x, targets, plan):
         got = actual.trace(x_batch, y_batch, step.masks)
         want = desired.trace(x_batch, y_batch, step.masks)
         if parting is None:
             flips += kink_flips(got, want, spec, step.step)
+            ties += [(step.step, tie) for tie in pool_ties.tie_flips(got, want, spec, x_batch, dtype)]
         before = desired.parameters(), desired.optimizer_state()
         actual.apply_gradients(canonical_gradients(got, spec.parameter_layers))
         desired.apply_gradients(canonical_gradients(want, spec.parameter_layers))
@@ -202,11 +212,14 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
             elif not loss_errors[-1] <= curve_bound:
                 parting, quantity = step.step, "loss"
     result = Trajectory(actual.name, desired.name, dtype, len(plan), losses, parameter_errors, loss_errors,
-                        parting, quantity, flips=flips if parting is not None else [])
+                        parting, quantity, flips=flips if parting is not None else [],
+                        ties=ties if parting is not None else [])
     if parting is None:
         return result
     if flips:
         return _replace(result, cause="kink")
+    if ties:
+        return _replace(result, cause="tie")
     if amplification is not None and amplification.explains and spec.optimizer.name in ADAPTIVE:
         return _replace(result, cause="amplification", amplification=amplification)
     arbiter = _arbitrate(actual, desired, start, x, targets, plan, parameter_bound)

@@ -14,9 +14,11 @@ import numpy as np
 from reference.parity import compare_backend_traces, compare_traces
 from reference.pool_ties import tie_flips
 from reference.scratch_backend import ScratchBackend
+from reference.trajectory import follow
+from scratch.batching import training_plan
 from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
 from scratch.model import Network
-from scratch.spec import ModelSpec
+from scratch.spec import ModelSpec, OptimizerSpec
 
 SPEC = ModelSpec(inputs=(1, 5, 5), layers=(Conv2DSpec(1, 2, activation="relu"), MaxPool2DSpec(2),
                                            FlattenSpec("channels_first"), DenseSpec(3, "softmax")),
@@ -27,8 +29,8 @@ RAISED = (0, 0, 0, 2)                 # feeds conv outputs (0, 1) — second in 
 class Nudged(ScratchBackend):
     """The engine, tracing an input whose pixel RAISED is ``nudge`` higher."""
 
-    def __init__(self, weights, biases, nudge: float):
-        super().__init__(SPEC, weights, biases)
+    def __init__(self, weights, biases, nudge: float, spec=SPEC):
+        super().__init__(spec, weights, biases)
         self.nudge = nudge
 
     def trace(self, x, targets, masks=None):
@@ -95,3 +97,29 @@ def test_no_flip_no_note():
     desired_backend, desired, _, x = setup()
     results = compare_backend_traces(desired, desired, desired_backend, x, None)
     assert all(c.ok and not c.note for c in results)
+
+
+
+def trained_apart(nudge: float):
+    """Both backends free-running 2 SGD steps on an input whose window (0, 0) of A1 ties exactly
+    with different patches (their column sums are 3 and 3), so the routing changes dW1."""
+    spec = SPEC.replace(optimizer=OptimizerSpec("sgd", learning_rate=0.1), batch_size=None, epochs=2)
+    model = Network(spec)
+    weights = [np.full((1, 1, 2, 2), 0.5), model.weights[1]]
+    biases = [np.zeros(1), model.biases[1]]
+    x = np.ones((2, 1, 5, 5))
+    x[:, 0, 0:2, 0], x[:, 0, 0:2, 2] = (1.0, 2.0), (2.0, 1.0)
+    targets = model.targets(np.array([0, 2]))
+    actual, desired = Nudged(weights, biases, nudge, spec), ScratchBackend(spec, weights, biases)
+    return follow(actual, desired, x, targets, list(training_plan(spec, len(x))))
+
+
+def test_free_running_names_a_max_pool_tie_broken_by_rounding():
+    trajectory = trained_apart(4 * np.finfo(np.float64).eps)
+    assert trajectory.parting_step == 0 and trajectory.cause == "tie" and trajectory.ok
+    assert "a max-pool tie broken by rounding — step 0, layer 2 (max-pool)" in trajectory.verdict()
+
+
+def test_free_running_takes_no_real_gap_for_a_tie():
+    trajectory = trained_apart(1e-6)
+    assert trajectory.parting_step == 0 and trajectory.cause != "tie" and not trajectory.ties
