@@ -88,9 +88,14 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
+def _numbers(values) -> np.ndarray:
+    """A JSON list of numbers as float64, null (a non-finite value in results.json) as NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def _floored(values) -> np.ndarray:
     """Series values for a log axis: None (non-finite) → NaN (a gap), 0 → FLOOR."""
-    array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    array = _numbers(values)
     return np.where(array > FLOOR, array, np.where(np.isnan(array), np.nan, FLOOR))
 
 
@@ -131,7 +136,7 @@ def _curves(curves: dict, optimizer: str):
             color = {"scratch": "tab:gray", "torch": "tab:red", "keras": "tab:purple",
                      "jax": "tab:orange"}[run["backend"]]
         steps = np.arange(1, len(run["loss"]) + 1)
-        loss = np.array([np.nan if v is None else v for v in run["loss"]], dtype=np.float64)
+        loss = _numbers(run["loss"])
         ax.plot(steps, loss, color=color, label=label, **BACKEND_STYLE.get(run["backend"], {}))
     ax.set_xlabel("step")
     ax.set_ylabel("batch loss (before the step's update)")
@@ -188,24 +193,29 @@ def _bench(bench: dict):
         if not rows:
             ax.set_visible(False)
             continue
-        backends = list(dict.fromkeys(name for row in rows for name in row["backends"]))
-        width = 0.8 / len(backends)
-        for index, name in enumerate(backends):
-            where = [i for i, row in enumerate(rows) if name in row["backends"]]
-            timings = [rows[i]["backends"][name] for i in where]
-            median = np.array([1e3 * t["median_s"] for t in timings])
-            spread = np.array([[median[j] - 1e3 * t["q1_s"], 1e3 * t["q3_s"] - median[j]]
-                               for j, t in enumerate(timings)]).T
-            ax.bar(np.array(where) + (index - (len(backends) - 1) / 2) * width, median, width,
-                   yerr=np.clip(spread, 0, None), capsize=2, label=name,
-                   color=f"C{every_backend.index(name)}")      # one colour per backend in every panel
-        ax.set_yscale("log")
-        ax.set_xticks(np.arange(len(rows)), [str(row["batch"]) for row in rows])
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("ms per step (median; whiskers: IQR)")
-        ax.set_title(f"{dtype}, {optimizer}: one training step per backend", fontsize=10)
-        ax.legend(fontsize=7)
+        _timing_bars(ax, rows, every_backend, f"{dtype}, {optimizer}: one training step per backend")
     return figure
+
+
+def _timing_bars(ax, rows: list[dict], every_backend: list[str], title: str) -> None:
+    """One group of bars per row (a batch size), one bar per backend: median ms per step with
+    IQR whiskers, log scale; a backend keeps its colour (its place in ``every_backend``)."""
+    backends = list(dict.fromkeys(name for row in rows for name in row["backends"]))
+    width = 0.8 / len(backends)
+    for index, name in enumerate(backends):
+        where = [i for i, row in enumerate(rows) if name in row["backends"]]
+        timings = [rows[i]["backends"][name] for i in where]
+        median = np.array([1e3 * t["median_s"] for t in timings])
+        spread = np.array([[median[j] - 1e3 * t["q1_s"], 1e3 * t["q3_s"] - median[j]]
+                           for j, t in enumerate(timings)]).T
+        ax.bar(np.array(where) + (index - (len(backends) - 1) / 2) * width, median, width,
+               yerr=np.clip(spread, 0, None), capsize=2, label=name, color=f"C{every_backend.index(name)}")
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(rows)), [str(row["batch"]) for row in rows])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("ms per step (median; whiskers: IQR)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
 
 
 def _cnn_curves(cnn: dict):
@@ -213,7 +223,7 @@ def _cnn_curves(cnn: dict):
     figure, axes = _figure(12, 4.5, columns=2)
     engine = {run["convention"]: run["loss"] for run in curves["runs"] if run["backend"] == "scratch"}
     for run in curves["runs"]:
-        loss = np.array([np.nan if v is None else v for v in run["loss"]], dtype=np.float64)
+        loss = _numbers(run["loss"])
         steps = np.arange(1, len(loss) + 1)
         label = f"{run['backend']} (Adam, {run['convention']} convention)"
         color = {"scratch": "tab:gray", "torch": "tab:red", "keras": "tab:purple", "jax": "tab:orange"}.get(
@@ -222,8 +232,7 @@ def _cnn_curves(cnn: dict):
             color = "tab:green"
         axes[0].plot(steps, loss, color=color, label=label, **BACKEND_STYLE.get(run["backend"], {}))
         if run["backend"] != "scratch":
-            reference = np.array([np.nan if v is None else v for v in engine[run["convention"]]],
-                                 dtype=np.float64)
+            reference = _numbers(engine[run["convention"]])
             axes[1].plot(steps, _floored(np.abs(loss - reference)), color=color, linestyle="none", marker="o",
                          markersize=3, label=f"{run['backend']} vs engine ({run['convention']} convention)")
     axes[1].axhline(UNIT_ROUNDOFF[curves["dtype"]], color="tab:blue", linewidth=0.8, alpha=0.5)
@@ -243,21 +252,7 @@ def _bench_cnn(bench: dict):
     figure, (ax,) = _figure(8, 4.0)
     rows = bench["cnn"]
     kinds = list(dict.fromkeys(name for row in rows for name in row["backends"]))
-    width = 0.8 / len(kinds)
-    for index, name in enumerate(kinds):
-        where = [i for i, row in enumerate(rows) if name in row["backends"]]
-        timings = [rows[i]["backends"][name] for i in where]
-        median = np.array([1e3 * t["median_s"] for t in timings])
-        spread = np.array([[median[j] - 1e3 * t["q1_s"], 1e3 * t["q3_s"] - median[j]]
-                           for j, t in enumerate(timings)]).T
-        ax.bar(np.array(where) + (index - (len(kinds) - 1) / 2) * width, median, width,
-               yerr=np.clip(spread, 0, None), capsize=2, label=name, color=f"C{index}")
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(rows)), [str(row["batch"]) for row in rows])
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("ms per step (median; whiskers: IQR)")
-    ax.set_title(f"{bench['model']}: one training step per backend", fontsize=10)
-    ax.legend(fontsize=7)
+    _timing_bars(ax, rows, kinds, f"{bench['model']}: one training step per backend")
     return figure
 
 
