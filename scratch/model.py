@@ -368,17 +368,24 @@ class Network:
         return np.eye(n_out, dtype=self.dtype)[y]
 
     def inference_outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(Z_L, A_L) in inference mode (no dropout, BatchNorm's running statistics). An MLP runs
-        the rows at once; a stack with conv layers runs blocks of :data:`BLOCK_ROWS` rows, since
-        its im2col patches grow with the rows (inference couples no rows, so this is exact)."""
-        if self.spec.is_mlp:
+        """(Z_L, A_L) in inference mode (no dropout, BatchNorm's running statistics), run in blocks
+        of :data:`BLOCK_ROWS` rows (inference couples no rows, so this is exact): only each block's
+        output is kept, so memory stays flat in the number of rows — a block's whole forward pass,
+        with its im2col patches, is freed before the next block runs."""
+        self.check_inputs(x)
+        z_out = a_out = None
+        for start in range(0, len(x), BLOCK_ROWS):
+            block = self.forward(x[start:start + BLOCK_ROWS], training=False)
+            z, a = block.z[-1], block.a[-1]
+            if z_out is None:                                   # (m, n_L), the outputs' dtype
+                z_out = np.empty((len(x), *z.shape[1:]), dtype=z.dtype)
+                a_out = np.empty((len(x), *a.shape[1:]), dtype=a.dtype)
+            z_out[start:start + len(z)], a_out[start:start + len(a)] = z, a
+            del block, z, a
+        if z_out is None:                                       # no rows: run the empty batch once
             forward = self.forward(x, training=False)
             return forward.z[-1], forward.a[-1]
-        self.check_inputs(x)
-        blocks = [self.forward(x[start:start + BLOCK_ROWS], training=False)
-                  for start in range(0, len(x), BLOCK_ROWS)]
-        return (np.concatenate([block.z[-1] for block in blocks]),
-                np.concatenate([block.a[-1] for block in blocks]))
+        return z_out, a_out
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class labels (m,): argmax of the output, or output > threshold for one output unit
