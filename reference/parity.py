@@ -205,22 +205,36 @@ def compare_traces(actual: dict, desired: dict, dtype: str, bounds: dict | None 
 
 
 def compare_backend_traces(actual: dict, desired: dict, desired_backend, x: np.ndarray, masks,
-                           bounds: dict | None = None) -> list[Comparison]:
-    """:func:`compare_traces` of two backends' traces on one batch; where gradients fail below a
-    max-pool whose ties rounding broke differently, they are compared again with the reference's
-    backward re-run under the actual's routing (:mod:`reference.pool_ties`), and say so."""
+                           bounds: dict | None = None, *, targets: np.ndarray | None = None,
+                           actual_backend=None) -> list[Comparison]:
+    """:func:`compare_traces` of two backends' traces on one batch. Where rows fail:
+
+    * below a max-pool whose ties rounding broke differently, they are compared again with the
+      reference's backward re-run under the actual's routing (:mod:`reference.pool_ties`);
+    * where that is not the whole story and ``targets`` are given, every layer is judged again fed
+      the actual's own inputs, with kinks flipped within rounding routed as the actual's and long
+      reductions judged from their cause (:mod:`reference.explained`; ``actual_backend`` lets a
+      float32 reduction be confirmed in float64).
+
+    A row adjusted either way says so in its ``note``; without a cause the rows stand."""
     dtype = desired_backend.spec.dtype
     results = compare_traces(actual, desired, dtype, bounds, x)
     if all(c.ok for c in results):
         return results
     flips = pool_ties.tie_flips(actual, desired, desired_backend.spec, x, dtype)
-    if not flips:
+    if flips:
+        rerouted, replaced = pool_ties.rerouted_reference(desired_backend, actual, desired, x, masks, flips)
+        note = "compared with the reference's backward routed as the actual's: " + "; ".join(
+            flip.describe() for flip in flips)
+        results = [replace(c, note=note) if c.name in replaced else c
+                   for c in compare_traces(actual, rerouted, dtype, bounds, x)]
+        if all(c.ok for c in results):
+            return results
+    if targets is None:
         return results
-    rerouted, replaced = pool_ties.rerouted_reference(desired_backend, actual, desired, x, masks, flips)
-    note = "compared with the reference's backward routed as the actual's: " + "; ".join(
-        flip.describe() for flip in flips)
-    return [replace(c, note=note) if c.name in replaced else c
-            for c in compare_traces(actual, rerouted, dtype, bounds, x)]
+    from reference import explained  # (explained builds on this module's comparisons)
+
+    return explained.explain_pair(results, actual, desired_backend, x, targets, masks, bounds, actual_backend)
 
 
 def _compare_one(name, layer, kind, actual, desired, dtype, bound, floor=0.0) -> Comparison:
@@ -267,7 +281,8 @@ def check_parity(actual_backend, desired_backend, x, targets, masks=None, *,
     dtype = desired_backend.spec.dtype
     desired = desired_backend.trace(x, targets, masks)
     actual = actual_backend.trace(x, targets, masks)
-    results = compare_backend_traces(actual, desired, desired_backend, x, masks, bounds)
+    results = compare_backend_traces(actual, desired, desired_backend, x, masks, bounds, targets=targets,
+                                     actual_backend=actual_backend)
     failed = [c for c in results if not c.ok]
     if failed:
         isolated = sorted((c for c in localize(actual_backend, desired_backend, desired, x, targets, masks,

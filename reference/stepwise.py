@@ -156,7 +156,8 @@ def check_steps(actual, desired, update_reference, x, targets, plan, bounds: dic
         want = desired.trace(x_batch, y_batch, step.masks)
         got = actual.trace(x_batch, y_batch, step.masks)
         results += [replace(c, step=step.step)
-                    for c in compare_backend_traces(got, want, desired, x_batch, step.masks, bounds)]
+                    for c in compare_backend_traces(got, want, desired, x_batch, step.masks, bounds,
+                                                   targets=y_batch, actual_backend=actual)]
         gradients = canonical_gradients(got, layers)
         actual.apply_gradients(gradients)
         update_reference.load_state(weights, biases, state)

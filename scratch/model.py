@@ -286,13 +286,19 @@ class Network:
         return Gradients(dzs, dws, dbs, da)
 
     def layer_pass(self, layer: int, a_prev: np.ndarray, upstream: np.ndarray,
-                   mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   mask: np.ndarray | None = None,
+                   route_z: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Layer ``layer`` (1-based) alone, fed A_{l−1} = ``a_prev``, through the very methods
         :meth:`forward` and :meth:`backward` use: Z, A, dZ, dW (incl. λW) and db (a layer with
         parameters), dA_prev. ``upstream`` is dA_l for a hidden layer and the targets Y at the
         output (whose loss gives dZ_L). Localization (``reference.parity.localize``) runs this, so
         a wrong formula in the engine is found in the engine's own code. BatchNorm runs in
-        training mode and leaves its running statistics alone."""
+        training mode and leaves its running statistics alone.
+
+        ``route_z`` (a hidden layer's Z_l, shaped as Z) is where g′ is taken in dZ_l = g′(Z_l) ⊙ dA_l
+        instead of this pass's own Z: a check re-running the engine under another backend's routing
+        passes that backend's Z_l where a kink sits on the other side within rounding
+        (``reference.explained``)."""
         index = layer - 1
         is_output = layer == self.spec.n_layers
         operation = self.layers[index]
@@ -305,7 +311,9 @@ class Network:
             if dz is None:
                 dz = activation.backward(z, h, da)
         else:
-            dz = activation.backward(z, h, self.dropout.backward(upstream, mask))
+            routed = z if route_z is None else route_z
+            dz = activation.backward(routed, activation.forward(routed) if route_z is not None else h,
+                                     self.dropout.backward(upstream, mask))
         grads, da_prev = operation.differentiate(dz, a_prev, cache, self._l2_of(layer))
         out = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
         if grads:

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     for actual, desired in PAIRS:
         if actual in traces and desired in traces:
             for comparison in compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
-                                                     masks):
+                                                     masks, targets=targets, actual_backend=backends[actual]):
                 rows.append((f"{actual} vs {desired}", comparison))
     trainings, plan = [], []
     if args.steps:

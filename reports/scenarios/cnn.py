@@ -93,8 +93,10 @@ def parity_rows(ctx: Context, settings: CnnSettings, dtype: str) -> list[dict]:
     for twin in TWINS:
         if twin not in ctx.backends:
             continue
-        actual = backend(twin, spec, start.weights, start.biases).trace(x, targets, masks)
-        for comparison in compare_backend_traces(actual, desired, reference, x, masks):
+        twin_backend = backend(twin, spec, start.weights, start.biases)
+        actual = twin_backend.trace(x, targets, masks)
+        for comparison in compare_backend_traces(actual, desired, reference, x, masks, targets=targets,
+                                                 actual_backend=twin_backend):
             rows.append(
                 {
                     "dtype": dtype,
