@@ -143,6 +143,7 @@ def explain(actual: dict, results: list[Comparison], engine, x, targets, masks, 
         return None
     local = _LocalPass(engine, actual, x, targets, masks)
     comparisons, causes, reduced = {}, [], False
+    carried = []                   # reducing layers within the table's bound locally, (l, bound, Z_l row)
     for layer in range(1, spec.n_layers + 1):
         layer_spec = spec.numbered_layers[layer - 1]
         forward_bound = _bound(bounds, dtype, "forward")
@@ -178,6 +179,8 @@ def explain(actual: dict, results: list[Comparison], engine, x, targets, masks, 
             rows, cause = judged
             causes.append(cause)
             reduced = reduced or dtype == "float32"
+        elif reduction is not None:
+            carried.append((layer, reduction, rows.get(f"Z{layer}")))
         comparisons.update(rows)
     if "loss" in actual:
         z_out, a_out = actual[f"Z{spec.n_layers}"], actual[f"A{spec.n_layers}"]
@@ -186,8 +189,22 @@ def explain(actual: dict, results: list[Comparison], engine, x, targets, masks, 
         comparisons["loss"] = _compare("loss", None, "forward", actual["loss"],
                                        np.asarray(value, dtype=dtype), dtype,
                                        _bound(bounds, dtype, "forward"), loss_floor(z_out))
-    if not causes or any(not c.ok for c in comparisons.values()):
+    if any(not c.ok for c in comparisons.values()):
         return None
+    if not causes:
+        # Every layer agrees locally: the end-to-end excess is carried up from a long reduction at
+        # or below the first failing forward row (its local difference, within the table's bound,
+        # grown by the layers above), or there is no cause and the rows stand.
+        first = min((c.layer for c in failing if c.kind == "forward" and c.layer is not None),
+                    default=spec.n_layers)
+        for layer, reduction, row in carried:
+            if layer <= first and row is not None:
+                causes.append(f"{actual_name}: layer {layer} {reduction.describe()} put Z{layer} "
+                              f"{row.error:.1e} from the engine's, within the bound: a long reduction's "
+                              "rounding that the layers above carry")
+                reduced = reduced or dtype == "float32"
+        if not causes:
+            return None
     if any(c.name not in comparisons for c in failing):
         return None
     if reduced:
