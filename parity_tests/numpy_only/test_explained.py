@@ -211,28 +211,43 @@ def test_a_million_values_per_channel(bug, dtype):
 
 # -- a kink flipped within the forward bound ------------------------------------------------------
 
-def kink_case(shift: float, gradient_bug: float = 1.0):
-    """An MLP whose hidden unit 0 holds one value for every sample (its weights are 0): −1e-7 in the
-    reference and ``shift`` in the actual, whose dW1 is multiplied by ``gradient_bug``."""
+def kink_case(shift: float, gradient_bug: float = 1.0, dtype: str = "float32", relative: bool = False):
+    """An MLP whose hidden unit 0 holds one value for every sample (its weights are 0): a tiny
+    negative value in the reference and ``shift`` in the actual (× the forward bound × max|Z1| if
+    ``relative``), whose dW1 is multiplied by ``gradient_bug``."""
     spec = ModelSpec(inputs=4, layers=(DenseSpec(6, "relu"), DenseSpec(3, "softmax")), loss="cce",
-                     dtype="float32", seed=1)
+                     dtype=dtype, seed=1)
     weights, biases = _parameters(spec)
     weights[0][0] = 0.0
-    biases[0][0] = np.float32(-1e-7)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((8, 4)).astype("float32")
+    x = rng.standard_normal((8, 4)).astype(dtype)
     reference = ScratchBackend(spec, weights, biases)
     targets = reference.model.targets(rng.integers(0, 3, 8))
+    near = tolerance(dtype, "forward") * float(np.max(np.abs(reference.trace(x, targets)["Z1"])))
+    biases[0][0] = -near / 20                                  # the reference's side of the kink
+    reference = ScratchBackend(spec, weights, biases)
     shifted = [b.copy() for b in biases]
-    shifted[0][0] = np.float32(shift)
+    shifted[0][0] = shift * near if relative else shift
     actual = ScratchBackend(spec, weights, shifted)
     got = actual.trace(x, targets)
-    got["dW1"] = got["dW1"] * np.float32(gradient_bug)
+    got["dW1"] = got["dW1"] * got["dW1"].dtype.type(gradient_bug)
     return got, reference.trace(x, targets), reference, x, targets, actual
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("factor, is_kink", [(0.9, True), (1.1, False)])
+def test_the_kink_bound_at_its_edge_in_each_dtype(dtype, factor, is_kink):
+    """The reference's Z1 is −0.05 × the forward bound (× max|Z1|) for every sample; an actual at
+    +0.9× is a kink flipped within rounding (routed, named, passing), at +1.1× it is not (it fails):
+    in each dtype, so a bound taken from the other dtype's row (1e-5 vs 1e-13) fails here."""
+    got, want, reference, x, targets, actual = kink_case(factor, dtype=dtype, relative=True)
+    rows = compare_backend_traces(got, want, reference, x, None, targets=targets, actual_backend=actual)
+    assert all(c.ok for c in rows) == is_kink, [c.describe() for c in rows if not c.ok]
+    assert any("relu kink" in c.note for c in rows) == is_kink
+
+
 def test_a_kink_flipped_within_the_bound_is_routed_and_named():
-    got, want, reference, x, targets, actual = kink_case(+1e-7)
+    got, want, reference, x, targets, actual = kink_case(0.5, relative=True)
     plain = compare_backend_traces(got, want, reference, x, None)
     assert any(not c.ok for c in plain), "the flip should break the plain comparison of dZ1"
     rows = compare_backend_traces(got, want, reference, x, None, targets=targets, actual_backend=actual)
@@ -241,12 +256,12 @@ def test_a_kink_flipped_within_the_bound_is_routed_and_named():
 
 
 def test_a_wrong_gradient_below_a_flipped_kink_still_fails():
-    got, want, reference, x, targets, actual = kink_case(+1e-7, gradient_bug=1.001)
+    got, want, reference, x, targets, actual = kink_case(0.5, gradient_bug=1.001, relative=True)
     rows = compare_backend_traces(got, want, reference, x, None, targets=targets, actual_backend=actual)
     assert any(not c.ok and c.name == "dW1" for c in rows)
 
 
 def test_a_flip_beyond_the_forward_bound_is_not_a_kink():
-    got, want, reference, x, targets, actual = kink_case(+1e-3)
+    got, want, reference, x, targets, actual = kink_case(100.0, relative=True)
     rows = compare_backend_traces(got, want, reference, x, None, targets=targets, actual_backend=actual)
     assert any(not c.ok for c in rows)
