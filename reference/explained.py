@@ -259,67 +259,104 @@ def apply(results: list[Comparison], explanation: Explanation) -> list[Compariso
 
 def engine_of(backend, dtype: str | None = None):
     """The NumPy engine holding ``backend``'s parameters and running statistics, in ``dtype``
-    (default: the spec's; the engine backend's own model, a variant included, when that is it)."""
+    (default: the spec's). An engine backend gives its own model (a variant included, rebuilt in
+    ``dtype`` by its own class); a framework backend a fresh ``Network``."""
+    from reference.scratch_backend import ScratchBackend
     from scratch.model import Network
 
-    if dtype is None and backend.name == "scratch":
+    if dtype is None and isinstance(backend, ScratchBackend):
         return backend.model
     spec = backend.spec if dtype is None else backend.spec.replace(dtype=dtype)
+    weights, biases, statistics = _cast_state(backend, spec.dtype)
+    if isinstance(backend, ScratchBackend):
+        rebuilt = type(backend)(spec, weights, biases, **({"statistics": statistics} if statistics else {}))
+        return rebuilt.model
+    return Network(spec, weights, biases, statistics=statistics or None)
+
+
+def arbiter_of(backend):
+    """The float64 arbiter: a fresh, unmodified engine in float64 with ``backend``'s state."""
+    from scratch.model import Network
+
+    spec = backend.spec.replace(dtype="float64")
+    weights, biases, statistics = _cast_state(backend, "float64")
+    return Network(spec, weights, biases, statistics=statistics or None)
+
+
+def _cast_state(backend, dtype: str):
     weights, biases = backend.parameters()
-    statistics = backend.statistics()
-    cast = np.dtype(spec.dtype)
-    return Network(spec, [np.asarray(w, cast) for w in weights], [np.asarray(b, cast) for b in biases],
-                   statistics=[(np.asarray(m, cast), np.asarray(v, cast)) for m, v in statistics] or None)
+    statistics = [(np.asarray(m, dtype), np.asarray(v, dtype)) for m, v in backend.statistics()]
+    return [np.asarray(w, dtype) for w in weights], [np.asarray(b, dtype) for b in biases], statistics
 
 
-def float64_shadow(actual_backend, desired_backend, x, targets, masks):
-    """A callable running the pair's float64 twin: the actual's framework and the engine, both in
-    float64 with the same parameters, statistics and batch cast up exactly, compared (and explained,
-    a reduction now judged by its float64 bound) as :func:`reference.parity.compare_backend_traces`
-    does. Returns (ok, what it found)."""
+def _engine_trace(engine, x, targets, masks) -> dict:
+    forward = engine.forward(x, masks)
+    return {"loss": np.asarray(engine.loss(forward, targets)), **forward.named(),
+            **engine.backward(forward, targets).named()}
+
+
+def float64_shadow(backend, reference_backend, x, targets, masks):
+    """A callable running ``backend``'s framework in float64 against the engine of
+    ``reference_backend`` in float64 (its own class where that is an engine backend), same
+    parameters, statistics and batch cast up exactly, compared and explained (a reduction now
+    judged by its float64 bound) as in float32. Returns (ok, what it found)."""
 
     def run():
         from reference.parity import compare_traces
 
-        engine = engine_of(desired_backend, "float64")
-        spec = engine.spec
-        weights, biases = actual_backend.parameters()
-        statistics = actual_backend.statistics()
-        up = [(np.asarray(m, np.float64), np.asarray(v, np.float64)) for m, v in statistics]
+        engine = engine_of(reference_backend, "float64")
+        weights, biases, statistics = _cast_state(backend, "float64")
         try:
-            twin = type(actual_backend)(spec, [np.asarray(w, np.float64) for w in weights],
-                                        [np.asarray(b, np.float64) for b in biases],
-                                        **({"statistics": up} if up else {}))
+            twin = type(backend)(engine.spec, weights, biases,
+                                 **({"statistics": statistics} if statistics else {}))
         except Exception as error:                   # a twin that cannot run float64 cannot confirm
             return False, f"float64 check not possible: {error}"
         x64 = np.asarray(x, np.float64)
         targets64 = np.asarray(targets, np.float64)
         masks64 = None if masks is None else [None if m is None else np.asarray(m, np.float64) for m in masks]
         got = twin.trace(x64, targets64, masks64)
-        forward = engine.forward(x64, masks64)
-        want = {"loss": np.asarray(engine.loss(forward, targets64)), **forward.named(),
-                **engine.backward(forward, targets64).named()}
-        results = compare_traces(got, want, "float64", None, x64)
+        results = compare_traces(got, _engine_trace(engine, x64, targets64, masks64), "float64", None, x64)
         if all(c.ok for c in results):
-            return True, "the same pair in float64 agrees within the float64 bounds"
-        found = explain(got, results, engine, x64, targets64, masks64, actual_name=actual_backend.name)
+            return True, f"{backend.name} in float64 agrees within the float64 bounds"
+        found = explain(got, results, engine, x64, targets64, masks64, actual_name=backend.name)
         if found is None:
             worst = max((c for c in results if not c.ok), key=lambda c: c.error)
-            return False, f"in float64 the pair still parts: {worst.describe()}"
-        return True, "in float64 the pair agrees layer by layer (" + "; ".join(found.causes) + ")"
+            return False, f"in float64 {backend.name} still parts: {worst.describe()}"
+        return True, f"in float64 {backend.name} agrees layer by layer (" + "; ".join(found.causes) + ")"
 
     return run
 
 
-def explain_pair(results, actual: dict, desired_backend, x, targets, masks, bounds, actual_backend):
-    """``results`` with the failing rows explained (:func:`explain`, :func:`apply`) where a cause
-    holds, else as they are."""
-    engine = engine_of(desired_backend)
+def _explain_side(trace: dict, results, backend, reference_backend, engine, x, targets, masks, bounds):
+    """:func:`explain` of one backend's trace against the engine (None: not explained)."""
     dtype = engine.spec.dtype
-    name = getattr(actual_backend, "name", "the actual")
-    engine64 = engine_of(desired_backend, "float64") if dtype == "float32" else None
-    shadow = (float64_shadow(actual_backend, desired_backend, x, targets, masks)
-              if actual_backend is not None and dtype == "float32" else None)
-    found = explain(actual, results, engine, x, targets, masks, actual_name=name, bounds=bounds,
-                    engine64=engine64, shadow=shadow)
-    return results if found is None else apply(results, found)
+    name = getattr(backend, "name", "the actual")
+    engine64 = arbiter_of(reference_backend) if dtype == "float32" else None
+    shadow = (float64_shadow(backend, reference_backend, x, targets, masks)
+              if backend is not None and dtype == "float32" else None)
+    return explain(trace, results, engine, x, targets, masks, actual_name=name, bounds=bounds,
+                   engine64=engine64, shadow=shadow)
+
+
+def explain_pair(results, actual: dict, desired: dict, desired_backend, x, targets, masks, bounds,
+                 actual_backend):
+    """``results`` with the failing rows explained where a cause holds, else as they are. The
+    engine is the local reference: an engine backend's own model, or — for a framework reference
+    — a fresh engine that the framework must itself agree with, explained the same way."""
+    from reference.parity import compare_traces
+    from reference.scratch_backend import ScratchBackend
+
+    engine = engine_of(desired_backend)
+    found = _explain_side(actual, results, actual_backend, desired_backend, engine, x, targets, masks,
+                          bounds)
+    if found is None:
+        return results
+    if not isinstance(desired_backend, ScratchBackend):
+        own = compare_traces(desired, _engine_trace(engine, x, targets, masks), engine.spec.dtype, bounds, x)
+        if not all(c.ok for c in own):
+            theirs = _explain_side(desired, own, desired_backend, desired_backend, engine, x, targets, masks,
+                                   bounds)
+            if theirs is None:
+                return results
+            found = Explanation(found.comparisons, found.causes + theirs.causes)
+    return apply(results, found)

@@ -234,7 +234,8 @@ def compare_backend_traces(actual: dict, desired: dict, desired_backend, x: np.n
         return results
     from reference import explained  # (explained builds on this module's comparisons)
 
-    return explained.explain_pair(results, actual, desired_backend, x, targets, masks, bounds, actual_backend)
+    return explained.explain_pair(results, actual, desired, desired_backend, x, targets, masks, bounds,
+                                  actual_backend)
 
 
 def _compare_one(name, layer, kind, actual, desired, dtype, bound, floor=0.0) -> Comparison:
