@@ -203,6 +203,41 @@ def test_a_wrong_engine_normalization_is_not_blamed_on_the_framework(bug):
     assert any(not c.ok for c in rows)
 
 
+def test_the_arbiter_alone_finds_a_wrong_engine():
+    """Even with the float64 check answering yes, the float64 arbiter finds the doctored engine
+    (ε 1e-5 for 1e-3, float32, 10⁵ values) off, so no reduction explanation is offered."""
+    from reference.explained import arbiter_of, explain
+
+    spec, x, labels = CASES["batch_norm"](100_000, "float32")
+    reference = doctored(**BUGS["epsilon 1e-5 for 1e-3"], name="buggy engine")(spec, *_parameters(spec))
+    actual = ScratchBackend(spec, *_parameters(spec))
+    targets = actual.model.targets(labels)
+    got, want = actual.trace(x, targets), reference.trace(x, targets)
+    rows = compare_backend_traces(got, want, reference, x, None)
+    assert any(not c.ok for c in rows)
+    found = explain(got, rows, reference.model, x, targets, None, engine64=arbiter_of(reference),
+                    shadow=lambda: (True, "not run"))
+    assert found is None
+
+
+def test_differences_that_accumulate_without_a_cause_still_fail():
+    """Every layer within the bound locally (weights 6e-6 apart, float32, identity activations),
+    the output 2.4e-5 apart end to end: no kink, no reduction — the rows stand and fail."""
+    layers = (DenseSpec(8, "identity"), DenseSpec(8, "identity"), DenseSpec(8, "identity"),
+              DenseSpec(3, "softmax"))
+    spec = ModelSpec(inputs=8, layers=layers, loss="cce", dtype="float32", seed=2)
+    weights, biases = _parameters(spec)
+    reference = ScratchBackend(spec, weights, biases)
+    actual = ScratchBackend(spec, [w * np.float32(1 + 6e-6) for w in weights], biases)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 8)).astype("float32")
+    targets = reference.model.targets(rng.integers(0, 3, 16))
+    got, want = actual.trace(x, targets), reference.trace(x, targets)
+    rows = compare_backend_traces(got, want, reference, x, None, targets=targets, actual_backend=actual)
+    assert any(not c.ok for c in rows)
+    assert not any(c.note for c in rows)
+
+
 def bug_effect(case, bug, n) -> float:
     """How far the bug moves the normalization's output, in float64."""
     spec, x, labels = CASES[case](n, "float64")
