@@ -262,7 +262,8 @@ def _verdict_matches(results: dict) -> str | None:
 PARITY_ROW = Obj({
     "dtype": DTYPE, "pair": STR, "quantity": STR, "layer": INT_OR_NULL, "kind": STR, "abs_error": NUM_OR_NULL,
     "rel_error": NUM_OR_NULL, "tolerance": NUM, "ok": BOOL},
-    optional={"max_ulps": NUM_OR_NULL, "where": ListOf(INT)})
+    optional={"max_ulps": NUM_OR_NULL, "where": ListOf(INT),
+              "note": STR})    # how a failing row was judged again from its cause (reference.explained)
 TRAINING_CHECK = {"config": STR, "pair": STR, "steps_ok": BOOL, "step_forward": STEP_WORST,
                   "step_gradient": STEP_WORST, "step_update": STEP_WORST, "curve_rel_error": NUM_OR_NULL,
                   "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL, "parameters_tolerance": NUM,

@@ -218,10 +218,14 @@ def _parity(results: dict, images) -> Section:
             for cell in cells:
                 line += ["", ""] if cell is None else [fmt_err(cell["abs_error"]), fmt_err(cell["rel_error"])]
             failed = [f"{c['pair']} (passes at {_passes_at_row(c)})" for c in present if not c["ok"]]
-            line += [fmt_tol(present[0]["tolerance"]), "ok" if not failed else "FAIL: " + ", ".join(failed)]
+            judged = " *" if any(c.get("note") for c in present) else ""
+            line += [fmt_tol(present[0]["tolerance"]), ("ok" if not failed else "FAIL: " + ", ".join(failed))
+                     + judged]
             table_rows.append(line)
         blocks.append(Table(columns, table_rows, caption=f"{dtype}", id=f"parity-{dtype}",
                             classes=_status_classes(table_rows, (-1,))))
+        notes = dict.fromkeys(f"{row['pair']}: {row['note']}" for row in rows if row.get("note"))
+        blocks += [f"* ({dtype}) {note}" for note in notes]      # each once, for the rows marked *
     blocks += _failures_table([f for f in report_verdict(results)["failures"] if f["section"] == "parity"],
                               "parity-failures", "failing parity comparisons")
     blocks += _heat_maps(parity["rows"])

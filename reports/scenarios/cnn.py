@@ -112,6 +112,7 @@ def parity_rows(ctx: Context, settings: CnnSettings, dtype: str) -> list[dict]:
                     "ok": comparison.ok,
                     "max_ulps": number(comparison.ulps),
                     "where": list(comparison.where),
+                    **({"note": comparison.note} if comparison.note else {}),
                 }
             )
     return rows

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.backends import PAIRS
-from reference.parity import compare_traces
+from reference.parity import compare_backend_traces
 from reports.scenarios.common import SEED_NET, Context, backend, number, spec_summary
 from scratch.initializers import initialize
 from scratch.model import MLP
@@ -64,11 +64,13 @@ def run(ctx: Context, settings: ParitySettings) -> dict:
         x, labels = data.x_train[:settings.batch], data.y_train[:settings.batch]
         weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(dtype))
         targets = MLP(spec, weights, biases).targets(labels)
-        traces = {name: backend(name, spec, weights, biases).trace(x, targets) for name in ctx.backends}
+        backends = {name: backend(name, spec, weights, biases) for name in ctx.backends}
+        traces = {name: twin.trace(x, targets) for name, twin in backends.items()}
         for actual, desired in PAIRS:
             if actual not in traces or desired not in traces:
                 continue
-            for comparison in compare_traces(traces[actual], traces[desired], dtype):
+            for comparison in compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
+                                                     None, targets=targets, actual_backend=backends[actual]):
                 rows.append({
                     "dtype": dtype,
                     "pair": pair_label(actual, desired),
@@ -82,6 +84,7 @@ def run(ctx: Context, settings: ParitySettings) -> dict:
                     "ok": comparison.ok,
                     "max_ulps": number(comparison.ulps),
                     "where": list(comparison.where),
+                    **({"note": comparison.note} if comparison.note else {}),
                 })
     return {
         "data": f"MNIST, first {settings.batch} training samples",
