@@ -22,7 +22,7 @@ from reference.optimizer_state import OptimizerState
 from reference.parity import Comparison
 from reference.scratch_backend import ScratchBackend
 from reference.stepwise import check_steps, compare_update
-from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE
+from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE, tolerance
 from reference.trajectory import Amplification, follow, kink_flips
 from reports.verdict.check import Verdict
 from scratch.batching import training_plan
@@ -208,6 +208,18 @@ def test_kink_flips_within_rounding_distance_only():
     got["Z1"][0, 1], want["Z1"][0, 1] = 0.5, -0.5          # a real disagreement, not rounding
     assert kink_flips(got, want, spec, 51) == []
     assert kink_flips(got, want, _spec(ADAM, "float32", hidden="tanh"), 51) == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("factor, flipped", [(0.9, True), (1.1, False)])
+def test_the_free_running_kink_bound_at_its_edge_in_each_dtype(dtype, factor, flipped):
+    """|Z| at 0.9× the forward bound (× max|Z_l|) on both sides is a kink flip, at 1.1× it is not:
+    a bound taken from the other dtype's row of the table fails here."""
+    spec = _spec(ADAM, dtype)
+    near = tolerance(dtype, "forward") * 3.0                     # max|Z1| = 3
+    want = {"Z1": np.array([[2.0, -factor * near, 3.0]], dtype), "Z2": np.ones((1, 4), dtype)}
+    got = {"Z1": np.array([[2.0, +factor * near, 3.0]], dtype), "Z2": np.ones((1, 4), dtype)}
+    assert bool(kink_flips(got, want, spec, step=0)) == flipped
 
 
 class NudgedGradient(Named):
