@@ -346,9 +346,10 @@ SCHEMA = Where(Obj(
 ), _verdict_matches)
 
 
-def validate(results) -> None:
-    """Raise :class:`DataError` unless ``results`` follows :data:`SCHEMA`."""
-    check_against(SCHEMA, results, "results.json")
+def validate(results, source: str = "results.json") -> None:
+    """Raise :class:`DataError` naming ``source`` (the file read) unless ``results`` follows
+    :data:`SCHEMA`."""
+    check_against(SCHEMA, results, source)
 
 
 def validate_bench(bench, source: str) -> str:
