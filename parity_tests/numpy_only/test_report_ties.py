@@ -66,7 +66,7 @@ def test_the_table_is_capped_and_counts_the_rest():
     assert table.columns[:5] == ["dtype", "pair", "step", "layer", "window (n, c, y, x)"]
     assert table.rows[0][:5] == ["float64", "torch vs scratch", "0", "4", "0, 1, 2, 3"]
     assert table.rows[0][5] == "0.5, 0.5" and table.rows[0][7] == "0 / 2"
-    assert table.rows[0][6] == f"0.5, {_after(0.5, 'float64', 2):.17g}"
+    assert table.rows[0][6] == f"0.5, {_after(0.5, 'float64', 2)!r}", "shortest round-trip digits"
     assert "7 (step, layer) cases in 1 training check" in sentence
     assert "The first 5 are shown, and 2 more are in results.json (cnn.checks[].ties)" in sentence
     assert len(sentence) < 600, "a sentence, not a paragraph of numbers"
@@ -76,6 +76,17 @@ def test_a_few_ties_are_all_shown_and_none_is_no_block():
     sentence, table = render_cnn.tie_blocks(_checks(2))
     assert len(table.rows) == 2 and "more are in results.json" not in sentence
     assert render_cnn.tie_blocks(_checks(0)[:0]) == []
+
+
+def test_float32_values_read_back_as_the_same_float32():
+    value = float(np.float32(0.1))                     # 0.10000000149011612 as a float64
+    flip = _flip(4, 1, value, "float32", 1)
+    comparisons = [Comparison("dA3", 3, "gradient", 0.0, 1e-4, step=1, ties=(flip,))]
+    checks = [{"dtype": "float32", "pair": "jax vs scratch", "ties": tie_entries(comparisons, "float32")}]
+    _, table = render_cnn.tie_blocks(checks)
+    engine, twin = table.rows[0][5].split(", "), table.rows[0][6].split(", ")
+    assert engine == ["0.1", "0.1"] and np.float32(twin[1]) == np.nextafter(np.float32(0.1), np.float32(1))
+    assert table.rows[0][7] == "0 / 1"
 
 
 def test_notes_without_tie_entries_still_reach_the_page():

@@ -249,8 +249,7 @@ def tie_blocks(checks: list[dict]) -> list:
             pairs.add((c["dtype"], c["pair"]))
             rows.append([c["dtype"], c["pair"], "-" if tie["step"] is None else str(tie["step"]),
                          str(tie["layer"]), ", ".join(map(str, tie["window"])) + _more(tie["windows"]),
-                         ", ".join(f"{v:.17g}" for v in tie["reference"]),
-                         ", ".join(f"{v:.17g}" for v in tie["actual"]),
+                         _values(tie["reference"], c["dtype"]), _values(tie["actual"], c["dtype"]),
                          " / ".join(f"{g:.3g}" for g in tie["gap_ulp"])])
     notes = [f"{c['dtype']} {c['pair']}, {note}" for c in checks if not c.get("ties")
              for note in c.get("notes", [])]
@@ -276,6 +275,13 @@ def tie_blocks(checks: list[dict]) -> list:
                       "compared with the engine's backward routed as the twin's, see the README): "
                       + "; ".join(notes) + ".")
     return blocks
+
+
+def _values(values: list[float], dtype: str) -> str:
+    """Each value as the shortest decimal that reads back as the same number of ``dtype``."""
+    import numpy as np
+
+    return ", ".join(str(np.dtype(dtype).type(v)) for v in values)
 
 
 def _more(windows: int) -> str:
