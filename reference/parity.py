@@ -51,6 +51,7 @@ class Comparison:
     where: tuple = ()           # the index of that element
     step: int | None = None     # the training step, for per-step checks
     note: str = ""              # how the reference was adjusted, e.g. a max-pool tie (pool_ties)
+    ties: tuple = ()            # the pool_ties.TieFlip behind that adjustment, one per max-pool layer
 
     @property
     def ok(self) -> bool:
@@ -226,7 +227,7 @@ def compare_backend_traces(actual: dict, desired: dict, desired_backend, x: np.n
         rerouted, replaced = pool_ties.rerouted_reference(desired_backend, actual, desired, x, masks, flips)
         note = "compared with the reference's backward routed as the actual's: " + "; ".join(
             flip.describe() for flip in flips)
-        results = [replace(c, note=note) if c.name in replaced else c
+        results = [replace(c, note=note, ties=tuple(flips)) if c.name in replaced else c
                    for c in compare_traces(actual, rerouted, dtype, bounds, x)]
         if all(c.ok for c in results):
             return results

@@ -42,6 +42,15 @@ class TieFlip:
     values: tuple[float, float]  # the reference's values at its own choice and at the actual's
     actual_values: tuple[float, float]   # the actual's values at the same two positions
 
+    def gaps_ulp(self, dtype: str) -> tuple[float, float]:
+        """How far apart the two values are in the reference and in the actual, each in ulps of
+        ``dtype`` at the larger of the two: |a − b| / spacing(max(|a|, |b|))."""
+        def gap(pair):
+            a, b = (np.asarray(v, dtype=dtype) for v in pair)
+            return float(abs(a - b) / np.spacing(max(abs(a), abs(b))))
+
+        return gap(self.values), gap(self.actual_values)
+
     def describe(self) -> str:
         return (f"layer {self.layer} (max-pool): {self.windows} window(s) tied within rounding routed "
                 f"differently, e.g. {list(self.where)}: the reference's first maximum and the actual's "

@@ -269,7 +269,12 @@ TRAINING_CHECK = {"config": STR, "pair": STR, "steps_ok": BOOL, "step_forward": 
                   "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL, "parameters_tolerance": NUM,
                   "parting_step": INT_OR_NULL, "cause": STR, "free_running": STR, "free_running_ok": BOOL,
                   "ok": BOOL}
-TRAINING_NOTES = {"notes": ListOf(STR)}    # optional: a max-pool tie rerouted at a step (pool_ties)
+# optional: a max-pool tie rerouted at a step (reference.pool_ties), as text and as data
+# (reports.scenarios.curves.tie_entries: the reference's values at its own first maximum and at the
+# actual's, the actual's at the same two positions, each pair's gap in ulps)
+TIE = Obj({"step": INT_OR_NULL, "layer": INT, "windows": INT, "window": ListOf(INT),
+           "reference": ListOf(NUM), "actual": ListOf(NUM), "gap_ulp": ListOf(NUM)})
+TRAINING_NOTES = {"notes": ListOf(STR), "ties": ListOf(TIE)}
 EFFECTS = ("bit-identical", "rounding", "moves")
 # The convolutional model's section (``reports.scenarios.cnn``); optional: files written before it
 # still render.
@@ -347,9 +352,10 @@ SCHEMA = Where(Obj(
 ), _verdict_matches)
 
 
-def validate(results) -> None:
-    """Raise :class:`DataError` unless ``results`` follows :data:`SCHEMA`."""
-    check_against(SCHEMA, results, "results.json")
+def validate(results, source: str = "results.json") -> None:
+    """Raise :class:`DataError` naming ``source`` (the file read) unless ``results`` follows
+    :data:`SCHEMA`."""
+    check_against(SCHEMA, results, source)
 
 
 def validate_bench(bench, source: str) -> str:

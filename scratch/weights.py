@@ -38,8 +38,10 @@ the spec says, every value finite.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +134,12 @@ def save_weights(path, spec: ModelSpec, weights, biases, statistics=None) -> Pat
 
 def write_atomically(path: Path, payload: bytes) -> Path:
     """Write ``payload`` to a temporary name beside ``path`` and rename it into place, so a
-    failed write never leaves a partial file (mode follows the umask, like ``open``)."""
+    failed write never leaves a partial file (mode follows the umask, like ``open``). The rename
+    would replace whatever ``path`` is, so anything but a regular file (a FIFO, a device, a
+    socket, a symbolic link: :func:`not_replaceable`) is refused with an ``OSError`` first."""
+    problem = not_replaceable(path)
+    if problem:
+        raise OSError(errno.EEXIST, problem)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -146,6 +153,26 @@ def write_atomically(path: Path, payload: bytes) -> Path:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def not_replaceable(path) -> str | None:
+    """Why an output file must not be written over ``path`` (renaming a file onto a device node,
+    a FIFO or a symbolic link replaces the node or the link itself; as root that replaced a system
+    device), or None when ``path`` is missing or a regular file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:                               # missing, or unreadable: the write itself will say
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return (f"is a symbolic link (to {os.readlink(path)}), not a regular file; refusing to replace "
+                "the link: give the path it points to, or remove the link")
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"exists and is {kind}, not a regular file; refusing to replace it (give a file path)"
 
 
 def load_weights(path) -> WeightFile:

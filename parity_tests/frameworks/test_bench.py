@@ -134,9 +134,9 @@ def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
     path = tmp_path / "cnn.json"
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
-    printed = io.StringIO()
+    printed, announced = io.StringIO(), io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(announced):
             code = main(["bench", "--model", "lenet5", "--batches", "8", "--rounds", "2", "--threads", "1",
                          "--settle", "0", "--json", str(path)])
     finally:
@@ -154,6 +154,9 @@ def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
         (1, 8 * 28 * 28, 25, 8 * 28 * 28 * 25 * 4), (3, 8 * 10 * 10, 150, 8 * 10 * 10 * 150 * 4)]
     assert row["engine_step_tracemalloc_peak_bytes"] > sum(p["bytes"] for p in row["im2col"])
     assert "lenet5 without dropout" in printed.getvalue()
+    assert announced.getvalue().splitlines()[:2] == ["bench: loading the frameworks …",
+                                                     "bench: timing lenet5, batch 8, in every backend …"]
+    assert "bench:" not in printed.getvalue(), "progress goes to stderr only"
 
 
 @pytest.mark.parametrize("kind", ["torch", "tf.function", "jax"])

@@ -74,3 +74,18 @@ def test_two_backends_cannot_express_the_spec_is_status_3(tmp_path, capsys):
     last = err.splitlines()[-1]
     assert last.startswith("error: nothing to compare: fewer than two backends could run"), err
     assert "keras: cannot express this spec" in err
+
+
+def test_each_slow_phase_is_announced_on_stderr_and_stdout_keeps_its_format(tmp_path, capsys, global_seed):
+    """Issue 18: `check` printed nothing for 10–19 s. One line per phase on stderr, in order."""
+    spec = ModelSpec((5, 4, 3), seed=global_seed, batch_size=4)
+    path = tmp_path / "spec.json"
+    path.write_text(spec.to_json(), encoding="utf-8")
+    code = main(["check", "--spec", str(path), "--backends", "scratch,torch", "--batch", "8", "--steps", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert err.splitlines() == ["check: loading the frameworks …",
+                                "check: building the backends scratch, torch …",
+                                "check: one forward and backward pass of 8 samples in each backend …",
+                                "check: 2 training step(s) in each backend pair …"]
+    assert out.startswith("verdict: PASS") and SUMMARY.search(out)

@@ -216,8 +216,9 @@ def test_markdown_tables_carry_the_json_numbers(report, results):
         assert as_number(row[6]) == pytest.approx(want["spread_pp"], abs=5e-3)
 
 
-def test_from_json_rerenders_the_same_report(report, tmp_path):
+def test_from_json_rerenders_the_same_report(report, results, tmp_path, capsys):
     assert main(["report", "--from-json", str(report / "results.json"), "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == results["verdict"]["line"], "the verdict, last"
     for name in ("report.html", "report.md", "results.json"):
         assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
     pngs = sorted(p.name for p in report.glob("*.png"))
@@ -245,10 +246,10 @@ def test_explain_rows_become_a_table(results):
 
 
 def test_bad_input_is_one_clear_error(tmp_path, capsys):
-    bad = tmp_path / "results.json"
+    bad = tmp_path / "saved.json"
     bad.write_text('{"format": "backprop-parity-report/1"}')
     assert main(["report", "--from-json", str(bad), "--out", str(tmp_path / "out")]) == 2
-    assert "error: results.json: (top level): missing key 'mode'" in capsys.readouterr().err
+    assert f"error: {bad}: (top level): missing key 'mode'" in capsys.readouterr().err, "names the file"
     assert not (tmp_path / "out").exists(), "nothing is written on error"
     assert main(["report", "--quick", "--full"]) == 2
 
@@ -391,6 +392,24 @@ def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
     assert tables["failing training checks"][1] == [[
         "sgd torch vs scratch per-step update W1 update at step 0", "(13 ulp, 1.65× the bound 8 ulp)",
         "14 ulp", command]]
+
+
+def test_a_planted_fail_prints_the_verdict_and_exits_1(results, tmp_path, capsys):
+    """`report` is what CI runs (`tox -e report`): a failing comparison is seen on the terminal and
+    in the exit status, not only inside the HTML."""
+    import json
+
+    from reports.verdict.report import report_verdict
+
+    broken = with_failures(results)
+    broken["verdict"] = report_verdict(broken)
+    saved = tmp_path / "failing.json"
+    saved.write_text(json.dumps(broken), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["report", "--from-json", str(saved), "--out", str(out)]) == 1
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == broken["verdict"]["line"] and last.startswith("verdict: FAIL — 3 of ")
+    assert 'class="verdict fail"' in (out / "report.html").read_text(encoding="utf-8"), "still written"
 
 
 def test_verdict_says_when_a_variant_was_not_caught(results):

@@ -229,6 +229,14 @@ def test_a_rerouted_max_pool_tie_is_said_in_the_section(section):
     (sentence,) = [b for b in render_cnn.section(results_with(noted), {}).blocks
                    if isinstance(b, str) and "Max-pool ties" in b]
     assert note in sentence and noted["checks"][0]["pair"] in sentence
+    tied = copy.deepcopy(section)                   # with the entries as data: a capped table instead
+    tie = {"step": 5, "layer": 4, "windows": 3, "window": [0, 2, 1, 1], "reference": [0.5, 0.5],
+           "actual": [0.5, float(np.nextafter(np.float32(0.5), np.float32(1)))], "gap_ulp": [0.0, 1.0]}
+    tied["checks"][0].update(notes=[note] * 8, ties=[dict(tie, step=step) for step in range(8)])
+    check_against(CNN, tied, "results.json cnn")
+    blocks = render_cnn.section(results_with(tied), {}).blocks
+    assert len(table(blocks, "cnn-ties").rows) == render_cnn.TIES_SHOWN
+    assert not any(note in b for b in blocks if isinstance(b, str)), "the long text gives way to the table"
 
 
 # --- report --bench with the CNN step's file -----------------------------------------------------

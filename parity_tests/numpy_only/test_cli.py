@@ -185,11 +185,12 @@ def test_layers_must_fit_the_dataset(tmp_path, capsys, dataset, layers, message)
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["fly"], ["train", "--limit", "0"], ["train", "--layers", "2,x"], ["train", "--dtype", "int8"],
+    [["fly"], ["train", "--limit", "0"], ["train", "--layers", "2,x"], ["train", "--dtype", "int8"],
      ["train", "--batch-size", "many"]],
-    ids=["no-command", "unknown-command", "limit-0", "bad-layers", "bad-dtype", "bad-batch"],
+    ids=["unknown-command", "limit-0", "bad-layers", "bad-dtype", "bad-batch"],
 )
 def test_usage_errors_exit_2(capsys, argv):
+    """(A bare `backprop-parity` prints the help and exits 0: test_cli_edges.py.)"""
     assert main(argv) == 2
     assert "usage: backprop-parity" in capsys.readouterr().err
 

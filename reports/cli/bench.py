@@ -10,6 +10,8 @@ peak memory of a full-batch step per backend (fresh process each); ``--with-suit
 batches 64 and 256 by default) in scratch, torch, tf.function and JAX, and adds where the
 engine's step goes (its layer calls timed one by one) and im2col's memory; its JSON has a
 ``cnn`` list instead of ``grid`` (the report's benchmark section reads the MLP grid only).
+Loading the frameworks, the GEMM peak and each timed batch are announced by one line on stderr
+first (:mod:`reports.cli.progress`); stdout's table keeps its format.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     validate(args)
     threads = args.threads or os.cpu_count()
     from reference.hygiene import configure_frameworks
+    from reports.cli.progress import progress
 
+    progress("bench", "loading the frameworks")
     settings = configure_frameworks(threads=threads)
 
     if args.model == "lenet5":                         # reports.bench.cnn.MODEL (its imports wait)
@@ -115,12 +119,14 @@ def run(args: argparse.Namespace) -> int:
         fields = ("internal_api", "version", "architecture", "num_threads")
         results["blas"] = [{k: pool.get(k) for k in fields} for pool in threadpool_info()]   # as timed
         for dtype in dtypes:
+            progress("bench", f"the GEMM peak, {dtype}")
             results["peak_gflops"][dtype] = gemm_peak(dtype, size=args.peak_size)
             peak = max(results["peak_gflops"][dtype].values())
             print(f"GEMM peak {dtype}: " + ", ".join(f"{k} {v:.1f}" for k, v in
                                                      results["peak_gflops"][dtype].items()) + " GFLOP/s")
             for optimizer in optimizers:
                 for batch in batches:
+                    progress("bench", f"timing batch {batch}, {dtype}, {optimizer} in every backend")
                     steps = {kind: build_step(kind, batch, dtype, optimizer)
                              for kind in kinds_for(kinds, optimizer)}
                     timing = time_interleaved(steps, rounds=args.rounds, settle=args.settle)
@@ -159,6 +165,7 @@ def _run_cnn(args: argparse.Namespace, threads: int, settings: dict) -> int:
 
     from reports.bench import cnn
     from reports.bench.timing import time_interleaved
+    from reports.cli.progress import progress
 
     kinds = cnn.available_kinds()
     if "jax" in kinds:
@@ -169,6 +176,7 @@ def _run_cnn(args: argparse.Namespace, threads: int, settings: dict) -> int:
                "cnn": []}
     with threadpool_limits(limits=threads):
         for batch in args.batches:
+            progress("bench", f"timing {cnn.MODEL}, batch {batch}, in every backend")
             spec = cnn.spec_for(batch)
             x, targets, weights, biases = cnn.batch_data(spec, batch)
             steps = {kind: cnn.make_step(kind, spec, weights, biases, x, targets) for kind in kinds}

@@ -10,7 +10,8 @@ The batch is ``--batch`` MNIST training samples drawn without replacement by
 labels from the same generator otherwise. Every argument and input file is checked by
 :func:`validate` before any framework is imported. Exit status 0 when every quantity is within the
 tolerance table, 1 when something is not, 2 on bad input, 3 when a requested backend is not
-installed or fewer than two backends could run.
+installed or fewer than two backends could run. Each slow phase (loading the frameworks, building
+the backends, the traced batch, the training steps) is announced by one line on stderr first.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def validate(args: argparse.Namespace):
         raise DataError(f"--batch must be >= 1 and --steps >= 0 (got {args.batch}, {args.steps})")
     if args.seed < 0:
         raise DataError(f"--seed must be >= 0 (got {args.seed})")
+    from reports.cli.work import check_steps
+
+    check_steps(args.steps, f"--steps {args.steps}", "compare fewer steps")
     installed = available_backends()
     if args.backends is None:
         backends = installed
@@ -126,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     masks = dropout_masks(spec, 0, len(x))
 
     from reference.hygiene import configure_frameworks
+    from reports.cli.progress import progress
 
+    progress("check", "loading the frameworks")
     configure_frameworks(threads=args.threads or None)
 
     from reference.backends import BACKENDS, make_backend
@@ -137,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     skipped = {name: "not installed" for name in BACKENDS if name not in wanted and args.backends is None}
     notes, backends = [], {}
+    progress("check", f"building the backends {', '.join(wanted)}")
     for name in wanted:
         try:
             backends[name] = make_backend(name, spec, weights, biases)
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             skipped[name] = "cannot express this spec"
             notes.append(f"  {name}: cannot express this spec, skipped — {error}")
     rows = []
+    progress("check", f"one forward and backward pass of {len(x)} samples in each backend")
     traces = {name: backend.trace(x, targets, masks) for name, backend in backends.items()}
     for actual, desired in PAIRS:
         if actual in traces and desired in traces:
@@ -153,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     trainings, plan = [], []
     if args.steps:
         plan = check_plan(spec, len(x), args.steps)
+        progress("check", f"{len(plan)} training step(s) in each backend pair")
         for actual, desired in PAIRS:
             if actual in backends and desired in backends:
                 try:

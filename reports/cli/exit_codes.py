@@ -7,8 +7,8 @@ printed by ``--help`` (:data:`EPILOG`) and listed in the README ("Exit status").
 
 from __future__ import annotations
 
-EXIT_OK = 0                    # success; check/explain: every comparison within tolerance
-EXIT_PARITY_FAILED = 1         # check/explain found a disagreement beyond the tolerance table
+EXIT_OK = 0                    # success; check/explain/report: every comparison within tolerance
+EXIT_PARITY_FAILED = 1         # check/explain/report found a disagreement beyond the tolerance table
 EXIT_USAGE = 2                 # a usage or input error (bad flag, file, spec, data or output path)
 EXIT_BACKEND_UNAVAILABLE = 3   # a requested backend is not installed, or fewer than two could run
 EXIT_DIVERGED = 4              # train: the loss or the parameters became non-finite
@@ -16,8 +16,9 @@ EXIT_INTERRUPTED = 130         # Ctrl-C
 EXIT_BROKEN_PIPE = 141         # stdout closed early (e.g. `| head -1`): quiet, no traceback
 
 STATUSES = {
-    EXIT_OK: "success (check, explain: every comparison within tolerance)",
-    EXIT_PARITY_FAILED: "parity failure: check or explain found a disagreement beyond the tolerance table",
+    EXIT_OK: "success (check, explain, report: every comparison within tolerance)",
+    EXIT_PARITY_FAILED: "parity failure: check, explain or report found a disagreement beyond the "
+                        "tolerance table (report: its verdict line, printed last, says which)",
     EXIT_USAGE: "usage or input error (a flag, file, spec, data set or output path)",
     EXIT_BACKEND_UNAVAILABLE: "a requested backend is not installed, or fewer than two backends "
                               "could run (nothing to compare)",

@@ -9,7 +9,8 @@ units, N(0, 1) inputs with random labels (from the same generator) otherwise, re
 spec's input shape (``--model lenet5``: 1×28×28 maps; ``check``'s ``_batch``); with dropout, the
 step-0 masks. Rows dW_l, db_l exist for the spec's ``parameter_layers`` only. Every argument, file
 and output path is checked before any framework is imported. Exit status 0 when every difference
-is within the tolerance table, 1 when one is not, 2 on bad input.
+is within the tolerance table, 1 when one is not, 2 on bad input. Loading the frameworks and the
+walk are announced by one line each on stderr first (:mod:`reports.cli.progress`).
 """
 
 from __future__ import annotations
@@ -73,11 +74,14 @@ def run(args: argparse.Namespace) -> int:
     targets = MLP(spec, weights, biases).targets(labels)
 
     from reference.hygiene import configure_frameworks
+    from reports.cli.progress import progress
 
+    progress("explain", "loading the frameworks")
     configure_frameworks(threads=args.threads or None)
 
     from reports.explain.walk import explain, format_table
 
+    progress("explain", f"one backward pass of {len(x)} samples, walked in each framework")
     rows = explain(spec, weights, biases, x, targets, dropout_masks(spec, 0, len(x)))
     print(f"spec: {spec.to_json()}")
     print(f"batch: {len(x)} samples; differences are framework − scratch (max |Δ|, then max|Δ|/max|scratch|)")
@@ -109,6 +113,8 @@ def build_model(args: argparse.Namespace):
         base = cli_train.read_spec_file(args.spec)
     else:
         base = catalog.spec(args.model or DEFAULT_MODEL)
+    cli_train.refuse_mlp_flags(base, given, f"--spec {args.spec}" if args.spec is not None
+                               else f"--model {args.model or DEFAULT_MODEL}")
     loss = changes.get("loss")
     if loss and "output_activation" not in changes and base.output_activation not in LOSS_OUTPUTS[loss]:
         changes["output_activation"] = LOSS_OUTPUTS[loss][0]

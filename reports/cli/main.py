@@ -19,6 +19,12 @@ a :class:`reports.cli.exit_codes.CommandError` ends it with its own status. The 
 once, in :mod:`reports.cli.exit_codes`; a command module may list the ones it uses in
 ``EXIT_STATUSES`` for its ``--help``. Output closed early (``| head -1``) ends the run quietly
 with status 141.
+
+A bare ``backprop-parity`` (no command) prints the help on stdout and exits 0, as pip and cargo
+do: asking the tool what it does is not an error. Ctrl-C ends every command with status 130, even
+where a library swallows the ``KeyboardInterrupt`` (JAX did, printing "Exception ignored …
+KeyboardInterrupt", and the check went on to exit 0): :func:`run_command` records the signal
+before raising, and a command that returns after an interrupt returns 130.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,15 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_name(argv))
+    if not argv:                                     # a bare `backprop-parity`: the help, exit 0
+        parser.print_help()
+        return EXIT_OK
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:                       # --help, or a usage error (already printed)
         return _exit_code(stop.code)
     try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return run_command(args.handler, args)
     except CommandError as error:
         return _error(error, error.code)
     except MemoryError:                              # past the model-size check (reports.cli.model_memory)
@@ -152,6 +159,41 @@ def _main(argv: Sequence[str] | None) -> int:
         if not _is_parity_error(error):
             raise
         return _error(error, EXIT_USAGE)
+
+
+def run_command(handler, args) -> int:
+    """``handler(args)``'s exit status, or 130 after Ctrl-C, however the command ended.
+
+    While the command runs, SIGINT sets a flag and then raises ``KeyboardInterrupt`` as Python's
+    own handler does. A library may catch that exception where it cannot propagate (a callback, a
+    finalizer: "Exception ignored in …") and the command run on to its end; the flag still turns
+    the result into 130 (and so does any error raised after it). The previous handler is
+    restored afterwards (none is installed outside the main thread, where Python allows none)."""
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:                               # not the main thread
+        previous = None
+    code = EXIT_INTERRUPTED
+    try:
+        code = handler(args)
+    except KeyboardInterrupt:
+        interrupted.append(signal.SIGINT)
+    except BaseException:                            # an error that followed a swallowed interrupt
+        if not interrupted:
+            raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
 
 
 def _error(error: Exception, code: int) -> int:

@@ -1,11 +1,13 @@
 """Output paths (``--save``, ``--json``, ``--out``), checked before any work starts.
 
-A long run must not end in "cannot write": every output path is checked first, and two flags
-that name the same file (after resolving links and ``..``) are refused, since the second write
-would replace the first. Missing folders are created at write time as before, so the check is on
-the nearest folder that exists: it must be a folder in which a file can be created — tried by
-creating and removing a temporary file, since permission bits do not tell (root ignores them; a
-read-only or virtual file system such as /proc refuses anyway).
+A long run must not end in "cannot write": every output path is checked first, and two flags that
+name the same file (after resolving links and ``..``) are refused, since the second write would
+replace the first. A file path must be missing or a regular file: every file is written to a
+temporary name and renamed over it, which would replace a device node, a FIFO or a symbolic link
+itself (:func:`scratch.weights.not_replaceable`), so those are refused. Missing folders are created
+at write time as before, so the check is on the nearest folder that exists: it must be a folder in
+which a file can be created — tried by creating and removing a temporary file, since permission bits
+do not tell (root ignores them; a read-only or virtual file system such as /proc refuses anyway).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def check_outputs(paths: dict[str, object], *, folders: tuple[str, ...] = ()) ->
                 raise UsageError(f"{where}: exists and is not a folder")
         elif path.is_dir():
             raise UsageError(f"{where}: is a folder; expected a file path")
+        else:
+            from scratch.weights import not_replaceable
+
+            problem = not_replaceable(path)
+            if problem:
+                raise UsageError(f"{where}: {problem}")
         folder = path if path.is_dir() else path.parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent

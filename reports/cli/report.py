@@ -18,6 +18,11 @@ renders them again. ``--out`` (its
 nearest existing folder must be writable), ``--threads``, ``--data-dir`` and every input file are
 checked before any framework is imported. Everything is rendered in memory first and each file is written to a
 temporary name and renamed, so an error never leaves a half-written report.
+
+The report's verdict line (``reports.verdict.report``) is printed on stdout once the files are
+written, and the exit status follows it: 0 when every judged comparison is within tolerance,
+1 (as ``check``) when one is not — section 4's seed-faithful variants, wrong on purpose, are not
+judged. ``--from-json`` judges the saved results the same way, so a re-rendered FAIL exits 1 too.
 """
 
 from __future__ import annotations
@@ -29,11 +34,17 @@ import time
 from pathlib import Path
 
 from reports.cli.args import add_model_argument
-from reports.cli.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from reports.cli.exit_codes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARITY_FAILED,
+    EXIT_USAGE,
+)
 from reports.cli.output_paths import check_outputs
 from reports.cli.threads import limit_threads
 
-EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
+EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 FILES = {"json": "results.json", "html": "report.html", "markdown": "report.md"}
 
 
@@ -62,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = Path(args.out)
     check_outputs({"--out": out}, folders=("--out",))
+    for name in FILES.values():                   # each file of the report: missing or a regular file
+        check_outputs({"--out": out / name})
     if args.threads < 0:
         from scratch.errors import DataError
 
@@ -83,12 +96,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         results = run_scenarios(args)
     results.update(benches)
+    from reports.verdict.report import report_verdict
+
+    verdict = report_verdict(results)
     written = write_report(results, out)
     print(f"report written to {out}/: " + ", ".join(path.name for path in written))
     print(f"open {out / FILES['html']} (plots beside it); summary in {out / FILES['markdown']}")
     print(f"total wall time {time.perf_counter() - started:.1f} s"
           + ("" if args.from_json else f" (scenarios {results['wall_time_s']:.1f} s)"))
-    return 0
+    print(verdict["line"])
+    return EXIT_OK if verdict["ok"] else EXIT_PARITY_FAILED
 
 
 def run_scenarios(args: argparse.Namespace) -> dict:
@@ -115,7 +132,7 @@ def load_results(path) -> dict:
     from reports.schema import validate
 
     results = _read_json(path)
-    validate(results)
+    validate(results, source=str(path))
     return results
 
 

@@ -9,7 +9,9 @@ is loaded, the input layer must match the dataset's features and the output laye
 writable (and distinct). A run diverges when a step's loss is not finite or exceeds
 :data:`DIVERGENCE_FACTOR` × max(1, the first step's loss) — no converging run comes near that —
 or when a parameter is not finite at the end; it stops at that step, writes nothing and exits
-with status 4. Imports NumPy, ``scratch`` and tqdm only inside :func:`run`.
+with status 4. A run of more than 10⁷ optimizer steps (epochs × ⌈rows / batch⌉:
+:mod:`reports.cli.work`) is refused before the first, with status 2. Imports NumPy, ``scratch``
+and tqdm only inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         _raise(f"--data-dir applies to --dataset mnist only, not {args.dataset!r}")
     check_outputs({"--save": args.save, "--json": args.json})
     data = shaped(load_dataset(args.dataset, spec.dtype, args.data_dir, args.limit), spec)
+    check_work(spec, len(data.x_train))
     result, model = train(spec, data, eval_every=args.eval_every, progress=_progress_wanted(args))
     lines = summary_lines(spec, data, result)
     if args.save is not None:
@@ -190,6 +193,18 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"history     {args.json}")
     print("\n".join(lines))
     return 0
+
+
+def check_work(spec, n_train: int) -> None:
+    """Refuse a run of more than :data:`reports.cli.work.MAX_STEPS` optimizer steps
+    (epochs × ⌈rows / batch⌉), before the first one."""
+    from reports.cli.work import check_steps
+    from scratch.batching import steps_per_epoch
+
+    batch = "full batch" if spec.batch_size is None else f"batch {spec.batch_size}"
+    check_steps(spec.epochs * steps_per_epoch(spec, n_train),
+                f"--epochs {spec.epochs} × ⌈{n_train} training rows / {batch}⌉",
+                "lower --epochs, raise --batch-size, or train on fewer rows (--limit)")
 
 
 def dataset_of(args: argparse.Namespace) -> str:
@@ -219,11 +234,31 @@ def build_spec(args: argparse.Namespace):
         base = default_spec(args.dataset or "mnist")
     changes = {field: getattr(args, dest) for dest, field in SPEC_FLAGS.items()
                if getattr(args, dest) is not None}
+    refuse_mlp_flags(base, [dest for dest in SPEC_FLAGS if getattr(args, dest) is not None],
+                     f"--spec {args.spec}" if args.spec is not None else f"--model {args.model}")
     if changes.get("batch_size") == FULL_BATCH:
         changes["batch_size"] = None
     changes["optimizer"] = optimizer_spec(base.optimizer, args.optimizer, args.convention,
                                           args.lr, args.momentum)
     return base.replace(**changes)
+
+
+def refuse_mlp_flags(base, given: list[str], source: str) -> None:
+    """Raise SpecError when ``base`` (from ``source``, e.g. ``--model lenet5``) is not a stack of
+    dense layers and a flag of the MLP shorthand (``--layers``, ``--hidden``, ``--output``,
+    ``--dropout``: ``given`` holds argparse dests) would rewrite it."""
+    from scratch.errors import SpecError
+    from scratch.spec import SHORTHAND
+
+    flags = [f"--{dest}" for dest in given if SPEC_FLAGS.get(dest) in SHORTHAND]
+    if base.is_mlp or not flags:
+        return
+    kinds = ", ".join(dict.fromkeys(layer.kind for layer in base.layers))
+    describe = "these flags describe" if len(flags) > 1 else "this flag describes"
+    raise SpecError(f"{', '.join(flags)}: {describe} a stack of dense layers (the MLP shorthand), "
+                    f"but {source} is a {kinds} stack; to "
+                    f"change its layers, write its inputs and layers into a ModelSpec JSON file and pass it "
+                    f"with --spec (drop {', '.join(flags)})")
 
 
 def default_spec(dataset: str):
@@ -268,10 +303,39 @@ def read_spec_file(path):
     try:
         return ModelSpec.from_json(text, source=str(path))
     except SpecError as error:
+        _refuse_command_output(path, text)
         message = str(error)
         if message.startswith(f"{path}:"):
             raise
         raise SpecError(f"{path}: {message}") from None
+
+
+def _refuse_command_output(path, text: str) -> None:
+    """Raise SpecError saying what the file is when ``text`` is a command's JSON output with the
+    run's spec inside under ``"spec"`` (``train --json``, ``explain --json``: a ``"command"``
+    field; ``check --json``: a ``"verdict"`` field) rather than a ModelSpec."""
+    import json
+
+    from scratch.errors import SpecError
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
+        return
+    contents = {"train": "a run's history and final metrics", "explain": "one backward pass, row by row"}
+    if isinstance(data.get("command"), str):
+        command = data["command"]
+        what = f"the output of `backprop-parity {command} --json` ({contents.get(command, 'its results')})"
+    elif "verdict" in data:
+        what = "the output of `backprop-parity check --json` (a parity verdict and its comparisons)"
+    else:
+        return
+    raise SpecError(f"{path}: this is {what}, not a ModelSpec; --spec expects a ModelSpec JSON object "
+                    "(inputs and layers, or layer_sizes, …). The run's spec is inside this file under the "
+                    "key \"spec\": write that object to a file of its own (e.g. `jq .spec "
+                    f"{path} > spec.json`) and pass that")
 
 
 def check_fits(spec, dataset: str) -> None:

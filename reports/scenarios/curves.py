@@ -119,7 +119,25 @@ def check_entry(config: str, training) -> dict:
         # how a step's reference was adjusted (a max-pool tie rerouted: reference.pool_ties), once per step
         "notes": list(dict.fromkeys(f"step {c.step}: {c.note}" for c in training.stepwise.comparisons
                                     if c.note)),
+        # the same ties as data, one entry per step and max-pool layer (the report shows the first few)
+        "ties": tie_entries(training.stepwise.comparisons, trajectory.dtype),
     }
+
+
+def tie_entries(comparisons, dtype: str) -> list[dict]:
+    """Each max-pool tie that rounding broke the other way (``Comparison.ties``), once per step and
+    layer: the first flipped window (n, c, y, x), how many flipped, the two values in the reference
+    (at its own first maximum, then at the actual's) and in the actual, and each pair's gap in ulps
+    (:meth:`reference.pool_ties.TieFlip.gaps_ulp`)."""
+    entries = {}
+    for c in comparisons:
+        for tie in c.ties:
+            if (c.step, tie.layer) not in entries:
+                entries[(c.step, tie.layer)] = {
+                    "step": c.step, "layer": tie.layer, "windows": tie.windows, "window": list(tie.where),
+                    "reference": list(tie.values), "actual": list(tie.actual_values),
+                    "gap_ulp": list(tie.gaps_ulp(dtype))}
+    return list(entries.values())
 
 
 def _worst_entry(comparison) -> dict | None:
