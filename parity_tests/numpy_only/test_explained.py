@@ -1,10 +1,10 @@
 """The checker judges a failing pair from its cause (``reference.explained``), both ways.
 
-A correct normalization whose float32 statistics are summed one value at a time as mean(x²) − μ²
-(TensorFlow's order and Keras's formula: ``docs/reductions.md``) parts from the engine by far more
-than the table's bound at 10⁴–10⁶ values per statistic, and must pass, named; a real error of the
-layer — ε 1e-5 for the spec's 1e-3, a mean that drops one element, the unbiased variance in the
-normalization, the wrong axis — must fail at every size in both dtypes (in float32 either beyond
+A correct normalization whose float32 statistics are summed one value at a time (TensorFlow's order:
+``docs/reductions.md``) as mean(x²) − μ² (Keras's torch-backend formula) parts from the engine by
+far more than the table's bound at 10⁴–10⁶ values per statistic, and must pass, named; a real error
+of the layer — ε 1e-5 for the spec's 1e-3, a mean that drops one element, the unbiased variance in
+the normalization, the wrong axis — must fail at every size in both dtypes (in float32 either beyond
 the reduction bound, or in the float64 check that follows a reduction explanation). A ReLU kink
 flipped within the forward bound is routed and named; a wrong gradient below it still fails.
 """
