@@ -4,8 +4,9 @@ A correct normalization whose float32 statistics are summed one value at a time 
 ``docs/reductions.md``) as mean(x²) − μ² (Keras's torch-backend formula) parts from the engine by
 far more than the table's bound at 10⁴–10⁶ values per statistic, and must pass, named; a real error
 of the layer — ε 1e-5 for the spec's 1e-3, a mean that drops one element, the unbiased variance in
-the normalization, the wrong axis — must fail at every size in both dtypes (in float32 either beyond
-the reduction bound, or in the float64 check that follows a reduction explanation). A ReLU kink
+the normalization, the wrong axis — must fail in float64 at every size, and in float32 wherever it
+moves the output beyond float32's bound (there either beyond the reduction bound, or in the float64
+check that follows a reduction explanation). A ReLU kink
 flipped within the forward bound is routed and named; a wrong gradient below it still fails.
 """
 
