@@ -29,7 +29,10 @@ in float64 too, where n·u is 2⁻²⁹ times smaller (``reference.explained``).
 
 The backward pass of the same layer inherits the statistics' relative error at first order
 (dx = (γ/s)·(dy − mean(dy) − x̂·mean(dy·x̂)) scales with 1/s and x̂) and adds its own two means
-over n values: :func:`gradient_bound` is the forward bound plus n·u·(1 + max|x̂|).
+over n values: ``ReductionBound.gradient`` is the forward bound plus n·u·(1 + max|x̂|) — an
+estimate of the same order, not a proof (the second mean enters multiplied by x̂ once more, and
+dx can cancel below (γ/s)·max|dy|). It only has to keep a correct framework's float32 backward
+from failing; a real error below it is caught where n·u is 2⁻²⁹ times smaller, in float64.
 """
 
 from __future__ import annotations
