@@ -65,6 +65,7 @@ def validate(args: argparse.Namespace):
     from reports.cli.model_memory import check_model_fits
     from reports.cli.train import read_spec_file
     from scratch import catalog
+    from scratch.batching import check_batch_statistics
     from scratch.errors import DataError
     from scratch.model import Network
     from scratch.weights import load_weights
@@ -98,6 +99,8 @@ def validate(args: argparse.Namespace):
         check_model_fits(spec, max(len(backends), 2))
         model = Network(spec)
         weights, biases = model.weights, model.biases
+    # the checked batch is one pass of --batch rows, and the steps batches of it (the spec's plan)
+    check_batch_statistics(spec if args.steps else spec.replace(batch_size=None), args.batch, "--batch")
     missing = [name for name in backends if name not in installed]
     if missing:
         needs = BACKENDS[missing[0]][2]
