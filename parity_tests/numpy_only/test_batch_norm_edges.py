@@ -241,3 +241,14 @@ def test_check_and_explain_refuse_one_value_per_channel_before_any_framework(tmp
                                                                                no_frameworks):  # noqa: F811
     code = main([*command, "--spec", _spec_file(tmp_path)])
     one_error(capsys, code, USAGE, rf"^error: --batch: .*{re.escape(ONE_VALUE)}")
+
+
+@pytest.mark.parametrize("command", ["check", "explain"])
+def test_check_and_explain_refuse_bad_statistics_before_any_framework(tmp_path, capsys, command,
+                                                                      no_frameworks):  # noqa: F811
+    """A negative running variance used to pass ``check`` (it compared training mode only) and
+    load; now the file is refused with one line, exit 2."""
+    path = file_with(tmp_path, "float64", "layers.1.running_var", 2, -0.25)
+    code = main([command, "--weights", str(path)])
+    one_error(capsys, code, USAGE, rf"^error: {re.escape(str(path))}: tensor layers\.1\.running_var has 1 "
+                                   r"negative value\(s\), first at \[2\] \(-0\.25\)")
