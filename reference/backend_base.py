@@ -13,7 +13,8 @@ optimizer state as :class:`reference.optimizer_state.OptimizerState`.
 
 BatchNorm: :meth:`trace`, :meth:`layer_trace` and :meth:`forward` run it in training mode (the
 batch's statistics) and leave the running statistics as they were; :meth:`train_step` moves them
-(and :meth:`apply_gradients` does not: it sees no batch); :meth:`inference` uses them.
+(and :meth:`apply_gradients` does not: it sees no batch); :meth:`inference` and
+:meth:`inference_outputs` use them.
 
 Shared here: the training loop over the shared plan (:meth:`Backend.fit`), the export to the
 shared weight file (:meth:`Backend.save`) and :meth:`Backend.gradients`. Each subclass implements
@@ -124,4 +125,8 @@ class Backend:
 
     def inference(self, x: np.ndarray) -> np.ndarray:
         """A_L in inference mode: no dropout, BatchNorm normalizing by its running statistics."""
+        return self.inference_outputs(x)[1]
+
+    def inference_outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Z_L, A_L) in inference mode, as :meth:`inference` (``check`` compares both)."""
         raise NotImplementedError

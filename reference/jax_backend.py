@@ -246,8 +246,9 @@ _compiled_layer = _jit(_layer_pass, static_argnames=("layer", "output", "shape")
 
 
 def _inference(params, running, config, x, *, structure):
-    """A_L without dropout, BatchNorm normalizing by its running statistics."""
-    return _forward(config, structure, params, x, None, None, running)[1][-1]
+    """(Z_L, A_L) without dropout, BatchNorm normalizing by its running statistics."""
+    zs, activations, _ = _forward(config, structure, params, x, None, None, running)
+    return zs[-1], activations[-1]
 
 
 _compiled_inference = _jit(_inference, static_argnames="structure")
@@ -476,7 +477,8 @@ class JaxBackend(Backend):
     def statistics(self):
         return [(np.array(mean), np.array(variance)) for mean, variance in self.running]
 
-    def inference(self, x):
+    def inference_outputs(self, x):
         x, _, _ = self._batch(x, compiled=False)
-        a_out = _compiled_inference(self.params, self.running, self.config, x, structure=self.structure)
-        return np.array(a_out)
+        z_out, a_out = _compiled_inference(self.params, self.running, self.config, x,
+                                           structure=self.structure)
+        return np.array(z_out), np.array(a_out)

@@ -309,6 +309,6 @@ class KerasBackend(Backend):
     def statistics(self):
         return [(mean.numpy().copy(), variance.numpy().copy()) for mean, variance in self.moving]
 
-    def inference(self, x):
+    def inference_outputs(self, x):
         zs, activations = self._forward(x, None, training=False)
-        return to_canonical_map(activations[-1].numpy())
+        return to_canonical_map(zs[-1].numpy()), to_canonical_map(activations[-1].numpy())

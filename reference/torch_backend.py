@@ -279,14 +279,14 @@ class TorchBackend(Backend):
         return [(norm.running_mean.numpy().copy(), norm.running_var.numpy().copy())
                 for norm in self.batch_norms]
 
-    def inference(self, x):
-        """A_L with every module in eval mode: no dropout, BatchNorm by its running statistics."""
+    def inference_outputs(self, x):
+        """(Z_L, A_L) with every module in eval mode: no dropout, BatchNorm by its running statistics."""
         self.layers.eval()
         try:
             with torch.no_grad():
                 a = torch.from_numpy(x)
                 for layer in self.layers:
-                    _, a = layer(a)
+                    z, a = layer(a)
         finally:
             self.layers.train()
-        return a.numpy()
+        return z.numpy(), a.numpy()

@@ -7,7 +7,8 @@ same batches in the same order and the same dropout masks.
   and the batch is smaller than the data; natural order otherwise (a full batch's gradient does
   not depend on the order, so it is never permuted).
 * Batches: consecutive slices of that order of ``batch_size`` samples; the last, partial batch is
-  kept, so an epoch has ⌈n / batch_size⌉ steps.
+  kept, so an epoch has ⌈n / batch_size⌉ steps (a plan whose batch of one row would reach a
+  BatchNorm that then sees one value per channel is refused: :func:`check_batch_statistics`).
 * Dropout mask of global step t (0-based) for hidden layer l with a dropout layer of rate p_l:
   with ``rng = default_rng([seed, 2, t])`` and those layers drawn in order,
   D_l = (U ≥ p_l) / (1 − p_l) with U ~ U[0, 1) of shape (batch, n_l), in the spec's dtype
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scratch.errors import DataError
+from scratch.layers.normalization import ONE_VALUE
 from scratch.spec import ModelSpec
 
 ORDER_STREAM = 1
@@ -65,6 +68,36 @@ def map_masks(masks: list[np.ndarray | None] | None, function) -> list[np.ndarra
 def steps_per_epoch(spec: ModelSpec, n_samples: int) -> int:
     batch = n_samples if spec.batch_size is None else min(spec.batch_size, n_samples)
     return -(-n_samples // batch)
+
+
+def check_batch_statistics(spec: ModelSpec, n_samples: int, name: str = "training data") -> None:
+    """Raise :class:`DataError` if a step of the plan over ``n_samples`` samples would feed a
+    BatchNorm one value per channel (``ModelSpec.one_value_norms``): a batch of one row — the
+    whole data set of one row, or the last, partial batch of an epoch when ``n_samples`` mod
+    ``batch_size`` is 1. Such a step is refused rather than dropped or merged (torch's DataLoader
+    would need ``drop_last``), so every sample is still seen once per epoch; the message names
+    the fix."""
+    if not spec.one_value_norms or n_samples < 1:
+        return
+    norm = spec.one_value_norms[0]
+    batch = n_samples if spec.batch_size is None else min(spec.batch_size, n_samples)
+    if batch == 1:
+        raise DataError(f"{name}: 1 row, but {norm} sees one value per channel in a batch of one row "
+                        f"and BatchNorm cannot train on that ({ONE_VALUE}); give at least 2 rows")
+    if n_samples % batch == 1:
+        raise DataError(f"{name}: {n_samples} rows in batches of {batch} leave a last batch of 1 row, but "
+                        f"{norm} sees one value per channel in it and BatchNorm cannot train on that "
+                        f"({ONE_VALUE}); use {n_samples - 1} or {n_samples + 1} rows, or a batch_size "
+                        f"that does not leave 1 row over (e.g. {_fitting_batch(n_samples, batch)})")
+
+
+def _fitting_batch(n_samples: int, batch: int) -> int:
+    """The batch size nearest ``batch`` (smaller first) whose last batch is not 1 row."""
+    for offset in range(1, n_samples):
+        for candidate in (batch - offset, batch + offset):
+            if 2 <= candidate <= n_samples and n_samples % candidate != 1:
+                return candidate
+    return n_samples
 
 
 def training_plan(spec: ModelSpec, n_samples: int) -> Iterator[Step]:

@@ -57,8 +57,15 @@ def check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def check_real(field_name: str, value: Any, low: float, high: float,
-               low_open: bool = False, high_open: bool = True) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+               low_open: bool = False, high_open: bool = True) -> int | float:
+    """``value`` as a plain ``int`` or ``float`` within the bounds: any real type (``int``,
+    ``float``, ``numpy.float32``, ``numpy.int64``, …) but not ``bool`` (nor ``numpy.bool_``, which
+    is no ``numbers.Real``), and finite. A NumPy scalar becomes the Python number of the same value
+    (``float(numpy.float32(0.1))`` is the float32's exact value), so the spec's JSON can hold it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise field_error(field_name, f"expected a finite number, got {value!r}")
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if not math.isfinite(value):
         raise field_error(field_name, f"expected a finite number, got {value!r}")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
@@ -66,6 +73,7 @@ def check_real(field_name: str, value: Any, low: float, high: float,
         left = "(" if low_open else "["
         right = ")" if high_open else "]"
         raise field_error(field_name, f"{value!r} is outside {left}{low}, {high}{right}")
+    return value
 
 
 def check_int(field_name: str, value: Any, low: int) -> int:
@@ -133,7 +141,7 @@ class DropoutSpec:
     kind: ClassVar[str] = "dropout"
 
     def __post_init__(self) -> None:
-        check_real("rate", self.rate, 0.0, 1.0, low_open=True)
+        object.__setattr__(self, "rate", check_real("rate", self.rate, 0.0, 1.0, low_open=True))
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return shape
@@ -284,8 +292,8 @@ class BatchNormSpec:
     kind: ClassVar[str] = "batch_norm"
 
     def __post_init__(self) -> None:
-        check_real("decay", self.decay, 0.0, 1.0)
-        check_real("epsilon", self.epsilon, 0.0, 1.0, low_open=True)
+        object.__setattr__(self, "decay", check_real("decay", self.decay, 0.0, 1.0))
+        object.__setattr__(self, "epsilon", check_real("epsilon", self.epsilon, 0.0, 1.0, low_open=True))
         check_choice("running_variance", self.running_variance, RUNNING_VARIANCES)
         check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
 
@@ -309,7 +317,7 @@ class LayerNormSpec:
     kind: ClassVar[str] = "layer_norm"
 
     def __post_init__(self) -> None:
-        check_real("epsilon", self.epsilon, 0.0, 1.0, low_open=True)
+        object.__setattr__(self, "epsilon", check_real("epsilon", self.epsilon, 0.0, 1.0, low_open=True))
         check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -59,8 +59,11 @@ from scratch.layers import (
     LayerNorm,
     MaxPool2D,
 )
+from scratch.layers.normalization import statistics_problem
 from scratch.losses import make_loss
+from scratch.memory import check_network_fits
 from scratch.spec import ModelSpec
+from scratch.weights import statistics_names
 
 BLOCK_ROWS = 512
 """Rows per block in :meth:`MLP.gradients`: a block's activations (512 × 64 float64 = 256 KiB
@@ -148,6 +151,7 @@ class Network:
         self.spec = spec
         self.dtype = np.dtype(spec.dtype if dtype is None else dtype)
         if weights is None and biases is None:
+            check_network_fits(spec, self.dtype)             # a SpecError, not a MemoryError
             weights, biases = initialize_layers(spec, self.dtype)
         elif weights is None or biases is None:
             raise SpecError("give both weights and biases, or neither")
@@ -179,7 +183,8 @@ class Network:
                                 f"{np.asarray(b).dtype}, spec says {self.dtype}")
 
     def _statistics(self, statistics) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Copies of the running (mean, variance) of every batch_norm layer (0 and 1 if none given)."""
+        """Copies of the running (mean, variance) of every batch_norm layer (0 and 1 if none given),
+        each checked as a weight file's are (``scratch.layers.normalization.statistics_problem``)."""
         layers = self.spec.statistics_layers
         if statistics is None:
             return [(np.zeros(self.spec.layer_shapes[layer][0], self.dtype),
@@ -187,13 +192,18 @@ class Network:
         if len(statistics) != len(layers):
             raise SpecError(f"expected running statistics for {len(layers)} batch_norm layer(s), "
                             f"got {len(statistics)}")
-        copies = []
+        copies, names = [], statistics_names(self.spec)      # the weight file's tensor names
         for layer, pair in zip(layers, statistics, strict=True):
             channels = (self.spec.layer_shapes[layer][0],)
             if len(pair) != 2 or any(np.shape(v) != channels or np.asarray(v).dtype != self.dtype
                                      for v in pair):
                 raise SpecError(f"layer {layer}: running mean and variance must be {channels} {self.dtype}")
-            copies.append(tuple(np.array(v, dtype=self.dtype, copy=True) for v in pair))
+            mean, variance = (np.array(v, dtype=self.dtype, copy=True) for v in pair)
+            mean_name, var_name = names[2 * len(copies):2 * len(copies) + 2]
+            problem = statistics_problem(mean_name, mean, var_name, variance)
+            if problem:
+                raise SpecError(f"statistics: {problem}")
+            copies.append((mean, variance))
         return copies
 
     def _build_layers(self) -> list:

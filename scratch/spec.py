@@ -33,6 +33,7 @@ from scratch.layer_specs import (
     layer_from_dict,
     layer_to_dict,
 )
+from scratch.layers.normalization import ONE_VALUE, values_per_channel
 
 LOSSES = ("mse", "bce", "cce")
 # Which output activations each loss accepts. CCE and BCE are computed from logits, so each
@@ -95,12 +96,13 @@ class OptimizerSpec:
     def __post_init__(self) -> None:
         check_choice("optimizer.name", self.name, OPTIMIZERS)
         check_choice("optimizer.convention", self.convention, CONVENTIONS)
-        check_real("optimizer.learning_rate", self.learning_rate, 0.0, math.inf, low_open=True)
-        check_real("optimizer.momentum", self.momentum, 0.0, 1.0)
-        check_real("optimizer.rho", self.rho, 0.0, 1.0)
-        check_real("optimizer.beta1", self.beta1, 0.0, 1.0)
-        check_real("optimizer.beta2", self.beta2, 0.0, 1.0)
-        check_real("optimizer.epsilon", self.epsilon, 0.0, 1.0, low_open=True)
+        # each hyperparameter as a plain Python number in its range: (name, low, high, low_open)
+        for name, low, high, low_open in (("learning_rate", 0.0, math.inf, True),
+                                          ("momentum", 0.0, 1.0, False), ("rho", 0.0, 1.0, False),
+                                          ("beta1", 0.0, 1.0, False), ("beta2", 0.0, 1.0, False),
+                                          ("epsilon", 0.0, 1.0, True)):
+            object.__setattr__(self, name, check_real(f"optimizer.{name}", getattr(self, name), low, high,
+                                                      low_open=low_open))
         if self.name == "momentum" and self.momentum == 0.0:
             raise field_error("optimizer.momentum", "optimizer 'momentum' needs momentum in (0, 1)")
         if self.name in ("sgd", "adam") and self.momentum != 0.0:
@@ -144,7 +146,7 @@ def expand_mlp(layer_sizes: Any, hidden_activation: str, output_activation: str,
     sizes = tuple(check_int(f"layer_sizes[{index}]", size, 1) for index, size in enumerate(layer_sizes))
     check_choice("hidden_activation", hidden_activation, HIDDEN_ACTIVATIONS)
     check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
-    check_real("dropout", dropout, 0.0, 1.0)
+    dropout = check_real("dropout", dropout, 0.0, 1.0)
     layers: list[LayerSpec] = []
     for width in sizes[1:-1]:
         layers.append(DenseSpec(width, hidden_activation))
@@ -266,11 +268,16 @@ class ModelSpec:
             raise field_error("optimizer", f"expected an OptimizerSpec, got {type(self.optimizer).__name__}")
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, 1))
+        if self.batch_size == 1 and self.one_value_norms:
+            raise field_error("batch_size", f"1, but {self.one_value_norms[0]} sees one value per channel "
+                                            f"in a batch of one row, and BatchNorm cannot train on that "
+                                            f"({ONE_VALUE}); use batch_size >= 2")
         object.__setattr__(self, "epochs", check_int("epochs", self.epochs, 1))
         object.__setattr__(self, "seed", check_int("seed", self.seed, 0))
         check_choice("dtype", self.dtype, DTYPES)
-        check_real("l2", self.l2, 0.0, math.inf)
-        check_real("leaky_relu_slope", self.leaky_relu_slope, 0.0, 1.0, low_open=True)
+        object.__setattr__(self, "l2", check_real("l2", self.l2, 0.0, math.inf))
+        object.__setattr__(self, "leaky_relu_slope",
+                           check_real("leaky_relu_slope", self.leaky_relu_slope, 0.0, 1.0, low_open=True))
         if not isinstance(self.shuffle, bool):
             raise field_error("shuffle", f"expected true or false, got {self.shuffle!r}")
 
@@ -333,6 +340,17 @@ class ModelSpec:
         """The l of every batch_norm layer: each keeps a running mean and variance."""
         return tuple(number for number, layer in enumerate(self.numbered_layers, start=1)
                      if layer.kind == "batch_norm")
+
+    @functools.cached_property
+    def one_value_norms(self) -> tuple[str, ...]:
+        """Each batch_norm layer that one sample gives one value per channel — on (n,) features or
+        on 1×1 maps — described as ``layers[i] (batch_norm on (16,))``: a batch of one row cannot
+        train it (``scratch.layers.normalization``)."""
+        numbered = [index for index, layer in enumerate(self.layers) if not isinstance(layer, DropoutSpec)]
+        return tuple(f"layers[{index}] (batch_norm on {self.layer_shapes[number - 1]})"
+                     for number, index in enumerate(numbered, start=1)
+                     if self.layers[index].kind == "batch_norm"
+                     and values_per_channel(self.layer_shapes[number - 1]) == 1)
 
     @functools.cached_property
     def is_mlp(self) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scratch.batching import batches, training_plan
+from scratch.batching import batches, check_batch_statistics, training_plan
 from scratch.datasets.validate import check_xy
 from scratch.errors import DataError
 from scratch.optimizers import make_optimizer
@@ -36,6 +36,11 @@ def fit(model, x, y, *, x_test=None, y_test=None, on_step=None, eval_every: int 
     accuracy are measured every ``eval_every`` epochs and after the last one.
     """
     _check_data(model, x, y, "training data")
+    check_batch_statistics(model.spec, len(x))
+    if (x_test is None) != (y_test is None):
+        given, missing = ("x_test", "y_test") if y_test is None else ("y_test", "x_test")
+        raise DataError(f"test data: {given} given without {missing}; x_test and y_test go together "
+                        "(give both, or neither to train without a test set)")
     if x_test is not None:
         _check_data(model, x_test, y_test, "test data")
     targets = model.targets(y)

@@ -32,7 +32,10 @@ and converts to its own layout in exactly one place. Files are written to a temp
 the same folder and renamed, so a failed save never leaves a partial file behind. Loading
 checks, one clear :class:`WeightFileError` per problem: readable safetensors, a known format,
 the layout entry (format 2), a valid spec, no missing or extra tensors, every shape and dtype as
-the spec says, every value finite.
+the spec says, every value finite (the first bad element named, with its index and value), and
+BatchNorm's running statistics as :func:`scratch.layers.normalization.statistics_problem` requires
+(variance ≥ 0, |mean| ≤ √max of the dtype). Saving checks the same, and a save onto a folder or a
+write that fails is one :class:`WeightFileError` naming the path given (never the temporary file).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from scratch.errors import SpecError, WeightFileError
+from scratch.layers.normalization import element_problem, statistics_problem
 from scratch.spec import ModelSpec
 
 FORMAT = "backprop-parity/2"
@@ -113,6 +117,8 @@ def save_weights(path, spec: ModelSpec, weights, biases, statistics=None) -> Pat
     from safetensors.numpy import save
 
     path = Path(path)
+    if path.is_dir():
+        raise WeightFileError(f"{path}: is a folder; expected a file path, e.g. {path / 'model.safetensors'}")
     n_parameter_layers = len(spec.parameter_layers)
     if not len(weights) == len(biases) == n_parameter_layers:
         raise WeightFileError(f"{path}: {len(weights)} weights and {len(biases)} biases for a spec "
@@ -128,7 +134,10 @@ def save_weights(path, spec: ModelSpec, weights, biases, statistics=None) -> Pat
     payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
                    metadata={"format": FORMAT, "spec": spec.to_json(),
                              "layout": json.dumps(layout(spec), sort_keys=True)})
-    write_atomically(path, payload)
+    try:
+        write_atomically(path, payload)
+    except OSError as error:                      # never the temporary file's name: the path given
+        raise WeightFileError(f"{path}: cannot write ({error.strerror or error})") from None
     return path
 
 
@@ -283,7 +292,13 @@ def _check_tensors(where: str, spec: ModelSpec, tensors: dict[str, np.ndarray],
                                   f"spec says {shape}")
         if tensor.dtype != np.dtype(spec.dtype):
             raise WeightFileError(f"{where}: tensor {name} is {tensor.dtype}, spec says {spec.dtype}")
-        bad = np.count_nonzero(~np.isfinite(tensor))
-        if bad:
-            raise WeightFileError(f"{where}: tensor {name} has {bad} non-finite value(s); "
-                                  "expected only finite values")
+        bad = ~np.isfinite(tensor)
+        if bad.any():
+            problem = element_problem(name, tensor, bad, "non-finite", "expected only finite values")
+            raise WeightFileError(f"{where}: {problem}")
+    if file_format == FORMAT:
+        stats = statistics_names(spec)
+        for mean, var in zip(stats[0::2], stats[1::2], strict=True):
+            problem = statistics_problem(mean, tensors[mean], var, tensors[var])
+            if problem:
+                raise WeightFileError(f"{where}: {problem}")

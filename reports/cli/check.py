@@ -1,9 +1,11 @@
 """``backprop-parity check``: run one spec or weight file through every installed backend and print the
 verdict first (one line: every comparison within tolerance, or the worst that are not), then the
 per-layer parity table (the pairs of ``reference.backends.PAIRS``: each framework against the NumPy
-engine, and the frameworks against each other) and training over ``--steps`` steps: every step
-re-synchronized (the verdict on training) and the free-running trajectories measured and explained
-(``reference.training_parity``). ``--json FILE`` writes the same as data.
+engine, and the frameworks against each other) — the checked batch's forward and backward pass in
+training mode, then its outputs Z_L and A_L in inference mode with BatchNorm's running statistics
+(the weight file's, loaded into every backend: ``reference.inference_parity``) — and training over
+``--steps`` steps: every step re-synchronized (the verdict on training) and the free-running
+trajectories measured and explained (``reference.training_parity``). ``--json FILE`` writes the same as data.
 
 The batch is ``--batch`` MNIST training samples drawn without replacement by
 ``numpy.random.default_rng(--seed)`` when the input layer has 784 units, N(0, 1) inputs with random
@@ -61,11 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace):
     """Check every argument and load the model (NumPy only, before any framework import);
-    returns ``(spec, weights, biases, backends)`` with the backends to run, in order."""
+    returns ``(spec, weights, biases, statistics, backends)``: BatchNorm's running statistics
+    (the weight file's, else the initial 0 and 1) and the backends to run, in order."""
     from reference.backends import BACKENDS, available_backends
     from reports.cli.model_memory import check_model_fits
     from reports.cli.train import read_spec_file
     from scratch import catalog
+    from scratch.batching import check_batch_statistics
     from scratch.errors import DataError
     from scratch.model import Network
     from scratch.weights import load_weights
@@ -91,7 +95,7 @@ def validate(args: argparse.Namespace):
     # Input files next (status 2 whatever is installed), then what can run (status 3).
     if args.weights:
         loaded = load_weights(args.weights)
-        spec, weights, biases = loaded.spec, loaded.weights, loaded.biases
+        spec, weights, biases, statistics = loaded.spec, loaded.weights, loaded.biases, loaded.statistics
     else:
         if args.spec:
             spec = read_spec_file(args.spec)
@@ -101,7 +105,9 @@ def validate(args: argparse.Namespace):
             spec = catalog.spec(DEFAULT_MODEL).replace(batch_size=16, epochs=1)
         check_model_fits(spec, max(len(backends), 2))
         model = Network(spec)
-        weights, biases = model.weights, model.biases
+        weights, biases, statistics = model.weights, model.biases, model.statistics
+    # the checked batch is one pass of --batch rows, and the steps batches of it (the spec's plan)
+    check_batch_statistics(spec if args.steps else spec.replace(batch_size=None), args.batch, "--batch")
     missing = [name for name in backends if name not in installed]
     if missing:
         needs = BACKENDS[missing[0]][2]
@@ -111,7 +117,7 @@ def validate(args: argparse.Namespace):
         raise BackendUnavailable(f"nothing to compare: the backends to run are "
                                  f"{', '.join(backends) or 'none'} (installed: {', '.join(installed)}); "
                                  "a check needs at least two")
-    return spec, weights, biases, backends
+    return spec, weights, biases, statistics, backends
 
 
 @thread_limited
@@ -122,9 +128,9 @@ def run(args: argparse.Namespace) -> int:
     from scratch.batching import dropout_masks
     from scratch.model import Network
 
-    spec, weights, biases, wanted = validate(args)
+    spec, weights, biases, statistics, wanted = validate(args)
     check_outputs({"--json": args.json})
-    model = Network(spec, weights, biases)
+    model = Network(spec, weights, biases, statistics=statistics)
     x, labels = _batch(spec, args, np)                 # the data is checked before any framework import
     targets = model.targets(labels)
     masks = dropout_masks(spec, 0, len(x))
@@ -136,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     configure_frameworks(threads=args.threads or None)
 
     from reference.backends import BACKENDS, make_backend
+    from reference.inference_parity import compare_inference
     from reference.parity import compare_backend_traces, format_table
     from reference.training_parity import compare_training
     from reports.verdict.check import Verdict
@@ -146,18 +153,21 @@ def run(args: argparse.Namespace) -> int:
     progress("check", f"building the backends {', '.join(wanted)}")
     for name in wanted:
         try:
-            backends[name] = make_backend(name, spec, weights, biases)
+            backends[name] = make_backend(name, spec, weights, biases, statistics)
         except BackendError as error:
             skipped[name] = "cannot express this spec"
             notes.append(f"  {name}: cannot express this spec, skipped — {error}")
     rows = []
     progress("check", f"one forward and backward pass of {len(x)} samples in each backend")
     traces = {name: backend.trace(x, targets, masks) for name, backend in backends.items()}
+    inferred = {name: backend.inference_outputs(x) for name, backend in backends.items()}
     for actual, desired in PAIRS:
         if actual in traces and desired in traces:
             for comparison in compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
                                                      masks, targets=targets, actual_backend=backends[actual]):
                 rows.append((f"{actual} vs {desired}", comparison))
+            rows += [(f"{actual} vs {desired}", comparison) for comparison in
+                     compare_inference(inferred[actual], inferred[desired], spec.dtype, spec.n_layers)]
     trainings, plan = [], []
     if args.steps:
         plan = check_plan(spec, len(x), args.steps)

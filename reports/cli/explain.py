@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from reports.cli.check import _batch
-    from scratch.batching import dropout_masks
+    from scratch.batching import check_batch_statistics, dropout_masks
     from scratch.errors import DataError
     from scratch.model import MLP
 
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--batch must be >= 1 (got {args.batch})")
     check_outputs({"--json": args.json})
     spec, weights, biases = build_model(args)
+    check_batch_statistics(spec.replace(batch_size=None), args.batch, "--batch")   # one pass of --batch rows
     x, labels = _batch(spec, argparse.Namespace(batch=args.batch, data_dir=args.data_dir, seed=spec.seed), np)
     targets = MLP(spec, weights, biases).targets(labels)
 

@@ -176,6 +176,9 @@ def run(args: argparse.Namespace) -> int:
     check_outputs({"--save": args.save, "--json": args.json})
     data = shaped(load_dataset(args.dataset, spec.dtype, args.data_dir, args.limit), spec)
     check_work(spec, len(data.x_train))
+    from scratch.batching import check_batch_statistics
+
+    check_batch_statistics(spec, len(data.x_train), f"training data ({args.dataset}, --limit/--batch-size)")
     result, model = train(spec, data, eval_every=args.eval_every, progress=_progress_wanted(args))
     lines = summary_lines(spec, data, result)
     if args.save is not None:

@@ -11,6 +11,13 @@ values per channel, m or m·H·W), per channel c:
     backward   dγ = Σ dy·x̂,   dβ = Σ dy
     (training) dx = (γ/√(σ² + ε))·(dy − mean(dy) − x̂·mean(dy·x̂))     (means over the n values)
 
+Training needs n > 1 (torch: "Expected more than 1 value per channel when training"): with one
+value per channel, x̂ = 0 whatever x, y = β, dx = 0, and the running variance learns nothing —
+a batch of one row after a dense layer (or on 1×1 maps) trains silently into garbage, so
+:meth:`BatchNorm.forward` refuses it, and ``scratch.spec`` / ``scratch.batching`` refuse a
+batch_size or a training plan that would feed one. Running statistics given from outside (a
+weight file, ``Network(statistics=…)``) are checked by :func:`statistics_problem`.
+
 ρ is the weight of the old average: Keras's ``momentum`` (default 0.99); torch's ``momentum``
 weights the new batch instead (default 0.1, i.e. ρ = 0.9). ``unbiased`` picks v: torch stores
 the unbiased n/(n − 1)·σ² in ``running_var`` (and normalizes with the biased σ²); Keras stores σ².
@@ -30,7 +37,55 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scratch.errors import SpecError
+from scratch.errors import DataError, SpecError
+
+ONE_VALUE = "Expected more than 1 value per channel when training"
+"""torch's words for the one case BatchNorm cannot train on (quoted in every refusal of it)."""
+
+
+def values_per_channel(shape: tuple[int, ...]) -> int:
+    """The values per channel one sample gives a BatchNorm on its input ``shape``: 1 for (n,)
+    features, H·W for (C, H, W) maps; a batch of m rows gives m times that (n above)."""
+    return int(np.prod(shape[1:], dtype=np.int64))
+
+
+def statistics_problem(mean_name: str, mean: np.ndarray, var_name: str, variance: np.ndarray) -> str | None:
+    """What is wrong with one layer's running (mean, variance), naming the tensor, element and
+    value, or None. Required:
+
+    * every value finite;
+    * variance ≥ 0: it is ρ·v + (1 − ρ)·σ², a convex combination of means of squares, never
+      negative (a negative v makes √(v + ε) NaN where v < −ε, and a huge x̂ just above it);
+    * |mean| ≤ √(largest finite value of the dtype) (1.3e154 in float64, 1.8e19 in float32): the
+      running mean is subtracted from the layer's input, so beyond that the centered values of
+      any input of ordinary size are themselves beyond √max, and their next square — a later
+      LayerNorm's variance, the MSE loss — overflows to inf (inf − inf is NaN). No network this
+      project trains comes near it (its inputs are scaled to [0, 1] or N(0, 1)); a variance that
+      large only shrinks x̂, so it is allowed.
+    """
+    for name, values in ((mean_name, mean), (var_name, variance)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            return element_problem(name, values, bad, "non-finite", "expected only finite values")
+    negative = variance < 0
+    if negative.any():
+        return element_problem(var_name, variance, negative, "negative",
+                               "a running variance is a mean of squares, so it must be >= 0")
+    limit = np.sqrt(np.finfo(mean.dtype).max)
+    huge = np.abs(mean) > limit
+    if huge.any():
+        return element_problem(mean_name, mean, huge, "huge",
+                               f"beyond √max of {mean.dtype} ({limit:.3g}): the centered inputs' "
+                               "squares would overflow to inf in inference")
+    return None
+
+
+def element_problem(name: str, values: np.ndarray, bad: np.ndarray, what: str, why: str) -> str:
+    """``tensor NAME has N WHAT value(s), first at [i, j] (VALUE); WHY`` for the elements where
+    ``bad`` holds: how the weight file and the engine name a bad value."""
+    index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    return (f"tensor {name} has {int(np.count_nonzero(bad))} {what} value(s), first at "
+            f"[{', '.join(map(str, index))}] ({values[index]}); {why}")
 
 
 def _axes(x: np.ndarray) -> tuple[int, ...]:
@@ -88,6 +143,10 @@ class BatchNorm:
             x_hat = (x - _per_channel(self.running_mean, x.ndim)) * _per_channel(inv_std, x.ndim)
             return _per_channel(self.gamma, x.ndim) * x_hat + _per_channel(self.beta, x.ndim), None
         n = x.size // x.shape[1]
+        if n < 2:
+            raise DataError(f"batchnorm: {ONE_VALUE} (input {x.shape}: {n} value per channel); "
+                            "a batch of one row after a dense layer or on 1×1 maps cannot be normalized "
+                            "by its own statistics — use batches of at least 2 rows")
         mean = x.mean(axis=axes)
         centered = x - _per_channel(mean, x.ndim)
         variance = (centered * centered).mean(axis=axes)
