@@ -164,7 +164,7 @@ def test_a_non_finite_or_structural_failure_is_named_first(case):
     """Beside three failures at 2× their bound it is the worst: named first in the headline, not
     lost in "and N more" (a NaN excess would sort anywhere)."""
     rows, trainings = _case(case)
-    verdict = _verdict([*rows, *((PAIR, c) for c in MILD)], trainings)
+    verdict = _verdict([*((PAIR, c) for c in MILD), *rows], trainings)
     named = verdict.headline().split(f"({DTYPE}): ", 1)[1]
     assert named.startswith(f"{PAIR} "), named
     first = named.split(";")[0]
@@ -285,7 +285,24 @@ def test_report_verdict_html_markdown_and_results_json_say_fail(case):
     assert report_verdict(saved)["line"] == verdict["line"]  # --from-json renders the same verdict
     html = render_html(saved, {})
     assert '<p id="verdict" class="verdict fail">verdict: FAIL' in html
-    assert f"**{verdict['line']}**" in render_markdown(saved, {})
+    markdown = render_markdown(saved, {})
+    assert f"**{verdict['line']}**" in markdown
+    # the section's own table: the row of the failing quantity (or training check) ends in a FAIL cell
+    quantity = CASES[case][2]
+    row_start = f"| {quantity} |" if quantity is not None and not trainings else "| sgd | torch vs scratch |"
+    [line] = [line for line in markdown.splitlines() if line.startswith(row_start)]
+    assert line.rstrip(" |").rsplit("|", 1)[-1].strip().startswith("FAIL"), line
+    assert '<td class="fail">FAIL' in html
+
+
+@pytest.mark.parametrize("case", UNBOUNDED)
+def test_the_report_names_a_non_finite_or_structural_failure_first(case):
+    from reports.verdict.report import report_verdict
+
+    rows, trainings = _case(case)
+    verdict = report_verdict(_results([*((PAIR, c) for c in MILD), *rows], trainings))
+    assert verdict["failures"][0]["quantity"] == CASES[case][2], verdict["line"]
+    assert f" {CASES[case][2]} (" in verdict["line"].split("): ", 1)[1].split(";")[0], verdict["line"]
 
 
 def test_the_report_passes_when_nothing_fails():
