@@ -146,7 +146,8 @@ def test_the_spec_is_what_its_printed_description_says(name, capsys):
 
 
 WRONG = {   # (model, a spec that contradicts its description in one setting)
-    "second conv 8 maps": ("lenet5", lambda s: s.replace(layers=(*s.layers[:2], Conv2DSpec(8, 5), *s.layers[3:]))),
+    "second conv 8 maps": ("lenet5", lambda s: s.replace(
+        layers=(*s.layers[:2], Conv2DSpec(8, 5), *s.layers[3:]))),
     "valid first conv": ("lenet5", lambda s: s.replace(layers=(Conv2DSpec(6, 5), *s.layers[1:]))),
     "dropout 0.5": ("mnist-cnn", lambda s: s.replace(layers=tuple(
         DropoutSpec(0.5) if isinstance(layer, DropoutSpec) else layer for layer in s.layers))),
