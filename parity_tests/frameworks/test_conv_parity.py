@@ -56,6 +56,12 @@ CASES = {
         Conv2DSpec(3, 3, padding="same", activation="identity"), BatchNormSpec(**TORCH_BN, activation="relu"),
         MaxPool2DSpec(2), FlattenSpec("channels_first"), DenseSpec(6, "identity"),
         BatchNormSpec(**TORCH_BN, activation="relu"), DenseSpec(3, "softmax"))),
+    # non-square input, kernels and pooling windows both ways, through each twin's layer builders
+    # (strides are one integer for both axes in the spec)
+    "non-square": ((1, 7, 10), (
+        Conv2DSpec(2, (3, 2), activation="tanh"), AvgPool2DSpec((2, 3), strides=1),
+        Conv2DSpec(2, (1, 2), activation="identity"), MaxPool2DSpec((3, 2), strides=2),
+        FlattenSpec("channels_last"), DenseSpec(3, "softmax"))),
     "layernorm": ((1, 6, 6), (
         Conv2DSpec(2, 3, activation="relu"), FlattenSpec("channels_first"), DenseSpec(6, "identity"),
         LayerNormSpec(epsilon=1e-3, activation="tanh"), DenseSpec(3, "softmax"))),

@@ -18,6 +18,7 @@ CONFIGS = [  # (channels, out, (H, W), (k_h, k_w), stride, dilation, padding)
     (3, 4, (9, 8), (3, 3), 2, 1, "same"),
     (2, 3, (10, 9), (3, 2), 2, 2, "valid"),
     (4, 2, (6, 7), (2, 2), 1, 1, "same"),
+    (2, 3, (7, 11), (2, 3), 3, 1, "same"),        # k_h < k_w on H < W (strides: one integer)
 ]
 IDS = [f"c{c}-o{o}-{h}x{w}-k{kh}x{kw}-s{s}-d{d}-{p}" for c, o, (h, w), (kh, kw), s, d, p in CONFIGS]
 
@@ -138,7 +139,10 @@ def test_a_flipped_kernel_fails_against_torch():
 
 
 POOLS = {"max-2": ("max", 2, None), "max-3-s2": ("max", 3, 2), "avg-2": ("avg", 2, None),
-         "avg-3-s2": ("avg", 3, 2)}
+         "avg-3-s2": ("avg", 3, 2),
+         # non-square windows both ways on the 9×8 input (strides are one integer in the spec)
+         "max-2x3-s2": ("max", (2, 3), 2), "max-3x1-s1": ("max", (3, 1), 1), "avg-3x2-s1": ("avg", (3, 2), 1),
+         "avg-1x3-s2": ("avg", (1, 3), 2)}
 
 
 def pool_case(kind, pool, stride, dtype):

@@ -17,7 +17,7 @@ import pytest
 
 from scratch import spec as spec_module
 from scratch.errors import SpecError
-from scratch.initializers import INITIALIZERS, initialize
+from scratch.initializers import INITIALIZERS, initialize, initialize_layers
 
 FAN_IN, FAN_OUT = 300, 400
 N_SE = 5
@@ -33,15 +33,19 @@ def normal(std):
 
 ZERO = ("zero", None)
 
-# The module docstring's table, written out: name -> (W distribution, b distribution).
-EXPECTED = {
-    "uniform_half": (uniform(0.5), uniform(0.5)),
-    "small_normal": (normal(0.01), ZERO),
-    "he_normal": (normal(math.sqrt(2 / FAN_IN)), ZERO),
-    "lecun_normal": (normal(math.sqrt(1 / FAN_IN)), normal(1.0)),
-    "glorot_uniform": (uniform(math.sqrt(6 / (FAN_IN + FAN_OUT))), ZERO),
-    "torch_default": (uniform(1 / math.sqrt(FAN_IN)), uniform(1 / math.sqrt(FAN_IN))),
-}
+def expected(fan_in: int, fan_out: int) -> dict:
+    """The module docstring's table, written out: name -> (W distribution, b distribution)."""
+    return {
+        "uniform_half": (uniform(0.5), uniform(0.5)),
+        "small_normal": (normal(0.01), ZERO),
+        "he_normal": (normal(math.sqrt(2 / fan_in)), ZERO),
+        "lecun_normal": (normal(math.sqrt(1 / fan_in)), normal(1.0)),
+        "glorot_uniform": (uniform(math.sqrt(6 / (fan_in + fan_out))), ZERO),
+        "torch_default": (uniform(1 / math.sqrt(fan_in)), uniform(1 / math.sqrt(fan_in))),
+    }
+
+
+EXPECTED = expected(FAN_IN, FAN_OUT)
 
 
 def assert_distribution(name: str, sample: np.ndarray, expected) -> None:
@@ -77,6 +81,27 @@ def test_moments_and_bounds(name, global_seed):
     w_expected, b_expected = EXPECTED[name]
     assert_distribution(f"{name} W", w, w_expected)
     assert_distribution(f"{name} b", b, b_expected)
+
+
+# A conv kernel (O, C, k_h, k_w) = (48, 16, 3, 5), non-square: 11 520 weights, 48 biases. Torch
+# (``_calculate_fan_in_and_fan_out``) and Keras (``compute_fans``) count fan_in = C·k_h·k_w = 240
+# and fan_out = O·k_h·k_w = 720 — not C or O alone, nor k_h² or k_w².
+CONV_IN, CONV_OUT, KERNEL = 16, 48, (3, 5)
+
+
+@pytest.mark.parametrize("name", sorted(INITIALIZERS))
+def test_moments_of_a_non_square_conv_kernel(name, global_seed):
+    from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec
+
+    spec = spec_module.ModelSpec(inputs=(CONV_IN, 5, 7), layers=(Conv2DSpec(CONV_OUT, KERNEL), FlattenSpec(),
+                                                                  DenseSpec(3, "softmax")),
+                                 init=name, seed=global_seed)
+    weights, biases = initialize_layers(spec, np.float64)
+    assert weights[0].shape == (CONV_OUT, CONV_IN, *KERNEL) and biases[0].shape == (CONV_OUT,)
+    receptive_field = KERNEL[0] * KERNEL[1]
+    w_expected, b_expected = expected(CONV_IN * receptive_field, CONV_OUT * receptive_field)[name]
+    assert_distribution(f"{name} conv W", weights[0], w_expected)
+    assert_distribution(f"{name} conv b", biases[0], b_expected)
 
 
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))

@@ -46,6 +46,13 @@ STACKS = {
                               BatchNormSpec(activation="tanh"), GlobalAvgPool2DSpec(),
                               DenseSpec(4, "identity"),
                               BatchNormSpec(0.99, 1e-3, "biased", "sigmoid"), DenseSpec(3, "softmax"))),
+    # non-square input, kernels (k_h ≠ k_w) and pooling windows (p_h ≠ p_w) both ways; strides are
+    # one integer for both axes in the spec (Conv2DSpec, _PoolSpec), so they cannot differ
+    "non-square": ((1, 7, 10), (Conv2DSpec(2, (3, 2), activation="tanh"),
+                                AvgPool2DSpec((2, 3), strides=1),
+                                Conv2DSpec(2, (1, 2), activation="identity"),
+                                MaxPool2DSpec((3, 2), strides=2), FlattenSpec("channels_last"),
+                                DenseSpec(3, "softmax"))),
     "layernorm": ((1, 5, 5), (Conv2DSpec(2, 2, activation="sigmoid"), FlattenSpec(), DenseSpec(5, "identity"),
                               LayerNormSpec(activation="tanh"), DropoutSpec(0.3), DenseSpec(3, "softmax"))),
 }

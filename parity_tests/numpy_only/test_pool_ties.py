@@ -10,10 +10,12 @@ now routes the gradient."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reference.parity import compare_backend_traces, compare_traces
 from reference.pool_ties import tie_flips
 from reference.scratch_backend import ScratchBackend
+from reference.tolerances import tolerance
 from reference.trajectory import follow
 from scratch.batching import training_plan
 from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
@@ -123,3 +125,46 @@ def test_free_running_names_a_max_pool_tie_broken_by_rounding():
 def test_free_running_takes_no_real_gap_for_a_tie():
     trajectory = trained_apart(1e-6)
     assert trajectory.parting_step == 0 and trajectory.cause != "tie" and not trajectory.ties
+
+
+def _window_flipped_by(gap: float, dtype: str, scale: float = 4.0):
+    """(actual, desired) traces of SPEC's pool input A1 in ``dtype``: window (0, 0) holds 1 and
+    1 − ``gap``, its first maximum at element 0 in the reference and element 1 in the actual (the
+    same gap both ways); elsewhere ``scale`` = max|A1| and values well apart."""
+    desired = np.linspace(0.0, 0.5, 16).reshape(1, 1, 4, 4)
+    desired[0, 0, 3, 3] = scale
+    desired = desired.astype(dtype)
+    desired[0, 0, 0, 0], desired[0, 0, 0, 1] = 1.0, np.asarray(1.0 - gap, dtype)
+    actual = desired.copy()
+    actual[0, 0, 0, 0], actual[0, 0, 0, 1] = desired[0, 0, 0, 1], desired[0, 0, 0, 0]
+    return {"A1": actual}, {"A1": desired}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_tie_bound_is_the_forward_tolerance_times_max_a_in_each_dtype(dtype):
+    """A gap just under tolerance(dtype, "forward")·max|A_{l−1}| is a tie, just over it is not —
+    in float32 too, where the forward (1e-5) and gradient (1e-4) rows differ and float64's 1e-13
+    is far below: a bound from another row or dtype, or without max|A|, fails one side. The gap is
+    exact to ~1e-3 of itself in both dtypes (an ulp of 1 against it), so 5 % either side is clear."""
+    bound = tolerance(dtype, "forward") * 4.0                 # max|A1| = 4
+    x = np.ones((1, 1, 5, 5), dtype)
+    for gap, tie in ((0.95 * bound, True), (1.05 * bound, False)):
+        actual, desired = _window_flipped_by(gap, dtype)
+        measured = float(desired["A1"][0, 0, 0, 0]) - float(desired["A1"][0, 0, 0, 1])
+        assert abs(measured / gap - 1) < 2e-3, (measured, gap)
+        flips = tie_flips(actual, desired, SPEC, x, dtype)
+        assert bool(flips) is tie, (dtype, gap / bound, flips)
+        if tie:
+            [flip] = flips
+            assert (flip.layer, flip.windows, flip.where) == (2, 1, (0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_tie_must_be_within_the_bound_in_both_traces(dtype):
+    """The reference's two values a rounding apart, the actual's a real gap apart: no tie."""
+    bound = tolerance(dtype, "forward") * 4.0
+    actual, desired = _window_flipped_by(0.5 * bound, dtype)
+    actual["A1"][0, 0, 0, 0] = np.asarray(1.0 - 2 * bound, dtype)  # the actual's element 0 now 2·bound below
+    assert tie_flips(actual, desired, SPEC, np.ones((1, 1, 5, 5), dtype), dtype) == []
+    actual["A1"][0, 0, 0, 0] = np.asarray(1.0 - 0.5 * bound, dtype)
+    assert len(tie_flips(actual, desired, SPEC, np.ones((1, 1, 5, 5), dtype), dtype)) == 1

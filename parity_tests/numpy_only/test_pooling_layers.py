@@ -16,6 +16,11 @@ LAYERS = {
     "max-2x3-stride-1": lambda: MaxPool2D((2, 3), stride=1),
     "avg-2": lambda: AvgPool2D(2),
     "avg-3-stride-2-overlapping": lambda: AvgPool2D(3, stride=2),
+    # non-square windows both ways (p_h ≠ p_w), on the non-square input below (H = 7, W = 6)
+    "max-3x2-stride-2": lambda: MaxPool2D((3, 2), stride=2),
+    "avg-2x3-stride-1": lambda: AvgPool2D((2, 3), stride=1),
+    "avg-3x1-stride-2": lambda: AvgPool2D((3, 1), stride=2),
+    "avg-1x4-stride-3": lambda: AvgPool2D((1, 4), stride=3),
     "global-average": GlobalAveragePooling2D,
     "flatten-channels-first": Flatten,
     "flatten-channels-last": lambda: Flatten("channels_last"),

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from scratch.batching import batches, training_plan
+from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec
 from scratch.spec import ModelSpec
 
 
@@ -128,3 +129,58 @@ def test_batches_slice_the_planned_rows(global_seed):
     assert seen == 20
     full = list(batches(x, targets, training_plan(spec.replace(batch_size=None), 10)))
     assert all(xb is x and yb is targets for _, xb, yb in full)
+
+
+# Stacks that mix hidden layers with and without dropout, written as the definition reads them:
+# (inputs, [(hidden layer, the output shape of that layer worked out by hand, its dropout rate)],
+# output layer). A layer without dropout draws nothing from the step's generator.
+MIXED = {
+    "without-before-with": ((4,), [(DenseSpec(5), (5,), 0.0), (DenseSpec(4), (4,), 0.3),
+                                   (DenseSpec(6, "tanh"), (6,), 0.0), (DenseSpec(3), (3,), 0.5)]),
+    "two-without-then-with-equal-widths": ((3,), [(DenseSpec(6), (6,), 0.0), (DenseSpec(6), (6,), 0.0),
+                                                  (DenseSpec(6), (6,), 0.4)]),
+    "with-then-without": ((3,), [(DenseSpec(4), (4,), 0.25), (DenseSpec(5), (5,), 0.0)]),
+    "conv-with-then-dense-with": ((1, 6, 5), [(Conv2DSpec(2, (3, 2)), (2, 4, 4), 0.2),
+                                              (MaxPool2DSpec(2), (2, 2, 2), 0.0),
+                                              (FlattenSpec(), (8,), 0.0), (DenseSpec(5), (5,), 0.5)]),
+}
+
+
+def _mixed_spec(name, seed, dtype):
+    inputs, hidden = MIXED[name]
+    layers = []
+    for layer, _, rate in hidden:
+        layers += [layer] + ([DropoutSpec(rate)] if rate else [])
+    return ModelSpec(inputs=inputs, layers=(*layers, DenseSpec(3, "softmax")), batch_size=4, epochs=2,
+                     seed=seed, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", MIXED)
+def test_masks_of_a_stack_mixing_layers_with_and_without_dropout(name, dtype, global_seed):
+    """Per global step t, ``rng = default_rng([seed, 2, t])`` draws U of shape (batch, *A_l) for
+    each hidden layer *with* dropout, in layer order; every other hidden layer gets None — so a
+    layer without dropout before one with it neither shifts the stream nor takes its mask."""
+    n = 10
+    spec = _mixed_spec(name, global_seed, dtype)
+    hidden = MIXED[name][1]
+    plan = list(training_plan(spec, n))
+    assert len(plan) == 2 * math.ceil(n / 4)
+    for step in plan:
+        rows = len(step.indices)
+        rng = np.random.default_rng([global_seed, 2, step.step])
+        expected = []
+        for _, shape, rate in hidden:
+            if rate == 0.0:
+                expected.append(None)
+                continue
+            keep = rng.random((rows, *shape)) >= rate
+            expected.append((keep / (1.0 - rate)).astype(dtype))
+        assert step.masks is not None and len(step.masks) == len(hidden), f"step {step.step}"
+        for layer, (got, want) in enumerate(zip(step.masks, expected, strict=True), start=1):
+            where = f"step {step.step}, hidden layer {layer}"
+            if want is None:
+                assert got is None, where
+            else:
+                assert got is not None and got.dtype == np.dtype(dtype) and got.shape == want.shape, where
+                np.testing.assert_array_equal(got, want, err_msg=where)

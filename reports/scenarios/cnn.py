@@ -31,7 +31,7 @@ from reference.training_parity import compare_training
 from reports.scenarios import cnn_findings
 from reports.scenarios.common import Context, backend, number, numbers, spec_summary
 from reports.scenarios.curves import check_entry
-from reports.scenarios.parity import max_abs_error, pair_label
+from reports.scenarios.parity import comparison_row, pair_label
 from scratch import catalog
 from scratch.batching import dropout_masks, training_plan
 from scratch.model import Network
@@ -97,24 +97,7 @@ def parity_rows(ctx: Context, settings: CnnSettings, dtype: str) -> list[dict]:
         actual = twin_backend.trace(x, targets, masks)
         for comparison in compare_backend_traces(actual, desired, reference, x, masks, targets=targets,
                                                  actual_backend=twin_backend):
-            rows.append(
-                {
-                    "dtype": dtype,
-                    "pair": pair_label(twin, "scratch"),
-                    "quantity": comparison.name,
-                    "layer": comparison.layer,
-                    "kind": comparison.kind,
-                    "abs_error": number(
-                        max_abs_error(actual.get(comparison.name), desired.get(comparison.name))
-                    ),
-                    "rel_error": number(comparison.error),
-                    "tolerance": comparison.bound,
-                    "ok": comparison.ok,
-                    "max_ulps": number(comparison.ulps),
-                    "where": list(comparison.where),
-                    **({"note": comparison.note} if comparison.note else {}),
-                }
-            )
+            rows.append(comparison_row(dtype, pair_label(twin, "scratch"), comparison, actual, desired))
     return rows
 
 

@@ -103,7 +103,7 @@ def check_entry(config: str, training) -> dict:
     return {
         "config": config,
         "pair": f"{training.actual} vs {training.desired}",
-        "steps_ok": training.stepwise.ok,
+        "steps_ok": bool(training.stepwise.ok),
         "step_forward": _worst_entry(worst.get("forward")),
         "step_gradient": _worst_entry(worst.get("gradient")),
         "step_update": _worst_entry(worst.get("update")),
@@ -114,8 +114,8 @@ def check_entry(config: str, training) -> dict:
         "parting_step": trajectory.parting_step,
         "cause": trajectory.cause,
         "free_running": trajectory.verdict(),
-        "free_running_ok": trajectory.ok,
-        "ok": training.ok,
+        "free_running_ok": bool(trajectory.ok),
+        "ok": bool(training.ok),
         # how a step's reference was adjusted (a max-pool tie rerouted: reference.pool_ties), once per step
         "notes": list(dict.fromkeys(f"step {c.step}: {c.note}" for c in training.stepwise.comparisons
                                     if c.note)),
@@ -144,4 +144,4 @@ def _worst_entry(comparison) -> dict | None:
     if comparison is None:
         return None
     return {"quantity": comparison.name, "step": comparison.step, "error": number(comparison.error),
-            "tolerance": comparison.bound, "ok": comparison.ok}
+            "tolerance": float(comparison.bound), "ok": bool(comparison.ok)}

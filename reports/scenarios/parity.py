@@ -53,6 +53,28 @@ def max_abs_error(actual, desired) -> float:
     return float(np.max(np.abs(actual - desired)))
 
 
+def comparison_row(dtype: str, pair: str, comparison, actual: dict, desired: dict) -> dict:
+    """One parity row of results.json (``reports.schema.PARITY_ROW``) from a
+    :class:`~reference.parity.Comparison` of the traces ``actual`` and ``desired``: non-finite
+    errors become null, ``ok`` a plain bool (the report's verdict counts it as written); a row judged
+    again from its cause (``reference.explained``, a rerouted tie) carries its ``note``, and then
+    ``rel_error`` is that judgement's while ``abs_error`` stays the end-to-end difference."""
+    return {
+        "dtype": dtype,
+        "pair": pair,
+        "quantity": comparison.name,
+        "layer": comparison.layer,
+        "kind": comparison.kind,
+        "abs_error": number(max_abs_error(actual.get(comparison.name), desired.get(comparison.name))),
+        "rel_error": number(comparison.error),
+        "tolerance": float(comparison.bound),
+        "ok": bool(comparison.ok),
+        "max_ulps": number(comparison.ulps),
+        "where": [int(i) for i in comparison.where],
+        **({"note": comparison.note} if comparison.note else {}),     # judged from its cause
+    }
+
+
 def run(ctx: Context, settings: ParitySettings) -> dict:
     """Rows of (dtype, pair, quantity): max abs and rel error, tolerance, ok, max ulps and where."""
     rows = []
@@ -71,21 +93,8 @@ def run(ctx: Context, settings: ParitySettings) -> dict:
                 continue
             for comparison in compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
                                                      None, targets=targets, actual_backend=backends[actual]):
-                rows.append({
-                    "dtype": dtype,
-                    "pair": pair_label(actual, desired),
-                    "quantity": comparison.name,
-                    "layer": comparison.layer,
-                    "kind": comparison.kind,
-                    "abs_error": number(max_abs_error(traces[actual].get(comparison.name),
-                                                      traces[desired].get(comparison.name))),
-                    "rel_error": number(comparison.error),
-                    "tolerance": comparison.bound,
-                    "ok": comparison.ok,
-                    "max_ulps": number(comparison.ulps),
-                    "where": list(comparison.where),
-                    **({"note": comparison.note} if comparison.note else {}),
-                })
+                rows.append(comparison_row(dtype, pair_label(actual, desired), comparison, traces[actual],
+                                           traces[desired]))
     return {
         "data": f"MNIST, first {settings.batch} training samples",
         "specs": specs,

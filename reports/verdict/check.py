@@ -127,15 +127,22 @@ def _passing(c) -> str:
     return f"{math.ceil(value)} ulp" if c.kind == "update" else f"{value:.3e}"
 
 
-def _finite(value):
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+def _finite(value) -> float | None:
+    """``value`` as a plain float for JSON (a NumPy scalar too), None where it is not a finite
+    number (NaN, ±inf, None)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _row(label: str, c) -> dict:
+    ok = bool(c.ok)                 # a NumPy error makes c.ok a NumPy bool, which JSON cannot hold
     return {"pair": label, "quantity": c.name, "layer": c.layer, "kind": c.kind, "step": c.step,
-            "error": _finite(c.error), "tolerance": c.bound, "ok": c.ok, "problem": c.problem,
-            "max_ulps": _finite(c.ulps), "where": list(c.where),
-            "smallest_passing_tolerance": None if c.ok else _finite(smallest_passing(c))}
+            "error": _finite(c.error), "tolerance": _finite(c.bound), "ok": ok, "problem": c.problem,
+            "max_ulps": _finite(c.ulps), "where": [int(i) for i in c.where],
+            "smallest_passing_tolerance": None if ok else _finite(smallest_passing(c))}
 
 
 def _training(t) -> dict:
@@ -143,8 +150,8 @@ def _training(t) -> dict:
     arbiter = trajectory.arbiter
     return {
         "pair": f"{t.actual} vs {t.desired}",
-        "steps_ok": t.stepwise.ok,
-        "free_running_ok": trajectory.ok,
+        "steps_ok": bool(t.stepwise.ok),
+        "free_running_ok": bool(trajectory.ok),
         "free_running": trajectory.verdict(),
         "parting_step": trajectory.parting_step,
         "cause": trajectory.cause,
@@ -152,6 +159,7 @@ def _training(t) -> dict:
         "largest_loss_error": _finite(max(trajectory.loss_errors, default=0.0)),
         "arbiter": None if arbiter is None else {"dtype": arbiter.dtype, "actual": _finite(arbiter.actual),
                                                  "reference": _finite(arbiter.reference),
-                                                 "factor": arbiter.factor, "floor": arbiter.floor},
-        "ok": t.ok,
+                                                 "factor": _finite(arbiter.factor),
+                                                 "floor": _finite(arbiter.floor)},
+        "ok": bool(t.ok),
     }
