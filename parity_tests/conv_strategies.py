@@ -21,7 +21,8 @@ from scratch.spec import ModelSpec
 
 @st.composite
 def conv_stacks(draw):
-    """A random small conv net: 1–2 conv layers (channels, kernel, stride, padding, activation), an
+    """A random small conv net: 1–2 conv layers (channels, kernel, stride, dilation, padding,
+    activation), an
     optional pooling layer, optional BatchNorm and dropout, flatten in either order, dense output."""
     channels = draw(st.integers(1, 2))
     size = draw(st.integers(4, 7))
@@ -29,7 +30,8 @@ def conv_stacks(draw):
     for _ in range(draw(st.integers(1, 2))):
         kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         padding = draw(st.sampled_from(["valid", "same", (1, 0, 0, 1), (0, 2, 1, 0)]))
-        conv = Conv2DSpec(draw(st.integers(1, 3)), kernel, strides=draw(st.integers(1, 2)), padding=padding,
+        conv = Conv2DSpec(draw(st.integers(1, 3)), kernel, strides=draw(st.integers(1, 2)),
+                          dilation=draw(st.integers(1, 2)), padding=padding,
                           activation=draw(st.sampled_from(["tanh", "sigmoid", "identity", "leaky_relu"])))
         try:
             shape = conv.output_shape(shape)
