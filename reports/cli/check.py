@@ -95,7 +95,7 @@ def validate(args: argparse.Namespace):
             spec = catalog.spec(args.model)
         else:                                    # seed-002 as check has always run it
             spec = catalog.spec(DEFAULT_MODEL).replace(batch_size=16, epochs=1)
-        check_model_fits(spec, max(len(backends), 2))
+        check_model_fits(spec, max(len(backends), 2), batch=args.batch)
         model = Network(spec)
         weights, biases = model.weights, model.biases
     missing = [name for name in backends if name not in installed]
