@@ -21,17 +21,18 @@ from scratch.spec import ModelSpec
 
 @st.composite
 def conv_stacks(draw):
-    """A random small conv net: 1–2 conv layers (channels, kernel, stride, padding, activation), an
-    optional pooling layer, optional BatchNorm and dropout, flatten in either order, dense output.
-    Height and width are drawn apart, and so are k_h and k_w and the pool's p_h and p_w (strides
-    are one integer for both axes in the spec)."""
+    """A random small conv net: 1–2 conv layers (channels, kernel, stride, dilation, padding,
+    activation), an optional pooling layer, optional BatchNorm and dropout, flatten in either order,
+    dense output. Height and width are drawn apart, and so are k_h and k_w and the pool's p_h and
+    p_w (strides are one integer for both axes in the spec)."""
     channels = draw(st.integers(1, 2))
     height, width = draw(st.integers(4, 7)), draw(st.integers(4, 7))
     layers, shape = [], (channels, height, width)
     for _ in range(draw(st.integers(1, 2))):
         kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         padding = draw(st.sampled_from(["valid", "same", (1, 0, 0, 1), (0, 2, 1, 0)]))
-        conv = Conv2DSpec(draw(st.integers(1, 3)), kernel, strides=draw(st.integers(1, 2)), padding=padding,
+        conv = Conv2DSpec(draw(st.integers(1, 3)), kernel, strides=draw(st.integers(1, 2)),
+                          dilation=draw(st.integers(1, 2)), padding=padding,
                           activation=draw(st.sampled_from(["tanh", "sigmoid", "identity", "leaky_relu"])))
         try:
             shape = conv.output_shape(shape)

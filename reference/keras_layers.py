@@ -8,9 +8,18 @@ conversion of maps (inputs, dropout masks, every Z, A, dZ, dA). A parameter conv
 the transpose of the file's W (out, in); a Conv2D kernel is HWIO, the file's OIHW transposed by
 (2, 3, 1, 0); γ and β are (C,) in both.
 
-What Keras cannot express is refused with a :class:`BackendError` naming it: a dilated conv2d
-(TensorFlow 2.21's CPU kernels cannot differentiate it) and an unbiased running variance
-(``BatchNormalization`` stores the batch's biased σ²).
+What Keras cannot express is refused with a :class:`BackendError` naming it: a conv2d with both
+strides and dilation above 1 (``keras.layers.Conv2D`` refuses the pair itself) and an unbiased
+running variance (``BatchNormalization`` stores the batch's biased σ²).
+
+Dilation (measured on TensorFlow 2.21, CPU, ``parity_tests/frameworks/test_conv_twins.py``):
+the raw ``Conv2D`` op's gradient kernels ``Conv2DBackpropInput`` and ``Conv2DBackpropFilter``
+refuse any ``dilations > 1`` ("Current CPU implementations do not yet support dilation rates
+larger than 1") in float32 and float64, eagerly and in a ``tf.function`` (only XLA compiles them).
+``keras.layers.Conv2D(dilation_rate=d)`` never reaches them: it calls ``tf.nn.convolution``,
+which runs a stride-1 dilated convolution as ``SpaceToBatchND`` → an undilated ``Conv2D`` →
+``BatchToSpaceND``, differentiable everywhere; the same call refuses strides > 1 with
+dilation > 1, so the twin runs every dilated layer at stride 1 and refuses the rest.
 """
 
 from __future__ import annotations
@@ -140,13 +149,16 @@ def dense_block(layer, number, spec):
 
 
 def conv2d_block(layer, number, spec):
-    """``Conv2D`` (HWIO kernel, channels-last); "same" is Keras's own padding (TensorFlow's split),
-    explicit (top, bottom, left, right) is ``ZeroPadding2D`` then a "valid" Conv2D."""
-    if layer.dilation > 1:
+    """``Conv2D`` (HWIO kernel, channels-last, ``dilation_rate`` d); "same" is Keras's own padding
+    (TensorFlow's split), explicit (top, bottom, left, right) is ``ZeroPadding2D`` then a "valid"
+    Conv2D."""
+    if layer.dilation > 1 and layer.strides > 1:
         raise BackendError(
-            f"keras backend: layer {number} conv2d dilation {layer.dilation}: TensorFlow 2.21's CPU "
-            "kernels cannot differentiate a dilated convolution (Conv2DBackpropInput: \"Current CPU "
-            "implementations do not yet support dilation rates larger than 1\"); use dilation 1")
+            f"keras backend: layer {number} conv2d strides {layer.strides} with dilation {layer.dilation}: "
+            "keras.layers.Conv2D refuses strides > 1 together with dilation_rate > 1 (so does "
+            "tf.nn.convolution, which it calls), and the raw Conv2D op's CPU gradient kernels "
+            "(Conv2DBackpropInput, Conv2DBackpropFilter) refuse any dilation > 1; use strides 1 or "
+            "dilation 1")
     layers = []
     padding = layer.padding
     if isinstance(padding, tuple):
@@ -155,7 +167,8 @@ def conv2d_block(layer, number, spec):
                                                  dtype=spec.dtype))
         padding = "valid"
     conv = keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=padding,
-                               data_format="channels_last", activation=None, dtype=spec.dtype)
+                               dilation_rate=layer.dilation, data_format="channels_last", activation=None,
+                               dtype=spec.dtype)
     layers.append(conv)
     return Block(number, layers, spec).holds(conv.kernel, conv.bias, CONV_AXES, penalized=True)
 

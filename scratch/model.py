@@ -354,6 +354,7 @@ class Network:
             else:
                 for accumulated, gradient in zip(total, block.parameter_gradients, strict=True):
                     accumulated += gradient
+            del forward, block          # one block alive at a time: the next forward starts from here
         loss = data_loss + self.l2_penalty() if self.spec.l2 else data_loss
         return loss, total
 

@@ -3,11 +3,15 @@ substitutes something close."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from cases import make_case
 
 from reference.backends import CONVENTION_TWINS, REFUSED
+from reference.parity import relative_error
+from reference.tolerances import tolerance
 from scratch.errors import BackendError
 from scratch.spec import ModelSpec, OptimizerSpec
 
@@ -45,16 +49,33 @@ def test_keras_refuses_float64_factors_it_would_round_to_float32(field, value):
     assert case.backend("torch").trace(case.x, case.targets)["loss"] > 0   # torch takes it as given
 
 
-def test_keras_refuses_a_dilated_conv2d():
-    """TensorFlow 2.21's CPU kernels cannot differentiate a dilated convolution (measured in
-    test_conv_twins.py), so the Keras twin refuses one instead of running something else."""
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_keras_dilates_at_stride_1_and_refuses_it_at_stride_2(dtype):
+    """``keras.layers.Conv2D`` differentiates a dilated convolution at stride 1 (measured in
+    test_conv_twins.py, run through the twin in test_conv_parity.py) and refuses strides > 1 with
+    dilation > 1 itself: the twin runs the first and refuses the second with a line naming why;
+    torch runs both."""
     from reference.backends import make_backend
     from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec
     from scratch.model import Network
 
-    spec = ModelSpec(inputs=(1, 7, 7), layers=(Conv2DSpec(2, 3, dilation=2), FlattenSpec(),
-                                               DenseSpec(3, "softmax")))
-    model = Network(spec)
-    with pytest.raises(BackendError, match="dilation 2"):
-        make_backend("keras", spec, model.weights, model.biases)
-    assert make_backend("scratch", spec, model.weights, model.biases).parameters()[0][0].shape == (2, 1, 3, 3)
+    def spec_with(strides):
+        layers = (Conv2DSpec(2, 3, strides=strides, dilation=2), FlattenSpec(), DenseSpec(3, "softmax"))
+        return ModelSpec(inputs=(1, 7, 7), dtype=dtype, layers=layers)
+    dilated = spec_with(1)
+    model = Network(dilated)
+    x = np.random.default_rng(0).standard_normal((4, 1, 7, 7)).astype(dtype)
+    targets = model.targets(np.array([0, 1, 2, 0]))
+    keras_trace = make_backend("keras", dilated, model.weights, model.biases).trace(x, targets)
+    engine_trace = make_backend("scratch", dilated, model.weights, model.biases).trace(x, targets)
+    assert keras_trace["Z1"].shape == engine_trace["Z1"].shape == (4, 2, 3, 3)
+    assert relative_error(keras_trace["dW1"], engine_trace["dW1"]) <= tolerance(dtype, "gradient")
+    strided = spec_with(2)
+    model = Network(strided)
+    message = ("keras backend: layer 1 conv2d strides 2 with dilation 2: keras.layers.Conv2D refuses "
+               "strides > 1 together with dilation_rate > 1")
+    ops = ".*Conv2DBackpropInput, Conv2DBackpropFilter"
+    with pytest.raises(BackendError, match=re.escape(message) + ops):
+        make_backend("keras", strided, model.weights, model.biases)
+    torch_twin = make_backend("torch", strided, model.weights, model.biases)
+    assert torch_twin.parameters()[0][0].shape == (2, 1, 3, 3)

@@ -62,6 +62,13 @@ CASES = {
         Conv2DSpec(2, (3, 2), activation="tanh"), AvgPool2DSpec((2, 3), strides=1),
         Conv2DSpec(2, (1, 2), activation="identity"), MaxPool2DSpec((3, 2), strides=2),
         FlattenSpec("channels_last"), DenseSpec(3, "softmax"))),
+    # dilation at stride 1 (Keras refuses it at stride 2: test_backend_limits.py): "same" with an
+    # odd split (a 3×2 kernel at d = 3 spans 7×4: rows (3, 3), columns (1, 2)), explicit, valid
+    "dilated": ((2, 8, 7), (
+        Conv2DSpec(3, (3, 2), dilation=3, padding="same", activation="tanh"),
+        Conv2DSpec(2, 2, dilation=3, padding=(1, 0, 2, 1), activation="leaky_relu"),
+        Conv2DSpec(2, (2, 3), dilation=2, activation="relu"), FlattenSpec("channels_last"),
+        DenseSpec(3, "softmax"))),
     "layernorm": ((1, 6, 6), (
         Conv2DSpec(2, 3, activation="relu"), FlattenSpec("channels_first"), DenseSpec(6, "identity"),
         LayerNormSpec(epsilon=1e-3, activation="tanh"), DenseSpec(3, "softmax"))),

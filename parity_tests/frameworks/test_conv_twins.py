@@ -71,9 +71,7 @@ def test_tensorflow_conv2d(config, dtype):
     bias = tf.Variable(layer.bias)
     padding = layer.padding.upper() if isinstance(layer.padding, str) else None
     if layer.dilation > 1:
-        # measured: TensorFlow 2.21's CPU kernels cannot differentiate a dilated convolution
-        # (Conv2DBackpropInput: "Current CPU implementations do not yet support dilation rates
-        # larger than 1"), so a Keras twin of such a layer has to be refused, not substituted
+        # the raw op's CPU gradient kernels refuse dilation (test_tensorflow_dilation_paths)
         with pytest.raises(tf.errors.InvalidArgumentError, match="dilation rates larger than 1"):
             with tf.GradientTape() as tape:
                 tape.watch(x_nhwc)
@@ -89,6 +87,66 @@ def test_tensorflow_conv2d(config, dtype):
                                        output_gradients=tf.constant(upstream.transpose(0, 2, 3, 1)))
     assert_close({"Z": z.numpy().transpose(0, 3, 1, 2), "dW": dkernel.numpy().transpose(3, 2, 0, 1),
                   "db": dbias.numpy(), "dX": dx.numpy().transpose(0, 3, 1, 2)}, want, dtype)
+
+
+DILATED = (3, 4, (9, 8), (3, 2), 1, 2, "same")     # stride 1: the only stride Keras dilates at
+MODES = ("eager", "tf.function", "xla")
+
+
+def tf_gradients(forward, x, variables, upstream, mode):
+    """(Z, dX, d variables…) of ``forward`` run eagerly, traced or compiled by XLA."""
+    import tensorflow as tf
+
+    def run(x_):
+        with tf.GradientTape() as tape:
+            tape.watch(x_)
+            z = forward(x_)
+        return [z, *tape.gradient(z, [x_, *variables], output_gradients=tf.constant(upstream))]
+    if mode != "eager":
+        run = tf.function(run, jit_compile=mode == "xla")
+    return [value.numpy() for value in run(tf.constant(x))]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_tensorflow_dilation_paths(dtype, mode):
+    """Which TensorFlow path differentiates a dilated convolution (TF 2.21, CPU). The raw
+    ``tf.nn.conv2d(dilations=2)``: its gradient ops ``Conv2DBackpropInput`` and
+    ``Conv2DBackpropFilter`` refuse dilation in both dtypes, eagerly and traced; XLA compiles
+    them. ``keras.layers.Conv2D(dilation_rate=2)`` (``tf.nn.convolution``: ``SpaceToBatchND`` →
+    undilated ``Conv2D`` → ``BatchToSpaceND``) differentiates in every mode and matches the engine,
+    which is why the Keras twin runs it. Keras refuses strides > 1 with dilation > 1 itself."""
+    tf = pytest.importorskip("tensorflow")
+    import keras
+
+    layer, x, upstream, want = engine_case(DILATED, dtype)
+    x_nhwc, up_nhwc = x.transpose(0, 2, 3, 1), upstream.transpose(0, 2, 3, 1)
+    kernel = tf.Variable(layer.weight.transpose(2, 3, 1, 0))        # OIHW → HWIO
+    raw = lambda x_: tf.nn.conv2d(x_, kernel, strides=1, padding="SAME", dilations=2)  # noqa: E731
+    if mode == "xla":
+        z, dx, dkernel = tf_gradients(raw, x_nhwc, [kernel], up_nhwc, mode)
+        assert_close({"Z": z.transpose(0, 3, 1, 2) + layer.bias[:, None, None],
+                      "dX": dx.transpose(0, 3, 1, 2), "dW": dkernel.transpose(3, 2, 0, 1)},
+                     {k: want[k] for k in ("Z", "dX", "dW")}, dtype)
+    else:
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match="(?s)Conv2DBackprop(Input|Filter).*dilation rates larger than 1"):
+            tf_gradients(raw, x_nhwc, [kernel], up_nhwc, mode)
+    for op in ("Conv2DBackpropInput", "Conv2DBackpropFilter"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"{op}.*dilation rates larger than 1"):
+            given = (dict(input_sizes=x_nhwc.shape, filter=kernel) if op.endswith("Input")
+                     else dict(filter_sizes=kernel.shape, input=tf.constant(x_nhwc)))
+            getattr(tf.raw_ops, op)(**given, out_backprop=tf.constant(up_nhwc), strides=[1, 1, 1, 1],
+                                    padding="SAME", dilations=[1, 2, 2, 1])
+    conv = keras.layers.Conv2D(DILATED[1], DILATED[3], padding="same", dilation_rate=2, dtype=dtype)
+    conv.build((None, *x_nhwc.shape[1:]))
+    conv.kernel.assign(kernel.numpy())
+    conv.bias.assign(layer.bias)
+    z, dx, dkernel, dbias = tf_gradients(conv, x_nhwc, [conv.kernel, conv.bias], up_nhwc, mode)
+    assert_close({"Z": z.transpose(0, 3, 1, 2), "dW": dkernel.transpose(3, 2, 0, 1), "db": dbias,
+                  "dX": dx.transpose(0, 3, 1, 2)}, want, dtype)
+    with pytest.raises(ValueError, match="strides > 1.*dilation_rate > 1"):
+        keras.layers.Conv2D(2, 3, strides=2, dilation_rate=2, dtype=dtype)
 
 
 # Every lax convolution compiles (~1 s each here); the stacks of test_conv_parity.py run the

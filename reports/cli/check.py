@@ -103,7 +103,7 @@ def validate(args: argparse.Namespace):
             spec = catalog.spec(args.model)
         else:                                    # seed-002 as check has always run it
             spec = catalog.spec(DEFAULT_MODEL).replace(batch_size=16, epochs=1)
-        check_model_fits(spec, max(len(backends), 2))
+        check_model_fits(spec, max(len(backends), 2), batch=args.batch)
         model = Network(spec)
         weights, biases, statistics = model.weights, model.biases, model.statistics
     # the checked batch is one pass of --batch rows, and the steps batches of it (the spec's plan)

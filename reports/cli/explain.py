@@ -122,7 +122,7 @@ def build_model(args: argparse.Namespace):
     spec = base.replace(**changes)
     from reports.cli.model_memory import check_model_fits
 
-    check_model_fits(spec, copies=3)
+    check_model_fits(spec, copies=3, batch=getattr(args, "batch", None))
     model = MLP(spec)
     return spec, model.weights, model.biases
 

@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     args.dataset = dataset_of(args)
     spec = build_spec(args)
     check_fits(spec, args.dataset)
-    check_model_fits(spec)
+    check_model_fits(spec)                     # before the data: a full batch counts one block here
     if args.data_dir is not None and args.dataset != "mnist":
         _raise(f"--data-dir applies to --dataset mnist only, not {args.dataset!r}")
     check_outputs({"--save": args.save, "--json": args.json})
@@ -179,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     from scratch.batching import check_batch_statistics
 
     check_batch_statistics(spec, len(data.x_train), f"training data ({args.dataset}, --limit/--batch-size)")
+    evaluated = max(len(data.x_train), 0 if data.x_test is None else len(data.x_test))
+    check_model_fits(spec, batch=min(spec.batch_size or len(data.x_train), len(data.x_train)), rows=evaluated)
     result, model = train(spec, data, eval_every=args.eval_every, progress=_progress_wanted(args))
     lines = summary_lines(spec, data, result)
     if args.save is not None:
