@@ -69,7 +69,7 @@ def test_a_fitting_run_passes_and_one_byte_less_is_refused_with_the_figures():
     with pytest.raises(exit_codes.UsageError) as refused:
         model_memory.check_model_fits(spec, available=needed - 1)
     message = str(refused.value)
-    assert f"but only {model_memory._size(needed - 1)} of memory is available" in message
+    assert f"but only {model_memory.size_text(needed - 1)} of memory is available" in message
     assert re.search(r"a training step \(128 rows in blocks of 128\) needs about [\d.]+ MiB per backend copy",
                      message)
     assert "im2col patches dominate; a smaller batch_size lowers them" in message
