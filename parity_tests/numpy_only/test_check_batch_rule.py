@@ -38,9 +38,9 @@ def fed_batch(monkeypatch, tmp_path, spec, argv) -> tuple[np.ndarray, np.ndarray
     fed = {}
     real = parity.compare_backend_traces
 
-    def capture(actual, desired, desired_backend, x, masks, bounds=None):
+    def capture(actual, desired, desired_backend, x, masks, bounds=None, **judged):
         fed["x"] = x
-        return real(actual, desired, desired_backend, x, masks, bounds)
+        return real(actual, desired, desired_backend, x, masks, bounds, **judged)
 
     def training(actual, desired, spec, weights, biases, x, targets, plan, bounds=None):
         fed["targets"] = targets
