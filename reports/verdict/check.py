@@ -142,7 +142,8 @@ def _row(label: str, c) -> dict:
     return {"pair": label, "quantity": c.name, "layer": c.layer, "kind": c.kind, "step": c.step,
             "error": _finite(c.error), "tolerance": _finite(c.bound), "ok": ok, "problem": c.problem,
             "max_ulps": _finite(c.ulps), "where": [int(i) for i in c.where],
-            "smallest_passing_tolerance": None if ok else _finite(smallest_passing(c))}
+            "smallest_passing_tolerance": None if ok else _finite(smallest_passing(c)),
+            "note": c.note}                 # how the row was judged from its cause ("" if it was not)
 
 
 def _training(t) -> dict:
