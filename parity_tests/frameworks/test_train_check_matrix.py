@@ -221,36 +221,35 @@ def conv_stride_ignored_in_input_gradient(monkeypatch):
     monkeypatch.setattr(Conv2D, "input_gradient", input_gradient)
 
 
-def max_pool_routes_to_the_last_maximum(monkeypatch):
-    """A tied window's gradient goes to its last maximum in row-major order, not the first."""
+def _max_pool_backward(*, last_first: bool, overwrite: bool):
+    """A max-pool backward that walks the window's offsets from the last (``last_first``) and
+    writes dZ into dX's offset views (``overwrite``) instead of adding it."""
 
     def backward(self, dz, x, z=None):
         z = self.forward(x) if z is None else z
         dx = np.zeros_like(x, dz.dtype)
         taken = np.zeros(z.shape, bool)
-        for (_, view), (_, dx_view) in reversed(list(zip(self.offsets(x), self.offsets(dx), strict=True))):
+        offsets = list(zip(self.offsets(x), self.offsets(dx), strict=True))
+        for (_, view), (_, dx_view) in (reversed(offsets) if last_first else offsets):
             hit = (view == z) & ~taken
             taken |= hit
-            dx_view += np.where(hit, dz, dz.dtype.type(0))
+            if overwrite:
+                np.copyto(dx_view, dz, where=hit)
+            else:
+                dx_view += np.where(hit, dz, dz.dtype.type(0))
         return dx
 
-    monkeypatch.setattr(MaxPool2D, "backward", backward)
+    return backward
+
+
+def max_pool_routes_to_the_last_maximum(monkeypatch):
+    """A tied window's gradient goes to its last maximum in row-major order, not the first."""
+    monkeypatch.setattr(MaxPool2D, "backward", _max_pool_backward(last_first=True, overwrite=False))
 
 
 def max_pool_overlaps_overwrite(monkeypatch):
     """Overlapping windows that share a maximum overwrite its gradient instead of adding to it."""
-
-    def backward(self, dz, x, z=None):
-        z = self.forward(x) if z is None else z
-        dx = np.zeros_like(x, dz.dtype)
-        taken = np.zeros(z.shape, bool)
-        for (_, view), (_, dx_view) in zip(self.offsets(x), self.offsets(dx), strict=True):
-            hit = (view == z) & ~taken
-            taken |= hit
-            np.copyto(dx_view, dz, where=hit)
-        return dx
-
-    monkeypatch.setattr(MaxPool2D, "backward", backward)
+    monkeypatch.setattr(MaxPool2D, "backward", _max_pool_backward(last_first=False, overwrite=True))
 
 
 def avg_pool_gradient_not_divided(monkeypatch):
