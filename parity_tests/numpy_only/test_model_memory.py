@@ -150,3 +150,15 @@ def test_a_step_keeps_one_block_alive():
     one = measured_step(spec.replace(batch_size=BLOCK_ROWS))
     three = measured_step(spec.replace(batch_size=3 * BLOCK_ROWS))
     assert three <= 1.1 * one, (three, one)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "seed-002"])
+def test_evaluation_memory_is_flat_in_the_rows(name):
+    """Four blocks of rows peak at one block's plus the larger kept outputs (Z_L, A_L): before,
+    every block's whole forward pass, im2col patches included, stayed alive until the end (the
+    README's mnist-cnn run reached 17.8 GB over 60 000 rows and was killed)."""
+    spec = catalog.spec(name).replace(dtype="float32")
+    one = measured_evaluation(spec, BLOCK_ROWS)
+    four = measured_evaluation(spec, 4 * BLOCK_ROWS)
+    outputs = 2 * 3 * BLOCK_ROWS * spec.layer_shapes[-1][0] * 4        # the 3 extra blocks' Z_L, A_L
+    assert four <= 1.1 * one + outputs, (four, one, outputs)
