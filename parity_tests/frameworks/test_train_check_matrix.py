@@ -322,6 +322,7 @@ BUGS = {
 BUGGED_FLOWS = [(bug, name, dtype) for bug, names in BUGS.items() for name in names for dtype in DTYPES]
 
 
+@pytest.mark.deliberate_mismatch
 @pytest.mark.parametrize(("bug", "name", "dtype"), BUGGED_FLOWS,
                          ids=[f"{bug.__name__}-{name}-{dtype}" for bug, name, dtype in BUGGED_FLOWS])
 def test_a_bug_in_the_engine_fails_the_check(trained, capsys, monkeypatch, bug, name, dtype):

@@ -22,6 +22,10 @@ from scratch import ModelSpec
 from scratch.layer_specs import BatchNormSpec, DenseSpec, GlobalAvgPool2DSpec, LayerNormSpec
 from scratch.layers import BatchNorm, LayerNorm
 
+# Every pair here disagrees on purpose (a doctored layer, a shifted kink): its errors stay out of the
+# suite's largest-error table.
+pytestmark = pytest.mark.deliberate_mismatch
+
 
 def two_pass(x, axes):
     mean = x.mean(axis=axes, keepdims=True)
