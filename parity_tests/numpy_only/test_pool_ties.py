@@ -27,6 +27,10 @@ SPEC = ModelSpec(inputs=(1, 5, 5), layers=(Conv2DSpec(1, 2, activation="relu"), 
                  dtype="float64", init="he_normal", seed=5)
 RAISED = (0, 0, 0, 2)                 # feeds conv outputs (0, 1) — second in window (0, 0) — and (0, 2)
 
+# The pairs here disagree on purpose (a rerouted tie, a gap, a tie sent elsewhere): their errors
+# stay out of the suite's largest-error table.
+pytestmark = pytest.mark.deliberate_mismatch
+
 
 class Nudged(ScratchBackend):
     """The engine, tracing an input whose pixel RAISED is ``nudge`` higher."""
