@@ -66,11 +66,13 @@ class DoctoredNormalization:
     over ``axes`` — the engine's formulas, generalized so that a wrong axis still runs."""
 
     def __init__(self, layer, statistics, axes, parameter_axes, shape, epsilon):
-        self.gamma, self.beta = layer.gamma, layer.beta
+        self.original, self.gamma, self.beta = layer, layer.gamma, layer.beta
         self.statistics, self.axes, self.parameter_axes = statistics, axes, parameter_axes
         self.shape, self.epsilon = shape, epsilon
 
     def run(self, x, training=True, update=False):
+        if not training:                                   # inference: the running statistics, as is
+            return self.original.run(x, training, update)
         mean, variance = self.statistics(x, self.axes)
         inv_std = 1 / np.sqrt(variance + x.dtype.type(self.epsilon))
         x_hat = (x - mean) * inv_std
@@ -319,3 +321,43 @@ def test_a_flip_beyond_the_forward_bound_is_not_a_kink():
     got, want, reference, x, targets, actual = kink_case(100.0, relative=True)
     rows = compare_backend_traces(got, want, reference, x, None, targets=targets, actual_backend=actual)
     assert any(not c.ok for c in rows)
+
+
+# -- check of a float32 spec with long reductions: the pairs again in float64 ---------------------
+
+def _check_with_torch_as(backend_class, tmp_path, monkeypatch, capsys):
+    """``backprop-parity check`` of a float32 BatchNorm spec (10⁵ values per channel on N(0, 1)
+    inputs), the engine as scratch and ``backend_class`` posing as torch."""
+    from reports.cli.main import main
+
+    def make(name, spec, weights, biases, statistics=None):
+        return (backend_class if name == "torch" else ScratchBackend)(spec, weights, biases)
+
+    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch", "torch"])
+    monkeypatch.setattr("reference.backends.make_backend", make)
+    monkeypatch.setattr("reference.hygiene.configure_frameworks", lambda threads=None: {})
+    layers = (BatchNormSpec(decay=0.99, epsilon=1e-3, activation="relu"), GlobalAvgPool2DSpec(),
+              DenseSpec(3, "softmax"))
+    path = tmp_path / "spec.json"
+    spec = ModelSpec(inputs=(2, 50, 50), layers=layers, loss="cce", dtype="float32", seed=3)
+    path.write_text(spec.to_json(), encoding="utf-8")
+    argv = ["check", "--spec", str(path), "--backends", "scratch,torch", "--batch", "40", "--steps", "0"]
+    code = main(argv)
+    return code, capsys.readouterr().out
+
+
+def test_a_float32_check_with_long_reductions_compares_in_float64_too(tmp_path, monkeypatch, capsys):
+    """The unbiased variance in a BatchNorm over 10⁵ values moves its output by 5e-6, below
+    float32's bound: the float32 rows pass, the float64 rows (`` f64``) fail, and so does check."""
+    code, out = _check_with_torch_as(doctored(**BUGS["unbiased variance in the normalization"]), tmp_path,
+                                     monkeypatch, capsys)
+    rows = [line for line in out.splitlines() if line.startswith("torch vs scratch")]
+    assert code == 1, out
+    assert all(line.endswith("ok") or line.endswith("ok *") for line in rows if " f64 " not in line), out
+    assert any(" f64 " in line and "FAIL" in line for line in rows), out
+
+
+def test_a_correct_sequential_reduction_passes_in_both_dtypes(tmp_path, monkeypatch, capsys):
+    code, out = _check_with_torch_as(doctored(sequential_one_pass), tmp_path, monkeypatch, capsys)
+    assert code == 0, out
+    assert any(line.startswith("torch vs scratch f64") for line in out.splitlines()), out

@@ -14,6 +14,10 @@ labels from the same generator otherwise. Every argument and input file is check
 tolerance table, 1 when something is not, 2 on bad input, 3 when a requested backend is not
 installed or fewer than two backends could run. Each slow phase (loading the frameworks, building
 the backends, the traced batch, the training steps) is announced by one line on stderr first.
+
+A float32 spec with a BatchNorm, LayerNorm or global average pooling also has every pair compared
+in float64 (rows labelled ``… f64``; ``reference.float64_companion``): a real error of such a layer
+can be smaller than its float32 rounding over many values, never than its float64 rounding.
 """
 
 from __future__ import annotations
@@ -142,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     configure_frameworks(threads=args.threads or None)
 
     from reference.backends import BACKENDS, make_backend
+    from reference.float64_companion import float64_rows, needs_float64
     from reference.inference_parity import compare_inference
     from reference.parity import compare_backend_traces, format_table
     from reference.training_parity import compare_training
@@ -168,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
                 rows.append((f"{actual} vs {desired}", comparison))
             rows += [(f"{actual} vs {desired}", comparison) for comparison in
                      compare_inference(inferred[actual], inferred[desired], spec.dtype, spec.n_layers)]
+    if needs_float64(spec):
+        progress("check", "the same pairs in float64 (a float32 spec with long reductions)")
+        rows += float64_rows(backends, x, targets, masks)
     trainings, plan = [], []
     if args.steps:
         plan = check_plan(spec, len(x), args.steps)
