@@ -11,15 +11,16 @@ such an error stands out by three orders of magnitude or more at every size.
 more, the same backends (their own classes) in float64 with the parameters, running statistics
 and batch cast up exactly, through :func:`reference.parity.compare_backend_traces` (float64's
 bounds, a long reduction judged by its float64 bound). ``check`` adds these rows under the pair's
-label with `` f64``.
+label with `` f64``. (``parity.compare_backend_traces`` is looked up at each call, as ``check``
+does, so a test that replaces it for one run does not leave it replaced here.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from reference import parity
 from reference.backends import PAIRS
-from reference.parity import Comparison, compare_backend_traces
 from reference.reduction_bounds import REDUCING
 
 SUFFIX = " f64"
@@ -39,7 +40,7 @@ def _in_float64(backend, spec64):
                          [np.asarray(b, np.float64) for b in biases], **extra)
 
 
-def float64_rows(backends: dict, x, targets, masks) -> list[tuple[str, Comparison]]:
+def float64_rows(backends: dict, x, targets, masks) -> list[tuple[str, parity.Comparison]]:
     """(pair label + :data:`SUFFIX`, comparison) of every pair of ``PAIRS`` among ``backends`` (a
     name → backend dict of one float32 spec), traced again in float64."""
     if not backends:
@@ -52,7 +53,7 @@ def float64_rows(backends: dict, x, targets, masks) -> list[tuple[str, Compariso
     rows = []
     for actual, desired in PAIRS:
         if actual in traces and desired in traces:
-            rows += [(f"{actual} vs {desired}{SUFFIX}", c) for c in compare_backend_traces(
+            rows += [(f"{actual} vs {desired}{SUFFIX}", c) for c in parity.compare_backend_traces(
                 traces[actual], traces[desired], twins[desired], x64, masks64, targets=targets64,
                 actual_backend=twins[actual])]
     return rows
