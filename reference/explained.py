@@ -269,9 +269,15 @@ def engine_of(backend, dtype: str | None = None):
     spec = backend.spec if dtype is None else backend.spec.replace(dtype=dtype)
     weights, biases, statistics = _cast_state(backend, spec.dtype)
     if isinstance(backend, ScratchBackend):
-        rebuilt = type(backend)(spec, weights, biases, **({"statistics": statistics} if statistics else {}))
-        return rebuilt.model
+        return rebuilt_in(backend, spec).model
     return Network(spec, weights, biases, statistics=statistics or None)
+
+
+def rebuilt_in(backend, spec):
+    """``backend``'s own class (a twin, the engine or a variant of it) built for ``spec`` — the same
+    spec in another dtype — from ``backend``'s parameters and running statistics cast to it."""
+    weights, biases, statistics = _cast_state(backend, spec.dtype)
+    return type(backend)(spec, weights, biases, **({"statistics": statistics} if statistics else {}))
 
 
 def arbiter_of(backend):
@@ -305,10 +311,8 @@ def float64_shadow(backend, reference_backend, x, targets, masks):
         from reference.parity import compare_traces
 
         engine = engine_of(reference_backend, "float64")
-        weights, biases, statistics = _cast_state(backend, "float64")
         try:
-            twin = type(backend)(engine.spec, weights, biases,
-                                 **({"statistics": statistics} if statistics else {}))
+            twin = rebuilt_in(backend, engine.spec)
         except Exception as error:                   # a twin that cannot run float64 cannot confirm
             return False, f"float64 check not possible: {error}"
         x64 = np.asarray(x, np.float64)

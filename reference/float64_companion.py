@@ -21,6 +21,7 @@ import numpy as np
 
 from reference import parity
 from reference.backends import PAIRS
+from reference.explained import rebuilt_in
 from reference.reduction_bounds import REDUCING
 
 SUFFIX = " f64"
@@ -32,21 +33,13 @@ def needs_float64(spec) -> bool:
     return spec.dtype == "float32" and any(layer.kind in REDUCING for layer in spec.numbered_layers)
 
 
-def _in_float64(backend, spec64):
-    weights, biases = backend.parameters()
-    statistics = [(np.asarray(m, np.float64), np.asarray(v, np.float64)) for m, v in backend.statistics()]
-    extra = {"statistics": statistics} if statistics else {}
-    return type(backend)(spec64, [np.asarray(w, np.float64) for w in weights],
-                         [np.asarray(b, np.float64) for b in biases], **extra)
-
-
 def float64_rows(backends: dict, x, targets, masks) -> list[tuple[str, parity.Comparison]]:
     """(pair label + :data:`SUFFIX`, comparison) of every pair of ``PAIRS`` among ``backends`` (a
     name → backend dict of one float32 spec), traced again in float64."""
     if not backends:
         return []
     spec64 = next(iter(backends.values())).spec.replace(dtype="float64")
-    twins = {name: _in_float64(backend, spec64) for name, backend in backends.items()}
+    twins = {name: rebuilt_in(backend, spec64) for name, backend in backends.items()}
     x64, targets64 = np.asarray(x, np.float64), np.asarray(targets, np.float64)
     masks64 = None if masks is None else [None if m is None else np.asarray(m, np.float64) for m in masks]
     traces = {name: twin.trace(x64, targets64, masks64) for name, twin in twins.items()}
