@@ -5,8 +5,8 @@ Shared by the NumPy-only checker tests and the framework localization tests."""
 
 from __future__ import annotations
 
-from reference.scratch_backend import ScratchBackend
 from scratch.layers import Dense, Dropout
+from twins.scratch_backend import ScratchBackend
 
 
 class MaskIgnoredInBackward(Dropout):

@@ -62,7 +62,7 @@ def _share_the_cores(config) -> None:
     threads each spend their time handing work between threads (a tiny torch loss and backward
     took 0.3 ms with 2 threads, 0.07 ms with 1). Set in the controller's environment before the
     workers start; a variable already set is left alone. Thread counts do not change what is
-    checked: every comparison holds for any fixed count (``reference.hygiene``)."""
+    checked: every comparison holds for any fixed count (``twins.hygiene``)."""
     workers = getattr(config.option, "numprocesses", None)
     if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 1:
         return

@@ -263,13 +263,13 @@ PARITY_ROW = Obj({
     "dtype": DTYPE, "pair": STR, "quantity": STR, "layer": INT_OR_NULL, "kind": STR, "abs_error": NUM_OR_NULL,
     "rel_error": NUM_OR_NULL, "tolerance": NUM, "ok": BOOL},
     optional={"max_ulps": NUM_OR_NULL, "where": ListOf(INT),
-              "note": STR})    # how a failing row was judged again from its cause (reference.explained)
+              "note": STR})    # how a failing row was judged again from its cause (judge.explained)
 TRAINING_CHECK = {"config": STR, "pair": STR, "steps_ok": BOOL, "step_forward": STEP_WORST,
                   "step_gradient": STEP_WORST, "step_update": STEP_WORST, "curve_rel_error": NUM_OR_NULL,
                   "curve_tolerance": NUM, "parameters_rel_error": NUM_OR_NULL, "parameters_tolerance": NUM,
                   "parting_step": INT_OR_NULL, "cause": STR, "free_running": STR, "free_running_ok": BOOL,
                   "ok": BOOL}
-# optional: a max-pool tie rerouted at a step (reference.pool_ties), as text and as data
+# optional: a max-pool tie rerouted at a step (judge.pool_ties), as text and as data
 # (reports.scenarios.curves.tie_entries: the reference's values at its own first maximum and at the
 # actual's, the actual's at the same two positions, each pair's gap in ulps)
 TIE = Obj({"step": INT_OR_NULL, "layer": INT, "windows": INT, "window": ListOf(INT),

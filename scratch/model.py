@@ -301,14 +301,14 @@ class Network:
         """Layer ``layer`` (1-based) alone, fed A_{l−1} = ``a_prev``, through the very methods
         :meth:`forward` and :meth:`backward` use: Z, A, dZ, dW (incl. λW) and db (a layer with
         parameters), dA_prev. ``upstream`` is dA_l for a hidden layer and the targets Y at the
-        output (whose loss gives dZ_L). Localization (``reference.parity.localize``) runs this, so
+        output (whose loss gives dZ_L). Localization (``judge.parity.localize``) runs this, so
         a wrong formula in the engine is found in the engine's own code. BatchNorm runs in
         training mode and leaves its running statistics alone.
 
         ``route_z`` (a hidden layer's Z_l, shaped as Z) is where g′ is taken in dZ_l = g′(Z_l) ⊙ dA_l
         instead of this pass's own Z: a check re-running the engine under another backend's routing
         passes that backend's Z_l where a kink sits on the other side within rounding
-        (``reference.explained``)."""
+        (``judge.explained``)."""
         index = layer - 1
         is_output = layer == self.spec.n_layers
         operation = self.layers[index]

@@ -23,9 +23,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reference.backends import BACKENDS, twins_for  # noqa: E402
 from scratch import catalog  # noqa: E402
 from scratch.spec import OptimizerSpec  # noqa: E402
+from twins.backends import BACKENDS, twins_for  # noqa: E402
 
 BLOCK = 1000
 
@@ -43,10 +43,10 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from reference.backends import make_backend
     from scratch.batching import training_plan
     from scratch.datasets import load_mnist
     from scratch.model import Network
+    from twins.backends import make_backend
 
     spec = catalog.spec(args.model)
     if args.epochs is not None:

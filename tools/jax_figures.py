@@ -19,14 +19,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from reference.backends import make_backend  # noqa: E402
-from reference.parity import compare_parameters, compare_traces, relative_error  # noqa: E402
+from judge.parity import compare_parameters, compare_traces, relative_error  # noqa: E402
 from scratch.batching import batches, training_plan  # noqa: E402
 from scratch.catalog import SEED_NET  # noqa: E402
 from scratch.datasets import load_mnist  # noqa: E402
 from scratch.initializers import initialize  # noqa: E402
 from scratch.model import MLP  # noqa: E402
 from scratch.spec import ModelSpec, OptimizerSpec  # noqa: E402
+from twins.backends import make_backend  # noqa: E402
 
 
 def twin_errors(dtype: str, steps: int, data) -> dict[str, float]:

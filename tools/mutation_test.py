@@ -116,7 +116,8 @@ def environment(copy: Path) -> dict[str, str]:
 
 
 def check_imports_come_from(copy: Path) -> None:
-    code = "import reference, reports, scratch; print(scratch.__file__, reference.__file__, reports.__file__)"
+    code = ("import judge, reports, scratch, twins; "
+            "print(scratch.__file__, twins.__file__, judge.__file__, reports.__file__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=copy, env=environment(copy), capture_output=True,
                          text=True, check=True).stdout.split()
     foreign = [f for f in out if not Path(f).resolve().is_relative_to(copy.resolve())]

@@ -12,9 +12,9 @@ Tables (Markdown, one per op and dtype), n the number of values each statistic r
   values per channel, s the largest side ≤ 28 with s² | n (28 for n = 50 176 = 64·28·28).
   Engine ``scratch.layers.normalization.BatchNorm``, torch ``F.batch_norm``, Keras
   ``layers.BatchNormalization(training=True)`` on the NHWC transpose, JAX the twin's
-  ``reference.jax_layers.batch_norm`` (jitted).
+  ``twins.jax_layers.batch_norm`` (jitted).
 * ``layernorm``  LayerNorm over n features of X (4, n): ``scratch`` LayerNorm, ``F.layer_norm``,
-  ``layers.LayerNormalization``, ``reference.jax_layers.layer_norm``.
+  ``layers.LayerNormalization``, ``twins.jax_layers.layer_norm``.
 * ``gap``        global average pooling of X (2, 4, H, W), H·W = n (H the largest divisor ≤ √n):
   ``GlobalAveragePooling2D`` (engine, Keras on NHWC), ``nn.AdaptiveAvgPool2d(1)``, ``jnp.mean``.
 * ``mnist``      the issue's case: BatchNorm of Z₁ = conv(X) on the first ``m`` MNIST training
@@ -28,7 +28,7 @@ Tables (Markdown, one per op and dtype), n the number of values each statistic r
 Inputs look like a conv output on MNIST: per channel (or row, or map), a fixed 60 % of the
 positions (the same in every sample) hold one background value b = 0.268 + 0.02·c, the rest are
 N(b − 0.37, 0.3²), so |μ|/σ ≈ 0.5 and σ² ≈ 70·ε. Drawn in float64 from ``--seed``; the float32
-rows round them once. Error: ``reference.parity.relative_error`` (max|a − d|/max|d|) against d,
+rows round them once. Error: ``judge.parity.relative_error`` (max|a − d|/max|d|) against d,
 the op computed in extended precision (``np.longdouble``, a 64-bit significand on x86) from the
 same (rounded) inputs; d is rounded to float64 for the comparison, so float64 rows carry up to
 ~1e-16 of that rounding.
@@ -240,7 +240,7 @@ def keras_run(op: str, x):
 def jax_run(op: str, x):
     import jax
 
-    from reference import jax_layers
+    from twins import jax_layers
 
     c = x.shape[1]
     ones, zeros = np.ones(c, x.dtype), np.zeros(c, x.dtype)
@@ -272,7 +272,7 @@ def _cell(error: float, limit: float) -> str:
 
 
 def layer_tables(args, worst: dict) -> None:
-    from reference.parity import relative_error
+    from judge.parity import relative_error
 
     titles = {"batchnorm": "BatchNorm (training)", "layernorm": "LayerNorm", "gap": "GlobalAveragePooling2D"}
     for op in args.ops:
@@ -297,7 +297,7 @@ def layer_tables(args, worst: dict) -> None:
 
 def mnist_table(args, worst: dict) -> None:
     """The BatchNorm rows on a real first-layer output (module docstring)."""
-    from reference.parity import relative_error
+    from judge.parity import relative_error
     from scratch.datasets import load_mnist
     from scratch.initializers import glorot_uniform
     from scratch.layers.conv import Conv2D
@@ -329,7 +329,7 @@ def op_table(args) -> None:
     import tensorflow as tf
     import torch
 
-    from reference.parity import relative_error
+    from judge.parity import relative_error
 
     xla = tf.function(lambda t: tf.reduce_mean(t, axis=[0, 1, 2]), jit_compile=True)
     graph = tf.function(lambda t: tf.reduce_mean(t, axis=[0, 1, 2]))
@@ -386,7 +386,7 @@ def buggy(bug: str, x):
 
 
 def bug_table(args) -> None:
-    from reference.parity import relative_error
+    from judge.parity import relative_error
 
     print("\n### Real BatchNorm bugs (float64 inputs, exact arithmetic): error vs exact, beside the bounds\n")
     print("| n | bound float32 | bound float64 | " + " | ".join(BUGS) + " |")
@@ -404,7 +404,7 @@ def main(argv=None) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)      # before Keras reads it (KERAS_BACKEND=jax)
-    from reference.hygiene import configure_frameworks
+    from twins.hygiene import configure_frameworks
 
     settings = configure_frameworks(threads=args.threads)
     settings["jax"] = f"{jax.__version__}, x64"

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from reference.backends import BACKENDS, PAIRS, make_backend
 from scratch.batching import dropout_masks
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec
+from twins.backends import BACKENDS, PAIRS, make_backend
 
 FRAMEWORK_MODULE = {name: needs for name, (_, _, needs) in BACKENDS.items()}
 
-# (actual, desired) as reference.backends defines them once; the frameworks in the same order.
+# (actual, desired) as twins.backends defines them once; the frameworks in the same order.
 FRAMEWORKS = [name for name in BACKENDS if name != "scratch"]
 PAIR_IDS = [f"{a}-vs-{d}" for a, d in PAIRS]
 

@@ -1,4 +1,4 @@
-"""Framework hygiene for the parity tests: every flag is set in ``reference.hygiene``, once,
+"""Framework hygiene for the parity tests: every flag is set in ``twins.hygiene``, once,
 before torch or TensorFlow is imported."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import largest_errors
 import pytest
 
-from reference.hygiene import configure_frameworks
-from reference.parity import add_observer
+from judge.parity import add_observer
+from twins.hygiene import configure_frameworks
 
 SETTINGS = configure_frameworks()
 

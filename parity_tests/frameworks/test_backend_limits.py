@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from cases import make_case
 
-from reference.backends import CONVENTION_TWINS, REFUSED
-from reference.parity import relative_error
-from reference.tolerances import tolerance
+from judge.parity import relative_error
+from judge.tolerances import tolerance
 from scratch.errors import BackendError
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import CONVENTION_TWINS, REFUSED
 
 # every (twin, optimizer, convention) a twin cannot train: a convention it is not listed for, and
 # the refusals within one it is (optax has no Keras-convention Adam)
@@ -55,9 +55,9 @@ def test_keras_dilates_at_stride_1_and_refuses_it_at_stride_2(dtype):
     test_conv_twins.py, run through the twin in test_conv_parity.py) and refuses strides > 1 with
     dilation > 1 itself: the twin runs the first and refuses the second with a line naming why;
     torch runs both."""
-    from reference.backends import make_backend
     from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec
     from scratch.model import Network
+    from twins.backends import make_backend
 
     def spec_with(strides):
         layers = (Conv2DSpec(2, 3, strides=strides, dilation=2), FlattenSpec(), DenseSpec(3, "softmax"))

@@ -77,7 +77,7 @@ def test_jax_step_matches_the_numpy_engine_in_float64(optimizer, global_seed, re
 
     import numpy as np
 
-    from reference.parity import compare_curves, compare_parameters
+    from judge.parity import compare_curves, compare_parameters
     from reports.bench.grid import spec_for
     from reports.bench.steps import make_step
     from scratch.datasets import load_mnist
@@ -164,7 +164,7 @@ def test_cnn_bench_step_makes_the_engines_update(kind, repro):
     """Each timed lenet5 step, run once from the engine's start on 8 MNIST digits, returns the
     engine's loss and leaves the engine's parameters after its SGD step (float32 tolerances)."""
     pytest.importorskip({"torch": "torch", "tf.function": "tensorflow", "jax": "jax"}[kind])
-    from reference.parity import compare_curves, compare_parameters
+    from judge.parity import compare_curves, compare_parameters
     from reports.bench import cnn
 
     spec = cnn.spec_for(8)

@@ -42,13 +42,13 @@ def trained_file(tmp_path, twin: str, seed: int):
 def ignoring_statistics(monkeypatch, twin: str) -> None:
     """Make ``twin`` build with its initial statistics (0 and 1) whatever it is given."""
     if twin == "torch":
-        monkeypatch.setattr("reference.torch_backend.TorchBackend.load_statistics",
+        monkeypatch.setattr("twins.torch_backend.TorchBackend.load_statistics",
                             lambda self, statistics: None)
     elif twin == "keras":
-        monkeypatch.setattr("reference.keras_backend.KerasBackend._assign_statistics",
+        monkeypatch.setattr("twins.keras_backend.KerasBackend._assign_statistics",
                             lambda self, statistics: None)
     else:
-        from reference.jax_backend import JaxBackend
+        from twins.jax_backend import JaxBackend
 
         running = JaxBackend._running
         monkeypatch.setattr(JaxBackend, "_running", lambda self, statistics: running(self, None))
@@ -65,18 +65,18 @@ def test_check_compares_inference_with_the_files_statistics(tmp_path, twin, glob
     """… and every backend holds the file's statistics (were none given them, all would agree on
     the initial 0 and 1, and the pair could not tell)."""
     pytest.importorskip(FRAMEWORKS[twin])
-    import reference.backends
+    import twins.backends
     from scratch.weights import load_weights
 
     path = trained_file(tmp_path, twin, global_seed)
-    built, make_backend = [], reference.backends.make_backend
+    built, make_backend = [], twins.backends.make_backend
 
     def recording(name, spec, weights, biases, statistics=None):
         backend = make_backend(name, spec, weights, biases, statistics)
         built.append((name, backend.statistics()))
         return backend
 
-    monkeypatch.setattr(reference.backends, "make_backend", recording)
+    monkeypatch.setattr(twins.backends, "make_backend", recording)
     code, result = _check(path, twin, tmp_path / "ok.json")
     [(mean, variance)] = load_weights(path).statistics
     assert [name for name, _ in built] == ["scratch", twin]

@@ -12,7 +12,7 @@ import pytest
 from buggy_engines import DropoutMaskMissingInBackward, L2MissingOnLayer2
 from cases import FRAMEWORKS, PAIR_IDS, PAIRS, make_case
 
-from reference.parity import localize
+from judge.parity import localize
 from scratch.spec import ModelSpec
 
 DTYPES = ("float64", "float32")

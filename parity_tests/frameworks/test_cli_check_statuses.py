@@ -56,7 +56,7 @@ def test_backend_without_a_training_curve_is_named_in_the_summary(tmp_path, caps
 
 
 def test_backend_not_installed_is_named_in_the_summary(monkeypatch, capsys, global_seed):
-    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch", "torch"])
+    monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     code, summary = _check(["--batch", "4", "--steps", "1", "--seed", str(global_seed)], capsys)
     assert code == 0
     assert summary[4] == "scratch, torch"

@@ -2,7 +2,7 @@
 
 Each case is a small stack of the spec's layer list run through the real framework layers
 (torch.nn, Keras 3, JAX/lax): the forward pass, every gradient including each layer's input
-gradient, a few training steps (per step and free-running, ``reference.training_parity``), the
+gradient, a few training steps (per step and free-running, ``judge.training_parity``), the
 running statistics after them, and inference mode. Sizes are tiny (1–2 channels, 8×8 images, 4
 samples) so the default suite stays fast; the MNIST LeNet runs are marked slow.
 """
@@ -12,10 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.backends import make_backend
-from reference.parity import check_parity, compare_curves, relative_error
-from reference.tolerances import tolerance
-from reference.training_parity import compare_training
+from judge.parity import check_parity, compare_curves, relative_error
+from judge.tolerances import tolerance
+from judge.training_parity import compare_training
 from scratch.batching import dropout_masks, training_plan
 from scratch.errors import BackendError
 from scratch.layer_specs import (
@@ -31,6 +30,7 @@ from scratch.layer_specs import (
 )
 from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import make_backend
 
 TWINS = ("torch", "keras", "jax")
 KERAS_BN = dict(decay=0.99, epsilon=1e-3, running_variance="biased")     # Keras's defaults
@@ -85,7 +85,7 @@ SAMPLES = 4
 # dZ above the 1e-13 bound (measured on the torch twin; per layer, localization agreed to 1e-15).
 TRAIN_SAMPLES, TRAIN_BATCH = 8, 4
 # λ/2 and the leaky ReLU slope must be exact in float32 for Keras in float64 (it refuses others:
-# see reference.keras_backend._regularizer and reference.keras_layers.activation).
+# see twins.keras_backend._regularizer and twins.keras_layers.activation).
 L2 = 2.0 ** -6
 LEAKY_RELU_SLOPE = 2.0 ** -5
 

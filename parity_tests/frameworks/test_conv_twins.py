@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.parity import relative_error
-from reference.tolerances import tolerance
+from judge.parity import relative_error
+from judge.tolerances import tolerance
 from scratch.layers.conv import Conv2D, padding_amounts
 
 CONFIGS = [  # (channels, out, (H, W), (k_h, k_w), stride, dilation, padding)
@@ -163,7 +163,7 @@ def test_jax_conv_general_dilated(config, dtype):
     import jax
     from jax import lax
 
-    import reference.jax_backend  # noqa: F401  (enables float64, as the twin does)
+    import twins.jax_backend  # noqa: F401  (enables float64, as the twin does)
 
     layer, x, upstream, want = engine_case(config, dtype)
     top, bottom, left, right = padding_amounts(layer.padding, x.shape[2:], layer.weight.shape[2:],

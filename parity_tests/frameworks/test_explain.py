@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from cases import make_case
 
-from reference.tolerances import tolerance
+from judge.tolerances import tolerance
 from reports.cli.main import main
 from reports.explain import walk as explain_module
 from reports.explain.walk import explain, format_table

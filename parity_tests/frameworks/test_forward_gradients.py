@@ -1,6 +1,6 @@
 """Forward values and every gradient: each framework against the NumPy engine and each other.
 
-One helper (``reference.parity.check_parity``) compares Z_l, A_l, the loss, then dA_l, dZ_l,
+One helper (``judge.parity.check_parity``) compares Z_l, A_l, the loss, then dA_l, dZ_l,
 dW_l, db_l of every layer, shape → dtype → values, against the one tolerance table.
 """
 
@@ -11,10 +11,10 @@ from cases import PAIR_IDS, PAIRS, make_case, pair_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference.parity import check_parity
+from judge.parity import check_parity
 from scratch.spec import HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, ModelSpec, OptimizerSpec
 
-# TensorFlow's LeakyRelu keeps its slope in float32 (see reference.keras_backend): use an exact one.
+# TensorFlow's LeakyRelu keeps its slope in float32 (see twins.keras_backend): use an exact one.
 SLOPE = 2.0 ** -5
 OUTPUT_LOSS = [(out, loss) for loss, outs in LOSS_OUTPUTS.items() for out in outs]
 DTYPES = ["float64", "float32"]
@@ -47,7 +47,7 @@ SEED_ARCHITECTURES = {
     "2-4-1": dict(layer_sizes=(2, 4, 1), hidden_activation="tanh", output_activation="sigmoid",
                   loss="bce", init="uniform_half"),
 }
-# λ/2 must be exact in float32 for Keras (see reference.keras_backend._regularizer).
+# λ/2 must be exact in float32 for Keras (see twins.keras_backend._regularizer).
 VARIANTS = {"plain": {}, "l2": dict(l2=2.0 ** -6), "dropout": dict(dropout=0.25)}
 
 

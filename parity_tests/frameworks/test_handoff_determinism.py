@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from cases import make_case
 
-from reference.backends import make_backend_from_file
-from reference.parity import compare_curves, compare_parameters, relative_error
+from judge.parity import compare_curves, compare_parameters, relative_error
 from scratch.batching import training_plan
 from scratch.spec import ModelSpec, OptimizerSpec
 from scratch.weights import load_weights, save_weights
+from twins.backends import make_backend_from_file
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

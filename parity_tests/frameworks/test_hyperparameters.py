@@ -7,9 +7,9 @@ with the NumPy engine there. Here each optimizer starts from its framework's def
 exactly one hyperparameter is moved to a value that float32 cannot represent (0.0123, 0.83,
 0.9871, 3.3e-5, 0.87, 0.73): a twin ignoring or rounding that one hyperparameter diverges.
 
-What is asserted, per dtype: every twin that trains the convention (``reference.backends.twins_for``:
+What is asserted, per dtype: every twin that trains the convention (``twins.backends.twins_for``:
 the framework's own, and JAX, whose optax optimizers express the torch and Keras forms) matches the
-NumPy engine in that convention within ``reference.tolerances`` — loss curve and final parameters.
+NumPy engine in that convention within ``judge.tolerances`` — loss curve and final parameters.
 JAX passes the hyperparameters to its jitted update as runtime values, so this also checks that
 none of them is frozen at the value of the first compilation. Keras 3 rounds μ, β₁, β₂
 to float32 even for float64 weights (``ops.cast`` of a Python float); the keras convention of
@@ -37,12 +37,12 @@ import numpy as np
 import pytest
 from cases import make_case
 
-from reference.backends import twins_for
-from reference.parity import compare_curves, compare_parameters, relative_error
-from reference.tolerances import tolerance
+from judge.parity import compare_curves, compare_parameters, relative_error
+from judge.tolerances import tolerance
 from scratch.batching import training_plan
 from scratch.errors import BackendError
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import twins_for
 
 # Values no float32 holds exactly (checked in test_values_are_not_float32_exact).
 VARIED = {"learning_rate": 0.0123, "momentum": 0.73, "rho": 0.87, "beta1": 0.83, "beta2": 0.9871,

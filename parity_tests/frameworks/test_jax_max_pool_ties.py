@@ -22,8 +22,8 @@ from scratch.spec import ModelSpec
 jax = pytest.importorskip("jax")
 from jax import lax  # noqa: E402
 
-import reference.jax_backend  # noqa: E402,F401  (enables float64, as the twin does)
-from reference.backends import make_backend  # noqa: E402
+import twins.jax_backend  # noqa: E402,F401  (enables float64, as the twin does)
+from twins.backends import make_backend  # noqa: E402
 
 WINDOWS = {"2x2": (2, 2), "3x3-stride-2": (3, 2)}     # name → (pool, stride); the second overlaps
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.parity import compare_backend_traces
-from reference.scratch_backend import ScratchBackend
+from judge.parity import compare_backend_traces
 from scratch import ModelSpec
 from scratch.layer_specs import AvgPool2DSpec, BatchNormSpec, Conv2DSpec, DenseSpec, GlobalAvgPool2DSpec
 from scratch.model import Network
+from twins.scratch_backend import ScratchBackend
 
 pytest.importorskip("tensorflow")
 
@@ -38,7 +38,7 @@ def digits():
 
 
 def judged(digits, twin_epsilon: float):
-    from reference.keras_backend import KerasBackend
+    from twins.keras_backend import KerasBackend
 
     spec = bn_keras_spec()
     start = Network(spec)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from cases import FRAMEWORKS, make_case
 
-from reference.parity import ParityFailure, check_parity
-from reference.scratch_backend import ScratchBackend
+from judge.parity import ParityFailure, check_parity
 from scratch.layers import Dense
 from scratch.spec import ModelSpec
+from twins.scratch_backend import ScratchBackend
 
 
 class WrongLayer2Backward(ScratchBackend):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.parity import relative_error
-from reference.tolerances import tolerance
+from judge.parity import relative_error
+from judge.tolerances import tolerance
 from scratch.layers.normalization import BatchNorm, LayerNorm
 
 STEPS = 3

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from cases import FRAMEWORKS, PAIRS, Case, make_case
 
-from reference.parity import check_parity, compare_traces
+from judge.parity import check_parity, compare_traces
 from scratch.model import MLP
 from scratch.spec import ModelSpec
 

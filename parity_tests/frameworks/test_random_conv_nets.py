@@ -1,7 +1,7 @@
 """Random small conv nets (``conv_strategies.conv_stacks``: channels, kernel sizes, strides, dilation,
 padding, pooling, BatchNorm, dropout, either Flatten order) through every twin against the
 engine: forward and every gradient in float64 and float32, then training — every step
-re-synchronized and the free-running curves (``reference.training_parity``).
+re-synchronized and the free-running curves (``judge.training_parity``).
 
 A drawn BatchNorm carries the spec's default running variance (unbiased, torch's), and a drawn
 conv may dilate at stride 2, both of which the Keras twin refuses (``keras.layers.Conv2D`` itself
@@ -19,13 +19,13 @@ import pytest
 from conv_strategies import conv_stacks
 from hypothesis import HealthCheck, given, settings
 
-from reference.backends import make_backend
-from reference.parity import check_parity
-from reference.training_parity import compare_training
+from judge.parity import check_parity
+from judge.training_parity import compare_training
 from scratch.batching import dropout_masks, training_plan
 from scratch.errors import BackendError
 from scratch.model import Network
 from scratch.spec import OptimizerSpec
+from twins.backends import make_backend
 
 TWINS = ("torch", "keras", "jax")
 SAMPLES, BATCH = 8, 4

@@ -165,8 +165,8 @@ def test_a_keras_kernel_reshaped_instead_of_transposed_fails_the_section(monkeyp
     mutant ``keras-kernel-without-transpose``): its rows fail, the section's verdict and the
     report's say FAIL, the table shows the failing quantities, and the layout finding's twin row
     moves."""
-    from reference import keras_layers
     from reports.verdict.report import report_verdict
+    from twins import keras_layers
 
     right = keras_layers.Parameter.to_keras
 
@@ -218,7 +218,7 @@ def test_a_failing_training_check_fails_the_section_with_its_step(section):
 
 @pytest.mark.slow
 def test_a_rerouted_max_pool_tie_is_said_in_the_section(section):
-    """A check entry's notes (``reference.pool_ties``, via ``curves.check_entry``) reach the page;
+    """A check entry's notes (``judge.pool_ties``, via ``curves.check_entry``) reach the page;
     without notes the sentence is absent."""
     assert not any("Max-pool ties" in b for b in render_cnn.section(results_with(section), {}).blocks
                    if isinstance(b, str))

@@ -58,7 +58,7 @@ MOMENTUM = {"name": "momentum", "learning_rate": 0.01, "momentum": 0.9}
 KERAS_RMSPROP = {"name": "rmsprop", "learning_rate": 0.001, "rho": 0.9, "epsilon": 1e-7}
 
 # name → spec (as the JSON file a user writes). The optimizer convention decides which twins
-# train it (reference.backends.twins_for); a twin that cannot express a spec is skipped by check.
+# train it (twins.backends.twins_for); a twin that cannot express a spec is skipped by check.
 SPECS = {
     # torch: a strided "same" conv, max pooling, channels-first Flatten
     "conv-s2-maxpool-flatten-cf": _spec("torch", MOMENTUM, [

@@ -1,11 +1,11 @@
 """Training parity for SGD, momentum, RMSprop and Adam in each convention, plain, with L2 and
 with dropout: every step re-synchronized (gradients within the gradient bound, the update within
 ``ULPS_UPDATE`` ulps) and the free-running curves within tolerance or parted for a named rounding
-cause (``reference.training_parity``).
+cause (``judge.training_parity``).
 
 Every backend is handed the same plan (``scratch.batching.training_plan``): the same batches in
 the same order and the same dropout masks. A framework is compared with the NumPy engine only
-in the conventions its optimizers express (``reference.backends.twins_for``: torch.optim has no
+in the conventions its optimizers express (``twins.backends.twins_for``: torch.optim has no
 Keras-style Adam, and vice versa; optax builds the torch and Keras forms from its own pieces, all
 but Keras's Adam, and its own); plain SGD is the same in all, so there every pair is compared.
 
@@ -21,11 +21,11 @@ from __future__ import annotations
 import pytest
 from cases import FRAMEWORKS, make_case
 
-from reference.backends import PAIRS, twins_for
-from reference.parity import compare_curves, compare_parameters
-from reference.training_parity import compare_training
+from judge.parity import compare_curves, compare_parameters
+from judge.training_parity import compare_training
 from scratch.batching import training_plan
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import PAIRS, twins_for
 
 OPTIMIZERS = {
     "sgd": OptimizerSpec("sgd", learning_rate=0.1),
@@ -91,7 +91,7 @@ def test_full_mnist_epoch_float64(actual_name, repro):
     loss curve within 1e-12 relative of the NumPy engine's at every step."""
     from cases import Case
 
-    from reference.tolerances import FULL_EPOCH_FLOAT64
+    from judge.tolerances import FULL_EPOCH_FLOAT64
     from scratch.datasets import load_mnist
     from scratch.model import MLP
 

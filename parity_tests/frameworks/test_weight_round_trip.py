@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.backends import BACKENDS, available_backends, make_backend, make_backend_from_file
 from scratch import catalog
 from scratch.errors import BackendError
 from scratch.layer_specs import (
@@ -26,6 +25,7 @@ from scratch.layer_specs import (
 )
 from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import BACKENDS, available_backends, make_backend, make_backend_from_file
 
 
 def _bn_cnn(convention: str) -> ModelSpec:

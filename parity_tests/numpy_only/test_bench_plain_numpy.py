@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from reference.parity import compare_curves, compare_parameters
+from judge.parity import compare_curves, compare_parameters
 from reports.bench.grid import mnist, spec_for
 from reports.bench.steps import available_kinds, kinds_for, make_step
 from scratch.errors import BackendError

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.parity import compare_traces
+from judge.parity import compare_traces
 from scratch.batching import dropout_masks
 from scratch.model import BLOCK_ROWS, MLP
 from scratch.optimizers import make_optimizer

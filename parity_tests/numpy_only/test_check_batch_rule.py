@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.scratch_backend import ScratchBackend
 from reports.cli.main import main
 from scratch.datasets import load_mnist
 from scratch.errors import BackendError
 from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
 from scratch.spec import ModelSpec
+from twins.scratch_backend import ScratchBackend
 
 _MNIST = {}
 
@@ -32,8 +32,8 @@ def mnist(data_dir=None, *, dtype=np.float64):
 
 def fed_batch(monkeypatch, tmp_path, spec, argv) -> tuple[np.ndarray, np.ndarray]:
     """(x, targets) that ``check --spec`` hands the backends (scratch twice, as scratch and torch)."""
-    import reference.parity as parity
-    import reference.training_parity as training_parity
+    import judge.parity as parity
+    import judge.training_parity as training_parity
 
     fed = {}
     real = parity.compare_backend_traces
@@ -46,10 +46,10 @@ def fed_batch(monkeypatch, tmp_path, spec, argv) -> tuple[np.ndarray, np.ndarray
         fed["targets"] = targets
         raise BackendError("not trained here")
 
-    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch", "torch"])
-    monkeypatch.setattr("reference.backends.make_backend",
+    monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
+    monkeypatch.setattr("twins.backends.make_backend",
                         lambda name, spec, w, b, statistics=None: ScratchBackend(spec, w, b))
-    monkeypatch.setattr("reference.hygiene.configure_frameworks", lambda threads=None: {})
+    monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     monkeypatch.setattr(parity, "compare_backend_traces", capture)
     monkeypatch.setattr("scratch.datasets.load_mnist", mnist)
     monkeypatch.setattr(training_parity, "compare_training", training)

@@ -1,5 +1,5 @@
 """Check the checker: the tolerance table, the error metric, its floors, and every comparison and
-localization helper of :mod:`reference.parity` must fail on inputs that differ, and only there.
+localization helper of :mod:`judge.parity` must fail on inputs that differ, and only there.
 
 An injected error is sized from the bound it tests. With ``scale`` the size the metric divides by
 (max|desired|, the reference's size; one step's own loss for a curve), one element off by
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from buggy_engines import DropoutMaskMissingInBackward, L2MissingOnLayer1
 
-import reference.parity as parity
-from reference.parity import (
+import judge.parity as parity
+from judge.parity import (
     ParityFailure,
     causal_order,
     check_parity,
@@ -28,12 +28,12 @@ from reference.parity import (
     localize,
     relative_error,
 )
-from reference.scratch_backend import ScratchBackend
-from reference.tolerances import FULL_EPOCH_FLOAT64, TOLERANCES, tolerance
+from judge.tolerances import FULL_EPOCH_FLOAT64, TOLERANCES, tolerance
 from scratch.batching import dropout_masks
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec
+from twins.scratch_backend import ScratchBackend
 
 DTYPES = ("float64", "float32")
 KINDS = ("forward", "gradient", "curve", "parameters")

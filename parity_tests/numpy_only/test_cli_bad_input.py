@@ -36,12 +36,12 @@ USAGE, PARITY, BACKEND, DIVERGED = (exit_codes.EXIT_USAGE, exit_codes.EXIT_PARIT
 @pytest.fixture
 def no_frameworks(monkeypatch):
     """Any command that gets as far as configuring torch/TensorFlow fails the test."""
-    import reference.hygiene
+    import twins.hygiene
 
     def refuse(*args, **kwargs):
         raise AssertionError("configure_frameworks() ran before the bad input was reported")
 
-    monkeypatch.setattr(reference.hygiene, "configure_frameworks", refuse)
+    monkeypatch.setattr(twins.hygiene, "configure_frameworks", refuse)
 
 
 def one_error(capsys, code: int, expected_code: int, pattern: str) -> str:
@@ -241,14 +241,14 @@ def test_check_with_one_backend_has_nothing_to_compare(capsys, no_frameworks):
 
 
 def test_check_requested_backend_not_installed_is_status_3(monkeypatch, capsys, no_frameworks):
-    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch", "torch"])
+    monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     code = main(["check", "--backends", "scratch,keras"])
     one_error(capsys, code, BACKEND, r"^error: --backends: backend 'keras' needs tensorflow, which is not "
                                      r"installed \(installed: scratch, torch\)$")
 
 
 def test_check_default_backends_are_the_installed_ones(monkeypatch, capsys, no_frameworks):
-    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch"])
+    monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch"])
     one_error(capsys, main(["check"]), BACKEND, r"nothing to compare.*\(installed: scratch\)")
 
 

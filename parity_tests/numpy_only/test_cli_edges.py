@@ -35,12 +35,12 @@ USAGE = exit_codes.EXIT_USAGE
 @pytest.fixture
 def no_frameworks(monkeypatch):
     """Any command that gets as far as configuring torch/TensorFlow/JAX fails the test."""
-    import reference.hygiene
+    import twins.hygiene
 
     def refuse(*args, **kwargs):
         raise AssertionError("configure_frameworks() ran before the bad input was reported")
 
-    monkeypatch.setattr(reference.hygiene, "configure_frameworks", refuse)
+    monkeypatch.setattr(twins.hygiene, "configure_frameworks", refuse)
 
 
 def one_error(capsys, code: int, pattern: str, expected_code: int = USAGE) -> str:
@@ -326,11 +326,11 @@ def test_an_ordinary_bad_spec_keeps_its_own_message(tmp_path, capsys, no_framewo
 
 def test_explain_announces_its_slow_phases_on_stderr_only(monkeypatch, capsys):
     """Stub the frameworks: the lines come before each phase, and stdout keeps its format."""
-    import reference.hygiene
     import reports.explain.walk as walk
+    import twins.hygiene
 
     phases = []
-    monkeypatch.setattr(reference.hygiene, "configure_frameworks",
+    monkeypatch.setattr(twins.hygiene, "configure_frameworks",
                         lambda **kw: phases.append(("configure", capsys.readouterr().err)))
     monkeypatch.setattr(walk, "explain", lambda *a: phases.append(("walk", capsys.readouterr().err)) or [])
     monkeypatch.setattr(walk, "format_table", lambda rows: "(table)")

@@ -1,4 +1,4 @@
-"""The checker judges a failing pair from its cause (``reference.explained``), both ways.
+"""The checker judges a failing pair from its cause (``judge.explained``), both ways.
 
 A correct normalization whose float32 statistics are summed one value at a time (TensorFlow's order:
 ``docs/reductions.md``) as mean(x²) − μ² (Keras's torch-backend formula) parts from the engine by
@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.parity import compare_backend_traces, relative_error
-from reference.scratch_backend import ScratchBackend
-from reference.tolerances import tolerance
+from judge.parity import compare_backend_traces, relative_error
+from judge.tolerances import tolerance
 from scratch import ModelSpec
 from scratch.layer_specs import BatchNormSpec, DenseSpec, GlobalAvgPool2DSpec, LayerNormSpec
 from scratch.layers import BatchNorm, LayerNorm
+from twins.scratch_backend import ScratchBackend
 
 # Every pair here disagrees on purpose (a doctored layer, a shifted kink): its errors stay out of the
 # suite's largest-error table.
@@ -213,7 +213,7 @@ def test_a_wrong_engine_normalization_is_not_blamed_on_the_framework(bug):
 def test_the_arbiter_alone_finds_a_wrong_engine():
     """Even with the float64 check answering yes, the float64 arbiter finds the doctored engine
     (ε 1e-5 for 1e-3, float32, 10⁵ values) off, so no reduction explanation is offered."""
-    from reference.explained import arbiter_of, explain
+    from judge.explained import arbiter_of, explain
 
     spec, x, labels = CASES["batch_norm"](100_000, "float32")
     reference = doctored(**BUGS["epsilon 1e-5 for 1e-3"], name="buggy engine")(spec, *_parameters(spec))
@@ -333,9 +333,9 @@ def _check_with_torch_as(backend_class, tmp_path, monkeypatch, capsys):
     def make(name, spec, weights, biases, statistics=None):
         return (backend_class if name == "torch" else ScratchBackend)(spec, weights, biases)
 
-    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch", "torch"])
-    monkeypatch.setattr("reference.backends.make_backend", make)
-    monkeypatch.setattr("reference.hygiene.configure_frameworks", lambda threads=None: {})
+    monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
+    monkeypatch.setattr("twins.backends.make_backend", make)
+    monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     layers = (BatchNormSpec(decay=0.99, epsilon=1e-3, activation="relu"), GlobalAvgPool2DSpec(),
               DenseSpec(3, "softmax"))
     path = tmp_path / "spec.json"

@@ -14,7 +14,6 @@ from conv_strategies import conv_stacks
 from hypothesis import HealthCheck, given, settings
 from test_gradients_fd import assert_gradient, numerical_gradient
 
-from reference.scratch_backend import ScratchBackend
 from scratch import catalog
 from scratch import model as model_module
 from scratch.batching import dropout_masks
@@ -34,6 +33,7 @@ from scratch.model import Network
 from scratch.optimizers import make_optimizer
 from scratch.spec import ModelSpec, OptimizerSpec
 from scratch.weights import FORMAT_V1, load_weights, save_weights
+from twins.scratch_backend import ScratchBackend
 
 STACKS = {
     "conv-pool-dense": ((1, 6, 6), (Conv2DSpec(2, 3, padding="same", activation="tanh"), MaxPool2DSpec(2),
@@ -297,7 +297,7 @@ def test_cancelled_biases_are_those_a_batch_norm_subtracts_again(layers, cancell
 def test_a_cancelled_bias_is_judged_at_its_kernels_scale_and_still_can_fail():
     """The free-running check measures a cancelled bias (pure rounding residue) against max|W_l|:
     residue-sized differences pass, a difference of 1e-3·max|W_l| still fails."""
-    from reference.trajectory import _parameter_errors
+    from judge.trajectory import _parameter_errors
 
     spec = ModelSpec(inputs=(1, 6, 6), layers=(Conv2DSpec(2, 3, activation="identity"), BatchNormSpec(),
                                                FlattenSpec(), DenseSpec(3, "softmax")))

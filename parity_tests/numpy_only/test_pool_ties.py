@@ -1,4 +1,4 @@
-"""The max-pool tie rule of the checker (``reference.pool_ties``): a tie that rounding breaks the
+"""The max-pool tie rule of the checker (``judge.pool_ties``): a tie that rounding breaks the
 other way is checked around, and nothing else is.
 
 The case is built so that the tie is exact in one backend and one ulp apart in the other: a
@@ -12,15 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.parity import compare_backend_traces, compare_traces
-from reference.pool_ties import tie_flips
-from reference.scratch_backend import ScratchBackend
-from reference.tolerances import tolerance
-from reference.trajectory import follow
+from judge.parity import compare_backend_traces, compare_traces
+from judge.pool_ties import tie_flips
+from judge.tolerances import tolerance
+from judge.trajectory import follow
 from scratch.batching import training_plan
 from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
 from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.scratch_backend import ScratchBackend
 
 SPEC = ModelSpec(inputs=(1, 5, 5), layers=(Conv2DSpec(1, 2, activation="relu"), MaxPool2DSpec(2),
                                            FlattenSpec("channels_first"), DenseSpec(3, "softmax")),

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 import reduction_accuracy as tool  # noqa: E402
 
-from reference.parity import relative_error  # noqa: E402
+from judge.parity import relative_error  # noqa: E402
 
 N = 10_000
 

@@ -1,7 +1,7 @@
 """Section 5b's max-pool ties (issue 18, part 3): a short table of the first few — pair, step,
 layer, window, the two values in each backend, their gap in ulps — the rest counted, every one
 kept in results.json (``cnn.checks[].ties``). NumPy only: the entries are built from
-``reference.pool_ties.TieFlip`` objects as the training check carries them, the gaps from
+``judge.pool_ties.TieFlip`` objects as the training check carries them, the gaps from
 ``numpy.nextafter``, not from a run."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.parity import Comparison
-from reference.pool_ties import TieFlip
+from judge.parity import Comparison
+from judge.pool_ties import TieFlip
 from reports.render import cnn as render_cnn
 from reports.render.document import Table
 from reports.scenarios.curves import tie_entries

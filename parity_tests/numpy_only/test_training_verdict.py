@@ -1,5 +1,5 @@
 """The training verdict's machinery, NumPy only: per-step re-synchronized checks
-(``reference.stepwise``), the free-running explanation (``reference.trajectory``) and the
+(``judge.stepwise``), the free-running explanation (``judge.trajectory``) and the
 verdict of ``check`` (``reports.verdict.check``).
 
 Two correct copies of the engine must pass; a copy with one realistic bug — a hyperparameter
@@ -17,18 +17,18 @@ import json
 import numpy as np
 import pytest
 
-from reference import parity
-from reference.optimizer_state import OptimizerState
-from reference.parity import Comparison
-from reference.scratch_backend import ScratchBackend
-from reference.stepwise import check_steps, compare_update
-from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE, tolerance
-from reference.trajectory import Amplification, follow, kink_flips
+from judge import parity
+from judge.optimizer_state import OptimizerState
+from judge.parity import Comparison
+from judge.stepwise import check_steps, compare_update
+from judge.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE, tolerance
+from judge.trajectory import Amplification, follow, kink_flips
 from reports.verdict.check import Verdict
 from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.scratch_backend import ScratchBackend
 
 
 @pytest.fixture(autouse=True)

@@ -3,11 +3,11 @@ part 4): each must say FAIL.
 
 The failures (:data:`CASES`): an error over its bound; a NaN or infinite error, and an error that
 is a NumPy scalar rather than a Python float; a shape or dtype mismatch, a missing or an extra
-quantity (made by :func:`reference.parity.compare_traces` from real engine traces, one entry
+quantity (made by :func:`judge.parity.compare_traces` from real engine traces, one entry
 spoiled); a failing per-step training row; and a free-running divergence that no rounding cause
 explains (the arbiter finds the actual farther off), beside per-step rows that all pass.
 
-The paths: ``check``'s table (:func:`reference.parity.format_table`) and its free-running lines,
+The paths: ``check``'s table (:func:`judge.parity.format_table`) and its free-running lines,
 its verdict line (:class:`reports.verdict.check.Verdict`), ``check --json`` (serialized and read
 back), the exit status of ``check`` with and without ``--json`` (the real command in process, its
 backends' comparisons replaced by the case), the report's verdict (:mod:`reports.verdict.report`)
@@ -24,18 +24,18 @@ import math
 import numpy as np
 import pytest
 
-from reference import parity
-from reference.parity import Comparison, compare_traces, format_table
-from reference.scratch_backend import ScratchBackend
-from reference.stepwise import StepwiseResult
-from reference.tolerances import ARBITER_FACTOR, tolerance
-from reference.training_parity import TrainingParity
-from reference.trajectory import Arbiter, Trajectory
+from judge import parity
+from judge.parity import Comparison, compare_traces, format_table
+from judge.stepwise import StepwiseResult
+from judge.tolerances import ARBITER_FACTOR, tolerance
+from judge.training_parity import TrainingParity
+from judge.trajectory import Arbiter, Trajectory
 from reports.json_file import json_bytes
 from reports.verdict.check import Verdict
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.scratch_backend import ScratchBackend
 
 DTYPE = "float64"
 SPEC = ModelSpec((4, 3, 2), dtype=DTYPE, seed=1, batch_size=4, init="glorot_uniform",
@@ -196,12 +196,12 @@ def _run_check(monkeypatch, tmp_path, capsys, rows, trainings, extra=()):
     from reports.cli.main import main
 
     comparisons = [c for _, c in rows]
-    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch", "torch"])
-    monkeypatch.setattr("reference.backends.make_backend",
+    monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
+    monkeypatch.setattr("twins.backends.make_backend",
                         lambda name, spec, w, b, statistics=None: ScratchBackend(spec, w, b))
-    monkeypatch.setattr("reference.hygiene.configure_frameworks", lambda threads=None: {})
-    monkeypatch.setattr("reference.parity.compare_backend_traces", lambda *a, **k: list(comparisons))
-    monkeypatch.setattr("reference.training_parity.compare_training",
+    monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
+    monkeypatch.setattr("judge.parity.compare_backend_traces", lambda *a, **k: list(comparisons))
+    monkeypatch.setattr("judge.training_parity.compare_training",
                         lambda *a, **k: trainings[0] if trainings else _training(PASSING_STEPS))
     path = tmp_path / "spec.json"
     path.write_text(SPEC.to_json(), encoding="utf-8")
@@ -335,10 +335,10 @@ def test_check_on_a_broken_twin_exits_1(monkeypatch, tmp_path, capsys):
     def make(name, spec, weights, biases, statistics=None):
         return (BrokenTwin if name == "torch" else ScratchBackend)(spec, weights, biases)
 
-    monkeypatch.setattr("reference.backends.available_backends", lambda: ["scratch", "torch"])
-    monkeypatch.setattr("reference.backends.make_backend", make)
-    monkeypatch.setattr("reference.training_parity.make_backend", make)
-    monkeypatch.setattr("reference.hygiene.configure_frameworks", lambda threads=None: {})
+    monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
+    monkeypatch.setattr("twins.backends.make_backend", make)
+    monkeypatch.setattr("judge.training_parity.make_backend", make)
+    monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     path = tmp_path / "spec.json"
     path.write_text(SPEC.to_json(), encoding="utf-8")
     argv = ["check", "--spec", str(path), "--backends", "scratch,torch", "--batch", "8", "--steps", "3"]

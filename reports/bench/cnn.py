@@ -71,7 +71,7 @@ def batch_data(spec, batch: int) -> tuple[np.ndarray, np.ndarray, list, list]:
 
 def make_step(kind: str, spec, weights, biases, x: np.ndarray, targets: np.ndarray):
     """The step callable of ``kind``; it also has ``parameters()`` → (weights, biases), canonical."""
-    from reference.backends import make_backend
+    from twins.backends import make_backend
 
     if kind in ("scratch", "torch"):
         backend = make_backend(kind, spec, weights, biases)
@@ -105,7 +105,7 @@ class JaxCnnStep:
         import jax
         import jax.numpy as jnp
 
-        from reference.jax_backend import JaxBackend, _forward, _kernels, _loss
+        from twins.jax_backend import JaxBackend, _forward, _kernels, _loss
 
         if spec.optimizer.name != "sgd" or spec.l2:
             from scratch.errors import BackendError
@@ -157,7 +157,7 @@ def step_peak_bytes(spec, batch: int) -> int:
     """tracemalloc's peak over one engine step (after a warm-up step), NumPy's allocations included."""
     import tracemalloc
 
-    from reference.backends import make_backend
+    from twins.backends import make_backend
 
     x, targets, weights, biases = batch_data(spec, batch)
     backend = make_backend("scratch", spec, weights, biases)

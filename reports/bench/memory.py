@@ -21,7 +21,7 @@ def _status_kib(field: str) -> int:
 
 def main(argv: list[str]) -> int:
     kind, dtype, optimizer = argv
-    from reference.hygiene import configure_frameworks
+    from twins.hygiene import configure_frameworks
 
     configure_frameworks()
     from reports.bench.grid import build_step

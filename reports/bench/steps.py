@@ -21,7 +21,7 @@ import importlib.util
 
 import numpy as np
 
-from reference.backends import make_backend
+from twins.backends import make_backend
 
 STEP_KINDS = ("scratch", "plain-numpy", "torch", "tf.function", "keras", "jax")
 NEEDS = {"scratch": "numpy", "plain-numpy": "numpy", "torch": "torch", "tf.function": "tensorflow",
@@ -79,7 +79,7 @@ def _plain_numpy(spec, weights, biases, x, targets):
 def _keras_train_on_batch(spec, weights, biases, x, targets):
     import keras
 
-    from reference.keras_backend import KerasBackend
+    from twins.keras_backend import KerasBackend
 
     twin = KerasBackend(spec, weights, biases)         # its optimizer, loss and checks
     sizes = spec.layer_sizes

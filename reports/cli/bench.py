@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     validate(args)
     threads = args.threads or os.cpu_count()
-    from reference.hygiene import configure_frameworks
     from reports.cli.progress import progress
+    from twins.hygiene import configure_frameworks
 
     progress("bench", "loading the frameworks")
     settings = configure_frameworks(threads=threads)

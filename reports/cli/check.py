@@ -1,11 +1,11 @@
 """``backprop-parity check``: run one spec or weight file through every installed backend and print the
 verdict first (one line: every comparison within tolerance, or the worst that are not), then the
-per-layer parity table (the pairs of ``reference.backends.PAIRS``: each framework against the NumPy
+per-layer parity table (the pairs of ``twins.backends.PAIRS``: each framework against the NumPy
 engine, and the frameworks against each other) — the checked batch's forward and backward pass in
 training mode, then its outputs Z_L and A_L in inference mode with BatchNorm's running statistics
-(the weight file's, loaded into every backend: ``reference.inference_parity``) — and training over
+(the weight file's, loaded into every backend: ``judge.inference_parity``) — and training over
 ``--steps`` steps: every step re-synchronized (the verdict on training) and the free-running
-trajectories measured and explained (``reference.training_parity``). ``--json FILE`` writes the same as data.
+trajectories measured and explained (``judge.training_parity``). ``--json FILE`` writes the same as data.
 
 The batch is ``--batch`` MNIST training samples drawn without replacement by
 ``numpy.random.default_rng(--seed)`` when the input layer has 784 units, N(0, 1) inputs with random
@@ -16,7 +16,7 @@ installed or fewer than two backends could run. Each slow phase (loading the fra
 the backends, the traced batch, the training steps) is announced by one line on stderr first.
 
 A float32 spec with a BatchNorm, LayerNorm or global average pooling also has every pair compared
-in float64 (rows labelled ``… f64``; ``reference.float64_companion``): a real error of such a layer
+in float64 (rows labelled ``… f64``; ``judge.float64_companion``): a real error of such a layer
 can be smaller than its float32 rounding over many values, never than its float64 rounding.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 
-from reference.backends import PAIRS
 from reports.cli.args import add_model_argument
 from reports.cli.exit_codes import (
     EXIT_BACKEND_UNAVAILABLE,
@@ -37,6 +36,7 @@ from reports.cli.exit_codes import (
     UsageError,
 )
 from reports.cli.threads import add_threads_argument, thread_limited
+from twins.backends import PAIRS
 
 DEFAULT_MODEL = "seed-002"
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
@@ -69,7 +69,6 @@ def validate(args: argparse.Namespace):
     """Check every argument and load the model (NumPy only, before any framework import);
     returns ``(spec, weights, biases, statistics, backends)``: BatchNorm's running statistics
     (the weight file's, else the initial 0 and 1) and the backends to run, in order."""
-    from reference.backends import BACKENDS, available_backends
     from reports.cli.model_memory import check_model_fits
     from reports.cli.train import read_spec_file
     from scratch import catalog
@@ -77,6 +76,7 @@ def validate(args: argparse.Namespace):
     from scratch.errors import DataError
     from scratch.model import Network
     from scratch.weights import load_weights
+    from twins.backends import BACKENDS, available_backends
 
     if args.batch < 1 or args.steps < 0:
         raise DataError(f"--batch must be >= 1 and --steps >= 0 (got {args.batch}, {args.steps})")
@@ -139,19 +139,19 @@ def run(args: argparse.Namespace) -> int:
     targets = model.targets(labels)
     masks = dropout_masks(spec, 0, len(x))
 
-    from reference.hygiene import configure_frameworks
     from reports.cli.progress import progress
+    from twins.hygiene import configure_frameworks
 
     progress("check", "loading the frameworks")
     configure_frameworks(threads=args.threads or None)
 
-    from reference.backends import BACKENDS, make_backend
-    from reference.float64_companion import float64_rows, needs_float64
-    from reference.inference_parity import compare_inference
-    from reference.parity import compare_backend_traces, format_table
-    from reference.training_parity import compare_training
+    from judge.float64_companion import float64_rows, needs_float64
+    from judge.inference_parity import compare_inference
+    from judge.parity import compare_backend_traces, format_table
+    from judge.training_parity import compare_training
     from reports.verdict.check import Verdict
     from scratch.errors import BackendError
+    from twins.backends import BACKENDS, make_backend
 
     skipped = {name: "not installed" for name in BACKENDS if name not in wanted and args.backends is None}
     notes, backends = [], {}

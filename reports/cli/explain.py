@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     x, labels = _batch(spec, argparse.Namespace(batch=args.batch, data_dir=args.data_dir, seed=spec.seed), np)
     targets = MLP(spec, weights, biases).targets(labels)
 
-    from reference.hygiene import configure_frameworks
     from reports.cli.progress import progress
+    from twins.hygiene import configure_frameworks
 
     progress("explain", "loading the frameworks")
     configure_frameworks(threads=args.threads or None)

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_scenarios(args: argparse.Namespace) -> dict:
-    from reference.hygiene import configure_frameworks
+    from twins.hygiene import configure_frameworks
 
     hygiene = configure_frameworks()
 

@@ -33,7 +33,7 @@ def check_threads(threads: int) -> None:
 def limit_threads(threads: int):
     """At most ``threads`` threads in every BLAS/OpenMP library loaded (threadpoolctl) and in
     torch's intra-op pool, restored afterwards; 0 changes nothing. TensorFlow's pools cannot be
-    resized once it has started (``reference.hygiene.configure_frameworks`` sizes them first)."""
+    resized once it has started (``twins.hygiene.configure_frameworks`` sizes them first)."""
     if threads == 0:
         yield
         return

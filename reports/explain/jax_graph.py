@@ -31,7 +31,7 @@ from jax.extend.core import Var
 
 def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
     """{"dZ2": ([["dot_general"]], "select_n"), …}: for each gradient of ``backend`` (a
-    ``reference.jax_backend.JaxBackend``), the branches of jaxpr equations that lead to the
+    ``twins.jax_backend.JaxBackend``), the branches of jaxpr equations that lead to the
     equation producing it, and that equation's primitive."""
     params = list(backend.params)
     zs, activations = backend.forward(x, masks)

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
     """{"dZ2": ([], "ReluGrad"), "dW3": ([...], "AddN"), …}: for each gradient of ``backend`` (a
-    ``reference.keras_backend.KerasBackend``), the branches of gradient ops that lead to the op
+    ``twins.keras_backend.KerasBackend``), the branches of gradient ops that lead to the op
     producing it, and that op."""
     record = {}
 

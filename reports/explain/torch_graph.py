@@ -29,7 +29,7 @@ from __future__ import annotations
 
 def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
     """{"dW3": ([["AddmmBackward0", "TBackward0"]], "AccumulateGrad"), …}: for each gradient of a
-    real forward pass of ``backend`` (a ``reference.torch_backend.TorchBackend``), the branches of
+    real forward pass of ``backend`` (a ``twins.torch_backend.TorchBackend``), the branches of
     autograd nodes that produce it and the node they meet in (None: summed in the input buffer)."""
     zs, activations = backend.forward(x, masks, keep_intermediates=True)   # Z_1 has a node without W_1
     loss = backend.loss(zs[-1], activations[-1], targets)

@@ -10,14 +10,14 @@ them; see ``scratch.model``)
 
 (for a dense layer; a conv, pool, BatchNorm, … layer has its own formulas in ``scratch.layers``,
 and dW_l, db_l exist only for the spec's ``parameter_layers``). Each difference is relative to
-max(max|scratch|, the parity suite's operand-scale floor, ``reference.parity.trace_floors``): a
+max(max|scratch|, the parity suite's operand-scale floor, ``judge.parity.trace_floors``): a
 conv bias before a BatchNorm has a gradient of ~0 that is rounding only.
 
 :func:`explain` gives one row: the shape; the scratch statements that computed it; the torch
 autograd nodes (:mod:`reports.explain.torch_graph`), the TensorFlow gradient ops
 (:mod:`reports.explain.tf_graph`) and the JAX jaxpr equations (:mod:`reports.explain.jax_graph`)
 that produce it; and, for each framework, max|framework − scratch| and the normwise relative
-error (:func:`reference.parity.relative_error`) of its ``trace``.
+error (:func:`judge.parity.relative_error`) of its ``trace``.
 
 The scratch column is read from the code, never copied: ``Network.backward`` runs once under
 ``sys.settrace``, which records every statement it executes (its text from ``inspect`` and
@@ -52,9 +52,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference.backends import available_backends, make_backend
-from reference.parity import relative_error, trace_floors
-from reference.tolerances import tolerance
+from judge.parity import relative_error, trace_floors
+from judge.tolerances import tolerance
 from scratch.activations import Activation
 from scratch.errors import BackendError
 from scratch.layers import (
@@ -71,6 +70,7 @@ from scratch.layers import (
 from scratch.losses import Loss
 from scratch.model import Gradients, Network
 from scratch.spec import OptimizerSpec
+from twins.backends import available_backends, make_backend
 
 # framework backend → the module whose ``producers`` names its gradient nodes/ops, and their row key
 FRAMEWORKS = {"torch": "reports.explain.torch_graph", "keras": "reports.explain.tf_graph",
@@ -81,7 +81,7 @@ COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
 TRACED = (Activation, Loss, Dense, Dropout, Conv2D, MaxPool2D, AvgPool2D, GlobalAveragePooling2D, Flatten,
           BatchNorm, LayerNorm)
 CALL_DEPTH = 4
-# Gradients field → the trace-name prefix of ``reference.backend_base``; rows in this order per layer.
+# Gradients field → the trace-name prefix of ``twins.backend_base``; rows in this order per layer.
 PREFIXES = {"da": "dA", "dz": "dZ", "dw": "dW", "db": "db"}
 
 

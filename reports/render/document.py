@@ -433,7 +433,7 @@ def _environment(results: dict) -> Section:
         blocks.append(Table(keys, [[fmt_cell(pool.get(k)) for k in keys] for pool in env["blas"]],
                             caption="BLAS and OpenMP libraries loaded (threadpoolctl)", id="blas"))
     blocks.append(Table(["flag", "value"], [[k, v] for k, v in env["hygiene"].items()],
-                        caption="numerical hygiene (reference.hygiene)", id="hygiene"))
+                        caption="numerical hygiene (twins.hygiene)", id="hygiene"))
     blocks.append(Table(["variable", "value"],
                         [[k, "(unset)" if v is None else v] for k, v in env["env"].items()],
                         caption="environment variables", id="env"))

@@ -5,12 +5,12 @@ Three parts, on a small MNIST subset (the first n training digits as 1×28×28 m
 * **parity** — one batch through every backend from the engine's initial parameters, with the
   spec's dropout masks (``scratch.batching.dropout_masks``), in float32 (the catalog's dtype) and
   float64; every named quantity Z_l, A_l, the loss, dA_l, dZ_l, dW_l, db_l of each twin against
-  the engine by :func:`reference.parity.compare_backend_traces` (normwise relative error against
-  :mod:`reference.tolerances`), rows exactly as the MLP parity scenario writes them;
-* **training** — :func:`reference.training_parity.compare_training` of each twin against the
+  the engine by :func:`judge.parity.compare_backend_traces` (normwise relative error against
+  :mod:`judge.tolerances`), rows exactly as the MLP parity scenario writes them;
+* **training** — :func:`judge.training_parity.compare_training` of each twin against the
   engine over the same plan (batches, dropout masks) in both dtypes: every step re-synchronized
   (the verdict) and the free-running trajectories measured. The catalog's optimizer is
-  torch-convention Adam; Keras's optimizers cannot express it (``reference.backends.twins_for``),
+  torch-convention Adam; Keras's optimizers cannot express it (``twins.backends.twins_for``),
   so the Keras twin trains Keras-convention Adam (same η, β₁, β₂, ε) against the engine running
   that same convention — the section says so;
 * **curves** — the float32 free-running losses of those trainings, every backend from the same
@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.backends import twins_for
-from reference.parity import compare_backend_traces
-from reference.training_parity import compare_training
+from judge.parity import compare_backend_traces
+from judge.training_parity import compare_training
 from reports.scenarios import cnn_findings
 from reports.scenarios.common import Context, backend, number, numbers, spec_summary
 from reports.scenarios.curves import check_entry
@@ -36,6 +35,7 @@ from scratch import catalog
 from scratch.batching import dropout_masks, training_plan
 from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import twins_for
 
 MODEL = "lenet5"
 DTYPES = ("float32", "float64")

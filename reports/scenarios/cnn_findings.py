@@ -2,7 +2,7 @@
 ``lenet5`` at report time (float64, inference mode, the first n MNIST digits).
 
 Every measurement is the normwise relative error of the port's output against the correct one,
-e = max|a − d| / max|d| (``reference.parity.relative_error``), judged by :func:`effect`:
+e = max|a − d| / max|d| (``judge.parity.relative_error``), judged by :func:`effect`:
 ``bit-identical`` (e = 0), ``rounding`` (0 < e ≤ the dtype's forward bound) or ``moves`` (e
 above it: the convention matters).
 
@@ -29,8 +29,8 @@ import dataclasses
 
 import numpy as np
 
-from reference.parity import relative_error
-from reference.tolerances import tolerance
+from judge.parity import relative_error
+from judge.tolerances import tolerance
 from reports.scenarios.common import backend, number
 from scratch import catalog
 from scratch.batching import batches, training_plan

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference.backends import BACKENDS, available_backends, make_backend
 from scratch import catalog
 from scratch.batching import Step, batches
 from scratch.model import MLP
 from scratch.spec import ModelSpec
+from twins.backends import BACKENDS, available_backends, make_backend
 
 # The catalog model whose net the MNIST scenarios compare (``report --model`` picks another).
 SEED_MODEL = "seed-002"
@@ -39,7 +39,7 @@ def numbers(values: Iterable) -> list[float | None]:
 class Context:
     """Where a report run takes its data and backends from, and whether it shows progress.
 
-    ``backends`` are the installed ones (in :data:`reference.backends.BACKENDS` order);
+    ``backends`` are the installed ones (in :data:`twins.backends.BACKENDS` order);
     ``skipped`` says why each other one is left out.
     """
 

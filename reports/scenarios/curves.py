@@ -2,11 +2,11 @@
 
 Every backend starts from the same parameters and is handed the same plan (the same batches in
 the same order, ``scratch.batching.training_plan``). The loss of every step is recorded. A
-framework runs only the conventions its optimizers express (``reference.backends.twins_for``:
+framework runs only the conventions its optimizers express (``twins.backends.twins_for``:
 torch.optim has no Keras-style Adam and vice versa; JAX's optax runs the torch and Keras forms
 but Keras's Adam, and the optax convention); plain SGD, θ ← θ − η·g, is the same in all, so there
 every backend runs. Each pair is
-judged by :func:`reference.training_parity.compare_training`: every step re-synchronized (the
+judged by :func:`judge.training_parity.compare_training`: every step re-synchronized (the
 verdict), and the free-running curves measured, with the first step where they part and why.
 """
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from reference.backends import PAIRS, twins_for
-from reference.tolerances import tolerance
-from reference.training_parity import compare_training
+from judge.tolerances import tolerance
+from judge.training_parity import compare_training
 from reports.scenarios.common import SEED_NET, Context, number, numbers, spec_summary
 from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import PAIRS, twins_for
 
 # config name → optimizer; momentum, RMSprop and Adam in each framework's defaults (RMSprop at
 # η = 1e-3 in both so the two conventions' curves share a scale).
@@ -57,7 +57,7 @@ def backends_for(optimizer: OptimizerSpec, ctx: Context) -> list[str]:
 
 
 def pairs_for(names: list[str]) -> list[tuple[str, str]]:
-    """The pairs of ``reference.backends.PAIRS`` whose backends both ran."""
+    """The pairs of ``twins.backends.PAIRS`` whose backends both ran."""
     return [(actual, desired) for actual, desired in PAIRS if actual in names and desired in names]
 
 
@@ -116,7 +116,7 @@ def check_entry(config: str, training) -> dict:
         "free_running": trajectory.verdict(),
         "free_running_ok": bool(trajectory.ok),
         "ok": bool(training.ok),
-        # how a step's reference was adjusted (a max-pool tie rerouted: reference.pool_ties), once per step
+        # how a step's reference was adjusted (a max-pool tie rerouted: judge.pool_ties), once per step
         "notes": list(dict.fromkeys(f"step {c.step}: {c.note}" for c in training.stepwise.comparisons
                                     if c.note)),
         # the same ties as data, one entry per step and max-pool layer (the report shows the first few)
@@ -128,7 +128,7 @@ def tie_entries(comparisons, dtype: str) -> list[dict]:
     """Each max-pool tie that rounding broke the other way (``Comparison.ties``), once per step and
     layer: the first flipped window (n, c, y, x), how many flipped, the two values in the reference
     (at its own first maximum, then at the actual's) and in the actual, and each pair's gap in ulps
-    (:meth:`reference.pool_ties.TieFlip.gaps_ulp`)."""
+    (:meth:`judge.pool_ties.TieFlip.gaps_ulp`)."""
     entries = {}
     for c in comparisons:
         for tie in c.ties:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.backends import PAIRS
 from reports.scenarios.common import (
     SEED_NET,
     Context,
@@ -36,6 +35,7 @@ from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
+from twins.backends import PAIRS
 
 DTYPES = ("float64", "float32")
 

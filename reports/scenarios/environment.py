@@ -2,7 +2,7 @@
 
 Versions (Python, NumPy, torch, TensorFlow, Keras), the BLAS/OpenMP libraries loaded in the
 process and their thread counts (``threadpoolctl``), each framework's own thread settings,
-the numerical-hygiene flags of ``reference.hygiene`` and the environment variables that change
+the numerical-hygiene flags of ``twins.hygiene`` and the environment variables that change
 threading or kernels.
 """
 
@@ -18,7 +18,7 @@ ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "KERAS
 
 
 def run(hygiene: dict[str, str]) -> dict:
-    """``hygiene``: what ``reference.hygiene.configure_frameworks`` returned."""
+    """``hygiene``: what ``twins.hygiene.configure_frameworks`` returned."""
     import numpy as np
 
     versions = {"python": platform.python_version(), "numpy": np.__version__}

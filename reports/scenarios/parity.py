@@ -5,9 +5,9 @@ One batch of MNIST goes through each backend from the same parameters; every nam
 desired one being the reference) with
 
     max abs error = max|actual − desired|
-    max rel error = max|actual − desired| / max|desired|      (``reference.parity``)
+    max rel error = max|actual − desired| / max|desired|      (``judge.parity``)
 
-against the tolerance table (``reference.tolerances``), in float64 and in float32. Each row also
+against the tolerance table (``judge.tolerances``), in float64 and in float32. Each row also
 keeps the largest elementwise error in ulps of the reference element (``max_ulps``) and the index
 where it is (``where``).
 """
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.backends import PAIRS
-from reference.parity import compare_backend_traces
+from judge.parity import compare_backend_traces
 from reports.scenarios.common import SEED_NET, Context, backend, number, spec_summary
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec
+from twins.backends import PAIRS
 
 DTYPES = ("float64", "float32")
 
@@ -55,9 +55,9 @@ def max_abs_error(actual, desired) -> float:
 
 def comparison_row(dtype: str, pair: str, comparison, actual: dict, desired: dict) -> dict:
     """One parity row of results.json (``reports.schema.PARITY_ROW``) from a
-    :class:`~reference.parity.Comparison` of the traces ``actual`` and ``desired``: non-finite
+    :class:`~judge.parity.Comparison` of the traces ``actual`` and ``desired``: non-finite
     errors become null, ``ok`` a plain bool (the report's verdict counts it as written); a row judged
-    again from its cause (``reference.explained``, a rerouted tie) carries its ``note``, and then
+    again from its cause (``judge.explained``, a rerouted tie) carries its ``note``, and then
     ``rel_error`` is that judgement's while ``abs_error`` stays the end-to-end difference."""
     return {
         "dtype": dtype,

@@ -1,7 +1,7 @@
 """Scenario 4: the seeds' bugs, as named engine variants, caught and located by the parity suite.
 
 * ``seed001_bias_scalar`` changes a gradient, so one forward/backward trace shows it:
-  ``check_parity(variant, reference)`` raises :class:`~reference.parity.ParityFailure`, whose
+  ``check_parity(variant, reference)`` raises :class:`~judge.parity.ParityFailure`, whose
   message names the first layer and quantity that is wrong when each layer is fed the
   reference's own inputs (here every db_l is wrong, and nothing else).
 * ``seed003_adam_no_sqrt`` changes only the update, so its gradients pass; after k training
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.parity import ParityFailure, check_parity, compare_curves, compare_parameters
-from reference.scratch_backend import ScratchBackend
+from judge.parity import ParityFailure, check_parity, compare_curves, compare_parameters
 from reports.scenarios.common import SEED_NET, Context, backend, number, run_steps
 from scratch.batching import training_plan
 from scratch.initializers import initialize
 from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 from scratch.variants import VARIANTS, Variant
+from twins.scratch_backend import ScratchBackend
 
 
 class VariantBackend(ScratchBackend):

@@ -1,10 +1,10 @@
 """The verdict of ``backprop-parity check``: one headline, the failing comparisons with the
 smallest tolerance that would pass each, and the same as JSON (``check --json FILE``).
 
-A check is a list of (backend pair, :class:`~reference.parity.Comparison`) rows — forward,
+A check is a list of (backend pair, :class:`~judge.parity.Comparison`) rows — forward,
 gradient and per-step training rows — plus one free-running trajectory per trained pair. It
 passes when every row is within its bound and every trajectory is within tolerance, explained
-by a rounding cause, or cleared by the higher-precision arbiter (``reference.trajectory``).
+by a rounding cause, or cleared by the higher-precision arbiter (``judge.trajectory``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ FORMAT = "backprop-parity-check/1"
 class Verdict:
     spec: object
     rows: list                      # (pair label, Comparison)
-    trainings: list                 # reference.training_parity.TrainingParity
+    trainings: list                 # judge.training_parity.TrainingParity
     backends: list[str]
     skipped: dict[str, str]
     steps: int

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.tolerances import tolerance
+from judge.tolerances import tolerance
 from scratch.layers.pooling import MaxPool2D
 
 

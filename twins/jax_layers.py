@@ -2,7 +2,7 @@
 ``jax.nn`` and ``jax.lax`` (formulas: ``scratch.layers``; gradients: JAX's own autodiff).
 
 A spec's stack becomes a tuple of :class:`Layer` (kind and settings, plain hashable values): the
-static structure every jitted function of ``reference.jax_backend`` is compiled for. An MLP of L
+static structure every jitted function of ``twins.jax_backend`` is compiled for. An MLP of L
 layers is L × ``Layer("dense")`` whatever its sizes and activations (chosen at run time), so MLPs
 of one depth still share executables; any other stack also fixes each layer's activation, since
 its executable is its own anyway and one activation compiles ~40 % faster than the runtime

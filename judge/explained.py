@@ -16,15 +16,15 @@ floating-point floor (measured on a trained Keras-convention BatchNorm CNN, floa
 dA_l (the targets at the output), so nothing accumulates:
 
 1. every quantity of the actual is compared with the engine's layer fed the same inputs, at the
-   table's bounds (:func:`reference.parity.gradient_floors` floors): a wrong layer still fails;
+   table's bounds (:func:`judge.parity.gradient_floors` floors): a wrong layer still fails;
 2. a ReLU/leaky-ReLU pre-activation on the other side of the kink in the actual, both values within
    the layer's forward bound of zero (× max|Z_l|), is routed as the actual's — g′ taken at the
    actual's Z_l (``Network.layer_pass(route_z=…)``) — and named;
-3. a layer with a long reduction (:data:`reference.reduction_bounds.REDUCING`) whose own outputs
+3. a layer with a long reduction (:data:`judge.reduction_bounds.REDUCING`) whose own outputs
    still miss the bound is judged from its cause. In float32 a **float64 arbiter** — the engine's
    layer in float64 fed the same inputs, exactly cast up — says which backend is off and by how
    much: the actual passes when its distance to the arbiter is within the table's bound plus the
-   layer's reduction bound (:func:`reference.reduction_bounds.output_bound`) and the engine's own
+   layer's reduction bound (:func:`judge.reduction_bounds.output_bound`) and the engine's own
    distance within the table's bound. In float64 the reduction bound is added directly (n·u is
    2⁻²⁹ times smaller there);
 4. a float32 pair explained by a reduction is then checked **in float64** as well (the same spec,
@@ -35,7 +35,7 @@ dA_l (the targets at the output), so nothing accumulates:
 The explanation holds only where a cause (2 or 3) was found and every local comparison passes;
 otherwise the end-to-end rows stand as they are. Max-pool ties broken by rounding need no rule
 here: a max-pool fed the actual's own input routes as the actual does
-(``reference.pool_ties`` handles them end to end first).
+(``judge.pool_ties`` handles them end to end first).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from reference.parity import Comparison, elementwise_ulps, gradient_floors, loss_floor, relative_error
-from reference.reduction_bounds import REDUCING, output_bound
-from reference.tolerances import tolerance
+from judge.parity import Comparison, elementwise_ulps, gradient_floors, loss_floor, relative_error
+from judge.reduction_bounds import REDUCING, output_bound
+from judge.tolerances import tolerance
 
 KINKED = ("relu", "leaky_relu")
 KEYS = ("Z", "A", "dZ", "dW", "db", "dA_prev")
@@ -261,8 +261,8 @@ def engine_of(backend, dtype: str | None = None):
     """The NumPy engine holding ``backend``'s parameters and running statistics, in ``dtype``
     (default: the spec's). An engine backend gives its own model (a variant included, rebuilt in
     ``dtype`` by its own class); a framework backend a fresh ``Network``."""
-    from reference.scratch_backend import ScratchBackend
     from scratch.model import Network
+    from twins.scratch_backend import ScratchBackend
 
     if dtype is None and isinstance(backend, ScratchBackend):
         return backend.model
@@ -308,7 +308,7 @@ def float64_shadow(backend, reference_backend, x, targets, masks):
     judged by its float64 bound) as in float32. Returns (ok, what it found)."""
 
     def run():
-        from reference.parity import compare_traces
+        from judge.parity import compare_traces
 
         engine = engine_of(reference_backend, "float64")
         try:
@@ -347,8 +347,8 @@ def explain_pair(results, actual: dict, desired: dict, desired_backend, x, targe
     """``results`` with the failing rows explained where a cause holds, else as they are. The
     engine is the local reference: an engine backend's own model, or — for a framework reference
     — a fresh engine that the framework must itself agree with, explained the same way."""
-    from reference.parity import compare_traces
-    from reference.scratch_backend import ScratchBackend
+    from judge.parity import compare_traces
+    from twins.scratch_backend import ScratchBackend
 
     engine = engine_of(desired_backend)
     found = _explain_side(actual, results, actual_backend, desired_backend, engine, x, targets, masks,

@@ -1,7 +1,7 @@
-"""The spec's optimizers from optax's own pieces, for the JAX twin (``reference.jax_backend``):
+"""The spec's optimizers from optax's own pieces, for the JAX twin (``twins.jax_backend``):
 the optax transformation of each (optimizer, convention), its hyperparameters as the jitted
 update takes them, and where optax keeps each canonical state slot
-(``reference.optimizer_state``). Formulas: ``scratch.optimizers``."""
+(``judge.optimizer_state``). Formulas: ``scratch.optimizers``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import optax
 from scratch.errors import BackendError
 from scratch.optimizers import keras_scalar
 
-# canonical slot (reference.optimizer_state) → (optax state field, sign), per (optimizer, convention)
+# canonical slot (judge.optimizer_state) → (optax state field, sign), per (optimizer, convention)
 _STATE_FIELDS = {
     "sgd": {},
     "momentum": {"v": ("trace", 1)},

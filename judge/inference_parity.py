@@ -6,7 +6,7 @@ torch's ``eval()``, Keras's ``training=False``, JAX's running-statistics branch,
 
 Training-mode traces never read the running statistics, so without these rows a backend that
 loads them wrongly, or ignores them, passes every other comparison of a trained BatchNorm file.
-The rows are judged with the forward bound of :mod:`reference.tolerances`: in inference a
+The rows are judged with the forward bound of :mod:`judge.tolerances`: in inference a
 BatchNorm is an affine map per channel, y = γ·(x − μ)/√(v + ε) + β, with no reduction over the
 batch, so nothing in it rounds more than a forward layer does.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.parity import Comparison, _compare_one, _notify
-from reference.tolerances import tolerance
+from judge.parity import Comparison, _compare_one, _notify
+from judge.tolerances import tolerance
 
 
 def inference_names(n_layers: int) -> tuple[str, str]:

@@ -3,9 +3,9 @@
 ``compare_training(actual, desired, spec, weights, biases, x, targets, plan)`` builds fresh
 backends from the same start and runs
 
-1. :func:`reference.stepwise.check_steps` — the pass/fail: every step re-synchronized, every
+1. :func:`judge.stepwise.check_steps` — the pass/fail: every step re-synchronized, every
    gradient within the gradient bound, every update within ``ULPS_UPDATE`` ulps;
-2. :func:`reference.trajectory.follow` — both backends free-running on the same plan: within
+2. :func:`judge.trajectory.follow` — both backends free-running on the same plan: within
    tolerance, or parted for a named rounding cause, or judged by the higher-precision arbiter.
 
 The pair passes when (1) passes and (2) is within tolerance, explained, or cleared by the
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reference.backends import make_backend
-from reference.parity import Comparison
-from reference.stepwise import StepwiseResult, check_steps
-from reference.trajectory import Trajectory, follow
+from judge.parity import Comparison
+from judge.stepwise import StepwiseResult, check_steps
+from judge.trajectory import Trajectory, follow
+from twins.backends import make_backend
 
 
 @dataclass(frozen=True)

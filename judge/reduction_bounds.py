@@ -21,11 +21,11 @@ or per sample (LayerNorm), s = √(v + ε), x̂ = (x − μ)/s:
     δy ≤ |γ|·(δμ/s + |x̂|·δv/(2s²))            y = γ·x̂ + β
 
 and global average pooling y = mean of n values: δy ≤ n·u·mean|x|. The **normwise** bound
-(the measure of ``reference.parity.relative_error``) is max δy / max|y|; :func:`output_bound`
+(the measure of ``judge.parity.relative_error``) is max δy / max|y|; :func:`output_bound`
 returns it with n. These are first-order worst cases: measured errors sit at ≤ 0.086 of them in
 every backend, Keras's sequential sums included, 10²–10⁶ values (``docs/reductions.md``), and a
 real error of the layer — ε 1e-3 for 1e-5, a wrong axis, a mean off by one element — is judged
-in float64 too, where n·u is 2⁻²⁹ times smaller (``reference.explained``).
+in float64 too, where n·u is 2⁻²⁹ times smaller (``judge.explained``).
 
 The backward pass of the same layer inherits the statistics' relative error at first order
 (dx = (γ/s)·(dy − mean(dy) − x̂·mean(dy·x̂)) scales with 1/s and x̂) and adds its own two means
@@ -62,7 +62,7 @@ class ReductionBound:
 
 def output_bound(layer_spec, a_prev: np.ndarray, gamma: np.ndarray | None, output: np.ndarray,
                  dtype: str) -> ReductionBound:
-    """The bound of :mod:`this module <reference.reduction_bounds>` for layer ``layer_spec`` fed
+    """The bound of :mod:`this module <judge.reduction_bounds>` for layer ``layer_spec`` fed
     ``a_prev`` (any float dtype; computed in float64); ``gamma`` is the normalization's scale,
     ``output`` the layer's Z (max|Z| is the normwise denominator)."""
     u = UNIT_ROUNDOFF[dtype]

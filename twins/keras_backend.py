@@ -1,7 +1,7 @@
 """The spec's model in real Keras 3 layers, losses and optimizers on the TensorFlow backend.
 
 The model is built from the spec's layer list through one table,
-:data:`reference.keras_layers.LAYERS` (layer kind → the Keras layers that run it, as one block per
+:data:`twins.keras_layers.LAYERS` (layer kind → the Keras layers that run it, as one block per
 numbered layer); that module also holds the layouts: maps are channels-last inside the twin and
 channels-first at its boundary, parameters convert between Keras's layout and the file's in one
 place per kind, asserting shapes. Dropout multiplies by the plan's masks (``keras.layers.Dropout``
@@ -29,11 +29,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reference.backend_base import Backend
-from reference.keras_layers import LAYERS, Block, plan_dropout, to_canonical_map, to_keras_map
-from reference.optimizer_state import OptimizerState
+from judge.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
+from twins.backend_base import Backend
+from twins.keras_layers import LAYERS, Block, plan_dropout, to_canonical_map, to_keras_map
 
 if keras.backend.backend() != "tensorflow":
     raise BackendError(f"keras backend: Keras runs on {keras.backend.backend()!r}; set "

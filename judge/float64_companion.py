@@ -9,7 +9,7 @@ such an error stands out by three orders of magnitude or more at every size.
 
 :func:`float64_rows` therefore compares every pair of a float32 spec that holds such a layer once
 more, the same backends (their own classes) in float64 with the parameters, running statistics
-and batch cast up exactly, through :func:`reference.parity.compare_backend_traces` (float64's
+and batch cast up exactly, through :func:`judge.parity.compare_backend_traces` (float64's
 bounds, a long reduction judged by its float64 bound). ``check`` adds these rows under the pair's
 label with `` f64``. (``parity.compare_backend_traces`` is looked up at each call, as ``check``
 does, so a test that replaces it for one run does not leave it replaced here.)
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import parity
-from reference.backends import PAIRS
-from reference.explained import rebuilt_in
-from reference.reduction_bounds import REDUCING
+from judge import parity
+from judge.explained import rebuilt_in
+from judge.reduction_bounds import REDUCING
+from twins.backends import PAIRS
 
 SUFFIX = " f64"
 

@@ -10,10 +10,10 @@ from scratch.spec import ModelSpec
 
 # name → (module, class, the framework module it needs)
 BACKENDS = {
-    "scratch": ("reference.scratch_backend", "ScratchBackend", "numpy"),
-    "torch": ("reference.torch_backend", "TorchBackend", "torch"),
-    "keras": ("reference.keras_backend", "KerasBackend", "tensorflow"),
-    "jax": ("reference.jax_backend", "JaxBackend", "jax"),
+    "scratch": ("twins.scratch_backend", "ScratchBackend", "numpy"),
+    "torch": ("twins.torch_backend", "TorchBackend", "torch"),
+    "keras": ("twins.keras_backend", "KerasBackend", "tensorflow"),
+    "jax": ("twins.jax_backend", "JaxBackend", "jax"),
 }
 
 # (actual, desired) pairs, defined once for the suite, `check` and the report: each framework

@@ -1,13 +1,13 @@
 """Per-step training checks: the pass/fail verdict on training.
 
 Two backends trained side by side drift apart by rounding, and adaptive optimizers amplify that
-drift (see :mod:`reference.trajectory`), so a bound on the free-running trajectory cannot tell a
+drift (see :mod:`judge.trajectory`), so a bound on the free-running trajectory cannot tell a
 rounding difference from a bug. Here errors cannot accumulate: at every step k of the plan
 
 1. the actual backend is **re-synchronized** to the reference: it is loaded with the reference's
    parameters θ_{k−1} and optimizer state (t, m, s, v) — :meth:`load_state`;
 2. both trace the step's batch from that same point; every forward quantity, the loss and every
-   gradient are compared with :func:`reference.parity.compare_traces` (the same bounds and
+   gradient are compared with :func:`judge.parity.compare_traces` (the same bounds and
    floors as the single-batch parity check);
 3. the actual framework's optimizer applies **its own** gradients g_a, and the NumPy engine's
    optimizer (the spec's convention, :mod:`scratch.optimizers`) applies the very same g_a to the
@@ -39,14 +39,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from reference.optimizer_state import (
+from judge.optimizer_state import (
     OptimizerState,
     canonical_gradients,
     canonical_parameters,
     interleave,
 )
-from reference.parity import Comparison, compare_backend_traces, elementwise_ulps
-from reference.tolerances import ULPS_UPDATE
+from judge.parity import Comparison, compare_backend_traces, elementwise_ulps
+from judge.tolerances import ULPS_UPDATE
 from scratch.batching import batches
 
 

@@ -2,7 +2,7 @@
 
 ``check_parity(actual, desired, …)`` runs both backends on the same batch and compares every
 named quantity in causal order — Z1, A1, …, ZL, AL, loss, then dA_L (if any), dZ_L, dW_L, db_L,
-dA_{L−1}, … — against :mod:`reference.tolerances`. ``desired`` is the reference (the check is
+dA_{L−1}, … — against :mod:`judge.tolerances`. ``desired`` is the reference (the check is
 asymmetric, like ``assert_allclose``). When something exceeds its bound, every layer is run
 again *in isolation*, fed the reference's own input A_{l−1} and upstream gradient dA_l (or the
 targets at the output), so the message names the first layer and quantity that is wrong by
@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from reference import pool_ties
-from reference.tolerances import tolerance
+from judge import pool_ties
+from judge.tolerances import tolerance
 
 _observers = []
 
@@ -212,10 +212,10 @@ def compare_backend_traces(actual: dict, desired: dict, desired_backend, x: np.n
     """:func:`compare_traces` of two backends' traces on one batch. Where rows fail:
 
     * below a max-pool whose ties rounding broke differently, they are compared again with the
-      reference's backward re-run under the actual's routing (:mod:`reference.pool_ties`);
+      reference's backward re-run under the actual's routing (:mod:`judge.pool_ties`);
     * where that is not the whole story and ``targets`` are given, every layer is judged again fed
       the actual's own inputs, with kinks flipped within rounding routed as the actual's and long
-      reductions judged from their cause (:mod:`reference.explained`; ``actual_backend`` lets a
+      reductions judged from their cause (:mod:`judge.explained`; ``actual_backend`` lets a
       float32 reduction be confirmed in float64).
 
     A row adjusted either way says so in its ``note``; without a cause the rows stand."""
@@ -241,7 +241,7 @@ def _judged_from_cause(actual, desired, desired_backend, x, masks, bounds, targe
             return results
     if targets is None:
         return results
-    from reference import explained  # (explained builds on this module's comparisons)
+    from judge import explained  # (explained builds on this module's comparisons)
 
     return explained.explain_pair(results, actual, desired, desired_backend, x, targets, masks, bounds,
                                   actual_backend)

@@ -1,7 +1,7 @@
 """The spec's model in real ``torch.nn`` layers, losses and ``torch.optim`` optimizers.
 
 The model is built from the spec's layer list through one table,
-:data:`reference.torch_layers.LAYERS` (layer kind → the torch module that runs it; padding,
+:data:`twins.torch_layers.LAYERS` (layer kind → the torch module that runs it; padding,
 Flatten order and BatchNorm's conventions are documented there); dropout multiplies by the plan's
 masks (an ``nn.Dropout`` would draw its own). Layout: every parameterized torch module holds its
 ``weight`` and ``bias`` in the shared file's canonical layout (``nn.Linear`` (out, in),
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from reference.backend_base import Backend
-from reference.optimizer_state import OptimizerState
-from reference.torch_layers import DTYPES, build_layers
+from judge.optimizer_state import OptimizerState
 from scratch.errors import BackendError
+from twins.backend_base import Backend
+from twins.torch_layers import DTYPES, build_layers
 
 # CCE and BCE take the logits Z_L; MSE takes A_L.
 _LOSSES = {"cce": (nn.CrossEntropyLoss, "logits"), "bce": (nn.BCEWithLogitsLoss, "logits"),

@@ -8,7 +8,7 @@ Every comparison uses the normwise relative error of a quantity,
 their own. Where a quantity can be far smaller than the operands it was computed from — dZ_l
 behind a saturated activation, a fused output's A − Y, dW_l and db_l built from them, a loss
 much smaller than its logits — the denominator is floored at that operand scale (see
-``reference.parity.dz_floor`` and ``gradient_floors``): rounding is relative to the operands.
+``judge.parity.dz_floor`` and ``gradient_floors``): rounding is relative to the operands.
 
 Measured floors on this machine (float64): 1e-16–1e-15 for every forward quantity and
 gradient and for training curves; (float32): ~1e-6 forward, ~1e-6–1e-5 gradients. The float64
@@ -23,11 +23,11 @@ TOLERANCES: dict[str, dict[str, float]] = {
     "float32": {"forward": 1e-5, "gradient": 1e-4, "curve": 1e-4, "parameters": 1e-4},
 }
 
-# Per-step update check (reference.stepwise): an optimizer update fed identical gradients and
+# Per-step update check (judge.stepwise): an optimizer update fed identical gradients and
 # state agrees elementwise within this many units in the last place of its operands.
 ULPS_UPDATE = 8
 
-# Free-running trajectories (reference.trajectory). An adaptive step "amplifies" a gradient
+# Free-running trajectories (judge.trajectory). An adaptive step "amplifies" a gradient
 # element when its sensitivity |∂θ′/∂g| is at least AMPLIFIED times the learning rate (plain
 # SGD's sensitivity). Where no rounding cause explains a parting, the actual backend passes when
 # its distance to the higher-precision arbiter is at most ARBITER_FACTOR times the reference's

@@ -1,5 +1,5 @@
 """The spec's model in JAX: ``jax.numpy`` / ``jax.nn`` / ``jax.lax`` layers
-(``reference.jax_layers``), ``optax`` losses and optimizers, ``jax.grad`` / ``jax.vjp`` for every
+(``twins.jax_layers``), ``optax`` losses and optimizers, ``jax.grad`` / ``jax.vjp`` for every
 gradient, and one ``jax.jit`` per function and model structure.
 
 Precision: ``jax.config.update("jax_enable_x64", True)`` runs once, when this module is imported
@@ -9,7 +9,7 @@ of another dtype are refused (:func:`to_jax`), never cast.
 
 Layout: parameters stay in the canonical layout — dense W_l (n_l, n_{l−1}), conv2d W_l OIHW,
 BatchNorm/LayerNorm γ_l, β_l — and maps stay channels-first (m, C, H, W), which is how
-``reference.jax_layers`` computes (``lax.conv_general_dilated`` takes NCHW/OIHW as they are), so
+``twins.jax_layers`` computes (``lax.conv_general_dilated`` takes NCHW/OIHW as they are), so
 the one hand-off, :func:`to_jax`, only asserts shape and dtype and copies. Dropout multiplies by
 the plan's masks; L2 adds (λ/2)·Σ‖W_l‖² over the dense and conv2d kernels to the loss, like the
 NumPy engine. BatchNorm's running statistics are arrays beside the parameters: every pass in
@@ -26,7 +26,7 @@ is ``where(z >= 0, …)``: its derivative at exactly z = 0 is 1 where the engine
 TensorFlow take s — a different convention, not rounding (with ``jax.nn.leaky_relu`` the suite's
 units-on-the-kink case fails: dZ_2 off by 0.61 relative). ReLU′(0) = 0 in all four.
 
-Optimizers: optax's own (``reference.jax_optimizers``); the conventions it cannot express are
+Optimizers: optax's own (``twins.jax_optimizers``); the conventions it cannot express are
 refused.
 
 Compilation: the activations, loss, λ, slope (:class:`Config`) and the optimizer's
@@ -52,13 +52,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from reference import jax_layers
-from reference.backend_base import Backend
-from reference.jax_layers import KERNELS, WITH_ACTIVATION, WITH_PARAMETERS
-from reference.jax_optimizers import hyperparameters, optimizer, state_fields, transform
-from reference.optimizer_state import OptimizerState
+from judge.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
+from twins import jax_layers
+from twins.backend_base import Backend
+from twins.jax_layers import KERNELS, WITH_ACTIVATION, WITH_PARAMETERS
+from twins.jax_optimizers import hyperparameters, optimizer, state_fields, transform
 
 jax.config.update("jax_enable_x64", True)
 

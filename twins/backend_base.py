@@ -9,7 +9,7 @@ CCE read the logits Z_L. Maps cross every boundary channels-first, (m, C, H, W),
 framework computes in. Parameters cross in the canonical layout of the weight file (dense W_l
 (n_l, n_{l−1}), conv2d W_l (O, C, k_h, k_w), BatchNorm/LayerNorm γ_l, β_l), in the order W_l, b_l
 of ``spec.parameter_layers``; running statistics as (mean, variance) per batch_norm layer;
-optimizer state as :class:`reference.optimizer_state.OptimizerState`.
+optimizer state as :class:`judge.optimizer_state.OptimizerState`.
 
 BatchNorm: :meth:`trace`, :meth:`layer_trace` and :meth:`forward` run it in training mode (the
 batch's statistics) and leave the running statistics as they were; :meth:`train_step` moves them
@@ -34,7 +34,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from reference.optimizer_state import OptimizerState, canonical_gradients
+from judge.optimizer_state import OptimizerState, canonical_gradients
 from scratch.batching import Step, batches
 from scratch.spec import ModelSpec
 from scratch.weights import save_weights

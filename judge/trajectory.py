@@ -14,7 +14,7 @@ mechanisms can blow that up far beyond any bound near the floating-point floor:
   g (1e-16 of the largest gradient: both backends right) becomes 2e-13 in θ after one step.
 
 :func:`follow` runs both backends step by step, finds the first step where the parameters or
-the loss part (exceed their bound in :mod:`reference.tolerances`) and says why: a kink flip at
+the loss part (exceed their bound in :mod:`judge.tolerances`) and says why: a kink flip at
 or before that step (every flipped element, with both Z values), or the amplification at the
 worst element (its gradient, the measured sensitivity and the predicted effect of one rounding
 of the gradient). Where neither applies, a higher-precision **arbiter** decides: the NumPy
@@ -22,11 +22,11 @@ engine run on the same plan in float64 (for float32 runs) or ``np.longdouble`` (
 The actual backend passes when its distance to the arbiter is at most ``ARBITER_FACTOR`` times
 the reference's own distance plus the floor (the parameters bound); otherwise the verdict names
 the backend farther from the arbiter. An arbiter is not asked after a kink flip, nor after a
-max-pool tie broken differently within rounding (:mod:`reference.pool_ties`, the same branch in
+max-pool tie broken differently within rounding (:mod:`judge.pool_ties`, the same branch in
 another guise: the window's gradient goes to one element or the other): rounding took one side,
 and the higher-precision run may simply take the other.
 
-The pass/fail verdict on training is :mod:`reference.stepwise`; a parting explained here is a
+The pass/fail verdict on training is :mod:`judge.stepwise`; a parting explained here is a
 measurement, reported with its cause.
 """
 
@@ -36,17 +36,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference import pool_ties
-from reference.optimizer_state import (
+from judge import pool_ties
+from judge.optimizer_state import (
     OptimizerState,
     canonical_gradients,
     canonical_parameters,
     interleave,
 )
-from reference.parity import loss_floor, relative_error, trace_floors
-from reference.pool_ties import TieFlip
-from reference.stepwise import parameter_names
-from reference.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
+from judge.parity import loss_floor, relative_error, trace_floors
+from judge.pool_ties import TieFlip
+from judge.stepwise import parameter_names
+from judge.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
 from scratch.batching import batches, map_masks
 from scratch.model import MLP
 from scratch.optimizers import make_optimizer
@@ -265,7 +265,7 @@ def _amplification(actual, desired, before, want, worst: str, spec, x) -> Amplif
     """The reference optimizer's sensitivity |∂θ′/∂g| at the element of ``worst`` that parted
     most, measured by a difference quotient in higher precision on the state before the step.
     One rounding of g is ε times its operand scale: max|g|, or the gradient's floor
-    (:func:`reference.parity.trace_floors`) where that is larger — db_l sums m·H·W terms of dZ_l,
+    (:func:`judge.parity.trace_floors`) where that is larger — db_l sums m·H·W terms of dZ_l,
     so it carries their rounding however small the sum (measured: a BatchNorm β whose gradient
     summed 144 terms to 0 in the engine and to −2.8e-17 in JAX, 14× ε·max|g|)."""
     names = parameter_names(spec.parameter_layers)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.backend_base import Backend
-from reference.optimizer_state import OptimizerState
+from judge.optimizer_state import OptimizerState
 from scratch.model import Network
 from scratch.optimizers import make_optimizer
+from twins.backend_base import Backend
 
 
 class ScratchBackend(Backend):
