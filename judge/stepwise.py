@@ -26,11 +26,11 @@ code with flush-to-zero and denormals-are-zero (measured: in JAX, float32 3e-39 
 so every subnormal operand or result is 0 there and kept in NumPy and torch. A buffer that
 decays below ``tiny``, or a subnormal (1 − ρ)·g² added to an s near the bottom of the normal
 range, then differs by less than ``tiny`` — which the spacing down there (1.4e-45 in float32)
-turns into thousands or millions of ulps (measured on the README flow, torch-convention RMSprop,
-float32: W3's s, 5.0e6 ulp at step 1 and 2132 ulp at step 2 after 2 epochs). A difference that
-small cannot move a parameter by a representable amount: it enters the update only beside ε or
-a normal-range term. A difference of ``tiny`` or more is compared as before, so a 0 where the
-reference has ``tiny`` still fails.
+turns into thousands or millions of ulps (measured on the train → check flow of
+``docs/training.md``, torch-convention RMSprop, float32: W3's s, 5.0e6 ulp at step 1 and 2132
+ulp at step 2 after 2 epochs). A difference that small cannot move a parameter by a
+representable amount: it enters the update only beside ε or a normal-range term. A difference
+of ``tiny`` or more is compared as before, so a 0 where the reference has ``tiny`` still fails.
 """
 
 from __future__ import annotations

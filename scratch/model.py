@@ -29,11 +29,9 @@ into blocks B_1, B_2, …
 
 which is the same mathematics in a different summation order (a rounding-level difference, far
 below every tolerance). A block's Z_l, A_l and dZ_l stay in the CPU cache between the forward and
-the backward pass instead of making a round trip through memory. Measured with
-``tools/block_rows_sweep.py`` (one thread, the catalog's seed-002 net, SGD): a 60 000-row step went from
-724 ms to 394 ms (float64) and from 228 ms to 185 ms (float32); at 8192 rows the two are within
-the run-to-run noise (±7 %). BatchNorm couples the rows of a batch (its statistics are the
-batch's), so a stack with a batch_norm layer runs the batch as one block.
+the backward pass instead of making a round trip through memory (the timings, measured with
+``tools/block_rows_sweep.py``, are in ``docs/speed.md``). BatchNorm couples the rows of a batch
+(its statistics are the batch's), so a stack with a batch_norm layer runs the batch as one block.
 """
 
 from __future__ import annotations
@@ -68,7 +66,7 @@ from scratch.weights import statistics_names
 BLOCK_ROWS = 512
 """Rows per block in :meth:`MLP.gradients`: a block's activations (512 × 64 float64 = 256 KiB
 for the seeds' widest hidden layer) and its 512 input rows stay in cache between the forward and
-the backward pass. 256–2048 rows measured within 9 % of each other, 512 the fastest at 60 000."""
+the backward pass (the block-size sweep behind 512 is in ``docs/speed.md``)."""
 
 
 @dataclass

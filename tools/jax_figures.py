@@ -1,4 +1,4 @@
-"""The README's JAX figures, measured again: ``python tools/jax_figures.py [--steps N]``.
+"""The JAX figures of ``docs/conventions.md``, measured again: ``python tools/jax_figures.py [--steps N]``.
 
 1. The JAX twin against the NumPy engine on the seeds' MNIST net (``scratch.catalog.SEED_NET``,
    ReLU, softmax + CCE, He init, SGD lr 0.1, batch 64): the largest normwise relative error per

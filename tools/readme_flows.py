@@ -1,7 +1,8 @@
-"""The README's own flow, over every optimizer and convention at its defaults, both dtypes and
-several training lengths: ``backprop-parity train --dataset mnist … --save m.safetensors``, then
-``backprop-parity check --weights m.safetensors``. Prints one row per run with check's exit
-status and summary line, and exits 1 if any check did not pass (the suite's false-alarm test).
+"""The train → check flow (``docs/training.md``), over every optimizer and convention at its
+defaults, both dtypes and several training lengths: ``backprop-parity train --dataset mnist …
+--save m.safetensors``, then ``backprop-parity check --weights m.safetensors``. Prints one row per
+run with check's exit status and summary line, and exits 1 if any check did not pass (the
+suite's false-alarm test).
 
     python tools/readme_flows.py                              # epochs 1 2 5, every combination
     python tools/readme_flows.py --epochs 1 --optimizers adam --dtypes float32

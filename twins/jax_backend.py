@@ -37,9 +37,9 @@ other than an MLP each layer's activation) a static one, so
 shape (every MLP of one depth has the same structure). The training step is two jitted calls —
 ``value_and_grad`` of the loss (the executable :meth:`JaxBackend.trace` uses, one per batch
 shape) and the optax update (one per optimizer) — rather than one fused ``jax.jit``: fused,
-every optimizer × batch shape compiles anew (~1 s each here), which the parity suite cannot
-afford; the arithmetic is the same. A long run asks for the fused step, ``fit(..., fused=True)``
-(:func:`_training_step`), compiled at XLA's default optimization.
+every optimizer × batch shape compiles anew (compile times in ``docs/speed.md``), which the
+parity suite cannot afford; the arithmetic is the same. A long run asks for the fused step,
+``fit(..., fused=True)`` (:func:`_training_step`), compiled at XLA's default optimization.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def _choose(index, functions, *args):
     """``functions[index](*args)``. A runtime ``index`` evaluates every entry and selects one
     (``jnp.select``: the chosen value untouched, a zero cotangent for the others, so values and
     gradients are exactly those of the chosen entry): one small fused graph, where ``lax.switch``
-    would compile a conditional with every branch and its derivative (measured: 2.9 s against
-    1.8 s to compile a 3-layer trace)."""
+    would compile a conditional with every branch and its derivative, which compiles slower
+    (``docs/speed.md``)."""
     if isinstance(index, int):
         return functions[index](*args)
     values = [function(*args) for function in functions]
@@ -413,8 +413,8 @@ class JaxBackend(Backend):
 
     def fit(self, x, targets, plan, fused=False):
         """``fused``: every step through :func:`_training_step`, one executable per batch shape
-        compiled at XLA's default optimization (measured on ``lenet5``, batch 64, one core: 21 ms
-        per step against 49 ms for :meth:`train_step`'s two calls at optimization level 0)."""
+        compiled at XLA's default optimization, faster per step than :meth:`train_step`'s two
+        calls at optimization level 0 (the timings are in ``docs/speed.md``)."""
         if not fused:
             return super().fit(x, targets, plan)
         optimizer = (self.spec.optimizer.name, self.spec.optimizer.convention)

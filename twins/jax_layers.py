@@ -5,8 +5,8 @@ A spec's stack becomes a tuple of :class:`Layer` (kind and settings, plain hasha
 static structure every jitted function of ``twins.jax_backend`` is compiled for. An MLP of L
 layers is L × ``Layer("dense")`` whatever its sizes and activations (chosen at run time), so MLPs
 of one depth still share executables; any other stack also fixes each layer's activation, since
-its executable is its own anyway and one activation compiles ~40 % faster than the runtime
-choice among all of them (measured here: ~4.3 → ~2.8 s to compile the LeNet-like trace of the conv suite).
+its executable is its own anyway and one activation compiles faster than the runtime choice
+among all of them (compile times in ``docs/speed.md``).
 
 * dense       A_{l−1}·W_lᵀ + b_l, W_l kept in the canonical (n_l, n_{l−1}).
 * conv2d      ``lax.conv_general_dilated`` on NCHW inputs with the canonical OIHW kernel

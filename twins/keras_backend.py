@@ -247,9 +247,9 @@ class KerasBackend(Backend):
         return float(self._step(x, targets, masks).numpy())
 
     def fit(self, x, targets, plan, fused=False):
-        """``fused``: every step through :meth:`_graph_step`, one graph per batch shape (measured
-        on ``lenet5``, batch 64, one core: 7.7 ms per step against 45 ms for the eager
-        :meth:`train_step`, which runs the same ops one by one)."""
+        """``fused``: every step through :meth:`_graph_step`, one graph per batch shape, faster
+        than the eager :meth:`train_step`, which runs the same ops one by one (the timings are in
+        ``docs/speed.md``)."""
         if not fused:
             return super().fit(x, targets, plan)
         step = self._graph_step

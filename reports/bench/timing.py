@@ -7,8 +7,8 @@ so a block lasts ≥ ``min_block`` seconds) divided by ``k``. Reported per backe
 interquartile range of the per-step time, the ratio of each backend's median to scratch's
 (> 1 means slower than scratch), and achieved GFLOP/s. Before each timed block the bench sleeps
 ``settle`` seconds, so that the threads of the backend timed just before have stopped spinning
-(measured alone at two threads, scratch took 16.7 ms per step at batch 8192 float32; timed right
-after the other backends without the pause, 25.6–28 ms).
+(without the pause a two-thread step timed right after the other backends ran markedly slower
+than alone: ``docs/speed.md``).
 
 FLOPs of one step of an MLP with layers (n_0, …, n_L) at batch m count the matrix products
 only: forward 2·m·n_{l−1}·n_l per layer, backward the same for dW_l and again for dA_{l−1}

@@ -2,7 +2,7 @@
 
 A command returns one of these (or raises :class:`CommandError`, which :func:`reports.cli.main.main`
 turns into one ``error: <message>`` line on stderr and the error's status). The same table is
-printed by ``--help`` (:data:`EPILOG`) and listed in the README ("Exit status").
+printed by ``--help`` (:data:`EPILOG`) and listed in ``docs/cli.md`` ("Exit status").
 """
 
 from __future__ import annotations

@@ -60,16 +60,19 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "train": Command("reports.cli.train", "train the NumPy MLP on MNIST, XOR or two spirals"),
+    "train": Command("reports.cli.train",
+                     "train the NumPy layer-stack engine (a catalog model or a spec) on MNIST, XOR or "
+                     "two spirals"),
     "check": Command("reports.cli.check",
                      "run a spec or weight file through every backend and print the parity table"),
     "bench": Command("reports.cli.bench", "time one training step in every backend, side by side"),
     "report": Command("reports.cli.report",
                       "run the comparison scenarios in every backend; write HTML, Markdown, PNG and JSON"),
     "explain": Command("reports.cli.explain",
-                       "walk one backward pass: scratch code beside torch autograd nodes and TF ops"),
+                       "walk one backward pass: the engine's code beside torch autograd nodes, TF ops "
+                       "and JAX's jaxpr"),
     "models": Command("reports.cli.models",
-                      "list the model catalog: the seeds' models and the defaults, by name"),
+                      "list the model catalog by name: the seeds' models, the defaults and the CNNs"),
 }
 
 
@@ -78,7 +81,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     arguments (the others show their one-line help in ``--help``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="A from-scratch NumPy MLP beside identical PyTorch and Keras 3 models.",
+        description="A from-scratch NumPy layer-stack engine beside PyTorch, Keras 3/TensorFlow and "
+                    "JAX/optax twins, and the judge that checks they agree.",
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_PrintVersion, help="print the version and exit")

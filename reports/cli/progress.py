@@ -1,4 +1,4 @@
-"""Progress lines: ``check``, ``explain`` and ``bench`` spend 10–20 s importing frameworks,
+"""Progress lines: ``check``, ``explain`` and ``bench`` spend seconds importing frameworks,
 building backends and tracing before their first line of output, so each slow phase is announced
 first with one short line on stderr (``check: tracing 64 samples in scratch, torch …``). stdout
 keeps its format: scripts and tests parse it."""

@@ -8,8 +8,8 @@ write the report folder:
 
 ``--quick`` runs a tiny scenario set (seconds; used by the tests), the default a few minutes on
 2 cores with the seeds' MNIST runs on a fixed training subset (labelled REDUCED), ``--full`` the
-seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples cost 1-2 s per
-step in each backend). ``--from-json FILE`` re-renders a saved results file
+seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples in each backend;
+``docs/report.md``). ``--from-json FILE`` re-renders a saved results file
 without running anything. ``--bench FILE`` adds a Benchmark section from the JSON that
 ``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
 runs); given twice, one file may be the MLP grid and the other the CNN step (``bench --model

@@ -1,9 +1,9 @@
 """Thread limits for the commands: every BLAS/OpenMP pool (threadpoolctl) and torch's intra-op
 pool, so a run does not oversubscribe a small machine.
 
-When issue 10 was filed, a 2-epoch MNIST ``train`` on this project's busy 2-core machine took
-35–50 s with OpenBLAS's default threads and 3–4 s with one, with the same result (on a quiet
-machine the two are within noise, see the README). So ``train``, ``check``, ``explain`` and
+On a busy small machine a BLAS pool of default size made a 2-epoch MNIST ``train`` about ten
+times slower than one thread, with the same result; on a quiet machine the two are within noise
+(the timings are in ``docs/cli.md``). So ``train``, ``check``, ``explain`` and
 ``report`` default to one thread; ``--threads 0`` keeps each library's default.
 """
 

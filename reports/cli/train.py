@@ -1,4 +1,4 @@
-"""``backprop-parity train``: train the NumPy MLP on MNIST, XOR or two spirals.
+"""``backprop-parity train``: train the NumPy layer-stack engine on MNIST, XOR or two spirals.
 
 The run's :class:`~scratch.spec.ModelSpec` is a catalog model (``--model NAME``, which also picks
 its dataset; :mod:`scratch.catalog`), the ``--spec`` file, or the dataset's default model

@@ -5,8 +5,9 @@ A run of E epochs over n training rows in batches of B takes
     steps = E · ⌈n / B⌉          (a full batch: B = n, one step per epoch)
 
 optimizer steps (:func:`scratch.batching.steps_per_epoch`). :data:`MAX_STEPS` = 10⁷ is the cap:
-the cheapest step there is (XOR's 2-4-1 net, ~20 µs) would take minutes, an MNIST step of batch
-64 (~1 ms) hours — a typo such as ``--epochs 100000000000000`` would otherwise run until killed.
+the cheapest step there is (XOR's 2-4-1 net, tens of µs) would take minutes, an MNIST step of
+batch 64 (about a millisecond) hours (``docs/speed.md``) — a typo such as
+``--epochs 100000000000000`` would otherwise run until killed.
 The refusal is one line naming the flags and the figures (exit status 2), before any step runs.
 """
 

@@ -1,4 +1,4 @@
-"""Data sets for the scratch MLP: MNIST (IDX, Keras npz, Kaggle CSV), toy problems, checks.
+"""Data sets for the engine: MNIST (IDX, Keras npz, Kaggle CSV), toy problems, checks.
 
 NumPy and the standard library only. Every malformed input raises one
 :class:`scratch.errors.DataError` naming the file or argument and what was expected.
