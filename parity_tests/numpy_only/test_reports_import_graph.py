@@ -1,5 +1,5 @@
-"""``reports/`` has no import cycle, and every one of its modules imports (``__main__`` runs the
-CLI when imported, so it is only read).
+"""``reports/`` has no import cycle, and every one of its modules compiles and is found (default set)
+and imports (``-m slow``; ``__main__`` runs the CLI when imported, so it is only compiled).
 
 The graph is read from the source (``ast``): each ``import reports.x`` and ``from reports.x import
 y`` — at module level or inside a function, since a function-level import closes a cycle as surely
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,22 @@ def test_the_checker_finds_a_cycle_through_a_function_level_import(tmp_path):
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
-@pytest.mark.parametrize("name", sorted(name for name in import_graph(ROOT) if not name.endswith("__main__")))
+MODULES = sorted(import_graph(ROOT))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_reports_module_compiles_and_is_found(name):
+    """Cheap (no module runs): the source compiles and the import system finds it where its name
+    says. Importing every module (framework imports, close to a minute) is the slow test below."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None, name
+    path = Path(spec.origin)
+    assert path.is_relative_to(ROOT / "reports"), f"{name} resolves to {path}, not this tree's"
+    compile(path.read_text(encoding="utf-8"), str(path), "exec")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in MODULES if not name.endswith("__main__")])
 def test_every_reports_module_imports(name):
     try:
         importlib.import_module(name)
