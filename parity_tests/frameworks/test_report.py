@@ -259,6 +259,8 @@ def test_explain_rows_become_a_table(results):
     validate(with_explain)
     html_text = render_html(with_explain, {})
     assert 'id="explain-xor"' in html_text and 'id="table-explain-xor"' in html_text
+    assert 'table[id^="table-explain-"] { display: block; overflow-x: auto; }' in html_text, \
+        "the wide study table scrolls instead of widening the page (test_report_browser.py)"
     assert "ReluBackward0" in html_text and 'id="explain-seed-002"' not in html_text
     assert "dZ = dA * (Z &gt; 0)" in html_text, "cells are escaped"
     _, header, rows = md_tables(render_markdown(with_explain, {}))[-1]
