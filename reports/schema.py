@@ -2,17 +2,18 @@
 
 Every number is a JSON number or ``null`` where the value was not finite (JSON has no NaN).
 Errors are relative (max|a − d| / max|d|) unless named ``abs``; accuracies are fractions in
-[0, 1]; ``*_pp`` are percentage points. ``explain`` is optional (filled by the ``explain``
-study): a list of table rows, each a flat object, rendered generically as one table. ``bench``
+[0, 1]; ``*_pp`` are percentage points. A report runs rows of (scenario, catalog model)
+(``rows``, ``reports.scenarios.suite``): ``parity``, ``curves`` and ``divergence`` are lists with
+one entry per model, each naming its ``model``; so are ``explain`` (the backprop study's table rows,
+each a flat object, rendered generically) and ``findings`` (the convention findings measured on a
+convolutional model, each effect ``bit-identical``, ``rounding`` or ``moves``), both optional. ``bench``
 is optional too (``backprop-parity report --bench FILE``): the JSON that ``backprop-parity bench
 --json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
 each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and
 that as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
 ``bench_cnn`` (optional) is a ``bench --model lenet5 --json`` file, described by
-:data:`BENCH_CNN` (ratios to the fastest backend, ``ratio_to_fastest``). ``cnn`` (optional, so
-files written before it still render) is the convolutional model's section: parity rows as in
-``parity``, training checks as in ``curves`` with their dtype, float32 loss curves and the
-convention findings (each effect ``bit-identical``, ``rounding`` or ``moves``).
+:data:`BENCH_CNN` (ratios to the fastest backend, ``ratio_to_fastest``).
+Format 1 files (one MLP section each and a separate ``cnn`` one) are refused: re-run the report.
 ``verdict`` (written by every run since issue 10; optional so older files still render) is the
 report's opening line and its failing comparisons (``reports.verdict.report``); its counts must
 agree with the parity rows and training checks.
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 
 from scratch.errors import DataError
 
-FORMAT = "backprop-parity-report/1"
+FORMAT = "backprop-parity-report/2"          # 2: one entry per (scenario, model) row
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ BENCH_CNN = Where(Obj(
 ), _has_a_scratch_row)
 
 FAILURE = Obj({
-    "section": Scalar(("string",), choices=("parity", "curves", "cnn")), "dtype": DTYPE, "pair": STR,
+    "section": Scalar(("string",), choices=("parity", "curves")), "model": STR, "dtype": DTYPE, "pair": STR,
     "config": STR_OR_NULL, "layer": INT_OR_NULL, "quantity": STR, "kind": STR, "step": INT_OR_NULL,
     "error": NUM_OR_NULL, "tolerance": NUM_OR_NULL, "excess": NUM_OR_NULL, "passes_at": NUM_OR_NULL,
     "reproduce": STR}, optional={"explanation": STR})
@@ -276,21 +277,31 @@ TIE = Obj({"step": INT_OR_NULL, "layer": INT, "windows": INT, "window": ListOf(I
            "reference": ListOf(NUM), "actual": ListOf(NUM), "gap_ulp": ListOf(NUM)})
 TRAINING_NOTES = {"notes": ListOf(STR), "ties": ListOf(TIE)}
 EFFECTS = ("bit-identical", "rounding", "moves")
-# The convolutional model's section (``reports.scenarios.cnn``); optional: files written before it
-# still render.
-CNN = Obj({
-    "model": STR, "spec": SPEC, "data": STR, "steps": INT, "pairs": ListOf(STR),
-    "rows": ListOf(PARITY_ROW),
+# The convention findings measured on a convolutional model (``reports.scenarios.cnn_findings``).
+FINDINGS = Obj({"model": STR, "dtype": DTYPE, "data": STR, "rows": ListOf(Obj({
+    "finding": STR, "case": STR, "quantity": STR, "evidence": STR, "dtype": DTYPE,
+    "rel_error": NUM_OR_NULL, "max_abs": NUM_OR_NULL, "tolerance": NUM,
+    "effect": Scalar(("string",), choices=EFFECTS)}))})
+# One catalog model's entry of each model scenario (``reports.scenarios.parity``, ``curves``,
+# ``divergence``, ``explain``).
+PARITY = Obj({"model": STR, "data": STR, "specs": MapOf(SPEC), "pairs": ListOf(STR),
+              "rows": ListOf(PARITY_ROW)})
+CURVES = Obj({
+    "model": STR, "data": STR, "spec": SPEC, "optimizers": MapOf(Obj({}, open=True)), "steps": INT,
+    "runs": ListOf(Obj({"config": STR, "optimizer": STR, "convention": STR, "backend": STR, "dtype": DTYPE,
+                        "loss": SERIES})),
     "checks": ListOf(Obj({**TRAINING_CHECK, "dtype": DTYPE}, optional=TRAINING_NOTES)),
-    "curves": Obj({"dtype": DTYPE,
-                   "runs": ListOf(Obj({"backend": STR, "convention": STR, "loss": SERIES})),
-                   "deviations": ListOf(Obj({"backend": STR, "convention": STR,
-                                             "max_abs_loss_diff": NUM_OR_NULL, "at_step": INT}))}),
-    "findings": Obj({"dtype": DTYPE, "data": STR, "rows": ListOf(Obj({
-        "finding": STR, "case": STR, "quantity": STR, "evidence": STR, "dtype": DTYPE,
-        "rel_error": NUM_OR_NULL, "max_abs": NUM_OR_NULL, "tolerance": NUM,
-        "effect": Scalar(("string",), choices=EFFECTS)}))}),
 })
+DIVERGENCE = Obj({
+    "model": STR, "data": STR, "spec": SPEC, "steps": INT,
+    "series": ListOf(Obj({"pair": STR, "dtype": STR, "loss_abs_diff": SERIES, "param_rel_diff": SERIES})),
+    "summary": ListOf(Obj({
+        "pair": STR, "dtype": STR,
+        "loss_abs_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL}),
+        "param_rel_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL})})),
+})
+EXPLAIN = Obj({"model": STR, "rows": ListOf(MapOf(ANY_SCALAR))})
+ROW = Obj({"scenario": STR, "model": STR_OR_NULL, "settings": Obj({}, open=True)})
 
 SCHEMA = Where(Obj(
     required={
@@ -300,24 +311,12 @@ SCHEMA = Where(Obj(
         "command": STR,
         "wall_time_s": NUM,
         "timings_s": MapOf(NUM),
-        "settings": MapOf(Obj({}, open=True)),
+        "model": STR,
+        "rows": ListOf(ROW),
         "backends": Obj({"used": ListOf(STR), "skipped": MapOf(STR)}),
-        "parity": Obj({"data": STR, "specs": MapOf(SPEC), "pairs": ListOf(STR), "rows": ListOf(PARITY_ROW)}),
-        "curves": Obj({
-            "data": STR, "spec": SPEC, "optimizers": MapOf(Obj({}, open=True)), "steps": INT,
-            "runs": ListOf(Obj({"config": STR, "optimizer": STR, "convention": STR, "backend": STR,
-                                "loss": SERIES})),
-            "checks": ListOf(Obj(TRAINING_CHECK, optional=TRAINING_NOTES)),
-        }),
-        "divergence": Obj({
-            "data": STR, "spec": SPEC, "steps": INT,
-            "series": ListOf(Obj({"pair": STR, "dtype": STR, "loss_abs_diff": SERIES,
-                                  "param_rel_diff": SERIES})),
-            "summary": ListOf(Obj({
-                "pair": STR, "dtype": STR,
-                "loss_abs_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL}),
-                "param_rel_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL})})),
-        }),
+        "parity": ListOf(PARITY),
+        "curves": ListOf(CURVES),
+        "divergence": ListOf(DIVERGENCE),
         "seeds": Obj({
             "full_setting": BOOL,
             "rows": ListOf(Obj({"experiment": STR, "claim": NUM, "seed_setting": STR, "setting": STR,
@@ -347,7 +346,7 @@ SCHEMA = Where(Obj(
             "blas": ListOf(MapOf(ANY_SCALAR)), "hygiene": MapOf(STR), "env": MapOf(STR_OR_NULL),
         }),
     },
-    optional={"verdict": VERDICT, "explain": ListOf(MapOf(ANY_SCALAR)), "bench": BENCH, "cnn": CNN,
+    optional={"verdict": VERDICT, "explain": ListOf(EXPLAIN), "findings": ListOf(FINDINGS), "bench": BENCH,
               "bench_cnn": BENCH_CNN},
 ), _verdict_matches)
 

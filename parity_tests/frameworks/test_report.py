@@ -1,12 +1,13 @@
 """The report: a ``--quick`` report generated in a temporary folder, then checked as a reader
 would meet it — the HTML parses with balanced tags, every image it shows is a real PNG file
 beside it, the JSON follows the documented schema, the Markdown tables carry the JSON's numbers,
-and re-rendering from the JSON gives the same files. The same holds for the Benchmark section that
-``--bench`` adds from a real (tiny) ``backprop-parity bench --json`` run, and a bad bench file is
-one clear error before anything runs.
+and re-rendering from the JSON gives the same files; each catalog model of the profile (seed-002
+in its model slot, lenet5 as its convolutional row) gets its own sections. The same holds for the
+Benchmark section that ``--bench`` adds from a real (tiny) ``backprop-parity bench --json`` run,
+and a bad bench file is one clear error before anything runs.
 
-Marked slow (CI runs it with ``-m slow``): generating the ``--quick`` report is ~30–50 s of the
-2-core machine, a third of what the default suite may take (issue 12: ≤ 90 s).
+Marked slow (CI runs it with ``-m slow``): the ``--quick`` report is generated once per module, and
+that alone would exceed what the default suite may take (issue 12: ≤ 90 s).
 `test_report_browser.py` opens the same kind of report in Chromium, also under ``-m slow``."""
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ pytestmark = [pytest.mark.deliberate_mismatch, pytest.mark.slow]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID_TAGS = {"meta", "img", "br", "hr", "link", "input", "col", "wbr", "source", "area", "base"}
-SECTIONS = ["overview", "parity", "curves", "divergence", "seeds", "variants", "conventions", "cnn",
-            "environment"]
+MODELS = ("seed-002", "lenet5")          # the --quick profile's rows: its model slot, then the CNN
+SECTIONS = ["overview", *(f"{scenario}-{model}" for scenario in ("parity", "curves", "divergence")
+                          for model in MODELS),
+            "seeds", "variants", "conventions", "findings-lenet5", "environment", "explain-seed-002"]
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,7 @@ def test_html_parses_with_balanced_tags_and_every_section(report):
     assert not parser.stack, f"unclosed tags: {parser.stack}"
     for tag in ("html", "head", "title", "body", "h1"):
         assert parser.tags.count(tag) == 1, tag
+    assert re.findall(r'<section id="([^"]+)">', text) == SECTIONS, "every section, in report order"
     assert set(SECTIONS) <= set(parser.ids)
     assert len(parser.ids) == len(set(parser.ids)), "ids are unique"
     assert parser.tables
@@ -127,16 +131,27 @@ def test_every_image_exists_and_is_a_png(report):
         assert "/" not in source and not source.startswith("data:"), "images sit beside the report"
         width, height = png_size(report / source)
         assert width > 100 and height > 100
-    assert {"parity_errors.png", "divergence.png", "conventions.png", "curves_sgd.png",
-            "curves_adam.png", "cnn_curves.png"} <= set(html_images)
+    assert {"conventions.png", "curves-seed-002-sgd.png", "curves-seed-002-adam.png",
+            "curves-lenet5-adam.png", *(f"{plot}-{model}.png" for plot in ("parity_errors", "divergence")
+                                        for model in MODELS)} <= set(html_images)
 
 
 def test_json_follows_the_schema(results):
     validate(results)
     assert results["mode"] == "quick"
     broken = copy.deepcopy(results)
-    broken["parity"]["rows"][3]["rel_error"] = "small"
-    with pytest.raises(DataError, match=r"parity\.rows\[3\]\.rel_error: expected a number or null"):
+    assert [entry["model"] for entry in results["parity"]] == list(MODELS)
+    assert [(row["scenario"], row["model"]) for row in results["rows"]][:3] == [
+        ("parity", "seed-002"), ("curves", "seed-002"), ("divergence", "seed-002")]
+    broken["parity"][1]["rows"][3]["rel_error"] = "small"
+    with pytest.raises(DataError, match=r"parity\[1\]\.rows\[3\]\.rel_error: expected a number or null"):
+        validate(broken)
+    broken = copy.deepcopy(results)
+    broken["cnn"] = {}                                  # format 1's separate section
+    with pytest.raises(DataError, match="unknown key 'cnn'"):
+        validate(broken)
+    broken = dict(copy.deepcopy(results), parity=results["parity"][0])      # format 1: one object
+    with pytest.raises(DataError, match="parity: expected a list, got dict"):
         validate(broken)
     broken = copy.deepcopy(results)
     del broken["seeds"]
@@ -145,8 +160,10 @@ def test_json_follows_the_schema(results):
 
 
 def test_scenarios_say_what_they_found(results):
-    assert results["parity"]["rows"] and all(row["ok"] for row in results["parity"]["rows"])
-    assert all(check["ok"] for check in results["curves"]["checks"])
+    for entry in results["parity"]:
+        assert entry["rows"] and all(row["ok"] for row in entry["rows"]), entry["model"]
+    for entry in results["curves"]:
+        assert entry["checks"] and all(check["ok"] for check in entry["checks"]), entry["model"]
     assert all(row["reduced"] for row in results["seeds"]["rows"]), "--quick never claims the seeds' setting"
     assert all(row["setting"].startswith("REDUCED") for row in results["seeds"]["rows"])
     variants = results["variants"]["rows"]
@@ -189,21 +206,23 @@ def as_number(cell: str):
 
 def test_markdown_tables_carry_the_json_numbers(report, results):
     tables = md_tables((report / "report.md").read_text())
-    parity = {(r["dtype"], r["pair"], r["quantity"]): r for r in results["parity"]["rows"]}
+    parity = {(e["model"], r["dtype"], r["pair"], r["quantity"]): r
+              for e in results["parity"] for r in e["rows"]}
     checked = 0
     for caption, header, rows in tables:
-        if caption not in ("float64", "float32"):
+        table = re.fullmatch(r"([\w-]+), (float64|float32)", caption or "")
+        if not table:
             continue
         for row in rows:
             for column, cell in zip(header, row, strict=True):
                 match = re.fullmatch(r"(.+) max (abs|rel)", column)
                 if match:
-                    want = parity[(caption, match[1], row[0])][f"{match[2]}_error"]
+                    want = parity[(table[1], table[2], match[1], row[0])][f"{match[2]}_error"]
                     got = as_number(cell)
                     assert (got is None) == (want is None)
                     assert got == pytest.approx(want, rel=5e-3, abs=0), (caption, row[0], column)
                     checked += 1
-    assert checked == 2 * len(results["parity"]["rows"])
+    assert checked == 2 * len(parity) and {key[0] for key in parity} == set(MODELS)
     seeds = next(rows for _, header, rows in tables if header[:2] == ["experiment", "seed's claim"])
     assert len(seeds) == len(results["seeds"]["rows"])
     for row, want in zip(seeds, results["seeds"]["rows"], strict=True):
@@ -232,13 +251,17 @@ def test_explain_rows_become_a_table(results):
     from reports.render.html import render_html
     from reports.render.markdown import render_markdown
 
-    with_explain = dict(results, explain=[
+    assert [entry["model"] for entry in results["explain"]] == ["seed-002"] and results["explain"][0]["rows"]
+    with_explain = dict(results, explain=[{"model": "xor", "rows": [
         {"quantity": "dZ2", "scratch": "dZ = dA * (Z > 0)", "torch": "ReluBackward0", "max diff": 0.0},
         {"quantity": "dW2", "scratch": "dW = dZ.T @ A_prev", "tf": "MatMul", "max diff": 1.5e-16},
-    ])
+    ]}])
     validate(with_explain)
     html_text = render_html(with_explain, {})
-    assert 'id="explain"' in html_text and "ReluBackward0" in html_text
+    assert 'id="explain-xor"' in html_text and 'id="table-explain-xor"' in html_text
+    assert 'table[id^="table-explain-"] { display: block; overflow-x: auto; }' in html_text, \
+        "the wide study table scrolls instead of widening the page (test_report_browser.py)"
+    assert "ReluBackward0" in html_text and 'id="explain-seed-002"' not in html_text
     assert "dZ = dA * (Z &gt; 0)" in html_text, "cells are escaped"
     _, header, rows = md_tables(render_markdown(with_explain, {}))[-1]
     assert header == ["quantity", "scratch", "torch", "max diff", "tf"]
@@ -247,34 +270,45 @@ def test_explain_rows_become_a_table(results):
 
 def test_bad_input_is_one_clear_error(tmp_path, capsys):
     bad = tmp_path / "saved.json"
-    bad.write_text('{"format": "backprop-parity-report/1"}')
+    bad.write_text('{"format": "backprop-parity-report/2"}')
     assert main(["report", "--from-json", str(bad), "--out", str(tmp_path / "out")]) == 2
     assert f"error: {bad}: (top level): missing key 'mode'" in capsys.readouterr().err, "names the file"
+    assert not (tmp_path / "out").exists(), "nothing is written on error"
+    bad.write_text('{"format": "backprop-parity-report/1", "cnn": {}}')       # before the models were rows
+    assert main(["report", "--from-json", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"error: {bad}: format: expected one of 'backprop-parity-report/2', "
+                                       "got 'backprop-parity-report/1'\n")
     assert not (tmp_path / "out").exists(), "nothing is written on error"
     assert main(["report", "--quick", "--full"]) == 2
 
 
 # --- the verdict first, coloured status cells, the heat map, failing cells ----------------------
 
-def judged_count(results: dict) -> int:
+def judged_count(results: dict, model: str | None = None) -> int:
     """Parity rows, plus per training check its worst per-step forward quantity, gradient and
     update (where there are steps) and its free-running trajectory — as ``check`` counts them;
-    the same for the convolutional section's rows and checks."""
-    checks = results["curves"]["checks"] + results["cnn"]["checks"]
+    over every model's parity and curves entries (``model``: only that one's)."""
+    parity = [row for e in results["parity"] if model in (None, e["model"]) for row in e["rows"]]
+    checks = [c for e in results["curves"] if model in (None, e["model"]) for c in e["checks"]]
     kinds = ("forward", "gradient", "update")
     steps = sum((c[f"step_{kind}"] is not None) for c in checks for kind in kinds)
-    return len(results["parity"]["rows"]) + len(results["cnn"]["rows"]) + steps + len(checks)
+    return len(parity) + steps + len(checks)
 
 
 def test_the_verdict_opens_the_report_and_is_stored(report, results):
-    from reports.verdict.report import report_verdict
+    from reports.verdict.report import model_verdict, report_verdict
 
     verdict = results["verdict"]
     assert verdict == report_verdict(results), "stored as computed from the rows"
     n, variants = judged_count(results), len(results["variants"]["rows"])
     assert (verdict["ok"], verdict["comparisons"], verdict["failed"], verdict["failures"]) == (True, n, 0, [])
     assert verdict["line"].startswith(f"verdict: PASS — all {n} comparisons within tolerance "
-                                      "(float64, float32; ")
+                                      "(seed-002, lenet5; float64, float32; ")
+    assert sum(judged_count(results, model) for model in MODELS) == n
+    for model in MODELS:
+        count = judged_count(results, model)
+        line = model_verdict(results, model)["line"]
+        assert line == f"{model}: PASS — all {count} comparisons within tolerance"
     assert f"all {variants} were caught" in verdict["line"], "the variants are named, not counted"
     html_text = (report / "report.html").read_text(encoding="utf-8")
     title_at = html_text.index("<h1>")
@@ -290,19 +324,19 @@ def test_the_verdict_opens_the_report_and_is_stored(report, results):
 
 def test_status_cells_are_coloured_by_class(report, results):
     html_text = (report / "report.html").read_text(encoding="utf-8")
-    parity_lines = len({(r["dtype"], r["quantity"]) for r in results["parity"]["rows"]})
-    cnn_lines = len({(r["dtype"], r["pair"]) for r in results["cnn"]["rows"]})
-    statuses = parity_lines + len(results["curves"]["checks"]) + cnn_lines + len(results["cnn"]["checks"])
+    parity_lines = len({(e["model"], r["dtype"], r["quantity"])
+                        for e in results["parity"] for r in e["rows"]})
+    statuses = parity_lines + sum(len(e["checks"]) for e in results["curves"])
     assert html_text.count('<td class="ok">ok</td>') == statuses
     assert html_text.count('<td class="ok">yes</td>') == len(results["variants"]["rows"])
     assert "td.ok {" in html_text and "td.fail {" in html_text and "td.neutral {" in html_text
     assert 'class="fail"' not in html_text, "nothing failed in the quick report"
 
 
-def heat_cells(html_text: str, dtype: str, pair: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """(layer, quantity) → (cell class, text) of one heat-map table."""
-    table = re.search(rf'<table id="table-heat-{dtype}-{pair.replace(" ", "-")}" class="heat">(.*?)</table>',
-                      html_text, re.S)[1]
+def heat_cells(html_text: str, model: str, dtype: str, pair: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(layer, quantity) → (cell class, text) of one model's heat-map table."""
+    table = re.search(rf'<table id="table-heat-{model}-{dtype}-{pair.replace(" ", "-")}" class="heat">'
+                      r'(.*?)</table>', html_text, re.S)[1]
     header = re.findall(r"<th>(.*?)</th>", table)
     cells = {}
     for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]:
@@ -315,14 +349,16 @@ def heat_cells(html_text: str, dtype: str, pair: str) -> dict[tuple[str, str], t
 
 def test_heat_map_has_one_cell_per_parity_row_in_eps_units(report, results):
     html_text = (report / "report.html").read_text(encoding="utf-8")
-    rows = results["parity"]["rows"]
-    assert all(isinstance(r["max_ulps"], float) and len(r["where"]) in (0, 1, 2) for r in rows)
+    rows = [dict(r, model=e["model"]) for e in results["parity"] for r in e["rows"]]
+    # an element index: one per axis of the quantity (2 for a dense layer's, 4 for a conv map's)
+    assert all(isinstance(r["max_ulps"], float) and len(r["where"]) in (0, 1, 2, 4) for r in rows)
+    assert any(len(r["where"]) == 4 for r in rows if r["model"] == "lenet5")
     eps = {"float64": 2.0 ** -52, "float32": 2.0 ** -23}
     seen = 0
-    for dtype in ("float64", "float32"):
-        for pair in results["parity"]["pairs"]:
-            cells = heat_cells(html_text, dtype, pair)
-            these = [r for r in rows if r["dtype"] == dtype and r["pair"] == pair]
+    for entry, dtype in ((e, d) for e in results["parity"] for d in ("float64", "float32")):
+        for pair in entry["pairs"]:
+            cells = heat_cells(html_text, entry["model"], dtype, pair)
+            these = [r for r in rows if (r["model"], r["dtype"], r["pair"]) == (entry["model"], dtype, pair)]
             assert len(cells) == len(these)
             for r in these:
                 css, text = cells[("—" if r["layer"] is None else str(r["layer"]),
@@ -338,12 +374,12 @@ def test_heat_map_has_one_cell_per_parity_row_in_eps_units(report, results):
 def with_failures(results: dict) -> dict:
     """The quick results with two parity rows and one per-step update pushed over their bounds."""
     broken = copy.deepcopy(results)
-    for row in broken["parity"]["rows"]:
+    for row in broken["parity"][0]["rows"]:                         # seed-002's
         if (row["dtype"], row["pair"], row["quantity"]) == ("float32", "torch vs scratch", "dW2"):
             row.update(rel_error=3.7e-4, ok=False)                  # 3.7× its bound 1e-4
         if (row["dtype"], row["pair"], row["quantity"]) == ("float64", "keras vs torch", "Z1"):
             row.update(rel_error=2.0e-13, ok=False)                 # 2× its bound 1e-13
-    check = next(c for c in broken["curves"]["checks"]
+    check = next(c for c in broken["curves"][0]["checks"]
                  if (c["config"], c["pair"]) == ("sgd", "torch vs scratch"))
     check["step_update"].update(error=13.2, ok=False)               # 13.2 ulp, 1.65× its bound 8
     check.update(steps_ok=False, ok=False)
@@ -353,7 +389,7 @@ def with_failures(results: dict) -> dict:
 def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
     from reports.render.html import render_html
     from reports.render.markdown import render_markdown
-    from reports.verdict.report import report_verdict
+    from reports.verdict.report import model_verdict, report_verdict
 
     broken = with_failures(results)
     with pytest.raises(DataError, match="verdict.ok is True, but the parity rows and training checks give "
@@ -364,11 +400,12 @@ def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
     n = judged_count(results)
     line = broken["verdict"]["line"]
     assert line.startswith(
-        f"verdict: FAIL — 3 of {n} comparisons exceed tolerance (float64, float32; torch vs scratch, "
-        "keras vs scratch, jax vs scratch, keras vs torch, jax vs torch): float32 torch vs scratch layer 2 "
-        "dW2 (rel err 3.70e-04, 3.7× the bound 1e-04); float64 keras vs torch layer 1 Z1 (rel err "
-        "2.00e-13, 2× the bound 1e-13); sgd torch vs scratch per-step update W1 update at step 0 (13 ulp, "
-        "1.65× the bound 8 ulp)."), line
+        f"verdict: FAIL — 3 of {n} comparisons exceed tolerance (seed-002, lenet5; float64, float32; "
+        "torch vs scratch, keras vs scratch, jax vs scratch, keras vs torch, jax vs torch): seed-002 float32 "
+        "torch vs scratch layer 2 dW2 (rel err 3.70e-04, 3.7× the bound 1e-04); seed-002 float64 keras vs "
+        "torch layer 1 Z1 (rel err 2.00e-13, 2× the bound 1e-13); seed-002 float64 sgd torch vs scratch "
+        "per-step update W1 update at step 0 (13 ulp, 1.65× the bound 8 ulp)."), line
+    assert model_verdict(broken, "seed-002")["failed"] == 3 and model_verdict(broken, "lenet5")["ok"]
     html_text = render_html(broken, {})
     assert f'<p id="verdict" class="verdict fail">{line}</p>' in html_text
     assert '<td class="fail">FAIL: torch vs scratch (passes at 3.700e-04)</td>' in html_text
@@ -376,21 +413,26 @@ def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
     assert '<td class="fail">FAIL: update passes at 14 ulp</td>' in html_text
     command = results["command"]
     assert command.startswith("backprop-parity report")
-    failing = re.search(r'<table id="table-parity-failures">(.*?)</table>', html_text, re.S)[1]
+    # the two parity status cells, the check's, and the first cell of each of the 3 failing tables' rows
+    assert html_text.count('<td class="fail">') == 6
+    failing = re.search(r'<table id="table-parity-failures-seed-002">(.*?)</table>', html_text, re.S)[1]
     assert failing.count(f"<td>{command}</td>") == 2 and "<td>3.700e-04</td>" in failing
-    curve_failing = re.search(r'<table id="table-curve-failures">(.*?)</table>', html_text, re.S)[1]
+    curve_failing = re.search(r'<table id="table-curve-failures-seed-002">(.*?)</table>', html_text, re.S)[1]
+    assert "table-parity-failures-lenet5" not in html_text and "table-curve-failures-lenet5" not in html_text
     assert f"<td>{command}</td>" in curve_failing and "<td>14 ulp</td>" in curve_failing
-    css, text = heat_cells(html_text, "float32", "torch vs scratch")[("2", "dW")]
+    css, text = heat_cells(html_text, "seed-002", "float32", "torch vs scratch")[("2", "dW")]
     assert (css, text) == ("heat-5 fail", f"{3.7e-4 / 2.0 ** -23:.3g} FAIL")
     markdown = render_markdown(broken, {})
     assert markdown.splitlines()[2] == f"**{line}**"
     tables = {caption: (header, rows) for caption, header, rows in md_tables(markdown)}
-    header, rows = tables["failing parity comparisons"]
+    header, rows = tables["failing parity comparisons, seed-002"]
     assert header == ["comparison", "by how much", "smallest tolerance that passes", "reproduce"]
-    assert ["float32 torch vs scratch layer 2 dW2", "(rel err 3.70e-04, 3.7× the bound 1e-04)", "3.700e-04",
+    assert ["seed-002 float32 torch vs scratch layer 2 dW2", "(rel err 3.70e-04, 3.7× the bound 1e-04)",
+            "3.700e-04",
             command] in rows
-    assert tables["failing training checks"][1] == [[
-        "sgd torch vs scratch per-step update W1 update at step 0", "(13 ulp, 1.65× the bound 8 ulp)",
+    assert tables["failing training checks, seed-002"][1] == [[
+        "seed-002 float64 sgd torch vs scratch per-step update W1 update at step 0",
+        "(13 ulp, 1.65× the bound 8 ulp)",
         "14 ulp", command]]
 
 
@@ -421,32 +463,58 @@ def test_verdict_says_when_a_variant_was_not_caught(results):
     assert f"only {n - 1} of {n} were caught." in report_verdict(missed)["line"]
 
 
-def test_the_cnn_section_has_every_twin_its_plot_and_the_json_numbers(report, results):
-    cnn = results["cnn"]
-    twins = [name for name in ("torch", "keras", "jax") if name in results["backends"]["used"]]
-    assert cnn["pairs"] == [f"{twin} vs scratch" for twin in twins]
-    assert {(c["dtype"], c["pair"]) for c in cnn["checks"]} == {
-        (dtype, pair) for dtype in ("float32", "float64") for pair in cnn["pairs"]}
-    assert all(row["ok"] for row in cnn["rows"]) and all(c["ok"] for c in cnn["checks"])
-    assert {row["finding"] for row in cnn["findings"]["rows"]} == {"padding", "flatten", "batchnorm",
-                                                                   "kernel layout"}
+def test_lenet5_is_a_row_of_each_model_scenario_with_every_twin_and_its_plots(report, results):
+    """The convolutional model runs through the general scenarios (not a copy of them): every
+    backend pair's parity in both dtypes, each Adam convention in every twin that expresses it,
+    its divergence, its convention findings, and its own sections, tables, plots and verdict."""
+    from reports.scenarios.curves import OPTIMIZERS
+    from twins.backends import PAIRS, twins_for
+
+    used = results["backends"]["used"]
+    entries = {scenario: next(e for e in results[scenario] if e["model"] == "lenet5")
+               for scenario in ("parity", "curves", "divergence", "findings")}
+    pairs = [f"{a} vs {d}" for a, d in PAIRS if a in used and d in used]
+    assert entries["parity"]["pairs"] == pairs
+    assert {(r["dtype"], r["pair"]) for r in entries["parity"]["rows"]} == {
+        (dtype, pair) for dtype in ("float32", "float64") for pair in pairs}
+    curves = entries["curves"]
+    want = set()
+    for config in ("adam-torch", "adam-keras"):
+        ran = ["scratch", *(t for t in twins_for("adam", OPTIMIZERS[config].convention) if t in used)]
+        want |= {(dtype, config, f"{a} vs {d}") for dtype in ("float32", "float64") for a, d in PAIRS
+                 if a in ran and d in ran}
+    assert {(c["dtype"], c["config"], c["pair"]) for c in curves["checks"]} == want
+    assert len(curves["checks"]) == len(want) and all(c["ok"] for c in curves["checks"])
+    assert {s["dtype"] for s in entries["divergence"]["summary"]} == {"float32", "float64"}
+    assert {row["finding"] for row in entries["findings"]["rows"]} == {"padding", "flatten", "batchnorm",
+                                                                       "kernel layout"}
     ids = set(parse_html(report / "report.html").ids)
-    assert {"cnn", "table-cnn-parity", "table-cnn-training", "table-cnn-deviation",
-            "table-cnn-finding-padding", "table-cnn-finding-flatten", "table-cnn-finding-batchnorm",
-            "table-cnn-finding-kernel-layout"} <= ids
+    assert {"parity-lenet5", "curves-lenet5", "divergence-lenet5", "findings-lenet5",
+            "table-parity-lenet5-float32", "table-parity-lenet5-float64", "table-curve-checks-lenet5",
+            "table-divergence-lenet5", "table-lenet5-finding-padding", "table-lenet5-finding-flatten",
+            "table-lenet5-finding-batchnorm", "table-lenet5-finding-kernel-layout"} <= ids
     markdown = (report / "report.md").read_text()
-    assert "## 5b. The convolutional model: lenet5" in markdown and "](cnn_curves.png)" in markdown
-    assert "Section verdict: lenet5: PASS — all " in markdown
-    (_, header, rows), = [t for t in md_tables(markdown) if t[0] and t[0].startswith("lenet5: largest")]
-    assert len(rows) == 2 * len(twins)
-    for row in rows:
-        these = [r for r in cnn["rows"] if (r["dtype"], r["pair"]) == (row[0], row[1])]
-        for column, cell in zip(header[2:9], row[2:9], strict=True):
-            quantity = column.removesuffix(" max rel")
-            want = max(r["rel_error"] for r in these if re.fullmatch(rf"{quantity}\d*", r["quantity"]))
-            assert as_number(cell) == pytest.approx(want, rel=5e-3, abs=0), (row[:2], column)
-    width, height = png_size(report / "cnn_curves.png")
-    assert width > 300 and height > 200
+    assert "## 1. Forward and gradient parity: lenet5" in markdown
+    assert "## 5b. Convolutional conventions, measured on lenet5" in markdown
+    assert "](curves-lenet5-adam.png)" in markdown and "](parity_errors-lenet5.png)" in markdown
+    assert "Model verdict: lenet5: PASS — all " in markdown
+    # one checks table and one divergence table per model, in report order, carrying its entry
+    checks = [rows for _, header, rows in md_tables(markdown) if header[:3] == ["optimizer", "dtype", "pair"]]
+    assert len(checks) == len(results["curves"])
+    for rows, entry in zip(checks, results["curves"], strict=True):
+        assert [[c["config"], c["dtype"], c["pair"], "ok"] for c in entry["checks"]] == [
+            [row[0], row[1], row[2], row[-1]] for row in rows]
+    summaries = [rows for _, header, rows in md_tables(markdown)
+                 if header[:3] == ["pair", "dtype", "‖Δθ‖/‖θ‖ step 1"]]
+    assert len(summaries) == len(results["divergence"])
+    for rows, entry in zip(summaries, results["divergence"], strict=True):
+        assert [row[:2] for row in rows] == [[s["pair"], s["dtype"]] for s in entry["summary"]]
+        for row, s in zip(rows, entry["summary"], strict=True):
+            assert as_number(row[4]) == pytest.approx(s["param_rel_diff"]["max"], rel=5e-3, abs=0)
+            assert as_number(row[7]) == pytest.approx(s["loss_abs_diff"]["max"], rel=5e-3, abs=0)
+    for png in ("curves-lenet5-adam.png", "parity_errors-lenet5.png", "divergence-lenet5.png"):
+        width, height = png_size(report / png)
+        assert width > 300 and height > 200, png
 
 
 # --- report --bench: the benchmark section -------------------------------------------------------

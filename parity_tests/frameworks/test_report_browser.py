@@ -6,7 +6,7 @@ may be logged as an error (console errors, uncaught exceptions, failed resource 
 same harness must see a deleted plot as a broken image and a logged error, so the first test
 cannot pass by seeing nothing.
 
-Slow (a quick report, ~45 s on 2 cores); skipped where ``/usr/bin/chromium`` is missing. Run it
+Slow (a quick report, minutes on 2 cores); skipped where ``/usr/bin/chromium`` is missing. Run it
 with ``tox -e browser``. Set ``REPORT_SCREENSHOT=path.png`` to keep the full-page screenshot.
 """
 
@@ -62,7 +62,7 @@ def test_report_renders_in_chromium_with_every_image_and_no_error(report, tmp_pa
 def test_the_harness_sees_a_missing_image(report, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(report, copy)
-    (copy / "divergence.png").unlink()
+    (copy / "divergence-lenet5.png").unlink()
     visit = load_page(copy / "report.html", "verdict", tmp_path)
-    assert [image["src"] for image in visit.images if image["naturalWidth"] == 0] == ["divergence.png"]
-    assert any("divergence.png" in error for error in visit.errors), visit.errors
+    assert [image["src"] for image in visit.images if image["naturalWidth"] == 0] == ["divergence-lenet5.png"]
+    assert any("divergence-lenet5.png" in error for error in visit.errors), visit.errors

@@ -1,18 +1,20 @@
-"""The report's convolutional section (5b, ``reports.scenarios.cnn``): lenet5's parity rows and
-training checks in each twin against the engine, the convention findings measured at report time,
-the section's own verdict — which must say FAIL when a twin is wrong — and the CNN benchmark rows
-of ``report --bench``.
+"""The report's rows on the convolutional catalog model (``lenet5`` in every profile): its parity
+rows and training checks in each twin against the engine through the general scenarios
+(``reports.scenarios.parity``, ``curves``), the convention findings measured at report time
+(``reports.scenarios.cnn_findings``, rendered by ``reports.render.findings``), the model's own
+verdict (``reports.verdict.report.model_verdict``) — which must say FAIL when a twin is wrong —
+and the CNN benchmark rows of ``report --bench`` (``reports.render.bench_cnn``).
 
-The scenario runs once per module on the ``--quick`` settings with the torch and Keras twins (the
-JAX twin's XLA compilations would triple the time; the whole ``--quick`` report, JAX included, is
-checked in ``test_report.py``); at ~11 s that is ``-m slow``. The wrong-layout test, the effect
-helper and the bench file run in the default set (about a second)."""
+The scenarios run once per module on the ``--quick`` profile's lenet5 rows with the torch and
+Keras twins (the JAX twin's XLA compilations would triple the time; the whole ``--quick`` report,
+JAX included, is checked in ``test_report.py``); that is ``-m slow``. The wrong-layout test, the
+effect helper and the bench file run in the default set."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
-import re
 
 import numpy as np
 import pytest
@@ -20,29 +22,63 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
-from reports.render import cnn as render_cnn  # noqa: E402
-from reports.render.document import Table  # noqa: E402
-from reports.scenarios import cnn, cnn_findings  # noqa: E402
+from reports.render import document  # noqa: E402
+from reports.render.bench_cnn import bench_blocks  # noqa: E402
+from reports.render.blocks import Table, fmt_err  # noqa: E402
+from reports.render.findings import findings_blocks  # noqa: E402
+from reports.render.ties import TIES_SHOWN  # noqa: E402
+from reports.scenarios import cnn_findings  # noqa: E402
+from reports.scenarios import curves as scenario_curves  # noqa: E402
+from reports.scenarios import parity as scenario_parity  # noqa: E402
 from reports.scenarios.common import Context  # noqa: E402
 from reports.scenarios.suite import PROFILES  # noqa: E402
-from reports.schema import CNN, check_against, validate_bench  # noqa: E402
-from reports.verdict.report import section_verdict  # noqa: E402
+from reports.schema import CURVES, FINDINGS, PARITY, check_against, validate_bench  # noqa: E402
+from reports.verdict.report import model_verdict  # noqa: E402
+from scratch import catalog  # noqa: E402
 from scratch.errors import DataError  # noqa: E402
 
+MODEL = "lenet5"
 TWINS = ("torch", "keras")
 COMMAND = "backprop-parity report --quick --threads 1"
 
 
+def quick_settings(scenario: str):
+    """The ``--quick`` profile's settings of ``scenario`` on lenet5 (its row, as the report runs it)."""
+    (row,) = [r for r in PROFILES["quick"].resolved() if (r.scenario, r.model) == (scenario, MODEL)]
+    return row.settings
+
+
 @pytest.fixture(scope="module")
-def section():
-    """The scenario's dict on the ``--quick`` settings, torch and Keras twins."""
-    out = cnn.run(Context(backends=["scratch", *TWINS]), PROFILES["quick"].cnn)
-    check_against(CNN, out, "results.json cnn")
+def ctx():
+    return Context(backends=["scratch", *TWINS])
+
+
+@pytest.fixture(scope="module")
+def parity(ctx):
+    """lenet5's parity entry on the ``--quick`` settings, torch and Keras twins."""
+    out = scenario_parity.run(ctx, MODEL, quick_settings("parity"))
+    check_against(PARITY, out, "results.json parity[0]")
     return out
 
 
-def results_with(section: dict) -> dict:
-    return {"command": COMMAND, "cnn": section}
+@pytest.fixture(scope="module")
+def curves(ctx):
+    """lenet5's curves entry on the ``--quick`` settings, torch and Keras twins."""
+    out = scenario_curves.run(ctx, MODEL, quick_settings("curves"))
+    check_against(CURVES, out, "results.json curves[0]")
+    return out
+
+
+@pytest.fixture(scope="module")
+def findings(ctx):
+    out = cnn_findings.run(ctx, MODEL, quick_settings("findings"))
+    check_against(FINDINGS, out, "results.json findings[0]")
+    return out
+
+
+def results_with(parity: dict | None = None, curves: dict | None = None) -> dict:
+    """What the verdict and the model's sections read: the command and lenet5's entries."""
+    return {"command": COMMAND, "parity": [parity] if parity else [], "curves": [curves] if curves else []}
 
 
 def table(blocks, table_id: str) -> Table:
@@ -50,68 +86,100 @@ def table(blocks, table_id: str) -> Table:
     return found
 
 
+def tables(blocks, table_id: str) -> list[Table]:
+    return [b for b in blocks if isinstance(b, Table) and b.id == table_id]
+
+
+def parity_blocks(results: dict) -> list:
+    return document._parity(results, results["parity"][0], {}).blocks
+
+
+def curves_blocks(results: dict) -> list:
+    return document._curves(results, results["curves"][0], {}).blocks
+
+
 @pytest.mark.slow
-def test_every_quantity_of_every_layer_is_compared_in_both_dtypes_and_passes(section):
-    spec = cnn.lenet5_spec("float32")
+def test_every_quantity_of_every_layer_is_compared_in_both_dtypes_and_passes(parity, curves):
+    spec = catalog.spec(MODEL)
     for dtype in ("float32", "float64"):
         for twin in TWINS:
             pair = f"{twin} vs scratch"
-            names = {r["quantity"] for r in section["rows"] if (r["dtype"], r["pair"]) == (dtype, pair)}
+            names = {r["quantity"] for r in parity["rows"] if (r["dtype"], r["pair"]) == (dtype, pair)}
             for layer in range(1, spec.n_layers + 1):
                 assert {f"Z{layer}", f"A{layer}", f"dZ{layer}"} <= names, (dtype, twin, layer)
             assert {f"dW{layer}" for layer in spec.parameter_layers} <= names
             assert "loss" in names
-    assert all(row["ok"] for row in section["rows"])
-    assert {row["tolerance"] for row in section["rows"] if row["dtype"] == "float64"} == {1e-13}
-    configs = {(c["dtype"], c["pair"]): c["config"] for c in section["checks"]}
+    assert parity["pairs"] == [f"{twin} vs scratch" for twin in TWINS] + ["keras vs torch"]
+    assert all(row["ok"] for row in parity["rows"])
+    assert {row["tolerance"] for row in parity["rows"] if row["dtype"] == "float64"} == {1e-13}
+    configs = {(c["dtype"], c["pair"]): c["config"] for c in curves["checks"]}
+    assert len(configs) == len(curves["checks"]), "one check per dtype and pair"
     assert configs == {(d, p): c for d in ("float32", "float64")
                        for p, c in (("torch vs scratch", "adam-torch"), ("keras vs scratch", "adam-keras"))}
-    assert all(c["ok"] for c in section["checks"])
-    verdict = section_verdict(results_with(section))
-    n = len(section["rows"]) + 4 * len(section["checks"])          # forward, gradient, update, free-running
+    assert all(c["ok"] for c in curves["checks"])
+    verdict = model_verdict(results_with(parity, curves), MODEL)
+    n = len(parity["rows"]) + 4 * len(curves["checks"])          # forward, gradient, update, free-running
     assert (verdict["ok"], verdict["comparisons"], verdict["failed"]) == (True, n, 0)
-    assert verdict["line"] == f"lenet5: PASS — all {n} comparisons within tolerance"
+    assert verdict["line"] == f"{MODEL}: PASS — all {n} comparisons within tolerance"
+    assert model_verdict(results_with(parity, curves), "seed-002")["comparisons"] == 0, "per model"
 
 
 @pytest.mark.slow
-def test_the_parity_table_shows_the_largest_error_per_quantity(section):
-    blocks = render_cnn.section(results_with(section), {}).blocks
-    parity = table(blocks, "cnn-parity")
-    assert len(parity.rows) == 2 * len(TWINS)
-    for line in parity.rows:
-        dtype, pair = line[:2]
-        these = [r for r in section["rows"] if (r["dtype"], r["pair"]) == (dtype, pair)]
-        for quantity, cell in zip(render_cnn.QUANTITIES, line[2:9], strict=True):
-            errors = [r["rel_error"] for r in these if re.fullmatch(rf"{quantity}\d*", r["quantity"])]
-            assert float(cell) == pytest.approx(max(errors), rel=5e-3, abs=0), (dtype, pair, quantity)
-        assert line[-1] == "ok"
-    assert blocks[0] == "Section verdict: lenet5: PASS — all " + str(section_verdict(
-        results_with(section))["comparisons"]) + " comparisons within tolerance."
-    text = " ".join(b for b in blocks if isinstance(b, str))
-    assert "Keras's optimizers cannot express torch-convention Adam" in text and "adam-keras" in text
-    assert not [b for b in blocks if isinstance(b, Table) and b.id == "cnn-failures"]
+def test_the_parity_tables_carry_every_rows_error(parity, curves):
+    results = results_with(parity, curves)
+    blocks = parity_blocks(results)
+    checked = 0
+    for dtype in ("float64", "float32"):
+        shown = table(blocks, f"parity-{MODEL}-{dtype}")
+        these = [r for r in parity["rows"] if r["dtype"] == dtype]
+        assert [line[0] for line in shown.rows] == list(dict.fromkeys(r["quantity"] for r in these))
+        for line in shown.rows:
+            for row in (r for r in these if r["quantity"] == line[0]):
+                column = shown.columns.index(f"{row['pair']} max rel")
+                assert line[column] == fmt_err(row["rel_error"]), (dtype, row["pair"], row["quantity"])
+                assert line[column - 1] == fmt_err(row["abs_error"])
+                checked += 1
+            assert line[-1] == "ok"
+    assert checked == len(parity["rows"])
+    assert blocks[0] == "Model verdict: " + model_verdict(results, MODEL)["line"] + "."
+    assert blocks[0].startswith(f"Model verdict: {MODEL}: PASS — all ")
+    assert not tables(blocks, f"parity-failures-{MODEL}")
+    text = " ".join(b for b in curves_blocks(results) if isinstance(b, str))
+    assert "cannot express torch-convention Adam" in text
+    optimizers = table(curves_blocks(results), f"curve-optimizers-{MODEL}")
+    assert [line[0] for line in optimizers.rows] == ["adam-torch", "adam-keras"]
 
 
 @pytest.mark.slow
-def test_the_curves_start_together_and_name_each_twins_deviation(section):
-    runs = {(r["backend"], r["convention"]): r["loss"] for r in section["curves"]["runs"]}
-    assert set(runs) == {("scratch", "torch"), ("torch", "torch"), ("scratch", "keras"), ("keras", "keras")}
-    assert len({len(loss) for loss in runs.values()}) == 1 and len(runs["torch", "torch"]) == section["steps"]
-    # the first step's loss is computed before any update: every backend from the same start
-    assert np.ptp([loss[0] for loss in runs.values()]) <= 1e-5 * runs["scratch", "torch"][0]
-    for deviation in section["curves"]["deviations"]:
-        engine = np.array(runs["scratch", deviation["convention"]])
-        twin = np.array(runs[deviation["backend"], deviation["convention"]])
-        assert deviation["max_abs_loss_diff"] == pytest.approx(np.max(np.abs(twin - engine)), abs=0)
+def test_the_curves_start_together_and_bound_each_twins_free_running_error(curves):
+    runs = {(r["backend"], r["convention"], r["dtype"]): r["loss"] for r in curves["runs"]}
+    assert set(runs) == {(backend, convention, dtype) for dtype in ("float32", "float64")
+                         for backend, convention in (("scratch", "torch"), ("torch", "torch"),
+                                                     ("scratch", "keras"), ("keras", "keras"))}
+    assert {len(loss) for loss in runs.values()} == {curves["steps"]} and curves["steps"] > 1
+    for dtype in ("float32", "float64"):
+        # the first step's loss is computed before any update: every backend from the same start
+        firsts = [loss[0] for (_, _, d), loss in runs.items() if d == dtype]
+        assert np.ptp(firsts) <= 1e-5 * firsts[0]
+    for check in curves["checks"]:
+        twin = check["pair"].removesuffix(" vs scratch")
+        convention = "torch" if check["config"] == "adam-torch" else "keras"
+        engine = np.array(runs["scratch", convention, check["dtype"]])
+        theirs = np.array(runs[twin, convention, check["dtype"]])
+        # curve error: |Δloss| / max(|loss|, floor) per step, so at most the plain relative one
+        plain = np.max(np.abs(theirs - engine) / np.abs(engine))
+        assert 0 <= check["curve_rel_error"] <= plain * (1 + 1e-12), check["pair"]
+        assert (check["curve_rel_error"] == 0) == (plain == 0)
 
 
-def findings_of(section, finding):
-    return {(r["case"], r["quantity"]): r for r in section["findings"]["rows"] if r["finding"] == finding}
+def findings_of(findings, finding):
+    return {(r["case"], r["quantity"]): r for r in findings["rows"] if r["finding"] == finding}
 
 
 @pytest.mark.slow
-def test_each_convention_finding_is_measured_with_its_effect(section):
-    padding = findings_of(section, "padding")
+def test_each_convention_finding_is_measured_with_its_effect(findings):
+    assert findings["model"] == MODEL
+    padding = findings_of(findings, "padding")
     (symmetric,) = [r for (case, quantity), r in padding.items()
                     if case.startswith("stride 2") and quantity.startswith("Z1")]
     assert "(2, 2, 2, 2)" in symmetric["case"] and "(1, 2, 1, 2)" in symmetric["case"]
@@ -119,14 +187,14 @@ def test_each_convention_finding_is_measured_with_its_effect(section):
     (twin,) = [r for r in padding.values() if r["evidence"] == "torch twin"]
     assert twin["effect"] in ("rounding", "bit-identical")
 
-    flatten = findings_of(section, "flatten")
+    flatten = findings_of(findings, "flatten")
     unpermuted = [r for (case, _), r in flatten.items() if "as they are" in case]
     permuted = [r for (case, _), r in flatten.items() if "permuted" in case]
     assert len(unpermuted) == len(permuted) == 2
     assert all(r["effect"] == "moves" for r in unpermuted)
     assert all(r["effect"] in ("rounding", "bit-identical") for r in permuted)
 
-    batchnorm = section["findings"]["rows"]
+    batchnorm = findings["rows"]
     by = {(r["case"].split(",")[0], r["quantity"]): r for r in batchnorm if r["finding"] == "batchnorm"}
     assert by["biased running variance instead of unbiased", "running mean"]["effect"] == "bit-identical"
     assert by["biased running variance instead of unbiased", "running variance"]["effect"] == "moves"
@@ -136,12 +204,19 @@ def test_each_convention_finding_is_measured_with_its_effect(section):
     assert {r["evidence"] for r in twins} == {"torch twin", "keras twin"}
     assert all(r["effect"] in ("rounding", "bit-identical") for r in twins)
 
-    layout = findings_of(section, "kernel layout")
+    layout = findings_of(findings, "kernel layout")
     assert all(r["effect"] == "moves" for (case, _), r in layout.items()
                if "reshaped" in case or "swapped" in case)
     assert all(r["effect"] == "bit-identical" for (case, _), r in layout.items() if "correct inverse" in case)
     (keras,) = [r for r in layout.values() if r["evidence"] == "keras twin"]
     assert keras["effect"] in ("rounding", "bit-identical")
+
+    blocks = findings_blocks(findings)
+    for finding in ("padding", "flatten", "batchnorm", "kernel layout"):
+        shown = table(blocks, f"{MODEL}-finding-{finding.replace(' ', '-')}")
+        these = [r for r in findings["rows"] if r["finding"] == finding]
+        assert [line[-1] for line in shown.rows] == [r["effect"] for r in these]
+        assert [line[3] for line in shown.rows] == [fmt_err(r["rel_error"]) for r in these]
 
 
 @pytest.mark.parametrize(("error", "dtype", "want"), [
@@ -151,20 +226,12 @@ def test_effect_names_identical_rounding_and_moves(error, dtype, want):
     assert cnn_findings.effect(error, dtype) == want
 
 
-def minimal_section(rows: list[dict]) -> dict:
-    """A section with only parity rows (no training, curves or findings)."""
-    return {"model": "lenet5", "spec": cnn.lenet5_spec("float32", 16).to_dict(), "data": "MNIST", "steps": 0,
-            "pairs": ["keras vs scratch"], "rows": rows, "checks": [],
-            "curves": {"dtype": "float32", "runs": [], "deviations": []},
-            "findings": {"dtype": "float64", "data": "MNIST", "rows": []}}
-
-
 @pytest.mark.deliberate_mismatch
 def test_a_keras_kernel_reshaped_instead_of_transposed_fails_the_section(monkeypatch):
     """A deliberately wrong weight layout in the Keras twin (HWIO kernels reshaped from OIHW, the
-    mutant ``keras-kernel-without-transpose``): its rows fail, the section's verdict and the
-    report's say FAIL, the table shows the failing quantities, and the layout finding's twin row
-    moves."""
+    mutant ``keras-kernel-without-transpose``): its rows fail, the model's verdict and the
+    report's say FAIL, the parity table shows the failing quantities, and the layout finding's
+    twin row moves."""
     from reports.verdict.report import report_verdict
     from twins import keras_layers
 
@@ -177,72 +244,82 @@ def test_a_keras_kernel_reshaped_instead_of_transposed_fails_the_section(monkeyp
 
     monkeypatch.setattr(keras_layers.Parameter, "to_keras", reshaped)
     ctx = Context(backends=["scratch", "keras"])
-    rows = cnn.parity_rows(ctx, PROFILES["quick"].cnn, "float64")
-    failing = [r for r in rows if not r["ok"]]
+    settings = dataclasses.replace(quick_settings("parity"), dtypes=("float64",))
+    entry = scenario_parity.run(ctx, MODEL, settings)
+    check_against(PARITY, entry, "results.json parity[0]")
+    failing = [r for r in entry["rows"] if not r["ok"]]
     assert failing and {"Z1", "dW1"} <= {r["quantity"] for r in failing}
-    broken = minimal_section(rows)
-    check_against(CNN, broken, "results.json cnn")
-    results = results_with(broken)
-    verdict = section_verdict(results)
+    results = results_with(entry)
+    verdict = model_verdict(results, MODEL)
     assert not verdict["ok"] and verdict["failed"] == len(failing)
-    assert verdict["line"].startswith(f"lenet5: FAIL — {len(failing)} of {verdict['comparisons']} "
-                                      "comparisons exceed tolerance: lenet5 float64 keras vs scratch layer ")
-    blocks = render_cnn.section(results, {}).blocks
-    (line,) = [r for r in table(blocks, "cnn-parity").rows if r[:2] == ["float64", "keras vs scratch"]]
-    assert line[-1].startswith("FAIL: ") and "Z1 (passes at " in line[-1]
-    assert table(blocks, "cnn-parity").classes[table(blocks, "cnn-parity").rows.index(line)][-1] == "fail"
-    failures = table(blocks, "cnn-failures")
+    assert verdict["comparisons"] == len(entry["rows"])
+    assert verdict["line"].startswith(
+        f"{MODEL}: FAIL — {len(failing)} of {verdict['comparisons']} comparisons exceed tolerance: "
+        f"{MODEL} float64 keras vs scratch layer ")
+    blocks = parity_blocks(results)
+    assert blocks[0] == f"Model verdict: {verdict['line']}."
+    shown = table(blocks, f"parity-{MODEL}-float64")
+    for quantity in ("Z1", "dW1"):
+        (line,) = [r for r in shown.rows if r[0] == quantity]
+        assert line[-1].startswith("FAIL: keras vs scratch (passes at "), line
+        assert shown.classes[shown.rows.index(line)][-1] == "fail"
+    assert sum(line[-1].startswith("FAIL") for line in shown.rows) == len(failing)
+    failures = table(blocks, f"parity-failures-{MODEL}")
     assert len(failures.rows) == len(failing) and all(r[3] == COMMAND for r in failures.rows)
-    whole = dict(results, parity={"rows": []}, curves={"spec": {"dtype": "float64"}, "checks": []},
-                 variants={"rows": []})
+    whole = dict(results, variants={"rows": []})
     assert report_verdict(whole)["line"].startswith("verdict: FAIL")
     x = ctx.mnist("float64").x_train[:2].reshape(2, 1, 28, 28)
-    (twin_row,) = [r for r in cnn_findings.kernel_layout(ctx, x) if r["evidence"] == "keras twin"]
+    (twin_row,) = [r for r in cnn_findings.kernel_layout(ctx, x, MODEL) if r["evidence"] == "keras twin"]
     assert twin_row["effect"] == "moves"
 
 
 @pytest.mark.slow
-def test_a_failing_training_check_fails_the_section_with_its_step(section):
-    broken = copy.deepcopy(section)
+def test_a_failing_training_check_fails_the_model_with_its_step(parity, curves):
+    broken = copy.deepcopy(curves)
     check = next(c for c in broken["checks"] if (c["dtype"], c["pair"]) == ("float32", "torch vs scratch"))
     check["step_update"].update(error=13.2, ok=False)               # 1.65× the 8-ulp bound
     check.update(steps_ok=False, ok=False)
-    verdict = section_verdict(results_with(broken))
+    verdict = model_verdict(results_with(parity, broken), MODEL)
     assert verdict["failed"] == 1 and verdict["line"].endswith(
-        f"lenet5 float32 adam-torch torch vs scratch per-step update {check['step_update']['quantity']} "
+        f"{MODEL} float32 adam-torch torch vs scratch per-step update {check['step_update']['quantity']} "
         f"at step {check['step_update']['step']} (13 ulp, 1.65× the bound 8 ulp)")
-    blocks = render_cnn.section(results_with(broken), {}).blocks
-    statuses = [r[-1] for r in table(blocks, "cnn-training").rows]
-    assert statuses.count("FAIL: update passes at 14 ulp") == 1
+    blocks = curves_blocks(results_with(parity, broken))
+    statuses = [r[-1] for r in table(blocks, f"curve-checks-{MODEL}").rows]
+    assert statuses.count("FAIL: update passes at 14 ulp") == 1 and statuses.count("ok") == len(statuses) - 1
+    failures = table(blocks, f"curve-failures-{MODEL}")
+    assert len(failures.rows) == 1 and failures.rows[0][2:] == ["14 ulp", COMMAND]
 
 
 @pytest.mark.slow
-def test_a_rerouted_max_pool_tie_is_said_in_the_section(section):
+def test_a_rerouted_max_pool_tie_is_said_in_the_section(curves):
     """A check entry's notes (``judge.pool_ties``, via ``curves.check_entry``) reach the page;
     without notes the sentence is absent."""
-    assert not any("Max-pool ties" in b for b in render_cnn.section(results_with(section), {}).blocks
+    plain = copy.deepcopy(curves)
+    for c in plain["checks"]:
+        c.update(notes=[], ties=[])
+    assert not any("Max-pool ties" in b for b in curves_blocks(results_with(curves=plain))
                    if isinstance(b, str))
-    noted = copy.deepcopy(section)
+    noted = copy.deepcopy(plain)
     note = "step 5: compared with the reference's backward routed as the actual's: layer 4 (max-pool): …"
     noted["checks"][0]["notes"] = [note]
-    check_against(CNN, noted, "results.json cnn")
-    (sentence,) = [b for b in render_cnn.section(results_with(noted), {}).blocks
+    check_against(CURVES, noted, "results.json curves[0]")
+    (sentence,) = [b for b in curves_blocks(results_with(curves=noted))
                    if isinstance(b, str) and "Max-pool ties" in b]
     assert note in sentence and noted["checks"][0]["pair"] in sentence
-    tied = copy.deepcopy(section)                   # with the entries as data: a capped table instead
+    tied = copy.deepcopy(plain)                     # with the entries as data: a capped table instead
     tie = {"step": 5, "layer": 4, "windows": 3, "window": [0, 2, 1, 1], "reference": [0.5, 0.5],
            "actual": [0.5, float(np.nextafter(np.float32(0.5), np.float32(1)))], "gap_ulp": [0.0, 1.0]}
     tied["checks"][0].update(notes=[note] * 8, ties=[dict(tie, step=step) for step in range(8)])
-    check_against(CNN, tied, "results.json cnn")
-    blocks = render_cnn.section(results_with(tied), {}).blocks
-    assert len(table(blocks, "cnn-ties").rows) == render_cnn.TIES_SHOWN
+    check_against(CURVES, tied, "results.json curves[0]")
+    blocks = curves_blocks(results_with(curves=tied))
+    assert len(table(blocks, f"ties-{MODEL}").rows) == TIES_SHOWN
     assert not any(note in b for b in blocks if isinstance(b, str)), "the long text gives way to the table"
 
 
 # --- report --bench with the CNN step's file -----------------------------------------------------
 
 def cnn_bench() -> dict:
-    """A ``bench --model lenet5 --json`` file's shape with stand-in timings (a real run is
+    """A ``bench --model lenet5`` file's shape with stand-in timings (a real run is
     ``test_bench.py``'s, under -m slow)."""
     timing = {"median_s": 0.004, "q1_s": 0.0038, "q3_s": 0.0043, "ratio_to_fastest": 1.0}
     return {"model": "lenet5", "threads": 1, "settle_s": 0.25, "frameworks": {"torch": "threads 1"},
@@ -259,7 +336,7 @@ def test_a_cnn_bench_file_is_recognised_and_rendered(tmp_path):
 
     bench = cnn_bench()
     assert validate_bench(bench, "cnn.json") == "bench_cnn"
-    blocks = render_cnn.bench_blocks(bench, {"bench_cnn": "bench_cnn.png"})
+    blocks = bench_blocks(bench, {"bench_cnn": "bench_cnn.png"})
     rows = table(blocks, "bench-cnn")
     assert rows.columns == ["batch", "scratch ms", "scratch × fastest", "torch ms", "torch × fastest"]
     assert rows.rows == [["64", "8.000", "2.00", "4.000", "1.00"]]
@@ -273,3 +350,14 @@ def test_a_cnn_bench_file_is_recognised_and_rendered(tmp_path):
     del bench["cnn"][0]["backends"]["scratch"]
     with pytest.raises(DataError, match=r"cnn\.json: \(top level\): cnn\[0\]: backends: no 'scratch'"):
         validate_bench(bench, "cnn.json")
+
+
+def test_the_quick_profile_runs_lenet5_as_rows_of_the_general_scenarios():
+    """lenet5 is a row of each model scenario (not a copy), in both dtypes, with the two Adam
+    conventions; re-pointing the profile's model slot at it keeps one row per (scenario, model)."""
+    rows = {(r.scenario, r.model): r.settings for r in PROFILES["quick"].resolved()}
+    assert {("parity", MODEL), ("curves", MODEL), ("divergence", MODEL), ("findings", MODEL)} <= set(rows)
+    assert rows["parity", MODEL].dtypes == rows["curves", MODEL].dtypes == ("float32", "float64")
+    assert rows["curves", MODEL].optimizers == ("adam-torch", "adam-keras")
+    keys = [(r.scenario, r.model) for r in dataclasses.replace(PROFILES["quick"], model=MODEL).resolved()]
+    assert len(keys) == len(set(keys)) and ("explain", MODEL) in keys

@@ -70,11 +70,11 @@ def test_a_bare_command_prints_the_help_and_exits_0(capsys):
 
 
 def _results(ok: bool) -> dict:
-    """The least a results dict needs for the report's verdict: one parity row, no training."""
+    """The least a results dict needs for the report's verdict: one model's parity row, no training."""
     row = {"dtype": "float64", "pair": "torch vs scratch", "layer": 2, "quantity": "dW2", "kind": "gradient",
            "rel_error": 3e-13 if not ok else 1e-15, "tolerance": 1e-13, "ok": ok}
-    return {"command": "backprop-parity report --quick", "parity": {"rows": [row]},
-            "curves": {"spec": {"dtype": "float64"}, "checks": []}, "variants": {"rows": []}}
+    return {"command": "backprop-parity report --quick", "parity": [{"model": "seed-002", "rows": [row]}],
+            "curves": [], "variants": {"rows": []}}
 
 
 @pytest.mark.parametrize("ok", [True, False], ids=["pass", "planted-fail"])
@@ -92,16 +92,21 @@ def test_report_prints_its_verdict_line_and_exits_1_on_a_fail(ok, monkeypatch, t
         assert code == exit_codes.EXIT_OK and last.startswith("verdict: PASS — all 1 comparisons")
     else:
         assert code == exit_codes.EXIT_PARITY_FAILED
-        assert last.startswith("verdict: FAIL — 1 of 1 comparisons exceed tolerance (float64; torch vs "
-                               "scratch): float64 torch vs scratch layer 2 dW2 (rel err 3.00e-13, 3× the "
-                               "bound")
+        assert last.startswith("verdict: FAIL — 1 of 1 comparisons exceed tolerance (seed-002; float64; "
+                               "torch vs scratch): seed-002 float64 torch vs scratch layer 2 dW2 (rel err "
+                               "3.00e-13, 3× the bound")
 
 
 def test_from_json_errors_name_the_file_given(tmp_path, capsys, no_frameworks):
     saved = tmp_path / "saved-run.json"
-    saved.write_text('{"format": "backprop-parity-report/1"}', encoding="utf-8")
+    saved.write_text('{"format": "backprop-parity-report/2"}', encoding="utf-8")
     code = main(["report", "--from-json", str(saved), "--out", str(tmp_path / "out")])
     one_error(capsys, code, rf"^error: {re.escape(str(saved))}: \(top level\): missing key")
+    assert not (tmp_path / "out").exists()
+    saved.write_text('{"format": "backprop-parity-report/1"}', encoding="utf-8")      # one section per kind
+    code = main(["report", "--from-json", str(saved), "--out", str(tmp_path / "out")])
+    one_error(capsys, code, rf"^error: {re.escape(str(saved))}: format: expected one of "
+                            "'backprop-parity-report/2', got 'backprop-parity-report/1'$")
     assert not (tmp_path / "out").exists()
 
 

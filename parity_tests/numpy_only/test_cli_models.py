@@ -1,10 +1,9 @@
 """``backprop-parity models`` and ``--model NAME`` (NumPy only): the listing, ``train --model``,
-and an unknown or unsuitable name refused with one clear error and status 2 before any framework
+and an unknown name refused with one clear error and status 2 before any framework
 or data is loaded."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -76,28 +75,48 @@ def test_unknown_model_lists_the_catalog_before_any_framework_import(command):
     assert all(name in error for name in catalog.MODELS), error
 
 
-def test_report_refuses_a_model_that_is_not_trained_on_mnist_before_running(tmp_path, capsys):
+def test_report_from_json_takes_no_model(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["report", "--quick", "--model", "xor-default", "--out", str(out)]) == EXIT_USAGE
-    err = capsys.readouterr().err
-    assert "model 'xor-default' trains on xor" in err and "needs a model trained on mnist" in err
-    assert not out.exists()
     saved = tmp_path / "results.json"
     saved.write_text("{}", encoding="utf-8")
     assert main(["report", "--from-json", str(saved), "--model", "seed-001", "--out", str(out)]) == EXIT_USAGE
     assert "--from-json runs nothing, so it takes no model" in capsys.readouterr().err
+    assert not out.exists()
 
 
-def test_report_model_sets_the_net_of_the_comparison_scenarios_only():
-    from reports.scenarios.suite import NET_SCENARIOS, PROFILES, with_model
+@pytest.mark.parametrize("profile", ["quick", "default", "full"])
+@pytest.mark.parametrize("name", ["seed-000", "xor-default", "spirals-default"])
+def test_report_model_fills_the_model_slot_of_the_model_scenarios_only(profile, name):
+    """``report --model NAME`` (any catalog model, whatever its data set) runs parity, curves,
+    divergence and explain on NAME with the profile's settings; every other row is unchanged."""
+    from reports.scenarios.suite import MODEL, PROFILES, with_model
 
-    default = PROFILES["default"]
-    changed = with_model(default, "seed-000")
-    for field in dataclasses.fields(default):
-        before, after = getattr(default, field.name), getattr(changed, field.name)
-        if field.name in NET_SCENARIOS:
-            assert after.layer_sizes == (784, 128, 64, 32, 10), field.name
-            assert dataclasses.replace(after, layer_sizes=before.layer_sizes) == before, field.name
+    default = PROFILES[profile]
+    assert {r.scenario for r in default.rows if r.model == MODEL} == {"parity", "curves", "divergence",
+                                                                       "explain"}
+    before, after = default.resolved(), with_model(default, name).resolved()
+    assert len(before) == len(after)
+    for was, now in zip(before, after, strict=True):
+        if was.model == "seed-002":                        # the slot: the report's default model
+            assert (now.scenario, now.model, now.settings) == (was.scenario, name, was.settings)
         else:
-            assert after == before, field.name
-    assert with_model(default, "seed-002") == default, "seed-002 is the report's default net"
+            assert now == was
+    assert with_model(default, "seed-002") == default, "seed-002 is the report's default model"
+
+
+@pytest.mark.parametrize("profile", ["quick", "default", "full"])
+def test_a_convolutional_model_in_the_slot_takes_the_cnn_rows_settings_once(profile):
+    from reports.scenarios.suite import PROFILES, with_model
+
+    default = PROFILES[profile]
+    cnn = {r.scenario: r.settings for r in default.resolved() if r.model == "lenet5"}
+    rows = with_model(default, "mnist-cnn").resolved()
+    keys = [(r.scenario, r.model) for r in rows]
+    assert len(keys) == len(set(keys))
+    slot = {r.scenario: r.settings for r in rows if r.model == "mnist-cnn"}
+    assert set(slot) == {"parity", "curves", "divergence", "explain"}
+    for scenario in ("parity", "curves", "divergence"):
+        assert slot[scenario] == cnn[scenario], scenario
+    same = with_model(default, "lenet5").resolved()          # lenet5 twice: each (scenario, model) once
+    assert len({(r.scenario, r.model) for r in same}) == len(same)
+    assert [r.scenario for r in same if r.model == "lenet5"].count("parity") == 1

@@ -1,6 +1,6 @@
-"""Section 5b's max-pool ties (issue 18, part 3): a short table of the first few — pair, step,
-layer, window, the two values in each backend, their gap in ulps — the rest counted, every one
-kept in results.json (``cnn.checks[].ties``). NumPy only: the entries are built from
+"""A model's training curves' max-pool ties (issue 18, part 3): a short table of the first few —
+pair, step, layer, window, the two values in each backend, their gap in ulps — the rest counted,
+every one kept in results.json (``curves[].checks[].ties``). NumPy only: the entries are built from
 ``judge.pool_ties.TieFlip`` objects as the training check carries them, the gaps from
 ``numpy.nextafter``, not from a run."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from judge.parity import Comparison
 from judge.pool_ties import TieFlip
-from reports.render import cnn as render_cnn
+from reports.render import ties as render_ties
 from reports.render.document import Table
 from reports.scenarios.curves import tie_entries
 from reports.schema import TIE, check_against
@@ -59,23 +59,23 @@ def _checks(n_ties: int) -> list[dict]:
 
 
 def test_the_table_is_capped_and_counts_the_rest():
-    blocks = render_cnn.tie_blocks(_checks(7))
+    blocks = render_ties.tie_blocks(_checks(7), "-lenet5")
     sentence, table = blocks
-    assert isinstance(table, Table) and table.id == "cnn-ties"
-    assert len(table.rows) == render_cnn.TIES_SHOWN == 5
+    assert isinstance(table, Table) and table.id == "ties-lenet5"
+    assert len(table.rows) == render_ties.TIES_SHOWN == 5
     assert table.columns[:5] == ["dtype", "pair", "step", "layer", "window (n, c, y, x)"]
     assert table.rows[0][:5] == ["float64", "torch vs scratch", "0", "4", "0, 1, 2, 3"]
     assert table.rows[0][5] == "0.5, 0.5" and table.rows[0][7] == "0 / 2"
     assert table.rows[0][6] == f"0.5, {_after(0.5, 'float64', 2)!r}", "shortest round-trip digits"
     assert "7 (step, layer) cases in 1 training check" in sentence
-    assert "The first 5 are shown, and 2 more are in results.json (cnn.checks[].ties)" in sentence
+    assert "The first 5 are shown, and 2 more are in results.json (curves[].checks[].ties)" in sentence
     assert len(sentence) < 600, "a sentence, not a paragraph of numbers"
 
 
 def test_a_few_ties_are_all_shown_and_none_is_no_block():
-    sentence, table = render_cnn.tie_blocks(_checks(2))
+    sentence, table = render_ties.tie_blocks(_checks(2))
     assert len(table.rows) == 2 and "more are in results.json" not in sentence
-    assert render_cnn.tie_blocks(_checks(0)[:0]) == []
+    assert render_ties.tie_blocks(_checks(0)[:0]) == []
 
 
 def test_float32_values_read_back_as_the_same_float32():
@@ -83,7 +83,7 @@ def test_float32_values_read_back_as_the_same_float32():
     flip = _flip(4, 1, value, "float32", 1)
     comparisons = [Comparison("dA3", 3, "gradient", 0.0, 1e-4, step=1, ties=(flip,))]
     checks = [{"dtype": "float32", "pair": "jax vs scratch", "ties": tie_entries(comparisons, "float32")}]
-    _, table = render_cnn.tie_blocks(checks)
+    _, table = render_ties.tie_blocks(checks)
     engine, twin = table.rows[0][5].split(", "), table.rows[0][6].split(", ")
     assert engine == ["0.1", "0.1"] and np.float32(twin[1]) == np.nextafter(np.float32(0.1), np.float32(1))
     assert table.rows[0][7] == "0 / 1"
@@ -92,5 +92,5 @@ def test_float32_values_read_back_as_the_same_float32():
 def test_notes_without_tie_entries_still_reach_the_page():
     """A results.json written before ``ties`` existed keeps its notes as text."""
     old = [{"dtype": "float32", "pair": "jax vs scratch", "notes": ["step 3: rerouted at layer 2"]}]
-    (sentence,) = render_cnn.tie_blocks(old)
+    (sentence,) = render_ties.tie_blocks(old)
     assert "float32 jax vs scratch, step 3: rerouted at layer 2" in sentence

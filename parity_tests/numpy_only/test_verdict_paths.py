@@ -237,6 +237,9 @@ def test_check_exits_0_when_nothing_fails(monkeypatch, tmp_path, capsys):
     assert json.loads((tmp_path / "ok.json").read_text(encoding="utf-8"))["ok"] is True
 
 
+MODEL = "seed-002"           # the model the case's entries name (the report's default model slot)
+
+
 def _results(rows, trainings) -> dict:
     """A results.json holding the case: its rows in the parity section and its trainings in the
     curves section, each made by the scenario's own converter; the other sections empty."""
@@ -249,14 +252,15 @@ def _results(rows, trainings) -> dict:
     spec = SPEC.to_dict()
     return {
         "format": FORMAT, "mode": "quick", "created_utc": "2025-01-01T00:00:00Z",
-        "command": "backprop-parity report --quick", "wall_time_s": 1.0, "timings_s": {}, "settings": {},
+        "command": "backprop-parity report --quick", "wall_time_s": 1.0, "timings_s": {},
+        "model": MODEL, "rows": [],
         "backends": {"used": ["scratch", "torch"], "skipped": {}},
-        "parity": {"data": "a test batch", "specs": {DTYPE: spec_summary(SPEC)}, "pairs": [PAIR],
-                   "rows": [comparison_row(DTYPE, label, c, actual, desired) for label, c in rows
-                            if c.step is None]},
-        "curves": {"data": "a test batch", "spec": spec, "optimizers": {}, "steps": 5, "runs": [],
-                   "checks": [check_entry("sgd", t) for t in trainings]},
-        "divergence": {"data": "-", "spec": spec, "steps": 0, "series": [], "summary": []},
+        "parity": [{"model": MODEL, "data": "a test batch", "specs": {DTYPE: spec_summary(SPEC)},
+                    "pairs": [PAIR], "rows": [comparison_row(DTYPE, label, c, actual, desired)
+                                              for label, c in rows if c.step is None]}],
+        "curves": [{"model": MODEL, "data": "a test batch", "spec": spec, "optimizers": {}, "steps": 5,
+                    "runs": [], "checks": [dict(check_entry("sgd", t), dtype=DTYPE) for t in trainings]}],
+        "divergence": [],
         "seeds": {"full_setting": False, "rows": [], "runs": []},
         "variants": {"variants": {}, "rows": []},
         "conventions": {"data": "-", "spec": spec, "steps": 0, "rows": [], "series": []},
@@ -289,7 +293,8 @@ def test_report_verdict_html_markdown_and_results_json_say_fail(case):
     assert f"**{verdict['line']}**" in markdown
     # the section's own table: the row of the failing quantity (or training check) ends in a FAIL cell
     quantity = CASES[case][2]
-    row_start = f"| {quantity} |" if quantity is not None and not trainings else "| sgd | torch vs scratch |"
+    row_start = (f"| {quantity} |" if quantity is not None and not trainings
+                 else f"| sgd | {DTYPE} | torch vs scratch |")
     [line] = [line for line in markdown.splitlines() if line.startswith(row_start)]
     assert line.rstrip(" |").rsplit("|", 1)[-1].strip().startswith("FAIL"), line
     assert '<td class="fail">FAIL' in html

@@ -60,9 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "give it twice for the MLP grid and the CNN step (`bench --model lenet5`)")
     parser.add_argument("--data-dir", metavar="PATH",
                         help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
-    add_model_argument(parser, "an MNIST model whose layer sizes the parity, curves, divergence and "
-                               "conventions scenarios compare on (default seed-002; the seeds scenario "
-                               "always runs its own catalog models, variants and explain seed-002's net)")
+    add_model_argument(parser, "the catalog model the parity, curves, divergence and explain scenarios "
+                               "run (default seed-002), on its own data set; lenet5's rows, the seeds, "
+                               "variants and conventions scenarios keep their own models")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="BLAS/OpenMP and torch threads while the scenarios run (default 1; 0 = each "
                              "library's own default). Small-batch steps are dominated by thread hand-offs: "
@@ -84,12 +84,12 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_data_dir(args.data_dir)
     if args.model is not None:
-        from scratch.catalog import require_dataset
+        from scratch.catalog import get_model
         from scratch.errors import SpecError
 
         if args.from_json:
             raise SpecError(f"--model {args.model}: --from-json runs nothing, so it takes no model")
-        require_dataset(args.model, "mnist", "the report (its scenarios compare on MNIST)")
+        get_model(args.model)
     benches = load_benches(args.bench or [])
     if args.from_json:
         results = load_results(args.from_json)

@@ -19,160 +19,71 @@ every number appears formatted once, the same way, in both files; both open with
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
+from reports.render import findings as render_findings
 from reports.render import heatmap
-from reports.verdict.report import by_how_much, passes_at, report_verdict, where
+from reports.render.bench_cnn import bench_blocks
+from reports.render.blocks import (
+    Image,
+    Pre,
+    Section,
+    Table,
+    curve_status,
+    failures_table,
+    fmt_cell,
+    fmt_err,
+    fmt_ms,
+    fmt_optimizer,
+    fmt_pct,
+    fmt_pp,
+    fmt_rate,
+    fmt_ratio,
+    fmt_tol,
+    image,
+    passes_at_row,
+    status_class,
+    status_classes,
+    step_worst,
+)
+from reports.render.ties import tie_blocks
+from reports.verdict.report import model_verdict, report_verdict
 from scratch.spec import ModelSpec
 
-
-@dataclass(frozen=True)
-class Table:
-    """``classes``, when given, has one CSS class string per cell of ``rows`` (the HTML colours
-    status and heat-map cells by it; Markdown ignores it); ``css`` is the table's own class."""
-
-    columns: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-    id: str = ""
-    classes: list[list[str]] | None = None
-    css: str = ""
-
-    def __post_init__(self):
-        if self.classes is not None and [len(r) for r in self.classes] != [len(r) for r in self.rows]:
-            raise ValueError(f"table {self.id or self.caption!r}: classes do not match the cells")
-
-
-@dataclass(frozen=True)
-class Image:
-    file: str
-    alt: str
-
-
-@dataclass(frozen=True)
-class Pre:
-    text: str
-
-
-@dataclass(frozen=True)
-class Section:
-    id: str
-    title: str
-    blocks: list = field(default_factory=list)    # str (a paragraph) | Table | Image | Pre
-
-
-def fmt_err(value) -> str:
-    if value is None:
-        return "n/a"
-    return "0" if value == 0 else f"{value:.2e}"
-
-
-def fmt_tol(value) -> str:
-    return f"{value:.0e}"
-
-
-def fmt_pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f} %"
-
-
-def fmt_pp(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-# the hyperparameters each optimizer reads (the others keep their defaults, see OptimizerSpec)
-OPTIMIZER_FIELDS = {"sgd": ("learning_rate",), "momentum": ("learning_rate", "momentum"),
-                    "rmsprop": ("learning_rate", "rho", "epsilon", "momentum"),
-                    "adam": ("learning_rate", "beta1", "beta2", "epsilon")}
-
-
-def fmt_optimizer(optimizer: dict) -> str:
-    """``adam, torch convention: learning_rate=0.001, beta1=0.9, …`` from an OptimizerSpec dict."""
-    fields = OPTIMIZER_FIELDS.get(optimizer["name"], ())
-    return (f"{optimizer['name']}, {optimizer['convention']} convention: "
-            + ", ".join(f"{name}={optimizer[name]:g}" for name in fields))
-
-
-def fmt_ms(seconds: float) -> str:
-    return f"{1e3 * seconds:.3f}"
-
-
-def fmt_ratio(value: float) -> str:
-    return f"{value:.2f}"
-
-
-def fmt_rate(value: float) -> str:
-    """GFLOP/s and percentages of the GEMM peak."""
-    return f"{value:.1f}"
-
-
-def fmt_cell(value) -> str:
-    """Any JSON scalar, for generic tables."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
+__all__ = ["Image", "Pre", "Section", "Table", "fmt_err", "fmt_pct", "fmt_pp", "fmt_tol", "sections",
+           "status_class", "verdict_line"]
 
 
 def sections(results: dict, images: dict[str, str]) -> list[Section]:
-    """Every section of the report, in order; ``images``: plot key → file name."""
-    from reports.render import cnn
-
-    out = [_overview(results), _parity(results, images), _curves(results, images),
-           _divergence(results, images), _seeds(results), _variants(results),
-           _conventions(results, images)]
-    if "cnn" in results:
-        out.append(cnn.section(results, images))
+    """Every section of the report, in order; ``images``: plot key → file name. The model
+    scenarios give one section per model they ran (parity, curves, divergence, each with the
+    model's name)."""
+    out = [_overview(results)]
+    out += [_parity(results, entry, images) for entry in results["parity"]]
+    out += [_curves(results, entry, images) for entry in results["curves"]]
+    out += [_divergence(entry, images) for entry in results["divergence"]]
+    out += [_seeds(results), _variants(results), _conventions(results, images)]
+    out += [render_findings.section(entry) for entry in results.get("findings", [])]
     out.append(_environment(results))
     if "bench" in results or "bench_cnn" in results:
         blocks = _bench(results["bench"], images) if "bench" in results else []
         if "bench_cnn" in results:
-            blocks += cnn.bench_blocks(results["bench_cnn"], images)
+            blocks += bench_blocks(results["bench_cnn"], images)
         out.append(Section("bench", "7. Benchmark: one training step per backend", blocks))
-    if "explain" in results:
-        out.append(_explain(results["explain"]))
+    out += [_explain(entry) for entry in results.get("explain", [])]
     return out
 
 
-def status_class(text: str) -> str:
-    """CSS class of a status cell: ``ok`` (ok, yes), ``fail`` (FAIL…, NO), else ``neutral``
-    (explained, skipped, …)."""
-    if text in ("ok", "yes"):
-        return "ok"
-    if text.startswith("FAIL") or text == "NO":
-        return "fail"
-    return "neutral"
-
-
-def _status_classes(rows: list[list[str]], status_columns: tuple[int, ...]) -> list[list[str]]:
-    """``status_class`` for the cells of ``status_columns`` (negative: from the end), "" elsewhere."""
-    out = []
-    for row in rows:
-        wanted = {i % len(row) for i in status_columns}
-        out.append([status_class(cell) if i in wanted else "" for i, cell in enumerate(row)])
-    return out
+def describe_model(spec: dict) -> str:
+    """``[784, 64, 32, 10] relu/softmax`` for an MLP; the layer shapes of any other stack
+    (``1×28×28 → 6×28×28 → … → 10``)."""
+    model = ModelSpec.from_dict(spec)
+    if model.is_mlp:
+        return f"{list(model.layer_sizes)} {model.hidden_activation}/{model.output_activation}"
+    return " → ".join("×".join(map(str, shape)) for shape in model.layer_shapes)
 
 
 def verdict_line(results: dict) -> str:
     """The report's first line (``reports.verdict.report``), recomputed from the rows."""
     return report_verdict(results)["line"]
-
-
-def _failures_table(failures: list[dict], id: str, caption: str) -> list[Table]:
-    """Every failing comparison: where, by how much, the smallest tolerance that would pass it,
-    and the command that reproduces it."""
-    if not failures:
-        return []
-    rows = [[where(f), by_how_much(f), passes_at(f), f["reproduce"]] for f in failures]
-    return [Table(["comparison", "by how much", "smallest tolerance that passes", "reproduce"], rows,
-                  caption=caption, id=id, classes=[["fail", "", "", ""] for _ in rows])]
-
-
-def _image(images, key, alt) -> list[Image]:
-    return [Image(images[key], alt)] if key in images else []
 
 
 def _overview(results: dict) -> Section:
@@ -194,13 +105,18 @@ def _overview(results: dict) -> Section:
     return Section("overview", "Overview", blocks)
 
 
-def _parity(results: dict, images) -> Section:
-    parity = results["parity"]
-    blocks = [f"One batch ({parity['data']}) through every backend from the same parameters; each "
+def _parity(results: dict, parity: dict, images) -> Section:
+    model = parity["model"]
+    spec = next(iter(parity["specs"].values()), None)
+    blocks = [f"Model verdict: {model_verdict(results, model)['line']}."]
+    if spec is not None:
+        blocks.append(f"`{model}` ({describe_model(spec)}; {spec['init']} init, seed {spec['seed']}).")
+    blocks += [f"One batch ({parity['data']}) through every backend from the same parameters (and the "
+              "same dropout masks, where the model drops); each "
               "quantity compared per backend pair (actual vs desired, the desired one being the "
               "reference): max abs error max|a − d| and max rel error max|a − d| / max|d|, against "
               "the tolerance table."]
-    for dtype in ("float64", "float32"):
+    for dtype in dict.fromkeys(row["dtype"] for row in parity["rows"]):
         rows = [row for row in parity["rows"] if row["dtype"] == dtype]
         if not rows:
             continue
@@ -217,27 +133,25 @@ def _parity(results: dict, images) -> Section:
             line = [quantity, "" if present[0]["layer"] is None else str(present[0]["layer"])]
             for cell in cells:
                 line += ["", ""] if cell is None else [fmt_err(cell["abs_error"]), fmt_err(cell["rel_error"])]
-            failed = [f"{c['pair']} (passes at {_passes_at_row(c)})" for c in present if not c["ok"]]
+            failed = [f"{c['pair']} (passes at {passes_at_row(c)})" for c in present if not c["ok"]]
             judged = " *" if any(c.get("note") for c in present) else ""
             line += [fmt_tol(present[0]["tolerance"]), ("ok" if not failed else "FAIL: " + ", ".join(failed))
                      + judged]
             table_rows.append(line)
-        blocks.append(Table(columns, table_rows, caption=f"{dtype}", id=f"parity-{dtype}",
-                            classes=_status_classes(table_rows, (-1,))))
+        blocks.append(Table(columns, table_rows, caption=f"{model}, {dtype}", id=f"parity-{model}-{dtype}",
+                            classes=status_classes(table_rows, (-1,))))
         notes = dict.fromkeys(f"{row['pair']}: {row['note']}" for row in rows if row.get("note"))
         blocks += [f"* ({dtype}) {note}" for note in notes]      # each once, for the rows marked *
-    blocks += _failures_table([f for f in report_verdict(results)["failures"] if f["section"] == "parity"],
-                              "parity-failures", "failing parity comparisons")
-    blocks += _heat_maps(parity["rows"])
-    blocks += _image(images, "parity_errors", "max relative error per quantity and backend pair")
-    return Section("parity", "1. Forward and gradient parity", blocks)
+    failures = model_verdict(results, model)["failures"]
+    blocks += failures_table([f for f in failures if f["section"] == "parity"],
+                             f"parity-failures-{model}", f"failing parity comparisons, {model}")
+    blocks += _heat_maps(parity["rows"], model)
+    blocks += image(images, f"parity_errors-{model}",
+                    f"{model}: max relative error per quantity and backend pair")
+    return Section(f"parity-{model}", f"1. Forward and gradient parity: {model}", blocks)
 
 
-def _passes_at_row(row: dict) -> str:
-    return "no tolerance" if row["rel_error"] is None else f"{row['rel_error']:.3e}"
-
-
-def _heat_maps(rows: list[dict]) -> list:
+def _heat_maps(rows: list[dict], model: str) -> list:
     """Per dtype and pair, the layer × quantity grid of errors in ε units (``reports.render.heatmap``)."""
     if not rows:
         return []
@@ -248,9 +162,9 @@ def _heat_maps(rows: list[dict]) -> list:
               "elementwise error in ulps of each element is in results.json (max_ulps, where): it is "
               "not shown, since an element that cancels to nearly zero has a tiny ulp.",
               Table(heatmap.LEGEND, [list(heatmap.LEGEND)],
-                    caption="colour scale (ε units)", id="heat-legend",
+                    caption="colour scale (ε units)", id=f"heat-legend-{model}",
                     classes=[heatmap.LEGEND_CLASSES], css="heat")]
-    for dtype in ("float64", "float32"):
+    for dtype in dict.fromkeys(row["dtype"] for row in rows):
         for pair in dict.fromkeys(row["pair"] for row in rows if row["dtype"] == dtype):
             these = [row for row in rows if row["dtype"] == dtype and row["pair"] == pair]
             labels, columns, cells = heatmap.grid(these)
@@ -269,24 +183,26 @@ def _heat_maps(rows: list[dict]) -> list:
                 table_rows.append(line)
                 classes.append(line_classes)
             blocks.append(Table(["layer", *columns], table_rows,
-                                caption=f"{dtype}, {pair}: error in ε (bounds: "
+                                caption=f"{model}, {dtype}, {pair}: error in ε (bounds: "
                                         f"{heatmap.bounds_text(these, dtype)})",
-                                id=f"heat-{dtype}-{pair.replace(' ', '-')}", classes=classes, css="heat"))
+                                id=f"heat-{model}-{dtype}-{pair.replace(' ', '-')}", classes=classes,
+                                css="heat"))
     return blocks
 
 
-def _curves(results: dict, images) -> Section:
-    curves = results["curves"]
+def _curves(results: dict, curves: dict, images) -> Section:
+    model = curves["model"]
     spec = curves["spec"]
-    sizes = list(ModelSpec.from_dict(spec).layer_sizes)
-    blocks = [f"{sizes} {spec['init']} init, {spec['dtype']}, batch {spec['batch_size']}, "
-              f"{curves['steps']} steps on {curves['data']}; every backend runs the same plan (batches in "
-              "the same order) from the same parameters. A framework runs only the conventions its "
-              "optimizers express (JAX's optax: torch's, Keras's but its Adam, and optax's own); plain "
-              "SGD is the same update in all, so every backend runs it."]
+    dtypes = list(dict.fromkeys(c["dtype"] for c in curves["checks"])) or [spec["dtype"]]
+    blocks = [f"`{model}` ({describe_model(spec)}), {spec['init']} init, {', '.join(dtypes)}, batch "
+              f"{spec['batch_size']}, {curves['steps']} steps on {curves['data']}; every backend runs the "
+              "same plan (batches and dropout masks in the same order) from the same parameters. A "
+              "framework runs only the conventions its optimizers express (Keras's cannot express "
+              "torch-convention Adam, torch's Keras's; JAX's optax: torch's, Keras's but its Adam, and "
+              "optax's own); plain SGD is the same update in all, so every backend runs it."]
     blocks.append(Table(["optimizer", "hyperparameters"],
                         [[config, fmt_optimizer(opt)] for config, opt in curves["optimizers"].items()],
-                        id="curve-optimizers"))
+                        id=f"curve-optimizers-{model}"))
     blocks.append("The verdict is per step: before every step the framework is re-synchronized to the "
                   "NumPy engine's parameters and optimizer state, its gradients are held to the gradient "
                   "bound and its update, fed its own gradients, must match the engine's update of the same "
@@ -294,52 +210,30 @@ def _curves(results: dict, images) -> Section:
                   "first step where they part is named with its cause (a ReLU kink flipped by rounding, "
                   "an adaptive step amplifying a near-zero gradient), or a higher-precision run of the "
                   "engine arbitrates.")
-    rows = [[c["config"], c["pair"], _step_worst(c["step_gradient"]),
-             _step_worst(c["step_update"], ulps=True),
+    rows = [[c["config"], c["dtype"], c["pair"], step_worst(c["step_gradient"]),
+             step_worst(c["step_update"], ulps=True),
              f"{fmt_err(c['curve_rel_error'])} / {fmt_err(c['parameters_rel_error'])}", c["free_running"],
-             _curve_status(c)] for c in curves["checks"]]
+             curve_status(c)] for c in curves["checks"]]
     blocks.append(Table(
-        ["optimizer", "pair", "per-step gradient (worst)", "per-step update (worst)",
+        ["optimizer", "dtype", "pair", "per-step gradient (worst)", "per-step update (worst)",
          "free-running loss / parameters", "free-running", "status"],
-        rows, id="curve-checks", classes=_status_classes(rows, (-1,))))
-    blocks += _failures_table([f for f in report_verdict(results)["failures"] if f["section"] == "curves"],
-                              "curve-failures", "failing training checks")
+        rows, id=f"curve-checks-{model}", classes=status_classes(rows, (-1,))))
+    blocks += tie_blocks(curves["checks"], f"-{model}")
+    failures = model_verdict(results, model)["failures"]
+    blocks += failures_table([f for f in failures if f["section"] == "curves"],
+                             f"curve-failures-{model}", f"failing training checks, {model}")
+    prefix = f"curves-{model}-"
     for key in images:
-        if key.startswith("curves_"):
-            blocks += _image(images, key, f"loss curves, {key.removeprefix('curves_')}")
-    return Section("curves", "2. Training curves", blocks)
+        if key.startswith(prefix):
+            blocks += image(images, key, f"{model}: loss curves, {key.removeprefix(prefix)}")
+    return Section(f"curves-{model}", f"2. Training curves: {model}", blocks)
 
 
-def _curve_status(check: dict) -> str:
-    """``ok``, or FAIL with the smallest tolerance that would pass each failing per-step check."""
-    if check["ok"]:
-        return "ok"
-    parts = []
-    for kind in ("gradient", "update"):
-        worst = check[f"step_{kind}"]
-        if worst is not None and not worst["ok"]:
-            if worst["error"] is None:
-                parts.append(f"{kind}: no tolerance")
-            elif kind == "update":
-                parts.append(f"update passes at {math.ceil(worst['error'])} ulp")
-            else:
-                parts.append(f"gradient passes at {worst['error']:.3e}")
-    if not check["free_running_ok"]:
-        parts.append("free-running")
-    return "FAIL" + (": " + "; ".join(parts) if parts else "")
-
-
-def _step_worst(entry, ulps: bool = False) -> str:
-    if entry is None:
-        return "-"
-    error = f"{entry['error']:.0f} ulp" if ulps else fmt_err(entry["error"])
-    return f"{entry['quantity']} @{entry['step']}: {error}"
-
-
-def _divergence(results: dict, images) -> Section:
-    divergence = results["divergence"]
+def _divergence(divergence: dict, images) -> Section:
+    model = divergence["model"]
     spec = divergence["spec"]
-    blocks = [f"Plain SGD (lr {spec['optimizer']['learning_rate']}), batch {spec['batch_size']}, "
+    blocks = [f"`{model}` ({describe_model(spec)}), plain SGD (lr {spec['optimizer']['learning_rate']}), "
+              f"batch {spec['batch_size']}, "
               f"{divergence['steps']} steps on {divergence['data']}, each pair of backends from the same "
               "start. After each step: |Δloss| (that step's batch loss) and ‖Δθ‖/‖θ‖ (all parameters). "
               "Each step starts from the previous step's parameters, so rounding differences accumulate: "
@@ -352,9 +246,11 @@ def _divergence(results: dict, images) -> Section:
                      fmt_err(param["max"]), fmt_err(loss["first"]), fmt_err(loss["last"]),
                      fmt_err(loss["max"])])
     blocks.append(Table(["pair", "dtype", "‖Δθ‖/‖θ‖ step 1", "‖Δθ‖/‖θ‖ last", "‖Δθ‖/‖θ‖ max",
-                         "|Δloss| step 1", "|Δloss| last", "|Δloss| max"], rows, id="divergence"))
-    blocks += _image(images, "divergence", "divergence between backends per step, float32 vs float64")
-    return Section("divergence", "2b. Divergence over training: float32 vs float64", blocks)
+                         "|Δloss| step 1", "|Δloss| last", "|Δloss| max"], rows, id=f"divergence-{model}"))
+    blocks += image(images, f"divergence-{model}",
+                    f"{model}: divergence between backends per step, float32 vs float64")
+    return Section(f"divergence-{model}", f"2b. Divergence over training, float32 vs float64: {model}",
+                   blocks)
 
 
 def _seeds(results: dict) -> Section:
@@ -392,7 +288,7 @@ def _variants(results: dict) -> Section:
     rows = [[r["variant"], r["check"], r["reference"], "yes" if r["detected"] else "NO", r["located"]]
             for r in variants["rows"]]
     blocks.append(Table(["variant", "check", "reference", "detected", "located"], rows, id="variants",
-                        classes=_status_classes(rows, (3,))))
+                        classes=status_classes(rows, (3,))))
     for r in variants["rows"]:
         blocks.append(f"{r['variant']} vs {r['reference']}, {r['check']}:")
         blocks.append(Pre(r["message"]))
@@ -417,7 +313,7 @@ def _conventions(results: dict, images) -> Section:
         [[r["comparison"], r["torch_optimizer"], r["keras_optimizer"], fmt_pct(r["torch_test_accuracy"]),
           fmt_pct(r["keras_test_accuracy"]), fmt_pp(r["accuracy_diff_pp"])] for r in conventions["rows"]],
         id="conventions-accuracy"))
-    blocks += _image(images, "conventions", "torch vs Keras convention, per step")
+    blocks += image(images, "conventions", "torch vs Keras convention, per step")
     return Section("conventions", "5. Convention differences: torch vs Keras optimizers", blocks)
 
 
@@ -478,7 +374,7 @@ def _bench(bench: dict, images) -> list:
             table_rows.append(line)
         blocks.append(Table(columns, table_rows, caption=f"benchmark, {dtype}: ms per step (median)",
                             id=f"bench-{dtype}"))
-    blocks += _image(images, "bench", "ms per step of every backend per batch size, log scale")
+    blocks += image(images, "bench", "ms per step of every backend per batch size, log scale")
     if "memory" in bench:
         blocks.append(Table(
             ["backend", "dtype", "optimizer", "RSS before (MiB)", "peak (MiB)", "step adds (MiB)"],
@@ -499,8 +395,10 @@ def _bench(bench: dict, images) -> list:
     return blocks
 
 
-def _explain(rows: list[dict]) -> Section:
-    """Any list of flat rows, as one table (columns in order of first appearance)."""
+def _explain(entry: dict) -> Section:
+    """One model's study: its flat rows as one table (columns in order of first appearance)."""
+    model, rows = entry["model"], entry["rows"]
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    return Section("explain", "The backprop study (explain)",
-                   [Table(columns, [[fmt_cell(row.get(c)) for c in columns] for row in rows], id="explain")])
+    return Section(f"explain-{model}", f"The backprop study (explain): {model}",
+                   [Table(columns, [[fmt_cell(row.get(c)) for c in columns] for row in rows],
+                          id=f"explain-{model}")])

@@ -4,12 +4,10 @@ File names are fixed by what the results contain (:func:`plot_names`), so render
 results twice gives the same files:
 
 =========================== ================================================================
-``parity_errors.png``       max rel error per quantity and backend pair, float64 and float32
-``curves_<optimizer>.png``  the loss of every step, every backend and convention overlaid
-``divergence.png``          |Δloss| and ‖Δθ‖/‖θ‖ per step between backends, log scale
+``parity_errors-<model>.png`` max rel error per quantity and backend pair, per dtype
+``curves-<model>-<opt>.png``  the loss of every step, every backend and convention overlaid
+``divergence-<model>.png``  |Δloss| and ‖Δθ‖/‖θ‖ per step between backends, log scale
 ``conventions.png``         ‖Δθ‖/‖θ‖ and |Δloss| per step, torch- vs Keras-convention optimizers
-``cnn_curves.png``          lenet5's loss per step in every backend, and each twin's |Δloss| from the
-                            engine in its optimizer convention (log scale)
 ``bench.png``               (``report --bench``) ms per step, every backend grouped per batch size,
                             one panel per dtype × optimizer, log scale, IQR whiskers
 ``bench_cnn.png``           (``report --bench`` with a ``bench --model lenet5`` file) ms per step of
@@ -39,18 +37,21 @@ PAIR_MARKER = {"torch vs scratch": "o", "keras vs scratch": "x", "keras vs torch
 
 
 def plot_names(results: dict) -> dict[str, str]:
-    """plot key → file name, for every plot the results have data for (in report order)."""
+    """plot key → file name, for every plot the results have data for (in report order); the
+    model scenarios' plots are per model (``parity_errors-<model>.png``, …)."""
     names = {}
-    if results["parity"]["rows"]:
-        names["parity_errors"] = "parity_errors.png"
-    for optimizer in dict.fromkeys(run["optimizer"] for run in results["curves"]["runs"]):
-        names[f"curves_{optimizer}"] = f"curves_{optimizer}.png"
-    if results["divergence"]["series"]:
-        names["divergence"] = "divergence.png"
+    for entry in results["parity"]:
+        if entry["rows"]:
+            names[f"parity_errors-{entry['model']}"] = f"parity_errors-{entry['model']}.png"
+    for entry in results["curves"]:
+        for optimizer in dict.fromkeys(run["optimizer"] for run in entry["runs"]):
+            key = f"curves-{entry['model']}-{optimizer}"
+            names[key] = f"{key}.png"
+    for entry in results["divergence"]:
+        if entry["series"]:
+            names[f"divergence-{entry['model']}"] = f"divergence-{entry['model']}.png"
     if results["conventions"]["series"]:
         names["conventions"] = "conventions.png"
-    if "cnn" in results and results["cnn"]["curves"]["runs"]:
-        names["cnn_curves"] = "cnn_curves.png"
     if "bench" in results:
         names["bench"] = "bench.png"
     if "bench_cnn" in results:
@@ -60,10 +61,18 @@ def plot_names(results: dict) -> dict[str, str]:
 
 def render_plots(results: dict) -> dict[str, bytes]:
     """file name → PNG bytes for every plot of :func:`plot_names`."""
+    entries = {(scenario, entry["model"]): entry for scenario in ("parity", "curves", "divergence")
+               for entry in results[scenario]}
     out = {}
     for key, filename in plot_names(results).items():
-        if key.startswith("curves_"):
-            figure = _curves(results["curves"], key.removeprefix("curves_"))
+        if key.startswith("curves-"):
+            for (scenario, model), entry in entries.items():
+                if scenario == "curves" and key.startswith(f"curves-{model}-"):
+                    figure = _curves(entry, key.removeprefix(f"curves-{model}-"))
+        elif key.startswith("parity_errors-"):
+            figure = _parity(entries[("parity", key.removeprefix("parity_errors-"))])
+        elif key.startswith("divergence-"):
+            figure = _divergence(entries[("divergence", key.removeprefix("divergence-"))])
         else:
             draw, section = _PLOTTERS[key]
             figure = draw(results[section])
@@ -119,16 +128,19 @@ def _parity(parity: dict):
                            label=f"tolerance ({kind}) {bound:.0e}")
         ax.set_yscale("log")
         ax.set_xticks(np.arange(len(quantities)), quantities, rotation=90, fontsize=8)
-        ax.set_title(f"{dtype}: max rel error per quantity")
+        ax.set_title(f"{parity['model']}, {dtype}: max rel error per quantity")
         ax.set_ylabel(f"max|a − d| / max|d|  (0 drawn at {FLOOR:.0e})")
         ax.legend(fontsize=7)
     return figure
 
 
 def _curves(curves: dict, optimizer: str):
+    """One model's loss per step with ``optimizer``, every backend and convention overlaid, in
+    the first dtype it trained in (the model's own unless the profile names others)."""
     figure, (ax,) = _figure(8, 4.5)
+    dtype = curves["runs"][0]["dtype"] if curves["runs"] else None
     for run in curves["runs"]:
-        if run["optimizer"] != optimizer:
+        if run["optimizer"] != optimizer or run["dtype"] != dtype:
             continue
         label = f"{run['backend']} ({run['convention']} convention)" if optimizer != "sgd" else run["backend"]
         color = {"torch": "tab:blue", "keras": "tab:green", "optax": "tab:olive"}[run["convention"]]
@@ -140,7 +152,8 @@ def _curves(curves: dict, optimizer: str):
         ax.plot(steps, loss, color=color, label=label, **BACKEND_STYLE.get(run["backend"], {}))
     ax.set_xlabel("step")
     ax.set_ylabel("batch loss (before the step's update)")
-    ax.set_title(f"{optimizer}: loss per step, every backend overlaid ({curves['data']})", fontsize=9)
+    ax.set_title(f"{curves['model']}, {optimizer}, {dtype}: loss per step, every backend overlaid "
+                 f"({curves['data']})", fontsize=9)
     ax.legend(fontsize=8)
     return figure
 
@@ -163,7 +176,7 @@ def _divergence(divergence: dict):
                         va="bottom")
         ax.set_yscale("log")
         ax.set_xlabel("step")
-        ax.set_title(f"{title}  (0 drawn at {FLOOR:.0e})", fontsize=10)
+        ax.set_title(f"{divergence['model']}: {title}  (0 drawn at {FLOOR:.0e})", fontsize=10)
         ax.legend(fontsize=7)
     return figure
 
@@ -218,36 +231,6 @@ def _timing_bars(ax, rows: list[dict], every_backend: list[str], title: str) -> 
     ax.legend(fontsize=7)
 
 
-def _cnn_curves(cnn: dict):
-    curves = cnn["curves"]
-    figure, axes = _figure(12, 4.5, columns=2)
-    engine = {run["convention"]: run["loss"] for run in curves["runs"] if run["backend"] == "scratch"}
-    for run in curves["runs"]:
-        loss = _numbers(run["loss"])
-        steps = np.arange(1, len(loss) + 1)
-        label = f"{run['backend']} (Adam, {run['convention']} convention)"
-        color = {"scratch": "tab:gray", "torch": "tab:red", "keras": "tab:purple", "jax": "tab:orange"}.get(
-            run["backend"])
-        if run["backend"] == "scratch" and run["convention"] != "torch":
-            color = "tab:green"
-        axes[0].plot(steps, loss, color=color, label=label, **BACKEND_STYLE.get(run["backend"], {}))
-        if run["backend"] != "scratch":
-            reference = _numbers(engine[run["convention"]])
-            axes[1].plot(steps, _floored(np.abs(loss - reference)), color=color, linestyle="none", marker="o",
-                         markersize=3, label=f"{run['backend']} vs engine ({run['convention']} convention)")
-    axes[1].axhline(UNIT_ROUNDOFF[curves["dtype"]], color="tab:blue", linewidth=0.8, alpha=0.5)
-    axes[1].annotate(f"{curves['dtype']} unit roundoff", (1, UNIT_ROUNDOFF[curves["dtype"]]), fontsize=7,
-                     color="tab:blue", va="bottom")
-    axes[0].set_ylabel("batch loss (before the step's update)")
-    axes[0].set_title(f"{cnn['model']}: loss per step, every backend ({curves['dtype']})", fontsize=10)
-    axes[1].set_yscale("log")
-    axes[1].set_title(f"|loss − engine loss| per step  (0 drawn at {FLOOR:.0e})", fontsize=10)
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    return figure
-
-
 def _bench_cnn(bench: dict):
     figure, (ax,) = _figure(8, 4.0)
     rows = bench["cnn"]
@@ -257,6 +240,5 @@ def _bench_cnn(bench: dict):
 
 
 # plot key → (drawing function, results section it reads)
-_PLOTTERS = {"parity_errors": (_parity, "parity"), "divergence": (_divergence, "divergence"),
-             "conventions": (_conventions, "conventions"), "cnn_curves": (_cnn_curves, "cnn"),
-             "bench": (_bench, "bench"), "bench_cnn": (_bench_cnn, "bench_cnn")}
+_PLOTTERS = {"conventions": (_conventions, "conventions"), "bench": (_bench, "bench"),
+             "bench_cnn": (_bench_cnn, "bench_cnn")}

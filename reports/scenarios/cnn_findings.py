@@ -1,5 +1,6 @@
 """The convolutional conventions where the frameworks differ, each with its effect measured on
-``lenet5`` at report time (float64, inference mode, the first n MNIST digits).
+a convolutional catalog model (the report's row: ``lenet5``) at report time (float64, inference
+mode, the first n MNIST digits).
 
 Every measurement is the normwise relative error of the port's output against the correct one,
 e = max|a − d| / max|d| (``judge.parity.relative_error``), judged by :func:`effect`:
@@ -26,6 +27,7 @@ above it: the convention matters).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,6 +47,7 @@ TORCH_BN = dict(decay=0.9, epsilon=1e-5, running_variance="unbiased")
 KERAS_BN = dict(decay=0.99, epsilon=1e-3, running_variance="biased")
 BATCHNORM_SGD = OptimizerSpec("sgd", learning_rate=0.05)
 BATCHNORM_BATCH = 16
+MODEL = "lenet5"                          # the model the report measures them on
 
 
 def effect(error: float | None, dtype: str = DTYPE) -> str:
@@ -57,9 +60,16 @@ def effect(error: float | None, dtype: str = DTYPE) -> str:
     return "moves"
 
 
-def base_spec() -> ModelSpec:
-    """``lenet5`` without its dropout layers (inference ignores them), float64."""
-    spec = catalog.spec("lenet5")
+@dataclass(frozen=True)
+class FindingSettings:
+    samples: int = 64                     # the findings' batch: the first ``samples`` MNIST digits
+    batchnorm_steps: int = 20             # training steps before the BatchNorm finding compares
+
+
+def base_spec(model: str = MODEL) -> ModelSpec:
+    """The catalog model ``model`` (a convolutional MNIST net) without its dropout layers
+    (inference ignores them), float64."""
+    spec = catalog.spec(model)
     return spec.replace(
         layers=tuple(layer for layer in spec.layers if layer.kind != "dropout"), dtype=DTYPE, epochs=1
     )
@@ -93,8 +103,8 @@ def _first_layer_of(spec: ModelSpec, kind: str) -> int:
     return next(index + 1 for index, layer in enumerate(spec.numbered_layers) if layer.kind == kind)
 
 
-def padding(ctx, x: np.ndarray) -> list[dict]:
-    spec = base_spec()
+def padding(ctx, x: np.ndarray, model: str = MODEL) -> list[dict]:
+    spec = base_spec(model)
     conv = spec.layers[0]
     same = spec.replace(layers=(dataclasses.replace(conv, strides=2, padding="same"), *spec.layers[1:]))
     split = padding_amounts("same", x.shape[2:], conv.kernel_size, 2, 1)
@@ -131,8 +141,8 @@ def padding(ctx, x: np.ndarray) -> list[dict]:
     return rows
 
 
-def flatten(ctx, x: np.ndarray) -> list[dict]:
-    first = base_spec()
+def flatten(ctx, x: np.ndarray, model: str = MODEL) -> list[dict]:
+    first = base_spec(model)
     position = next(i for i, layer in enumerate(first.layers) if layer.kind == "flatten")
     last_ = first.replace(
         layers=(*first.layers[:position], FlattenSpec("channels_last"), *first.layers[position + 1 :])
@@ -159,10 +169,10 @@ def flatten(ctx, x: np.ndarray) -> list[dict]:
     return rows
 
 
-def batchnorm_spec(**settings) -> ModelSpec:
-    """``lenet5`` with a BatchNorm after each convolution (conv → BN → ReLU), float64, SGD."""
+def batchnorm_spec(model: str = MODEL, **settings) -> ModelSpec:
+    """``model`` with a BatchNorm after each convolution (conv → BN → ReLU), float64, SGD."""
     layers = []
-    for layer in base_spec().layers:
+    for layer in base_spec(model).layers:
         if layer.kind == "conv2d":
             layers += [
                 dataclasses.replace(layer, activation="identity"),
@@ -170,7 +180,7 @@ def batchnorm_spec(**settings) -> ModelSpec:
             ]
         else:
             layers.append(layer)
-    return base_spec().replace(layers=tuple(layers), optimizer=BATCHNORM_SGD, batch_size=BATCHNORM_BATCH)
+    return base_spec(model).replace(layers=tuple(layers), optimizer=BATCHNORM_SGD, batch_size=BATCHNORM_BATCH)
 
 
 def _trained(spec: ModelSpec, start: Network, x: np.ndarray, targets: np.ndarray) -> Network:
@@ -195,8 +205,9 @@ def statistics_rows(case: str, got: list, want: list, evidence: str = "engine") 
     return rows
 
 
-def batchnorm(ctx, x: np.ndarray, train_x: np.ndarray, train_labels: np.ndarray) -> list[dict]:
-    torch_spec = batchnorm_spec(**TORCH_BN)
+def batchnorm(ctx, x: np.ndarray, train_x: np.ndarray, train_labels: np.ndarray,
+              model: str = MODEL) -> list[dict]:
+    torch_spec = batchnorm_spec(model, **TORCH_BN)
     start = Network(torch_spec)
     targets = start.targets(train_labels)
     steps = len(list(training_plan(torch_spec, len(train_x))))
@@ -205,7 +216,7 @@ def batchnorm(ctx, x: np.ndarray, train_x: np.ndarray, train_labels: np.ndarray)
     def trained(settings: dict) -> Network:
         key = tuple(sorted(settings.items()))
         if key not in runs:
-            runs[key] = _trained(batchnorm_spec(**settings), start, train_x, targets)
+            runs[key] = _trained(batchnorm_spec(model, **settings), start, train_x, targets)
         return runs[key]
 
     reference = trained(TORCH_BN)
@@ -227,7 +238,7 @@ def batchnorm(ctx, x: np.ndarray, train_x: np.ndarray, train_labels: np.ndarray)
     for twin, settings, label in (("torch", TORCH_BN, "torch's"), ("keras", KERAS_BN, "Keras's")):
         if twin not in ctx.backends:
             continue
-        spec = batchnorm_spec(**settings)
+        spec = batchnorm_spec(model, **settings)
         engine = trained(settings)
         framework = backend(twin, spec, start.weights, start.biases)
         framework.fit(train_x, targets, training_plan(spec, len(train_x)))
@@ -246,8 +257,8 @@ def batchnorm(ctx, x: np.ndarray, train_x: np.ndarray, train_labels: np.ndarray)
     return rows
 
 
-def kernel_layout(ctx, x: np.ndarray) -> list[dict]:
-    spec = base_spec()
+def kernel_layout(ctx, x: np.ndarray, model: str = MODEL) -> list[dict]:
+    spec = base_spec(model)
     right = Network(spec)
     convs = [
         i for i, layer in enumerate(spec.parameter_layers) if spec.numbered_layers[layer - 1].kind == "conv2d"
@@ -286,19 +297,21 @@ def kernel_layout(ctx, x: np.ndarray) -> list[dict]:
     return rows
 
 
-def run(ctx, settings) -> dict:
+def run(ctx, model: str, settings: FindingSettings) -> dict:
+    """Every finding measured on the catalog model ``model`` (a convolutional MNIST net)."""
     data = ctx.mnist(DTYPE)
-    n = settings.finding_samples
+    n = settings.samples
     x = data.x_train[:n].reshape(n, 1, 28, 28)
     train_n = settings.batchnorm_steps * BATCHNORM_BATCH
     train_x = data.x_train[:train_n].reshape(train_n, 1, 28, 28)
     rows = (
-        padding(ctx, x)
-        + flatten(ctx, x)
-        + batchnorm(ctx, x, train_x, data.y_train[:train_n])
-        + kernel_layout(ctx, x)
+        padding(ctx, x, model)
+        + flatten(ctx, x, model)
+        + batchnorm(ctx, x, train_x, data.y_train[:train_n], model)
+        + kernel_layout(ctx, x, model)
     )
     return {
+        "model": model,
         "dtype": DTYPE,
         "data": f"MNIST, first {n} training digits; BatchNorm trained on the first "
         f"{train_n} in batches of {BATCHNORM_BATCH} (SGD η = "

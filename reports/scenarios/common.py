@@ -16,11 +16,12 @@ import numpy as np
 
 from scratch import catalog
 from scratch.batching import Step, batches
-from scratch.model import MLP
+from scratch.model import MLP, Network
 from scratch.spec import ModelSpec
 from twins.backends import BACKENDS, available_backends, make_backend
 
-# The catalog model whose net the MNIST scenarios compare (``report --model`` picks another).
+# The catalog model the model scenarios (parity, curves, divergence, explain) run by default
+# (``report --model`` picks another); the conventions and variants scenarios keep its net.
 SEED_MODEL = "seed-002"
 SEED_NET = catalog.spec(SEED_MODEL).layer_sizes
 
@@ -65,12 +66,51 @@ class Context:
             self._mnist[dtype] = load_mnist(self.data_dir, dtype=np.dtype(dtype))
         return self._mnist[dtype]
 
+    def training_data(self, spec: ModelSpec, dataset: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x, labels): the first ``n`` training samples of ``dataset`` in ``spec``'s dtype, each
+        sample in the spec's input shape (MNIST's 784 pixels as 1×28×28 maps for a convolutional
+        spec; row-major, as ``train`` reshapes them)."""
+        if dataset == "mnist":
+            data = self.mnist(spec.dtype)
+            x, labels = data.x_train[:n], data.y_train[:n]
+        else:
+            from reports.cli.train import load_dataset
+
+            data = load_dataset(dataset, spec.dtype, limit=n)
+            x, labels = data.x_train, data.y_train
+        return x.reshape(len(x), *spec.input_shape), labels
+
     def bar(self, total: int, desc: str):
         """A tqdm bar on stderr (a disabled one when progress is off)."""
         from tqdm import tqdm
 
         return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False,
                     dynamic_ncols=True, mininterval=0.2, disable=not self.progress)
+
+
+def model_spec(name: str, **changes) -> ModelSpec:
+    """The catalog model ``name``'s spec with ``changes`` (e.g. another dtype, optimizer or batch)."""
+    spec = catalog.spec(name)
+    return spec.replace(**changes) if changes else spec
+
+
+def dataset_of(name: str) -> str:
+    """The data set the catalog model ``name`` trains on."""
+    return catalog.get_model(name).dataset
+
+
+DATA_NAMES = {"mnist": "MNIST", "xor": "XOR", "spirals": "two spirals"}
+
+
+def describe_data(dataset: str, x: np.ndarray) -> str:
+    """``MNIST, first 16 training samples``."""
+    return f"{DATA_NAMES.get(dataset, dataset)}, first {len(x)} training samples"
+
+
+def start(spec: ModelSpec) -> Network:
+    """The engine at the spec's initial parameters (its initializer and seed): the start every
+    backend of a scenario copies."""
+    return Network(spec)
 
 
 def backend(name: str, spec: ModelSpec, weights, biases):

@@ -1,6 +1,10 @@
-"""Scenario 2a: training curves, per optimizer and convention, in every backend that has it.
+"""Scenario 2a: training curves of one catalog model, per optimizer and convention, in every
+backend that has it.
 
-Every backend starts from the same parameters and is handed the same plan (the same batches in
+The model trains as the catalog writes it (layers, loss, initializer, seed, dropout) with each
+optimizer of :data:`OPTIMIZERS` the settings name, on the first n samples of its data set, in each
+dtype of the settings (default: the model's own). Every backend starts from the same parameters
+and is handed the same plan (the same batches in
 the same order, ``scratch.batching.training_plan``). The loss of every step is recorded. A
 framework runs only the conventions its optimizers express (``twins.backends.twins_for``:
 torch.optim has no Keras-style Adam and vice versa; JAX's optax runs the torch and Keras forms
@@ -17,11 +21,18 @@ from dataclasses import dataclass
 
 from judge.tolerances import tolerance
 from judge.training_parity import compare_training
-from reports.scenarios.common import SEED_NET, Context, number, numbers, spec_summary
+from reports.scenarios.common import (
+    Context,
+    dataset_of,
+    describe_data,
+    model_spec,
+    number,
+    numbers,
+    spec_summary,
+    start,
+)
 from scratch.batching import training_plan
-from scratch.initializers import initialize
-from scratch.model import MLP
-from scratch.spec import ModelSpec, OptimizerSpec
+from scratch.spec import OptimizerSpec
 from twins.backends import PAIRS, twins_for
 
 # config name → optimizer; momentum, RMSprop and Adam in each framework's defaults (RMSprop at
@@ -41,13 +52,11 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 
 @dataclass(frozen=True)
 class CurveSettings:
-    samples: int = 6400                   # the first ``samples`` MNIST training samples
+    samples: int = 6400                   # the first ``samples`` training samples of the model's data set
     batch_size: int = 64
     epochs: int = 1
-    dtype: str = "float64"
-    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
-    init: str = "he_normal"
-    seed: int = 0
+    dtypes: tuple[str, ...] | None = None     # None: the model's own dtype
+    optimizers: tuple[str, ...] = tuple(OPTIMIZERS)   # keys of OPTIMIZERS
 
 
 def backends_for(optimizer: OptimizerSpec, ctx: Context) -> list[str]:
@@ -61,34 +70,40 @@ def pairs_for(names: list[str]) -> list[tuple[str, str]]:
     return [(actual, desired) for actual, desired in PAIRS if actual in names and desired in names]
 
 
-def run(ctx: Context, settings: CurveSettings) -> dict:
-    data = ctx.mnist(settings.dtype)
-    x, labels = data.x_train[:settings.samples], data.y_train[:settings.samples]
+def run(ctx: Context, model: str, settings: CurveSettings) -> dict:
+    """Every optimizer of ``settings`` on the catalog model ``model``: each backend's loss per step
+    (``runs``) and each backend pair's training parity (``checks``), per dtype."""
+    dtypes = settings.dtypes or (model_spec(model).dtype,)
     runs, checks = [], []
-    for config, optimizer in OPTIMIZERS.items():
-        spec = ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed, dtype=settings.dtype,
-                         optimizer=optimizer, batch_size=settings.batch_size, epochs=settings.epochs)
-        weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, settings.dtype)
-        targets = MLP(spec, weights, biases).targets(labels)
-        plan = list(training_plan(spec, len(x)))
-        curves = {}
-        for actual, desired in pairs_for(backends_for(optimizer, ctx)):
-            with ctx.bar(len(plan), f"curves {config} {actual} vs {desired}") as bar:
-                training = compare_training(actual, desired, spec, weights, biases, x, targets, plan)
-                bar.update(len(plan))
-            trajectory = training.trajectory
-            curves.setdefault(actual, trajectory.losses["actual"])
-            curves.setdefault(desired, trajectory.losses["reference"])
-            checks.append(check_entry(config, training))
-        for name, losses in curves.items():
-            runs.append({"config": config, "optimizer": optimizer.name, "convention": optimizer.convention,
-                         "backend": name, "loss": numbers(losses)})
+    for dtype in dtypes:
+        for config in settings.optimizers:
+            optimizer = OPTIMIZERS[config]
+            spec = model_spec(model, dtype=dtype, optimizer=optimizer, batch_size=settings.batch_size,
+                              epochs=settings.epochs)
+            x, labels = ctx.training_data(spec, dataset_of(model), settings.samples)
+            engine = start(spec)
+            targets = engine.targets(labels)
+            plan = list(training_plan(spec, len(x)))
+            curves = {}
+            for actual, desired in pairs_for(backends_for(optimizer, ctx)):
+                with ctx.bar(len(plan), f"curves {model} {dtype} {config} {actual} vs {desired}") as bar:
+                    training = compare_training(actual, desired, spec, engine.weights, engine.biases, x,
+                                                targets, plan)
+                    bar.update(len(plan))
+                trajectory = training.trajectory
+                curves.setdefault(actual, trajectory.losses["actual"])
+                curves.setdefault(desired, trajectory.losses["reference"])
+                checks.append(dict(check_entry(config, training), dtype=dtype))
+            for name, losses in curves.items():
+                runs.append({"config": config, "optimizer": optimizer.name,
+                             "convention": optimizer.convention,
+                             "backend": name, "dtype": dtype, "loss": numbers(losses)})
     return {
-        "data": f"MNIST, first {settings.samples} training samples",
-        "spec": spec_summary(ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed,
-                                       dtype=settings.dtype, batch_size=settings.batch_size,
-                                       epochs=settings.epochs)),
-        "optimizers": {config: dataclasses.asdict(opt) for config, opt in OPTIMIZERS.items()},
+        "model": model,
+        "data": describe_data(dataset_of(model), x),
+        "spec": spec_summary(model_spec(model, dtype=dtypes[0], batch_size=settings.batch_size,
+                                        epochs=settings.epochs)),
+        "optimizers": {config: dataclasses.asdict(OPTIMIZERS[config]) for config in settings.optimizers},
         "steps": len(plan),
         "runs": runs,
         "checks": checks,

@@ -1,6 +1,9 @@
-"""Scenario 2b: how far two backends drift apart over training, float32 against float64.
+"""Scenario 2b: how far two backends drift apart over training one catalog model, float32
+against float64.
 
-Both backends of a pair start from the same parameters and take the same steps. After step t
+The model as the catalog writes it (layers, loss, initializer, seed, dropout), trained with plain
+SGD (the same update in every backend) on the first n samples of its data set. Both backends of
+a pair start from the same parameters and take the same steps. After step t
 (1-based) the report records
 
     |Δloss|_t     = |loss_t(actual) − loss_t(desired)|           (loss of step t's batch)
@@ -21,19 +24,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from reports.scenarios.common import (
-    SEED_NET,
     Context,
     backend,
+    dataset_of,
+    describe_data,
     flat_parameters,
+    model_spec,
     number,
     numbers,
     relative_distance,
     run_steps,
     spec_summary,
+    start,
 )
 from scratch.batching import training_plan
-from scratch.initializers import initialize
-from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 from twins.backends import PAIRS
 
@@ -42,19 +46,16 @@ DTYPES = ("float64", "float32")
 
 @dataclass(frozen=True)
 class DivergenceSettings:
-    samples: int = 19200                  # the first ``samples`` MNIST training samples
+    samples: int = 19200                  # the first ``samples`` training samples of the model's data set
     batch_size: int = 64
     epochs: int = 1
     learning_rate: float = 0.1            # plain SGD, the same update in every backend
-    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
-    init: str = "he_normal"
-    seed: int = 0
 
 
-def _spec(settings: DivergenceSettings, dtype: str) -> ModelSpec:
-    return ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed, dtype=dtype,
-                     optimizer=OptimizerSpec("sgd", learning_rate=settings.learning_rate),
-                     batch_size=settings.batch_size, epochs=settings.epochs)
+def _spec(model: str, settings: DivergenceSettings, dtype: str) -> ModelSpec:
+    return model_spec(model, dtype=dtype,
+                      optimizer=OptimizerSpec("sgd", learning_rate=settings.learning_rate),
+                      batch_size=settings.batch_size, epochs=settings.epochs)
 
 
 def _trajectory(ctx, name, spec, weights, biases, x, targets, plan):
@@ -67,14 +68,14 @@ def _trajectory(ctx, name, spec, weights, biases, x, targets, plan):
     return np.array(losses), thetas
 
 
-def run(ctx: Context, settings: DivergenceSettings) -> dict:
+def run(ctx: Context, model: str, settings: DivergenceSettings) -> dict:
     series = []
     for dtype in DTYPES:
-        spec = _spec(settings, dtype)
-        data = ctx.mnist(dtype)
-        x, labels = data.x_train[:settings.samples], data.y_train[:settings.samples]
-        weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(dtype))
-        targets = MLP(spec, weights, biases).targets(labels)
+        spec = _spec(model, settings, dtype)
+        x, labels = ctx.training_data(spec, dataset_of(model), settings.samples)
+        engine = start(spec)
+        weights, biases = engine.weights, engine.biases
+        targets = engine.targets(labels)
         plan = list(training_plan(spec, len(x)))
         trajectories = {name: _trajectory(ctx, name, spec, weights, biases, x, targets, plan)
                         for name in ctx.backends}
@@ -87,8 +88,9 @@ def run(ctx: Context, settings: DivergenceSettings) -> dict:
                            "loss_abs_diff": numbers(np.abs(loss_a - loss_d)),
                            "param_rel_diff": numbers(param)})
     return {
-        "data": f"MNIST, first {settings.samples} training samples",
-        "spec": spec_summary(_spec(settings, "float64")),
+        "model": model,
+        "data": describe_data(dataset_of(model), x),
+        "spec": spec_summary(_spec(model, settings, "float64")),
         "steps": len(plan),
         "series": series,
         "summary": [_summary(s) for s in series],

@@ -1,25 +1,28 @@
-"""Scenario: the backprop study (``reports.explain.walk``) on the catalog's ``seed-002`` net
-(``reports.scenarios.common.SEED_NET``), LeCun-normal init, 8 MNIST samples, float64 — the scratch
-line, the torch autograd nodes and the TensorFlow gradient ops behind every gradient, with their
-differences."""
+"""Scenario: the backprop study (``reports.explain.walk``) on one catalog model, from its initial
+parameters, on the first 8 training samples of its data set, float64 — the scratch line, the torch
+autograd nodes, the TensorFlow gradient ops and the JAX jaxpr equations behind every gradient,
+with their differences."""
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from reports.scenarios.common import SEED_NET, Context
-from scratch.initializers import initialize
-from scratch.model import MLP
-from scratch.spec import ModelSpec
-
-BATCH = 8
+from reports.scenarios.common import Context, dataset_of, model_spec, start
+from scratch.batching import dropout_masks
 
 
-def run(ctx: Context) -> list[dict]:
+@dataclass(frozen=True)
+class ExplainSettings:
+    batch: int = 8                        # the first ``batch`` training samples
+    dtype: str = "float64"
+
+
+def run(ctx: Context, model: str, settings: ExplainSettings) -> dict:
     from reports.explain.walk import explain
 
-    spec = ModelSpec(SEED_NET, init="lecun_normal", seed=0, dtype="float64")
-    data = ctx.mnist(spec.dtype)
-    weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(spec.dtype))
-    targets = MLP(spec, weights, biases).targets(data.y_train[:BATCH])
-    return explain(spec, weights, biases, data.x_train[:BATCH], targets)
+    spec = model_spec(model, dtype=settings.dtype)
+    x, labels = ctx.training_data(spec, dataset_of(model), settings.batch)
+    engine = start(spec)
+    rows = explain(spec, engine.weights, engine.biases, x, engine.targets(labels),
+                   dropout_masks(spec, 0, len(x)))
+    return {"model": model, "rows": rows}

@@ -1,6 +1,9 @@
-"""Scenario 1: forward and gradient parity, per layer and quantity, for every backend pair.
+"""Scenario 1: forward and gradient parity of one catalog model, per layer and quantity, for every
+backend pair.
 
-One batch of MNIST goes through each backend from the same parameters; every named quantity
+One batch of the model's data set goes through each backend from the same parameters (the
+model's initializer and seed; its dropout masks, ``scratch.batching.dropout_masks``, where it
+drops); every named quantity
 (Z_l, A_l, the loss, dA_l, dZ_l, dW_l, db_l) is compared for each pair (actual vs desired, the
 desired one being the reference) with
 
@@ -19,10 +22,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from judge.parity import compare_backend_traces
-from reports.scenarios.common import SEED_NET, Context, backend, number, spec_summary
-from scratch.initializers import initialize
-from scratch.model import MLP
-from scratch.spec import ModelSpec
+from reports.scenarios.common import (
+    Context,
+    backend,
+    dataset_of,
+    describe_data,
+    model_spec,
+    number,
+    spec_summary,
+    start,
+)
+from scratch.batching import dropout_masks
 from twins.backends import PAIRS
 
 DTYPES = ("float64", "float32")
@@ -30,10 +40,8 @@ DTYPES = ("float64", "float32")
 
 @dataclass(frozen=True)
 class ParitySettings:
-    batch: int = 256                      # the first ``batch`` MNIST training samples
-    layer_sizes: tuple[int, ...] = SEED_NET           # the net of common.SEED_MODEL
-    init: str = "lecun_normal"
-    seed: int = 2
+    batch: int = 256                      # the first ``batch`` training samples of the model's data set
+    dtypes: tuple[str, ...] = DTYPES
 
 
 def pair_label(actual: str, desired: str) -> str:
@@ -75,28 +83,30 @@ def comparison_row(dtype: str, pair: str, comparison, actual: dict, desired: dic
     }
 
 
-def run(ctx: Context, settings: ParitySettings) -> dict:
-    """Rows of (dtype, pair, quantity): max abs and rel error, tolerance, ok, max ulps and where."""
+def run(ctx: Context, model: str, settings: ParitySettings) -> dict:
+    """Rows of (dtype, pair, quantity) for the catalog model ``model``: max abs and rel error,
+    tolerance, ok, max ulps and where."""
     rows = []
     specs = {}
-    for dtype in DTYPES:
-        spec = ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed, dtype=dtype)
+    for dtype in settings.dtypes:
+        spec = model_spec(model, dtype=dtype)
         specs[dtype] = spec_summary(spec)
-        data = ctx.mnist(dtype)
-        x, labels = data.x_train[:settings.batch], data.y_train[:settings.batch]
-        weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(dtype))
-        targets = MLP(spec, weights, biases).targets(labels)
-        backends = {name: backend(name, spec, weights, biases) for name in ctx.backends}
-        traces = {name: twin.trace(x, targets) for name, twin in backends.items()}
+        x, labels = ctx.training_data(spec, dataset_of(model), settings.batch)
+        engine = start(spec)
+        targets = engine.targets(labels)
+        masks = dropout_masks(spec, 0, len(x))
+        backends = {name: backend(name, spec, engine.weights, engine.biases) for name in ctx.backends}
+        traces = {name: twin.trace(x, targets, masks) for name, twin in backends.items()}
         for actual, desired in PAIRS:
             if actual not in traces or desired not in traces:
                 continue
             for comparison in compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
-                                                     None, targets=targets, actual_backend=backends[actual]):
+                                                     masks, targets=targets, actual_backend=backends[actual]):
                 rows.append(comparison_row(dtype, pair_label(actual, desired), comparison, traces[actual],
                                            traces[desired]))
     return {
-        "data": f"MNIST, first {settings.batch} training samples",
+        "model": model,
+        "data": describe_data(dataset_of(model), x),
         "specs": specs,
         "pairs": [pair_label(a, d) for a, d in PAIRS if ctx.has(a, d)],
         "rows": rows,

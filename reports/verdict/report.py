@@ -1,17 +1,15 @@
 """The report's verdict: one line that opens the report, worded like ``backprop-parity check``'s
 headline (``reports.verdict.check``), computed from the results dict alone.
 
-The judged comparisons are
+The judged comparisons, over every model the report ran (each parity and curves entry of
+results.json is one catalog model's), are
 
-* every row of the parity table (dtype × backend pair × quantity): normwise relative error
+* every row of the parity tables (dtype × backend pair × quantity): normwise relative error
   e = max|a − d| / max(max|d|, floor) against its bound;
 * per training-curve check (optimizer × backend pair), as ``check`` counts a training: the worst
   re-synchronized forward quantity and gradient over every step (relative error), the worst
   re-synchronized update (in ulps), and the free-running trajectory (within tolerance,
   explained by a rounding cause, or cleared by the higher-precision arbiter).
-
-* the convolutional model's section (``cnn``, where present): each of its parity rows, and per
-  twin and dtype its training check, counted like the curves' checks.
 
 Section 4's seed-faithful variants are not judged here: they are wrong on purpose, and the check
 must flag them; the line only says how many of them were caught.
@@ -30,66 +28,67 @@ SHOWN = 3        # failures named in the line; the rest are counted
 def report_verdict(results: dict) -> dict:
     """``{"line", "ok", "comparisons", "failed", "failures"}``: the headline, the counts and every
     failing comparison (worst first) as a flat dict (see :func:`_failure`)."""
-    total, failures = _judge(results, ("parity", "curves", "cnn"))
+    total, failures = _judge(results)
     return {"line": _line(results, total, failures), "ok": not failures, "comparisons": total,
             "failed": len(failures), "failures": failures}
 
 
-def section_verdict(results: dict, section: str = "cnn") -> dict:
-    """The same for one section alone (the convolutional model's, by default): its own line,
-    ``lenet5: PASS — …`` or ``lenet5: FAIL — …`` with its worst three failures."""
-    total, failures = _judge(results, (section,))
-    name = results["cnn"]["model"] if section == "cnn" else section
+def model_verdict(results: dict, model: str) -> dict:
+    """The same for one model's comparisons alone: ``lenet5: PASS — …`` or ``lenet5: FAIL — …``
+    with its worst three failures."""
+    total, failures = _judge(results, model)
     if total == 0:
-        line = f"{name}: NOTHING COMPARED — no twin ran"
+        line = f"{model}: NOTHING COMPARED — no backend pair ran"
     elif not failures:
-        line = f"{name}: PASS — all {total} comparisons within tolerance"
+        line = f"{model}: PASS — all {total} comparisons within tolerance"
     else:
         named = [f"{where(f)} {by_how_much(f)}" for f in failures[:SHOWN]]
         more = len(failures) - len(named)
-        line = (f"{name}: FAIL — {len(failures)} of {total} comparisons exceed tolerance: " + "; ".join(named)
+        line = (f"{model}: FAIL — {len(failures)} of {total} comparisons exceed tolerance: "
+                + "; ".join(named)
                 + (f"; and {more} more" if more > 0 else ""))
     return {"line": line, "ok": not failures, "comparisons": total, "failed": len(failures),
             "failures": failures}
 
 
-def _judge(results: dict, sections: tuple[str, ...]) -> tuple[int, list[dict]]:
-    """(how many comparisons, the failing ones worst first) over ``sections``."""
+def _judge(results: dict, model: str | None = None) -> tuple[int, list[dict]]:
+    """(how many comparisons, the failing ones worst first) over every parity and curves entry
+    (only ``model``'s, when given)."""
     reproduce = results["command"] or "backprop-parity report"
     total, failures = 0, []
-    judged = []                                  # (section, parity rows, checks, checks' dtype or None)
-    if "parity" in sections:
-        judged.append(("parity", results["parity"]["rows"], [], None))
-    if "curves" in sections:
-        judged.append(("curves", [], results["curves"]["checks"], results["curves"]["spec"]["dtype"]))
-    if "cnn" in sections and "cnn" in results:
-        judged.append(("cnn", results["cnn"]["rows"], results["cnn"]["checks"], None))
-    for section, rows, checks, checks_dtype in judged:
+    judged = []                                  # (section, model, parity rows, checks)
+    for entry in results["parity"]:
+        judged.append(("parity", entry["model"], entry["rows"], []))
+    for entry in results["curves"]:
+        judged.append(("curves", entry["model"], [], entry["checks"]))
+    for section, name, rows, checks in judged:
+        if model is not None and name != model:
+            continue
         for row in rows:
             total += 1
             if not row["ok"]:
-                failures.append(_failure(section, row["dtype"], row["pair"], None, row["layer"],
+                failures.append(_failure(section, name, row["dtype"], row["pair"], None, row["layer"],
                                          row["quantity"], row["kind"], None, row["rel_error"],
                                          row["tolerance"], reproduce))
         for check in checks:
-            dtype = checks_dtype or check["dtype"]
             for kind in ("forward", "gradient", "update"):
                 worst = check[f"step_{kind}"]
                 if worst is None:
                     continue
                 total += 1
                 if not worst["ok"]:
-                    failures.append(_failure(section, dtype, check["pair"], check["config"], None,
-                                             worst["quantity"], kind, worst["step"], worst["error"],
+                    failures.append(_failure(section, name, check["dtype"], check["pair"], check["config"],
+                                             None, worst["quantity"], kind, worst["step"], worst["error"],
                                              worst["tolerance"], reproduce))
             total += 1
             if not check["free_running_ok"]:
-                failures.append(_free_running_failure(check, dtype, reproduce, section))
+                failures.append(_free_running_failure(check, name, reproduce))
     failures.sort(key=lambda f: -f["excess"] if f["excess"] is not None else -math.inf)
     return total, failures
 
 
-def _failure(section, dtype, pair, config, layer, quantity, kind, step, error, tolerance, reproduce) -> dict:
+def _failure(section, model, dtype, pair, config, layer, quantity, kind, step, error, tolerance,
+             reproduce) -> dict:
     """One failing comparison; ``error`` None means it was not finite (or the shapes differed)."""
     excess = None if error is None else (error / tolerance if tolerance else None)
     if error is None:
@@ -98,30 +97,29 @@ def _failure(section, dtype, pair, config, layer, quantity, kind, step, error, t
         passes_at = float(math.ceil(error))
     else:
         passes_at = error
-    return {"section": section, "dtype": dtype, "pair": pair, "config": config, "layer": layer,
+    return {"section": section, "model": model, "dtype": dtype, "pair": pair, "config": config,
+            "layer": layer,
             "quantity": quantity, "kind": kind, "step": step, "error": error, "tolerance": tolerance,
             "excess": excess, "passes_at": passes_at, "reproduce": reproduce}
 
 
-def _free_running_failure(check: dict, dtype: str, reproduce: str, section: str = "curves") -> dict:
+def _free_running_failure(check: dict, model: str, reproduce: str) -> dict:
     ratios = [None if error is None else error / bound for error, bound in
               ((check["curve_rel_error"], check["curve_tolerance"]),
                (check["parameters_rel_error"], check["parameters_tolerance"]))]
     excess = None if None in ratios else max(ratios)
-    return {"section": section, "dtype": dtype, "pair": check["pair"], "config": check["config"],
+    return {"section": "curves", "model": model, "dtype": check["dtype"], "pair": check["pair"],
+            "config": check["config"],
             "layer": None, "quantity": "free-running", "kind": "free-running", "step": check["parting_step"],
             "error": None, "tolerance": None, "excess": excess, "passes_at": None, "reproduce": reproduce,
             "explanation": check["free_running"]}
 
 
 def where(failure: dict) -> str:
-    """``float32 torch vs scratch layer 2 dW2``, ``adam-torch torch vs scratch update dW1 at step 3``;
-    the convolutional model's prefixed ``lenet5 float32 …``."""
-    head = f"{failure['dtype']} {failure['pair']}"
-    if failure["config"] is not None:
-        head = f"{failure['config']} {failure['pair']}"
-    if failure["section"] == "cnn":
-        head = f"lenet5 {failure['dtype']} {head if failure['config'] is not None else failure['pair']}"
+    """``seed-002 float32 torch vs scratch layer 2 dW2``, ``lenet5 float32 adam-torch torch vs
+    scratch per-step update dW1 at step 3``: the model, the dtype, the optimizer of a training."""
+    config = f"{failure['config']} " if failure["config"] is not None else ""
+    head = f"{failure['model']} {failure['dtype']} {config}{failure['pair']}"
     if failure["kind"] == "free-running":
         return f"{head} free-running"
     layer = f" layer {failure['layer']}" if failure["layer"] is not None else ""
@@ -154,15 +152,14 @@ def passes_at(failure: dict) -> str:
 
 
 def _line(results: dict, total: int, failures: list[dict]) -> str:
-    curve_dtype = [results["curves"]["spec"]["dtype"]] if results["curves"]["checks"] else []
-    cnn = results.get("cnn", {"rows": [], "checks": []})
-    dtypes = list(dict.fromkeys([row["dtype"] for row in results["parity"]["rows"]] + curve_dtype
-                                + [row["dtype"] for row in cnn["rows"]]
-                                + [c["dtype"] for c in cnn["checks"]]))
-    pairs = list(dict.fromkeys([row["pair"] for row in results["parity"]["rows"]]
-                               + [check["pair"] for check in results["curves"]["checks"]]
-                               + [row["pair"] for row in cnn["rows"]] + [c["pair"] for c in cnn["checks"]]))
-    scope = f"{', '.join(dtypes) or 'no dtype'}; {', '.join(pairs) or 'no backend pair'}"
+    entries = [*results["parity"], *results["curves"]]
+    models = list(dict.fromkeys(entry["model"] for entry in entries))
+    dtypes = list(dict.fromkeys([row["dtype"] for e in results["parity"] for row in e["rows"]]
+                                + [c["dtype"] for e in results["curves"] for c in e["checks"]]))
+    pairs = list(dict.fromkeys([row["pair"] for e in results["parity"] for row in e["rows"]]
+                               + [c["pair"] for e in results["curves"] for c in e["checks"]]))
+    scope = (f"{', '.join(models) or 'no model'}; {', '.join(dtypes) or 'no dtype'}; "
+             f"{', '.join(pairs) or 'no backend pair'}")
     variants = results["variants"]["rows"]
     caught = sum(row["detected"] for row in variants)
     tail = (f" The {len(variants)} seed-faithful variant checks of section 4 are not counted: they are "
