@@ -386,9 +386,9 @@ def test_memory_error_past_the_size_check_is_one_error_line(monkeypatch, capsys)
     one_error(capsys, main(["train", "--dataset", "xor"]), USAGE, r"^error: out of memory")
 
 
-def test_readme_exit_status_section_matches_the_codes():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Exit status", 1)[1].split("\n#", 1)[0]
+def test_the_docs_exit_status_section_matches_the_codes():
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = page.split("## Exit status", 1)[1].split("\n#", 1)[0]
     listed = {int(code) for code in re.findall(r"^\| (\d+) +\|", section, re.M)}
     assert listed == set(exit_codes.STATUSES)
 

@@ -73,7 +73,7 @@ def sections(results: dict, images: dict[str, str]) -> list[Section]:
 
 
 def describe_model(spec: dict) -> str:
-    """``[784, 64, 32, 10] relu/softmax`` for an MLP; the layer shapes of any other stack
+    """``[n_0, n_1, …, n_L] relu/softmax`` for an MLP; the layer shapes of any other stack
     (``1×28×28 → 6×28×28 → … → 10``)."""
     model = ModelSpec.from_dict(spec)
     if model.is_mlp:
