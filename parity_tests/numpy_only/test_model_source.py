@@ -29,7 +29,8 @@ def resolved(command: str, argv: list[str]):
      catalog.spec("lenet5").replace(dtype="float64", seed=3, batch_size=None,
                                     optimizer=OptimizerSpec.framework_default("adam", "torch",
                                                                               learning_rate=0.01))),
-    (["--model", "xor-uniform", "--loss", "mse", "--optimizer", "momentum", "--momentum", "0.9", "--epochs", "7"],
+    (["--model", "xor-uniform", "--loss", "mse", "--optimizer", "momentum", "--momentum", "0.9",
+      "--epochs", "7"],
      catalog.spec("xor-uniform").replace(loss="mse", output_activation="sigmoid", epochs=7,
                                          optimizer=OptimizerSpec.framework_default(
                                              "momentum", "torch", momentum=0.9))),

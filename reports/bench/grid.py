@@ -2,7 +2,7 @@
 at grid points batch × dtype × optimizer, on the first ``batch`` MNIST training samples (N(0, 1)
 rows with random labels, seed 0, for a model that does not fit MNIST).
 
-With no model given, the grid is the default model's net (``mnist-default``: 784-64-32-10 ReLU,
+With no model given, the grid is the default model's net (``mnist-default``: seed 002's ReLU net,
 He-normal) at batches 64, 1024, 8192, 60000, float32 and float64, SGD (η = 0.1) and Adam (torch
 convention; Keras convention for the Keras steps — same work per step). With a model given, each
 axis defaults to the model's own batch size, dtype and optimizer; ``--batches``, ``--dtypes`` and

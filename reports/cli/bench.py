@@ -34,6 +34,7 @@ import time
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from reports.bench import grid, profile
+from reports.bench.jax_threads import configure_jax
 from reports.bench.steps import available_kinds, kinds_for, spec_for_kind
 from reports.bench.timing import gemm_peak, step_flops, time_interleaved
 from reports.cli.args import names, non_negative_float, positive_int, positive_ints
@@ -117,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
     settings = configure_frameworks(threads=threads)
     kinds = available_kinds()
     if "jax" in kinds:
-        from reports.bench.jax_threads import configure_jax
-
         settings.update(configure_jax(threads=threads))
     dense = spec.is_mlp
     results = {"model": source.origin, "threads": threads, "settle_s": args.settle, "frameworks": settings,

@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from reports import json_file
+from reports.cli import backend_training
 from reports.cli.args import positive_int
 from reports.cli.data import Data, check_fits, load_dataset, shaped
 from reports.cli.exit_codes import (
@@ -57,6 +58,7 @@ from scratch.catalog import spec as catalog_spec
 from scratch.errors import ParityError, SpecError
 from scratch.model import Network, save_model
 from twins.backends import BACKENDS, INSTALL_EXTRAS
+from twins.hygiene import configure_frameworks
 
 EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_DIVERGED, EXIT_INTERRUPTED,
                  EXIT_BROKEN_PIPE)
@@ -166,12 +168,8 @@ def check_backend(name: str) -> None:
 def train_twin(name: str, spec, parameters, data: Data, *, eval_every: int | None, threads: int):
     """Train framework twin ``name`` (:mod:`reports.cli.backend_training`); returns (Result, backend,
     note or None)."""
-    from twins.hygiene import configure_frameworks
-
     progress("train", f"loading {name}")
     configure_frameworks(threads=threads or None)
-    from reports.cli import backend_training
-
     spec, note = backend_training.trainable_spec(name, spec)
     steps = steps_per_epoch(spec, len(data.x_train)) * spec.epochs
     watch = _DivergenceWatch(spec, steps)
