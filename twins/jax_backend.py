@@ -417,16 +417,24 @@ class JaxBackend(Backend):
         calls at optimization level 0 (the timings are in ``docs/speed.md``)."""
         if not fused:
             return super().fit(x, targets, plan)
-        optimizer = (self.spec.optimizer.name, self.spec.optimizer.convention)
-        losses = []
-        for step, xb, yb in batches(x, targets, plan):
-            xb, yb, masks = self._batch(xb, yb, step.masks)
-            self.params, self._state, self.running, loss = _compiled_training_step(
-                self.params, self.state, self.running, self.hyper, self.config, xb, yb, masks,
-                structure=self.structure, optimizer=optimizer)
-            losses.append(loss)
-            self.steps += 1
+        losses = [self.fused_step(*self.fused_inputs(xb, yb, step.masks))
+                  for step, xb, yb in batches(x, targets, plan)]
         return np.array([float(loss) for loss in losses])
+
+    def fused_step(self, x, targets, masks):
+        """One training step through the fused executable (:func:`_training_step`) on arrays already
+        converted by :meth:`_batch` (masks of ones where a layer does not drop); returns the loss as a
+        JAX scalar, not waited for. ``fit(fused=True)`` runs it per batch; the benchmark times it."""
+        optimizer = (self.spec.optimizer.name, self.spec.optimizer.convention)
+        self.params, self._state, self.running, loss = _compiled_training_step(
+            self.params, self.state, self.running, self.hyper, self.config, x, targets, masks,
+            structure=self.structure, optimizer=optimizer)
+        self.steps += 1
+        return loss
+
+    def fused_inputs(self, x, targets, masks=None):
+        """(x, targets, masks) as :meth:`fused_step` takes them (converted once, shapes checked)."""
+        return self._batch(x, targets, masks)
 
     def train_step(self, x, targets, masks=None):
         loss, _, _, grads, _, moved = self._trace(x, targets, masks)

@@ -13,8 +13,15 @@ from reports.bench.timing import step_flops, time_interleaved
 
 
 def test_step_flops_counts_forward_dw_and_da_products():
+    from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec
+    from scratch.spec import ModelSpec
+
     # layer 1 (3→4): forward + dW = 2 products; layer 2 (4→2): forward + dW + dA1 = 3 products
-    assert step_flops((3, 4, 2), batch=5) == 2 * 5 * 3 * 4 * 2 + 2 * 5 * 4 * 2 * 3
+    assert step_flops(ModelSpec((3, 4, 2)), batch=5) == 2 * 5 * 3 * 4 * 2 + 2 * 5 * 4 * 2 * 3
+    # conv 2@3×3 on 1×5×5 → 2×3×3 (9 positions, kernel 2·1·3·3), flatten, dense 18→4
+    conv = ModelSpec(inputs=(1, 5, 5), layers=(Conv2DSpec(2, 3), FlattenSpec("channels_first"),
+                                               DenseSpec(4, "softmax")))
+    assert step_flops(conv, batch=5) == 2 * 5 * 9 * 18 * 2 + 2 * 5 * 18 * 4 * 3
 
 
 def test_time_interleaved_reports_every_step_with_quartiles():
@@ -60,75 +67,97 @@ def test_bench_cli_tiny_grid_writes_every_backend(bench_run):
     assert "scratch" in printed
 
 
+def _engine_update_failures(kind, spec, batch, steps, repro, make=None):
+    """Run ``kind``'s timed step and the engine's ``steps`` times from the same start on the bench's
+    batch; the failed comparisons (losses, then parameters after them, at the spec's tolerances)."""
+    from judge.parity import compare_curves, compare_parameters
+    from reports.bench.grid import bench_batch
+    from reports.bench.steps import make_step
+
+    make = make or make_step
+    x, targets, weights, biases = bench_batch(spec, batch)
+    engine = make("scratch", spec, weights, biases, x, targets)
+    timed = make(kind, spec, weights, biases, x, targets)
+    losses = [timed() for _ in range(steps)], [engine() for _ in range(steps)]
+    assert all(isinstance(loss, float) for loss in losses[0]), "the step returns a Python float"
+    moved = [not np.array_equal(after, before) for after, before in zip(engine.parameters()[0], weights,
+                                                                         strict=True)]
+    assert all(moved), "the steps move every kernel"
+    curve = compare_curves(*losses, spec.dtype)
+    desired = type("Engine", (), {"spec": spec, "parameters": staticmethod(engine.parameters)})
+    return [c.describe() for c in [curve, *compare_parameters(timed, desired)] if not c.ok]
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", pytest.param("adam", marks=pytest.mark.slow)])
-def test_jax_step_matches_the_numpy_engine_in_float64(optimizer, global_seed, repro):
-    """The bench's JAX step against scratch's MLP and optimizer from the same parameters, on the
-    bench's own batch (the first 64 MNIST training images): the loss of each of 3 steps and the
-    parameters after them, within the float64 tolerances.
+@pytest.mark.parametrize("kind", ["torch", "tf.function", "jax"])
+def test_mlp_bench_step_makes_the_engines_update_in_float64(kind, optimizer, global_seed, repro):
+    """Each timed step of the default grid's net, from the engine's start on the bench's own batch
+    (the first 64 MNIST training images): the loss of each of 3 steps and the parameters after
+    them, within the float64 tolerances (tf.function times Keras-convention Adam, which the
+    engine also runs).
 
     The bench's batch, not N(0, 1) inputs: Adam divides each gradient element by its own size, so
     an element within a few ε (1e-8) of zero turns its rounding (~1e-9 of itself there) into a
     parameter difference. On dense N(0, 1) inputs into 784 units that reached 1.1e-13 (seed 0;
     torch vs scratch 6.8e-14 on the same case); on this batch it stays below 6e-14 for seeds 0-99.
     """
-    pytest.importorskip("jax")
-    import dataclasses
-    from types import SimpleNamespace
+    pytest.importorskip({"torch": "torch", "tf.function": "tensorflow", "jax": "jax"}[kind])
+    from reports.bench.grid import point_spec
+    from reports.bench.steps import spec_for_kind
+    from scratch import catalog
 
-    import numpy as np
+    spec = point_spec(catalog.spec(catalog.DEFAULT_MODEL), 64, "float64", optimizer).replace(seed=global_seed)
+    spec = spec_for_kind(kind, spec)                 # what the kind times; the engine runs the same
+    failed = _engine_update_failures(kind, spec, 64, 3, repro)
+    assert not failed, f"{kind} vs scratch (reference), float64, {optimizer}: {failed}\n  reproduce: {repro}"
 
-    from judge.parity import compare_curves, compare_parameters
-    from reports.bench.grid import spec_for
+
+@pytest.mark.parametrize("kind", ["torch", "tf.function", "jax"])
+def test_cnn_bench_step_makes_the_engines_update(kind, repro):
+    """Each timed lenet5 step (its own Adam; dropout layers idle without a mask plan), run once from
+    the engine's start on 8 MNIST digits, returns the engine's loss and leaves the engine's
+    parameters after its step (float32 tolerances)."""
+    pytest.importorskip({"torch": "torch", "tf.function": "tensorflow", "jax": "jax"}[kind])
+    from reports.bench.grid import point_spec
+    from reports.bench.steps import spec_for_kind
+    from scratch import catalog
+
+    spec = spec_for_kind(kind, point_spec(catalog.spec("lenet5"), 8, "float32", "sgd"))
+    failed = _engine_update_failures(kind, spec, 8, 1, repro)
+    assert not failed, f"{kind} vs scratch, lenet5 bench step: {failed}\n  reproduce: {repro}"
+
+
+def test_the_bench_step_check_fails_on_a_wrong_update(repro):
+    """The check above must fail when a timed step does not make the engine's update: torch's step
+    with its learning rate doubled."""
+    pytest.importorskip("torch")
+    from reports.bench.grid import point_spec
     from reports.bench.steps import make_step
-    from scratch.datasets import load_mnist
-    from scratch.model import MLP
-    from scratch.optimizers import make_optimizer
+    from scratch import catalog
+    from scratch.spec import OptimizerSpec
 
-    spec = dataclasses.replace(spec_for(64, "float64", optimizer, "torch"), seed=global_seed)
-    data = load_mnist(dtype=np.float64)
-    model = MLP(spec)
-    x, targets = np.ascontiguousarray(data.x_train[:64]), model.targets(data.y_train[:64])
-    step = make_step("jax", spec, model.weights, model.biases, x, targets)
-    update = make_optimizer(spec.optimizer)
-    jax_losses = [step() for _ in range(3)]
-    scratch_losses = [model.train_step(x, targets, update) for _ in range(3)]
-    assert all(isinstance(loss, float) for loss in jax_losses), "the step returns a Python float"
+    def doubled(kind, spec, *rest):
+        if kind == "torch":
+            doubled_rate = 2 * spec.optimizer.learning_rate
+            spec = spec.replace(optimizer=OptimizerSpec("sgd", learning_rate=doubled_rate))
+        return make_step(kind, spec, *rest)
 
-    curve = compare_curves(jax_losses, scratch_losses, "float64")
-    scratch = SimpleNamespace(spec=spec, parameters=lambda: (model.weights, model.biases))
-    parameters = compare_parameters(step, scratch)
-    failed = [c.describe() for c in [curve, *parameters] if not c.ok]
-    assert not failed, f"jax vs scratch (reference), float64, {optimizer}: {failed}\n  reproduce: {repro}"
+    spec = point_spec(catalog.spec(catalog.DEFAULT_MODEL), 64, "float64", "sgd")
+    assert _engine_update_failures("torch", spec, 64, 2, repro, make=doubled), "a doubled step is caught"
 
 
-def test_jax_step_refuses_what_the_grid_does_not_use():
-    pytest.importorskip("jax")
-    from reports.bench.steps import make_step
-    from scratch.errors import BackendError
-    from scratch.model import MLP
-    from scratch.spec import ModelSpec, OptimizerSpec
-
-    for spec in (ModelSpec((4, 3, 2), hidden_activation="tanh"),
-                 ModelSpec((4, 3, 2), optimizer=OptimizerSpec.framework_default("adam", "keras")),
-                 ModelSpec((4, 3, 2), l2=0.5)):
-        model = MLP(spec)
-        x = np.zeros((2, 4))
-        with pytest.raises(BackendError, match="the jax bench step covers only the grid's spec"):
-            make_step("jax", spec, model.weights, model.biases, x, model.targets(np.array([0, 1])))
-
-
-# -- the CNN step (--model lenet5) ------------------------------------------------------------
+# -- a model that is not a dense stack (--model lenet5) ------------------------------------------
 
 
 @pytest.mark.slow
 def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
-    """``bench --model lenet5`` on one tiny batch: a row with every installed backend, ratios to
-    the fastest, the engine's profile (every conv, pooling and dense part) and im2col's sizes."""
+    """``bench --model lenet5`` on one tiny batch: a row with every backend that can time it, ratios
+    to the fastest, the engine's profile (every conv, pooling and dense part) and im2col's sizes."""
     pytest.importorskip("threadpoolctl")
     import contextlib
     import io
 
-    from reports.bench import cnn
+    from reports.bench.steps import available_kinds
     from reports.cli.main import main
 
     path = tmp_path / "cnn.json"
@@ -144,7 +173,8 @@ def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
     assert code == 0
     results = json.loads(path.read_text())
     (row,) = results["cnn"]
-    assert row["batch"] == 8 and list(row["backends"]) == cnn.available_kinds()
+    assert row["batch"] == 8 and list(row["backends"]) == [k for k in available_kinds()
+                                                          if k not in ("plain-numpy", "keras")]
     assert {"scratch", "torch", "tf.function"} <= set(row["backends"])
     assert min(t["ratio_to_fastest"] for t in row["backends"].values()) == 1.0
     assert {"conv1 im2col", "conv3 col2im (input gradient)", "pool2 backward", "dense6 forward",
@@ -153,31 +183,10 @@ def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
     assert [(p["layer"], p["rows"], p["cols"], p["bytes"]) for p in row["im2col"]] == [
         (1, 8 * 28 * 28, 25, 8 * 28 * 28 * 25 * 4), (3, 8 * 10 * 10, 150, 8 * 10 * 10 * 150 * 4)]
     assert row["engine_step_tracemalloc_peak_bytes"] > sum(p["bytes"] for p in row["im2col"])
-    assert "lenet5 without dropout" in printed.getvalue()
+    assert "--model lenet5" in printed.getvalue()
+    from reports.schema import validate_bench
+
+    assert validate_bench(results, "cnn.json") == "bench_cnn", "the report reads it"
     assert announced.getvalue().splitlines()[:2] == ["bench: loading the frameworks …",
-                                                     "bench: timing lenet5, batch 8, in every backend …"]
+                                                     "bench: the GEMM peak, float32 …"]
     assert "bench:" not in printed.getvalue(), "progress goes to stderr only"
-
-
-@pytest.mark.parametrize("kind", ["torch", "tf.function", "jax"])
-def test_cnn_bench_step_makes_the_engines_update(kind, repro):
-    """Each timed lenet5 step, run once from the engine's start on 8 MNIST digits, returns the
-    engine's loss and leaves the engine's parameters after its SGD step (float32 tolerances)."""
-    pytest.importorskip({"torch": "torch", "tf.function": "tensorflow", "jax": "jax"}[kind])
-    from judge.parity import compare_curves, compare_parameters
-    from reports.bench import cnn
-
-    spec = cnn.spec_for(8)
-    x, targets, weights, biases = cnn.batch_data(spec, 8)
-    scratch = cnn.make_step("scratch", spec, weights, biases, x, targets)
-    timed = cnn.make_step(kind, spec, weights, biases, x, targets)
-    losses = [timed()], [scratch()]
-    assert isinstance(losses[0][0], float), "the step returns a Python float"
-    curve = compare_curves(*losses, spec.dtype)
-    desired = type("Engine", (), {"spec": spec, "parameters": staticmethod(scratch.parameters)})
-    changed = [not np.array_equal(after, before) for after, before in zip(scratch.parameters()[0], weights,
-                                                                          strict=True)]
-    assert all(changed), "one SGD step moves every kernel"
-    failed = [c.describe() for c in [curve, *compare_parameters(timed, desired)] if not c.ok]
-    assert not failed, f"{kind} vs scratch, lenet5 bench step: {failed}\n  reproduce: {repro}"
-

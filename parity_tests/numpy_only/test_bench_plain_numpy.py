@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from judge.parity import compare_curves, compare_parameters
-from reports.bench.grid import mnist, spec_for
+from reports.bench.grid import mnist, point_spec
 from reports.bench.steps import available_kinds, kinds_for, make_step
+from scratch import catalog
 from scratch.errors import BackendError
 from scratch.model import MLP
 from scratch.optimizers import make_optimizer
@@ -22,7 +23,8 @@ from scratch.spec import ModelSpec, OptimizerSpec
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_plain_numpy_step_matches_the_engine(dtype, global_seed):
-    spec = dataclasses.replace(spec_for(64, dtype, "sgd", "torch"), seed=global_seed)
+    default = catalog.spec(catalog.DEFAULT_MODEL)
+    spec = dataclasses.replace(point_spec(default, 64, dtype, "sgd"), seed=global_seed)
     data = mnist(dtype)
     model = MLP(spec)
     x, targets = np.ascontiguousarray(data.x_train[:64]), model.targets(data.y_train[:64])
@@ -66,6 +68,8 @@ def test_plain_numpy_step_refuses_what_it_does_not_implement(change):
 def test_the_grid_times_the_plain_step_for_sgd_only():
     kinds = available_kinds()
     assert "plain-numpy" in kinds
-    assert "plain-numpy" in kinds_for(kinds, "sgd")
-    assert "plain-numpy" not in kinds_for(kinds, "adam")
-    assert "scratch" in kinds_for(kinds, "adam")
+    default = catalog.spec(catalog.DEFAULT_MODEL)
+    assert "plain-numpy" in kinds_for(kinds, point_spec(default, 64, "float64", "sgd"))
+    assert "plain-numpy" not in kinds_for(kinds, point_spec(default, 64, "float64", "adam"))
+    assert "scratch" in kinds_for(kinds, point_spec(default, 64, "float64", "adam"))
+    assert "plain-numpy" not in kinds_for(kinds, catalog.spec("lenet5")), "a dense stack only"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reports.cli import model_source
 from reports.cli import train as cli_train
 from reports.cli.main import main
 from scratch.datasets import xor
@@ -130,7 +131,7 @@ def test_spec_file_with_overrides(tmp_path, capsys):
 def test_optimizer_flags(base, flags, expected):
     name, convention, lr = base
     start = OptimizerSpec.framework_default(name, convention, learning_rate=lr)
-    assert cli_train.optimizer_spec(start, **flags) == expected
+    assert model_source.optimizer_spec(start, **flags) == expected
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ here instead of starting a long run.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 from reports.cli import check as cli_check
 from reports.cli import exit_codes
 from reports.cli import train as cli_train
+from reports.cli.data import drawn_batch
 from reports.cli.main import main
 from scratch.errors import SpecError
 from scratch.model import MLP
@@ -93,11 +93,12 @@ def test_bench_refuses_more_rows_than_mnist_has(capsys, no_frameworks):
 
 
 @pytest.mark.parametrize("extra, pattern", [
-    (["--dtypes", "float64"], r"--dtypes float64: --model lenet5 times float32 only"),
-    (["--optimizers", "sgd,adam"], r"--optimizers sgd,adam: --model lenet5 times sgd only"),
-    (["--with-suite"], r"--with-suite is an option of the MLP grid, not of --model lenet5"),
+    (["--dtypes", "float64", "--dtype", "float32"], r"--dtypes and --dtype both set the bench's dtype"),
+    (["--optimizers", "sgd", "--optimizer", "adam"], r"--optimizers and --optimizer both set"),
+    (["--batches", "8", "--batch-size", "8"], r"--batches and --batch-size both set the bench's batch"),
+    (["--layers", "784,10"], r"--layers: this flag describes a stack of dense layers"),
     (["--batches", "100000"], r"--batches 100000: MNIST has only 60000 training samples")])
-def test_bench_lenet5_refuses_what_it_does_not_time(extra, pattern, capsys, no_frameworks):
+def test_bench_lenet5_refuses_what_it_cannot_time(extra, pattern, capsys, no_frameworks):
     one_error(capsys, main(["bench", "--model", "lenet5", *extra]), USAGE, pattern)
 
 
@@ -267,7 +268,7 @@ def test_check_summary_names_every_skipped_backend():
 
 def _mnist_batch(seed: int, batch: int = 16):
     spec = ModelSpec((784, 8, 10))
-    return cli_check._batch(spec, argparse.Namespace(batch=batch, data_dir=None, seed=seed), np)
+    return drawn_batch(spec, batch, seed)
 
 
 def test_check_seed_draws_the_mnist_batch(monkeypatch):
@@ -281,8 +282,10 @@ def test_check_seed_draws_the_mnist_batch(monkeypatch):
     assert len(rows) == 16                                  # drawn without replacement
 
 
-def test_check_seed_must_not_be_negative(capsys, no_frameworks):
-    one_error(capsys, main(["check", "--seed", "-1"]), USAGE, r"--seed must be >= 0")
+@pytest.mark.parametrize("command", ["train", "check", "explain", "bench"])
+def test_seed_must_not_be_negative(command, capsys, no_frameworks):
+    usage_error(capsys, main([command, "--seed", "-1"]),
+                r"argument --seed: expected an integer >= 0, got '-1'")
 
 
 # --------------------------------------------------------------------------- NumPy integers
@@ -365,7 +368,7 @@ def test_version_is_the_package_version(capsys):
 
 
 HELP_STATUSES = {None: {0, 1, 2, 3, 4, 130, 141}, "check": {0, 1, 2, 3, 130, 141},
-                 "train": {0, 2, 4, 130, 141}, "explain": {0, 1, 2, 130, 141}, "bench": {0, 2, 130, 141},
+                 "train": {0, 2, 3, 4, 130, 141}, "explain": {0, 1, 2, 130, 141}, "bench": {0, 2, 130, 141},
                  "report": {0, 1, 2, 130, 141}}
 
 

@@ -1,55 +1,81 @@
-"""The benchmark grid: the catalog's ``seed-002`` net (:mod:`scratch.catalog`) on MNIST at
-several batch sizes, float32 and float64, SGD and Adam (torch convention for scratch/torch,
-Keras convention for the Keras steps — same work per step)."""
+"""What the benchmark times: one catalog model (or spec, or weight file: :mod:`reports.cli.model_source`)
+at grid points batch × dtype × optimizer, on the first ``batch`` MNIST training samples (N(0, 1)
+rows with random labels, seed 0, for a model that does not fit MNIST).
+
+With no model given, the grid is the default model's net (``mnist-default``: seed 002's ReLU net,
+He-normal) at batches 64, 1024, 8192, 60000, float32 and float64, SGD (η = 0.1) and Adam (torch
+convention; Keras convention for the Keras steps — same work per step). With a model given, each
+axis defaults to the model's own batch size, dtype and optimizer; ``--batches``, ``--dtypes`` and
+``--optimizers`` set an axis.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
-from scratch import catalog
+from reports.bench.steps import make_step
+from reports.cli.data import drawn_batch
+from scratch.datasets import load_mnist
+from scratch.errors import DataError
+from scratch.model import Network
+from scratch.spec import OptimizerSpec
 
-MODEL = "seed-002"                    # the catalog model whose net is timed (He-normal init, as always)
-LAYERS = catalog.spec(MODEL).layer_sizes
 BATCHES = (64, 1024, 8192, 60000)
 DTYPES = ("float32", "float64")
-OPTIMIZERS = ("sgd", "adam")          # what spec_for builds; any other name is refused by the CLI
+OPTIMIZERS = ("sgd", "adam")          # the optimizers an axis may name
+SGD_LEARNING_RATE = 0.1
 MNIST_TRAIN_SAMPLES = 60000           # rows of the bundled MNIST training split, the largest batch
 
 
-def spec_for(batch: int, dtype: str, optimizer: str, convention: str):
-    from scratch.errors import DataError
-    from scratch.spec import ModelSpec, OptimizerSpec
-
-    if optimizer not in OPTIMIZERS:
-        raise DataError(f"bench optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-    opt = (OptimizerSpec("sgd", learning_rate=0.1) if optimizer == "sgd"
-           else OptimizerSpec.framework_default("adam", convention))
-    return ModelSpec(LAYERS, init="he_normal", batch_size=batch, dtype=dtype, optimizer=opt)
+def point_spec(base, batch: int, dtype: str, optimizer: str):
+    """``base`` at one grid point: the model's own optimizer when ``optimizer`` is its name, else
+    SGD at η = :data:`SGD_LEARNING_RATE` or torch-convention Adam with its defaults."""
+    if optimizer == base.optimizer.name:
+        chosen = base.optimizer
+    elif optimizer == "sgd":
+        chosen = OptimizerSpec("sgd", learning_rate=SGD_LEARNING_RATE)
+    elif optimizer == "adam":
+        chosen = OptimizerSpec.framework_default("adam", "torch")
+    else:
+        raise DataError(f"bench optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)} or the "
+                        f"model's own ({base.optimizer.name})")
+    return base.replace(batch_size=batch, dtype=dtype, optimizer=chosen)
 
 
 @functools.lru_cache(maxsize=2)
 def mnist(dtype: str):
     """The bundled MNIST in ``dtype``, loaded once per dtype."""
-    from scratch.datasets import load_mnist
-
     return load_mnist(dtype=np.dtype(dtype))
 
 
-def build_step(kind: str, batch: int, dtype: str, optimizer: str):
-    """The step callable of ``kind`` on the first ``batch`` MNIST training samples."""
-    from reports.bench.steps import make_step
-    from scratch.model import MLP
+def fits_mnist(spec) -> bool:
+    return math.prod(spec.input_shape) == 784 and spec.layer_shapes[-1][0] in (10, 1)
 
-    convention = "keras" if kind in ("tf.function", "keras") else "torch"
-    spec = spec_for(batch, dtype, optimizer, convention)
-    data = mnist(dtype)
-    if batch > len(data.x_train):
-        from scratch.errors import DataError
 
-        raise DataError(f"bench batch {batch}: MNIST has only {len(data.x_train)} training samples")
-    model = MLP(spec)
-    x = np.ascontiguousarray(data.x_train[:batch])
-    targets = model.targets(data.y_train[:batch])
-    return make_step(kind, spec, model.weights, model.biases, x, targets)
+def bench_batch(spec, batch: int, parameters=None):
+    """(x, targets, weights, biases): the point's batch and start (``parameters`` (weights,
+    biases) cast to the spec's dtype, else the spec's initializer)."""
+    if fits_mnist(spec):
+        data = mnist(spec.dtype)
+        if batch > len(data.x_train):
+            raise DataError(f"bench batch {batch}: MNIST has only {len(data.x_train)} training samples")
+        x = np.ascontiguousarray(data.x_train[:batch].reshape(batch, *spec.input_shape))
+        labels = data.y_train[:batch]
+        labels = labels % 2 if spec.layer_shapes[-1][0] == 1 else labels
+    else:
+        x, labels = drawn_batch(spec, batch, 0)
+    if parameters is None:
+        model = Network(spec)
+    else:
+        weights, biases = ([np.asarray(p, dtype=spec.dtype) for p in group] for group in parameters)
+        model = Network(spec, weights, biases)
+    return x, model.targets(labels), model.weights, model.biases
+
+
+def build_step(kind: str, spec, parameters=None):
+    """The step callable of ``kind`` for the point ``spec`` (its batch size is the batch)."""
+    x, targets, weights, biases = bench_batch(spec, spec.batch_size, parameters)
+    return make_step(kind, spec, weights, biases, x, targets)

@@ -1,6 +1,7 @@
 """Peak memory of full-batch training steps, one backend per fresh process.
 
-Run as ``python -m reports.bench.memory KIND DTYPE OPTIMIZER``: loads MNIST and builds the step,
+Run as ``python -m reports.bench.memory KIND SPEC_JSON`` (the grid point's spec: its batch size,
+dtype and optimizer; parameters from its initializer): loads the batch and builds the step,
 resets the kernel's high-water mark (``/proc/self/clear_refs`` ← 5), runs two steps and prints
 JSON with the resident set before the steps and the peak during them (Linux only).
 """
@@ -11,6 +12,10 @@ import json
 import sys
 from pathlib import Path
 
+from reports.bench.grid import build_step
+from scratch.spec import ModelSpec
+from twins.hygiene import configure_frameworks
+
 
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -20,13 +25,9 @@ def _status_kib(field: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    kind, dtype, optimizer = argv
-    from twins.hygiene import configure_frameworks
-
+    kind, spec_json = argv
     configure_frameworks()
-    from reports.bench.grid import build_step
-
-    step = build_step(kind, 60000, dtype, optimizer)
+    step = build_step(kind, ModelSpec.from_json(spec_json))
     step()
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")

@@ -10,25 +10,32 @@ interquartile range of the per-step time, the ratio of each backend's median to 
 (without the pause a two-thread step timed right after the other backends ran markedly slower
 than alone: ``docs/speed.md``).
 
-FLOPs of one step of an MLP with layers (n_0, …, n_L) at batch m count the matrix products
-only: forward 2·m·n_{l−1}·n_l per layer, backward the same for dW_l and again for dA_{l−1}
-(l ≥ 2; the input needs no gradient):  F = Σ_l 2·m·n_{l−1}·n_l·(3 if l ≥ 2 else 2).
+FLOPs of one step at batch m count the products of the kernel layers (dense, conv2d) only: a
+layer whose kernel W_l has |W_l| numbers and whose output has P_l positions per channel (1 for
+dense, H_out·W_out for conv2d) does 2·m·P_l·|W_l| in its forward product, the same for dW_l and
+again for dA_{l−1} (l ≥ 2; the input needs no gradient):
+F = Σ_l 2·m·P_l·|W_l|·(3 if l ≥ 2 else 2). For an MLP (n_0, …, n_L): |W_l| = n_{l−1}·n_l, P_l = 1.
 The GEMM peak is the best of NumPy and torch on one square (n × n)·(n × n) product, same dtype.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
 import numpy as np
 
 
-def step_flops(layer_sizes, batch: int) -> int:
-    """Matrix-product FLOPs of one training step (see the module docstring)."""
+def step_flops(spec, batch: int) -> int:
+    """Matrix-product FLOPs of one training step of ``spec`` (see the module docstring)."""
     total = 0
-    for layer, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:], strict=True), start=1):
-        total += 2 * batch * n_in * n_out * (3 if layer >= 2 else 2)
+    for layer, (kernel, _) in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):
+        if layer not in spec.kernel_layers:
+            continue
+        out = spec.layer_shapes[layer]
+        positions = math.prod(out) // out[0]
+        total += 2 * batch * positions * math.prod(kernel) * (3 if layer >= 2 else 2)
     return total
 
 

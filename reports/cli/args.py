@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from scratch.catalog import MODELS
+
 
 def positive_int(text: str) -> int:
     """An integer >= 1."""
@@ -15,6 +17,17 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -56,8 +69,6 @@ def positive_ints(text: str) -> list[int]:
 
 def model_name(text: str) -> str:
     """The name of a model in the catalog (:mod:`scratch.catalog`); an unknown one lists them all."""
-    from scratch.catalog import MODELS
-
     if text not in MODELS:
         raise argparse.ArgumentTypeError(
             f"unknown model {text!r}; the catalog has {', '.join(MODELS)} (see `backprop-parity models`)")

@@ -7,13 +7,16 @@ training mode, then its outputs Z_L and A_L in inference mode with BatchNorm's r
 ``--steps`` steps: every step re-synchronized (the verdict on training) and the free-running
 trajectories measured and explained (``judge.training_parity``). ``--json FILE`` writes the same as data.
 
-The batch is ``--batch`` MNIST training samples drawn without replacement by
-``numpy.random.default_rng(--seed)`` when the input layer has 784 units, N(0, 1) inputs with random
-labels from the same generator otherwise. Every argument and input file is checked by
-:func:`validate` before any framework is imported. Exit status 0 when every quantity is within the
-tolerance table, 1 when something is not, 2 on bad input, 3 when a requested backend is not
-installed or fewer than two backends could run. Each slow phase (loading the frameworks, building
-the backends, the traced batch, the training steps) is announced by one line on stderr first.
+The model is resolved by :mod:`reports.cli.model_source` (``--model``, ``--spec``, ``--weights`` or
+the default model, spec flags on top: the same flags as ``train``, ``explain`` and ``bench``). The
+batch is :func:`reports.cli.data.drawn_batch`: ``--batch`` MNIST training samples drawn without
+replacement by ``numpy.random.default_rng(seed)`` (the spec's seed, ``--seed``) when the model fits
+MNIST, N(0, 1) inputs with random labels from the same generator otherwise. Every argument and input
+file is checked by :func:`validate` before any framework is imported. Exit status 0 when every
+quantity is within the tolerance table, 1 when something is not, 2 on bad input, 3 when a requested
+backend is not installed or fewer than two backends could run. Each slow phase (loading the
+frameworks, building the backends, the traced batch, the training steps) is announced by one line on
+stderr first.
 
 A float32 spec with a BatchNorm, LayerNorm or global average pooling also has every pair compared
 in float64 (rows labelled ``… f64``; ``judge.float64_companion``): a real error of such a layer
@@ -23,8 +26,12 @@ can be smaller than its float32 rounding over many values, never than its float6
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
+import shlex
 
-from reports.cli.args import add_model_argument
+from judge import float64_companion, inference_parity, parity, training_parity
+from reports.cli.data import drawn_batch
 from reports.cli.exit_codes import (
     EXIT_BACKEND_UNAVAILABLE,
     EXIT_BROKEN_PIPE,
@@ -35,57 +42,48 @@ from reports.cli.exit_codes import (
     BackendUnavailable,
     UsageError,
 )
+from reports.cli.model_memory import check_model_fits
+from reports.cli.model_source import add_model_arguments, resolve, source_arguments
+from reports.cli.output_paths import check_outputs
+from reports.cli.progress import progress
 from reports.cli.threads import add_threads_argument, thread_limited
-from twins.backends import PAIRS
+from reports.cli.work import check_steps
+from reports.verdict.check import Verdict
+from scratch.batching import check_batch_statistics, dropout_masks, steps_per_epoch, training_plan
+from scratch.errors import BackendError, DataError
+from scratch.model import Network
+from twins import backends as twin_backends
+from twins import hygiene
+from twins.backends import BACKENDS, PAIRS
 
-DEFAULT_MODEL = "seed-002"
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
                  EXIT_BROKEN_PIPE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_argument(parser)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="FILE", help="a shared weight file (.safetensors)")
-    source.add_argument("--spec", metavar="FILE", help="a ModelSpec JSON; parameters from its initializer")
-    add_model_argument(source, f"its spec, parameters from its initializer (default: {DEFAULT_MODEL}, "
-                               "with training steps of 16 samples)")
-    parser.add_argument("--batch", type=int, default=64, help="samples in the checked batch (default 64)")
+    parser.add_argument("--batch", type=int, default=64,
+                        help="samples in the checked batch (default 64); the training steps take the spec's "
+                             "batches of it")
     parser.add_argument("--steps", type=int, default=5, help="training steps compared (default 5; 0 = none)")
     parser.add_argument("--backends", metavar="NAME,...",
                         help="comma-separated, from scratch, torch, keras, jax (default: every installed "
                              "one); "
                              "one asked for by name that is not installed ends the run with status 3")
     parser.add_argument("--data-dir", metavar="PATH", help="MNIST folder (default: bundled copy)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the batch (default 0): with 784 inputs, --batch MNIST training samples "
-                             "drawn without replacement by numpy.random.default_rng(seed); otherwise N(0, 1) "
-                             "inputs and random labels from that generator")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the verdict and every comparison as JSON (checked writable first)")
+    add_model_arguments(parser)
 
 
 def validate(args: argparse.Namespace):
     """Check every argument and load the model (NumPy only, before any framework import);
     returns ``(spec, weights, biases, statistics, backends)``: BatchNorm's running statistics
     (the weight file's, else the initial 0 and 1) and the backends to run, in order."""
-    from reports.cli.model_memory import check_model_fits
-    from reports.cli.train import read_spec_file
-    from scratch import catalog
-    from scratch.batching import check_batch_statistics
-    from scratch.errors import DataError
-    from scratch.model import Network
-    from scratch.weights import load_weights
-    from twins.backends import BACKENDS, available_backends
-
     if args.batch < 1 or args.steps < 0:
         raise DataError(f"--batch must be >= 1 and --steps >= 0 (got {args.batch}, {args.steps})")
-    if args.seed < 0:
-        raise DataError(f"--seed must be >= 0 (got {args.seed})")
-    from reports.cli.work import check_steps
-
     check_steps(args.steps, f"--steps {args.steps}", "compare fewer steps")
-    installed = available_backends()
+    installed = twin_backends.available_backends()
     if args.backends is None:
         backends = installed
     else:
@@ -97,19 +95,11 @@ def validate(args: argparse.Namespace):
         if len(set(backends)) != len(backends):
             raise UsageError(f"--backends {args.backends}: a backend is listed twice")
     # Input files next (status 2 whatever is installed), then what can run (status 3).
-    if args.weights:
-        loaded = load_weights(args.weights)
-        spec, weights, biases, statistics = loaded.spec, loaded.weights, loaded.biases, loaded.statistics
-    else:
-        if args.spec:
-            spec = read_spec_file(args.spec)
-        elif getattr(args, "model", None):
-            spec = catalog.spec(args.model)
-        else:                                    # seed-002 as check has always run it
-            spec = catalog.spec(DEFAULT_MODEL).replace(batch_size=16, epochs=1)
+    source = resolve(args)
+    spec = source.spec
+    if source.loaded is None:
         check_model_fits(spec, max(len(backends), 2), batch=args.batch)
-        model = Network(spec)
-        weights, biases, statistics = model.weights, model.biases, model.statistics
+    weights, biases, statistics = source.parameters()
     # the checked batch is one pass of --batch rows, and the steps batches of it (the spec's plan)
     check_batch_statistics(spec if args.steps else spec.replace(batch_size=None), args.batch, "--batch")
     missing = [name for name in backends if name not in installed]
@@ -126,39 +116,22 @@ def validate(args: argparse.Namespace):
 
 @thread_limited
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from reports.cli.output_paths import check_outputs
-    from scratch.batching import dropout_masks
-    from scratch.model import Network
-
     spec, weights, biases, statistics, wanted = validate(args)
     check_outputs({"--json": args.json})
     model = Network(spec, weights, biases, statistics=statistics)
-    x, labels = _batch(spec, args, np)                 # the data is checked before any framework import
+    x, labels = drawn_batch(spec, args.batch, spec.seed, args.data_dir)   # checked before any framework
     targets = model.targets(labels)
     masks = dropout_masks(spec, 0, len(x))
 
-    from reports.cli.progress import progress
-    from twins.hygiene import configure_frameworks
-
     progress("check", "loading the frameworks")
-    configure_frameworks(threads=args.threads or None)
-
-    from judge.float64_companion import float64_rows, needs_float64
-    from judge.inference_parity import compare_inference
-    from judge.parity import compare_backend_traces, format_table
-    from judge.training_parity import compare_training
-    from reports.verdict.check import Verdict
-    from scratch.errors import BackendError
-    from twins.backends import BACKENDS, make_backend
+    hygiene.configure_frameworks(threads=args.threads or None)
 
     skipped = {name: "not installed" for name in BACKENDS if name not in wanted and args.backends is None}
     notes, backends = [], {}
     progress("check", f"building the backends {', '.join(wanted)}")
     for name in wanted:
         try:
-            backends[name] = make_backend(name, spec, weights, biases, statistics)
+            backends[name] = twin_backends.make_backend(name, spec, weights, biases, statistics)
         except BackendError as error:
             skipped[name] = "cannot express this spec"
             notes.append(f"  {name}: cannot express this spec, skipped — {error}")
@@ -168,14 +141,16 @@ def run(args: argparse.Namespace) -> int:
     inferred = {name: backend.inference_outputs(x) for name, backend in backends.items()}
     for actual, desired in PAIRS:
         if actual in traces and desired in traces:
-            for comparison in compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
-                                                     masks, targets=targets, actual_backend=backends[actual]):
+            compared = parity.compare_backend_traces(traces[actual], traces[desired], backends[desired], x,
+                                                     masks, targets=targets, actual_backend=backends[actual])
+            for comparison in compared:
                 rows.append((f"{actual} vs {desired}", comparison))
             rows += [(f"{actual} vs {desired}", comparison) for comparison in
-                     compare_inference(inferred[actual], inferred[desired], spec.dtype, spec.n_layers)]
-    if needs_float64(spec):
+                     inference_parity.compare_inference(inferred[actual], inferred[desired], spec.dtype,
+                                                        spec.n_layers)]
+    if float64_companion.needs_float64(spec):
         progress("check", "the same pairs in float64 (a float32 spec with long reductions)")
-        rows += float64_rows(backends, x, targets, masks)
+        rows += float64_companion.float64_rows(backends, x, targets, masks)
     trainings, plan = [], []
     if args.steps:
         plan = check_plan(spec, len(x), args.steps)
@@ -183,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
         for actual, desired in PAIRS:
             if actual in backends and desired in backends:
                 try:
-                    trainings.append(compare_training(actual, desired, spec, weights, biases, x, targets,
-                                                      plan))
+                    trainings.append(training_parity.compare_training(actual, desired, spec, weights, biases,
+                                                                      x, targets, plan))
                 except BackendError as error:
                     skipped[f"{actual} vs {desired} training"] = "cannot express this spec"
                     notes.append(f"  {actual} vs {desired}: training not compared — {error}")
@@ -198,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"spec: {spec.to_json()}")
     for line in notes:
         print(line)
-    print(format_table(rows))
+    print(parity.format_table(rows))
     for note in dict.fromkeys(c.note for _, c in rows if c.note):      # each adjustment once, in order
         print(f"  * {note}")
     if trainings:
@@ -219,27 +194,14 @@ def run(args: argparse.Namespace) -> int:
 def check_plan(spec, n_samples: int, steps: int) -> list:
     """The first ``steps`` steps of the spec's training plan over ``n_samples`` samples, with
     as many epochs as that takes (a full batch repeats the batch)."""
-    import dataclasses
-    import itertools
-
-    from scratch.batching import steps_per_epoch, training_plan
-
     epochs = -(-steps // steps_per_epoch(spec, n_samples))
     return list(itertools.islice(training_plan(dataclasses.replace(spec, epochs=epochs), n_samples), steps))
 
 
 def reproduce_command(args: argparse.Namespace) -> str:
     """The ``backprop-parity check`` command line that repeats this run."""
-    import shlex
-
-    parts = ["backprop-parity", "check"]
-    if args.weights:
-        parts += ["--weights", args.weights]
-    elif args.spec:
-        parts += ["--spec", args.spec]
-    elif getattr(args, "model", None):
-        parts += ["--model", args.model]
-    parts += ["--batch", str(args.batch), "--steps", str(args.steps), "--seed", str(args.seed)]
+    parts = ["backprop-parity", "check", *source_arguments(args)]
+    parts += ["--batch", str(args.batch), "--steps", str(args.steps)]
     if args.backends:
         parts += ["--backends", args.backends]
     if args.data_dir:
@@ -254,27 +216,3 @@ def summary_line(total: int, failed: int, dtype: str, ran: list[str], skipped: d
     if skipped:
         line += "; skipped: " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
     return line + "."
-
-
-def _batch(spec, args, np):
-    n_in, n_out = int(np.prod(spec.input_shape)), spec.layer_shapes[-1][0]
-    rng = np.random.default_rng(args.seed)
-    x, labels = _rows(spec, args, np, rng, n_in, n_out)
-    return x.reshape(len(x), *spec.input_shape), labels       # (C, H, W) maps from flat rows, row-major
-
-
-def _rows(spec, args, np, rng, n_in: int, n_out: int):
-    """(x (batch, n_in), labels): MNIST rows where the model fits MNIST, else standard normal."""
-    from scratch.errors import DataError
-
-    if n_in == 784 and n_out in (10, 1):
-        from scratch.datasets import load_mnist
-
-        data = load_mnist(args.data_dir, dtype=np.dtype(spec.dtype))
-        if args.batch > len(data.x_train):
-            raise DataError(f"--batch {args.batch}: MNIST has only {len(data.x_train)} training samples")
-        rows = rng.choice(len(data.x_train), size=args.batch, replace=False)
-        labels = data.y_train[rows]
-        return data.x_train[rows], (labels % 2 if n_out == 1 else labels)
-    x = rng.standard_normal((args.batch, n_in)).astype(spec.dtype)
-    return x, rng.integers(0, 2 if n_out == 1 else n_out, args.batch)

@@ -34,8 +34,10 @@ import importlib
 import os
 import signal
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from reports.cli.exit_codes import (
@@ -116,15 +118,11 @@ class _PrintVersion(argparse.Action):
 
 def version() -> str:
     """The installed distribution's version; from a source checkout, pyproject.toml's."""
-    from importlib import metadata
-
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         pass
     try:
-        import tomllib
-
         pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
         return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
     except (OSError, ValueError, KeyError):

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from reports.cli.exit_codes import UsageError
 from scratch.memory import ITEMSIZE, available_bytes, size_text
 from scratch.memory import layer_values as _count
+from scratch.model import BLOCK_ROWS
 
 STATE_BUFFERS = {"sgd": 0, "momentum": 1, "rmsprop": 1, "adam": 2}
 
@@ -127,8 +128,6 @@ def estimate(spec, copies: int = 1, batch: int | None = None, rows: int | None =
     """The module docstring's estimate. ``batch`` is m, the rows of one step (default: the spec's
     batch size, else ``rows``, else one block of BLOCK_ROWS: a lower bound for a full batch of
     unknown size); ``rows`` the rows evaluated (their outputs are kept; default m)."""
-    from scratch.model import BLOCK_ROWS
-
     b = ITEMSIZE[spec.dtype]
     known = bool(batch or spec.batch_size or rows)
     m = batch or spec.batch_size or rows or BLOCK_ROWS

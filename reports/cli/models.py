@@ -9,6 +9,7 @@ import argparse
 import textwrap
 
 from reports.cli.exit_codes import EXIT_BROKEN_PIPE, EXIT_OK
+from scratch.catalog import MODELS
 
 EXIT_STATUSES = (EXIT_OK, EXIT_BROKEN_PIPE)
 
@@ -19,8 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scratch.catalog import MODELS
-
     rows = [(model.name, model.dataset, architecture(model.spec()), training(model.spec()))
             for model in MODELS.values()]
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]

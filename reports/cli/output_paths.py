@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from reports.cli.exit_codes import UsageError
+from scratch.weights import not_replaceable
 
 
 def check_outputs(paths: dict[str, object], *, folders: tuple[str, ...] = ()) -> None:
@@ -39,8 +40,6 @@ def check_outputs(paths: dict[str, object], *, folders: tuple[str, ...] = ()) ->
         elif path.is_dir():
             raise UsageError(f"{where}: is a folder; expected a file path")
         else:
-            from scratch.weights import not_replaceable
-
             problem = not_replaceable(path)
             if problem:
                 raise UsageError(f"{where}: {problem}")

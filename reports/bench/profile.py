@@ -1,139 +1,27 @@
-"""The CNN benchmark: one training step of the catalog's ``lenet5`` per backend, side by side.
-
-The net is the catalog's ``lenet5`` (:mod:`scratch.catalog`) without its two dropout layers (a
-bench step has no mask plan, and an identity mask would time nothing), float32, plain SGD at
-η = 0.01, He-normal from seed 0, on the first ``batch`` MNIST training digits as 1×28×28 maps:
-
-    conv 6@5×5 same → ReLU → max-pool 2 → conv 16@5×5 → ReLU → max-pool 2 → flatten
-    → dense 120 ReLU → dense 84 ReLU → dense 10, softmax + CCE;   θ ← θ − η·g
-
-Steps (each a zero-argument callable returning the loss before the update as a Python float):
-
-* ``scratch``     — the NumPy engine (``ScratchBackend.train_step``: ``Network.train_step``).
-* ``torch``       — the torch twin, eager (``TorchBackend.train_step``).
-* ``tf.function`` — the Keras twin's step traced into one graph (``KerasBackend.graph_train_step``).
-* ``jax``         — :class:`JaxCnnStep`: forward (the JAX twin's layers), ``jax.value_and_grad``
-  and the SGD update fused into one ``jax.jit`` with donated parameters, at XLA's default
-  optimization level. The twin itself exposes no fused step: its ``train_step`` is two jitted
-  calls (trace with taps, then optax) at optimization level 0, built for compile time, not speed.
-
-:func:`engine_profile` times the engine's layer calls on the bench's batch (where a step goes);
-:func:`patches_bytes` is im2col's matrix P per conv layer.
+"""Where the engine's step goes, for ``bench --profile`` (any catalog model): the engine's layer
+calls timed one by one on the bench's batch (:func:`engine_profile`), im2col's matrix P per conv
+layer (:func:`patches_bytes`) and tracemalloc's peak over one engine step (:func:`step_peak_bytes`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import importlib.util
 import statistics
 import time
+import tracemalloc
 
 import numpy as np
 
-MODEL = "lenet5"
-BATCHES = (64, 256)
-DTYPE = "float32"
-LEARNING_RATE = 0.01
-KINDS = ("scratch", "torch", "tf.function", "jax")
-NEEDS = {"scratch": "numpy", "torch": "torch", "tf.function": "tensorflow", "jax": "jax"}
+from reports.bench.grid import bench_batch
+from scratch.model import Network
+from scratch.optimizers import make_optimizer
+from twins.backends import make_backend
 
 
-def available_kinds() -> list[str]:
-    return [kind for kind in KINDS if importlib.util.find_spec(NEEDS[kind]) is not None]
-
-
-def spec_for(batch: int):
-    """The catalog's lenet5 without dropout, SGD at η = :data:`LEARNING_RATE`, float32."""
-    from scratch import catalog
-    from scratch.spec import OptimizerSpec
-
-    spec = catalog.spec(MODEL)
-    layers = tuple(layer for layer in spec.layers if layer.kind != "dropout")
-    return dataclasses.replace(spec, layers=layers, batch_size=batch, dtype=DTYPE,
-                               optimizer=OptimizerSpec("sgd", learning_rate=LEARNING_RATE))
-
-
-def batch_data(spec, batch: int) -> tuple[np.ndarray, np.ndarray, list, list]:
-    """(X (m, 1, 28, 28), one-hot Y (m, 10), weights, biases): the first ``batch`` MNIST
-    training digits and the spec's initial parameters (seed 0)."""
-    from reports.bench.grid import mnist
-    from scratch.errors import DataError
-    from scratch.model import Network
-
-    data = mnist(spec.dtype)
-    if batch > len(data.x_train):
-        raise DataError(f"bench batch {batch}: MNIST has only {len(data.x_train)} training samples")
-    model = Network(spec)
-    x = np.ascontiguousarray(data.x_train[:batch].reshape(batch, *spec.input_shape))
-    return x, model.targets(data.y_train[:batch]), model.weights, model.biases
-
-
-def make_step(kind: str, spec, weights, biases, x: np.ndarray, targets: np.ndarray):
-    """The step callable of ``kind``; it also has ``parameters()`` → (weights, biases), canonical."""
-    from twins.backends import make_backend
-
-    if kind in ("scratch", "torch"):
-        backend = make_backend(kind, spec, weights, biases)
-        step = functools.partial(backend.train_step, x, targets)
-        return _Step(step, backend.parameters)
-    if kind == "tf.function":
-        import tensorflow as tf
-
-        backend = make_backend("keras", spec, weights, biases)
-        graph = backend.graph_train_step()
-        x_tensor, y_tensor = tf.constant(x), tf.constant(targets)
-        return _Step(lambda: float(graph(x_tensor, y_tensor)), backend.parameters)
-    if kind == "jax":
-        return JaxCnnStep(spec, weights, biases, x, targets)
-    raise ValueError(f"unknown CNN step kind {kind!r}; expected one of {', '.join(KINDS)}")
-
-
-class _Step:
-    def __init__(self, step, parameters):
-        self._step, self.parameters = step, parameters
-
-    def __call__(self) -> float:
-        return float(self._step())
-
-
-class JaxCnnStep:
-    """One ``jax.jit`` of the JAX twin's forward and loss, ``jax.value_and_grad`` and θ ← θ − η·g,
-    parameters donated (updated in place)."""
-
-    def __init__(self, spec, weights, biases, x: np.ndarray, targets: np.ndarray):
-        import jax
-        import jax.numpy as jnp
-
-        from twins.jax_backend import JaxBackend, _forward, _kernels, _loss
-
-        if spec.optimizer.name != "sgd" or spec.l2:
-            from scratch.errors import BackendError
-
-            raise BackendError("the jax CNN bench step is written for plain SGD without L2")
-        twin = JaxBackend(spec, weights, biases)          # its parameter checks and layers
-        structure, choices = twin.structure, twin.choices
-
-        def loss_of(params, x, y):
-            zs, activations, _ = _forward(choices, structure, params, x, None)
-            return _loss(choices, _kernels(structure, params), zs[-1], activations[-1], y)
-
-        def step(params, x, y, learning_rate):
-            loss, grads = jax.value_and_grad(loss_of)(params, x, y)
-            return [p - learning_rate * g for p, g in zip(params, grads, strict=True)], loss
-
-        self.params = [jnp.array(p, copy=True) for p in twin.params]
-        self.x, self.y = jnp.asarray(x), jnp.asarray(targets)
-        self.learning_rate = jnp.asarray(spec.optimizer.learning_rate, spec.dtype)
-        self._step = jax.jit(step, donate_argnums=0)
-
-    def __call__(self) -> float:
-        self.params, loss = self._step(self.params, self.x, self.y, self.learning_rate)
-        return float(loss)
-
-    def parameters(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        arrays = [np.asarray(p) for p in self.params]
-        return arrays[0::2], arrays[1::2]
+def profile_row(spec, batch: int, repeats: int) -> dict:
+    """The three figures of the module docstring for the grid point ``spec`` at ``batch``."""
+    return {"engine_profile_s": engine_profile(spec, batch, repeats=repeats),
+            "im2col": patches_bytes(spec, batch),
+            "engine_step_tracemalloc_peak_bytes": step_peak_bytes(spec, batch)}
 
 
 def patches_bytes(spec, batch: int) -> list[dict]:
@@ -155,11 +43,7 @@ def patches_bytes(spec, batch: int) -> list[dict]:
 
 def step_peak_bytes(spec, batch: int) -> int:
     """tracemalloc's peak over one engine step (after a warm-up step), NumPy's allocations included."""
-    import tracemalloc
-
-    from twins.backends import make_backend
-
-    x, targets, weights, biases = batch_data(spec, batch)
+    x, targets, weights, biases = bench_batch(spec, batch)
     backend = make_backend("scratch", spec, weights, biases)
     backend.train_step(x, targets)
     tracemalloc.start()
@@ -198,10 +82,7 @@ def engine_profile(spec, batch: int, repeats: int = 20) -> dict[str, float]:
     * step — ``Network.train_step`` whole; "rest" is the step minus the parts (SGD, the stack's
       glue, and what isolated calls on warm caches do not pay).
     """
-    from scratch.model import Network
-    from scratch.optimizers import make_optimizer
-
-    x, targets, weights, biases = batch_data(spec, batch)
+    x, targets, weights, biases = bench_batch(spec, batch)
     model = Network(spec, weights, biases)
     forward = model.forward(x)
     grads = model.backward(forward, targets)
