@@ -22,8 +22,8 @@ import pytest
 from reports.cli import check as cli_check
 from reports.cli import exit_codes
 from reports.cli import train as cli_train
-from reports.cli.data import drawn_batch
 from reports.cli.main import main
+from scratch.data import drawn_batch
 from scratch.errors import SpecError
 from scratch.model import MLP
 from scratch.spec import ModelSpec

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from reports.bench.steps import make_step
-from reports.cli.data import drawn_batch
+from scratch.data import drawn_batch
 from scratch.datasets import load_mnist
 from scratch.errors import DataError
 from scratch.model import Network

@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from reports.cli.data import Data
 from scratch.batching import training_plan
+from scratch.data import Data
 from scratch.model import Network
 from scratch.spec import OptimizerSpec
 from scratch.training import History

@@ -9,7 +9,7 @@ trajectories measured and explained (``judge.training_parity``). ``--json FILE``
 
 The model is resolved by :mod:`reports.cli.model_source` (``--model``, ``--spec``, ``--weights`` or
 the default model, spec flags on top: the same flags as ``train``, ``explain`` and ``bench``). The
-batch is :func:`reports.cli.data.drawn_batch`: ``--batch`` MNIST training samples drawn without
+batch is :func:`scratch.data.drawn_batch`: ``--batch`` MNIST training samples drawn without
 replacement by ``numpy.random.default_rng(seed)`` (the spec's seed, ``--seed``) when the model fits
 MNIST, N(0, 1) inputs with random labels from the same generator otherwise. Every argument and input
 file is checked by :func:`validate` before any framework is imported. Exit status 0 when every
@@ -31,7 +31,6 @@ import itertools
 import shlex
 
 from judge import float64_companion, inference_parity, parity, training_parity
-from reports.cli.data import drawn_batch
 from reports.cli.exit_codes import (
     EXIT_BACKEND_UNAVAILABLE,
     EXIT_BROKEN_PIPE,
@@ -50,6 +49,7 @@ from reports.cli.threads import add_threads_argument, thread_limited
 from reports.cli.work import check_steps
 from reports.verdict.check import Verdict
 from scratch.batching import check_batch_statistics, dropout_masks, steps_per_epoch, training_plan
+from scratch.data import drawn_batch
 from scratch.errors import BackendError, DataError
 from scratch.model import Network
 from twins import backends as twin_backends

@@ -4,7 +4,7 @@ the max difference of each framework from scratch (:mod:`reports.explain.walk`).
 
 The model is resolved by :mod:`reports.cli.model_source` (``--model``, ``--spec``, ``--weights`` or
 the default model, spec flags on top: the same flags as ``train``, ``check`` and ``bench``). The
-batch is :func:`reports.cli.data.drawn_batch` of ``--batch`` rows from the spec's seed (MNIST
+batch is :func:`scratch.data.drawn_batch` of ``--batch`` rows from the spec's seed (MNIST
 training samples when the model fits MNIST, N(0, 1) inputs with random labels otherwise), in the
 spec's input shape; with dropout, the step-0 masks. Rows dW_l, db_l exist for the spec's
 ``parameter_layers`` only. Every argument, file and output path is checked before any framework
@@ -19,7 +19,6 @@ import argparse
 import math
 
 from reports import json_file
-from reports.cli.data import drawn_batch
 from reports.cli.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE
 from reports.cli.model_memory import check_model_fits
 from reports.cli.model_source import add_model_arguments, resolve
@@ -28,6 +27,7 @@ from reports.cli.progress import progress
 from reports.cli.threads import add_threads_argument, thread_limited
 from reports.explain import walk
 from scratch.batching import check_batch_statistics, dropout_masks
+from scratch.data import drawn_batch
 from scratch.errors import DataError
 from scratch.model import Network
 from twins import hygiene

@@ -34,7 +34,6 @@ from tqdm import tqdm
 from reports import json_file
 from reports.cli import backend_training
 from reports.cli.args import positive_int
-from reports.cli.data import Data, check_fits, load_dataset, shaped
 from reports.cli.exit_codes import (
     EXIT_BACKEND_UNAVAILABLE,
     EXIT_BROKEN_PIPE,
@@ -55,6 +54,7 @@ from reports.cli.work import check_steps
 from scratch.batching import check_batch_statistics, steps_per_epoch
 from scratch.catalog import DATASET_DEFAULTS, DATASETS, DEFAULT_MODEL
 from scratch.catalog import spec as catalog_spec
+from scratch.data import Data, check_fits, load_dataset, shaped
 from scratch.errors import ParityError, SpecError
 from scratch.model import Network, save_model
 from twins.backends import BACKENDS, INSTALL_EXTRAS

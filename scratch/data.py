@@ -1,4 +1,4 @@
-"""The data a command feeds its model: a dataset's splits (``train``) and one drawn batch (``check``,
+"""The data a model is fed by name: a dataset's splits (``train``) and one drawn batch (``check``,
 ``explain``), in the spec's dtype and input shape. The dataset facts (features, classes, how two
 spirals are drawn) are the catalog's (:data:`scratch.catalog.DATASET_FACTS`). NumPy only.
 
