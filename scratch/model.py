@@ -48,17 +48,7 @@ from scratch.batching import map_masks
 from scratch.datasets.validate import check_labels
 from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize_layers
-from scratch.layers import (
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    LayerNorm,
-    MaxPool2D,
-)
+from scratch.layers import Dense, Dropout
 from scratch.layers.normalization import statistics_problem
 from scratch.losses import make_loss
 from scratch.memory import check_network_fits
@@ -207,13 +197,21 @@ class Network:
         return copies
 
     def _build_layers(self) -> list:
-        """The ``scratch.layers`` object of every numbered layer (:data:`LAYERS`), holding
-        references to its parameters and running statistics (the arrays the optimizer and
-        BatchNorm update in place)."""
+        """The ``scratch.layers`` object of every numbered layer (its spec's ``build``), holding
+        references to its named tensors (the arrays the optimizer and BatchNorm update in place)."""
         parameters = iter(zip(self.weights, self.biases, strict=True))
         statistics = iter(self.statistics)
-        return [LAYERS[layer.kind](self, layer, parameters, statistics)
-                for layer in self.spec.numbered_layers]
+        layers = []
+        for layer in self.spec.numbered_layers:
+            tensors = {}
+            trainable = [tensor.name for tensor in layer.tensors if tensor.trainable]
+            if trainable:
+                tensors.update(zip(trainable, next(parameters), strict=True))
+            if len(trainable) != len(layer.tensors):
+                tensors.update(zip([t.name for t in layer.tensors if not t.trainable], next(statistics),
+                                   strict=True))
+            layers.append(layer.build(tensors, self.dense_class if layer.engine_class is Dense else None))
+        return layers
 
     @property
     def parameters(self) -> list[np.ndarray]:
@@ -430,26 +428,6 @@ class Network:
         from scratch.training import fit
         return fit(self, x, y, x_test=x_test, y_test=y_test, on_step=on_step, eval_every=eval_every)
 
-
-def _batch_norm(network, layer, parameters, statistics) -> BatchNorm:
-    return BatchNorm(*next(parameters), *next(statistics), decay=layer.decay, epsilon=layer.epsilon,
-                     unbiased=layer.running_variance == "unbiased")
-
-
-# The one table: each numbered layer kind of the spec → the engine layer that runs it, built from
-# (network, layer spec, the iterator of (W, b) pairs, the iterator of running statistics).
-LAYERS = {
-    "dense": lambda network, layer, parameters, statistics: network.dense_class(*next(parameters)),
-    "conv2d": lambda network, layer, parameters, statistics: Conv2D(
-        *next(parameters), stride=layer.strides, dilation=layer.dilation, padding=layer.padding),
-    "max_pool2d": lambda network, layer, parameters, statistics: MaxPool2D(layer.pool_size, layer.strides),
-    "avg_pool2d": lambda network, layer, parameters, statistics: AvgPool2D(layer.pool_size, layer.strides),
-    "global_avg_pool2d": lambda network, layer, parameters, statistics: GlobalAveragePooling2D(),
-    "flatten": lambda network, layer, parameters, statistics: Flatten(layer.order),
-    "batch_norm": _batch_norm,
-    "layer_norm": lambda network, layer, parameters, statistics: LayerNorm(*next(parameters),
-                                                                           epsilon=layer.epsilon),
-}
 
 MLP = Network
 """The name the seeds and the MLP-only versions of this engine used; the same class."""

@@ -52,14 +52,16 @@ from pathlib import Path
 import numpy as np
 
 from scratch.errors import SpecError, WeightFileError
+from scratch.layer_specs import LAYER_SPECS
 from scratch.layers.normalization import element_problem, statistics_problem
 from scratch.spec import ModelSpec
 
 FORMAT = "backprop-parity/2"
 FORMAT_V1 = "backprop-parity/1"
 FORMATS = (FORMAT, FORMAT_V1)
-LAYOUTS = {"dense": "out_in", "conv2d": "OIHW", "batch_norm": "per_channel", "layer_norm": "per_feature"}
-"""The canonical layout of each parameterized layer type (see the module docstring)."""
+LAYOUTS = {kind: spec.tensors[0].layout for kind, spec in LAYER_SPECS.items() if spec.tensors}
+"""The canonical layout of each parameterized layer type: its first declared tensor's
+(``scratch.layer_specs``; see the module docstring)."""
 
 
 def layout(spec: ModelSpec) -> dict[str, str]:
@@ -80,15 +82,15 @@ def tensor_names(spec: ModelSpec, file_format: str = FORMAT) -> list[str]:
     if file_format == FORMAT_V1:
         return [f"{kind}{layer}" for layer in range(1, spec.n_layers + 1) for kind in ("W", "b")]
     positions = _positions(spec)
-    return [f"layers.{positions[layer]}.{parameter}" for layer in spec.parameter_layers
-            for parameter in ("weight", "bias")]
+    return [f"layers.{positions[layer]}.{tensor.stored}" for layer in spec.parameter_layers
+            for tensor in spec.numbered_layers[layer - 1].tensors if tensor.trainable]
 
 
 def statistics_names(spec: ModelSpec) -> list[str]:
     """``layers.<i>.running_mean``, ``layers.<i>.running_var`` of every batch_norm layer."""
     positions = _positions(spec)
-    return [f"layers.{positions[layer]}.{name}" for layer in spec.statistics_layers
-            for name in ("running_mean", "running_var")]
+    return [f"layers.{positions[layer]}.{tensor.stored}" for layer in spec.statistics_layers
+            for tensor in spec.numbered_layers[layer - 1].tensors if not tensor.trainable]
 
 
 def expected_shapes(spec: ModelSpec, file_format: str = FORMAT) -> dict[str, tuple[int, ...]]:

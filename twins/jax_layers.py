@@ -38,10 +38,13 @@ import jax.numpy as jnp
 from jax import lax
 
 from scratch.errors import BackendError
+from scratch.layer_specs import LAYER_SPECS
 
-WITH_PARAMETERS = ("dense", "conv2d", "batch_norm", "layer_norm")
-KERNELS = ("dense", "conv2d")                    # the weights L2 penalizes
-WITH_ACTIVATION = ("dense", "conv2d", "batch_norm", "layer_norm")
+# derived from the layer kinds' declarations (``scratch.layer_specs``)
+WITH_PARAMETERS = tuple(kind for kind, spec in LAYER_SPECS.items() if any(t.trainable for t in spec.tensors))
+KERNELS = tuple(kind for kind, spec in LAYER_SPECS.items() if any(t.l2 for t in spec.tensors))
+WITH_ACTIVATION = tuple(kind for kind, spec in LAYER_SPECS.items()
+                        if "activation" in spec.__dataclass_fields__)
 
 
 class Layer(NamedTuple):

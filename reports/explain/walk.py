@@ -56,17 +56,7 @@ from judge.parity import relative_error, trace_floors
 from judge.tolerances import tolerance
 from scratch.activations import Activation
 from scratch.errors import BackendError
-from scratch.layers import (
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    LayerNorm,
-    MaxPool2D,
-)
+from scratch.layer_specs import LAYER_SPECS
 from scratch.losses import Loss
 from scratch.model import Gradients, Network
 from scratch.spec import OptimizerSpec
@@ -78,8 +68,7 @@ FRAMEWORKS = {"torch": "reports.explain.torch_graph", "keras": "reports.explain.
 COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
 # The objects whose methods' lines the scratch column quotes when ``backward`` calls them, at any
 # depth below it (a layer's ``differentiate`` calls its own ``backward``, which calls …).
-TRACED = (Activation, Loss, Dense, Dropout, Conv2D, MaxPool2D, AvgPool2D, GlobalAveragePooling2D, Flatten,
-          BatchNorm, LayerNorm)
+TRACED = (Activation, Loss, *dict.fromkeys(spec.engine_class for spec in LAYER_SPECS.values()))
 CALL_DEPTH = 4
 # Gradients field → the trace-name prefix of ``twins.backend_base``; rows in this order per layer.
 PREFIXES = {"da": "dA", "dz": "dZ", "dw": "dW", "db": "db"}

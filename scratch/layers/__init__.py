@@ -6,7 +6,7 @@ the pooling and flattening layers (``pooling.py``) and ``BatchNorm`` / ``LayerNo
 ``differentiate(dZ_l, A_{l−1}, cache) → ((dW_l, db_l) or (), dA_{l−1})``; the activations are a
 layer option (``scratch.activations``), and the fused output pairings (softmax + CCE, sigmoid +
 BCE) stay fused in ``scratch.losses``. :class:`scratch.model.Network` runs a stack of them
-(``scratch.model.LAYERS`` maps each spec kind to its class), and localization
+(each spec kind of ``scratch.layer_specs`` declares its class and builds it), and localization
 (``Network.layer_pass``) calls the very same methods, so every formula exists once.
 """
 
