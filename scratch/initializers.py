@@ -120,3 +120,10 @@ def initial_tensors(spec) -> dict[int, dict[str, np.ndarray]]:
                 raise SpecError(f"layer {layer}: tensor {tensor.name} has unknown init rule {tensor.init!r}")
         out[layer] = values
     return out
+
+
+def initialize_tensors(spec, dtype) -> list[dict[str, np.ndarray]]:
+    """{name: start value} of every layer with parameters, in ``spec.parameter_layers`` order,
+    cast once to ``dtype`` (:func:`initial_tensors`)."""
+    return [{name: value.astype(dtype) for name, value in layer.items()}
+            for layer in initial_tensors(spec).values()]

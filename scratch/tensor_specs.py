@@ -14,6 +14,8 @@ A :class:`TensorSpec` says everything the rest of the project needs about one te
   C·k_h·k_w of the shape (O, C, k_h, k_w) or (out, in)), ``scheme_bias`` (the bias that same draw
   returns beside it), ``zeros``, ``ones``, or ``field:<name>`` (a constant, the layer spec's field
   ``<name>``: PReLU's start slope is a convention the report can name);
+* ``trace``: the trace's name of its gradient, d<trace><l> (default: ``name``; BatchNorm's and
+  LayerNorm's γ, β still trace as dW, db, the names every backend reports today);
 * ``offset``: an additive per-output-channel shift (a bias): a BatchNorm right after the layer
   removes it again (``ModelSpec.cancelled_biases``).
 """
@@ -37,6 +39,12 @@ class TensorSpec:
     l2: bool = False
     init: str = "zeros"
     offset: bool = False
+    trace: str = ""
+
+    @property
+    def trace_name(self) -> str:
+        """The gradient's name in a trace, without the layer number: ``d`` + :attr:`trace`."""
+        return "d" + (self.trace or self.name)
 
     @property
     def trainable(self) -> bool:

@@ -71,7 +71,8 @@ COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
 TRACED = (Activation, Loss, *dict.fromkeys(spec.engine_class for spec in LAYER_SPECS.values()))
 CALL_DEPTH = 4
 # Gradients field → the trace-name prefix of ``twins.backend_base``; rows in this order per layer.
-PREFIXES = {"da": "dA", "dz": "dZ", "dw": "dW", "db": "db"}
+# ``dp`` holds each layer's tuple of parameter gradients, named by ``Gradients.names``.
+PREFIXES = {"da": "dA", "dz": "dZ"}
 
 
 def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
@@ -89,7 +90,7 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     floors = trace_floors(desired, x)          # the parity suite's operand scales (db before BatchNorm ≈ 0)
     rows = []
     for layer in range(spec.n_layers, 0, -1):
-        for prefix in PREFIXES.values():
+        for prefix in (*PREFIXES.values(), *model.trace_names[layer - 1]):
             name = f"{prefix}{layer}"
             if name not in desired:
                 continue
@@ -190,7 +191,9 @@ def scratch_statements(model: Network, forward, targets) -> dict[str, list[str]]
                 continue
             field_name = containers[container]
             layer = index if isinstance(getattr(grads, field_name), dict) else index + 1
-            main.setdefault(f"{PREFIXES[field_name]}{layer}", []).append(_resolve_copy(events, position))
+            prefixes = grads.names[layer - 1] if field_name == "dp" else (PREFIXES[field_name],)
+            for prefix in prefixes:
+                main.setdefault(f"{prefix}{layer}", []).append(_resolve_copy(events, position))
     claimed = {p for positions in main.values() for p in positions}
     out = {}
     for name, positions in main.items():
