@@ -183,12 +183,12 @@ class Network:
     @property
     def weights(self) -> list[np.ndarray]:
         """W_l (or γ_l) of every layer with parameters: the first tensor of a (W, b)-shaped layer."""
-        return [layer[names[0]] for layer, names in zip(self.tensors, _pairs(self.spec), strict=True)]
+        return [layer[names[0]] for layer, names in zip(self.tensors, pair_names(self.spec), strict=True)]
 
     @property
     def biases(self) -> list[np.ndarray]:
         """b_l (or β_l) of every layer with parameters: the second tensor of a (W, b)-shaped layer."""
-        return [layer[names[1]] for layer, names in zip(self.tensors, _pairs(self.spec), strict=True)]
+        return [layer[names[1]] for layer, names in zip(self.tensors, pair_names(self.spec), strict=True)]
 
     def _check_parameters(self, weights, biases) -> None:
         shapes = self.spec.parameter_shapes
@@ -488,10 +488,10 @@ def pair_tensors(spec: ModelSpec, weights, biases) -> list[dict[str, np.ndarray]
     """The named tensors of the (W_l, b_l) lists (γ, β for a normalization): every layer with
     parameters must declare exactly two trainable tensors."""
     return [{first: w, second: b}
-            for (first, second), w, b in zip(_pairs(spec), weights, biases, strict=True)]
+            for (first, second), w, b in zip(pair_names(spec), weights, biases, strict=True)]
 
 
-def _pairs(spec: ModelSpec) -> tuple[tuple[str, str], ...]:
+def pair_names(spec: ModelSpec) -> tuple[tuple[str, str], ...]:
     odd = [(layer, names) for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True)
            if len(names) != 2]
     if odd:

@@ -351,6 +351,13 @@ class ModelSpec:
                            if tensor.trainable) for number in self.parameter_layers)
 
     @functools.cached_property
+    def parameter_traces(self) -> tuple[tuple[str, ...], ...]:
+        """(the trace names of layer l's trainable tensors' gradients, e.g. ("dW", "db") or
+        ("dalpha",), for every l in :attr:`parameter_layers`): a trace holds ``d<name><l>``."""
+        return tuple(tuple(tensor.trace_name for tensor in self.numbered_layers[number - 1].tensors
+                           if tensor.trainable) for number in self.parameter_layers)
+
+    @functools.cached_property
     def one_value_norms(self) -> tuple[str, ...]:
         """Each batch_norm layer that one sample gives one value per channel — on (n,) features or
         on 1×1 maps — described as ``layers[i] (batch_norm on (16,))``: a batch of one row cannot
