@@ -44,12 +44,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from judge.parity import Comparison, elementwise_ulps, gradient_floors, loss_floor, relative_error
+from judge.parity import Comparison, elementwise_ulps, gradient_floors, layer_keys, loss_floor, relative_error
 from judge.reduction_bounds import REDUCING, output_bound
 from judge.tolerances import tolerance
 
 KINKED = ("relu", "leaky_relu")
-KEYS = ("Z", "A", "dZ", "dW", "db", "dA_prev")
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def explain(actual: dict, results: list[Comparison], engine, x, targets, masks, 
         hidden = layer < spec.n_layers
         floors = gradient_floors(layer, out["dZ"], upstream if hidden else None, a_prev)
         rows = {}
-        for key in KEYS:
+        for key in layer_keys(out):
             name = _name(key, layer)
             if key not in out or out[key] is None or name not in actual:
                 continue
@@ -267,17 +266,17 @@ def engine_of(backend, dtype: str | None = None):
     if dtype is None and isinstance(backend, ScratchBackend):
         return backend.model
     spec = backend.spec if dtype is None else backend.spec.replace(dtype=dtype)
-    weights, biases, statistics = _cast_state(backend, spec.dtype)
+    tensors, statistics = _cast_state(backend, spec.dtype)
     if isinstance(backend, ScratchBackend):
         return rebuilt_in(backend, spec).model
-    return Network(spec, weights, biases, statistics=statistics or None)
+    return Network(spec, tensors=tensors, statistics=statistics or None)
 
 
 def rebuilt_in(backend, spec):
     """``backend``'s own class (a twin, the engine or a variant of it) built for ``spec`` — the same
     spec in another dtype — from ``backend``'s parameters and running statistics cast to it."""
-    weights, biases, statistics = _cast_state(backend, spec.dtype)
-    return type(backend)(spec, weights, biases, **({"statistics": statistics} if statistics else {}))
+    tensors, statistics = _cast_state(backend, spec.dtype)
+    return type(backend)(spec, tensors=tensors, **({"statistics": statistics} if statistics else {}))
 
 
 def arbiter_of(backend):
@@ -285,14 +284,15 @@ def arbiter_of(backend):
     from scratch.model import Network
 
     spec = backend.spec.replace(dtype="float64")
-    weights, biases, statistics = _cast_state(backend, "float64")
-    return Network(spec, weights, biases, statistics=statistics or None)
+    tensors, statistics = _cast_state(backend, "float64")
+    return Network(spec, tensors=tensors, statistics=statistics or None)
 
 
 def _cast_state(backend, dtype: str):
-    weights, biases = backend.parameters()
+    tensors = [{name: np.asarray(array, dtype) for name, array in layer.items()}
+               for layer in backend.tensors()]
     statistics = [(np.asarray(m, dtype), np.asarray(v, dtype)) for m, v in backend.statistics()]
-    return [np.asarray(w, dtype) for w in weights], [np.asarray(b, dtype) for b in biases], statistics
+    return tensors, statistics
 
 
 def _engine_trace(engine, x, targets, masks) -> dict:

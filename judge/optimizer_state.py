@@ -33,10 +33,16 @@ class OptimizerState:
                                        for slot in self.slots])
 
 
+def flat_tensors(spec, tensors) -> list[np.ndarray]:
+    """[every trainable tensor] of named ``tensors`` ({name: array} per layer with parameters), in
+    the optimizer's order (declaration order, layer by layer)."""
+    return [layer[name] for layer, names in zip(tensors, spec.parameter_names, strict=True) for name in names]
+
+
 def canonical_parameters(backend) -> list[np.ndarray]:
-    """[W_1, b_1, …, W_L, b_L] of a backend: the canonical order of parameters and buffers."""
-    weights, biases = backend.parameters()
-    return interleave(weights, biases)
+    """[W_1, b_1, …, W_L, b_L] of a backend (every trainable tensor of every layer with parameters,
+    declaration order: α_l of a PReLU): the canonical order of parameters and buffers."""
+    return flat_tensors(backend.spec, backend.tensors())
 
 
 def interleave(weights, biases) -> list[np.ndarray]:
@@ -44,7 +50,10 @@ def interleave(weights, biases) -> list[np.ndarray]:
     return [p for pair in zip(weights, biases, strict=True) for p in pair]
 
 
-def canonical_gradients(trace: dict, layers) -> list[np.ndarray]:
-    """[dW_l, db_l for l in ``layers``] from a trace: the gradients an update is fed
-    (``layers`` is ``spec.parameter_layers``, the layers with parameters)."""
-    return [trace[f"{kind}{layer}"] for layer in layers for kind in ("dW", "db")]
+def canonical_gradients(trace: dict, spec) -> list[np.ndarray]:
+    """[the gradient of every trainable tensor of every layer with parameters] from a trace, in
+    the optimizer's order (dW_l, db_l of a dense layer; dalpha_l of a PReLU): the gradients an
+    update is fed (``spec.parameter_layers`` and their ``spec.parameter_traces``)."""
+    return [trace[f"{name}{layer}"]
+            for layer, names in zip(spec.parameter_layers, spec.parameter_traces, strict=True)
+            for name in names]

@@ -260,10 +260,17 @@ def _compare_one(name, layer, kind, actual, desired, dtype, bound, floor=0.0) ->
                       ulps=ulps, where=where)
 
 
+def layer_keys(out: dict) -> list[str]:
+    """The keys of one layer's pass (``layer_trace``) in causal order: Z, A, dZ, the gradient of
+    each trainable tensor (dW, db; dalpha; …, in the pass's order), dA_prev."""
+    return (["Z", "A", "dZ"] + [key for key in out if key.startswith("d") and key not in ("dZ", "dA_prev")]
+            + ["dA_prev"] * ("dA_prev" in out))
+
+
 def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, masks,
              dtype: str, bounds: dict | None = None) -> list[Comparison]:
     """Run each layer alone in both backends, fed the reference's inputs; every comparison,
-    layer by layer (forward: Z, A; backward: dZ, dW, db, dA_{l−1})."""
+    layer by layer (forward: Z, A; backward: dZ, each parameter's gradient, dA_{l−1})."""
     n_layers = actual_backend.spec.n_layers
     results = []
     for layer in range(1, n_layers + 1):
@@ -273,8 +280,8 @@ def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, m
         got = actual_backend.layer_trace(layer, a_prev, upstream, mask)
         want = desired_backend.layer_trace(layer, a_prev, upstream, mask)
         floors = gradient_floors(layer, want["dZ"], None if layer == n_layers else upstream, a_prev)
-        for key in ("Z", "A", "dZ", "dW", "db", "dA_prev"):
-            if (key == "dA_prev" and layer == 1) or key not in want:      # a layer without parameters
+        for key in layer_keys(want):
+            if key == "dA_prev" and layer == 1:
                 continue
             name = f"dA{layer - 1}" if key == "dA_prev" else f"{key}{layer}"
             kind = "gradient" if key.startswith("d") else "forward"

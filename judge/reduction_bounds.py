@@ -41,7 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-REDUCING = ("batch_norm", "layer_norm", "global_avg_pool2d")
+from scratch import layer_specs
+
+REDUCING = layer_specs.REDUCING                   # the kinds that declare a ``reduction``
 UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}
 
 
@@ -55,8 +57,7 @@ class ReductionBound:
     gradient: float      # the bound added to the layer's gradients
 
     def describe(self) -> str:
-        what = {"batch_norm": "BatchNorm statistics", "layer_norm": "LayerNorm statistics",
-                "global_avg_pool2d": "global average pooling"}[self.kind]
+        what = layer_specs.LAYER_SPECS[self.kind].reduction
         return f"{what} over {self.values:,} values".replace(",", "\u202f")
 
 

@@ -43,7 +43,7 @@ from judge.optimizer_state import (
     OptimizerState,
     canonical_gradients,
     canonical_parameters,
-    interleave,
+    flat_tensors,
 )
 from judge.parity import Comparison, compare_backend_traces, elementwise_ulps
 from judge.tolerances import ULPS_UPDATE
@@ -67,10 +67,17 @@ class StepwiseResult:
 
 
 
-def parameter_names(layers) -> list[str]:
-    """W_l, b_l for l in ``layers`` (``spec.parameter_layers``): the canonical order of
-    parameters, gradients and optimizer buffers."""
-    return [f"{kind}{layer}" for layer in layers for kind in ("W", "b")]
+def parameter_names(spec) -> list[str]:
+    """The name of every trainable tensor of ``spec``'s layers with parameters as its gradient's
+    trace names it, without the ``d`` (W_l, b_l; alpha_l; …): the canonical order of parameters,
+    gradients and optimizer buffers."""
+    return [f"{trace[1:]}{layer}"
+            for layer, traces in zip(spec.parameter_layers, spec.parameter_traces, strict=True)
+            for trace in traces]
+
+
+def _pairs(count: int) -> list[str]:
+    return [f"{kind}{layer}" for layer in range(1, count // 2 + 1) for kind in ("W", "b")]
 
 
 def compare_update(actual_params, desired_params, before, actual_state: OptimizerState,
@@ -78,11 +85,11 @@ def compare_update(actual_params, desired_params, before, actual_state: Optimize
                    step: int, bound: float = ULPS_UPDATE, names: list[str] | None = None) -> list[Comparison]:
     """Elementwise ulps between two updates of the same parameters and state (see module doc);
     ``names`` labels the parameters (default W1, b1, W2, … in order)."""
-    names = names or parameter_names(range(1, len(before) // 2 + 1))
+    names = names or _pairs(len(before))
     results = []
     for index, (name, got, want, old) in enumerate(zip(names, actual_params, desired_params, before,
                                                       strict=True)):
-        layer = index // 2 + 1
+        layer = int(name[len(name.rstrip("0123456789")):])          # the numbered layer l
         wanted_slots = desired_state.slots[index] if desired_state.slots else {}
         got_slots = actual_state.slots[index] if actual_state.slots else {}
         old_slots = before_state.slots[index] if before_state.t and before_state.slots else {}
@@ -147,26 +154,25 @@ def check_steps(actual, desired, update_reference, x, targets, plan, bounds: dic
     NumPy engine in the spec's convention); ``desired`` and ``actual`` are advanced in place.
     """
     dtype = desired.spec.dtype
-    layers = desired.spec.parameter_layers
     results, count = [], 0
     for step, x_batch, y_batch in batches(x, targets, plan):
-        weights, biases = desired.parameters()
+        tensors = desired.tensors()
         state = desired.optimizer_state()
-        actual.load_state(weights, biases, state)
+        actual.load_state(None, None, state, tensors=tensors)
         want = desired.trace(x_batch, y_batch, step.masks)
         got = actual.trace(x_batch, y_batch, step.masks)
         results += [replace(c, step=step.step)
                     for c in compare_backend_traces(got, want, desired, x_batch, step.masks, bounds,
                                                    targets=y_batch, actual_backend=actual)]
-        gradients = canonical_gradients(got, layers)
+        gradients = canonical_gradients(got, desired.spec)
         actual.apply_gradients(gradients)
-        update_reference.load_state(weights, biases, state)
+        update_reference.load_state(None, None, state, tensors=tensors)
         update_reference.apply_gradients(gradients)
         results += compare_update(canonical_parameters(actual), canonical_parameters(update_reference),
-                                  interleave(weights, biases), actual.optimizer_state(),
+                                  flat_tensors(desired.spec, tensors), actual.optimizer_state(),
                                   update_reference.optimizer_state(), state, dtype, step.step, ulps_bound,
-                                  parameter_names(layers))
-        desired.apply_gradients(canonical_gradients(want, layers))
+                                  parameter_names(desired.spec))
+        desired.apply_gradients(canonical_gradients(want, desired.spec))
         count += 1
     return StepwiseResult(results, count)
 

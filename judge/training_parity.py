@@ -53,12 +53,15 @@ class TrainingParity:
 
 
 def compare_training(actual_name: str, desired_name: str, spec, weights, biases, x, targets, plan,
-                     bounds: dict | None = None) -> TrainingParity:
-    """Both checks on fresh backends built from (``weights``, ``biases``) with zero optimizer state."""
+                     bounds: dict | None = None, *, tensors=None) -> TrainingParity:
+    """Both checks on fresh backends built from the named ``tensors`` (or (``weights``,
+    ``biases``)) with zero optimizer state."""
     plan = list(plan)
-    stepwise = check_steps(make_backend(actual_name, spec, weights, biases),
-                           make_backend(desired_name, spec, weights, biases),
-                           make_backend("scratch", spec, weights, biases), x, targets, plan, bounds)
-    trajectory = follow(make_backend(actual_name, spec, weights, biases),
-                        make_backend(desired_name, spec, weights, biases), x, targets, plan)
+
+    def fresh(name):
+        return make_backend(name, spec, weights, biases, tensors=tensors)
+
+    stepwise = check_steps(fresh(actual_name), fresh(desired_name), fresh("scratch"), x, targets, plan,
+                           bounds)
+    trajectory = follow(fresh(actual_name), fresh(desired_name), x, targets, plan)
     return TrainingParity(actual_name, desired_name, stepwise, trajectory)

@@ -41,7 +41,7 @@ from judge.optimizer_state import (
     OptimizerState,
     canonical_gradients,
     canonical_parameters,
-    interleave,
+    flat_tensors,
 )
 from judge.parity import loss_floor, relative_error, trace_floors
 from judge.pool_ties import TieFlip
@@ -184,7 +184,7 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
     bounds = bounds or {}
     parameter_bound = bounds.get("parameters", tolerance(dtype, "parameters"))
     curve_bound = bounds.get("curve", tolerance(dtype, "curve"))
-    start = (*desired.parameters(), desired.optimizer_state())
+    start = (desired.tensors(), desired.optimizer_state())
     losses = {"actual": [], "reference": []}
     parameter_errors, loss_errors, flips, ties = [], [], [], []
     parting, quantity, amplification = None, "", None
@@ -194,9 +194,9 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
         if parting is None:
             flips += kink_flips(got, want, spec, step.step)
             ties += [(step.step, tie) for tie in pool_ties.tie_flips(got, want, spec, x_batch, dtype)]
-        before = desired.parameters(), desired.optimizer_state()
-        actual.apply_gradients(canonical_gradients(got, spec.parameter_layers))
-        desired.apply_gradients(canonical_gradients(want, spec.parameter_layers))
+        before = desired.tensors(), desired.optimizer_state()
+        actual.apply_gradients(canonical_gradients(got, spec))
+        desired.apply_gradients(canonical_gradients(want, spec))
         loss_a, loss_d = float(got["loss"]), float(want["loss"])
         losses["actual"].append(loss_a)
         losses["reference"].append(loss_d)
@@ -246,7 +246,7 @@ def kink_flips(got: dict, want: dict, spec, step: int) -> list[KinkFlip]:
 
 def _parameter_errors(actual, desired) -> dict[str, float]:
     got, want = canonical_parameters(actual), canonical_parameters(desired)
-    names = parameter_names(actual.spec.parameter_layers)
+    names = parameter_names(actual.spec)
     floors = _residue_floors(actual.spec, want)
     return {name: relative_error(a, d, floors.get(name, 0.0))
             for name, a, d in zip(names, got, want, strict=True)}
@@ -257,7 +257,7 @@ def _residue_floors(spec, parameters) -> dict[str, float]:
     gradient is exactly 0, so its value is its start plus rounding residue (~1e-17 in float64 after
     a few SGD steps, different in every backend), and its error is measured at the scale of the
     layer's kernel, beside which it enters Z_l = W_l·A + b_l."""
-    named = dict(zip(parameter_names(spec.parameter_layers), parameters, strict=True))
+    named = dict(zip(parameter_names(spec), parameters, strict=True))
     return {f"b{layer}": float(np.max(np.abs(named[f"W{layer}"]))) for layer in spec.cancelled_biases}
 
 
@@ -268,11 +268,11 @@ def _amplification(actual, desired, before, want, worst: str, spec, x) -> Amplif
     (:func:`judge.parity.trace_floors`) where that is larger — db_l sums m·H·W terms of dZ_l,
     so it carries their rounding however small the sum (measured: a BatchNorm β whose gradient
     summed 144 terms to 0 in the engine and to −2.8e-17 in JAX, 14× ε·max|g|)."""
-    names = parameter_names(spec.parameter_layers)
+    names = parameter_names(spec)
     index = names.index(worst)
-    (weights, biases), state = before
-    theta = interleave(weights, biases)[index]
-    gradient = canonical_gradients(want, spec.parameter_layers)[index]
+    tensors, state = before
+    theta = flat_tensors(spec, tensors)[index]
+    gradient = canonical_gradients(want, spec)[index]
     got = canonical_parameters(actual)[index]
     now = canonical_parameters(desired)[index]
     difference = np.abs(np.asarray(got, np.float64) - now)
@@ -304,8 +304,9 @@ def _arbitrate(actual, desired, start, x, targets, plan, floor: float) -> Arbite
     """Run the NumPy engine in higher precision from ``start`` on ``plan``; both distances."""
     spec = desired.spec
     high = _higher(spec.dtype)
-    weights, biases, state = start
-    model = MLP(spec, [w.astype(high) for w in weights], [b.astype(high) for b in biases], dtype=high)
+    tensors, state = start
+    model = MLP(spec, tensors=[{name: array.astype(high) for name, array in layer.items()}
+                               for layer in tensors], dtype=high)
     optimizer = make_optimizer(spec.optimizer)
     optimizer.t = state.t
     if state.t:
@@ -317,7 +318,7 @@ def _arbitrate(actual, desired, start, x, targets, plan, floor: float) -> Arbite
     truth = [p.astype(np.float64) for p in model.parameters]
     distances = []
     residues = _residue_floors(spec, truth)
-    scales = [residues.get(name, 0.0) for name in parameter_names(spec.parameter_layers)]
+    scales = [residues.get(name, 0.0) for name in parameter_names(spec)]
     for backend in (actual, desired):
         got = canonical_parameters(backend)
         distances.append(max(relative_error(a, t, scale)

@@ -81,17 +81,49 @@ def initialize(name: str, layer_sizes, seed: int, dtype) -> tuple[list[np.ndarra
 def initialize_layers(spec, dtype) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """W_l and b_l of every layer of ``spec`` with parameters (``spec.parameter_layers``), in
     order, from one generator ``numpy.random.default_rng(spec.seed)``; for an MLP exactly
-    :func:`initialize`'s values."""
+    :func:`initialize`'s values. Each tensor starts as its declaration says (``TensorSpec.init``):
+    the ``scheme`` pair is drawn together, ``zeros`` and ``ones`` draw nothing."""
+    tensors = initial_tensors(spec)
+    weights, biases = [], []
+    for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True):
+        first, second = (tensors[layer][name] for name in names)
+        weights.append(first.astype(dtype))
+        biases.append(second.astype(dtype))
+    return weights, biases
+
+
+def initial_tensors(spec) -> dict[int, dict[str, np.ndarray]]:
+    """{l: {name: float64 start value}} of every trainable tensor of every layer with parameters,
+    in declaration order, from one generator ``numpy.random.default_rng(spec.seed)``."""
     draw = _initializer(spec.init)
     rng = np.random.default_rng(spec.seed)
-    weights, biases = [], []
-    for layer, (w_shape, b_shape) in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):
-        kind = spec.numbered_layers[layer - 1].kind
-        if kind in ("batch_norm", "layer_norm"):
-            w, b = np.ones(w_shape), np.zeros(b_shape)
-        else:
-            receptive_field = int(np.prod(w_shape[2:], dtype=np.int64))     # k_h·k_w, 1 for dense
-            w, b = draw(rng, w_shape[1] * receptive_field, w_shape[0] * receptive_field, w_shape)
-        weights.append(w.astype(dtype))
-        biases.append(b.astype(dtype))
-    return weights, biases
+    out = {}
+    for layer in spec.parameter_layers:
+        layer_spec = spec.numbered_layers[layer - 1]
+        shape_in = spec.layer_shapes[layer - 1]
+        values, drawn = {}, None
+        for tensor in layer_spec.tensors:
+            if not tensor.trainable:
+                continue
+            shape = tensor.shape(layer_spec, shape_in)
+            if tensor.init == "scheme":
+                receptive_field = int(np.prod(shape[2:], dtype=np.int64))     # k_h·k_w, 1 for dense
+                drawn = draw(rng, shape[1] * receptive_field, shape[0] * receptive_field, shape)
+                values[tensor.name] = drawn[0]
+            elif tensor.init == "scheme_bias":
+                values[tensor.name] = drawn[1]
+            elif tensor.init in ("zeros", "ones"):
+                values[tensor.name] = (np.zeros if tensor.init == "zeros" else np.ones)(shape)
+            elif tensor.init.startswith("field:"):
+                values[tensor.name] = np.full(shape, float(getattr(layer_spec, tensor.init[6:])))
+            else:
+                raise SpecError(f"layer {layer}: tensor {tensor.name} has unknown init rule {tensor.init!r}")
+        out[layer] = values
+    return out
+
+
+def initialize_tensors(spec, dtype) -> list[dict[str, np.ndarray]]:
+    """{name: start value} of every layer with parameters, in ``spec.parameter_layers`` order,
+    cast once to ``dtype`` (:func:`initial_tensors`)."""
+    return [{name: value.astype(dtype) for name, value in layer.items()}
+            for layer in initial_tensors(spec).values()]

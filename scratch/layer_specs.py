@@ -40,7 +40,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from scratch.errors import SpecError
+from scratch.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    LayerNorm,
+    MaxPool2D,
+    PReLU,
+)
 from scratch.layers.conv import output_size, padding_amounts
+from scratch.tensor_specs import TensorSpec, per_channel
 
 HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
 OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "tanh", "softmax")
@@ -110,8 +123,45 @@ def _need_features(kind: str, shape: tuple[int, ...]) -> int:
     return shape[0]
 
 
+class Declared:
+    """What every layer kind declares once, as class attributes (everything else derives from these):
+
+    * ``kind``: its JSON name;
+    * ``tensors``: its named tensors (:class:`scratch.tensor_specs.TensorSpec`), in order — the
+      order of the optimizer's slots, of the weight file and of the traces;
+    * ``engine_class``: the ``scratch.layers`` class that runs it (built by :meth:`build`);
+    * ``reduction``: its parity-floor rule — what long reduction its output sums (None: none), the
+      float32 error ``judge.reduction_bounds`` bounds and ``judge.explained`` allows for;
+    * ``centers``: True for a layer that subtracts its batch's mean per channel (BatchNorm), which
+      cancels the bias of an identity layer right before it.
+    """
+
+    kind: ClassVar[str]
+    tensors: ClassVar[tuple[TensorSpec, ...]] = ()
+    engine_class: ClassVar[type]
+    reduction: ClassVar[str | None] = None
+    centers: ClassVar[bool] = False
+
+    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        """The shapes of the trainable tensors, in declaration order, for input ``shape``."""
+        return tuple(tensor.shape(self, shape) for tensor in self.tensors if tensor.trainable)
+
+    def build(self, tensors: dict, engine_class: type | None = None):
+        """The engine layer of this spec holding ``tensors`` (name → array, every declared tensor);
+        ``engine_class`` overrides :attr:`engine_class` (a variant of the engine)."""
+        return (engine_class or self.engine_class)()
+
+
+def _out_in(layer, shape):
+    return (layer.units, shape[0])
+
+
+def _units(layer, shape):
+    return (layer.units,)
+
+
 @dataclass(frozen=True)
-class DenseSpec:
+class DenseSpec(Declared):
     """A fully connected layer of ``units`` outputs followed by ``activation``. Which
     activations are allowed depends on the layer's place (hidden or output); the model spec
     checks that, since a layer does not know its place."""
@@ -119,6 +169,10 @@ class DenseSpec:
     units: int
     activation: str = "relu"
     kind: ClassVar[str] = "dense"
+    # W (n_l, n_{l−1}) — torch's ``Linear.weight``, the file's ``out_in`` — and b (n_l,)
+    tensors: ClassVar = (TensorSpec("W", "weight", _out_in, "out_in", l2=True, init="scheme"),
+                         TensorSpec("b", "bias", _units, "out_in", init="scheme_bias", offset=True))
+    engine_class: ClassVar = Dense
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "units", check_int("units", self.units, 1))
@@ -128,17 +182,20 @@ class DenseSpec:
         _need_features(self.kind, shape)
         return (self.units,)
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-        """W (n_l, n_{l−1}) — torch's ``Linear.weight``, the file's ``out_in`` — and b (n_l,)."""
-        return ((self.units, shape[0]), (self.units,))
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(tensors["W"], tensors["b"])
+
+    def describe(self) -> str:
+        return f"dense({self.units}, {self.activation})"
 
 
 @dataclass(frozen=True)
-class DropoutSpec:
+class DropoutSpec(Declared):
     """Inverted dropout with drop probability ``rate`` in (0, 1) (leave the layer out for none)."""
 
     rate: float
     kind: ClassVar[str] = "dropout"
+    engine_class: ClassVar = Dropout
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate", check_real("rate", self.rate, 0.0, 1.0, low_open=True))
@@ -146,15 +203,23 @@ class DropoutSpec:
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return shape
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
-        return ()
+    def describe(self) -> str:
+        return f"dropout({self.rate:g})"
 
 
 PADDINGS = ("valid", "same")
 
 
+def _oihw(layer, shape):
+    return (layer.filters, shape[0], *layer.kernel_size)
+
+
+def _filters(layer, shape):
+    return (layer.filters,)
+
+
 @dataclass(frozen=True)
-class Conv2DSpec:
+class Conv2DSpec(Declared):
     """A 2-D convolution of ``filters`` output channels over (C, H, W) maps, then ``activation``.
 
     ``kernel_size`` is k or (k_h, k_w); ``strides`` s and ``dilation`` d are integers;
@@ -168,6 +233,11 @@ class Conv2DSpec:
     dilation: int = 1
     activation: str = "relu"
     kind: ClassVar[str] = "conv2d"
+    # W (O, C, k_h, k_w) — torch's OIHW, the file's layout (Keras's HWIO is its transpose
+    # (2, 3, 1, 0)) — and b (O,)
+    tensors: ClassVar = (TensorSpec("W", "weight", _oihw, "OIHW", l2=True, init="scheme"),
+                         TensorSpec("b", "bias", _filters, "OIHW", init="scheme_bias", offset=True))
+    engine_class: ClassVar = Conv2D
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", check_int("filters", self.filters, 1))
@@ -195,14 +265,20 @@ class Conv2DSpec:
                             f"and padding {self.padding!r} does not fit its input {shape}")
         return (self.filters, out_h, out_w)
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-        """W (O, C, k_h, k_w) — torch's OIHW, the file's layout (Keras's HWIO is its transpose
-        (2, 3, 1, 0)) — and b (O,)."""
-        return ((self.filters, shape[0], *self.kernel_size), (self.filters,))
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(tensors["W"], tensors["b"], stride=self.strides,
+                                                   dilation=self.dilation, padding=self.padding)
+
+    def describe(self) -> str:
+        parts = [str(self.filters), "×".join(map(str, self.kernel_size))]
+        parts += [f"s{self.strides}"] * (self.strides != 1) + [f"d{self.dilation}"] * (self.dilation != 1)
+        padding = (self.padding if isinstance(self.padding, str)
+                   else "pad" + ",".join(map(str, self.padding)))
+        return f"conv2d({', '.join([*parts, padding, self.activation])})"
 
 
 @dataclass(frozen=True)
-class _PoolSpec:
+class _PoolSpec(Declared):
     pool_size: Any = 2
     strides: Any = None
 
@@ -221,8 +297,14 @@ class _PoolSpec:
         return (channels, (height - self.pool_size[0]) // self.strides + 1,
                 (width - self.pool_size[1]) // self.strides + 1)
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
-        return ()
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(self.pool_size, self.strides)
+
+    def describe(self) -> str:
+        size = "×".join(map(str, self.pool_size)) if self.pool_size[0] != self.pool_size[1] \
+            else str(self.pool_size[0])
+        stride = f", s{self.strides}" if self.strides != self.pool_size[0] else ""
+        return f"{self.kind}({size}{stride})"
 
 
 @dataclass(frozen=True)
@@ -231,6 +313,7 @@ class MaxPool2DSpec(_PoolSpec):
     padding; the gradient goes to the first maximum of each window."""
 
     kind: ClassVar[str] = "max_pool2d"
+    engine_class: ClassVar = MaxPool2D
 
 
 @dataclass(frozen=True)
@@ -238,31 +321,35 @@ class AvgPool2DSpec(_PoolSpec):
     """Average pooling over ``pool_size`` windows moved by ``strides`` (default: the pool)."""
 
     kind: ClassVar[str] = "avg_pool2d"
+    engine_class: ClassVar = AvgPool2D
 
 
 @dataclass(frozen=True)
-class GlobalAvgPool2DSpec:
+class GlobalAvgPool2DSpec(Declared):
     """The mean of each channel's map: (C, H, W) → (C,)."""
 
     kind: ClassVar[str] = "global_avg_pool2d"
+    engine_class: ClassVar = GlobalAveragePooling2D
+    reduction: ClassVar = "global average pooling"
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (_need_maps(self.kind, shape)[0],)
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
-        return ()
+    def describe(self) -> str:
+        return self.kind
 
 
 FLATTEN_ORDERS = ("channels_first", "channels_last")
 
 
 @dataclass(frozen=True)
-class FlattenSpec:
+class FlattenSpec(Declared):
     """(C, H, W) → (C·H·W,) in ``order``: "channels_first" (torch's ``nn.Flatten`` on NCHW) or
     "channels_last" (Keras's ``Flatten`` on NHWC)."""
 
     order: str = "channels_first"
     kind: ClassVar[str] = "flatten"
+    engine_class: ClassVar = Flatten
 
     def __post_init__(self) -> None:
         check_choice("order", self.order, FLATTEN_ORDERS)
@@ -271,15 +358,24 @@ class FlattenSpec:
         channels, height, width = _need_maps(self.kind, shape)
         return (channels * height * width,)
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple:
-        return ()
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(self.order)
+
+    def describe(self) -> str:
+        return f"flatten({self.order})"
 
 
 RUNNING_VARIANCES = ("unbiased", "biased")
 
 
+def _norm_tensors(layout: str) -> tuple[TensorSpec, TensorSpec]:
+    """γ (starts at 1) and β (starts at 0), one per channel or feature (torch's ``weight``, ``bias``)."""
+    return (TensorSpec("gamma", "weight", per_channel, layout, init="ones", trace="W"),
+            TensorSpec("beta", "bias", per_channel, layout, init="zeros", offset=True, trace="b"))
+
+
 @dataclass(frozen=True)
-class BatchNormSpec:
+class BatchNormSpec(Declared):
     """Batch normalization over every axis but the channels of (n,) or (C, H, W), then
     ``activation``; training mode normalizes by the batch's statistics and updates the running
     ones, inference mode uses the running ones. Defaults are torch's (``momentum=0.1`` is
@@ -290,6 +386,14 @@ class BatchNormSpec:
     running_variance: str = "unbiased"
     activation: str = "identity"
     kind: ClassVar[str] = "batch_norm"
+    tensors: ClassVar = (*_norm_tensors("per_channel"),
+                         TensorSpec("running_mean", "running_mean", per_channel, "per_channel",
+                                    role="statistic", init="zeros"),
+                         TensorSpec("running_var", "running_var", per_channel, "per_channel",
+                                    role="statistic", init="ones"))
+    engine_class: ClassVar = BatchNorm
+    reduction: ClassVar = "BatchNorm statistics"
+    centers: ClassVar = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decay", check_real("decay", self.decay, 0.0, 1.0))
@@ -302,19 +406,27 @@ class BatchNormSpec:
             raise SpecError(f"a batch_norm layer takes (n,) or (C, H, W), but its input is {shape}")
         return shape
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-        """γ and β, one per channel: (C,)."""
-        return ((shape[0],), (shape[0],))
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(
+            tensors["gamma"], tensors["beta"], tensors["running_mean"], tensors["running_var"],
+            decay=self.decay, epsilon=self.epsilon, unbiased=self.running_variance == "unbiased")
+
+    def describe(self) -> str:
+        return (f"batch_norm(ρ={self.decay:g}, ε={self.epsilon:g}, {self.running_variance}, "
+                f"{self.activation})")
 
 
 @dataclass(frozen=True)
-class LayerNormSpec:
+class LayerNormSpec(Declared):
     """Layer normalization over the features of each sample (n,), then ``activation``;
     torch's ε is 1e-5, Keras's 1e-3."""
 
     epsilon: float = 1e-5
     activation: str = "identity"
     kind: ClassVar[str] = "layer_norm"
+    tensors: ClassVar = _norm_tensors("per_feature")
+    engine_class: ClassVar = LayerNorm
+    reduction: ClassVar = "LayerNorm statistics"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "epsilon", check_real("epsilon", self.epsilon, 0.0, 1.0, low_open=True))
@@ -323,43 +435,68 @@ class LayerNormSpec:
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (_need_features(self.kind, shape),)
 
-    def parameter_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-        """γ and β, one per feature: (n,)."""
-        return ((shape[0],), (shape[0],))
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(tensors["gamma"], tensors["beta"], epsilon=self.epsilon)
+
+    def describe(self) -> str:
+        return f"layer_norm(ε={self.epsilon:g}, {self.activation})"
+
+
+SLOPES = ("shared", "per_channel", "per_element")
+
+
+def _alpha_shape(layer, shape):
+    """α broadcastable against one sample (channels first): (1, …), (C, 1, …) or the sample's shape."""
+    if layer.slopes == "per_element":
+        return tuple(shape)
+    return ((1 if layer.slopes == "shared" else shape[0]),) + (1,) * (len(shape) - 1)
+
+
+@dataclass(frozen=True)
+class PReLUSpec(Declared):
+    """Z = max(0, A) + α ⊙ min(0, A) with a learned slope α (``scratch.layers.prelu``), on (n,) or
+    (C, H, W). ``slopes``: one ``shared`` slope (torch's ``nn.PReLU()``), one ``per_channel``
+    (``nn.PReLU(C)``; Keras's ``PReLU(shared_axes=[1, 2])`` on maps) or one ``per_element``
+    (Keras's ``PReLU()`` default); ``alpha_init``: the start slope, torch's 0.25 (Keras's default
+    ``alpha_initializer`` is zeros: a port that keeps each framework's default starts from ReLU in
+    Keras). No L2 (neither framework penalizes α unless asked)."""
+
+    slopes: str = "shared"
+    alpha_init: float = 0.25
+    kind: ClassVar[str] = "prelu"
+    tensors: ClassVar = (TensorSpec("alpha", "weight", _alpha_shape, "per_sample_broadcast",
+                                    init="field:alpha_init"),)
+    engine_class: ClassVar = PReLU
+
+    def __post_init__(self) -> None:
+        check_choice("slopes", self.slopes, SLOPES)
+        object.__setattr__(self, "alpha_init", check_real("alpha_init", self.alpha_init, -1e3, 1e3))
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) not in (1, 3):
+            raise SpecError(f"a prelu layer takes (n,) or (C, H, W), but its input is {shape}")
+        return shape
+
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(tensors["alpha"])
+
+    def describe(self) -> str:
+        return f"prelu({self.slopes}, α₀={self.alpha_init:g})"
 
 
 LayerSpec = (DenseSpec | DropoutSpec | Conv2DSpec | MaxPool2DSpec | AvgPool2DSpec | GlobalAvgPool2DSpec
-             | FlattenSpec | BatchNormSpec | LayerNormSpec)
+             | FlattenSpec | BatchNormSpec | LayerNormSpec | PReLUSpec)
 LAYER_SPECS: dict[str, type] = {spec.kind: spec for spec in (
     DenseSpec, DropoutSpec, Conv2DSpec, MaxPool2DSpec, AvgPool2DSpec, GlobalAvgPool2DSpec, FlattenSpec,
-    BatchNormSpec, LayerNormSpec)}
+    BatchNormSpec, LayerNormSpec, PReLUSpec)}
+"""Every layer kind: the one registry the rest derives from (a new kind is one class added here)."""
+REDUCING = tuple(kind for kind, spec in LAYER_SPECS.items() if spec.reduction)
+"""The kinds whose output sums a long reduction (their parity-floor rule, ``judge.reduction_bounds``)."""
 
 
 def describe_layer(layer: LayerSpec) -> str:
     """One short label, e.g. ``conv2d(6, 5×5, s2, same, relu)``, ``max_pool2d(2)``, ``dense(10, softmax)``."""
-    if layer.kind == "dense":
-        return f"dense({layer.units}, {layer.activation})"
-    if layer.kind == "dropout":
-        return f"dropout({layer.rate:g})"
-    if layer.kind == "conv2d":
-        parts = [str(layer.filters), "×".join(map(str, layer.kernel_size))]
-        parts += [f"s{layer.strides}"] * (layer.strides != 1) + [f"d{layer.dilation}"] * (layer.dilation != 1)
-        padding = (layer.padding if isinstance(layer.padding, str)
-                   else "pad" + ",".join(map(str, layer.padding)))
-        return f"conv2d({', '.join([*parts, padding, layer.activation])})"
-    if layer.kind in ("max_pool2d", "avg_pool2d"):
-        size = "×".join(map(str, layer.pool_size)) if layer.pool_size[0] != layer.pool_size[1] \
-            else str(layer.pool_size[0])
-        stride = f", s{layer.strides}" if layer.strides != layer.pool_size[0] else ""
-        return f"{layer.kind}({size}{stride})"
-    if layer.kind == "flatten":
-        return f"flatten({layer.order})"
-    if layer.kind == "batch_norm":
-        return (f"batch_norm(ρ={layer.decay:g}, ε={layer.epsilon:g}, {layer.running_variance}, "
-                f"{layer.activation})")
-    if layer.kind == "layer_norm":
-        return f"layer_norm(ε={layer.epsilon:g}, {layer.activation})"
-    return layer.kind
+    return layer.describe()
 
 
 def activation_of(layer: LayerSpec) -> str:

@@ -45,18 +45,8 @@ from scratch.activations import make_activation
 from scratch.batching import map_masks
 from scratch.datasets.validate import check_labels
 from scratch.errors import DataError, SpecError
-from scratch.initializers import initialize_layers
-from scratch.layers import (
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    LayerNorm,
-    MaxPool2D,
-)
+from scratch.initializers import initialize_tensors
+from scratch.layers import Dense, Dropout
 from scratch.layers.normalization import statistics_problem
 from scratch.losses import make_loss
 from scratch.memory import check_network_fits
@@ -99,31 +89,44 @@ class ForwardPass:
 
 @dataclass
 class Gradients:
-    """Every gradient of one backward pass; lists are indexed by layer − 1 (``dw``/``db`` hold
-    None for a layer without parameters).
+    """Every gradient of one backward pass; lists are indexed by layer − 1 (``dp`` holds None for
+    a layer without parameters).
 
-    ``da`` maps layer l to dL/dA_l for each A_l the loss depends on through later layers
-    (l < L), and for A_L too when the loss is computed from A_L (MSE); BCE and CCE are computed
-    from the logits Z_L, so A_L is not on their path and dA_L does not exist.
+    ``dp[l-1]`` is the tuple of the gradients of layer l's declared trainable tensors, in their
+    declaration order (``scratch.layer_specs``), and ``names[l-1]`` their trace names (``dW``,
+    ``db``, ``dalpha``, …). ``da`` maps layer l to dL/dA_l for each A_l the loss depends on
+    through later layers (l < L), and for A_L too when the loss is computed from A_L (MSE); BCE
+    and CCE are computed from the logits Z_L, so A_L is not on their path and dA_L does not exist.
     """
 
     dz: list[np.ndarray]
-    dw: list[np.ndarray]
-    db: list[np.ndarray]
+    dp: list[tuple | None]
+    names: list[tuple[str, ...]]
     da: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
+    def dw(self) -> list[np.ndarray | None]:
+        """The first tensor's gradient of each layer (dW_l, or dγ_l), None without parameters."""
+        return [None if grads is None else grads[0] for grads in self.dp]
+
+    @property
+    def db(self) -> list[np.ndarray | None]:
+        """The second tensor's gradient of each layer (db_l, or dβ_l), None where there is none."""
+        return [None if grads is None or len(grads) < 2 else grads[1] for grads in self.dp]
+
+    @property
     def parameter_gradients(self) -> list[np.ndarray]:
-        """[dW_l, db_l for every layer with parameters], in the order of :attr:`Network.parameters`."""
-        return [g for pair in zip(self.dw, self.db, strict=True) if pair[0] is not None for g in pair]
+        """[every tensor's gradient of every layer with parameters], in the order of
+        :attr:`Network.parameters`."""
+        return [g for grads in self.dp if grads is not None for g in grads]
 
     def named(self) -> dict[str, np.ndarray]:
         """{"dW1": …, "db1": …, "dZ1": …, "dA1": …}: the names every backend reports."""
         out = {}
         for layer in range(1, len(self.dz) + 1):
-            if self.dw[layer - 1] is not None:
-                out[f"dW{layer}"] = self.dw[layer - 1]
-                out[f"db{layer}"] = self.db[layer - 1]
+            if self.dp[layer - 1] is not None:
+                out.update((f"{name}{layer}", grad)
+                           for name, grad in zip(self.names[layer - 1], self.dp[layer - 1], strict=True))
             out[f"dZ{layer}"] = self.dz[layer - 1]
             if layer in self.da:
                 out[f"dA{layer}"] = self.da[layer]
@@ -145,40 +148,76 @@ class Network:
 
     dense_class = Dense                # a variant of the engine overrides one method of it
 
-    def __init__(self, spec: ModelSpec, weights=None, biases=None, *, statistics=None, dtype=None):
+    def __init__(self, spec: ModelSpec, weights=None, biases=None, *, statistics=None, dtype=None,
+                 tensors=None):
         self.spec = spec
         self.dtype = np.dtype(spec.dtype if dtype is None else dtype)
-        if weights is None and biases is None:
+        if tensors is not None:
+            if weights is not None or biases is not None:
+                raise SpecError("give tensors, or weights and biases, not both")
+        elif weights is None and biases is None:
             check_network_fits(spec, self.dtype)             # a SpecError, not a MemoryError
-            weights, biases = initialize_layers(spec, self.dtype)
+            tensors = initialize_tensors(spec, self.dtype)
         elif weights is None or biases is None:
             raise SpecError("give both weights and biases, or neither")
-        self._check_parameters(weights, biases)
-        self.weights = [np.array(w, dtype=self.dtype, copy=True) for w in weights]
-        self.biases = [np.array(b, dtype=self.dtype, copy=True) for b in biases]
+        else:
+            self._check_parameters(weights, biases)
+            tensors = pair_tensors(spec, weights, biases)
+        self._check_tensors(tensors)
+        # {name: array} of every layer with parameters (spec.parameter_layers), declaration order
+        self.tensors = [{name: np.array(layer[name], dtype=self.dtype, copy=True) for name in names}
+                        for layer, names in zip(tensors, spec.parameter_names, strict=True)]
         self.statistics = self._statistics(statistics)
-        # the dense and conv2d kernels L2 penalizes (the same arrays as in self.weights)
-        self.kernels = [w for layer, w in zip(spec.parameter_layers, self.weights, strict=True)
-                        if layer in spec.kernel_layers]
+        # the tensors L2 penalizes (the dense and conv2d kernels: the same arrays as in self.tensors)
+        self.kernels = [layer_tensors[tensor.name]
+                        for number, layer_tensors in zip(spec.parameter_layers, self.tensors, strict=True)
+                        for tensor in spec.numbered_layers[number - 1].tensors if tensor.l2]
         self.layers = self._build_layers()
         self.dropout = Dropout()
         # g_l of every numbered layer, from the spec's layer list
         self.activations = [make_activation(name, spec.leaky_relu_slope) for name in spec.activations]
         self.loss_fn = make_loss(spec.loss)
 
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """W_l (or γ_l) of every layer with parameters: the first tensor of a (W, b)-shaped layer."""
+        return [layer[names[0]] for layer, names in zip(self.tensors, pair_names(self.spec), strict=True)]
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """b_l (or β_l) of every layer with parameters: the second tensor of a (W, b)-shaped layer."""
+        return [layer[names[1]] for layer, names in zip(self.tensors, pair_names(self.spec), strict=True)]
+
     def _check_parameters(self, weights, biases) -> None:
         shapes = self.spec.parameter_shapes
         if len(weights) != len(shapes) or len(biases) != len(shapes):
             raise SpecError(f"expected {len(shapes)} weights and biases, "
                             f"got {len(weights)} and {len(biases)}")
-        for layer, w, b, (expected_w, expected_b) in zip(self.spec.parameter_layers, weights, biases, shapes,
-                                                         strict=True):
-            if np.shape(w) != expected_w or np.shape(b) != expected_b:
+        for layer, w, b, expected in zip(self.spec.parameter_layers, weights, biases, shapes, strict=True):
+            if len(expected) != 2:
+                continue                      # pair_tensors refuses a layer that is not (W, b)-shaped
+            if np.shape(w) != expected[0] or np.shape(b) != expected[1]:
                 raise SpecError(f"layer {layer}: W{layer} {np.shape(w)} and b{layer} {np.shape(b)}; "
-                                f"expected {expected_w} and {expected_b}")
-            if np.asarray(w).dtype != self.dtype or np.asarray(b).dtype != self.dtype:
-                raise SpecError(f"layer {layer}: parameters are {np.asarray(w).dtype}/"
-                                f"{np.asarray(b).dtype}, spec says {self.dtype}")
+                                f"expected {expected[0]} and {expected[1]}")
+
+    def _check_tensors(self, tensors) -> None:
+        """Every declared trainable tensor of every layer with parameters, in its shape and dtype."""
+        spec = self.spec
+        if len(tensors) != len(spec.parameter_layers):
+            raise SpecError(f"expected tensors for {len(spec.parameter_layers)} layers with parameters, "
+                            f"got {len(tensors)}")
+        for layer, given, names, shapes in zip(spec.parameter_layers, tensors, spec.parameter_names,
+                                               spec.parameter_shapes, strict=True):
+            if not isinstance(given, dict) or sorted(given) != sorted(names):
+                found = sorted(given) if isinstance(given, dict) else type(given).__name__
+                raise SpecError(f"layer {layer}: expected tensors {', '.join(names)}, got {found}")
+            for name, shape in zip(names, shapes, strict=True):
+                if np.shape(given[name]) != shape:
+                    raise SpecError(f"layer {layer}: {name}{layer} {np.shape(given[name])}; expected {shape}")
+            dtypes = [np.asarray(given[name]).dtype for name in names]
+            if any(dtype != self.dtype for dtype in dtypes):
+                raise SpecError(f"layer {layer}: parameters are {'/'.join(map(str, dtypes))}, "
+                                f"spec says {self.dtype}")
 
     def _statistics(self, statistics) -> list[tuple[np.ndarray, np.ndarray]]:
         """Copies of the running (mean, variance) of every batch_norm layer (0 and 1 if none given),
@@ -205,18 +244,27 @@ class Network:
         return copies
 
     def _build_layers(self) -> list:
-        """The ``scratch.layers`` object of every numbered layer (:data:`LAYERS`), holding
-        references to its parameters and running statistics (the arrays the optimizer and
-        BatchNorm update in place)."""
-        parameters = iter(zip(self.weights, self.biases, strict=True))
+        """The ``scratch.layers`` object of every numbered layer (its spec's ``build``), holding
+        references to its named tensors (the arrays the optimizer and BatchNorm update in place)."""
+        parameters = iter(self.tensors)
         statistics = iter(self.statistics)
-        return [LAYERS[layer.kind](self, layer, parameters, statistics)
-                for layer in self.spec.numbered_layers]
+        layers = []
+        for layer in self.spec.numbered_layers:
+            tensors = {}
+            trainable = [tensor.name for tensor in layer.tensors if tensor.trainable]
+            if trainable:
+                tensors.update(next(parameters))
+            if len(trainable) != len(layer.tensors):
+                tensors.update(zip([t.name for t in layer.tensors if not t.trainable], next(statistics),
+                                   strict=True))
+            layers.append(layer.build(tensors, self.dense_class if layer.engine_class is Dense else None))
+        return layers
 
     @property
     def parameters(self) -> list[np.ndarray]:
-        """[W_l, b_l, … for every layer with parameters], the arrays the optimizer updates in place."""
-        return [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
+        """[every trainable tensor of every layer with parameters, in declaration order (W_l, b_l for
+        dense)], the arrays the optimizer updates in place."""
+        return [tensor for layer in self.tensors for tensor in layer.values()]
 
     def check_inputs(self, x: np.ndarray) -> None:
         """Raise :class:`DataError` unless ``x`` is (m, *input shape) in the spec's dtype."""
@@ -277,7 +325,7 @@ class Network:
         if dz is None:                                         # loss on A_L: chain through g_L
             da[n_layers] = da_out
             dz = self.activations[-1].backward(forward.z[-1], forward.h[-1], da_out)
-        dzs, dws, dbs = [None] * n_layers, [None] * n_layers, [None] * n_layers
+        dzs, dps = [None] * n_layers, [None] * n_layers
         for layer in range(n_layers - 1, -1, -1):              # 0-based index of layer l = index + 1
             a_prev = forward.x if layer == 0 else forward.a[layer - 1]
             dzs[layer] = dz
@@ -285,13 +333,13 @@ class Network:
             grads, da_prev = self.layers[layer].differentiate(dz, a_prev, forward.caches[layer], l2,
                                                               input_gradient=layer > 0)
             if grads:
-                dws[layer], dbs[layer] = grads
+                dps[layer] = grads
             if layer > 0:
                 da[layer] = da_prev
                 mask = None if forward.masks is None else forward.masks[layer - 1]
                 dh = self.dropout.backward(da_prev, mask)
                 dz = self.activations[layer - 1].backward(forward.z[layer - 1], forward.h[layer - 1], dh)
-        return Gradients(dzs, dws, dbs, da)
+        return Gradients(dzs, dps, self.trace_names, da)
 
     def layer_pass(self, layer: int, a_prev: np.ndarray, upstream: np.ndarray,
                    mask: np.ndarray | None = None,
@@ -324,9 +372,14 @@ class Network:
                                      self.dropout.backward(upstream, mask))
         grads, da_prev = operation.differentiate(dz, a_prev, cache, self._l2_of(layer))
         out = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
-        if grads:
-            out["dW"], out["db"] = grads
+        out.update(zip(self.trace_names[index], grads, strict=True))
         return out
+
+    @property
+    def trace_names(self) -> list[tuple[str, ...]]:
+        """The trace names (``dW``, ``db``, ``dalpha``, …) of each numbered layer's trainable tensors."""
+        return [tuple(tensor.trace_name for tensor in layer.tensors if tensor.trainable)
+                for layer in self.spec.numbered_layers]
 
     @property
     def block_rows(self) -> int | None:
@@ -429,25 +482,22 @@ class Network:
         return fit(self, x, y, x_test=x_test, y_test=y_test, on_step=on_step, eval_every=eval_every)
 
 
-def _batch_norm(network, layer, parameters, statistics) -> BatchNorm:
-    return BatchNorm(*next(parameters), *next(statistics), decay=layer.decay, epsilon=layer.epsilon,
-                     unbiased=layer.running_variance == "unbiased")
+def pair_tensors(spec: ModelSpec, weights, biases) -> list[dict[str, np.ndarray]]:
+    """The named tensors of the (W_l, b_l) lists (γ, β for a normalization): every layer with
+    parameters must declare exactly two trainable tensors."""
+    return [{first: w, second: b}
+            for (first, second), w, b in zip(pair_names(spec), weights, biases, strict=True)]
 
 
-# The one table: each numbered layer kind of the spec → the engine layer that runs it, built from
-# (network, layer spec, the iterator of (W, b) pairs, the iterator of running statistics).
-LAYERS = {
-    "dense": lambda network, layer, parameters, statistics: network.dense_class(*next(parameters)),
-    "conv2d": lambda network, layer, parameters, statistics: Conv2D(
-        *next(parameters), stride=layer.strides, dilation=layer.dilation, padding=layer.padding),
-    "max_pool2d": lambda network, layer, parameters, statistics: MaxPool2D(layer.pool_size, layer.strides),
-    "avg_pool2d": lambda network, layer, parameters, statistics: AvgPool2D(layer.pool_size, layer.strides),
-    "global_avg_pool2d": lambda network, layer, parameters, statistics: GlobalAveragePooling2D(),
-    "flatten": lambda network, layer, parameters, statistics: Flatten(layer.order),
-    "batch_norm": _batch_norm,
-    "layer_norm": lambda network, layer, parameters, statistics: LayerNorm(*next(parameters),
-                                                                           epsilon=layer.epsilon),
-}
+def pair_names(spec: ModelSpec) -> tuple[tuple[str, str], ...]:
+    odd = [(layer, names) for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True)
+           if len(names) != 2]
+    if odd:
+        layer, names = odd[0]
+        raise SpecError(f"layer {layer} holds tensors {', '.join(names)}, not a (W, b) pair; "
+                        "pass and read them by name (tensors=, Network.tensors)")
+    return spec.parameter_names
+
 
 MLP = Network
 """The name the seeds and the MLP-only versions of this engine used; the same class."""
@@ -455,12 +505,12 @@ MLP = Network
 
 def save_model(model: Network, path) -> None:
     """Write ``model``'s spec, parameters and running statistics to the shared weight file."""
-    from scratch.weights import save_weights
-    save_weights(path, model.spec, model.weights, model.biases, model.statistics)
+    from scratch.weights import save_tensors
+    save_tensors(path, model.spec, model.tensors, model.statistics)
 
 
 def load_model(path) -> Network:
     """A :class:`Network` with the spec, parameters and statistics stored in the weight file."""
     from scratch.weights import load_weights
     loaded = load_weights(path)
-    return Network(loaded.spec, loaded.weights, loaded.biases, statistics=loaded.statistics)
+    return Network(loaded.spec, tensors=loaded.tensors, statistics=loaded.statistics)

@@ -317,29 +317,45 @@ class ModelSpec:
 
     @functools.cached_property
     def kernel_layers(self) -> tuple[int, ...]:
-        """The l whose W_l is a dense or conv2d kernel: the weights L2 penalizes."""
+        """The l whose layer declares a tensor L2 penalizes (``TensorSpec.l2``: the dense and conv2d
+        kernels)."""
         return tuple(number for number in self.parameter_layers
-                     if self.numbered_layers[number - 1].kind in ("dense", "conv2d"))
+                     if any(tensor.l2 for tensor in self.numbered_layers[number - 1].tensors))
 
     @functools.cached_property
     def cancelled_biases(self) -> tuple[int, ...]:
-        """The l whose bias b_l a BatchNorm removes again: layer l has an identity activation and
-        the next layer (no dropout between) is batch_norm, which subtracts the batch mean per
-        channel, so b_l changes no training-mode output and its true gradient is exactly 0 —
-        after training it holds its start plus each backend's rounding residue."""
+        """The l whose offset (a bias, ``TensorSpec.offset``) the next layer removes again: layer l
+        has an identity activation and the next layer (no dropout between) subtracts the batch
+        mean per channel (``centers``: BatchNorm), so b_l changes no training-mode output and its
+        true gradient is exactly 0 — after training it holds its start plus each backend's
+        rounding residue."""
         cancelled, number = [], 0
         for layer, following in zip(self.layers[:-1], self.layers[1:], strict=True):
-            number += layer.kind != "dropout"
-            if (layer.kind in ("dense", "conv2d") and layer.activation == "identity"
-                    and following.kind == "batch_norm"):
+            number += not isinstance(layer, DropoutSpec)
+            if (any(tensor.offset for tensor in layer.tensors) and activation_of(layer) == "identity"
+                    and following.centers):
                 cancelled.append(number)
         return tuple(cancelled)
 
     @functools.cached_property
     def statistics_layers(self) -> tuple[int, ...]:
-        """The l of every batch_norm layer: each keeps a running mean and variance."""
+        """The l of every layer with running statistics (``role="statistic"``: batch_norm)."""
         return tuple(number for number, layer in enumerate(self.numbered_layers, start=1)
-                     if layer.kind == "batch_norm")
+                     if any(not tensor.trainable for tensor in layer.tensors))
+
+    @functools.cached_property
+    def parameter_names(self) -> tuple[tuple[str, ...], ...]:
+        """(the names of layer l's trainable tensors, e.g. ("W", "b") or ("gamma", "beta"), for
+        every l in :attr:`parameter_layers`): the order of the optimizer's slots."""
+        return tuple(tuple(tensor.name for tensor in self.numbered_layers[number - 1].tensors
+                           if tensor.trainable) for number in self.parameter_layers)
+
+    @functools.cached_property
+    def parameter_traces(self) -> tuple[tuple[str, ...], ...]:
+        """(the trace names of layer l's trainable tensors' gradients, e.g. ("dW", "db") or
+        ("dalpha",), for every l in :attr:`parameter_layers`): a trace holds ``d<name><l>``."""
+        return tuple(tuple(tensor.trace_name for tensor in self.numbered_layers[number - 1].tensors
+                           if tensor.trainable) for number in self.parameter_layers)
 
     @functools.cached_property
     def one_value_norms(self) -> tuple[str, ...]:
@@ -349,7 +365,7 @@ class ModelSpec:
         numbered = [index for index, layer in enumerate(self.layers) if not isinstance(layer, DropoutSpec)]
         return tuple(f"layers[{index}] (batch_norm on {self.layer_shapes[number - 1]})"
                      for number, index in enumerate(numbered, start=1)
-                     if self.layers[index].kind == "batch_norm"
+                     if self.layers[index].centers
                      and values_per_channel(self.layer_shapes[number - 1]) == 1)
 
     @functools.cached_property

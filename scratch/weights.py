@@ -52,14 +52,16 @@ from pathlib import Path
 import numpy as np
 
 from scratch.errors import SpecError, WeightFileError
+from scratch.layer_specs import LAYER_SPECS
 from scratch.layers.normalization import element_problem, statistics_problem
 from scratch.spec import ModelSpec
 
 FORMAT = "backprop-parity/2"
 FORMAT_V1 = "backprop-parity/1"
 FORMATS = (FORMAT, FORMAT_V1)
-LAYOUTS = {"dense": "out_in", "conv2d": "OIHW", "batch_norm": "per_channel", "layer_norm": "per_feature"}
-"""The canonical layout of each parameterized layer type (see the module docstring)."""
+LAYOUTS = {kind: spec.tensors[0].layout for kind, spec in LAYER_SPECS.items() if spec.tensors}
+"""The canonical layout of each parameterized layer type: its first declared tensor's
+(``scratch.layer_specs``; see the module docstring)."""
 
 
 def layout(spec: ModelSpec) -> dict[str, str]:
@@ -80,15 +82,15 @@ def tensor_names(spec: ModelSpec, file_format: str = FORMAT) -> list[str]:
     if file_format == FORMAT_V1:
         return [f"{kind}{layer}" for layer in range(1, spec.n_layers + 1) for kind in ("W", "b")]
     positions = _positions(spec)
-    return [f"layers.{positions[layer]}.{parameter}" for layer in spec.parameter_layers
-            for parameter in ("weight", "bias")]
+    return [f"layers.{positions[layer]}.{tensor.stored}" for layer in spec.parameter_layers
+            for tensor in spec.numbered_layers[layer - 1].tensors if tensor.trainable]
 
 
 def statistics_names(spec: ModelSpec) -> list[str]:
     """``layers.<i>.running_mean``, ``layers.<i>.running_var`` of every batch_norm layer."""
     positions = _positions(spec)
-    return [f"layers.{positions[layer]}.{name}" for layer in spec.statistics_layers
-            for name in ("running_mean", "running_var")]
+    return [f"layers.{positions[layer]}.{tensor.stored}" for layer in spec.statistics_layers
+            for tensor in spec.numbered_layers[layer - 1].tensors if not tensor.trainable]
 
 
 def expected_shapes(spec: ModelSpec, file_format: str = FORMAT) -> dict[str, tuple[int, ...]]:
@@ -102,36 +104,73 @@ def expected_shapes(spec: ModelSpec, file_format: str = FORMAT) -> dict[str, tup
 
 @dataclass(frozen=True)
 class WeightFile:
-    """A loaded weight file: the spec, W_l and b_l of every layer with parameters in canonical
-    layout, and (running mean, running variance) of every batch_norm layer."""
+    """A loaded weight file: the spec, {name: tensor} of every layer with parameters (its declared
+    trainable tensors, canonical layout), and (running mean, running variance) of every batch_norm
+    layer. ``weights`` and ``biases`` read the (W_l, b_l) pairs of a stack whose every layer with
+    parameters holds two tensors."""
 
     spec: ModelSpec
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
+    tensors: list[dict[str, np.ndarray]]
     statistics: list[tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=list)
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return [layer[names[0]] for layer, names in zip(self.tensors, _pairs(self.spec), strict=True)]
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        return [layer[names[1]] for layer, names in zip(self.tensors, _pairs(self.spec), strict=True)]
+
+
+def _pairs(spec: ModelSpec) -> tuple[tuple[str, ...], ...]:
+    odd = [layer for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True)
+           if len(names) != 2]
+    if odd:
+        raise WeightFileError(f"layer {odd[0]} holds no (W, b) pair; read WeightFile.tensors by name")
+    return spec.parameter_names
 
 
 def save_weights(path, spec: ModelSpec, weights, biases, statistics=None) -> Path:
-    """Write the spec, parameters and running statistics (BatchNorm's; required when the spec
-    has batch_norm layers) to ``path`` (atomically) and return the path."""
+    """:func:`save_tensors` of (W_l, b_l) lists (γ, β for a normalization layer)."""
+    n_parameter_layers = len(spec.parameter_layers)
+    if not len(weights) == len(biases) == n_parameter_layers:
+        raise WeightFileError(f"{path}: {len(weights)} weights and {len(biases)} biases for a spec "
+                              f"with {n_parameter_layers} layers with parameters")
+    try:
+        names = _pairs(spec)
+    except WeightFileError as error:
+        raise WeightFileError(f"{path}: {error}") from None
+    tensors = [{first: w, second: b} for (first, second), w, b in zip(names, weights, biases, strict=True)]
+    return save_tensors(path, spec, tensors, statistics)
+
+
+def save_tensors(path, spec: ModelSpec, tensors, statistics=None) -> Path:
+    """Write the spec, the named tensors of every layer with parameters and the running statistics
+    (BatchNorm's; required when the spec has batch_norm layers) to ``path`` (atomically) and return
+    the path."""
     from safetensors.numpy import save
 
     path = Path(path)
     if path.is_dir():
         raise WeightFileError(f"{path}: is a folder; expected a file path, e.g. {path / 'model.safetensors'}")
-    n_parameter_layers = len(spec.parameter_layers)
-    if not len(weights) == len(biases) == n_parameter_layers:
-        raise WeightFileError(f"{path}: {len(weights)} weights and {len(biases)} biases for a spec "
-                              f"with {n_parameter_layers} layers with parameters")
+    if len(tensors) != len(spec.parameter_layers):
+        raise WeightFileError(f"{path}: tensors for {len(tensors)} layer(s), but the spec has "
+                              f"{len(spec.parameter_layers)} layers with parameters")
     statistics = list(statistics or [])
     if len(statistics) != len(spec.statistics_layers):
         raise WeightFileError(f"{path}: running statistics for {len(statistics)} layer(s), but the spec "
                               f"has {len(spec.statistics_layers)} batch_norm layer(s)")
-    interleaved = [p for pair in zip(weights, biases, strict=True) for p in pair]
-    tensors = dict(zip(tensor_names(spec), interleaved, strict=True))
-    tensors.update(zip(statistics_names(spec), [v for pair in statistics for v in pair], strict=True))
-    _check_tensors(str(path), spec, tensors)
-    payload = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
+    missing = [f"{name}{layer}" for layer, given, names in zip(spec.parameter_layers, tensors,
+                                                               spec.parameter_names, strict=True)
+               for name in names if name not in given]
+    if missing:
+        raise WeightFileError(f"{path}: missing tensor(s) {', '.join(missing)}")
+    ordered = [given[name] for given, names in zip(tensors, spec.parameter_names, strict=True)
+               for name in names]
+    named = dict(zip(tensor_names(spec), ordered, strict=True))
+    named.update(zip(statistics_names(spec), [v for pair in statistics for v in pair], strict=True))
+    _check_tensors(str(path), spec, named)
+    payload = save({name: np.ascontiguousarray(t) for name, t in named.items()},
                    metadata={"format": FORMAT, "spec": spec.to_json(),
                              "layout": json.dumps(layout(spec), sort_keys=True)})
     try:
@@ -226,7 +265,9 @@ def load_weights(path) -> WeightFile:
     names = tensor_names(spec, file_format)
     stats = statistics_names(spec) if file_format == FORMAT else []
     statistics = [(tensors[mean], tensors[var]) for mean, var in zip(stats[0::2], stats[1::2], strict=True)]
-    return WeightFile(spec, [tensors[n] for n in names[0::2]], [tensors[n] for n in names[1::2]], statistics)
+    stored = iter(tensors[name] for name in names)
+    return WeightFile(spec, [{name: next(stored) for name in layer} for layer in spec.parameter_names],
+                      statistics)
 
 
 _NUMPY_DTYPES = {"F32", "F64"}

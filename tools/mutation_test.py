@@ -53,6 +53,7 @@ SUBSET = [
     "parity_tests/numpy_only/test_pooling_layers.py",
     "parity_tests/numpy_only/test_normalization_layers.py",
     "parity_tests/numpy_only/test_layer_stack.py",
+    "parity_tests/numpy_only/test_prelu.py",
     "parity_tests/numpy_only/test_pool_ties.py",
     "parity_tests/numpy_only/test_explained.py",
     "parity_tests/frameworks/test_checker_localization.py",

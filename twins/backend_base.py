@@ -36,8 +36,40 @@ import numpy as np
 
 from judge.optimizer_state import OptimizerState, canonical_gradients
 from scratch.batching import Step, batches
+from scratch.errors import BackendError
+from scratch.model import pair_names, pair_tensors
 from scratch.spec import ModelSpec
-from scratch.weights import save_weights
+from scratch.weights import save_tensors
+
+
+def given_tensors(spec: ModelSpec, weights, biases, tensors, backend: str) -> list[dict]:
+    """The named tensors ({name: canonical array} per layer of ``spec.parameter_layers``) a twin is
+    built or re-synchronized with: ``tensors``, or — the flat API's thin adapter — the (W_l, b_l)
+    lists of a stack whose every layer holds a (W, b)-shaped pair (a PReLU's α refuses them)."""
+    if tensors is not None:
+        if weights is not None or biases is not None:
+            raise BackendError(f"{backend} backend: give tensors, or weights and biases, not both")
+        if len(tensors) != len(spec.parameter_layers):
+            raise BackendError(f"{backend} backend: tensors for {len(tensors)} layers, the spec has "
+                               f"{len(spec.parameter_layers)} layers with parameters")
+        return tensors
+    if len(weights) != len(spec.parameter_layers) or len(biases) != len(spec.parameter_layers):
+        raise BackendError(f"{backend} backend: expected {len(spec.parameter_layers)} weights and biases, "
+                           f"got {len(weights)} and {len(biases)}")
+    return pair_tensors(spec, weights, biases)
+
+
+def flat(spec: ModelSpec, tensors) -> list:
+    """[every trainable tensor of every layer with parameters], declaration order: the optimizer's."""
+    return [layer[name] for layer, names in zip(tensors, spec.parameter_names, strict=True) for name in names]
+
+
+def nest(spec: ModelSpec, arrays) -> list[dict]:
+    """The inverse of :func:`flat`."""
+    arrays, nested = iter(arrays), []
+    for names in spec.parameter_names:
+        nested.append({name: next(arrays) for name in names})
+    return nested
 
 
 class Backend:
@@ -62,14 +94,14 @@ class Backend:
 
     def save(self, path):
         """Write the current parameters, running statistics and the spec to the shared weight file."""
-        weights, biases = self.parameters()
-        return save_weights(path, self.spec, weights, biases, self.statistics())
+        return save_tensors(path, self.spec, self.tensors(), self.statistics())
 
     def gradients(self, x: np.ndarray, targets: np.ndarray,
                   masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """[dW_1, db_1, …, dW_L, db_L] (canonical layout) of the loss on (x, targets); by default
-        read from :meth:`trace` (a backend may compute them more directly)."""
-        return canonical_gradients(self.trace(x, targets, masks), self.spec.parameter_layers)
+        """[dW_1, db_1, …] (every trainable tensor's gradient, canonical layout, the optimizer's
+        order) of the loss on (x, targets); by default read from :meth:`trace` (a backend may
+        compute them more directly)."""
+        return canonical_gradients(self.trace(x, targets, masks), self.spec)
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -109,13 +141,26 @@ class Backend:
         """A copy of the optimizer's state, in canonical form."""
         raise NotImplementedError
 
-    def load_state(self, weights, biases, state: OptimizerState) -> None:
-        """Set the parameters and the optimizer's state (re-synchronize to another backend)."""
+    def load_state(self, weights, biases, state: OptimizerState, *, tensors=None) -> None:
+        """Set the parameters (named ``tensors``, or the (W, b) lists) and the optimizer's state
+        (re-synchronize to another backend)."""
+        self.restore(given_tensors(self.spec, weights, biases, tensors, self.name), state)
+
+    def restore(self, tensors: list[dict], state: OptimizerState) -> None:
+        """:meth:`load_state` from named tensors."""
+        raise NotImplementedError
+
+    def tensors(self) -> list[dict[str, np.ndarray]]:
+        """Copies of {name: array} of every layer with parameters (``spec.parameter_layers``),
+        declared names and canonical layout."""
         raise NotImplementedError
 
     def parameters(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Copies of [W_l], [b_l] of every layer with parameters, in canonical layout."""
-        raise NotImplementedError
+        """Copies of [W_l], [b_l] of every layer with parameters, in canonical layout: a view of
+        :meth:`tensors` for a stack of (W, b)-shaped layers (a SpecError names any other)."""
+        names, tensors = pair_names(self.spec), self.tensors()
+        return ([layer[w] for layer, (w, _) in zip(tensors, names, strict=True)],
+                [layer[b] for layer, (_, b) in zip(tensors, names, strict=True)])
 
     def statistics(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Copies of (running mean, running variance) of every batch_norm layer, (C,) each."""

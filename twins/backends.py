@@ -45,9 +45,10 @@ def available_backends() -> list[str]:
     return [name for name, (_, _, needs) in BACKENDS.items() if importlib.util.find_spec(needs)]
 
 
-def make_backend(name: str, spec: ModelSpec, weights, biases, statistics=None):
-    """The backend called ``name`` holding a copy of ``weights``/``biases`` (canonical layout) and
-    of BatchNorm's running ``statistics`` (None: mean 0, variance 1)."""
+def make_backend(name: str, spec: ModelSpec, weights=None, biases=None, statistics=None, *, tensors=None):
+    """The backend called ``name`` holding a copy of the named ``tensors`` ({name: array} per layer
+    with parameters), or of ``weights``/``biases`` (a stack of (W, b)-shaped layers), canonical
+    layout, and of BatchNorm's running ``statistics`` (None: mean 0, variance 1)."""
     try:
         module_name, class_name, needs = BACKENDS[name]
     except KeyError:
@@ -56,9 +57,10 @@ def make_backend(name: str, spec: ModelSpec, weights, biases, statistics=None):
         raise BackendError(f"backend {name!r} needs {needs}, which is not installed "
                            f"(pip install 'backprop-parity[{INSTALL_EXTRAS[needs]}]')")
     backend_class = getattr(importlib.import_module(module_name), class_name)
+    named = {} if tensors is None else {"tensors": tensors}
     if statistics is None:
-        return backend_class(spec, weights, biases)
-    return backend_class(spec, weights, biases, statistics=statistics)
+        return backend_class(spec, weights, biases, **named)
+    return backend_class(spec, weights, biases, statistics=statistics, **named)
 
 
 def make_backend_from_file(name: str, path):
@@ -66,4 +68,4 @@ def make_backend_from_file(name: str, path):
     from scratch.weights import load_weights
 
     loaded = load_weights(path)
-    return make_backend(name, loaded.spec, loaded.weights, loaded.biases, loaded.statistics or None)
+    return make_backend(name, loaded.spec, statistics=loaded.statistics or None, tensors=loaded.tensors)

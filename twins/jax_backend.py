@@ -56,8 +56,7 @@ from judge.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
 from twins import jax_layers
-from twins.backend_base import Backend
-from twins.jax_layers import KERNELS, WITH_ACTIVATION, WITH_PARAMETERS
+from twins.backend_base import Backend, flat, given_tensors, nest
 from twins.jax_optimizers import hyperparameters, optimizer, state_fields, transform
 
 jax.config.update("jax_enable_x64", True)
@@ -128,7 +127,7 @@ _LOSS_BRANCHES = [functools.partial(_mean_loss, name) for name in LOSSES]
 def _activate(config: Config, layer: jax_layers.Layer, index: int, z):
     """A_l = g_l(Z_l): the layer's fixed activation, else the config's; Z_l itself for a kind
     without an activation (pooling, flatten)."""
-    if layer.kind not in WITH_ACTIVATION:
+    if not jax_layers.has_activation(layer):
         return z
     if layer.activation is not None:
         return ACTIVATION_FUNCTIONS[layer.activation](z, config.slope)
@@ -136,21 +135,20 @@ def _activate(config: Config, layer: jax_layers.Layer, index: int, z):
 
 
 def _split(structure, params) -> list[tuple]:
-    """``params`` [W, b, …] (the layers with parameters) as one tuple per numbered layer: (W_l, b_l) or ()."""
-    pairs, position = [], 0
+    """``params`` [W, b, …] (every trainable tensor of the layers with parameters, declaration
+    order) as one tuple per numbered layer: (W_l, b_l), (α_l), … or ()."""
+    tuples, position = [], 0
     for layer in structure:
-        if layer.kind in WITH_PARAMETERS:
-            pairs.append((params[position], params[position + 1]))
-            position += 2
-        else:
-            pairs.append(())
-    return pairs
+        count = len(jax_layers.trainable(layer))
+        tuples.append(tuple(params[position:position + count]))
+        position += count
+    return tuples
 
 
 def _kernels(structure, params) -> list:
-    """The W_l that L2 penalizes: dense and conv2d kernels."""
-    return [pair[0] for layer, pair in zip(structure, _split(structure, params), strict=True)
-            if layer.kind in KERNELS]
+    """The tensors L2 penalizes (declared ``l2``: the dense and conv2d kernels)."""
+    return [w for layer, parameters in zip(structure, _split(structure, params), strict=True)
+            for w in jax_layers.kernels(layer, parameters)]
 
 
 def _forward(config: Config, structure, params, x, masks, taps=None, running=None):
@@ -227,7 +225,7 @@ def _layer_pass(config, index, a_prev, parameters, upstream, mask, *, layer, out
         z = jax_layers.apply(layer, parameters, a_prev)[0] + tap
         a = _activate(config, layer, index, z)
         a = a if mask is None else a * mask
-        kernels = parameters[:1] if layer.kind in KERNELS else ()
+        kernels = jax_layers.kernels(layer, parameters)
         if output:
             return _loss(config, kernels, z, a, upstream), (z, a)
         return (a, _penalty(config, kernels)), (z, a)
@@ -237,8 +235,8 @@ def _layer_pass(config, index, a_prev, parameters, upstream, mask, *, layer, out
     cotangent = jnp.ones_like(out) if output else (upstream, jnp.ones_like(out[1]))
     da_prev, dparameters, dz = pullback(cotangent)
     result = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
-    if parameters:
-        result["dW"], result["db"] = dparameters
+    traces = [tensor.trace_name for tensor in jax_layers.trainable(layer)]
+    result.update(zip(traces, dparameters, strict=True))
     return result
 
 
@@ -290,7 +288,7 @@ _compiled_training_step = jax.jit(_training_step, static_argnames=("structure", 
 class JaxBackend(Backend):
     name = "jax"
 
-    def __init__(self, spec, weights, biases, statistics=None):
+    def __init__(self, spec, weights=None, biases=None, statistics=None, *, tensors=None):
         super().__init__(spec)
         self.structure = jax_layers.describe(spec)
         self.choices = Config(tuple(ACTIVATIONS.index(name) for name in spec.activations),
@@ -298,24 +296,27 @@ class JaxBackend(Backend):
         self.config = Config(jnp.asarray(self.choices.activations, jnp.int32),
                              jnp.asarray(self.choices.loss, jnp.int32),
                              jnp.asarray(spec.leaky_relu_slope, spec.dtype), jnp.asarray(spec.l2, spec.dtype))
-        self.params = self._canonical_to_jax(weights, biases)
+        given = given_tensors(spec, weights, biases, tensors, self.name)
+        self.params = self._canonical_to_jax(flat(spec, given))
         self.running = self._running(statistics)
         self.hyper = hyperparameters(spec.optimizer, spec.dtype)
         self.steps = 0
         self._state = None                   # optax's state, built on first use (see optimizer)
 
-    def _canonical_to_jax(self, weights, biases) -> list:
-        """[W_l, b_l, …] of every layer with parameters as JAX arrays: the one conversion, shapes
-        and dtype asserted (the canonical layouts are JAX's own here)."""
-        layers, shapes, dtype = self.spec.parameter_layers, self.spec.parameter_shapes, self.spec.dtype
-        if len(weights) != len(layers) or len(biases) != len(layers):
-            raise BackendError(f"jax backend: expected {len(layers)} weights and biases, "
-                               f"got {len(weights)} and {len(biases)}")
-        params = []
-        for layer, w, b, (w_shape, b_shape) in zip(layers, weights, biases, shapes, strict=True):
-            params.append(to_jax(w, w_shape, dtype, f"W{layer}"))
-            params.append(to_jax(b, b_shape, dtype, f"b{layer}"))
-        return params
+    def _canonical_to_jax(self, arrays) -> list:
+        """[every trainable tensor of every layer with parameters] (canonical, the optimizer's order)
+        as JAX arrays: the one conversion, shapes and dtype asserted (the canonical layouts are
+        JAX's own here)."""
+        spec = self.spec
+        expected = [(f"{name}{layer}", shape)
+                    for layer, names, shapes in zip(spec.parameter_layers, spec.parameter_names,
+                                                    spec.parameter_shapes, strict=True)
+                    for name, shape in zip(names, shapes, strict=True)]
+        if len(arrays) != len(expected):
+            raise BackendError(f"jax backend: expected {len(expected)} tensors "
+                               f"({', '.join(label for label, _ in expected)}), got {len(arrays)}")
+        return [to_jax(array, shape, spec.dtype, label)
+                for array, (label, shape) in zip(arrays, expected, strict=True)]
 
     def _running(self, statistics) -> list:
         """The running (mean, variance) of every batch_norm layer as JAX arrays (0 and 1 if none)."""
@@ -387,9 +388,9 @@ class JaxBackend(Backend):
         loss, zs, activations, dparams, (dzs, das), _ = self._trace(x, targets, masks)
         out = {"loss": np.array(loss)}
         reads_outputs = LOSSES[self.spec.loss][1] == "outputs"
-        for position, layer in enumerate(self.spec.parameter_layers):
-            out[f"dW{layer}"] = np.array(dparams[2 * position])
-            out[f"db{layer}"] = np.array(dparams[2 * position + 1])
+        gradients = iter(dparams)
+        for layer, traces in zip(self.spec.parameter_layers, self.spec.parameter_traces, strict=True):
+            out.update((f"{trace}{layer}", np.array(next(gradients))) for trace in traces)
         for layer in range(1, self.spec.n_layers + 1):
             out[f"Z{layer}"] = np.array(zs[layer - 1])
             out[f"A{layer}"] = np.array(activations[layer - 1])
@@ -445,7 +446,7 @@ class JaxBackend(Backend):
         return float(loss)
 
     def apply_gradients(self, gradients):
-        grads = self._canonical_to_jax(gradients[0::2], gradients[1::2])
+        grads = self._canonical_to_jax(gradients)
         update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
         self.params, self._state = update(self.params, self.state, self.hyper, grads)
         self.steps += 1
@@ -462,8 +463,8 @@ class JaxBackend(Backend):
                     slot[ours] = np.array(buffer) * sign if sign < 0 else np.array(buffer)
         return OptimizerState(self.steps, slots)
 
-    def load_state(self, weights, biases, state):
-        self.params = self._canonical_to_jax(weights, biases)
+    def restore(self, tensors, state):
+        self.params = self._canonical_to_jax(flat(self.spec, tensors))
         fresh = self.optax_optimizer.init(self.params)
         if state.t:
             values = {}
@@ -471,16 +472,15 @@ class JaxBackend(Backend):
                 if optax.tree.get(fresh, theirs, None) is None:
                     continue
                 arrays = [slot[ours] * sign if sign < 0 else slot[ours] for slot in state.slots]
-                values[theirs] = self._canonical_to_jax(arrays[0::2], arrays[1::2])
+                values[theirs] = self._canonical_to_jax(arrays)
             if optax.tree.get(fresh, "count", None) is not None:
                 values["count"] = jnp.asarray(state.t, jnp.int32)
             fresh = optax.tree.set(fresh, **values)
         self._state = fresh
         self.steps = state.t
 
-    def parameters(self):
-        arrays = [np.array(p) for p in self.params]
-        return arrays[0::2], arrays[1::2]
+    def tensors(self):
+        return nest(self.spec, [np.array(p) for p in self.params])
 
     def statistics(self):
         return [(np.array(mean), np.array(variance)) for mean, variance in self.running]

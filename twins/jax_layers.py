@@ -27,6 +27,7 @@ among all of them (compile times in ``docs/speed.md``).
               JAX has no stateful layer: the running update ρ·old + (1 − ρ)·new, with the new
               variance unbiased (·n/(n − 1)) or biased as the spec says, is :func:`moved_statistics`.
 * layer_norm  ``jax.nn.standardize(algorithm="stable")`` over the features, then γ·x̂ + β.
+* prelu       ``jnp.where(z > 0, z, α·z)``, α in its canonical broadcastable shape.
 """
 
 from __future__ import annotations
@@ -38,10 +39,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from scratch.errors import BackendError
-
-WITH_PARAMETERS = ("dense", "conv2d", "batch_norm", "layer_norm")
-KERNELS = ("dense", "conv2d")                    # the weights L2 penalizes
-WITH_ACTIVATION = ("dense", "conv2d", "batch_norm", "layer_norm")
+from scratch.layer_specs import LAYER_SPECS
 
 
 class Layer(NamedTuple):
@@ -55,30 +53,30 @@ class Layer(NamedTuple):
 def describe(spec) -> tuple[Layer, ...]:
     """The static structure of ``spec``: a :class:`Layer` per numbered layer (with its
     activation, unless ``spec`` is an MLP)."""
-    layers = tuple(_describe(layer) for layer in spec.numbered_layers)
+    layers = []
+    for layer in spec.numbered_layers:
+        if layer.kind not in LAYERS:
+            raise BackendError(f"jax backend: no JAX layer for kind {layer.kind!r}")
+        layers.append(Layer(layer.kind, LAYERS[layer.kind].options(layer)))
     if spec.is_mlp:
-        return layers
-    return tuple(layer._replace(activation=name) if layer.kind in WITH_ACTIVATION else layer
+        return tuple(layers)
+    return tuple(layer._replace(activation=name) if has_activation(layer) else layer
                  for layer, name in zip(layers, spec.activations, strict=True))
 
 
-def _describe(layer) -> Layer:
-    kind = layer.kind
-    if kind == "conv2d":
-        padding = (layer.padding.upper() if isinstance(layer.padding, str)
-                   else (tuple(layer.padding[:2]), tuple(layer.padding[2:])))
-        return Layer(kind, (layer.strides, padding, layer.dilation))
-    if kind in ("max_pool2d", "avg_pool2d"):
-        return Layer(kind, (tuple(layer.pool_size), layer.strides))
-    if kind == "flatten":
-        return Layer(kind, (layer.order,))
-    if kind == "batch_norm":
-        return Layer(kind, (layer.decay, layer.epsilon, layer.running_variance == "unbiased"))
-    if kind == "layer_norm":
-        return Layer(kind, (layer.epsilon,))
-    if kind in ("dense", "global_avg_pool2d"):
-        return Layer(kind)
-    raise BackendError(f"jax backend: no JAX layer for kind {kind!r}")
+def trainable(layer: Layer) -> tuple:
+    """The declared trainable tensors of ``layer``'s kind (``scratch.layer_specs``), in order."""
+    return tuple(tensor for tensor in LAYER_SPECS[layer.kind].tensors if tensor.trainable)
+
+
+def kernels(layer: Layer, parameters: tuple) -> tuple:
+    """Those of ``parameters`` (the layer's trainable tensors) that L2 penalizes."""
+    return tuple(p for tensor, p in zip(trainable(layer), parameters, strict=True) if tensor.l2)
+
+
+def has_activation(layer: Layer) -> bool:
+    """Whether the kind's spec has an ``activation`` field (else A_l = Z_l)."""
+    return "activation" in LAYER_SPECS[layer.kind].__dataclass_fields__
 
 
 def _per_channel(v, ndim: int):
@@ -127,25 +125,59 @@ def layer_norm(a, gamma, beta, epsilon: float):
     return gamma * jax.nn.standardize(a, 1, epsilon=epsilon, algorithm="stable") + beta
 
 
+def prelu(a, alpha):
+    """max(0, A) + α ⊙ min(0, A) as ``where(A > 0, A, α·A)``, α broadcast from the canonical
+    (1, …), (C, 1, …) or the sample's shape (gradient at A = 0: α, as the engine's)."""
+    return jnp.where(a > 0, a, alpha * a)
+
+
+class Kind(NamedTuple):
+    """A kind's row: ``options`` (layer spec → the static settings :class:`Layer` carries) and
+    ``apply`` (options, the layer's trainable tensors in declaration order, A_{l−1}, running
+    statistics or None → (Z_l, the batch's (μ, σ²) of a batch_norm in training, else None)).
+    Every tensor is the canonical array itself (no layout conversion in JAX)."""
+
+    options: object
+    apply: object
+
+
+def _none(layer) -> tuple:
+    return ()
+
+
+def _conv2d_options(layer) -> tuple:
+    padding = (layer.padding.upper() if isinstance(layer.padding, str)
+               else (tuple(layer.padding[:2]), tuple(layer.padding[2:])))
+    return (layer.strides, padding, layer.dilation)
+
+
+def _pool(kind: str) -> Kind:
+    return Kind(lambda layer: (tuple(layer.pool_size), layer.strides),
+                lambda options, parameters, a, statistics: (pool2d(a, kind, *options), None))
+
+
+# The one table: each numbered layer kind → its :class:`Kind` row.
+LAYERS = {
+    "dense": Kind(_none, lambda options, p, a, s: (a @ p[0].T + p[1], None)),   # canonical W (n_out, n_in)
+    "conv2d": Kind(_conv2d_options, lambda options, p, a, s: (conv2d(a, *p, *options), None)),
+    "max_pool2d": _pool("max_pool2d"),
+    "avg_pool2d": _pool("avg_pool2d"),
+    "global_avg_pool2d": Kind(_none, lambda options, p, a, s: (jnp.mean(a, axis=(2, 3)), None)),
+    "flatten": Kind(lambda layer: (layer.order,), lambda options, p, a, s: (flatten(a, *options), None)),
+    "batch_norm": Kind(lambda layer: (layer.decay, layer.epsilon, layer.running_variance == "unbiased"),
+                       lambda options, p, a, s: batch_norm(a, *p, options[1], s)),
+    "layer_norm": Kind(lambda layer: (layer.epsilon,),
+                       lambda options, p, a, s: (layer_norm(a, *p, *options), None)),
+    "prelu": Kind(_none, lambda options, p, a, s: (prelu(a, p[0]), None)),
+}
+
+
 def apply(layer: Layer, parameters: tuple, a, statistics=None):
     """(Z_l, the batch's (μ, σ²) for a batch_norm layer in training, else None) of ``layer`` on
-    A_{l−1}; ``parameters`` (W_l, b_l) or (); ``statistics`` a batch_norm layer's running (mean,
-    variance) for inference mode (None: training mode)."""
-    kind, options = layer.kind, layer.options
-    if kind == "dense":
-        w, b = parameters
-        return a @ w.T + b, None                           # canonical W (n_out, n_in)
-    if kind == "conv2d":
-        return conv2d(a, *parameters, *options), None
-    if kind in ("max_pool2d", "avg_pool2d"):
-        return pool2d(a, kind, *options), None
-    if kind == "global_avg_pool2d":
-        return jnp.mean(a, axis=(2, 3)), None
-    if kind == "flatten":
-        return flatten(a, *options), None
-    if kind == "batch_norm":
-        return batch_norm(a, *parameters, options[1], statistics)
-    return layer_norm(a, *parameters, *options), None
+    A_{l−1}, through its kind's row; ``parameters`` its trainable tensors (declaration order) or
+    (); ``statistics`` a batch_norm layer's running (mean, variance) for inference mode (None:
+    training mode)."""
+    return LAYERS[layer.kind].apply(layer.options, parameters, a, statistics)
 
 
 def moved_statistics(layer: Layer, running, batch, count: int):

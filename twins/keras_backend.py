@@ -32,7 +32,7 @@ import tensorflow as tf
 from judge.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
-from twins.backend_base import Backend
+from twins.backend_base import Backend, given_tensors
 from twins.keras_layers import LAYERS, Block, plan_dropout, to_canonical_map, to_keras_map
 
 if keras.backend.backend() != "tensorflow":
@@ -94,7 +94,7 @@ def _optimizer(spec) -> keras.optimizers.Optimizer:
 class KerasBackend(Backend):
     name = "keras"
 
-    def __init__(self, spec, weights, biases, statistics=None):
+    def __init__(self, spec, weights=None, biases=None, statistics=None, *, tensors=None):
         super().__init__(spec)
         self.steps, self.blocks = [], []                  # steps: blocks and plan_dropout, in order
         for layer in spec.layers:
@@ -102,27 +102,29 @@ class KerasBackend(Backend):
             self.steps.append(step)
             if isinstance(step, Block):
                 self.blocks.append(step)
-        self.layouts = [p for block in self.blocks for p in block.parameters]   # W_l, b_l, … as Parameter
+        self.held = [block.parameters for block in self.blocks if block.parameters]   # per parameter layer
+        self.layouts = [p for held in self.held for p in held.values()]   # the optimizer's order
         self.variables = [p.variable for p in self.layouts]
         self.moving = [block.statistics for block in self.blocks if block.statistics is not None]
-        self._assign_parameters(weights, biases, check_dtype=True)
+        self._assign_tensors(given_tensors(spec, weights, biases, tensors, self.name), check_dtype=True)
         if statistics is not None:
             self._assign_statistics(statistics)
         self.loss_fn, self.loss_input = _loss(spec)
         self.regularizer = _regularizer(spec)
         self.kernels = [block.kernel for block in self.blocks if block.kernel is not None]
 
-    def _assign_parameters(self, weights, biases, check_dtype: bool = False) -> None:
-        """W_l, b_l of every layer with parameters (canonical layout) into the Keras variables."""
-        if len(weights) != len(self.layouts) // 2:
-            raise BackendError(f"keras backend: expected (W, b) of layers {self.spec.parameter_layers}, "
-                               f"got {len(weights)} W")
-        arrays = [p for pair in zip(weights, biases, strict=True) for p in pair]
-        for parameter, array in zip(self.layouts, arrays, strict=True):
-            if check_dtype and array.dtype != np.dtype(self.spec.dtype):
-                raise BackendError(f"keras backend: {parameter.label} is {array.dtype}, "
-                                   f"spec says {self.spec.dtype}")
-            parameter.variable.assign(parameter.to_keras(array))
+    def _assign_tensors(self, tensors, check_dtype: bool = False) -> None:
+        """The named tensors of every layer with parameters (canonical layout) into the Keras variables."""
+        for number, given, held in zip(self.spec.parameter_layers, tensors, self.held, strict=True):
+            if sorted(given) != sorted(held):
+                raise BackendError(f"keras backend: layer {number} holds {', '.join(held)}, "
+                                   f"got {', '.join(sorted(given))}")
+            for name, parameter in held.items():
+                array = np.asarray(given[name])
+                if check_dtype and array.dtype != np.dtype(self.spec.dtype):
+                    raise BackendError(f"keras backend: {parameter.label} is {array.dtype}, "
+                                       f"spec says {self.spec.dtype}")
+                parameter.variable.assign(parameter.to_keras(array))
 
     def _assign_statistics(self, statistics) -> None:
         """(running mean, running variance) of every batch_norm layer into its moving statistics."""
@@ -203,14 +205,17 @@ class KerasBackend(Backend):
             out[f"dZ{layer}"] = to_canonical_map(grads["Z"][layer - 1].numpy())
             if grads["A"][layer - 1] is not None:
                 out[f"dA{layer}"] = to_canonical_map(grads["A"][layer - 1].numpy())
-        for index, parameter in enumerate(self.layouts):
-            out[f"d{parameter.label}"] = parameter.to_canonical(grads["W"][index].numpy())
+        gradients = iter(grads["W"])
+        for number, held, traces in zip(self.spec.parameter_layers, self.held, self.spec.parameter_traces,
+                                        strict=True):
+            for parameter, trace in zip(held.values(), traces, strict=True):
+                out[f"{trace}{number}"] = parameter.to_canonical(next(gradients).numpy())
         return out
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
         block = self.blocks[layer - 1]
         a_in = tf.constant(to_keras_map(a_prev))
-        variables = [p.variable for p in block.parameters]
+        variables = [p.variable for p in block.parameters.values()]
         with self._statistics_kept(), tf.GradientTape() as tape:
             tape.watch(a_in)
             z, a = block(a_in, training=True)
@@ -227,8 +232,8 @@ class KerasBackend(Backend):
                                                   output_gradients=output_gradients)
         out = {"Z": to_canonical_map(z.numpy()), "A": to_canonical_map(a.numpy()),
                "dZ": to_canonical_map(dz.numpy()), "dA_prev": to_canonical_map(da_prev.numpy())}
-        for key, parameter, gradient in zip(("dW", "db")[:len(dparameters)], block.parameters, dparameters,
-                                            strict=True):
+        traces = [tensor.trace_name for tensor in block.declared if tensor.trainable]
+        for key, parameter, gradient in zip(traces, block.parameters.values(), dparameters, strict=True):
             out[key] = parameter.to_canonical(gradient.numpy())
         return out
 
@@ -288,9 +293,9 @@ class KerasBackend(Backend):
                   for ours, variables in buffers.items()} for index, parameter in enumerate(self.layouts)]
         return OptimizerState(int(self.optimizer.iterations.numpy()), slots)
 
-    def load_state(self, weights, biases, state):
+    def restore(self, tensors, state):
         """Parameters and optimizer state; the moving statistics stay as they are."""
-        self._assign_parameters(weights, biases)
+        self._assign_tensors(tensors)
         for ours, variables in self._state_variables().items():
             for index, (parameter, variable) in enumerate(zip(self.layouts, variables, strict=True)):
                 variable.assign(parameter.to_keras(state.slots[index][ours]) if state.t
@@ -302,9 +307,8 @@ class KerasBackend(Backend):
         the benchmark."""
         return lambda x, targets: self._graph_step(x, targets, None)
 
-    def parameters(self):
-        canonical = [p.to_canonical(p.variable.numpy()) for p in self.layouts]
-        return canonical[0::2], canonical[1::2]
+    def tensors(self):
+        return [{name: p.to_canonical(p.variable.numpy()) for name, p in held.items()} for held in self.held]
 
     def statistics(self):
         return [(mean.numpy().copy(), variance.numpy().copy()) for mean, variance in self.moving]

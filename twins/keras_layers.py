@@ -6,7 +6,9 @@ Layouts. Keras computes channels-last on the CPU, so a map is (m, H, W, C) insid
 conversion of maps (inputs, dropout masks, every Z, A, dZ, dA). A parameter converts through its
 :class:`Parameter`, the one place per tensor kind, asserting shapes: a Dense kernel is (in, out),
 the transpose of the file's W (out, in); a Conv2D kernel is HWIO, the file's OIHW transposed by
-(2, 3, 1, 0); γ and β are (C,) in both.
+(2, 3, 1, 0); γ and β are (C,) in both; a PReLU's α on maps is the canonical (C, H, W) (or its
+shared 1s) transposed to (H, W, C). Each row names its variables by the declared tensor names
+(:meth:`Block.holds`).
 
 What Keras cannot express is refused with a :class:`BackendError` naming it: a conv2d with both
 strides and dilation above 1 (``keras.layers.Conv2D`` refuses the pair itself) and an unbiased
@@ -38,6 +40,7 @@ NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
 DENSE_AXES = (1, 0)            # W (out, in) → kernel (in, out)
 CONV_AXES = (2, 3, 1, 0)       # W (O, C, k_h, k_w) → kernel (k_h, k_w, C, O)
+PRELU_AXES = (1, 2, 0)         # α (C, H, W) (or 1s) of a map → Keras's (H, W, C)
 
 
 def to_keras_map(array: np.ndarray) -> np.ndarray:
@@ -107,10 +110,11 @@ def activation(name: str, spec):
 class Block:
     """Numbered layer l: Z_l = its Keras layers applied in order, A_l = g_l(Z_l).
 
-    ``parameters`` are (W_l, b_l) (γ, β for a normalization), ``kernel`` the variable L2
-    penalizes (dense and conv2d), ``statistics`` the (moving_mean, moving_variance) of a
-    BatchNormalization. Every layer is built for the spec's input shape, and the output shape
-    Keras computes must be the spec's."""
+    ``parameters`` {declared name: :class:`Parameter`} of the layer's trainable tensors in
+    declaration order (W, b; γ, β; α), ``kernel`` the variable L2 penalizes (the tensor declared
+    ``l2``), ``statistics`` the (moving_mean, moving_variance) of a BatchNormalization. Every
+    layer is built for the spec's input shape, and the output shape Keras computes must be the
+    spec's."""
 
     def __init__(self, number: int, layers: list, spec):
         self.number, self.layers = number, layers
@@ -123,15 +127,21 @@ class Block:
         if shape != expected:
             raise BackendError(f"keras backend: layer {number} ({spec.numbered_layers[number - 1].kind}) "
                                f"gives {shape} in Keras, the spec says {expected}")
-        self.parameters: list[Parameter] = []
+        self.declared = spec.numbered_layers[number - 1].tensors
+        self.parameters: dict[str, Parameter] = {}
         self.kernel = None
         self.statistics = None
 
-    def holds(self, weight, bias, axes: tuple[int, ...] | None = None, penalized: bool = False) -> Block:
-        """Declare (W_l, b_l): the variables, W_l's ``axes`` (see :class:`Parameter`), and whether
-        L2 penalizes W_l (a kernel) or not (γ)."""
-        self.parameters = [Parameter(weight, f"W{self.number}", axes), Parameter(bias, f"b{self.number}")]
-        self.kernel = weight if penalized else None
+    def holds(self, **variables) -> Block:
+        """Declare the layer's variables by their declared names: ``name=variable`` (the same
+        layout as the file's) or ``name=(variable, axes)`` (see :class:`Parameter`)."""
+        for tensor in self.declared:
+            if tensor.trainable:
+                variable, axes = (variables[tensor.name] if isinstance(variables[tensor.name], tuple)
+                                  else (variables[tensor.name], None))
+                self.parameters[tensor.name] = Parameter(variable, f"{tensor.name}{self.number}", axes)
+                if tensor.l2:
+                    self.kernel = variable
         return self
 
     def __call__(self, a, training: bool):
@@ -145,7 +155,7 @@ class Block:
 
 def dense_block(layer, number, spec):
     dense = keras.layers.Dense(layer.units, activation=None, dtype=spec.dtype)
-    return Block(number, [dense], spec).holds(dense.kernel, dense.bias, DENSE_AXES, penalized=True)
+    return Block(number, [dense], spec).holds(W=(dense.kernel, DENSE_AXES), b=dense.bias)
 
 
 def conv2d_block(layer, number, spec):
@@ -170,7 +180,7 @@ def conv2d_block(layer, number, spec):
                                dilation_rate=layer.dilation, data_format="channels_last", activation=None,
                                dtype=spec.dtype)
     layers.append(conv)
-    return Block(number, layers, spec).holds(conv.kernel, conv.bias, CONV_AXES, penalized=True)
+    return Block(number, layers, spec).holds(W=(conv.kernel, CONV_AXES), b=conv.bias)
 
 
 def pool_block(pool_class):
@@ -202,14 +212,27 @@ def batch_norm_block(layer, number, spec):
             "never n/(n − 1)·σ²; use running_variance='biased'")
     norm = keras.layers.BatchNormalization(axis=-1, momentum=layer.decay, epsilon=layer.epsilon,
                                            dtype=spec.dtype)
-    block = Block(number, [norm], spec).holds(norm.gamma, norm.beta)
+    block = Block(number, [norm], spec).holds(gamma=norm.gamma, beta=norm.beta)
     block.statistics = (norm.moving_mean, norm.moving_variance)
     return block
 
 
 def layer_norm_block(layer, number, spec):
     norm = keras.layers.LayerNormalization(axis=-1, epsilon=layer.epsilon, dtype=spec.dtype)
-    return Block(number, [norm], spec).holds(norm.gamma, norm.beta)
+    return Block(number, [norm], spec).holds(gamma=norm.gamma, beta=norm.beta)
+
+
+def prelu_block(layer, number, spec):
+    """``PReLU(alpha_initializer=Constant(α₀), shared_axes=…)``: Keras's α has the sample's
+    channels-last shape with each shared axis 1 — shared: every axis; per_channel: (H, W) of a
+    map (on flat features the one axis is the channel); per_element: none (Keras's default). On
+    maps α (H or 1, W or 1, C or 1) is the canonical (C or 1, H or 1, W or 1) transposed (1, 2, 0)."""
+    maps = len(spec.layer_shapes[number - 1]) == 3
+    shared = {"shared": [1, 2, 3] if maps else [1], "per_channel": [1, 2] if maps else None,
+              "per_element": None}[layer.slopes]
+    prelu = keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(layer.alpha_init),
+                               shared_axes=shared, dtype=spec.dtype)
+    return Block(number, [prelu], spec).holds(alpha=(prelu.alpha, PRELU_AXES) if maps else prelu.alpha)
 
 
 def plan_dropout(a, mask: np.ndarray | None):
@@ -229,5 +252,6 @@ LAYERS = {
     "flatten": flatten_block,
     "batch_norm": batch_norm_block,
     "layer_norm": layer_norm_block,
+    "prelu": prelu_block,
     "dropout": lambda layer, number, spec: plan_dropout,
 }

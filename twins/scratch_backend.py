@@ -7,15 +7,16 @@ import numpy as np
 from judge.optimizer_state import OptimizerState
 from scratch.model import Network
 from scratch.optimizers import make_optimizer
-from twins.backend_base import Backend
+from twins.backend_base import Backend, given_tensors
 
 
 class ScratchBackend(Backend):
     name = "scratch"
 
-    def __init__(self, spec, weights, biases, statistics=None):
+    def __init__(self, spec, weights=None, biases=None, statistics=None, *, tensors=None):
         super().__init__(spec)
-        self.model = Network(spec, weights, biases, statistics=statistics)
+        self.model = Network(spec, tensors=given_tensors(spec, weights, biases, tensors, self.name),
+                             statistics=statistics)
         self.optimizer = make_optimizer(spec.optimizer)
 
     def forward(self, x, masks=None):
@@ -45,17 +46,17 @@ class ScratchBackend(Backend):
         slots = self.optimizer.state or [{} for _ in self.model.parameters]
         return OptimizerState(self.optimizer.t, slots).copy()
 
-    def load_state(self, weights, biases, state):
+    def restore(self, tensors, state):
         # the same classes again: a variant of the engine (scratch.variants) stays that variant
-        self.model = type(self.model)(self.spec, weights, biases, statistics=self.model.statistics)
+        self.model = type(self.model)(self.spec, tensors=tensors, statistics=self.model.statistics)
         self.optimizer = type(self.optimizer)(self.spec.optimizer)
         state = state.copy()
         self.optimizer.t = state.t
         self.optimizer.state = state.slots if state.t else None
 
 
-    def parameters(self):
-        return [w.copy() for w in self.model.weights], [b.copy() for b in self.model.biases]
+    def tensors(self):
+        return [{name: array.copy() for name, array in layer.items()} for layer in self.model.tensors]
 
     def statistics(self):
         return [(mean.copy(), var.copy()) for mean, var in self.model.statistics]

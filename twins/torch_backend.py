@@ -3,10 +3,11 @@
 The model is built from the spec's layer list through one table,
 :data:`twins.torch_layers.LAYERS` (layer kind → the torch module that runs it; padding,
 Flatten order and BatchNorm's conventions are documented there); dropout multiplies by the plan's
-masks (an ``nn.Dropout`` would draw its own). Layout: every parameterized torch module holds its
-``weight`` and ``bias`` in the shared file's canonical layout (``nn.Linear`` (out, in),
-``nn.Conv2d`` OIHW, BatchNorm/LayerNorm γ, β per channel), and maps are channels-first, so the
-hand-off is a copy with a shape assertion (:func:`to_torch`), in :meth:`TorchBackend.load_parameters`.
+masks (an ``nn.Dropout`` would draw its own). Layout: each row names its layer's variables by the
+declared tensor names, and torch holds them in the shared file's canonical layout (``nn.Linear``
+(out, in), ``nn.Conv2d`` OIHW, BatchNorm/LayerNorm γ, β per channel; a PReLU's α reshaped), and
+maps are channels-first, so the hand-off is a copy with a shape assertion (:func:`to_torch`), in
+:meth:`TorchBackend.load_tensors`.
 Intermediate gradients come from ``Tensor.retain_grad`` on every Z_l and A_l.
 
 BatchNorm runs in training mode (the batch's statistics) everywhere but :meth:`inference`. A
@@ -15,7 +16,7 @@ forward pass that must leave the running statistics alone (:meth:`forward`, :met
 originals back (:meth:`TorchBackend.kept_statistics`); :meth:`train_step` lets ``nn.BatchNorm``
 move them itself.
 
-L2 enters the loss as (λ/2)·Σ‖W_l‖² over the dense and conv2d kernels only (``spec.kernel_layers``),
+L2 enters the loss as (λ/2)·Σ‖W_l‖² over the tensors declared ``l2`` (the dense and conv2d kernels),
 like the NumPy engine; ``weight_decay`` is not used because it would also change what the loss
 reports (and would reach BatchNorm's γ). Optimizers run over every parameter in canonical order
 (W_l, b_l of ``spec.parameter_layers``) on the single-tensor CPU path (``foreach=False``), whose
@@ -33,7 +34,7 @@ from torch import nn
 
 from judge.optimizer_state import OptimizerState
 from scratch.errors import BackendError
-from twins.backend_base import Backend
+from twins.backend_base import Backend, given_tensors
 from twins.torch_layers import DTYPES, build_layers
 
 # CCE and BCE take the logits Z_L; MSE takes A_L.
@@ -74,33 +75,42 @@ def to_torch(array: np.ndarray, shape: tuple[int, ...], dtype: torch.dtype) -> t
     return tensor
 
 
+def _gradients(held: dict, shapes: dict, traces: tuple) -> dict[str, np.ndarray]:
+    """{trace name: the canonical gradient} of one layer's torch parameters."""
+    return {trace: parameter.grad.numpy().reshape(shapes[name]).copy()
+            for (name, parameter), trace in zip(held.items(), traces, strict=True)}
+
+
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, spec, weights, biases, statistics=None):
+    def __init__(self, spec, weights=None, biases=None, statistics=None, *, tensors=None):
         super().__init__(spec)
         self.dtype = DTYPES[spec.dtype]
         self.layers = build_layers(spec)                                    # l = 1..L
-        # the modules holding W_l, b_l, in the order of spec.parameter_layers
-        self.parameterized = nn.ModuleList(layer.parametric for layer in self.layers
-                                           if layer.parametric is not None)
-        numbered = zip(spec.parameter_layers, self.parameterized, strict=True)
-        self.kernels = [module for number, module in numbered if number in spec.kernel_layers]   # L2's
+        # {declared name: nn.Parameter} of every layer in spec.parameter_layers, declaration order
+        self.held = [layer.tensors for layer in self.layers if layer.tensors]
+        self.shapes = [dict(zip(names, shapes, strict=True))
+                       for names, shapes in zip(spec.parameter_names, spec.parameter_shapes, strict=True)]
+        # the tensors L2 penalizes (TensorSpec.l2: the dense and conv2d kernels)
+        self.kernels = [held[tensor.name]
+                        for number, held in zip(spec.parameter_layers, self.held, strict=True)
+                        for tensor in spec.numbered_layers[number - 1].tensors if tensor.l2]
         self.batch_norms = [layer.normalization for layer in self.layers if layer.normalization is not None]
-        self.load_parameters(weights, biases)
+        self.load_tensors(given_tensors(spec, weights, biases, tensors, self.name))
         self.load_statistics(statistics)
         loss_class, self.loss_input = _LOSSES[spec.loss]
         self.loss_fn = loss_class()
         self.steps = 0                       # updates applied (torch's SGD keeps no counter)
 
-    @property
-    def linears(self) -> nn.ModuleList:
-        """The parameterized modules (for an MLP: the ``nn.Linear`` of every layer)."""
-        return self.parameterized
-
     def trainable(self) -> list[nn.Parameter]:
         """[W_1, b_1, …] of every layer with parameters: canonical order, as the optimizer sees them."""
-        return [p for module in self.parameterized for p in (module.weight, module.bias)]
+        return [parameter for held in self.held for parameter in held.values()]
+
+    def canonical(self) -> list[tuple]:
+        """(torch parameter, its canonical shape) of :meth:`trainable`, in its order."""
+        return [(held[name], shapes[name]) for held, shapes in zip(self.held, self.shapes, strict=True)
+                for name in held]
 
     @functools.cached_property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -136,7 +146,7 @@ class TorchBackend(Backend):
         A's gradient for :meth:`trace`; BatchNorm's running statistics move only with
         ``update_statistics`` (:meth:`train_step`)."""
         a = torch.from_numpy(x)
-        if keep_intermediates and self.layers[0].parametric is None:
+        if keep_intermediates and not self.layers[0].tensors:
             a.requires_grad_(True)          # so that Z_1 of a layer without parameters has a gradient
         zs, activations = [], []
         with self.kept_statistics(not update_statistics):
@@ -151,7 +161,7 @@ class TorchBackend(Backend):
 
     def _penalty(self, kernels):
         """(λ/2)·Σ‖W_l‖² over ``kernels``."""
-        return 0.5 * self.spec.l2 * sum((module.weight ** 2).sum() for module in kernels)
+        return 0.5 * self.spec.l2 * sum((weight ** 2).sum() for weight in kernels)
 
     def loss(self, z_out, a_out, targets):
         data_loss = self.loss_fn(z_out if self.loss_input == "logits" else a_out, torch.from_numpy(targets))
@@ -160,48 +170,50 @@ class TorchBackend(Backend):
     # -- the interface ----------------------------------------------------------------------
 
     def trace(self, x, targets, masks=None):
-        self.parameterized.zero_grad(set_to_none=True)
+        self.layers.zero_grad(set_to_none=True)
         zs, activations = self.forward(x, masks, keep_intermediates=True)
         loss = self.loss(zs[-1], activations[-1], targets)
         loss.backward()
         out = {"loss": loss.detach().numpy()}
-        modules = dict(zip(self.spec.parameter_layers, self.parameterized, strict=True))
+        spec = self.spec
+        held = dict(zip(spec.parameter_layers,
+                        zip(self.held, self.shapes, spec.parameter_traces, strict=True), strict=True))
         for layer, (z, a) in enumerate(zip(zs, activations, strict=True), start=1):
             out[f"Z{layer}"] = z.detach().numpy()
             out[f"A{layer}"] = a.detach().numpy()
             out[f"dZ{layer}"] = z.grad.numpy()
             if a.grad is not None:
                 out[f"dA{layer}"] = a.grad.numpy()
-            if layer in modules:
-                out[f"dW{layer}"] = modules[layer].weight.grad.numpy().copy()
-                out[f"db{layer}"] = modules[layer].bias.grad.numpy().copy()
-        self.parameterized.zero_grad(set_to_none=True)
+            if layer in held:
+                out.update((f"{key}{layer}", value) for key, value in _gradients(*held[layer]).items())
+        self.layers.zero_grad(set_to_none=True)
         return out
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
         numbered = self.layers[layer - 1]
-        module = numbered.parametric
-        self.parameterized.zero_grad(set_to_none=True)
+        kernels = [numbered.tensors[t.name] for t in self.spec.numbered_layers[layer - 1].tensors if t.l2]
+        self.layers.zero_grad(set_to_none=True)
         a_in = torch.from_numpy(np.array(a_prev, copy=True)).requires_grad_(True)
         with self.kept_statistics():
             z, a = numbered(a_in, mask)
         z.retain_grad()
-        penalized = self.spec.l2 and layer in self.spec.kernel_layers
+        penalized = self.spec.l2 and kernels
         if layer == self.spec.n_layers:
             data_loss = self.loss_fn(z if self.loss_input == "logits" else a, torch.from_numpy(upstream))
-            (data_loss + self._penalty([module]) if penalized else data_loss).backward()
+            (data_loss + self._penalty(kernels) if penalized else data_loss).backward()
         else:
             outputs, grad_outputs = [a], [torch.from_numpy(upstream)]
             if penalized:
-                outputs.append(self._penalty([module]))
+                outputs.append(self._penalty(kernels))
                 grad_outputs.append(None)
             torch.autograd.backward(outputs, grad_outputs)
         out = {"Z": z.detach().numpy(), "A": a.detach().numpy(), "dZ": z.grad.numpy(),
                "dA_prev": a_in.grad.numpy()}
-        if module is not None:
-            out["dW"] = module.weight.grad.numpy().copy()
-            out["db"] = module.bias.grad.numpy().copy()
-        self.parameterized.zero_grad(set_to_none=True)
+        if numbered.tensors:
+            position = self.spec.parameter_layers.index(layer)
+            out.update(_gradients(numbered.tensors, self.shapes[position],
+                                  self.spec.parameter_traces[position]))
+        self.layers.zero_grad(set_to_none=True)
         return out
 
     def train_step(self, x, targets, masks=None):
@@ -214,9 +226,8 @@ class TorchBackend(Backend):
         return float(loss.detach())
 
     def apply_gradients(self, gradients):
-        params = self.trainable()
-        for param, gradient in zip(params, gradients, strict=True):
-            param.grad = to_torch(gradient, tuple(param.shape), self.dtype)
+        for (param, shape), gradient in zip(self.canonical(), gradients, strict=True):
+            param.grad = to_torch(gradient, shape, self.dtype).reshape(param.shape)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
@@ -224,25 +235,24 @@ class TorchBackend(Backend):
     def optimizer_state(self):
         keys = _STATE_KEYS[self.spec.optimizer.name]
         slots = []
-        for param in self.trainable():
+        for param, shape in self.canonical():
             state = self.optimizer.state.get(param, {})
-            slots.append({ours: state[theirs].detach().numpy().copy() for ours, theirs in keys.items()
-                          if state.get(theirs) is not None})
+            slots.append({ours: state[theirs].detach().numpy().reshape(shape).copy()
+                          for ours, theirs in keys.items() if state.get(theirs) is not None})
         return OptimizerState(self.steps, slots)
 
-    def load_parameters(self, weights, biases) -> None:
-        """Copy canonical [W_l], [b_l] of ``spec.parameter_layers`` into the parameterized
-        modules (the one hand-off: every module's weight and bias is in the file's layout, so
-        only the shape is asserted)."""
-        shapes = self.spec.parameter_shapes
-        if not len(weights) == len(biases) == len(self.parameterized):
-            raise BackendError(f"torch backend: {len(weights)} weights and {len(biases)} biases for "
-                               f"{len(self.parameterized)} layers with parameters")
+    def load_tensors(self, tensors) -> None:
+        """Copy the canonical named tensors of ``spec.parameter_layers`` into the torch parameters
+        (the one hand-off: each holds the file's layout, reshaped at most — a PReLU's α — so only
+        names and shapes are asserted)."""
         with torch.no_grad():
-            for module, w, b, (w_shape, b_shape) in zip(self.parameterized, weights, biases, shapes,
-                                                        strict=True):
-                module.weight.copy_(to_torch(w, w_shape, self.dtype))
-                module.bias.copy_(to_torch(b, b_shape, self.dtype))
+            for number, given, held, shapes in zip(self.spec.parameter_layers, tensors, self.held,
+                                                   self.shapes, strict=True):
+                if sorted(given) != sorted(held):
+                    raise BackendError(f"torch backend: layer {number} holds {', '.join(held)}, "
+                                       f"got {', '.join(sorted(given))}")
+                for name, parameter in held.items():
+                    parameter.copy_(to_torch(given[name], shapes[name], self.dtype).reshape(parameter.shape))
 
     def load_statistics(self, statistics) -> None:
         """Copy (running mean, running variance) of every batch_norm layer into its module's
@@ -257,23 +267,23 @@ class TorchBackend(Backend):
                 norm.running_mean.copy_(to_torch(mean, (norm.num_features,), self.dtype))
                 norm.running_var.copy_(to_torch(var, (norm.num_features,), self.dtype))
 
-    def load_state(self, weights, biases, state):
+    def restore(self, tensors, state):
         keys = _STATE_KEYS[self.spec.optimizer.name]
-        self.load_parameters(weights, biases)
+        self.load_tensors(tensors)
         self.optimizer.state.clear()
         if state.t:
-            for param, slot in zip(self.trainable(), state.slots, strict=True):
-                buffers = {theirs: to_torch(slot[ours], tuple(param.shape), self.dtype)
+            for (param, shape), slot in zip(self.canonical(), state.slots, strict=True):
+                buffers = {theirs: to_torch(slot[ours], shape, self.dtype).reshape(param.shape)
                            for ours, theirs in keys.items() if ours in slot}
                 if self.spec.optimizer.name in ("rmsprop", "adam"):
                     buffers["step"] = torch.tensor(float(state.t))
                 self.optimizer.state[param] = buffers
         self.steps = state.t
 
-    def parameters(self):
-        weights = [module.weight.detach().numpy().copy() for module in self.parameterized]
-        biases = [module.bias.detach().numpy().copy() for module in self.parameterized]
-        return weights, biases
+    def tensors(self):
+        return [{name: parameter.detach().numpy().reshape(shapes[name]).copy()
+                 for name, parameter in held.items()}
+                for held, shapes in zip(self.held, self.shapes, strict=True)]
 
     def statistics(self):
         return [(norm.running_mean.numpy().copy(), norm.running_var.numpy().copy())

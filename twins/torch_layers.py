@@ -23,10 +23,20 @@ transposed at the boundary. Per kind:
   ``momentum = 1 − ρ`` (torch's momentum weights the *new* batch) and ``eps = ε``. torch stores
   the unbiased running variance v = σ²·n/(n − 1) only, so ``running_variance="biased"`` is refused.
 * layer_norm: ``nn.LayerNorm(n, eps=ε)`` over the features of (m, n).
+* prelu: ``nn.PReLU(num_parameters, init=α₀)`` — torch's slope is one shared value or one per
+  channel (dim 1: the C of (m, C, H, W), the n of (m, n)), so a per-element α on maps is refused;
+  on flat features one per element is one per channel. Its weight (1,) or (C,) is the canonical α
+  reshaped ((1, 1, 1) or (C, 1, 1) on maps).
 * dropout: :class:`PlanDropout` inside the layer it follows, the plan's mask D_l on A_l.
+
+Each row returns a :class:`Row`: the module and its named variables ({declared name: the
+``nn.Parameter``}), which hold the canonical layout as they are (a reshape at most), and the
+BatchNorm module whose running statistics the layer keeps.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,8 +48,15 @@ from scratch.layers.conv import padding_amounts
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-# the modules that hold a layer's W_l (weight) and b_l (bias)
-PARAMETRIC = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)
+
+class Row(NamedTuple):
+    """What a kind's row builds: the module computing Z_l, its named variables in declaration
+    order (torch holds each in the canonical layout, up to a reshape), and the BatchNorm module
+    whose running statistics the layer keeps (None otherwise)."""
+
+    op: nn.Module
+    tensors: dict = {}
+    normalization: nn.Module | None = None
 
 
 def activation(name: str, spec) -> nn.Module:
@@ -69,19 +86,14 @@ class ChannelsLastFlatten(nn.Module):
 
 class NumberedLayer(nn.Module):
     """Numbered layer l: Z_l = ``op``(A_{l−1}), A_l = g_l(Z_l) ⊙ D_l (D_l: the plan's dropout mask,
-    None where the layer does not drop). ``parametric`` is the module holding W_l (``weight``)
-    and b_l (``bias``), None for a layer without parameters; ``normalization`` the BatchNorm
-    module whose running statistics the layer keeps, None otherwise."""
+    None where the layer does not drop). ``tensors`` {declared name: ``nn.Parameter``} of the
+    row (empty for a layer without parameters); ``normalization`` the BatchNorm module whose
+    running statistics the layer keeps, None otherwise."""
 
-    def __init__(self, op: nn.Module, g: nn.Module):
+    def __init__(self, row: Row, g: nn.Module):
         super().__init__()
-        self.op, self.activation, self.dropout = op, g, PlanDropout()
-        found = [module for module in op.modules() if isinstance(module, PARAMETRIC)]
-        if len(found) > 1:
-            raise BackendError(f"torch backend: one layer holds {len(found)} parameterized modules")
-        self.parametric = found[0] if found else None
-        is_batch_norm = isinstance(self.parametric, (nn.BatchNorm1d, nn.BatchNorm2d))
-        self.normalization = self.parametric if is_batch_norm else None
+        self.op, self.activation, self.dropout = row.op, g, PlanDropout()
+        self.tensors, self.normalization = dict(row.tensors), row.normalization
 
     def forward(self, a_prev: torch.Tensor, mask: np.ndarray | None = None):
         """(Z_l, A_l)."""
@@ -89,31 +101,34 @@ class NumberedLayer(nn.Module):
         return z, self.dropout(self.activation(z), mask)
 
 
-def _dense(layer, shape, spec, dtype) -> nn.Module:
-    return nn.Linear(shape[0], layer.units, dtype=dtype)
+def _dense(layer, shape, spec, dtype) -> Row:
+    linear = nn.Linear(shape[0], layer.units, dtype=dtype)
+    return Row(linear, {"W": linear.weight, "b": linear.bias})
 
 
-def _conv2d(layer, shape, spec, dtype) -> nn.Module:
+def _conv2d(layer, shape, spec, dtype) -> Row:
     top, bottom, left, right = padding_amounts(layer.padding, shape[1:], layer.kernel_size, layer.strides,
                                                layer.dilation)
     settings = dict(kernel_size=layer.kernel_size, stride=layer.strides, dilation=layer.dilation, dtype=dtype)
     if top == bottom and left == right:
         padding = "same" if layer.padding == "same" and layer.strides == 1 else (top, left)
-        return nn.Conv2d(shape[0], layer.filters, padding=padding, **settings)
-    return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)),
-                         nn.Conv2d(shape[0], layer.filters, padding=0, **settings))
+        conv = op = nn.Conv2d(shape[0], layer.filters, padding=padding, **settings)
+    else:
+        conv = nn.Conv2d(shape[0], layer.filters, padding=0, **settings)
+        op = nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
+    return Row(op, {"W": conv.weight, "b": conv.bias})
 
 
 def _pool(pool_class):
-    return lambda layer, shape, spec, dtype: pool_class(layer.pool_size, stride=layer.strides)
+    return lambda layer, shape, spec, dtype: Row(pool_class(layer.pool_size, stride=layer.strides))
 
 
-def _global_avg_pool2d(layer, shape, spec, dtype) -> nn.Module:
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+def _global_avg_pool2d(layer, shape, spec, dtype) -> Row:
+    return Row(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
 
 
-def _flatten(layer, shape, spec, dtype) -> nn.Module:
-    return nn.Flatten() if layer.order == "channels_first" else ChannelsLastFlatten()
+def _flatten(layer, shape, spec, dtype) -> Row:
+    return Row(nn.Flatten() if layer.order == "channels_first" else ChannelsLastFlatten())
 
 
 def _batch_norm(layer, shape, spec, dtype) -> nn.Module:
@@ -122,15 +137,28 @@ def _batch_norm(layer, shape, spec, dtype) -> nn.Module:
                            f"running variance {layer.running_variance!r} cannot be expressed "
                            "(use running_variance='unbiased')")
     norm_class = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-    return norm_class(shape[0], eps=layer.epsilon, momentum=1.0 - layer.decay, dtype=dtype)
+    norm = norm_class(shape[0], eps=layer.epsilon, momentum=1.0 - layer.decay, dtype=dtype)
+    return Row(norm, {"gamma": norm.weight, "beta": norm.bias}, norm)
 
 
-def _layer_norm(layer, shape, spec, dtype) -> nn.Module:
-    return nn.LayerNorm(shape[0], eps=layer.epsilon, dtype=dtype)
+def _layer_norm(layer, shape, spec, dtype) -> Row:
+    norm = nn.LayerNorm(shape[0], eps=layer.epsilon, dtype=dtype)
+    return Row(norm, {"gamma": norm.weight, "beta": norm.bias})
 
 
-# The one table: each numbered layer kind of the spec → the torch module computing its Z_l from
-# A_{l−1} (``shape``: the shape of one sample of A_{l−1}).
+def _prelu(layer, shape, spec, dtype) -> Row:
+    if layer.slopes == "per_element" and len(shape) == 3:
+        raise BackendError(
+            f"torch backend: prelu slopes='per_element' on {shape} maps: nn.PReLU holds one shared "
+            "slope or one per channel (dim 1), never one per element of a (C, H, W) map; use "
+            "slopes='per_channel' or 'shared' (on flat features, per element is per channel)")
+    count = 1 if layer.slopes == "shared" else shape[0]
+    prelu = nn.PReLU(num_parameters=count, init=layer.alpha_init, dtype=dtype)
+    return Row(prelu, {"alpha": prelu.weight})
+
+
+# The one table: each numbered layer kind of the spec → its :class:`Row` (the torch module computing
+# Z_l from A_{l−1} and its named variables; ``shape``: the shape of one sample of A_{l−1}).
 LAYERS = {
     "dense": _dense,
     "conv2d": _conv2d,
@@ -140,6 +168,7 @@ LAYERS = {
     "flatten": _flatten,
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
+    "prelu": _prelu,
 }
 
 
@@ -151,6 +180,6 @@ def build_layers(spec) -> nn.ModuleList:
     for number, layer in enumerate(spec.numbered_layers, start=1):
         if layer.kind not in LAYERS:
             raise BackendError(f"torch backend: no torch module for layer kind {layer.kind!r}")
-        op = LAYERS[layer.kind](layer, spec.layer_shapes[number - 1], spec, dtype)
-        layers.append(NumberedLayer(op, activation(activation_of(layer), spec)))
+        row = LAYERS[layer.kind](layer, spec.layer_shapes[number - 1], spec, dtype)
+        layers.append(NumberedLayer(row, activation(activation_of(layer), spec)))
     return layers

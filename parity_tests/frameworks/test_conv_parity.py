@@ -27,6 +27,7 @@ from scratch.layer_specs import (
     GlobalAvgPool2DSpec,
     LayerNormSpec,
     MaxPool2DSpec,
+    PReLUSpec,
 )
 from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
@@ -72,11 +73,22 @@ CASES = {
     "layernorm": ((1, 6, 6), (
         Conv2DSpec(2, 3, activation="relu"), FlattenSpec("channels_first"), DenseSpec(6, "identity"),
         LayerNormSpec(epsilon=1e-3, activation="tanh"), DenseSpec(3, "softmax"))),
+    # PReLU's α (not a (W, b) pair): one per channel of a map and one shared on flat features
+    # (torch's nn.PReLU(C) and nn.PReLU()), Keras's per-element default on both
+    "prelu": ((2, 6, 6), (
+        Conv2DSpec(3, 3, activation="identity"), PReLUSpec("per_channel"), MaxPool2DSpec(2),
+        FlattenSpec("channels_last"), DenseSpec(5, "identity"), PReLUSpec("shared", alpha_init=0.1),
+        DenseSpec(3, "softmax"))),
+    "prelu-per-element": ((2, 5, 5), (
+        Conv2DSpec(2, 3, padding="same", activation="identity"), PReLUSpec("per_element", alpha_init=0.2),
+        FlattenSpec("channels_first"), DenseSpec(4, "identity"), PReLUSpec("per_element", alpha_init=0.0),
+        DenseSpec(3, "softmax"))),
 }
 # (twin, case) pairs a twin refuses with a BackendError, and why
 REFUSED = {
     ("torch", "batchnorm-keras"): "torch stores the unbiased running variance",
     ("keras", "batchnorm-torch"): "Keras stores the biased running variance",
+    ("torch", "prelu-per-element"): "nn.PReLU has one slope per channel at most",
 }
 SAMPLES = 4
 # Training: mini-batches of 4. A BatchNorm over a dense layer normalizes `batch` values per
@@ -109,9 +121,9 @@ def make_data(spec: ModelSpec, samples: int = SAMPLES):
 def build(twin: str, spec: ModelSpec, model: Network):
     if (twin, _case_of(spec)) in REFUSED:
         with pytest.raises(BackendError):
-            make_backend(twin, spec, model.weights, model.biases)
+            make_backend(twin, spec, tensors=model.tensors)
         pytest.skip(f"{twin} refuses this case (asserted): {REFUSED[(twin, _case_of(spec))]}")
-    return make_backend(twin, spec, model.weights, model.biases)
+    return make_backend(twin, spec, tensors=model.tensors)
 
 
 def _case_of(spec: ModelSpec) -> str:
@@ -126,14 +138,16 @@ def test_forward_and_every_gradient(twin, case, dtype):
     model, x, targets = make_data(spec)
     backend = build(twin, spec, model)
     masks = dropout_masks(spec, 0, SAMPLES)
-    reference = make_backend("scratch", spec, model.weights, model.biases)
+    reference = make_backend("scratch", spec, tensors=model.tensors)
     results = check_parity(backend, reference, x, targets, masks)
     names = {c.name for c in results}
     for layer in range(1, spec.n_layers + 1):            # every layer's output and input gradient
         assert {f"Z{layer}", f"A{layer}", f"dZ{layer}"} <= names
         if layer > 1:
             assert f"dA{layer - 1}" in names
-    assert {f"dW{layer}" for layer in spec.parameter_layers} <= names
+    # every trainable tensor's gradient (dW, db; dalpha; …)
+    traced = zip(spec.parameter_layers, spec.parameter_traces, strict=True)
+    assert {f"{trace}{layer}" for layer, traces in traced for trace in traces} <= names
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -146,7 +160,7 @@ def test_training_steps(twin, case):
     model, x, targets = make_data(spec, TRAIN_SAMPLES)
     build(twin, spec, model)
     plan = list(training_plan(spec, TRAIN_SAMPLES))
-    parity = compare_training(twin, "scratch", spec, model.weights, model.biases, x, targets, plan)
+    parity = compare_training(twin, "scratch", spec, None, None, x, targets, plan, tensors=model.tensors)
     assert parity.ok, parity.describe_failures()
 
 
@@ -167,7 +181,7 @@ def test_running_statistics_and_inference_after_training(twin, case, dtype):
     spec = make_spec(case, dtype, epochs=2, batch_size=TRAIN_BATCH)
     model, x, targets = make_data(spec, TRAIN_SAMPLES)
     actual = build(twin, spec, model)
-    desired = make_backend("scratch", spec, model.weights, model.biases)
+    desired = make_backend("scratch", spec, tensors=model.tensors)
     plan = list(training_plan(spec, TRAIN_SAMPLES))
     actual.fit(x, targets, plan)
     desired.fit(x, targets, plan)
@@ -197,11 +211,46 @@ def test_trace_leaves_running_statistics_alone(twin):
 
 
 @pytest.mark.parametrize(("twin", "case"), sorted(REFUSED))
-def test_a_twin_refuses_the_running_variance_it_cannot_store(twin, case):
+def test_a_twin_refuses_what_it_cannot_express(twin, case):
     spec = make_spec(case, "float64")
     model, _, _ = make_data(spec)
-    with pytest.raises(BackendError, match="running variance"):
-        make_backend(twin, spec, model.weights, model.biases)
+    with pytest.raises(BackendError, match="per_element' on" if "prelu" in case else "running variance"):
+        make_backend(twin, spec, tensors=model.tensors)
+
+
+def _prelu_mlp(slopes: str, alpha_init: float) -> ModelSpec:
+    layers = (DenseSpec(8, "identity"), PReLUSpec(slopes, alpha_init=alpha_init), DenseSpec(3, "softmax"))
+    return ModelSpec(inputs=(6,), layers=layers, dtype="float64", init="he_normal", seed=5, epochs=1,
+                     optimizer=OptimizerSpec("sgd", learning_rate=0.1), batch_size=4)
+
+
+def test_prelu_default_conventions_make_different_models():
+    """torch's ``nn.PReLU()`` starts at α = 0.25, one shared slope; Keras's ``PReLU()`` at α = 0,
+    one per element. A port that keeps each framework's default (torch twin on the first, Keras
+    twin on the second, every other tensor the same) is another model from step 0, and training
+    moves them apart; the same port with the spec's α (Keras ``shared_axes=[1]``, ``Constant(0.25)``)
+    agrees to rounding. The numbers are printed (``-s``)."""
+    torch_spec, keras_spec = _prelu_mlp("shared", 0.25), _prelu_mlp("per_element", 0.0)
+    model, x, targets = make_data(torch_spec, 8)
+    keras_tensors = [model.tensors[0], Network(keras_spec).tensors[1], model.tensors[2]]
+    assert not keras_tensors[1]["alpha"].any() and keras_tensors[1]["alpha"].shape == (8,)
+    torch_twin = make_backend("torch", torch_spec, tensors=model.tensors)
+    ported = {"defaults": make_backend("keras", keras_spec, tensors=keras_tensors),
+              "spec's α": make_backend("keras", torch_spec, tensors=model.tensors)}
+    gaps = {name: [float(np.max(np.abs(twin.inference(x) - torch_twin.inference(x))))]
+            for name, twin in ported.items()}
+    plan = list(training_plan(torch_spec, 8))
+    losses = {"torch": torch_twin.fit(x, targets, plan)}
+    for name, twin in ported.items():
+        losses[name] = twin.fit(x, targets, plan)
+        gaps[name].append(float(np.max(np.abs(twin.inference(x) - torch_twin.inference(x)))))
+        gaps[name].append(relative_error(twin.tensors()[0]["W"], torch_twin.tensors()[0]["W"]))
+    for name, (before, after, w1) in gaps.items():
+        print(f"keras ({name}) vs torch (α₀ = 0.25 shared): max|ΔA_L| {before:.3g} at step 0, "
+              f"{after:.3g} after {len(plan)} SGD steps; W1 relative error {w1:.3g}; "
+              f"losses {np.round(losses[name], 6).tolist()} vs {np.round(losses['torch'], 6).tolist()}")
+    assert max(gaps["spec's α"]) < 1e-12
+    assert min(gaps["defaults"]) > 1e-3
 
 
 @pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
@@ -222,7 +271,7 @@ def test_fused_fit_trains_as_train_step_does(twin, case, dtype):
     spec = make_spec(case, dtype, optimizer=optimizer, epochs=2, batch_size=TRAIN_BATCH)
     model, x, targets = make_data(spec, TRAIN_SAMPLES)
     plan = list(training_plan(spec, TRAIN_SAMPLES))
-    stepped, fused = (make_backend(twin, spec, model.weights, model.biases) for _ in range(2))
+    stepped, fused = (make_backend(twin, spec, tensors=model.tensors) for _ in range(2))
     curve = stepped.fit(x, targets, plan)
     assert compare_curves(fused.fit(x, targets, plan, fused=True), curve, dtype).ok
     bound = tolerance(dtype, "parameters")
@@ -240,5 +289,5 @@ def test_fused_fit_trains_as_train_step_does(twin, case, dtype):
             assert relative_error(g, w) <= bound
     if any(step.masks for step in plan):
         other = list(training_plan(spec.replace(seed=spec.seed + 1), TRAIN_SAMPLES))
-        control = make_backend(twin, spec, model.weights, model.biases).fit(x, targets, other, fused=True)
+        control = make_backend(twin, spec, tensors=model.tensors).fit(x, targets, other, fused=True)
         assert not compare_curves(control, curve, dtype).ok

@@ -90,8 +90,8 @@ def doctored(statistics, *, wrong_axis=False, epsilon=None, name="doctored"):
     """A ScratchBackend class whose normalization layers are :class:`DoctoredNormalization`."""
 
     class Doctored(ScratchBackend):
-        def __init__(self, spec, weights, biases, statistics_=None, **kwargs):
-            super().__init__(spec, weights, biases, kwargs.get("statistics", statistics_))
+        def __init__(self, spec, weights=None, biases=None, running=None, *, tensors=None, **kwargs):
+            super().__init__(spec, weights, biases, kwargs.get("statistics", running), tensors=tensors)
             self.name = name
             for index, layer in enumerate(self.model.layers):
                 if isinstance(layer, BatchNorm):           # (m, C, H, W): per channel

@@ -78,8 +78,9 @@ def check_gradient(name: str, numerical: np.ndarray, analytic: np.ndarray) -> No
 
 
 def whole_stack_check(spec: ModelSpec, samples: int = 3, seed: int = 0) -> None:
-    """Every dW_l, db_l, dA_l of the stack's backward against central differences of its loss
-    (each parameter array and each A_l perturbed in place; the masks stay fixed)."""
+    """Every parameter gradient (dW_l, db_l, dalpha_l, … by their trace names) and dA_l of the
+    stack's backward against central differences of its loss (each tensor and each A_l perturbed
+    in place; the masks stay fixed)."""
     rng = np.random.default_rng(seed)
     model = Network(spec)
     # move γ off 1 and every bias off 0 (an all-padding patch gives Z = b: on ReLU's kink at b = 0)
@@ -94,9 +95,11 @@ def whole_stack_check(spec: ModelSpec, samples: int = 3, seed: int = 0) -> None:
     def loss():
         return float(model.loss(model.forward(x, masks), y))
 
-    for index, layer in enumerate(spec.parameter_layers):
-        check_gradient(f"dW{layer}", numerical_gradient(loss, model.weights[index]), grads.dw[layer - 1])
-        check_gradient(f"db{layer}", numerical_gradient(loss, model.biases[index]), grads.db[layer - 1])
+    named = grads.named()
+    for layer, tensors in zip(spec.parameter_layers, model.tensors, strict=True):
+        for trace_name, tensor in zip(model.trace_names[layer - 1], tensors.values(), strict=True):
+            name = f"{trace_name}{layer}"
+            check_gradient(name, numerical_gradient(loss, tensor), named[name])
     activations = [a.copy() for a in forward.a]
     last = spec.n_layers - 1
     for layer in range(1, spec.n_layers):                  # dA_l: the loss of the layers above A_l

@@ -102,7 +102,7 @@ def test_a_network_too_large_to_build_is_a_spec_error_before_allocating(monkeypa
                                         r"[\d.]+ TiB .* but only [\d.]+ \S+ of memory is available$"):
         Network(spec)
     # the check runs before any allocation: with the allocator refusing everything, still the SpecError
-    monkeypatch.setattr("scratch.model.initialize_layers", lambda *a, **k: pytest.fail("allocated"))
+    monkeypatch.setattr("scratch.model.initialize_tensors", lambda *a, **k: pytest.fail("allocated"))
     with pytest.raises(SpecError):
         Network(spec)
 

@@ -145,8 +145,8 @@ def test_without_resynchronization_a_state_bug_would_hide(rng):
     """Re-synchronization is what feeds the actual the reference's state: a backend that ignores
     a loaded state (restarts its moments every step) is caught from the second step on."""
     class ForgetsState(Named):
-        def load_state(self, weights, biases, state):
-            super().load_state(weights, biases, OptimizerState())
+        def restore(self, tensors, state):
+            super().restore(tensors, OptimizerState())
 
     spec = _spec(ADAM)
     result = _stepwise(spec, spec, rng, ForgetsState)

@@ -337,8 +337,8 @@ def test_check_on_a_broken_twin_exits_1(monkeypatch, tmp_path, capsys):
     engine as scratch and a broken copy of it as torch: exit 1, the wrong gradient named."""
     from reports.cli.main import main
 
-    def make(name, spec, weights, biases, statistics=None):
-        return (BrokenTwin if name == "torch" else ScratchBackend)(spec, weights, biases)
+    def make(name, spec, weights=None, biases=None, statistics=None, *, tensors=None):
+        return (BrokenTwin if name == "torch" else ScratchBackend)(spec, weights, biases, tensors=tensors)
 
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend", make)

@@ -14,7 +14,7 @@ quantity into dL/dT, e.g. for a ReLU hidden layer
 and in a conv stack, e.g. conv → BatchNorm → max-pool, ``ConvolutionBackward0`` (a conv's dA_{l−1},
 dW_l, db_l: one node emits all three), ``NativeBatchNormBackward0`` (BatchNorm's dA_{l−1}, dγ, dβ)
 and ``MaxPool2DWithIndicesBackward0``. The parameters are those of the spec's
-``parameter_layers`` (``TorchBackend.parameterized``, in that order); a layer without them has
+``parameter_layers`` (``TorchBackend.held``, in that order); a layer without them has
 dZ_l and dA_l rows only.
 
 A parameter's leaf node is its ``AccumulateGrad`` (matched by ``node.variable is weight``), which
@@ -39,8 +39,10 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
         starts[f"dZ{layer}"] = z.grad_fn
         starts[f"dA{layer}"] = a.grad_fn
     leaves = {}                                               # parameter → its quantity's name
-    for layer, module in zip(backend.spec.parameter_layers, backend.parameterized, strict=True):
-        leaves[id(module.weight)], leaves[id(module.bias)] = f"dW{layer}", f"db{layer}"
+    spec = backend.spec
+    for layer, held, traces in zip(spec.parameter_layers, backend.held, spec.parameter_traces, strict=True):
+        leaves.update((id(parameter), f"{trace}{layer}") for parameter, trace in zip(held.values(), traces,
+                                                                                     strict=True))
     for node in order:
         variable = getattr(node, "variable", None)
         if variable is not None and id(variable) in leaves:

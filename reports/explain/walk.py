@@ -56,17 +56,7 @@ from judge.parity import relative_error, trace_floors
 from judge.tolerances import tolerance
 from scratch.activations import Activation
 from scratch.errors import BackendError
-from scratch.layers import (
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    LayerNorm,
-    MaxPool2D,
-)
+from scratch.layer_specs import LAYER_SPECS
 from scratch.losses import Loss
 from scratch.model import Gradients, Network
 from scratch.spec import OptimizerSpec
@@ -78,11 +68,11 @@ FRAMEWORKS = {"torch": "reports.explain.torch_graph", "keras": "reports.explain.
 COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
 # The objects whose methods' lines the scratch column quotes when ``backward`` calls them, at any
 # depth below it (a layer's ``differentiate`` calls its own ``backward``, which calls …).
-TRACED = (Activation, Loss, Dense, Dropout, Conv2D, MaxPool2D, AvgPool2D, GlobalAveragePooling2D, Flatten,
-          BatchNorm, LayerNorm)
+TRACED = (Activation, Loss, *dict.fromkeys(spec.engine_class for spec in LAYER_SPECS.values()))
 CALL_DEPTH = 4
 # Gradients field → the trace-name prefix of ``twins.backend_base``; rows in this order per layer.
-PREFIXES = {"da": "dA", "dz": "dZ", "dw": "dW", "db": "db"}
+# ``dp`` holds each layer's tuple of parameter gradients, named by ``Gradients.names``.
+PREFIXES = {"da": "dA", "dz": "dZ"}
 
 
 def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
@@ -100,7 +90,7 @@ def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
     floors = trace_floors(desired, x)          # the parity suite's operand scales (db before BatchNorm ≈ 0)
     rows = []
     for layer in range(spec.n_layers, 0, -1):
-        for prefix in PREFIXES.values():
+        for prefix in (*PREFIXES.values(), *model.trace_names[layer - 1]):
             name = f"{prefix}{layer}"
             if name not in desired:
                 continue
@@ -201,7 +191,9 @@ def scratch_statements(model: Network, forward, targets) -> dict[str, list[str]]
                 continue
             field_name = containers[container]
             layer = index if isinstance(getattr(grads, field_name), dict) else index + 1
-            main.setdefault(f"{PREFIXES[field_name]}{layer}", []).append(_resolve_copy(events, position))
+            prefixes = grads.names[layer - 1] if field_name == "dp" else (PREFIXES[field_name],)
+            for prefix in prefixes:
+                main.setdefault(f"{prefix}{layer}", []).append(_resolve_copy(events, position))
     claimed = {p for positions in main.values() for p in positions}
     out = {}
     for name, positions in main.items():

@@ -1,12 +1,13 @@
 """The engine's layers: each a small class whose backward sits beside its forward.
 
 ``Dense`` (``dense.py``), ``Dropout`` (``dropout.py``), ``Conv2D`` (``conv.py``, im2col/col2im),
-the pooling and flattening layers (``pooling.py``) and ``BatchNorm`` / ``LayerNorm``
-(``normalization.py``). Every layer of the stack answers ``run(A_{l−1}) → (Z_l, cache)`` and
-``differentiate(dZ_l, A_{l−1}, cache) → ((dW_l, db_l) or (), dA_{l−1})``; the activations are a
+the pooling and flattening layers (``pooling.py``), ``BatchNorm`` / ``LayerNorm``
+(``normalization.py``) and ``PReLU`` (``prelu.py``). Every layer of the stack answers
+``run(A_{l−1}) → (Z_l, cache)`` and ``differentiate(dZ_l, A_{l−1}, cache) → ((the gradient of each
+of its declared tensors, in order) or (), dA_{l−1})``; the activations are a
 layer option (``scratch.activations``), and the fused output pairings (softmax + CCE, sigmoid +
 BCE) stay fused in ``scratch.losses``. :class:`scratch.model.Network` runs a stack of them
-(``scratch.model.LAYERS`` maps each spec kind to its class), and localization
+(each spec kind of ``scratch.layer_specs`` declares its class and builds it), and localization
 (``Network.layer_pass``) calls the very same methods, so every formula exists once.
 """
 
@@ -15,6 +16,7 @@ from scratch.layers.dense import Dense
 from scratch.layers.dropout import Dropout
 from scratch.layers.normalization import BatchNorm, LayerNorm
 from scratch.layers.pooling import AvgPool2D, Flatten, GlobalAveragePooling2D, MaxPool2D
+from scratch.layers.prelu import PReLU
 
 __all__ = ["AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
-           "LayerNorm", "MaxPool2D"]
+           "LayerNorm", "MaxPool2D", "PReLU"]
