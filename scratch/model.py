@@ -177,6 +177,9 @@ class Network:
         # g_l of every numbered layer, from the spec's layer list
         self.activations = [make_activation(name, spec.leaky_relu_slope) for name in spec.activations]
         self.loss_fn = make_loss(spec.loss)
+        # the trace names (dW, db, dalpha, …) of each numbered layer's trainable tensors
+        self.trace_names = [tuple(tensor.trace_name for tensor in layer.tensors if tensor.trainable)
+                            for layer in spec.numbered_layers]
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -374,12 +377,6 @@ class Network:
         out = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
         out.update(zip(self.trace_names[index], grads, strict=True))
         return out
-
-    @property
-    def trace_names(self) -> list[tuple[str, ...]]:
-        """The trace names (``dW``, ``db``, ``dalpha``, …) of each numbered layer's trainable tensors."""
-        return [tuple(tensor.trace_name for tensor in layer.tensors if tensor.trainable)
-                for layer in self.spec.numbered_layers]
 
     @property
     def block_rows(self) -> int | None:
