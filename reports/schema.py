@@ -223,7 +223,8 @@ def _has_a_scratch_row(bench: dict) -> str | None:
     return None
 
 
-# ``backprop-parity bench --model lenet5 --json``: the CNN step (``reports.bench.cnn``)
+# ``backprop-parity bench --model NAME --json`` of a model that is not a dense stack: its step and the
+# engine's profile (``reports.bench.profile``)
 BENCH_CNN = Where(Obj(
     required={
         "model": STR, "threads": INT, "frameworks": MapOf(STR),

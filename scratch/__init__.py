@@ -1,10 +1,12 @@
 """The from-scratch NumPy engine: a stack of layers with hand-derived backprop.
 
 A :class:`~scratch.spec.ModelSpec` is a list of layer specs (:mod:`scratch.layer_specs`: dense,
-dropout, conv2d, max/average/global pooling, flatten, BatchNorm, LayerNorm); :class:`MLP` (the same
-class as :class:`scratch.model.Network`) runs it, each layer's backward beside its forward in
-:mod:`scratch.layers`. The twins (:mod:`twins`) build the same stack in torch, Keras and JAX; the
-judge (:mod:`judge`) compares them.
+dropout, conv2d, max/average/global pooling, flatten, BatchNorm, LayerNorm, PReLU), each kind
+declared once with its named tensors (:mod:`scratch.tensor_specs`); :class:`MLP` (the same class as
+:class:`scratch.model.Network`) runs it, each layer's backward beside its forward in
+:mod:`scratch.layers`, its parameters one ``{name: array}`` per layer (``Network.tensors``). The
+twins (:mod:`twins`) build the same stack in torch, Keras and JAX; the judge (:mod:`judge`)
+compares them.
 
 Imports NumPy and the standard library only (plus ``safetensors`` for the weight file, loaded
 when a file is read or written).

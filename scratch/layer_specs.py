@@ -14,14 +14,18 @@ framework's own layer in one table; the NumPy engine maps it to ``scratch.layers
   :class:`GlobalAvgPool2DSpec` and :class:`FlattenSpec` ``(order)``: no parameters, A_l = Z_l
   (``scratch.layers.pooling``).
 * :class:`BatchNormSpec` ``(decay, epsilon, running_variance, activation)`` and
-  :class:`LayerNormSpec` ``(epsilon, activation)``: γ_l and β_l are the layer's W_l and b_l
-  (torch's ``weight`` and ``bias``) (``scratch.layers.normalization``).
+  :class:`LayerNormSpec` ``(epsilon, activation)``: the tensors ``gamma`` and ``beta`` (stored as
+  torch's ``weight`` and ``bias``; their gradients trace as dW_l, db_l), BatchNorm's running
+  ``running_mean`` and ``running_var`` (``scratch.layers.normalization``).
+* :class:`PReLUSpec` ``(slopes, alpha_init)``: Z_l = max(0, A_{l−1}) + α_l ⊙ min(0, A_{l−1}), the
+  tensor ``alpha`` shared, per channel or per element (``scratch.layers.prelu``).
 
 Every layer but dropout is a *numbered* layer l = 1..L: it has an output Z_l, and A_l = g_l(Z_l)
 after its activation (identity where it has none) and the dropout that follows it.
 :meth:`output_shape` maps the shape of one sample, (n,) or (C, H, W), through the layer and
-refuses a shape the layer cannot take; :meth:`parameter_shapes` gives (W_l, b_l)'s shapes, or
-none.
+refuses a shape the layer cannot take; each kind declares its named tensors once
+(:class:`Declared`, ``tensors``: :class:`scratch.tensor_specs.TensorSpec`), and
+:meth:`parameter_shapes` gives the trainable ones' shapes, in declaration order.
 
 The conventions where the frameworks differ are fields, never guessed: ``padding="same"`` is
 TensorFlow's split (the odd row/column at the bottom/right; torch's ``padding="same"`` exists

@@ -1,8 +1,9 @@
 """The shared weight file: safetensors, canonical names and layout, the spec in the metadata.
 
 **Format 2** (``backprop-parity/2``, what every save writes). Each tensor is named by its
-layer's position in the spec's layer list and its parameter, ``layers.<i>.<parameter>``, and
-stored in the canonical layout of its layer type:
+layer's position in the spec's layer list and its declared tensor's stored name
+(``TensorSpec.stored``, torch's attribute), ``layers.<i>.<stored>``, and stored in the canonical
+layout of its layer type:
 
 ==========  ===============  =============================  =========================================
 layer type  layout           tensor: shape                  the same as
@@ -17,6 +18,9 @@ batch_norm  ``per_channel``  ``weight`` γ, ``bias`` β,      ``torch.nn.BatchNo
 layer_norm  ``per_feature``  ``weight`` γ, ``bias`` β: (n,) ``torch.nn.LayerNorm`` (Keras: gamma, beta)
 ==========  ===============  =============================  =========================================
 
+and a prelu layer's ``weight`` α in the layout ``per_sample_broadcast``: (1,), (C, 1, 1) or one
+sample's shape — one shared slope, one per channel, one per element (``torch.nn.PReLU.weight``
+reshaped; Keras's ``alpha``, on maps transposed to (H, W, C)), all
 in the spec's dtype; ``<i>`` is the layer's index in the spec's layer list (dropout, pooling
 and flatten layers have no tensors). The running variance is stored as the spec's
 ``running_variance`` convention computed it (unbiased or biased). The metadata holds

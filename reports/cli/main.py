@@ -63,11 +63,13 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "train": Command("reports.cli.train",
-                     "train the NumPy layer-stack engine (a catalog model or a spec) on MNIST, XOR or "
-                     "two spirals"),
+                     "train a catalog model, spec or weight file on MNIST, XOR or two spirals in the "
+                     "NumPy engine or a twin's own loop (--backend torch, keras, jax)"),
     "check": Command("reports.cli.check",
-                     "run a spec or weight file through every backend and print the parity table"),
-    "bench": Command("reports.cli.bench", "time one training step in every backend, side by side"),
+                     "run a catalog model, spec or weight file through every backend and print the "
+                     "parity table"),
+    "bench": Command("reports.cli.bench",
+                     "time one training step of a catalog model in every backend, side by side"),
     "report": Command("reports.cli.report",
                       "run the comparison scenarios in every backend; write HTML, Markdown, PNG and JSON"),
     "explain": Command("reports.cli.explain",

@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--from-json", metavar="FILE", help="re-render a saved results.json; runs nothing")
     parser.add_argument("--bench", metavar="FILE", action="append",
                         help="add a Benchmark section from the JSON of `backprop-parity bench --json FILE`; "
-                             "give it twice for the MLP grid and the CNN step (`bench --model lenet5`)")
+                             "give it twice for the MLP grid and the step of a model that is not a dense "
+                             "stack (e.g. `bench --model lenet5`)")
     parser.add_argument("--data-dir", metavar="PATH",
                         help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
     add_model_argument(parser, "the catalog model the parity, curves, divergence and explain scenarios "
