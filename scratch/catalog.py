@@ -60,6 +60,7 @@ class Dataset:
     classes: int
     default_model: str                       # the catalog model ``train --dataset NAME`` trains
     input_shape: tuple[int, ...]             # one sample as a map, when the data has one (MNIST: 1×28×28)
+    train_rows: int                          # rows of the training split: a full batch
     draw: dict | None = None                 # the generator's settings, for a synthetic dataset
 
 
@@ -71,9 +72,10 @@ class Dataset:
 SPIRALS_DRAW = dict(train_per_class=200, test_per_class=100, noise=0.02, train_seed=0, test_seed=1,
                     order_seed=0)
 DATASET_FACTS: dict[str, Dataset] = {
-    "mnist": Dataset("mnist", 784, 10, "mnist-default", (1, 28, 28)),
-    "xor": Dataset("xor", 2, 2, "xor-default", (2,)),
-    "spirals": Dataset("spirals", 2, 2, "spirals-default", (2,), SPIRALS_DRAW),
+    "mnist": Dataset("mnist", 784, 10, "mnist-default", (1, 28, 28), 60000),
+    "xor": Dataset("xor", 2, 2, "xor-default", (2,), 4),
+    "spirals": Dataset("spirals", 2, 2, "spirals-default", (2,), 2 * SPIRALS_DRAW["train_per_class"],
+                       SPIRALS_DRAW),
 }
 DATASETS = tuple(DATASET_FACTS)
 DEFAULT_DATASET = "mnist"

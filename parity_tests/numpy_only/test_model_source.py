@@ -8,10 +8,12 @@ import re
 
 import pytest
 
+from reports.cli.bench import validate
 from reports.cli.exit_codes import EXIT_USAGE
 from reports.cli.main import build_parser, main
 from reports.cli.model_source import resolve
 from scratch import catalog
+from scratch.data import load_dataset
 from scratch.model import Network, save_model
 from scratch.spec import OptimizerSpec
 
@@ -88,3 +90,15 @@ def test_bench_axis_and_spec_flag_for_the_same_thing_is_one_error(capsys):
 def test_train_dataset_must_be_the_models(capsys):
     _one_error(capsys, main(["train", "--model", "lenet5", "--dataset", "xor"]),
                r"^error: --model lenet5 trains on mnist, not --dataset xor")
+
+
+@pytest.mark.parametrize("name", ["xor-default", "spirals-default", "seed-002"])
+def test_bench_times_a_full_batch_model_at_its_own_datasets_rows(name):
+    """A full-batch model's bench batch is its dataset's training split (4 XOR rows, 400 spiral
+    points, MNIST's 60 000), not MNIST's size whatever the data."""
+    args = build_parser("bench").parse_args(["bench", "--model", name])
+    source = validate(args)
+    assert source.spec.batch_size is None
+    data = load_dataset(source.dataset.name, "float64") if source.dataset.name != "mnist" else None
+    rows = len(data.x_train) if data is not None else 60000
+    assert source.dataset.train_rows == rows and args.batches == [rows]

@@ -93,12 +93,12 @@ def validate(args: argparse.Namespace):
     spec = source.spec
     chosen = any(getattr(args, flag, None) is not None for flag in ("model", "spec", "weights"))
     defaults = ((grid.BATCHES, grid.DTYPES, grid.OPTIMIZERS) if not chosen else
-                ([spec.batch_size or grid.MNIST_TRAIN_SAMPLES], [spec.dtype], [spec.optimizer.name]))
+                ([spec.batch_size or source.dataset.train_rows], [spec.dtype], [spec.optimizer.name]))
     args.batches, args.dtypes, args.optimizers = (
         list(default) if given is None else given
         for given, default in zip((args.batches, args.dtypes, args.optimizers), defaults, strict=True))
     if args.batch_size is not None:
-        args.batches = [spec.batch_size or grid.MNIST_TRAIN_SAMPLES]
+        args.batches = [spec.batch_size or source.dataset.train_rows]
     too_big = [batch for batch in args.batches if batch > grid.MNIST_TRAIN_SAMPLES]
     if too_big:
         raise UsageError(f"--batches {too_big[0]}: MNIST has only {grid.MNIST_TRAIN_SAMPLES} training "
@@ -181,11 +181,11 @@ def _print_row(row, origin: str, point) -> None:
     stack = point.describe_stack() if not point.is_mlp else "-".join(map(str, point.layer_sizes))
     print(f"\n[{origin}: {stack}] "
           f"batch {row['batch']}, {row['dtype']}, {row['optimizer']} ({row['flops'] / 1e9:.3f} GFLOP/step)")
-    print(f"  {'backend':<12}{'median ms':>11}{'IQR ms':>16}{'× scratch':>11}{'× fastest':>11}{'GFLOP/s':>9}"
+    print(f"  {'backend':<12}{'median ms':>11}{'IQR ms':>21}{'× scratch':>11}{'× fastest':>11}{'GFLOP/s':>9}"
           f"{'% peak':>8}")
     for name, t in row["backends"].items():
         iqr = f"{1e3 * t['q1_s']:.3f}–{1e3 * t['q3_s']:.3f}"
-        print(f"  {name:<12}{1e3 * t['median_s']:>11.3f}{iqr:>16}{t['ratio_to_scratch']:>11.2f}"
+        print(f"  {name:<12}{1e3 * t['median_s']:>11.3f}{iqr:>21}{t['ratio_to_scratch']:>11.2f}"
               f"{t['ratio_to_fastest']:>11.2f}{t['gflops']:>9.1f}{t['percent_of_peak']:>8.1f}")
     if "engine_profile_s" in row:
         profile_s = row["engine_profile_s"]
