@@ -1,4 +1,4 @@
-"""The Python API's edges (issue 18, part 5, last bullet): what a user calling ``scratch`` directly
+"""The Python API's edges: what a user calling ``scratch`` directly
 gets for four easy mistakes — one clear project error each, never a bare ``TypeError``, a
 ``MemoryError`` or an ``IsADirectoryError`` naming a hidden temporary file."""
 

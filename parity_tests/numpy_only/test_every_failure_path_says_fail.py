@@ -1,5 +1,5 @@
-"""Every way a comparison can fail, through every path a verdict takes to the user (issue 18,
-part 4): each must say FAIL.
+"""Every way a comparison can fail, through every path a verdict takes to the user: each must
+say FAIL.
 
 The failures (:data:`CASES`): an error over its bound; a NaN or infinite error, and an error that
 is a NumPy scalar rather than a Python float; a shape or dtype mismatch, a missing or an extra

@@ -1,4 +1,4 @@
-"""The command line's edges found by using it from outside (issue 18, parts 3 and 5), NumPy only.
+"""The command line's edges found by using it from outside, NumPy only.
 
 A bare ``backprop-parity``; ``report``'s verdict line and exit status; Ctrl-C swallowed by a
 library; output paths that are FIFOs or symbolic links; the MLP shorthand's flags on a
