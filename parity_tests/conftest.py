@@ -18,6 +18,7 @@ import platform
 import largest_errors
 import numpy as np
 import pytest
+from extended_tier import is_extended
 
 
 def pytest_addoption(parser):
@@ -85,6 +86,14 @@ def pytest_configure(config):
         return
     if config.getoption("--hypothesis-seed", default=None) is None:
         core.global_force_seed = _global_seed(config)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the extended tier (:mod:`extended_tier`) ``extended``."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if is_extended(item.path.name, item.originalname, callspec.id if callspec else None):
+            item.add_marker(pytest.mark.extended)
 
 
 def pytest_sessionfinish(session):

@@ -1,0 +1,38 @@
+"""The extended tier's rules (``parity_tests/extended_tier.py``): each names a test function that
+exists, each marks only repeats (its file and function keep default-run cases), and the default
+run's command excludes the tier while CI and the mutation self-test include it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from extended_tier import RULES, is_extended
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("file,function", [(rule[0], rule[1]) for rule in RULES])
+def test_every_rule_names_a_test_function_that_exists(file, function):
+    tree = ast.parse((ROOT / "parity_tests" / "frameworks" / file).read_text(encoding="utf-8"))
+    assert function in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_rules_mark_the_repeats_and_keep_the_default_cases():
+    assert is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "jax-lenet-like-float32")
+    assert is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "keras-dilated-float32")
+    assert not is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "jax-lenet-like-float64")
+    assert not is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "torch-lenet-like-float32")
+    assert is_extended("test_training_curves.py", "test_training_curve", "sgd-jax-vs-scratch-plain-float32")
+    assert not is_extended("test_training_curves.py", "test_training_curve", "sgd-jax-vs-scratch-plain-float64")
+    assert not is_extended("test_training_curves.py", "test_other", "sgd-jax-vs-scratch-plain-float32")
+    assert not is_extended("test_conv_parity.py", "test_training_steps", None)
+
+
+def test_the_default_run_leaves_the_tier_out_and_ci_runs_it():
+    tox = (ROOT / "tox.ini").read_text(encoding="utf-8")
+    assert '-m "not slow and not extended"' in tox
+    assert '-m "slow or extended"' in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    mutation = (ROOT / "tools" / "mutation_test.py").read_text(encoding="utf-8")
+    assert '"-m", "not slow"' in mutation and "extended" not in mutation, "the mutation subset keeps the tier"
