@@ -191,7 +191,8 @@ def test_layers_must_fit_the_dataset(tmp_path, capsys, dataset, layers, message)
     ids=["unknown-command", "limit-0", "bad-layers", "bad-dtype", "bad-batch"],
 )
 def test_usage_errors_exit_2(capsys, argv):
-    """(A bare `backprop-parity` prints the help and exits 0: test_cli_signals_verdicts_and_output_paths.py.)"""
+    """(A bare `backprop-parity` prints the help and exits 0:
+    test_cli_signals_verdicts_and_output_paths.py.)"""
     assert main(argv) == 2
     assert "usage: backprop-parity" in capsys.readouterr().err
 

@@ -19,13 +19,17 @@ def test_every_rule_names_a_test_function_that_exists(file, function):
     assert function in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
+CONV, CURVES = ("test_conv_parity.py", "test_forward_and_every_gradient"), ("test_training_curves.py",
+                                                                             "test_training_curve")
+
+
 def test_rules_mark_the_repeats_and_keep_the_default_cases():
-    assert is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "jax-lenet-like-float32")
-    assert is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "keras-dilated-float32")
-    assert not is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "jax-lenet-like-float64")
-    assert not is_extended("test_conv_parity.py", "test_forward_and_every_gradient", "torch-lenet-like-float32")
-    assert is_extended("test_training_curves.py", "test_training_curve", "sgd-jax-vs-scratch-plain-float32")
-    assert not is_extended("test_training_curves.py", "test_training_curve", "sgd-jax-vs-scratch-plain-float64")
+    assert is_extended(*CONV, "jax-lenet-like-float32")
+    assert is_extended(*CONV, "keras-dilated-float32")
+    assert not is_extended(*CONV, "jax-lenet-like-float64")
+    assert not is_extended(*CONV, "torch-lenet-like-float32")
+    assert is_extended(*CURVES, "sgd-jax-vs-scratch-plain-float32")
+    assert not is_extended(*CURVES, "sgd-jax-vs-scratch-plain-float64")
     assert not is_extended("test_training_curves.py", "test_other", "sgd-jax-vs-scratch-plain-float32")
     assert not is_extended("test_conv_parity.py", "test_training_steps", None)
 
