@@ -89,13 +89,14 @@ def comparisons(kind: str, dtype: str, actual: np.ndarray, desired: np.ndarray) 
 
 
 class FakeBackend:
-    """All :func:`compare_parameters` reads of a backend: ``spec`` and ``parameters()``."""
+    """All :func:`compare_parameters` reads of a backend: ``spec`` and ``tensors()``, here of
+    dense layers given as W and b lists."""
 
     def __init__(self, spec, weights, biases):
         self.spec, self.weights, self.biases = spec, weights, biases
 
-    def parameters(self):
-        return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
+    def tensors(self):
+        return [{"W": w.copy(), "b": b.copy()} for w, b in zip(self.weights, self.biases, strict=True)]
 
 
 def desired_array(kind: str, dtype: str, rng, scale: float = 1.0) -> np.ndarray:

@@ -198,7 +198,7 @@ def _run_check(monkeypatch, tmp_path, capsys, rows, trainings, extra=()):
     comparisons = [c for _, c in rows]
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend",
-                        lambda name, spec, w, b, statistics=None: ScratchBackend(spec, w, b))
+                        lambda name, spec, statistics=None, *, tensors: ScratchBackend(spec, tensors=tensors))
     monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     monkeypatch.setattr("judge.parity.compare_backend_traces", lambda *a, **k: list(comparisons))
     monkeypatch.setattr("judge.training_parity.compare_training",
@@ -337,8 +337,8 @@ def test_check_on_a_broken_twin_exits_1(monkeypatch, tmp_path, capsys):
     engine as scratch and a broken copy of it as torch: exit 1, the wrong gradient named."""
     from reports.cli.main import main
 
-    def make(name, spec, weights=None, biases=None, statistics=None, *, tensors=None):
-        return (BrokenTwin if name == "torch" else ScratchBackend)(spec, weights, biases, tensors=tensors)
+    def make(name, spec, statistics=None, *, tensors):
+        return (BrokenTwin if name == "torch" else ScratchBackend)(spec, tensors=tensors)
 
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend", make)
