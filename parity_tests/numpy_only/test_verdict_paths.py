@@ -32,8 +32,7 @@ from judge.training_parity import TrainingParity
 from judge.trajectory import Arbiter, Trajectory
 from reports.json_file import json_bytes
 from reports.verdict.check import Verdict
-from scratch.initializers import initialize
-from scratch.model import MLP
+from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
 from twins.scratch_backend import ScratchBackend
 
@@ -54,9 +53,9 @@ def _traces():
     """(actual, desired, x): two identical engine traces of :data:`SPEC` on a fixed batch."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 4))
-    weights, biases = initialize(SPEC.init, SPEC.layer_sizes, SPEC.seed, np.dtype(DTYPE))
-    targets = MLP(SPEC, weights, biases).targets(rng.integers(0, 2, 6))
-    desired = ScratchBackend(SPEC, weights, biases).trace(x, targets)
+    start = Network(SPEC)                            # SPEC's initializer and seed, in DTYPE
+    targets = start.targets(rng.integers(0, 2, 6))
+    desired = ScratchBackend(SPEC, tensors=start.tensors).trace(x, targets)
     return {k: np.array(v) for k, v in desired.items()}, desired, x
 
 
