@@ -45,11 +45,6 @@ def canonical_parameters(backend) -> list[np.ndarray]:
     return flat_tensors(backend.spec, backend.tensors())
 
 
-def interleave(weights, biases) -> list[np.ndarray]:
-    """[W_1, b_1, W_2, b_2, …] from [W_1, W_2, …] and [b_1, b_2, …]."""
-    return [p for pair in zip(weights, biases, strict=True) for p in pair]
-
-
 def canonical_gradients(trace: dict, spec) -> list[np.ndarray]:
     """[the gradient of every trainable tensor of every layer with parameters] from a trace, in
     the optimizer's order (dW_l, db_l of a dense layer; dalpha_l of a PReLU): the gradients an

@@ -351,16 +351,18 @@ def compare_curves(actual_losses, desired_losses, dtype: str, bound: float | Non
 
 
 def compare_parameters(actual_backend, desired_backend, bound: float | None = None) -> list[Comparison]:
-    """Every W_l and b_l after training."""
-    dtype = desired_backend.spec.dtype
+    """Every trainable tensor after training (W_l and b_l, a PReLU's α_l, …), read by name from
+    each side's ``tensors()`` ({name: array} per layer of ``spec.parameter_layers``) and named
+    ``<name><l>`` with l the layer's number, as in a trace."""
+    spec = desired_backend.spec
+    dtype = spec.dtype
     bound = tolerance(dtype, "parameters") if bound is None else bound
-    actual_w, actual_b = actual_backend.parameters()
-    desired_w, desired_b = desired_backend.parameters()
+    actual, desired = actual_backend.tensors(), desired_backend.tensors()
     results = []
-    pairs = zip(actual_w, actual_b, desired_w, desired_b, strict=True)
-    for layer, (aw, ab, dw, db) in enumerate(pairs, start=1):
-        results.append(_compare_one(f"W{layer}", layer, "parameters", aw, dw, dtype, bound))
-        results.append(_compare_one(f"b{layer}", layer, "parameters", ab, db, dtype, bound))
+    for layer, names, ours, theirs in zip(spec.parameter_layers, spec.parameter_names, actual, desired,
+                                          strict=True):
+        results += [_compare_one(f"{name}{layer}", layer, "parameters", ours[name], theirs[name], dtype,
+                                 bound) for name in names]
     _notify(dtype, results)
     return results
 

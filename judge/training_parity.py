@@ -1,6 +1,6 @@
 """Training parity of one backend pair: the per-step verdict and the free-running measurement.
 
-``compare_training(actual, desired, spec, weights, biases, x, targets, plan)`` builds fresh
+``compare_training(actual, desired, spec, tensors, x, targets, plan)`` builds fresh
 backends from the same start and runs
 
 1. :func:`judge.stepwise.check_steps` — the pass/fail: every step re-synchronized, every
@@ -52,14 +52,14 @@ class TrainingParity:
         return lines
 
 
-def compare_training(actual_name: str, desired_name: str, spec, weights, biases, x, targets, plan,
-                     bounds: dict | None = None, *, tensors=None) -> TrainingParity:
-    """Both checks on fresh backends built from the named ``tensors`` (or (``weights``,
-    ``biases``)) with zero optimizer state."""
+def compare_training(actual_name: str, desired_name: str, spec, tensors, x, targets, plan,
+                     bounds: dict | None = None) -> TrainingParity:
+    """Both checks on fresh backends built from the named ``tensors`` ({name: array} per layer
+    with parameters, ``Network.tensors``) with zero optimizer state."""
     plan = list(plan)
 
     def fresh(name):
-        return make_backend(name, spec, weights, biases, tensors=tensors)
+        return make_backend(name, spec, tensors=tensors)
 
     stepwise = check_steps(fresh(actual_name), fresh(desired_name), fresh("scratch"), x, targets, plan,
                            bounds)

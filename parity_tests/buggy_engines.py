@@ -26,8 +26,8 @@ class WithoutL2(Dense):
 class DropoutMaskMissingInBackward(ScratchBackend):
     name = "no-mask-backward"
 
-    def __init__(self, spec, weights, biases):
-        super().__init__(spec, weights, biases)
+    def __init__(self, spec, statistics=None, *, tensors):
+        super().__init__(spec, statistics, tensors=tensors)
         self.model.dropout = MaskIgnoredInBackward()
 
 
@@ -37,8 +37,8 @@ class L2MissingOnLayer1(ScratchBackend):
     name = "no-l2-layer-1"
     layer = 1
 
-    def __init__(self, spec, weights, biases):
-        super().__init__(spec, weights, biases)
+    def __init__(self, spec, statistics=None, *, tensors):
+        super().__init__(spec, statistics, tensors=tensors)
         dense = self.model.layers[self.layer - 1]
         self.model.layers[self.layer - 1] = WithoutL2(dense.weight, dense.bias)
 

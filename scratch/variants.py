@@ -69,8 +69,9 @@ class Variant:
     optimizer_class: type[Optimizer] | None = None
     needs_optimizer: str | None = None          # the optimizer name the variant changes
 
-    def make_model(self, spec: ModelSpec, weights=None, biases=None) -> MLP:
-        return self.model_class(spec, weights, biases)
+    def make_model(self, spec: ModelSpec, *, tensors=None) -> MLP:
+        """The variant's model class holding the named ``tensors`` (None: the spec's initializer)."""
+        return self.model_class(spec, tensors=tensors)
 
     def make_optimizer(self, spec: OptimizerSpec) -> Optimizer:
         """The variant's optimizer for ``spec``; an error if the variant rewrites an optimizer

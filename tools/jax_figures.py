@@ -23,8 +23,7 @@ from judge.parity import compare_parameters, compare_traces, relative_error  # n
 from scratch.batching import batches, training_plan  # noqa: E402
 from scratch.catalog import SEED_NET  # noqa: E402
 from scratch.datasets import load_mnist  # noqa: E402
-from scratch.initializers import initialize  # noqa: E402
-from scratch.model import MLP  # noqa: E402
+from scratch.model import Network  # noqa: E402
 from scratch.spec import ModelSpec, OptimizerSpec  # noqa: E402
 from twins.backends import make_backend  # noqa: E402
 
@@ -32,10 +31,10 @@ from twins.backends import make_backend  # noqa: E402
 def twin_errors(dtype: str, steps: int, data) -> dict[str, float]:
     spec = ModelSpec(SEED_NET, init="he_normal", batch_size=64, dtype=dtype,
                      optimizer=OptimizerSpec("sgd", learning_rate=0.1), seed=0)
-    weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(dtype))
+    start = Network(spec)
     x = data.x_train.astype(dtype)
-    targets = MLP(spec, weights, biases).targets(data.y_train)
-    jax_twin, scratch = (make_backend(name, spec, weights, biases) for name in ("jax", "scratch"))
+    targets = start.targets(data.y_train)
+    jax_twin, scratch = (make_backend(name, spec, tensors=start.tensors) for name in ("jax", "scratch"))
     worst: dict[str, float] = {}
     plan = list(training_plan(spec, len(x)))[:steps]
     for index, (step, xb, yb) in enumerate(batches(x, targets, plan)):
@@ -55,19 +54,19 @@ def convention_gaps(optimizer: str, steps: tuple[int, ...]) -> dict[str, list[fl
     if optimizer == "rmsprop":
         shared["rho"] = 0.9
     spec = ModelSpec((12, 8, 3), batch_size=10, epochs=100, seed=0)
-    weights, biases = initialize(spec.init, spec.layer_sizes, 0, np.dtype("float64"))
+    start = Network(spec)                         # seed 0, float64
     rng = np.random.default_rng(0)
     x = rng.standard_normal((100, 12))
-    targets = MLP(spec, weights, biases).targets(rng.integers(0, 3, 100))
+    targets = start.targets(rng.integers(0, 3, 100))
     runs = {}
     for convention in ("torch", "keras", "optax"):
         run = spec.replace(optimizer=OptimizerSpec(optimizer, convention, **shared))
-        backend = make_backend("scratch", run, weights, biases)
+        backend = make_backend("scratch", run, tensors=start.tensors)
         snapshots = []
         for index, (step, xb, yb) in enumerate(batches(x, targets, training_plan(run, len(x))), start=1):
             backend.train_step(xb, yb, step.masks)
             if index in steps:
-                snapshots.append(backend.parameters()[0])
+                snapshots.append([layer["W"] for layer in backend.tensors()])
             if index == max(steps):
                 break
         runs[convention] = snapshots

@@ -9,7 +9,7 @@ import pytest
 
 from scratch.batching import dropout_masks
 from scratch.initializers import initialize
-from scratch.model import MLP
+from scratch.model import MLP, pair_tensors
 from scratch.spec import ModelSpec
 from twins.backends import BACKENDS, PAIRS, make_backend
 
@@ -42,10 +42,15 @@ class Case:
     labels: np.ndarray
     masks: list | None
 
+    @property
+    def tensors(self) -> list[dict]:
+        """The case's parameters as named tensors ({"W": …, "b": …} per dense layer)."""
+        return pair_tensors(self.spec, self.weights, self.biases)
+
     def backend(self, name: str):
         """A fresh backend ``name`` holding this case's parameters (skipped if not installed)."""
         pytest.importorskip(FRAMEWORK_MODULE[name])
-        return make_backend(name, self.spec, self.weights, self.biases)
+        return make_backend(name, self.spec, tensors=self.tensors)
 
 
 def make_case(spec: ModelSpec, n_samples: int, seed: int) -> Case:

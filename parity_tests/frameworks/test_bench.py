@@ -75,16 +75,16 @@ def _engine_update_failures(kind, spec, batch, steps, repro, make=None):
     from reports.bench.steps import make_step
 
     make = make or make_step
-    x, targets, weights, biases = bench_batch(spec, batch)
-    engine = make("scratch", spec, weights, biases, x, targets)
-    timed = make(kind, spec, weights, biases, x, targets)
+    x, targets, tensors = bench_batch(spec, batch)
+    engine = make("scratch", spec, tensors, x, targets)
+    timed = make(kind, spec, tensors, x, targets)
     losses = [timed() for _ in range(steps)], [engine() for _ in range(steps)]
     assert all(isinstance(loss, float) for loss in losses[0]), "the step returns a Python float"
-    moved = [not np.array_equal(after, before) for after, before in zip(engine.parameters()[0], weights,
-                                                                         strict=True)]
-    assert all(moved), "the steps move every kernel"
+    moved = [not np.array_equal(after[name], before[name])
+             for after, before in zip(engine.tensors(), tensors, strict=True) for name in before]
+    assert all(moved), "the steps move every trainable tensor"
     curve = compare_curves(*losses, spec.dtype)
-    desired = type("Engine", (), {"spec": spec, "parameters": staticmethod(engine.parameters)})
+    desired = type("Engine", (), {"spec": spec, "tensors": staticmethod(engine.tensors)})
     return [c.describe() for c in [curve, *compare_parameters(timed, desired)] if not c.ok]
 
 

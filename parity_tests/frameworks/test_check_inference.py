@@ -71,8 +71,8 @@ def test_check_compares_inference_with_the_files_statistics(tmp_path, twin, glob
     path = trained_file(tmp_path, twin, global_seed)
     built, make_backend = [], twins.backends.make_backend
 
-    def recording(name, spec, weights, biases, statistics=None):
-        backend = make_backend(name, spec, weights, biases, statistics)
+    def recording(name, spec, statistics=None, *, tensors):
+        backend = make_backend(name, spec, statistics=statistics, tensors=tensors)
         built.append((name, backend.statistics()))
         return backend
 

@@ -56,6 +56,6 @@ def test_a_wrong_layer_is_named_against_a_framework(wrong, failing, desired_name
     case = make_case(spec_with_dropout_and_l2(dtype), 8, global_seed)
     desired = case.backend(desired_name)
     desired_trace = desired.trace(case.x, case.targets, case.masks)
-    results = localize(wrong(case.spec, case.weights, case.biases), desired, desired_trace,
+    results = localize(wrong(case.spec, tensors=case.tensors), desired, desired_trace,
                        case.x, case.targets, case.masks, dtype)
     assert [(c.layer, c.name) for c in results if not c.ok] == failing

@@ -160,7 +160,7 @@ def test_training_steps(twin, case):
     model, x, targets = make_data(spec, TRAIN_SAMPLES)
     build(twin, spec, model)
     plan = list(training_plan(spec, TRAIN_SAMPLES))
-    parity = compare_training(twin, "scratch", spec, None, None, x, targets, plan, tensors=model.tensors)
+    parity = compare_training(twin, "scratch", spec, model.tensors, x, targets, plan)
     assert parity.ok, parity.describe_failures()
 
 

@@ -48,7 +48,7 @@ def explained(request, global_seed):
     pytest.importorskip("jax")
     spec = SPECS[request.param].replace(seed=global_seed)
     case = make_case(spec, 8, global_seed)
-    return spec, {row["name"]: row for row in explain(spec, case.weights, case.biases, case.x, case.targets,
+    return spec, {row["name"]: row for row in explain(spec, case.tensors, case.x, case.targets,
                                                         case.masks)}
 
 
@@ -158,7 +158,7 @@ def test_the_scratch_column_follows_the_code(monkeypatch):
     monkeypatch.setattr(explain_module, "available_backends", lambda: ["scratch"])
     spec = ModelSpec((4, 3, 2))
     case = make_case(spec, 4, 0)
-    rows = explain(spec, case.weights, case.biases, case.x, case.targets)
+    rows = explain(spec, case.tensors, case.x, case.targets)
     dz1 = next(row for row in rows if row["name"] == "dZ1")
     assert "WhereReLU.backward: return np.where(z > 0, da, 0.0 * da)" in dz1["scratch"]
 
@@ -167,7 +167,7 @@ def test_a_missing_framework_is_named_not_guessed(monkeypatch):
     monkeypatch.setattr(explain_module, "available_backends", lambda: ["scratch"])
     spec = ModelSpec((4, 3, 2))
     case = make_case(spec, 4, 0)
-    rows = explain(spec, case.weights, case.biases, case.x, case.targets)
+    rows = explain(spec, case.tensors, case.x, case.targets)
     assert all(row["torch_nodes"] == "torch not installed" and row["tf_ops"] == "keras not installed"
                and row["jax_eqns"] == "jax not installed"
                and row["torch_max_abs"] is None and row["ok"] is None for row in rows)
@@ -238,7 +238,7 @@ def conv_explained(request):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((4, *spec.input_shape))
     model = Network(spec)
-    rows = explain(spec, model.weights, model.biases, x, model.targets(rng.integers(0, 3, 4)))
+    rows = explain(spec, model.tensors, x, model.targets(rng.integers(0, 3, 4)))
     return request.param, spec, {row["name"]: row for row in rows}
 
 

@@ -18,8 +18,8 @@ class WrongLayer2Backward(ScratchBackend):
 
     name = "broken"
 
-    def __init__(self, spec, weights, biases):
-        super().__init__(spec, weights, biases)
+    def __init__(self, spec, statistics=None, *, tensors):
+        super().__init__(spec, statistics, tensors=tensors)
         activation = self.model.activations[1]
         original = activation.backward
         activation.backward = lambda z, a, da: original(z, a, da) * 1.01
@@ -29,7 +29,7 @@ class WrongLayer2Backward(ScratchBackend):
 def test_failure_names_first_wrong_layer_quantity_and_repro():
     spec = ModelSpec((6, 5, 4, 3), hidden_activation="tanh")
     case = make_case(spec, 8, 0)
-    broken = WrongLayer2Backward(spec, case.weights, case.biases)
+    broken = WrongLayer2Backward(spec, tensors=case.tensors)
     with pytest.raises(ParityFailure) as failure:
         check_parity(broken, case.backend("scratch"), case.x, case.targets, repro="pytest this-test")
     message = str(failure.value)
@@ -54,8 +54,8 @@ class EngineWithOneWrongLayer(ScratchBackend):
 
     name = "one-wrong-layer"
 
-    def __init__(self, spec, weights, biases):
-        super().__init__(spec, weights, biases)
+    def __init__(self, spec, statistics=None, *, tensors):
+        super().__init__(spec, statistics, tensors=tensors)
         dense = self.model.layers[1]
         self.model.layers[1] = OneWrongBiasGradient(dense.weight, dense.bias)
 
@@ -67,7 +67,7 @@ def test_a_wrong_layer_in_the_engine_is_localized_by_the_engines_own_code(desire
     in one layer of the engine is found in that layer — not called 'accumulated rounding'."""
     spec = ModelSpec((6, 5, 4, 3), hidden_activation="relu", l2=2.0 ** -6, dropout=0.25)
     case = make_case(spec, 8, 0)
-    broken = EngineWithOneWrongLayer(spec, case.weights, case.biases)
+    broken = EngineWithOneWrongLayer(spec, tensors=case.tensors)
     with pytest.raises(ParityFailure) as failure:
         check_parity(broken, case.backend(desired_name), case.x, case.targets, case.masks)
     message = str(failure.value)

@@ -63,7 +63,7 @@ def check_net(spec, train: bool) -> None:
                          repro=f"a drawn net: {typed.describe_stack()}")
             if train and dtype == "float64":
                 plan = list(training_plan(typed, SAMPLES))
-                parity = compare_training(twin, "scratch", typed, model.weights, model.biases, x, targets,
+                parity = compare_training(twin, "scratch", typed, model.tensors, x, targets,
                                           plan)
                 assert parity.ok, [typed.describe_stack(), *parity.describe_failures()]
 

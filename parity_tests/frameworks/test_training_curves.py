@@ -77,7 +77,7 @@ def test_training_curve(optimizer, pair, variant, dtype, global_seed, repro):
         case.backend(name)                            # skips when a framework is not installed
     plan = list(training_plan(case.spec, len(case.x)))
     assert len(plan) == 9                             # ⌈40/16⌉ = 3 steps × 3 epochs
-    training = compare_training(*pair, spec, case.weights, case.biases, case.x, case.targets, plan)
+    training = compare_training(*pair, spec, case.tensors, case.x, case.targets, plan)
     assert training.stepwise.steps == 9
     assert training.ok, (f"{pair[0]} vs {pair[1]}:\n  " + "\n  ".join(training.describe_failures())
                          + f"\n  reproduce: {repro}")

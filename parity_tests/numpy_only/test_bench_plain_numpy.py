@@ -28,17 +28,16 @@ def test_plain_numpy_step_matches_the_engine(dtype, global_seed):
     data = mnist(dtype)
     model = MLP(spec)
     x, targets = np.ascontiguousarray(data.x_train[:64]), model.targets(data.y_train[:64])
-    step = make_step("plain-numpy", spec, model.weights, model.biases, x, targets)
+    step = make_step("plain-numpy", spec, model.tensors, x, targets)
     update = make_optimizer(spec.optimizer)
     plain_losses = [step() for _ in range(3)]
     engine_losses = [model.train_step(x, targets, update) for _ in range(3)]
     assert all(isinstance(loss, float) for loss in plain_losses)
     assert plain_losses[2] < plain_losses[0], "three SGD steps at lr 0.1 lower the loss"
-    weights, _ = step.parameters()
-    assert all(w.dtype == np.dtype(dtype) for w in weights), "updated in its own dtype"
+    assert all(layer["W"].dtype == np.dtype(dtype) for layer in step.tensors()), "updated in its own dtype"
 
     curve = compare_curves(plain_losses, engine_losses, dtype)
-    engine = SimpleNamespace(spec=spec, parameters=lambda: (model.weights, model.biases))
+    engine = SimpleNamespace(spec=spec, tensors=lambda: model.tensors)
     failed = [c.describe() for c in [curve, *compare_parameters(step, engine)] if not c.ok]
     assert not failed, f"plain numpy vs scratch, {dtype}, seed {global_seed}: {failed}"
 
@@ -48,10 +47,10 @@ def test_plain_numpy_step_copies_the_parameters_it_is_given():
     model = MLP(spec)
     before = [w.copy() for w in model.weights]
     x = np.random.default_rng(0).standard_normal((5, 4))
-    step = make_step("plain-numpy", spec, model.weights, model.biases, x, model.targets(np.arange(5) % 2))
+    step = make_step("plain-numpy", spec, model.tensors, x, model.targets(np.arange(5) % 2))
     step()
     assert all(np.array_equal(w, b) for w, b in zip(model.weights, before, strict=True))
-    assert not np.array_equal(step.parameters()[0][0], before[0])
+    assert not np.array_equal(step.tensors()[0]["W"], before[0])
 
 
 @pytest.mark.parametrize("change", [dict(optimizer=OptimizerSpec.framework_default("adam", "torch")),
@@ -61,7 +60,7 @@ def test_plain_numpy_step_refuses_what_it_does_not_implement(change):
     spec = ModelSpec((4, 3, 2), **change)
     model = MLP(spec)
     with pytest.raises(BackendError, match="plain-numpy bench step is written for ReLU/softmax"):
-        make_step("plain-numpy", spec, model.weights, model.biases, np.zeros((2, 4)),
+        make_step("plain-numpy", spec, model.tensors, np.zeros((2, 4)),
                   model.targets(np.array([0, 1])))
 
 

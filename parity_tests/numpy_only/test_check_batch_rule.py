@@ -42,13 +42,13 @@ def fed_batch(monkeypatch, tmp_path, spec, argv) -> tuple[np.ndarray, np.ndarray
         fed["x"] = x
         return real(actual, desired, desired_backend, x, masks, bounds, **judged)
 
-    def training(actual, desired, spec, weights, biases, x, targets, plan, bounds=None):
+    def training(actual, desired, spec, tensors, x, targets, plan, bounds=None):
         fed["targets"] = targets
         raise BackendError("not trained here")
 
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend",
-                        lambda name, spec, w, b, statistics=None: ScratchBackend(spec, w, b))
+                        lambda name, spec, statistics=None, *, tensors: ScratchBackend(spec, tensors=tensors))
     monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     monkeypatch.setattr(parity, "compare_backend_traces", capture)
     monkeypatch.setattr("scratch.datasets.load_mnist", mnist)

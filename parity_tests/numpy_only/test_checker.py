@@ -31,7 +31,7 @@ from judge.parity import (
 from judge.tolerances import FULL_EPOCH_FLOAT64, TOLERANCES, tolerance
 from scratch.batching import dropout_masks
 from scratch.initializers import initialize
-from scratch.model import MLP
+from scratch.model import Network
 from scratch.spec import ModelSpec
 from twins.scratch_backend import ScratchBackend
 
@@ -83,19 +83,19 @@ def comparisons(kind: str, dtype: str, actual: np.ndarray, desired: np.ndarray) 
     n1, n0 = desired.shape
     spec = ModelSpec((n0, n1, 3), dtype=dtype)
     weights, biases = initialize("he_normal", spec.layer_sizes, 7, np.dtype(dtype))
-    ours = FakeBackend(spec, [actual, weights[1]], biases)
-    reference = FakeBackend(spec, [desired, weights[1]], biases)
+    ours = FakeBackend(spec, [{"W": actual, "b": biases[0]}, {"W": weights[1], "b": biases[1]}])
+    reference = FakeBackend(spec, [{"W": desired, "b": biases[0]}, {"W": weights[1], "b": biases[1]}])
     return compare_parameters(ours, reference)
 
 
 class FakeBackend:
-    """All :func:`compare_parameters` reads of a backend: ``spec`` and ``parameters()``."""
+    """All :func:`compare_parameters` reads of a backend: ``spec`` and ``tensors()``."""
 
-    def __init__(self, spec, weights, biases):
-        self.spec, self.weights, self.biases = spec, weights, biases
+    def __init__(self, spec, tensors):
+        self.spec, self.held = spec, tensors
 
-    def parameters(self):
-        return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
+    def tensors(self):
+        return [{name: array.copy() for name, array in layer.items()} for layer in self.held]
 
 
 def desired_array(kind: str, dtype: str, rng, scale: float = 1.0) -> np.ndarray:
@@ -144,7 +144,8 @@ def test_compare_parameters_names_exactly_the_perturbed_array(perturbed, rng):
     wrong = {key: [value.copy() for value in values] for key, values in arrays.items()}
     target = wrong[perturbed[0]][int(perturbed[1]) - 1]
     target.flat[-1] += 1.5 * tolerance("float32", "parameters") * float(np.max(np.abs(target)))
-    ours, reference = FakeBackend(spec, wrong["W"], wrong["b"]), FakeBackend(spec, weights, biases)
+    ours, reference = (FakeBackend(spec, [{"W": w, "b": b} for w, b in zip(*pair, strict=True)])
+                       for pair in ((wrong["W"], wrong["b"]), (weights, biases)))
     results = compare_parameters(ours, reference)
     assert [c.name for c in results] == ["W1", "b1", "W2", "b2"]
     assert [c.name for c in results if not c.ok] == [perturbed]
@@ -340,8 +341,8 @@ class OneQuantityWrong(ChainedScratch):
 
     name = "wrong"
 
-    def __init__(self, spec, weights, biases, layer, key):
-        super().__init__(spec, weights, biases)
+    def __init__(self, spec, layer, key, *, tensors):
+        super().__init__(spec, tensors=tensors)
         self.layer, self.key = layer, key
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
@@ -353,25 +354,25 @@ class OneQuantityWrong(ChainedScratch):
 
 @pytest.fixture
 def case(rng):
-    """(weights, biases, x, targets, masks) of SPEC: 8 samples and the step-0 dropout masks."""
+    """(tensors, x, targets, masks) of SPEC: 8 samples and the step-0 dropout masks."""
     seed = int(rng.integers(2 ** 31))
-    weights, biases = initialize(SPEC.init, SPEC.layer_sizes, seed, np.float64)
+    start = Network(SPEC.replace(seed=seed))
     x = rng.standard_normal((8, SPEC.layer_sizes[0]))
-    targets = MLP(SPEC, weights, biases).targets(rng.integers(0, 3, 8))
+    targets = start.targets(rng.integers(0, 3, 8))
     masks = dropout_masks(SPEC, seed % 1000, 8)
     assert masks is not None and any((mask == 0).any() for mask in masks)
-    return weights, biases, x, targets, masks
+    return start.tensors, x, targets, masks
 
 
 def test_the_chained_engine_agrees_with_the_engine(case):
     """The harness itself: unbent, the chained trace has every quantity and passes."""
-    weights, biases, x, targets, masks = case
-    results = check_parity(ChainedScratch(SPEC, weights, biases), ScratchBackend(SPEC, weights, biases),
+    tensors, x, targets, masks = case
+    results = check_parity(ChainedScratch(SPEC, tensors=tensors), ScratchBackend(SPEC, tensors=tensors),
                            x, targets, masks)
-    reference = ScratchBackend(SPEC, weights, biases).trace(x, targets, masks)
+    reference = ScratchBackend(SPEC, tensors=tensors).trace(x, targets, masks)
     assert sorted(c.name for c in results) == sorted(reference)
     assert all(c.ok for c in results)
-    isolated = localize(ChainedScratch(SPEC, weights, biases), ScratchBackend(SPEC, weights, biases),
+    isolated = localize(ChainedScratch(SPEC, tensors=tensors), ScratchBackend(SPEC, tensors=tensors),
                         reference, x, targets, masks, "float64")
     assert len(isolated) == 6 * SPEC.n_layers - 1
     assert all(c.ok for c in isolated)
@@ -383,10 +384,10 @@ BENT = [(1, "Z"), (1, "A"), (2, "A"), (3, "Z"), (3, "dZ"), (2, "dZ"), (3, "dW"),
 
 @pytest.mark.parametrize("layer, key", BENT, ids=[quantity_name(*bent) for bent in BENT])
 def test_check_parity_names_the_one_wrong_layer_and_quantity(layer, key, case):
-    weights, biases, x, targets, masks = case
-    wrong = OneQuantityWrong(SPEC, weights, biases, layer, key)
+    tensors, x, targets, masks = case
+    wrong = OneQuantityWrong(SPEC, layer, key, tensors=tensors)
     with pytest.raises(ParityFailure) as failure:
-        check_parity(wrong, ScratchBackend(SPEC, weights, biases), x, targets, masks, repro="pytest here")
+        check_parity(wrong, ScratchBackend(SPEC, tensors=tensors), x, targets, masks, repro="pytest here")
     message, name = str(failure.value), quantity_name(layer, key)
     assert message.startswith("wrong vs scratch (reference), float64:")
     assert f"first diverging (layer fed the reference's own inputs): layer {layer}, {name}:" in message
@@ -396,9 +397,9 @@ def test_check_parity_names_the_one_wrong_layer_and_quantity(layer, key, case):
 
 @pytest.mark.parametrize("layer, key", BENT, ids=[quantity_name(*bent) for bent in BENT])
 def test_localize_flags_the_wrong_layer_and_only_it(layer, key, case):
-    weights, biases, x, targets, masks = case
-    reference = ScratchBackend(SPEC, weights, biases)
-    results = localize(OneQuantityWrong(SPEC, weights, biases, layer, key), reference,
+    tensors, x, targets, masks = case
+    reference = ScratchBackend(SPEC, tensors=tensors)
+    results = localize(OneQuantityWrong(SPEC, layer, key, tensors=tensors), reference,
                        reference.trace(x, targets, masks), x, targets, masks, "float64")
     assert [(c.layer, c.name) for c in results if not c.ok] == [(layer, quantity_name(layer, key))]
     assert len(results) == 6 * SPEC.n_layers - 1
@@ -411,13 +412,13 @@ def test_localize_flags_the_wrong_layer_and_only_it(layer, key, case):
 def test_dropout_and_l2_bugs_are_localized(wrong, failing, first, case):
     """Every quantity of every masked layer fails in isolation (and nothing of the output layer);
     the message names the first in causal order."""
-    weights, biases, x, targets, masks = case
-    reference = ScratchBackend(SPEC, weights, biases)
-    results = localize(wrong(SPEC, weights, biases), reference, reference.trace(x, targets, masks),
+    tensors, x, targets, masks = case
+    reference = ScratchBackend(SPEC, tensors=tensors)
+    results = localize(wrong(SPEC, tensors=tensors), reference, reference.trace(x, targets, masks),
                        x, targets, masks, "float64")
     assert [c.name for c in results if not c.ok] == failing
     with pytest.raises(ParityFailure, match=f"own inputs\\): {first}:"):
-        check_parity(wrong(SPEC, weights, biases), reference, x, targets, masks)
+        check_parity(wrong(SPEC, tensors=tensors), reference, x, targets, masks)
 
 
 # --- order and table ----------------------------------------------------------------------------

@@ -32,8 +32,7 @@ from judge.training_parity import TrainingParity
 from judge.trajectory import Arbiter, Trajectory
 from reports.json_file import json_bytes
 from reports.verdict.check import Verdict
-from scratch.initializers import initialize
-from scratch.model import MLP
+from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
 from twins.scratch_backend import ScratchBackend
 
@@ -54,9 +53,9 @@ def _traces():
     """(actual, desired, x): two identical engine traces of :data:`SPEC` on a fixed batch."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 4))
-    weights, biases = initialize(SPEC.init, SPEC.layer_sizes, SPEC.seed, np.dtype(DTYPE))
-    targets = MLP(SPEC, weights, biases).targets(rng.integers(0, 2, 6))
-    desired = ScratchBackend(SPEC, weights, biases).trace(x, targets)
+    start = Network(SPEC)                            # SPEC's initializer and seed, in DTYPE
+    targets = start.targets(rng.integers(0, 2, 6))
+    desired = ScratchBackend(SPEC, tensors=start.tensors).trace(x, targets)
     return {k: np.array(v) for k, v in desired.items()}, desired, x
 
 
@@ -198,7 +197,7 @@ def _run_check(monkeypatch, tmp_path, capsys, rows, trainings, extra=()):
     comparisons = [c for _, c in rows]
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend",
-                        lambda name, spec, w, b, statistics=None: ScratchBackend(spec, w, b))
+                        lambda name, spec, statistics=None, *, tensors: ScratchBackend(spec, tensors=tensors))
     monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     monkeypatch.setattr("judge.parity.compare_backend_traces", lambda *a, **k: list(comparisons))
     monkeypatch.setattr("judge.training_parity.compare_training",
@@ -337,8 +336,8 @@ def test_check_on_a_broken_twin_exits_1(monkeypatch, tmp_path, capsys):
     engine as scratch and a broken copy of it as torch: exit 1, the wrong gradient named."""
     from reports.cli.main import main
 
-    def make(name, spec, weights=None, biases=None, statistics=None, *, tensors=None):
-        return (BrokenTwin if name == "torch" else ScratchBackend)(spec, weights, biases, tensors=tensors)
+    def make(name, spec, statistics=None, *, tensors):
+        return (BrokenTwin if name == "torch" else ScratchBackend)(spec, tensors=tensors)
 
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend", make)

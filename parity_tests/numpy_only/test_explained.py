@@ -330,8 +330,8 @@ def _check_with_torch_as(backend_class, tmp_path, monkeypatch, capsys):
     inputs), the engine as scratch and ``backend_class`` posing as torch."""
     from reports.cli.main import main
 
-    def make(name, spec, weights, biases, statistics=None):
-        return (backend_class if name == "torch" else ScratchBackend)(spec, weights, biases)
+    def make(name, spec, statistics=None, *, tensors):
+        return (backend_class if name == "torch" else ScratchBackend)(spec, tensors=tensors)
 
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend", make)

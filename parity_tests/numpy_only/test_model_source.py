@@ -53,8 +53,9 @@ def test_the_source_dataset_and_weights_come_with_the_spec(tmp_path):
         source = resolved(command, ["--weights", str(path), "--epochs", "3"])
         assert source.spec == catalog.spec("xor-default").replace(epochs=3)
         assert source.origin == f"--weights {path}" and source.dataset.name == "xor"
-        weights, _, _ = source.parameters()
-        assert all((w == m).all() for w, m in zip(weights, model.weights, strict=True))
+        tensors, _ = source.parameters()
+        assert all((layer[name] == kept[name]).all()
+                   for layer, kept in zip(tensors, model.tensors, strict=True) for name in kept)
         assert resolved(command, ["--model", "lenet5"]).dataset == catalog.dataset("mnist")
         assert resolved(command, []).origin == f"the default model {catalog.DEFAULT_MODEL}"
 

@@ -113,7 +113,7 @@ def test_report_accuracy_reads_the_given_data(global_seed):
     x, y, x_test, y_test = split(global_seed)
     model = MLP(spec(global_seed))
     model.fit(x, y)
-    scratch = backend("scratch", model.spec, model.weights, model.biases)
+    scratch = backend("scratch", model.spec, model.tensors)
     assert accuracy(scratch, x_test, y_test) == independent_metrics(model.weights, model.biases,
                                                                     x_test, y_test)[1]
     assert accuracy(scratch, x, y) == independent_metrics(model.weights, model.biases, x, y)[1]

@@ -25,8 +25,7 @@ from judge.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE, tolerance
 from judge.trajectory import Amplification, follow, kink_flips
 from reports.verdict.check import Verdict
 from scratch.batching import training_plan
-from scratch.initializers import initialize
-from scratch.model import MLP
+from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
 from twins.scratch_backend import ScratchBackend
 
@@ -53,15 +52,15 @@ def _data(spec, rng, n=24, tiny_column=False):
     if tiny_column:                       # a rarely lit input: its weights get near-zero gradients
         x[:, 0] *= spec.dtype == "float64" and 1e-9 or 1e-5
     labels = rng.integers(0, spec.layer_sizes[-1], n)
-    weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(spec.dtype))
-    return weights, biases, x, MLP(spec, weights, biases).targets(labels)
+    start = Network(spec)                 # the spec's initializer and seed
+    return start.tensors, x, start.targets(labels)
 
 
 def _stepwise(actual_spec, spec, rng, actual_class=Named):
-    weights, biases, x, targets = _data(spec, rng)
+    tensors, x, targets = _data(spec, rng)
     plan = list(training_plan(spec, len(x)))
-    return check_steps(actual_class(actual_spec, weights, biases), ScratchBackend(spec, weights, biases),
-                       ScratchBackend(spec, weights, biases), x, targets, plan)
+    return check_steps(actual_class(actual_spec, tensors=tensors), ScratchBackend(spec, tensors=tensors),
+                       ScratchBackend(spec, tensors=tensors), x, targets, plan)
 
 
 ADAM = OptimizerSpec.framework_default("adam", "torch", learning_rate=0.01)
@@ -235,9 +234,9 @@ class NudgedGradient(Named):
 
 
 def _follow(spec, actual_class, rng, bounds=None, tiny_column=False):
-    weights, biases, x, targets = _data(spec, rng, tiny_column=tiny_column)
+    tensors, x, targets = _data(spec, rng, tiny_column=tiny_column)
     plan = list(training_plan(spec, len(x)))
-    actual, desired = actual_class(spec, weights, biases), ScratchBackend(spec, weights, biases)
+    actual, desired = actual_class(spec, tensors=tensors), ScratchBackend(spec, tensors=tensors)
     return follow(actual, desired, x, targets, plan, bounds)
 
 
@@ -320,9 +319,9 @@ def test_the_seed_faithful_variants_fail_the_per_step_check(variant, kind, first
     from scratch.variants import VARIANTS
 
     spec = _spec(ADAM)
-    weights, biases, x, targets = _data(spec, rng)
-    actual = VariantBackend(VARIANTS[variant], spec, weights, biases)
-    result = check_steps(actual, ScratchBackend(spec, weights, biases), ScratchBackend(spec, weights, biases),
+    tensors, x, targets = _data(spec, rng)
+    actual = VariantBackend(VARIANTS[variant], spec, tensors=tensors)
+    result = check_steps(actual, ScratchBackend(spec, tensors=tensors), ScratchBackend(spec, tensors=tensors),
                          x, targets, list(training_plan(spec, len(x))))
     first = result.failed[0]
     assert (first.kind, first.step, first.name) == (kind, 0, first_name), first.describe()

@@ -56,8 +56,8 @@ def fits_mnist(spec) -> bool:
 
 
 def bench_batch(spec, batch: int, parameters=None):
-    """(x, targets, weights, biases): the point's batch and start (``parameters`` (weights,
-    biases) cast to the spec's dtype, else the spec's initializer)."""
+    """(x, targets, tensors): the point's batch and start (``parameters``, named tensors per layer
+    with parameters, cast to the spec's dtype, else the spec's initializer)."""
     if fits_mnist(spec):
         data = mnist(spec.dtype)
         if batch > len(data.x_train):
@@ -70,12 +70,13 @@ def bench_batch(spec, batch: int, parameters=None):
     if parameters is None:
         model = Network(spec)
     else:
-        weights, biases = ([np.asarray(p, dtype=spec.dtype) for p in group] for group in parameters)
-        model = Network(spec, weights, biases)
-    return x, model.targets(labels), model.weights, model.biases
+        cast = [{name: np.asarray(value, dtype=spec.dtype) for name, value in layer.items()}
+                for layer in parameters]
+        model = Network(spec, tensors=cast)
+    return x, model.targets(labels), model.tensors
 
 
 def build_step(kind: str, spec, parameters=None):
     """The step callable of ``kind`` for the point ``spec`` (its batch size is the batch)."""
-    x, targets, weights, biases = bench_batch(spec, spec.batch_size, parameters)
-    return make_step(kind, spec, weights, biases, x, targets)
+    x, targets, tensors = bench_batch(spec, spec.batch_size, parameters)
+    return make_step(kind, spec, tensors, x, targets)

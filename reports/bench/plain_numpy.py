@@ -24,9 +24,9 @@ import numpy as np
 class PlainNumpyStep:
     """``step()`` runs one SGD step on ``(x, targets)`` and returns the loss before the update."""
 
-    def __init__(self, weights, biases, x: np.ndarray, targets: np.ndarray, learning_rate: float):
-        self.weights = [np.array(w) for w in weights]           # W_l: (n_l, n_{l−1})
-        self.biases = [np.array(b) for b in biases]             # b_l: (n_l,)
+    def __init__(self, tensors, x: np.ndarray, targets: np.ndarray, learning_rate: float):
+        self.weights = [np.array(layer["W"]) for layer in tensors]   # W_l: (n_l, n_{l−1})
+        self.biases = [np.array(layer["b"]) for layer in tensors]    # b_l: (n_l,)
         self.x, self.targets, self.learning_rate = x, targets, learning_rate
 
     def __call__(self) -> float:
@@ -49,6 +49,6 @@ class PlainNumpyStep:
             biases[layer] -= lr * db
         return loss
 
-    def parameters(self):
-        """(weights, biases) as they are now, for comparing with the engine."""
-        return self.weights, self.biases
+    def tensors(self) -> list[dict[str, np.ndarray]]:
+        """{"W": W_l, "b": b_l} of every layer as they are now, for comparing with the engine."""
+        return [{"W": w, "b": b} for w, b in zip(self.weights, self.biases, strict=True)]

@@ -43,8 +43,8 @@ def patches_bytes(spec, batch: int) -> list[dict]:
 
 def step_peak_bytes(spec, batch: int) -> int:
     """tracemalloc's peak over one engine step (after a warm-up step), NumPy's allocations included."""
-    x, targets, weights, biases = bench_batch(spec, batch)
-    backend = make_backend("scratch", spec, weights, biases)
+    x, targets, tensors = bench_batch(spec, batch)
+    backend = make_backend("scratch", spec, tensors=tensors)
     backend.train_step(x, targets)
     tracemalloc.start()
     try:
@@ -82,8 +82,8 @@ def engine_profile(spec, batch: int, repeats: int = 20) -> dict[str, float]:
     * step — ``Network.train_step`` whole; "rest" is the step minus the parts (SGD, the stack's
       glue, and what isolated calls on warm caches do not pay).
     """
-    x, targets, weights, biases = bench_batch(spec, batch)
-    model = Network(spec, weights, biases)
+    x, targets, tensors = bench_batch(spec, batch)
+    model = Network(spec, tensors=tensors)
     forward = model.forward(x)
     grads = model.backward(forward, targets)
     calls, activation_calls = {}, []

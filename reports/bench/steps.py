@@ -16,8 +16,8 @@ backend's one public compiled (or eager) step, the one its ``fit(fused=True)`` r
 A twin that cannot train the spec's optimizer convention times the same optimizer in its own
 (:func:`reports.cli.backend_training.trainable_spec`: Keras and torch-convention Adam), as it
 would train it. Every callable returns the step's loss as a Python float, which also forces the
-step to finish, and has ``parameters()``: (weights, biases) in canonical layout, so that a test
-can check that it computes the engine's update.
+step to finish, and has ``tensors()``: the named tensors ({name: array} per layer with parameters)
+in canonical layout, so that a test can check that it computes the engine's update.
 """
 
 from __future__ import annotations
@@ -55,40 +55,41 @@ def spec_for_kind(kind: str, spec):
 
 
 class Step:
-    """A timed step: ``step()`` → the loss as a Python float; ``parameters()`` → (weights, biases)."""
+    """A timed step: ``step()`` → the loss as a Python float; ``tensors()`` → the named tensors."""
 
-    def __init__(self, step, parameters):
-        self._step, self.parameters = step, parameters
+    def __init__(self, step, tensors):
+        self._step, self.tensors = step, tensors
 
     def __call__(self) -> float:
         return float(self._step())
 
 
-def make_step(kind: str, spec, weights, biases, x: np.ndarray, targets: np.ndarray) -> Step:
-    """The step callable for ``kind`` (see the module docstring), timing :func:`spec_for_kind`."""
+def make_step(kind: str, spec, tensors, x: np.ndarray, targets: np.ndarray) -> Step:
+    """The step callable for ``kind`` (see the module docstring), timing :func:`spec_for_kind`, from
+    the named ``tensors`` (``Network.tensors``)."""
     spec = spec_for_kind(kind, spec)
     if kind == "plain-numpy":
         refusal = plain_numpy_refusal(spec)
         if refusal:
             raise BackendError(refusal)
-        plain = PlainNumpyStep(weights, biases, x, targets, spec.optimizer.learning_rate)
-        return Step(plain, plain.parameters)
+        plain = PlainNumpyStep(tensors, x, targets, spec.optimizer.learning_rate)
+        return Step(plain, plain.tensors)
     if kind in ("scratch", "torch"):
-        backend = backends.make_backend(kind, spec, weights, biases)
-        return Step(lambda: backend.train_step(x, targets), backend.parameters)
+        backend = backends.make_backend(kind, spec, tensors=tensors)
+        return Step(lambda: backend.train_step(x, targets), backend.tensors)
     if kind == "jax":
-        backend = backends.make_backend("jax", spec, weights, biases)
+        backend = backends.make_backend("jax", spec, tensors=tensors)
         inputs = backend.fused_inputs(x, targets)
-        return Step(lambda: backend.fused_step(*inputs), backend.parameters)
+        return Step(lambda: backend.fused_step(*inputs), backend.tensors)
     import tensorflow as tf
 
     if kind == "tf.function":
-        backend = backends.make_backend("keras", spec, weights, biases)
+        backend = backends.make_backend("keras", spec, tensors=tensors)
         step = backend.graph_train_step()
         x_tensor, y_tensor = tf.constant(x), tf.constant(targets)
-        return Step(lambda: step(x_tensor, y_tensor), backend.parameters)
+        return Step(lambda: step(x_tensor, y_tensor), backend.tensors)
     if kind == "keras":
-        return _keras_train_on_batch(spec, weights, biases, x, targets)
+        return _keras_train_on_batch(spec, tensors, x, targets)
     raise ValueError(f"unknown step kind {kind!r}; expected one of {', '.join(STEP_KINDS)}")
 
 
@@ -106,12 +107,12 @@ def plain_numpy_refusal(spec) -> str | None:
             f"{spec.loss}, {optimizer.name}, l2={spec.l2:g}, dropout={spec.dropout:g}")
 
 
-def _keras_train_on_batch(spec, weights, biases, x, targets) -> Step:
+def _keras_train_on_batch(spec, tensors, x, targets) -> Step:
     import keras
 
     from twins.keras_backend import KerasBackend
 
-    twin = KerasBackend(spec, weights, biases)         # its optimizer, loss and checks
+    twin = KerasBackend(spec, tensors=tensors)         # its optimizer, loss and checks
     sizes = spec.layer_sizes
     layers = [keras.Input((sizes[0],), dtype=spec.dtype)]
     for layer in range(1, spec.n_layers + 1):
@@ -124,9 +125,9 @@ def _keras_train_on_batch(spec, weights, biases, x, targets) -> Step:
     model = keras.Sequential(layers)
     model.set_weights([variable.numpy() for variable in twin.variables])   # already in Keras's layout
 
-    def parameters():
+    def named():
         values = model.get_weights()                   # [kernel (in, out), bias, …]
-        return [w.T.copy() for w in values[0::2]], [b.copy() for b in values[1::2]]
+        return [{"W": w.T.copy(), "b": b.copy()} for w, b in zip(values[0::2], values[1::2], strict=True)]
 
     model.compile(optimizer=twin.optimizer, loss=twin.loss_fn)
-    return Step(lambda: model.train_on_batch(x, targets), parameters)
+    return Step(lambda: model.train_on_batch(x, targets), named)

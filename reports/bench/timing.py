@@ -30,9 +30,10 @@ import numpy as np
 def step_flops(spec, batch: int) -> int:
     """Matrix-product FLOPs of one training step of ``spec`` (see the module docstring)."""
     total = 0
-    for layer, (kernel, _) in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):
+    for layer, shapes in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):
         if layer not in spec.kernel_layers:
             continue
+        kernel = shapes[0]                   # a kernel layer's first tensor is its W_l
         out = spec.layer_shapes[layer]
         positions = math.prod(out) // out[0]
         total += 2 * batch * positions * math.prod(kernel) * (3 if layer >= 2 else 2)

@@ -47,13 +47,13 @@ def trainable_spec(backend: str, spec):
 
 
 def train_in_backend(name: str, spec, parameters, data: Data, *, eval_every: int, on_losses):
-    """Train backend ``name`` from ``parameters`` (weights, biases, statistics) on ``data``; returns
+    """Train backend ``name`` from ``parameters`` (named tensors, statistics) on ``data``; returns
     (History, backend, wall seconds). ``on_losses(first_step, losses)`` sees each epoch's step
     losses as they arrive (the divergence check)."""
     started = time.perf_counter()
-    weights, biases, statistics = parameters
-    backend = make_backend(name, spec, weights, biases, statistics or None)
-    reference = Network(spec, weights, biases, statistics=statistics)     # its loss formulas and targets
+    tensors, statistics = parameters
+    backend = make_backend(name, spec, statistics=statistics or None, tensors=tensors)
+    reference = Network(spec, tensors=tensors, statistics=statistics)     # its loss formulas and targets
     targets = reference.targets(data.y_train)
     plan = list(training_plan(spec, len(data.x_train)))
     per_epoch = len(plan) // spec.epochs
@@ -69,8 +69,7 @@ def train_in_backend(name: str, spec, parameters, data: Data, *, eval_every: int
 
 
 def _record(backend, history: History, epoch: int, data: Data) -> None:
-    weights, biases = backend.parameters()
-    engine = Network(backend.spec, weights, biases, statistics=backend.statistics())
+    engine = Network(backend.spec, tensors=backend.tensors(), statistics=backend.statistics())
     history.epochs.append(epoch)
     for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
         loss, accuracy = (math.nan, math.nan) if x is None else evaluate(backend, engine, x, y)

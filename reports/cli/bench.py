@@ -112,7 +112,7 @@ def validate(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     source = validate(args)
     spec = source.spec
-    parameters = None if source.loaded is None else (source.loaded.weights, source.loaded.biases)
+    parameters = None if source.loaded is None else source.loaded.tensors
     threads = args.threads or os.cpu_count()
     progress("bench", "loading the frameworks")
     settings = configure_frameworks(threads=threads)

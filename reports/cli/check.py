@@ -78,8 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace):
     """Check every argument and load the model (NumPy only, before any framework import);
-    returns ``(spec, weights, biases, statistics, backends)``: BatchNorm's running statistics
-    (the weight file's, else the initial 0 and 1) and the backends to run, in order."""
+    returns ``(spec, tensors, statistics, backends)``: the named tensors of every layer with
+    parameters, BatchNorm's running statistics (the weight file's, else the initial 0 and 1) and
+    the backends to run, in order."""
     if args.batch < 1 or args.steps < 0:
         raise DataError(f"--batch must be >= 1 and --steps >= 0 (got {args.batch}, {args.steps})")
     check_steps(args.steps, f"--steps {args.steps}", "compare fewer steps")
@@ -99,7 +100,7 @@ def validate(args: argparse.Namespace):
     spec = source.spec
     if source.loaded is None:
         check_model_fits(spec, max(len(backends), 2), batch=args.batch)
-    weights, biases, statistics = source.parameters()
+    tensors, statistics = source.parameters()
     # the checked batch is one pass of --batch rows, and the steps batches of it (the spec's plan)
     check_batch_statistics(spec if args.steps else spec.replace(batch_size=None), args.batch, "--batch")
     missing = [name for name in backends if name not in installed]
@@ -111,14 +112,14 @@ def validate(args: argparse.Namespace):
         raise BackendUnavailable(f"nothing to compare: the backends to run are "
                                  f"{', '.join(backends) or 'none'} (installed: {', '.join(installed)}); "
                                  "a check needs at least two")
-    return spec, weights, biases, statistics, backends
+    return spec, tensors, statistics, backends
 
 
 @thread_limited
 def run(args: argparse.Namespace) -> int:
-    spec, weights, biases, statistics, wanted = validate(args)
+    spec, tensors, statistics, wanted = validate(args)
     check_outputs({"--json": args.json})
-    model = Network(spec, weights, biases, statistics=statistics)
+    model = Network(spec, tensors=tensors, statistics=statistics)
     x, labels = drawn_batch(spec, args.batch, spec.seed, args.data_dir)   # checked before any framework
     targets = model.targets(labels)
     masks = dropout_masks(spec, 0, len(x))
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     progress("check", f"building the backends {', '.join(wanted)}")
     for name in wanted:
         try:
-            backends[name] = twin_backends.make_backend(name, spec, weights, biases, statistics)
+            backends[name] = twin_backends.make_backend(name, spec, statistics=statistics, tensors=tensors)
         except BackendError as error:
             skipped[name] = "cannot express this spec"
             notes.append(f"  {name}: cannot express this spec, skipped — {error}")
@@ -158,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
         for actual, desired in PAIRS:
             if actual in backends and desired in backends:
                 try:
-                    trainings.append(training_parity.compare_training(actual, desired, spec, weights, biases,
-                                                                      x, targets, plan))
+                    trainings.append(training_parity.compare_training(actual, desired, spec, tensors, x,
+                                                                      targets, plan))
                 except BackendError as error:
                     skipped[f"{actual} vs {desired} training"] = "cannot express this spec"
                     notes.append(f"  {actual} vs {desired}: training not compared — {error}")

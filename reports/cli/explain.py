@@ -48,16 +48,16 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise DataError(f"--batch must be >= 1 (got {args.batch})")
     check_outputs({"--json": args.json})
-    spec, weights, biases = build_model(args)
+    spec, tensors = build_model(args)
     check_batch_statistics(spec.replace(batch_size=None), args.batch, "--batch")   # one pass of --batch rows
     x, labels = drawn_batch(spec, args.batch, spec.seed, args.data_dir)
-    targets = Network(spec, weights, biases).targets(labels)
+    targets = Network(spec, tensors=tensors).targets(labels)
 
     progress("explain", "loading the frameworks")
     hygiene.configure_frameworks(threads=args.threads or None)
 
     progress("explain", f"one backward pass of {len(x)} samples, walked in each framework")
-    rows = walk.explain(spec, weights, biases, x, targets, dropout_masks(spec, 0, len(x)))
+    rows = walk.explain(spec, tensors, x, targets, dropout_masks(spec, 0, len(x)))
     print(f"spec: {spec.to_json()}")
     print(f"batch: {len(x)} samples; differences are framework − scratch (max |Δ|, then max|Δ|/max|scratch|)")
     print(walk.format_table(rows))
@@ -68,12 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_model(args: argparse.Namespace):
-    """(spec, weights, biases) of the resolved model (:func:`reports.cli.model_source.resolve`)."""
+    """(spec, named tensors) of the resolved model (:func:`reports.cli.model_source.resolve`)."""
     source = resolve(args)
     if source.loaded is None:
         check_model_fits(source.spec, copies=3, batch=getattr(args, "batch", None))
-    weights, biases, _ = source.parameters()
-    return source.spec, weights, biases
+    tensors, _ = source.parameters()
+    return source.spec, tensors
 
 
 def write_json(path, spec, batch: int, rows: list[dict]) -> None:

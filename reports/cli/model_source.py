@@ -82,11 +82,12 @@ class ModelSource:
     origin: str
 
     def parameters(self):
-        """(weights, biases, statistics): the file's, else the spec's initializer's (seeded)."""
+        """(tensors, statistics): the named tensors ({name: array} per layer with parameters) and
+        running statistics of the file, else of the spec's initializer (seeded)."""
         if self.loaded is not None:
-            return self.loaded.weights, self.loaded.biases, self.loaded.statistics
+            return self.loaded.tensors, self.loaded.statistics
         model = Network(self.spec)
-        return model.weights, model.biases, model.statistics
+        return model.tensors, model.statistics
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

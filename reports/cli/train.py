@@ -182,7 +182,7 @@ def train_twin(name: str, spec, parameters, data: Data, *, eval_every: int | Non
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         history, backend, wall = backend_training.train_in_backend(
             name, spec, parameters, data, eval_every=_eval_every(spec, eval_every), on_losses=on_losses)
-    _check_finite(spec, backend.parameters()[0] + backend.parameters()[1], history, steps)
+    _check_finite(spec, [t for layer in backend.tensors() for t in layer.values()], history, steps)
     n_test = 0 if data.x_test is None else len(data.x_test)
     return Result(history, len(history.step_loss), len(data.x_train), n_test, wall), backend, note
 
@@ -202,7 +202,7 @@ def default_spec(dataset: str):
 
 
 def train(spec, data: Data, *, eval_every: int | None = None, progress: bool = False, parameters=None):
-    """Train a fresh Network(spec) (or one holding ``parameters``: weights, biases, statistics) on
+    """Train a fresh Network(spec) (or one holding ``parameters``: named tensors, statistics) on
     ``data`` in the NumPy engine; return (Result, model).
 
     Raises :class:`~reports.cli.exit_codes.TrainingDiverged` at the first step whose loss is not
@@ -211,8 +211,8 @@ def train(spec, data: Data, *, eval_every: int | None = None, progress: bool = F
     if parameters is None:
         model = Network(spec)
     else:
-        weights, biases, statistics = parameters
-        model = Network(spec, weights, biases, statistics=statistics or None)
+        tensors, statistics = parameters
+        model = Network(spec, tensors=tensors, statistics=statistics or None)
     n_train = len(data.x_train)
     steps = steps_per_epoch(spec, n_train) * spec.epochs
     watch = _DivergenceWatch(spec, steps)

@@ -3,7 +3,7 @@
 The twin's own forward pass and loss (its public ``forward`` / ``loss`` hooks, with zero taps
 added to every Z_l and A_l) are differentiated by ``jax.vjp``, and the pullback is traced by
 ``jax.make_jaxpr`` with the cotangent seed dL/dL as an input. Its outputs are dL/dW_l, dL/db_l
-(the parameters) and dL/dZ_l, dL/dA_l (the taps). The backward pass is every equation that
+(the parameters; a PReLU's dL/dα_l) and dL/dZ_l, dL/dA_l (the taps). The backward pass is every equation that
 depends on the seed; the rest is the forward pass (and the residuals it keeps for the backward,
 e.g. tanh's 1 − A²). For each named gradient, its *sink* is the equation that writes it, and each
 of the sink's inputs gives one branch: the backward equations it depends on, short of another
@@ -48,7 +48,9 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     closed = jax.make_jaxpr(backward)(params, taps, np.ones((), backend.spec.dtype))
     jaxpr = closed.jaxpr
     n = len(zs)
-    names = ([f"{kind}{layer}" for layer in backend.spec.parameter_layers for kind in ("dW", "db")]
+    spec = backend.spec                # params: every trainable tensor, the spec's declaration order
+    names = ([f"{trace}{layer}" for layer, traces in zip(spec.parameter_layers, spec.parameter_traces,
+                                                          strict=True) for trace in traces]
              + [f"dZ{layer}" for layer in range(1, n + 1)] + [f"dA{layer}" for layer in range(1, n + 1)])
     seed = jaxpr.invars[-1]
     producer, backward_eqns = {}, set()

@@ -21,7 +21,8 @@ E.g. for a ReLU hidden layer
 and in a conv stack ``Conv2DBackpropInput`` / ``Conv2DBackpropFilter`` (a conv's dA_{l−1} / dW_l)
 and ``MaxPoolGrad``. Keras 3 normalizes with ``tf.nn.batch_normalization`` (Rsqrt, Mul, Sub, …),
 not the fused kernel, so BatchNorm's backward is ``RsqrtGrad`` among Mul/Sum/AddN ops, never
-``FusedBatchNormGradV3``. The variables are W_l, b_l of the spec's ``parameter_layers``, in order.
+``FusedBatchNormGradV3``. The variables are the trainable tensors (W_l, b_l; a PReLU's α_l) of the
+spec's ``parameter_layers``, in order.
 
 The producer of the named tensor is the sink; where several of its inputs carry gradients (the
 tape sums contributions with AddN, e.g. dW_l's MatMul and the L2 path), each input's ops form one
@@ -58,8 +59,9 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
         for layer in range(1, len(zs) + 1):
             named[f"dZ{layer}"] = grads["Z"][layer - 1]
             named[f"dA{layer}"] = grads["A"][layer - 1]
-        for index, layer in enumerate(backend.spec.parameter_layers):     # variables: W, b per layer
-            named[f"dW{layer}"], named[f"db{layer}"] = grads["W"][2 * index], grads["W"][2 * index + 1]
+        spec, variables = backend.spec, iter(grads["W"])   # every trainable tensor, declaration order
+        for layer, traces in zip(spec.parameter_layers, spec.parameter_traces, strict=True):
+            named.update((f"{trace}{layer}", next(variables)) for trace in traces)
         record["named"] = {name: tensor.name for name, tensor in named.items() if tensor is not None}
         return [tensor for tensor in named.values() if tensor is not None]
 

@@ -75,17 +75,18 @@ CALL_DEPTH = 4
 PREFIXES = {"da": "dA", "dz": "dZ"}
 
 
-def explain(spec, weights, biases, x, targets, masks=None) -> list[dict]:
+def explain(spec, tensors, x, targets, masks=None) -> list[dict]:
     """One row per gradient, from the output layer down: {layer, quantity, name, shape, scratch,
     torch_nodes, tf_ops, jax_eqns, and <framework>_max_abs, <framework>_max_rel for torch, keras
     and jax, tolerance, ok}. A framework that is not installed, or cannot express ``spec``, gets its
     reason in its column and ``None`` for its numbers. The optimizer plays no part in one backward pass, so
-    every backend is built with plain SGD (torch.optim has no Keras-convention Adam, and so on)."""
+    every backend is built with plain SGD (torch.optim has no Keras-convention Adam, and so on).
+    ``tensors``: the named tensors ({name: array} per layer with parameters, ``Network.tensors``)."""
     spec = spec.replace(optimizer=OptimizerSpec())
-    model = Network(spec, weights, biases)
+    model = Network(spec, tensors=tensors)
     lines = scratch_statements(model, model.forward(x, masks), targets)
-    desired = make_backend("scratch", spec, weights, biases).trace(x, targets, masks)
-    frameworks = {name: _run_framework(name, spec, weights, biases, x, targets, masks) for name in FRAMEWORKS}
+    desired = make_backend("scratch", spec, tensors=tensors).trace(x, targets, masks)
+    frameworks = {name: _run_framework(name, spec, tensors, x, targets, masks) for name in FRAMEWORKS}
     bound = tolerance(spec.dtype, "gradient")
     floors = trace_floors(desired, x)          # the parity suite's operand scales (db before BatchNorm ≈ 0)
     rows = []
@@ -130,12 +131,12 @@ def describe(branches: list[list[str]], sink: str | None) -> str:
     return f"{joined} → {sink}" if sink else joined
 
 
-def _run_framework(name, spec, weights, biases, x, targets, masks):
+def _run_framework(name, spec, tensors, x, targets, masks):
     """(note, producers, trace): a note and Nones where the framework cannot run."""
     if name not in available_backends():
         return f"{name} not installed", {}, None
     try:
-        backend = make_backend(name, spec, weights, biases)
+        backend = make_backend(name, spec, tensors=tensors)
     except BackendError as error:
         return f"skipped: {error}", {}, None
     producers = importlib.import_module(FRAMEWORKS[name]).producers(backend, x, targets, masks)

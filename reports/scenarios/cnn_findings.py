@@ -126,7 +126,7 @@ def padding(ctx, x: np.ndarray, model: str = MODEL) -> list[dict]:
         row("padding", case, f"A{last} (network output)", got[last], want[last]),
     ]
     if "torch" in ctx.backends:
-        twin = backend("torch", same, right.weights, right.biases).inference(x)
+        twin = backend("torch", same, right.tensors).inference(x)
         rows.append(
             row(
                 "padding",
@@ -240,7 +240,7 @@ def batchnorm(ctx, x: np.ndarray, train_x: np.ndarray, train_labels: np.ndarray,
             continue
         spec = batchnorm_spec(model, **settings)
         engine = trained(settings)
-        framework = backend(twin, spec, start.weights, start.biases)
+        framework = backend(twin, spec, start.tensors)
         framework.fit(train_x, targets, training_plan(spec, len(train_x)))
         case = f"the {twin} twin against the engine, both in {label} convention, after {steps} steps"
         rows += statistics_rows(case, framework.statistics(), engine.statistics, evidence=f"{twin} twin")
@@ -283,7 +283,7 @@ def kernel_layout(ctx, x: np.ndarray, model: str = MODEL) -> list[dict]:
         rows.append(row("kernel layout", case, "Z1 (conv output)", got[1], want[1]))
         rows.append(row("kernel layout", case, f"A{last} (network output)", got[last], want[last]))
     if "keras" in ctx.backends:
-        twin = backend("keras", spec, right.weights, right.biases).inference(x)
+        twin = backend("keras", spec, right.tensors).inference(x)
         rows.append(
             row(
                 "kernel layout",

@@ -16,7 +16,7 @@ import numpy as np
 
 from scratch import catalog
 from scratch.batching import Step, batches
-from scratch.model import MLP, Network
+from scratch.model import Network
 from scratch.spec import ModelSpec
 from twins.backends import BACKENDS, available_backends, make_backend
 
@@ -113,9 +113,10 @@ def start(spec: ModelSpec) -> Network:
     return Network(spec)
 
 
-def backend(name: str, spec: ModelSpec, weights, biases):
-    """A fresh backend ``name`` holding copies of the given canonical parameters."""
-    return make_backend(name, spec, weights, biases)
+def backend(name: str, spec: ModelSpec, tensors):
+    """A fresh backend ``name`` holding copies of the named ``tensors`` (``Network.tensors``:
+    {name: canonical array} per layer with parameters)."""
+    return make_backend(name, spec, tensors=tensors)
 
 
 def run_steps(model, x, targets, plan: Iterable[Step], bar=None,
@@ -142,15 +143,16 @@ def predicted_labels(output: np.ndarray) -> np.ndarray:
 
 def accuracy(model, x: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of a backend on (x, labels), from that backend's own forward pass (its trace)."""
-    targets = MLP(model.spec, *model.parameters()).targets(labels)
+    targets = Network(model.spec, tensors=model.tensors()).targets(labels)
     output = model.trace(x, targets)[f"A{model.spec.n_layers}"]
     return float(np.mean(predicted_labels(np.asarray(output)) == labels))
 
 
 def flat_parameters(model) -> np.ndarray:
-    """θ: every W_l and b_l of a backend, flattened into one float64 vector."""
-    weights, biases = model.parameters()
-    return np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in [*weights, *biases]])
+    """θ: every trainable tensor of a backend (W_l, b_l, a PReLU's α_l, …), layer by layer in
+    declaration order, flattened into one float64 vector."""
+    return np.concatenate([np.asarray(p, dtype=np.float64).ravel()
+                           for layer in model.tensors() for p in layer.values()])
 
 
 def relative_distance(theta: np.ndarray, reference: np.ndarray) -> float:

@@ -31,10 +31,9 @@ from reports.scenarios.common import (
     relative_distance,
     run_steps,
     spec_summary,
+    start,
 )
 from scratch.batching import training_plan
-from scratch.initializers import initialize
-from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 
 # comparison name → (torch-convention optimizer, keras-convention optimizer)
@@ -65,9 +64,9 @@ class ConventionSettings:
 def _run(ctx, settings, optimizer, x, labels, x_test, y_test):
     spec = ModelSpec(settings.layer_sizes, init=settings.init, seed=settings.seed, optimizer=optimizer,
                      batch_size=settings.batch_size, epochs=settings.epochs)
-    weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(spec.dtype))
-    model = backend("scratch", spec, weights, biases)
-    targets = MLP(spec, weights, biases).targets(labels)
+    engine = start(spec)
+    model = backend("scratch", spec, engine.tensors)
+    targets = engine.targets(labels)
     plan = list(training_plan(spec, len(x)))
     thetas = []
     with ctx.bar(len(plan), f"conventions {optimizer.name}-{optimizer.convention}") as bar:

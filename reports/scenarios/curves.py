@@ -87,7 +87,7 @@ def run(ctx: Context, model: str, settings: CurveSettings) -> dict:
             curves = {}
             for actual, desired in pairs_for(backends_for(optimizer, ctx)):
                 with ctx.bar(len(plan), f"curves {model} {dtype} {config} {actual} vs {desired}") as bar:
-                    training = compare_training(actual, desired, spec, engine.weights, engine.biases, x,
+                    training = compare_training(actual, desired, spec, engine.tensors, x,
                                                 targets, plan)
                     bar.update(len(plan))
                 trajectory = training.trajectory

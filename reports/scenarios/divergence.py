@@ -58,9 +58,9 @@ def _spec(model: str, settings: DivergenceSettings, dtype: str) -> ModelSpec:
                       batch_size=settings.batch_size, epochs=settings.epochs)
 
 
-def _trajectory(ctx, name, spec, weights, biases, x, targets, plan):
+def _trajectory(ctx, name, spec, tensors, x, targets, plan):
     """The loss of every step and θ after every step, for backend ``name``."""
-    model = backend(name, spec, weights, biases)
+    model = backend(name, spec, tensors)
     thetas = []
     with ctx.bar(len(plan), f"divergence {spec.dtype} {name}") as bar:
         losses = run_steps(model, x, targets, plan, bar,
@@ -74,10 +74,9 @@ def run(ctx: Context, model: str, settings: DivergenceSettings) -> dict:
         spec = _spec(model, settings, dtype)
         x, labels = ctx.training_data(spec, dataset_of(model), settings.samples)
         engine = start(spec)
-        weights, biases = engine.weights, engine.biases
         targets = engine.targets(labels)
         plan = list(training_plan(spec, len(x)))
-        trajectories = {name: _trajectory(ctx, name, spec, weights, biases, x, targets, plan)
+        trajectories = {name: _trajectory(ctx, name, spec, engine.tensors, x, targets, plan)
                         for name in ctx.backends}
         for actual, desired in PAIRS:
             if actual not in trajectories or desired not in trajectories:

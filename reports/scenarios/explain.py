@@ -23,6 +23,6 @@ def run(ctx: Context, model: str, settings: ExplainSettings) -> dict:
     spec = model_spec(model, dtype=settings.dtype)
     x, labels = ctx.training_data(spec, dataset_of(model), settings.batch)
     engine = start(spec)
-    rows = explain(spec, engine.weights, engine.biases, x, engine.targets(labels),
+    rows = explain(spec, engine.tensors, x, engine.targets(labels),
                    dropout_masks(spec, 0, len(x)))
     return {"model": model, "rows": rows}

@@ -95,7 +95,7 @@ def run(ctx: Context, model: str, settings: ParitySettings) -> dict:
         engine = start(spec)
         targets = engine.targets(labels)
         masks = dropout_masks(spec, 0, len(x))
-        backends = {name: backend(name, spec, engine.weights, engine.biases) for name in ctx.backends}
+        backends = {name: backend(name, spec, engine.tensors) for name in ctx.backends}
         traces = {name: twin.trace(x, targets, masks) for name, twin in backends.items()}
         for actual, desired in PAIRS:
             if actual not in traces or desired not in traces:

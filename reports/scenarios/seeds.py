@@ -32,12 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.scenarios.common import Context, accuracy, backend, number, run_steps, spec_summary
+from reports.scenarios.common import Context, accuracy, backend, number, run_steps, spec_summary, start
 from scratch import catalog
 from scratch.batching import training_plan
 from scratch.datasets import xor
-from scratch.initializers import initialize
-from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 
 MNIST_TRAIN = 60000
@@ -139,9 +137,9 @@ def run(ctx: Context, settings: SeedSettings) -> dict:
 
 def _train(ctx: Context, experiment: Experiment, name: str) -> dict:
     spec, x, y = experiment.spec_for(name), experiment.x, experiment.y
-    weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(spec.dtype))
-    model = backend(name, spec, weights, biases)
-    targets = MLP(spec, weights, biases).targets(y)
+    engine = start(spec)
+    model = backend(name, spec, engine.tensors)
+    targets = engine.targets(y)
     plan = list(training_plan(spec, len(x)))
     started = time.perf_counter()
     with ctx.bar(len(plan), f"seeds {experiment.name} {name}") as bar:

@@ -17,13 +17,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
-
 from judge.parity import ParityFailure, check_parity, compare_curves, compare_parameters
-from reports.scenarios.common import SEED_NET, Context, backend, number, run_steps
+from reports.scenarios.common import SEED_NET, Context, backend, number, run_steps, start
 from scratch.batching import training_plan
-from scratch.initializers import initialize
-from scratch.model import MLP
 from scratch.spec import ModelSpec, OptimizerSpec
 from scratch.variants import VARIANTS, Variant
 from twins.scratch_backend import ScratchBackend
@@ -33,11 +29,11 @@ class VariantBackend(ScratchBackend):
     """The NumPy engine with a :class:`~scratch.variants.Variant` swapped in: its model class
     (whose layers a layer run alone for localization uses too) and its optimizer."""
 
-    def __init__(self, variant: Variant, spec, weights, biases):
-        super().__init__(spec, weights, biases)
+    def __init__(self, variant: Variant, spec, *, tensors):
+        super().__init__(spec, tensors=tensors)
         self.variant = variant
         self.name = f"scratch[{variant.name}]"
-        self.model = variant.make_model(spec, weights, biases)
+        self.model = variant.make_model(spec, tensors=tensors)
         self.optimizer = variant.make_optimizer(spec.optimizer)
 
 
@@ -50,9 +46,8 @@ class VariantSettings:
 
 def _case(ctx: Context, spec: ModelSpec, n: int):
     data = ctx.mnist(spec.dtype)
-    weights, biases = initialize(spec.init, spec.layer_sizes, spec.seed, np.dtype(spec.dtype))
-    targets = MLP(spec, weights, biases).targets(data.y_train[:n])
-    return weights, biases, data.x_train[:n], targets
+    engine = start(spec)
+    return engine.tensors, data.x_train[:n], engine.targets(data.y_train[:n])
 
 
 def _references(ctx: Context, optimizer: OptimizerSpec) -> list[str]:
@@ -64,11 +59,11 @@ def _references(ctx: Context, optimizer: OptimizerSpec) -> list[str]:
 def gradient_check(ctx: Context, variant: Variant, settings: VariantSettings) -> list[dict]:
     """check_parity of the variant against every reference, on one batch."""
     spec = ModelSpec(SEED_NET, init="lecun_normal", seed=settings.seed)
-    weights, biases, x, targets = _case(ctx, spec, settings.batch)
+    tensors, x, targets = _case(ctx, spec, settings.batch)
     rows = []
     for reference in _references(ctx, spec.optimizer):
-        actual = VariantBackend(variant, spec, weights, biases)
-        desired = backend(reference, spec, weights, biases)
+        actual = VariantBackend(variant, spec, tensors=tensors)
+        desired = backend(reference, spec, tensors)
         try:
             check_parity(actual, desired, x, targets,
                          repro=f"backprop-parity report --quick  (section 4: {variant.name} vs {reference})")
@@ -86,12 +81,12 @@ def training_check(ctx: Context, variant: Variant, settings: VariantSettings) ->
     optimizer = OptimizerSpec.framework_default("adam", "torch", learning_rate=0.001)
     spec = ModelSpec(SEED_NET, init="he_normal", seed=settings.seed, optimizer=optimizer,
                      batch_size=settings.batch, shuffle=False)
-    weights, biases, x, targets = _case(ctx, spec, settings.batch * settings.steps)
+    tensors, x, targets = _case(ctx, spec, settings.batch * settings.steps)
     plan = list(itertools.islice(training_plan(spec, len(x)), settings.steps))
     rows = []
     for reference in _references(ctx, optimizer):
-        actual = VariantBackend(variant, spec, weights, biases)
-        desired = backend(reference, spec, weights, biases)
+        actual = VariantBackend(variant, spec, tensors=tensors)
+        desired = backend(reference, spec, tensors)
         try:
             check_parity(actual, desired, x[:settings.batch], targets[:settings.batch])
             gradients = "gradients of the first batch agree"
