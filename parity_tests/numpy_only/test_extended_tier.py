@@ -40,3 +40,10 @@ def test_the_default_run_leaves_the_tier_out_and_ci_runs_it():
     assert '-m "slow or extended"' in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     mutation = (ROOT / "tools" / "mutation_test.py").read_text(encoding="utf-8")
     assert '"-m", "not slow"' in mutation and "extended" not in mutation, "the mutation subset keeps the tier"
+
+
+def test_test_file_names_are_unique_across_folders():
+    """The test folders are not packages (rootdir imports), so two files of one name cannot both be
+    collected: the second is an 'import file mismatch' error."""
+    names = [path.name for path in (ROOT / "parity_tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted({name for name in names if names.count(name) > 1})
