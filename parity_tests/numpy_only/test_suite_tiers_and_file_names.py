@@ -1,6 +1,7 @@
-"""The extended tier's rules (``parity_tests/extended_tier.py``): each names a test function that
-exists, each marks only repeats (its file and function keep default-run cases), and the default
-run's command excludes the tier while CI and the mutation self-test include it."""
+"""The suite itself: the extended tier's rules (``parity_tests/extended_tier.py``) each name a
+test function that exists and mark only repeats (its file and function keep default-run cases);
+the default run's command excludes the tier while CI and the mutation self-test include it; and
+test file names are unique across the folders."""
 
 from __future__ import annotations
 
