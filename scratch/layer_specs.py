@@ -447,6 +447,7 @@ class LayerNormSpec(Declared):
 
 
 SLOPES = ("shared", "per_channel", "per_element")
+SLOPES_AT_ZERO = ("alpha", "zero")
 
 
 def _alpha_shape(layer, shape):
@@ -463,10 +464,15 @@ class PReLUSpec(Declared):
     (``nn.PReLU(C)``; Keras's ``PReLU(shared_axes=[1, 2])`` on maps) or one ``per_element``
     (Keras's ``PReLU()`` default); ``alpha_init``: the start slope, torch's 0.25 (Keras's default
     ``alpha_initializer`` is zeros: a port that keeps each framework's default starts from ReLU in
-    Keras). No L2 (neither framework penalizes α unless asked)."""
+    Keras). ``slope_at_zero``: dZ/dA at A = 0 exactly (the kink), "alpha" (torch's ``nn.PReLU``
+    and JAX's ``jnp.where(a > 0, a, α·a)``: α) or "zero" (Keras's ``PReLU``, relu(a) − α·relu(−a):
+    0); dα is the same under both (its term dZ ⊙ min(0, A) is 0 at A = 0). It matters only where
+    an input is exactly 0 (XOR's (0, 0) sample, a blank background with zero biases). No L2
+    (neither framework penalizes α unless asked)."""
 
     slopes: str = "shared"
     alpha_init: float = 0.25
+    slope_at_zero: str = "alpha"
     kind: ClassVar[str] = "prelu"
     tensors: ClassVar = (TensorSpec("alpha", "weight", _alpha_shape, "per_sample_broadcast",
                                     init="field:alpha_init"),)
@@ -474,6 +480,7 @@ class PReLUSpec(Declared):
 
     def __post_init__(self) -> None:
         check_choice("slopes", self.slopes, SLOPES)
+        check_choice("slope_at_zero", self.slope_at_zero, SLOPES_AT_ZERO)
         object.__setattr__(self, "alpha_init", check_real("alpha_init", self.alpha_init, -1e3, 1e3))
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -482,10 +489,11 @@ class PReLUSpec(Declared):
         return shape
 
     def build(self, tensors, engine_class=None):
-        return (engine_class or self.engine_class)(tensors["alpha"])
+        return (engine_class or self.engine_class)(tensors["alpha"], self.slope_at_zero)
 
     def describe(self) -> str:
-        return f"prelu({self.slopes}, α₀={self.alpha_init:g})"
+        zero = "" if self.slope_at_zero == "alpha" else ", slope 0 at 0"
+        return f"prelu({self.slopes}, α₀={self.alpha_init:g}{zero})"
 
 
 LayerSpec = (DenseSpec | DropoutSpec | Conv2DSpec | MaxPool2DSpec | AvgPool2DSpec | GlobalAvgPool2DSpec

@@ -27,7 +27,9 @@ among all of them (compile times in ``docs/speed.md``).
               JAX has no stateful layer: the running update ρ·old + (1 − ρ)·new, with the new
               variance unbiased (·n/(n − 1)) or biased as the spec says, is :func:`moved_statistics`.
 * layer_norm  ``jax.nn.standardize(algorithm="stable")`` over the features, then γ·x̂ + β.
-* prelu       ``jnp.where(z > 0, z, α·z)``, α in its canonical broadcastable shape.
+* prelu       ``jnp.where(z > 0, z, α·z)`` (slope α at z = 0) or ``relu(z) − α·relu(−z)`` (slope 0
+              at z = 0: Keras's form), as ``slope_at_zero`` says; α in its canonical
+              broadcastable shape.
 """
 
 from __future__ import annotations
@@ -125,9 +127,12 @@ def layer_norm(a, gamma, beta, epsilon: float):
     return gamma * jax.nn.standardize(a, 1, epsilon=epsilon, algorithm="stable") + beta
 
 
-def prelu(a, alpha):
-    """max(0, A) + α ⊙ min(0, A) as ``where(A > 0, A, α·A)``, α broadcast from the canonical
-    (1, …), (C, 1, …) or the sample's shape (gradient at A = 0: α, as the engine's)."""
+def prelu(a, alpha, slope_at_zero: str = "alpha"):
+    """max(0, A) + α ⊙ min(0, A), α broadcast from the canonical (1, …), (C, 1, …) or the
+    sample's shape: ``where(A > 0, A, α·A)`` for "alpha" (JAX's gradient at A = 0: α, torch's),
+    ``relu(A) − α·relu(−A)`` for "zero" (``jax.nn.relu``'s derivative at 0 is 0, Keras's)."""
+    if slope_at_zero == "zero":
+        return jax.nn.relu(a) - alpha * jax.nn.relu(-a)
     return jnp.where(a > 0, a, alpha * a)
 
 
@@ -168,7 +173,8 @@ LAYERS = {
                        lambda options, p, a, s: batch_norm(a, *p, options[1], s)),
     "layer_norm": Kind(lambda layer: (layer.epsilon,),
                        lambda options, p, a, s: (layer_norm(a, *p, *options), None)),
-    "prelu": Kind(_none, lambda options, p, a, s: (prelu(a, p[0]), None)),
+    "prelu": Kind(lambda layer: (layer.slope_at_zero,),
+                  lambda options, p, a, s: (prelu(a, p[0], *options), None)),
 }
 
 

@@ -11,8 +11,9 @@ shared 1s) transposed to (H, W, C). Each row names its variables by the declared
 (:meth:`Block.holds`).
 
 What Keras cannot express is refused with a :class:`BackendError` naming it: a conv2d with both
-strides and dilation above 1 (``keras.layers.Conv2D`` refuses the pair itself) and an unbiased
-running variance (``BatchNormalization`` stores the batch's biased σ²).
+strides and dilation above 1 (``keras.layers.Conv2D`` refuses the pair itself), an unbiased
+running variance (``BatchNormalization`` stores the batch's biased σ²) and a PReLU whose slope at
+z = 0 is α (``keras.layers.PReLU`` is relu(z) − α·relu(−z): slope 0 at z = 0).
 
 Dilation (measured on TensorFlow 2.21, CPU, ``parity_tests/frameworks/test_conv_twins.py``):
 the raw ``Conv2D`` op's gradient kernels ``Conv2DBackpropInput`` and ``Conv2DBackpropFilter``
@@ -225,8 +226,14 @@ def layer_norm_block(layer, number, spec):
 def prelu_block(layer, number, spec):
     """``PReLU(alpha_initializer=Constant(α₀), shared_axes=…)``: Keras's α has the sample's
     channels-last shape with each shared axis 1 — shared: every axis; per_channel: (H, W) of a
-    map (on flat features the one axis is the channel); per_element: none (Keras's default). On
+    map (on flat features the one axis is the channel); per_element: none (Keras's default).
+    Its slope at z = 0 is 0, so the spec must say ``slope_at_zero="zero"``. On
     maps α (H or 1, W or 1, C or 1) is the canonical (C or 1, H or 1, W or 1) transposed (1, 2, 0)."""
+    if layer.slope_at_zero != "zero":
+        raise BackendError(
+            f"keras backend: layer {number} prelu slope_at_zero={layer.slope_at_zero!r}: "
+            "keras.layers.PReLU computes relu(z) − α·relu(−z), whose gradient at z = 0 is 0 (relu's "
+            "derivative at 0), never α; use slope_at_zero='zero'")
     maps = len(spec.layer_shapes[number - 1]) == 3
     shared = {"shared": [1, 2, 3] if maps else [1], "per_channel": [1, 2] if maps else None,
               "per_element": None}[layer.slopes]

@@ -26,7 +26,8 @@ transposed at the boundary. Per kind:
 * prelu: ``nn.PReLU(num_parameters, init=α₀)`` — torch's slope is one shared value or one per
   channel (dim 1: the C of (m, C, H, W), the n of (m, n)), so a per-element α on maps is refused;
   on flat features one per element is one per channel. Its weight (1,) or (C,) is the canonical α
-  reshaped ((1, 1, 1) or (C, 1, 1) on maps).
+  reshaped ((1, 1, 1) or (C, 1, 1) on maps). Its gradient at z = 0 is α (``z > 0 ? dz : α·dz``),
+  so ``slope_at_zero="zero"`` (Keras's convention) is refused.
 * dropout: :class:`PlanDropout` inside the layer it follows, the plan's mask D_l on A_l.
 
 Each row returns a :class:`Row`: the module and its named variables ({declared name: the
@@ -152,6 +153,10 @@ def _prelu(layer, shape, spec, dtype) -> Row:
             f"torch backend: prelu slopes='per_element' on {shape} maps: nn.PReLU holds one shared "
             "slope or one per channel (dim 1), never one per element of a (C, H, W) map; use "
             "slopes='per_channel' or 'shared' (on flat features, per element is per channel)")
+    if layer.slope_at_zero != "alpha":
+        raise BackendError(
+            f"torch backend: prelu slope_at_zero={layer.slope_at_zero!r}: nn.PReLU differentiates to "
+            "α at z = 0 (its backward is z > 0 ? dz : α·dz), never 0; use slope_at_zero='alpha'")
     count = 1 if layer.slopes == "shared" else shape[0]
     prelu = nn.PReLU(num_parameters=count, init=layer.alpha_init, dtype=dtype)
     return Row(prelu, {"alpha": prelu.weight})

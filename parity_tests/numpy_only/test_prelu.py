@@ -2,15 +2,18 @@
 a learned slope α shared, per channel or per element — every gradient of stacks holding it against
 finite differences, its start value from the spec, the weight file round trip by name, and what
 a port that keeps each framework's default start slope (torch 0.25 shared, Keras 0 per element)
-changes on one small net."""
+changes on one small net, and the slope at an input of exactly 0 (``slope_at_zero``: α or 0)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 from test_layer_stack import whole_stack_check
 
+from scratch.errors import SpecError
 from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, PReLUSpec
 from scratch.layers.prelu import PReLU
 from scratch.model import Network
@@ -18,12 +21,14 @@ from scratch.spec import ModelSpec
 from scratch.weights import load_weights, save_tensors
 
 
-def prelu_spec(slopes: str, maps: bool, alpha_init: float = 0.25, **fields) -> ModelSpec:
+def prelu_spec(slopes: str, maps: bool, alpha_init: float = 0.25, slope_at_zero: str = "alpha",
+               **fields) -> ModelSpec:
+    prelu = PReLUSpec(slopes, alpha_init, slope_at_zero)
     if maps:
-        inputs, layers = (2, 5, 5), (Conv2DSpec(3, 3, activation="identity"), PReLUSpec(slopes, alpha_init),
+        inputs, layers = (2, 5, 5), (Conv2DSpec(3, 3, activation="identity"), prelu,
                                      FlattenSpec(), DenseSpec(3, "softmax"))
     else:
-        inputs, layers = 4, (DenseSpec(5, "identity"), PReLUSpec(slopes, alpha_init), DenseSpec(3, "softmax"))
+        inputs, layers = 4, (DenseSpec(5, "identity"), prelu, DenseSpec(3, "softmax"))
     return ModelSpec(inputs=inputs, layers=layers, loss="cce", dtype="float64", **fields)
 
 
@@ -31,6 +36,40 @@ def prelu_spec(slopes: str, maps: bool, alpha_init: float = 0.25, **fields) -> M
 @pytest.mark.parametrize("slopes", ["shared", "per_channel", "per_element"])
 def test_every_gradient_with_prelu_matches_finite_differences(slopes, maps):
     whole_stack_check(prelu_spec(slopes, maps), samples=4)
+
+
+def test_slope_zero_at_zero_matches_finite_differences_away_from_zero():
+    """Away from A = 0 (standard-normal inputs never hit it) both conventions are the same derivative."""
+    whole_stack_check(prelu_spec("per_channel", True, slope_at_zero="zero"), samples=4)
+
+
+@pytest.mark.parametrize("slope_at_zero", ["alpha", "zero"])
+def test_input_gradient_at_exact_zeros_is_the_spec_slope(slope_at_zero):
+    """dX at X = 0 is α for "alpha" (torch, jnp.where) and 0 for "zero" (Keras); elsewhere 1 or α
+    either way, and dα is the same under both (min(0, X) = 0 at X = 0). No finite differences: the
+    kink has no derivative, only a convention."""
+    alpha = np.array([0.25, -0.5, 2.0]).reshape(3, 1, 1)
+    x = np.zeros((2, 3, 2, 2))
+    x[0, :, 0, 0], x[1, :, 1, 1] = -1.5, 0.75
+    dz = np.arange(1.0, 1.0 + x.size).reshape(x.shape)
+    layer = PReLU(alpha, slope_at_zero)
+    (dalpha,), dx = layer.differentiate(dz, x, layer.run(x)[1])
+    at_zero = x == 0
+    expected_zero = (alpha * dz) if slope_at_zero == "alpha" else np.zeros_like(dz)
+    np.testing.assert_array_equal(dx[at_zero], np.broadcast_to(expected_zero, x.shape)[at_zero])
+    np.testing.assert_array_equal(dx[x > 0], dz[x > 0])
+    np.testing.assert_array_equal(dx[x < 0], np.broadcast_to(alpha * dz, x.shape)[x < 0])
+    (other_dalpha,), _ = PReLU(alpha, "zero" if slope_at_zero == "alpha" else "alpha").differentiate(
+        dz, x, layer.run(x)[1])
+    np.testing.assert_array_equal(dalpha, other_dalpha)
+
+
+def test_slope_at_zero_is_validated_and_defaults_to_alpha():
+    with pytest.raises(SpecError, match="spec field 'slope_at_zero': unknown value 'one'"):
+        PReLUSpec("shared", 0.25, "one")
+    data = json.loads(prelu_spec("shared", False).to_json())
+    del data["layers"][1]["slope_at_zero"]          # a spec written before the field
+    assert ModelSpec.from_json(json.dumps(data)).layers[1].slope_at_zero == "alpha"
 
 
 @pytest.mark.parametrize("slopes, expected", [("shared", (1, 1, 1)), ("per_channel", (3, 1, 1)),

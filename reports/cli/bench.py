@@ -137,8 +137,12 @@ def run(args: argparse.Namespace) -> int:
                 for batch in args.batches:
                     point = grid.point_spec(spec, batch, dtype, optimizer)
                     progress("bench", f"timing batch {batch}, {dtype}, {optimizer} in every backend")
-                    steps = {kind: grid.build_step(kind, point, parameters)
-                             for kind in kinds_for(kinds, point)}
+                    steps = {}
+                    for kind in kinds_for(kinds, point):
+                        try:
+                            steps[kind] = grid.build_step(kind, point, parameters)
+                        except BackendError as error:     # a twin that cannot express the spec
+                            progress("bench", f"{kind} cannot express this spec, skipped — {error}")
                     row = timed_row(point, steps, args, peak)
                     if args.profile or not dense:
                         progress("bench", f"the engine's step layer by layer, batch {batch}")
