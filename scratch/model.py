@@ -51,6 +51,7 @@ from scratch.layers.normalization import statistics_problem
 from scratch.losses import make_loss
 from scratch.memory import check_network_fits
 from scratch.spec import ModelSpec
+from scratch.weights import pair_names as checked_pair_names
 from scratch.weights import statistics_names
 
 BLOCK_ROWS = 512
@@ -487,13 +488,7 @@ def pair_tensors(spec: ModelSpec, weights, biases) -> list[dict[str, np.ndarray]
 
 
 def pair_names(spec: ModelSpec) -> tuple[tuple[str, str], ...]:
-    odd = [(layer, names) for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True)
-           if len(names) != 2]
-    if odd:
-        layer, names = odd[0]
-        raise SpecError(f"layer {layer} holds tensors {', '.join(names)}, not a (W, b) pair; "
-                        "pass and read them by name (tensors=, Network.tensors)")
-    return spec.parameter_names
+    return checked_pair_names(spec, SpecError, "pass and read them by name (tensors=, Network.tensors)")
 
 
 MLP = Network

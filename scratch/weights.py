@@ -126,12 +126,19 @@ class WeightFile:
         return [layer[names[1]] for layer, names in zip(self.tensors, _pairs(self.spec), strict=True)]
 
 
-def _pairs(spec: ModelSpec) -> tuple[tuple[str, ...], ...]:
-    odd = [layer for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True)
+def pair_names(spec: ModelSpec, error=SpecError, fix: str = "read WeightFile.tensors by name"):
+    """Each parameter layer's two tensor names, for the (W, b)-list adapters over named tensors;
+    ``error`` (naming ``fix``) for a layer that holds anything but two tensors (PReLU's α)."""
+    odd = [(layer, names) for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True)
            if len(names) != 2]
     if odd:
-        raise WeightFileError(f"layer {odd[0]} holds no (W, b) pair; read WeightFile.tensors by name")
+        layer, names = odd[0]
+        raise error(f"layer {layer} holds tensors {', '.join(names)}, not a (W, b) pair; {fix}")
     return spec.parameter_names
+
+
+def _pairs(spec: ModelSpec) -> tuple[tuple[str, ...], ...]:
+    return pair_names(spec, WeightFileError)
 
 
 def save_weights(path, spec: ModelSpec, weights, biases, statistics=None) -> Path:
