@@ -40,10 +40,30 @@ class Pre:
 
 
 @dataclass(frozen=True)
+class Svg:
+    """An inline SVG drawing made by the project's own code (``reports.study``): every piece of
+    text in ``markup`` was escaped when it was drawn. ``alt`` is its one-line description (the
+    Markdown summary shows it instead of the drawing)."""
+
+    markup: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class Details:
+    """A collapsed group of blocks: ``summary`` is the line that opens it (HTML ``<details>``;
+    Markdown shows the summary as a bold line and the blocks under it)."""
+
+    summary: str
+    blocks: list = field(default_factory=list)
+    open: bool = False
+
+
+@dataclass(frozen=True)
 class Section:
     id: str
     title: str
-    blocks: list = field(default_factory=list)    # str (a paragraph) | Table | Image | Pre
+    blocks: list = field(default_factory=list)    # str (a paragraph) | Table | Image | Pre | Svg | Details
 
 
 def fmt_err(value) -> str:

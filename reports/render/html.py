@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from html import escape
 
+from reports.render.blocks import Details, Svg
 from reports.render.document import Image, Pre, Section, Table, sections, verdict_line
 
 STYLE = """
@@ -81,6 +82,11 @@ def _section(section: Section) -> str:
     return "\n".join(out)
 
 
+def render_block(block) -> str:
+    """One block as HTML (the study page renders its sections with it too)."""
+    return _block(block)
+
+
 def _block(block) -> str:
     if isinstance(block, Table):
         return _table(block)
@@ -88,6 +94,12 @@ def _block(block) -> str:
         return f'<img src="{escape(block.file)}" alt="{escape(block.alt)}">'
     if isinstance(block, Pre):
         return f"<pre>{escape(block.text)}</pre>"
+    if isinstance(block, Svg):
+        return f'<figure class="svg" role="img" aria-label="{escape(block.alt)}">{block.markup}</figure>'
+    if isinstance(block, Details):
+        inner = "\n".join(_block(inner) for inner in block.blocks)
+        opened = " open" if block.open else ""
+        return f"<details{opened}><summary>{_inline(block.summary)}</summary>\n{inner}\n</details>"
     return f"<p>{_inline(block)}</p>"
 
 

@@ -7,6 +7,7 @@ text goes into fenced code blocks.
 
 from __future__ import annotations
 
+from reports.render.blocks import Details, Svg
 from reports.render.document import Image, Pre, Table, sections, verdict_line
 
 
@@ -28,6 +29,13 @@ def _block(block) -> list[str]:
     if isinstance(block, Pre):
         fence = "````" if "```" in block.text else "```"
         return [fence + "text", block.text, fence]
+    if isinstance(block, Svg):
+        return [f"*(drawing, in the HTML page: {_cell(block.alt)})*"]
+    if isinstance(block, Details):
+        out = [f"**{_cell(block.summary)}**", ""]
+        for inner in block.blocks:
+            out += _block(inner) + [""]
+        return out[:-1]
     return [block]
 
 
