@@ -14,7 +14,8 @@ from scratch.reductions import row_max, row_sums
 
 
 class Activation:
-    """Base class: ``forward(z) -> a`` and ``backward(z, a, da) -> dz``."""
+    """Base class: ``forward(z) -> a`` and ``backward(z, a, da) -> dz``; ``FORMULAS`` names the
+    math and the statements of A and dZ (see ``scratch.layers``)."""
 
     name = "activation"
 
@@ -28,6 +29,8 @@ class Activation:
 class Identity(Activation):
     """g(z) = z;  g′(z) = 1."""
 
+    FORMULAS = {"A": ("A = Z", "forward:return"), "dZ": ("dZ = dA", "backward:return")}
+
     name = "identity"
 
     def forward(self, z):
@@ -40,6 +43,8 @@ class Identity(Activation):
 class ReLU(Activation):
     """g(z) = max(z, 0);  g′(z) = 1 if z > 0 else 0 (so g′(0) = 0, as in torch and TF)."""
 
+    FORMULAS = {"A": ("A = max(Z, 0)", "forward:return"), "dZ": ("dZ = dA ⊙ [Z > 0]", "backward:return")}
+
     name = "relu"
 
     def forward(self, z):
@@ -51,6 +56,9 @@ class ReLU(Activation):
 
 class LeakyReLU(Activation):
     """g(z) = z if z > 0 else s·z;  g′(z) = 1 if z > 0 else s (s = ``slope``)."""
+
+    FORMULAS = {"A": ("A = Z if Z > 0 else s·Z", "forward:return"),
+                "dZ": ("dZ = dA where Z > 0, s·dA elsewhere", "backward:return")}
 
     name = "leaky_relu"
 
@@ -71,6 +79,9 @@ class Sigmoid(Activation):
     exponent is never positive and nothing overflows for any finite z.
     """
 
+    FORMULAS = {"A": ("A = 1/(1 + e^{−Z})", "forward:return"),
+                "dZ": ("dZ = dA ⊙ A ⊙ (1 − A)", "backward:return")}
+
     name = "sigmoid"
 
     def forward(self, z):
@@ -83,6 +94,8 @@ class Sigmoid(Activation):
 
 class Tanh(Activation):
     """g(z) = tanh(z);  g′(z) = 1 − tanh(z)²."""
+
+    FORMULAS = {"A": ("A = tanh(Z)", "forward:return"), "dZ": ("dZ = dA ⊙ (1 − A²)", "backward:return")}
 
     name = "tanh"
 
@@ -100,6 +113,9 @@ class Softmax(Activation):
     Paired with categorical cross-entropy, the loss takes the fused path dZ = (A − Y)/m instead
     (see ``scratch.losses``).
     """
+
+    FORMULAS = {"A": ("A_i = e^{Z_i − max Z}/Σ_j e^{Z_j − max Z} per row", "forward:e"),
+                "dZ": ("dZ = A ⊙ (dA − Σ_j dA_j·A_j) per row", "backward:return")}
 
     name = "softmax"
 

@@ -29,6 +29,9 @@ class Loss:
     Exactly one of the two gradients is returned: dZ for the fused pairings, dA otherwise.
     ``m`` is the batch size of the mean (default: the rows given), so a block of rows of a larger
     batch gets its share of the batch's gradient.
+    
+
+    ``FORMULAS`` names the math and the statements of each quantity (``scratch.layers``).
     """
 
     name = "loss"
@@ -47,6 +50,8 @@ def batch_rows(a: np.ndarray, m: int | None) -> int:
 
 
 class MeanSquaredError(Loss):
+
+    FORMULAS = {"dA": ("dA_L = 2(A − Y)/(m·k)", "gradient:return")}
     name = "mse"
 
     def value(self, z, a, y):
@@ -58,6 +63,8 @@ class MeanSquaredError(Loss):
 
 
 class BinaryCrossEntropy(Loss):
+
+    FORMULAS = {"dZ": ("dZ_L = (A − Y)/(m·k) (sigmoid and BCE fused)", "gradient:return")}
     name = "bce"
 
     def value(self, z, a, y):
@@ -68,6 +75,8 @@ class BinaryCrossEntropy(Loss):
 
 
 class CategoricalCrossEntropy(Loss):
+
+    FORMULAS = {"dZ": ("dZ_L = (A − Y)/m (softmax and cross-entropy fused)", "gradient:return")}
     name = "cce"
 
     def value(self, z, a, y):

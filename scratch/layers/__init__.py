@@ -9,6 +9,13 @@ layer option (``scratch.activations``), and the fused output pairings (softmax +
 BCE) stay fused in ``scratch.losses``. :class:`scratch.model.Network` runs a stack of them
 (each spec kind of ``scratch.layer_specs`` declares its class and builds it), and localization
 (``Network.layer_pass``) calls the very same methods, so every formula exists once.
+
+Each class (and each activation and loss) also carries ``FORMULAS``: quantity (``Z``, ``A``,
+``dZ``, ``dH``, ``dA_prev``, or a declared tensor's name for its gradient) → (its math, then
+``"method:variable"`` naming the statements that compute it — those assigning ``variable`` in
+``method``, or its ``return`` for ``"method:return"``). The backprop study
+(:mod:`reports.study.formulas`) quotes those very statements beside the math, so the page shows
+the engine's own line, never a copy.
 """
 
 from scratch.layers.conv import Conv2D

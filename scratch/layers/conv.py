@@ -70,6 +70,13 @@ class Conv2D:
     """Holds references to the kernel W (O, C, k_h, k_w) and bias b (O,), updated in place by the
     optimizer; ``stride``, ``dilation`` ≥ 1 and ``padding`` as in :func:`padding_amounts`."""
 
+    FORMULAS = {"Z": ("Z = W₂·P + b (im2col patches P, one GEMM)", "forward_with_patches:columns",
+                      "forward_with_patches:z"),
+                "W": ("dW = dZ₂·Pᵀ (+ λ·W with L2)", "backward:dw", "differentiate:dw"),
+                "b": ("db = Σ_{n,y,x} dZ", "backward:db"),
+                "dA_prev": ("dP = W₂ᵀ·dZ₂, then col2im into dX", "input_gradient:d_columns",
+                            "input_gradient:dx_p")}
+
     def __init__(self, weight: np.ndarray, bias: np.ndarray, stride: int = 1, dilation: int = 1,
                  padding="valid"):
         if weight.ndim != 4 or bias.shape != (weight.shape[0],):

@@ -21,6 +21,11 @@ from scratch.reductions import column_sums
 class Dense:
     """Holds references to W_l and b_l (the arrays the optimizer updates in place)."""
 
+    FORMULAS = {"Z": ("Z_l = A_{l−1}·W_lᵀ + b_l", "forward:z"),
+                "W": ("dW_l = dZ_lᵀ·A_{l−1} (+ λ·W_l with L2)", "weight_gradient:dw"),
+                "b": ("db_l = Σ_rows dZ_l", "bias_gradient:return"),
+                "dA_prev": ("dA_{l−1} = dZ_l·W_l", "input_gradient:return")}
+
     def __init__(self, weight: np.ndarray, bias: np.ndarray):
         self.weight = weight
         self.bias = bias

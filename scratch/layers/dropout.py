@@ -12,6 +12,9 @@ import numpy as np
 
 
 class Dropout:
+
+    FORMULAS = {"A": ("A_l = H_l ⊙ D_l, D_l = (U ≥ p)/(1 − p)", "forward:return"),
+                "dH": ("dH_l = dA_l ⊙ D_l", "backward:return")}
     def forward(self, h: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         return h if mask is None else h * mask
 

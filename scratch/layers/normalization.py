@@ -111,6 +111,11 @@ class BatchNorm:
     """γ, β and the running statistics are the arrays the optimizer (γ, β) and :meth:`forward`
     (the running statistics) update in place; ``decay`` is ρ above."""
 
+    FORMULAS = {"Z": ("y = γ·(x − μ)/√(σ² + ε) + β (batch statistics)", "forward:x_hat", "forward:y"),
+                "gamma": ("dγ = Σ dy·x̂", "backward:dgamma"),
+                "beta": ("dβ = Σ dy", "backward:dbeta"),
+                "dA_prev": ("dx = (γ/√(σ² + ε))·(dy − mean(dy) − x̂·mean(dy·x̂))", "backward:return")}
+
     def __init__(self, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
                  running_var: np.ndarray, *, decay: float, epsilon: float, unbiased: bool):
         if not 0.0 <= decay < 1.0 or not epsilon > 0.0:
@@ -174,6 +179,11 @@ class BatchNorm:
 
 
 class LayerNorm:
+
+    FORMULAS = {"Z": ("y = γ·(x − μ_row)/√(σ²_row + ε) + β", "forward:x_hat", "forward:return"),
+                "gamma": ("dγ = Σ_rows dy·x̂", "backward:dgamma"),
+                "beta": ("dβ = Σ_rows dy", "backward:dbeta"),
+                "dA_prev": ("dx = (1/√(σ² + ε))·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ", "backward:return")}
     def __init__(self, gamma: np.ndarray, beta: np.ndarray, *, epsilon: float):
         if not epsilon > 0.0:
             raise SpecError(f"layernorm: epsilon must be > 0, got {epsilon}")

@@ -100,6 +100,9 @@ class _Pool2D(ParameterFree):
 
 
 class MaxPool2D(_Pool2D):
+
+    FORMULAS = {"Z": ("Z = max over each window", "forward:z"),
+                "dA_prev": ("dX[first max of each window] += dZ", "backward:hit", "backward:dx_view")}
     def forward(self, x: np.ndarray) -> np.ndarray:
         views = self.offsets(x)
         z = np.maximum(views[0][1], views[-1][1])              # (m, C, H_out, W_out), laid out as X
@@ -142,6 +145,9 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
+
+    FORMULAS = {"Z": ("Z = mean over each window", "forward:return"),
+                "dA_prev": ("dX[window] += dZ/(p_h·p_w)", "backward:share", "backward:return")}
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.windows(x).mean(axis=(4, 5))
 
@@ -152,6 +158,9 @@ class AvgPool2D(_Pool2D):
 
 
 class GlobalAveragePooling2D(ParameterFree):
+
+    FORMULAS = {"Z": ("Z[n, c] = mean_{y,x} X[n, c, y, x]", "forward:return"),
+                "dA_prev": ("dX = dZ/(H·W) at every position", "backward:return")}
     def forward(self, x: np.ndarray) -> np.ndarray:
         return x.mean(axis=(2, 3))                             # (m, C)
 
@@ -164,6 +173,9 @@ class Flatten(ParameterFree):
     """``order`` is "channels_first" (torch's ``nn.Flatten`` on NCHW) or "channels_last" (Keras's
     ``Flatten`` on NHWC): the same numbers in a different order, so a Dense after it needs its
     weight columns permuted when a model moves between the two."""
+
+    FORMULAS = {"Z": ("Z = X reshaped to (m, C·H·W)", "forward:return"),
+                "dA_prev": ("dX = dZ reshaped back to (m, C, H, W)", "backward:return")}
 
     ORDERS = ("channels_first", "channels_last")
 

@@ -25,6 +25,10 @@ class PReLU:
     """Holds a reference to α (the array the optimizer updates in place) and the slope at X = 0
     ("alpha" or "zero", ``PReLUSpec.slope_at_zero``)."""
 
+    FORMULAS = {"Z": ("Z = max(0, X) + α ⊙ min(0, X)", "run:negative", "run:return"),
+                "alpha": ("dα = Σ_shared dZ ⊙ min(0, X)", "differentiate:dalpha"),
+                "dA_prev": ("dX = dZ where X > 0, α·dZ where X < 0", "differentiate:dx")}
+
     def __init__(self, alpha: np.ndarray, slope_at_zero: str = "alpha"):
         self.alpha = alpha
         self.slope_at_zero = slope_at_zero
