@@ -29,7 +29,6 @@ class Loss:
     Exactly one of the two gradients is returned: dZ for the fused pairings, dA otherwise.
     ``m`` is the batch size of the mean (default: the rows given), so a block of rows of a larger
     batch gets its share of the batch's gradient.
-    
 
     ``FORMULAS`` names the math and the statements of each quantity (``scratch.layers``).
     """
