@@ -31,13 +31,54 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     """{"dW3": ([["AddmmBackward0", "TBackward0"]], "AccumulateGrad"), …}: for each gradient of a
     real forward pass of ``backend`` (a ``twins.torch_backend.TorchBackend``), the branches of
     autograd nodes that produce it and the node they meet in (None: summed in the input buffer)."""
+    attributed, _ = _attribute(backend, x, targets, masks)
+    return {name: ([[type(node).__name__ for node in branch] for branch in branches],
+                   None if sink is None else type(sink).__name__)
+            for name, (branches, sink) in attributed.items()}
+
+
+def saved_tensors(backend, x, targets, masks=None) -> dict[str, str]:
+    """{"Z2": "AddmmBackward0 saved mat1 (8, 64), mat2 (64, 32)", "dW2": …}: for each forward
+    quantity the node that recorded it (``Z.grad_fn``), for each gradient the first node that
+    produces it, with what that node saved for its backward (its ``_saved_*`` attributes: a tensor
+    by its shape, anything else by its value)."""
+    attributed, recorded = _attribute(backend, x, targets, masks)
+    out = {name: _saved(node) for name, node in recorded.items() if node is not None}
+    for name, (branches, _) in attributed.items():
+        first = next((branch[-1] for branch in branches if branch), None)
+        if first is not None:
+            out[name] = _saved(first)
+    return out
+
+
+def _saved(node) -> str:
+    parts = []
+    for attribute in sorted(dir(node)):
+        if not attribute.startswith("_saved_") or attribute.endswith("_raw"):
+            continue
+        try:
+            value = getattr(node, attribute)
+        except RuntimeError:                    # freed after a backward pass
+            continue
+        shape = getattr(value, "shape", None)
+        label = attribute[len("_saved_"):]
+        if shape is not None:
+            parts.append(f"{label} {tuple(shape)}")
+        elif isinstance(value, (int, float, bool, tuple, str)) or value is None:
+            parts.append(f"{label}={value}")
+    name = type(node).__name__
+    return f"{name} saved {', '.join(parts)}" if parts else f"{name} (saved nothing)"
+
+
+def _attribute(backend, x, targets, masks):
+    """({quantity: (branches of nodes, sink node or None)}, {forward quantity: its grad_fn})."""
     zs, activations = backend.forward(x, masks, keep_intermediates=True)   # Z_1 has a node without W_1
     loss = backend.loss(zs[-1], activations[-1], targets)
     parents, order = _graph(loss.grad_fn)
-    starts = {}                                               # quantity → the node that consumes it
+    starts, recorded = {}, {}                                 # quantity → the node that consumes it
     for layer, (z, a) in enumerate(zip(zs, activations, strict=True), start=1):
-        starts[f"dZ{layer}"] = z.grad_fn
-        starts[f"dA{layer}"] = a.grad_fn
+        starts[f"dZ{layer}"] = recorded[f"Z{layer}"] = z.grad_fn
+        starts[f"dA{layer}"] = recorded[f"A{layer}"] = a.grad_fn
     leaves = {}                                               # parameter → its quantity's name
     spec = backend.spec
     for layer, held, traces in zip(spec.parameter_layers, backend.held, spec.parameter_traces, strict=True):
@@ -55,9 +96,9 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
             continue
         branches = [sorted(_upstream(parent, parents, stops), key=rank.__getitem__)
                     for parent in dict.fromkeys(parents.get(start, []))]
-        sink = type(start).__name__ if getattr(start, "variable", None) is not None else None
-        out[name] = ([[type(node).__name__ for node in branch] for branch in branches], sink)
-    return out
+        sink = start if getattr(start, "variable", None) is not None else None
+        out[name] = (branches, sink)
+    return out, recorded
 
 
 def _graph(root):

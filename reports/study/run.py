@@ -39,12 +39,22 @@ class StudyRun:
 def study_run(spec: ModelSpec, tensors, x: np.ndarray, labels: np.ndarray, masks=None) -> StudyRun:
     """One forward and backward pass of the engine on (``x``, ``labels``), in training mode, with
     the spec's L2; the parameters are copied, so the caller's arrays stay as they are."""
-    network = Network(spec, tensors=[{name: np.array(value) for name, value in layer.items()}
-                                     for layer in tensors])
-    targets = network.targets(labels)
+    network = _network(spec, tensors)
+    return engine_step(spec, tensors, x, network.targets(labels), masks, labels)
+
+
+def engine_step(spec: ModelSpec, tensors, x: np.ndarray, targets: np.ndarray, masks=None,
+                labels: np.ndarray | None = None) -> StudyRun:
+    """:func:`study_run` from one-hot (or regression) ``targets``; ``labels`` are None unless given."""
+    network = _network(spec, tensors)
     forward = network.forward(x, masks)
     gradients = network.backward(forward, targets)
     loss = network.loss(forward, targets)
     named = {**forward.named(), **gradients.named()}
     return StudyRun(spec, network.tensors, x, labels, targets, masks, network, forward, gradients,
                     float(loss), named)
+
+
+def _network(spec: ModelSpec, tensors) -> Network:
+    copies = [{name: np.array(value) for name, value in layer.items()} for layer in tensors]
+    return Network(spec, tensors=copies)
