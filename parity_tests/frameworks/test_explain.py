@@ -1,6 +1,7 @@
-"""The backprop study (``reports.explain.walk``): each gradient's row names the torch autograd nodes,
-the TensorFlow gradient ops and the JAX jaxpr equations that really produce it, quotes the scratch
-code that computed it, and shows every framework within the float64 tolerance of the NumPy engine.
+"""The backprop study's rows (``reports.explain.walk``): one row per intermediate; each gradient's
+row names the torch autograd nodes, the TensorFlow gradient ops and the JAX jaxpr equations that
+really produce it, every row quotes the engine statement that computed it with its math, and shows
+every framework within the float64 tolerance of the NumPy engine.
 """
 
 from __future__ import annotations
@@ -48,26 +49,28 @@ def explained(request, global_seed):
     pytest.importorskip("jax")
     spec = SPECS[request.param].replace(seed=global_seed)
     case = make_case(spec, 8, global_seed)
-    return spec, {row["name"]: row for row in explain(spec, case.tensors, case.x, case.targets,
-                                                        case.masks)}
+    rows = explain(spec, case.tensors, case.x, case.targets, case.masks)
+    return spec, {row["name"]: row for row in rows}
+
+
+def backward_rows(rows: dict) -> dict:
+    return {name: row for name, row in rows.items() if name.startswith("d")}
 
 
 def _collapsed(function) -> str:
     return " ".join(inspect.getsource(function).split())
 
 
-def assert_quoted(rows: dict, classes, backward: str) -> None:
-    """Every scratch statement of every row is in ``backward``'s source, or ``Class.method: code``
-    with the code in that method of one of ``classes``."""
+def assert_quoted(rows: dict, classes) -> None:
+    """Every engine statement of every row is in the source of one of the methods its ``where``
+    names (``Class.method + …``, each class one of ``classes``), and every row has its math."""
     by_name = {cls.__name__: cls for cls in classes}
     for row in rows.values():
+        methods = [re.fullmatch(r"(\w+)\.(\w+)", where.strip()) for where in row["where"].split(" + ")]
+        sources = [_collapsed(getattr(by_name[m[1]], m[2])) for m in methods]
+        assert row["scratch"] and row["math"], row["name"]
         for statement in row["scratch"].split("; "):
-            callee = re.fullmatch(r"(\w+)\.(\w+): (.*)", statement)
-            if callee is None:
-                assert statement in backward, (row["name"], statement)
-            else:
-                method = getattr(by_name[callee[1]], callee[2])
-                assert callee[3] in _collapsed(method), (row["name"], statement)
+            assert any(statement in source for source in sources), (row["name"], statement)
 
 
 def test_rows_walk_down_from_the_loss_with_shapes(explained):
@@ -79,7 +82,11 @@ def test_rows_walk_down_from_the_loss_with_shapes(explained):
             expected.append((f"dA{layer}", (m, sizes[layer])))
         expected += [(f"dZ{layer}", (m, sizes[layer])), (f"dW{layer}", (sizes[layer], sizes[layer - 1])),
                      (f"db{layer}", (sizes[layer],))]
-    assert [(name, row["shape"]) for name, row in rows.items()] == [(n, str(s)) for n, s in expected]
+    assert [(name, row["shape"]) for name, row in backward_rows(rows).items()] == \
+        [(n, str(s)) for n, s in expected]
+    forward = [name for name in rows if not name.startswith("d")]
+    assert forward == [f"{q}{layer}" for layer in range(1, spec.n_layers + 1) for q in ("Z", "A")]
+    assert list(rows)[:len(forward)] == forward                 # forward rows first, in order
 
 
 def test_hidden_layers_name_the_activation_and_linear_backward(explained):
@@ -120,31 +127,43 @@ def test_the_loss_rows_name_the_loss_backward(explained):
 def test_scratch_column_quotes_the_code_that_ran(explained):
     spec, rows = explained
     model = MLP(spec)
-    backward = _collapsed(type(model).backward)
     hidden, out, loss = type(model.activations[0]), type(model.activations[-1]), type(model.loss_fn)
-    assert_quoted(rows, (hidden, out, loss, Dense, Dropout), backward)
+    assert_quoted(rows, (hidden, out, loss, Dense, Dropout))
     for layer in range(1, spec.n_layers):
-        assert f"{hidden.__name__}.backward: return" in rows[f"dZ{layer}"]["scratch"]
-    output = rows[f"dZ{spec.n_layers}"]["scratch"]
+        assert rows[f"dZ{layer}"]["where"].endswith(f"{hidden.__name__}.backward")
+        assert ("Dropout.backward" in rows[f"dZ{layer}"]["where"]) == bool(spec.dropout)
+        assert rows[f"Z{layer}"]["where"] == "Dense.forward"
+        assert "@ self.weight.T" in rows[f"Z{layer}"]["scratch"]
+    output = rows[f"dZ{spec.n_layers}"]["where"]
     if spec.loss == "mse":                           # dZ_L through the output activation
-        assert f"{out.__name__}.backward" in output and loss.__name__ not in output
-        assert f"{loss.__name__}.gradient" in rows[f"dA{spec.n_layers}"]["scratch"]
+        assert output == f"{out.__name__}.backward"
+        assert rows[f"dA{spec.n_layers}"]["where"] == f"{loss.__name__}.gradient"
     else:                                            # the fused (A − Y)/m, no activation backward
-        assert f"{loss.__name__}.gradient" in output and ".backward" not in output
+        assert output == f"{loss.__name__}.gradient"
+        assert "(a - y)" in rows[f"dZ{spec.n_layers}"]["scratch"]
     for layer in range(1, spec.n_layers + 1):      # the layer's own formula, and λ·W only with L2
         weight_rows = rows[f"dW{layer}"]["scratch"]
-        assert "Dense.weight_gradient: dw = dz.T @ a_prev" in weight_rows
-        assert ("Dense.weight_gradient: dw +=" in weight_rows) == bool(spec.l2)
+        assert weight_rows.startswith("dw = dz.T @ a_prev")
+        assert ("dw +=" in weight_rows) == bool(spec.l2)
 
 
 def test_every_difference_is_within_the_float64_tolerance(explained):
     spec, rows = explained
-    bound = tolerance(spec.dtype, "gradient")
     for row in rows.values():
+        bound = tolerance(spec.dtype, "gradient" if row["name"].startswith("d") else "forward")
         for framework in ("torch", "keras", "jax"):
             assert row[f"{framework}_max_rel"] <= bound, (row["name"], framework)
             assert 0.0 <= row[f"{framework}_max_abs"] < np.inf
-        assert row["ok"] is True and row["tolerance"] == bound
+            assert row[f"{framework}_match"] == ("exact" if row[f"{framework}_max_abs"] == 0 else "≈")
+        kind = "gradient" if row["name"].startswith("d") else "forward"
+        assert row["ok"] is True and row["tolerance"] == tolerance(spec.dtype, kind)
+
+
+def test_the_match_word_says_exact_close_or_off():
+    assert explain_module.match_word(0.0, 0.0, 1e-12) == "exact"
+    assert explain_module.match_word(1e-15, 1e-13, 1e-12) == "≈"
+    assert explain_module.match_word(1e-3, 1e-11, 1e-12) == "✗"          # beyond the bound must say so
+    assert explain_module.match_word(None, None, 1e-12) == "—"
 
 
 def test_the_scratch_column_follows_the_code(monkeypatch):
@@ -160,7 +179,8 @@ def test_the_scratch_column_follows_the_code(monkeypatch):
     case = make_case(spec, 4, 0)
     rows = explain(spec, case.tensors, case.x, case.targets)
     dz1 = next(row for row in rows if row["name"] == "dZ1")
-    assert "WhereReLU.backward: return np.where(z > 0, da, 0.0 * da)" in dz1["scratch"]
+    assert dz1["where"] == "WhereReLU.backward"
+    assert dz1["scratch"] == "return np.where(z > 0, da, 0.0 * da)"
 
 
 def test_a_missing_framework_is_named_not_guessed(monkeypatch):
@@ -172,7 +192,8 @@ def test_a_missing_framework_is_named_not_guessed(monkeypatch):
                and row["jax_eqns"] == "jax not installed"
                and row["torch_max_abs"] is None and row["ok"] is None for row in rows)
     assert "[1] torch not installed" in format_table(rows)
-    assert losses.CategoricalCrossEntropy.__name__ in rows[0]["scratch"]
+    output = next(row for row in rows if row["name"] == "dZ2")
+    assert output["where"] == f"{losses.CategoricalCrossEntropy.__name__}.gradient"
 
 
 def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
@@ -182,15 +203,17 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     code = main(["explain", "--layers", "5,4,3", "--hidden", "tanh", "--batch", "4", "--json", str(path)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "scratch line" in out and "TanhBackward0" in out and "TanhGrad" in out
-    assert "JAX eqn(s)" in out and "max|Δ| jax" in out
+    assert "engine line" in out and "TanhBackward0" in out and "TanhGrad" in out
+    assert "JAX eqn(s)" in out and "dA ⊙ (1 − A²)" in out and "return da * (1 - a * a)" in out
 
     def refuse(constant):
         raise AssertionError(f"non-standard JSON constant {constant}")
 
     document = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
     assert ModelSpec.from_dict(document["spec"]).layer_sizes == (5, 4, 3) and document["batch"] == 4
-    assert [row["name"] for row in document["explain"]] == ["dZ2", "dW2", "db2", "dA1", "dZ1", "dW1", "db1"]
+    assert [row["name"] for row in document["explain"]] == ["Z1", "A1", "Z2", "A2", "dZ2", "dW2", "db2",
+                                                             "dA1", "dZ1", "dW1", "db1"]
+    assert all(row["torch_saved"] for row in document["explain"])
 
 
 def test_cli_refuses_spec_flags_with_a_weight_file(tmp_path, capsys):
@@ -254,7 +277,8 @@ def test_conv_rows_cover_every_layer_and_parameters_only_where_the_spec_has_them
             w, b = spec.parameter_shapes[spec.parameter_layers.index(layer)]
             expected += [(f"dW{layer}", w), (f"db{layer}", b)]
     assert spec.parameter_layers == (1, 2, 4, 6)
-    assert [(name, row["shape"]) for name, row in rows.items()] == [(n, str(s)) for n, s in expected]
+    assert [(name, row["shape"]) for name, row in backward_rows(rows).items()] == \
+        [(n, str(s)) for n, s in expected]
 
 
 def test_conv_rows_name_the_framework_backward_of_each_layer(conv_explained):
@@ -279,20 +303,21 @@ def test_conv_rows_name_the_framework_backward_of_each_layer(conv_explained):
 def test_conv_scratch_column_quotes_the_layers_backward(conv_explained):
     _, spec, rows = conv_explained
     assert_quoted(rows, (Conv2D, BatchNorm, MaxPool2D, Flatten, Dense, Dropout, activations.ReLU,
-                         activations.Tanh, activations.Identity, losses.CategoricalCrossEntropy),
-                  _collapsed(Network.backward))
-    assert "Conv2D.backward: dw = " in rows["dW1"]["scratch"]
-    assert "Conv2D.backward: db = " in rows["db1"]["scratch"]
-    assert "Conv2D.input_gradient" in rows["dA3"]["scratch"]
-    assert "MaxPool2D.backward" in rows["dA2"]["scratch"]
-    assert "BatchNorm.backward: dgamma = " in rows["dW2"]["scratch"]
-    assert "BatchNorm.backward" in rows["dA1"]["scratch"]
+                         activations.Tanh, activations.Softmax, activations.Identity,
+                         losses.CategoricalCrossEntropy))
+    assert rows["dW1"]["where"].startswith("Conv2D.backward") and rows["dW1"]["scratch"].startswith("dw = ")
+    assert rows["db1"]["where"] == "Conv2D.backward" and rows["db1"]["scratch"].startswith("db = ")
+    assert rows["dA3"]["where"] == "Conv2D.input_gradient" and "d_columns" in rows["dA3"]["scratch"]
+    assert rows["dA2"]["where"] == "MaxPool2D.backward"
+    assert rows["dW2"]["where"] == "BatchNorm.backward" and rows["dW2"]["scratch"].startswith("dgamma = ")
+    assert rows["dA1"]["where"] == "BatchNorm.backward"
+    assert rows["Z2"]["where"] == "BatchNorm.forward" and "x_hat" in rows["Z2"]["scratch"]
 
 
 def test_conv_differences_are_within_the_tolerance_table(conv_explained):
     convention, spec, rows = conv_explained
-    bound = tolerance(spec.dtype, "gradient")
     for row in rows.values():
+        bound = tolerance(spec.dtype, "gradient" if row["name"].startswith("d") else "forward")
         for framework in ("torch", "keras", "jax"):
             if framework == REFUSES[convention]:
                 assert row[f"{framework}_max_rel"] is None and row[f"{framework}_max_abs"] is None
@@ -313,6 +338,6 @@ def test_cli_explains_lenet5_on_mnist_maps(capsys):
     assert code == 0, err
     for name in ("ConvolutionBackward0", "MaxPool2DWithIndicesBackward0", "Conv2DBackpropFilter",
                  "Conv2DBackpropInput", "MaxPoolGrad", "conv_general_dilated", "select_and_scatter_add",
-                 "Conv2D.backward", "MaxPool2D.backward"):
+                 "columns.T).reshape(self.weight.shape)", "np.equal(view,"):
         assert name in out, name
     assert "not run" not in out
