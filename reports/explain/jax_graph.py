@@ -29,10 +29,8 @@ import numpy as np
 from jax.extend.core import Var
 
 
-def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
-    """{"dZ2": ([["dot_general"]], "select_n"), …}: for each gradient of ``backend`` (a
-    ``twins.jax_backend.JaxBackend``), the branches of jaxpr equations that lead to the
-    equation producing it, and that equation's primitive."""
+def _backward_jaxpr(backend, x, targets, masks):
+    """(the closed jaxpr of the backward pass, the number of layers)."""
     params = list(backend.params)
     zs, activations = backend.forward(x, masks)
     taps = ([jnp.zeros_like(z) for z in zs], [jnp.zeros_like(a) for a in activations])
@@ -46,8 +44,22 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
         return pullback(seed)
 
     closed = jax.make_jaxpr(backward)(params, taps, np.ones((), backend.spec.dtype))
+    return closed, len(zs)
+
+
+def jaxpr_record(backend, x, targets, masks=None) -> str:
+    """The jaxpr of the twin's backward pass (``make_jaxpr`` of its ``vjp`` pullback, the cotangent
+    seed dL/dL its last input), as JAX prints it."""
+    closed, _ = _backward_jaxpr(backend, x, targets, masks)
+    return str(closed)
+
+
+def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
+    """{"dZ2": ([["dot_general"]], "select_n"), …}: for each gradient of ``backend`` (a
+    ``twins.jax_backend.JaxBackend``), the branches of jaxpr equations that lead to the
+    equation producing it, and that equation's primitive."""
+    closed, n = _backward_jaxpr(backend, x, targets, masks)
     jaxpr = closed.jaxpr
-    n = len(zs)
     spec = backend.spec                # params: every trainable tensor, the spec's declaration order
     names = ([f"{trace}{layer}" for layer, traces in zip(spec.parameter_layers, spec.parameter_traces,
                                                           strict=True) for trace in traces]

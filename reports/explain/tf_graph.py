@@ -44,6 +44,39 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     """{"dZ2": ([], "ReluGrad"), "dW3": ([...], "AddN"), …}: for each gradient of ``backend`` (a
     ``twins.keras_backend.KerasBackend``), the branches of gradient ops that lead to the op
     producing it, and that op."""
+    graph, record = _traced(backend, x, targets, masks)
+    rank = {op.name: index for index, op in enumerate(graph.get_operations())}
+    gradient_tensors = set(record["named"].values())
+    out = {}
+    for name, tensor_name in record["named"].items():
+        sink = graph.get_tensor_by_name(tensor_name).op
+        stops = gradient_tensors - {tensor_name}
+        branches = [_branch(tensor, stops, rank, record["forward_ops"]) for tensor in sink.inputs]
+        out[name] = ([branch for branch in branches if branch], sink.type)
+    return out
+
+
+def tape_record(backend, x, targets, masks=None) -> list[str]:
+    """The gradient ops ``tape.gradient`` added to the traced graph, in the order they run, one
+    line each: "Type  name ← input types" (constants left out), with "→ dW2" where the op writes a
+    named gradient."""
+    graph, record = _traced(backend, x, targets, masks)
+    writes = {}
+    for name, tensor_name in record["named"].items():
+        writes.setdefault(graph.get_tensor_by_name(tensor_name).op.name, []).append(name)
+    lines = []
+    for op in graph.get_operations()[record["forward_ops"]:]:
+        if op.type in ("Const", "Identity", "NoOp"):
+            continue
+        inputs = ", ".join(t.op.type for t in op.inputs if t.op.type != "Const")
+        named = f"  → {', '.join(writes[op.name])}" if op.name in writes else ""
+        lines.append(f"{op.type}({inputs}){named}")
+    return lines
+
+
+def _traced(backend, x, targets, masks):
+    """(the traced graph, {"forward_ops": how many ops the forward pass made, "named": {quantity:
+    its gradient tensor's name}})."""
     record = {}
 
     @tf.function(autograph=False)
@@ -65,16 +98,7 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
         record["named"] = {name: tensor.name for name, tensor in named.items() if tensor is not None}
         return [tensor for tensor in named.values() if tensor is not None]
 
-    graph = traced.get_concrete_function().graph
-    rank = {op.name: index for index, op in enumerate(graph.get_operations())}
-    gradient_tensors = set(record["named"].values())
-    out = {}
-    for name, tensor_name in record["named"].items():
-        sink = graph.get_tensor_by_name(tensor_name).op
-        stops = gradient_tensors - {tensor_name}
-        branches = [_branch(tensor, stops, rank, record["forward_ops"]) for tensor in sink.inputs]
-        out[name] = ([branch for branch in branches if branch], sink.type)
-    return out
+    return traced.get_concrete_function().graph, record
 
 
 def _branch(tensor, stops, rank, first_gradient_op) -> list[str]:

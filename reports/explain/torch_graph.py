@@ -31,7 +31,7 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     """{"dW3": ([["AddmmBackward0", "TBackward0"]], "AccumulateGrad"), …}: for each gradient of a
     real forward pass of ``backend`` (a ``twins.torch_backend.TorchBackend``), the branches of
     autograd nodes that produce it and the node they meet in (None: summed in the input buffer)."""
-    attributed, _ = _attribute(backend, x, targets, masks)
+    attributed, _, _ = _attribute(backend, x, targets, masks)
     return {name: ([[type(node).__name__ for node in branch] for branch in branches],
                    None if sink is None else type(sink).__name__)
             for name, (branches, sink) in attributed.items()}
@@ -42,7 +42,7 @@ def saved_tensors(backend, x, targets, masks=None) -> dict[str, str]:
     quantity the node that recorded it (``Z.grad_fn``), for each gradient the first node that
     produces it, with what that node saved for its backward (its ``_saved_*`` attributes: a tensor
     by its shape, anything else by its value)."""
-    attributed, recorded = _attribute(backend, x, targets, masks)
+    attributed, recorded, _ = _attribute(backend, x, targets, masks)
     out = {name: _saved(node) for name, node in recorded.items() if node is not None}
     for name, (branches, _) in attributed.items():
         first = next((branch[-1] for branch in branches if branch), None)
@@ -51,10 +51,22 @@ def saved_tensors(backend, x, targets, masks=None) -> dict[str, str]:
     return out
 
 
+def grad_fn_record(backend, x, targets, masks=None) -> list[str]:
+    """torch's record of the backward pass: every autograd node reachable from ``loss.grad_fn``,
+    in the order the backward runs them, one line each with what it saved, and "→ dW2" where it
+    produces a named quantity (the first node of one of its branches, or its ``AccumulateGrad``)."""
+    attributed, _, order = _attribute(backend, x, targets, masks)
+    produces = {}
+    for name, (branches, sink) in attributed.items():
+        for node in [branch[-1] for branch in branches if branch] + ([sink] if sink is not None else []):
+            produces.setdefault(node, []).append(name)
+    return [_saved(node) + (f"  → {', '.join(produces[node])}" if node in produces else "") for node in order]
+
+
 def _saved(node) -> str:
     parts = []
     for attribute in sorted(dir(node)):
-        if not attribute.startswith("_saved_") or attribute.endswith("_raw"):
+        if not attribute.startswith("_saved_") or attribute.endswith(("_raw", "_sym_sizes", "_sym_strides")):
             continue
         try:
             value = getattr(node, attribute)
@@ -64,14 +76,15 @@ def _saved(node) -> str:
         label = attribute[len("_saved_"):]
         if shape is not None:
             parts.append(f"{label} {tuple(shape)}")
-        elif isinstance(value, (int, float, bool, tuple, str)) or value is None:
+        elif isinstance(value, (int, float, bool, tuple, str)):
             parts.append(f"{label}={value}")
     name = type(node).__name__
     return f"{name} saved {', '.join(parts)}" if parts else f"{name} (saved nothing)"
 
 
 def _attribute(backend, x, targets, masks):
-    """({quantity: (branches of nodes, sink node or None)}, {forward quantity: its grad_fn})."""
+    """({quantity: (branches of nodes, sink node or None)}, {forward quantity: its grad_fn}, every
+    node in the order the backward pass runs them)."""
     zs, activations = backend.forward(x, masks, keep_intermediates=True)   # Z_1 has a node without W_1
     loss = backend.loss(zs[-1], activations[-1], targets)
     parents, order = _graph(loss.grad_fn)
@@ -98,7 +111,7 @@ def _attribute(backend, x, targets, masks):
                     for parent in dict.fromkeys(parents.get(start, []))]
         sink = start if getattr(start, "variable", None) is not None else None
         out[name] = (branches, sink)
-    return out, recorded
+    return out, recorded, order
 
 
 def _graph(root):
