@@ -78,7 +78,14 @@ def build_model(args: argparse.Namespace):
 
 def write_json(path, spec, batch: int, rows: list[dict]) -> None:
     """{"command", "spec", "batch", "explain"}; a non-finite difference is written as null."""
-    clean = [{key: None if isinstance(value, float) and not math.isfinite(value) else value
-              for key, value in row.items()} for row in rows]
-    document = {"command": "explain", "spec": spec.to_dict(), "batch": batch, "explain": clean}
-    json_file.write_json(path, document)
+    document = {"command": "explain", "spec": spec.to_dict(), "batch": batch, "explain": rows}
+    json_file.write_json(path, finite_or_null(document))
+
+
+def finite_or_null(document):
+    """``document`` with every non-finite float (an infinite difference) replaced by None."""
+    if isinstance(document, dict):
+        return {key: finite_or_null(value) for key, value in document.items()}
+    if isinstance(document, list):
+        return [finite_or_null(value) for value in document]
+    return None if isinstance(document, float) and not math.isfinite(document) else document

@@ -75,6 +75,9 @@ COMMANDS: dict[str, Command] = {
     "explain": Command("reports.cli.explain",
                        "walk one backward pass: the engine's code beside torch autograd nodes, TF ops "
                        "and JAX's jaxpr"),
+    "study": Command("reports.cli.study",
+                     "write the backprop study page of one model: every intermediate, the frameworks' "
+                     "records, the annotated graph"),
     "models": Command("reports.cli.models",
                       "list the model catalog by name: the seeds' models, the defaults and the CNNs"),
 }

@@ -40,12 +40,13 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
 def saved_tensors(backend, x, targets, masks=None) -> dict[str, str]:
     """{"Z2": "AddmmBackward0 saved mat1 (8, 64), mat2 (64, 32)", "dW2": …}: for each forward
     quantity the node that recorded it (``Z.grad_fn``), for each gradient the first node that
-    produces it, with what that node saved for its backward (its ``_saved_*`` attributes: a tensor
+    produces it (the first node of its first branch: AddmmBackward0 for dW, which saved A_{l−1}), with
+    what that node saved for its backward (its ``_saved_*`` attributes: a tensor
     by its shape, anything else by its value)."""
     attributed, recorded, _ = _attribute(backend, x, targets, masks)
     out = {name: _saved(node) for name, node in recorded.items() if node is not None}
     for name, (branches, _) in attributed.items():
-        first = next((branch[-1] for branch in branches if branch), None)
+        first = next((branch[0] for branch in branches if branch), None)
         if first is not None:
             out[name] = _saved(first)
     return out
@@ -58,7 +59,7 @@ def grad_fn_record(backend, x, targets, masks=None) -> list[str]:
     attributed, _, order = _attribute(backend, x, targets, masks)
     produces = {}
     for name, (branches, sink) in attributed.items():
-        for node in [branch[-1] for branch in branches if branch] + ([sink] if sink is not None else []):
+        for node in [branch[0] for branch in branches if branch] + ([sink] if sink is not None else []):
             produces.setdefault(node, []).append(name)
     return [_saved(node) + (f"  → {', '.join(produces[node])}" if node in produces else "") for node in order]
 
