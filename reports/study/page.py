@@ -28,6 +28,7 @@ details { margin: 0.4em 0; }
 summary { cursor: pointer; font-weight: 600; }
 table#table-study-rows td:nth-child(3), table#table-study-records td:nth-child(2) { font-family: monospace; }
 table#table-study-rows td:nth-child(n+8) { white-space: nowrap; }
+table#table-study-rows, table#table-study-records { display: block; overflow-x: auto; }
 """
 
 

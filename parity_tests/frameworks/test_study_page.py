@@ -1,0 +1,100 @@
+"""``backprop-parity study``: one self-contained HTML page per model whose every line comes from
+the run — the engine statement quoted from the engine's source, each framework's node/op/equation
+and its difference — checked in the file, against the page's own JSON, and in headless Chromium
+(slow: the browser harness of ``test_report_browser``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+from pathlib import Path
+
+import numpy as np
+import pytest
+from headless_chromium import CHROMIUM, load_page
+
+from reports.cli.main import main
+from scratch import activations
+
+pytest.importorskip("torch")
+pytest.importorskip("tensorflow")
+pytest.importorskip("jax")
+
+
+def study(tmp_path, *flags) -> tuple[int, str, dict]:
+    page, data = tmp_path / "study.html", tmp_path / "study.json"
+    code = main(["study", "--layers", "5,4,3", "--batch", "4", "--out", str(page), "--json", str(data),
+                 *flags])
+    return code, page.read_text(encoding="utf-8"), json.loads(data.read_text(encoding="utf-8"))
+
+
+def row_cells(html: str, name: str) -> list[str]:
+    """The text of each cell of the intermediates table's row ``name``."""
+    table = html[html.index('id="table-study-rows"'):]
+    table = table[:table.index("</table>")]
+    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S):
+        cells = [unescape(re.sub(r"<[^>]+>", "", cell))
+                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        if cells and cells[0] == name:
+            return cells
+    raise AssertionError(f"no row {name}")
+
+
+def test_the_page_is_self_contained_and_shows_the_runs_numbers(tmp_path, capsys):
+    code, html, data = study(tmp_path)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "every one within tolerance" in out
+    for outside in ("http://", "https://", "<script", " src=", "url(", "@import", "<link"):
+        assert outside not in html, outside
+    names = [row["name"] for row in data["rows"]]
+    assert names[:4] == ["Z1", "A1", "Z2", "A2"] and "dW1" in names and "db1" in names
+    for row in data["rows"]:
+        cells = row_cells(html, row["name"])
+        assert cells[1] == row["shape"] and cells[2] == row["scratch"] and cells[3] == row["math"]
+        for framework, cell in zip(("torch", "keras", "jax"), cells[-3:], strict=True):
+            word, absolute = row[f"{framework}_match"], row[f"{framework}_max_abs"]
+            assert cell == (word if word == "exact" else f"{word} {absolute:.1e}"), (row["name"], framework)
+    assert all(record["lines"] for record in data["records"].values())
+
+
+def test_a_changed_engine_formula_changes_its_line_and_a_wrong_one_is_marked(tmp_path, monkeypatch, capsys):
+    class WhereReLU(activations.ReLU):
+        def backward(self, z, a, da):
+            return np.where(z > 0, da, 0.0 * da)
+
+    monkeypatch.setitem(activations._REGISTRY, "relu", WhereReLU)
+    code, html, _ = study(tmp_path)
+    assert code == 0, capsys.readouterr().err
+    assert row_cells(html, "dZ1")[2] == "return np.where(z > 0, da, 0.0 * da)"
+
+    class IdentityReLU(activations.ReLU):              # a wrong derivative: g′ = 1 everywhere
+        def backward(self, z, a, da):
+            return da
+
+    monkeypatch.setitem(activations._REGISTRY, "relu", IdentityReLU)
+    code, html, data = study(tmp_path)
+    assert code == 1
+    assert "beyond the tolerance: dZ1" in capsys.readouterr().out
+    cells = row_cells(html, "dZ1")
+    assert cells[2] == "return da" and all(cell.startswith("✗ ") for cell in cells[-3:])
+    assert next(row for row in data["rows"] if row["name"] == "dZ1")["ok"] is False
+
+
+def test_bad_input_is_one_line_before_any_work(tmp_path, capsys):
+    assert main(["study", "--batch", "0", "--out", str(tmp_path / "s.html")]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("error: ") and "--batch" in err and err.count("\n") == 1
+    assert not (tmp_path / "s.html").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed")
+def test_the_page_renders_in_chromium_without_an_error(tmp_path):
+    code, _, _ = study(tmp_path)
+    assert code == 0
+    visit = load_page(tmp_path / "study.html", "study-rows-default", tmp_path)
+    assert visit.errors == []
+    assert "One line per intermediate" in visit.text
+    assert visit.widths["scroll"] <= visit.widths["client"], "nothing widens the page past the window"
