@@ -178,8 +178,9 @@ def check_summaries(run, data) -> int:
             for extra in node.get("grads_more", []):
                 assert extra["grad"] == expected_summary(run.named[extra["name"]]), node["id"]
                 checked += 1
-            name = (node["name"] or "").split(" = ")[0]
-            if name in values:
+            for name in (node["name"], node.get("alias")):
+                if name not in values:
+                    continue
                 assert node["value"] == expected_summary(values[name]), node["id"]
                 assert node["shape"] == list(np.shape(values[name])), node["id"]
                 checked += 1
@@ -195,6 +196,10 @@ def test_every_summary_is_the_runs_own_number(mlp, mlp_l2, lenet):
                   for extra in node.get("grads_more", [])}
         gradients = {name for name in run.named if name.startswith("d")}
         assert gradients <= shown, f"gradients on no node: {sorted(gradients - shown)}"
+        named = {name for graph in all_graphs(data) for node in graph["nodes"]
+                 for name in (node["name"], node.get("alias"))}
+        values = set(run.named) - gradients
+        assert values <= named, f"values on no node: {sorted(values - named)}"
     loss = next(node for node in graph_data(mlp)["nodes"] if node["id"] == "loss")
     assert loss["value"]["mean"] == sig3(mlp.loss)
 

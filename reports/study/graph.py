@@ -47,7 +47,7 @@ from reports.study.run import StudyRun
 from scratch.layer_specs import activation_of, describe_layer
 
 REUSED = "reused value: gradients summed"
-X_SPACE = 26           # between boxes in a layer of the layout
+X_SPACE = 18           # between boxes in a layer of the layout
 Y_SPACE = 22           # between layers
 DISPLAY = {"gamma": "γ", "beta": "β", "alpha": "α"}
 
@@ -254,8 +254,7 @@ def _layer(b: _Builder, layer: int, prev: str) -> str:
     last = layer == run.spec.n_layers
     activation = activation_of(spec_layer)
     rate = _dropout_rate(run, layer)
-    z_is_a = activation == "identity" and not rate
-    z_name = f"{q.z} = A{layer}" if z_is_a else q.z
+    z_is_a = activation == "identity" and not rate               # A_l = Z_l: one node, two names
     if spec_layer.kind in SPLIT_BIAS:
         bias, w = params["b"][2], params["W"][0]
         product_name = f"{q.prev}·{w}ᵀ" if op == "matmul" else f"{w}⊛{q.prev}"
@@ -265,7 +264,7 @@ def _layer(b: _Builder, layer: int, prev: str) -> str:
         b.products[layer] = product
         b.forward(prev, product)
         b.forward(leaves["W"], product)
-        z_id = b.node(q.z, "add bias", "op", z_name, z, dz, grad_label=q.dz, grad_name=q.dz, layer=layer)
+        z_id = b.node(q.z, "add bias", "op", q.z, z, dz, grad_label=q.dz, grad_name=q.dz, layer=layer)
         b.forward(product, z_id)
         b.forward(leaves["b"], z_id)
         if layer > 1:
@@ -274,13 +273,15 @@ def _layer(b: _Builder, layer: int, prev: str) -> str:
         b.backward(z_id, product, "add: passes the gradient on")
         b.backward(z_id, leaves["b"], param_rules["b"])
     else:
-        z_id = b.node(q.z, op, "op", z_name, z, dz, grad_label=q.dz, grad_name=q.dz, layer=layer)
+        z_id = b.node(q.z, op, "op", q.z, z, dz, grad_label=q.dz, grad_name=q.dz, layer=layer)
         b.forward(prev, z_id)
         if layer > 1:
             b.backward(z_id, prev, input_rule)
         for name, leaf in leaves.items():
             b.forward(leaf, z_id)
             b.backward(z_id, leaf, param_rules[name])
+    if z_is_a:
+        b.nodes[z_id]["alias"] = f"A{layer}"
     out = z_id
     a_name, da_name = f"A{layer}", f"dA{layer}"
     da = run.gradients.da.get(layer)
@@ -403,8 +404,7 @@ def overview_graph(run: StudyRun) -> dict:
                              f"graph does not know; known kinds: {', '.join(KINDS)}")
         params = _parameters(run, layer)
         _, input_rule, _ = KINDS[spec_layer.kind](q, {n: p[:2] for n, p in params.items()}, spec_layer)
-        rate = _dropout_rate(run, layer)
-        op = describe_layer(spec_layer) + (f" + dropout({rate:g})" if rate else "")
+        op = layer_title(run, layer)
         da = run.gradients.da.get(layer)
         note = ("params " + ", ".join(f"{p[0]} ({', '.join(map(str, np.shape(p[2])))})"
                                       for p in params.values())) if params else None
@@ -429,6 +429,12 @@ def overview_graph(run: StudyRun) -> dict:
     return b.graph()
 
 
+def layer_title(run: StudyRun, layer: int) -> str:
+    """``dense(120, relu) + dropout(0.25)``: the numbered layer and the dropout that follows it."""
+    rate = _dropout_rate(run, layer)
+    return describe_layer(run.spec.numbered_layers[layer - 1]) + (f" + dropout({rate:g})" if rate else "")
+
+
 def collapses(run: StudyRun) -> bool:
     """True for a stack with any layer but dense: drawn one node per layer, each expandable."""
     return any(layer.kind != "dense" for layer in run.spec.numbered_layers)
@@ -441,7 +447,7 @@ def graph_data(run: StudyRun) -> dict:
     stack ``layers``: per numbered layer its detailed graph in the same form."""
     collapsed = collapses(run)
     main = overview_graph(run) if collapsed else full_graph(run)
-    layers = ([{"layer": layer, "title": describe_layer(run.spec.numbered_layers[layer - 1]),
+    layers = ([{"layer": layer, "title": layer_title(run, layer),
                 **layer_graph(run, layer)} for layer in range(1, run.spec.n_layers + 1)]
               if collapsed else [])
     return {"stack": run.spec.describe_stack(), "batch": int(len(run.x)), "loss": float(run.loss),

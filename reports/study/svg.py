@@ -59,6 +59,8 @@ def node_lines(node: dict) -> list[tuple[str, int, bool]]:
     """(text, font size, bold) for each line of a node's box."""
     shape = node["shape"]
     head = node["name"] or ""
+    if node.get("alias"):
+        head = f"{head} = {node['alias']}"
     head = f"{head} ({', '.join(map(str, shape))})" if shape else f"{head} (scalar)"
     lines = [(node["op"], TITLE_PX, True), (head.strip(), LINE_PX, False)]
     lines += _summary_lines("value", node["value"], shape)
