@@ -261,6 +261,10 @@ def test_the_markup_is_well_formed_scalable_self_contained_svg(mlp, lenet):
             assert texts and all(float(text.get("font-size")) >= 10 for text in texts)
             ids += [marker.get("id") for marker in root.iter(f"{SVG}marker")]
         assert len(ids) == len(set(ids)), "marker ids repeat between the page's drawings"
+    two_models = [block.markup for data, id in ((graph_data(mlp), "mlp"), (graph_data(lenet), "lenet"))
+                  for block in graph_blocks(data, id) if isinstance(block, Svg)]
+    markers = [m.get("id") for markup in two_models for m in ET.fromstring(markup).iter(f"{SVG}marker")]
+    assert len(markers) == len(set(markers)), "two models' graphs on one page share marker ids"
     width = graph_data(mlp)["width"]
     assert width <= 1100, f"the MLP's drawing is {width} px wide: the page would shrink its text"
 

@@ -575,19 +575,20 @@ LEGEND = ("How to read it: each box is one value of the step — its op, its nam
           "max-pool route it, and a value used twice (a thick border) gets the sum of its gradients.")
 
 
-def graph_blocks(data: dict) -> list:
+def graph_blocks(data: dict, id: str = "graph") -> list:
     """The report's blocks for :func:`graph_data`'s graph: a legend paragraph and the drawing; for a
-    collapsed stack, one closed ``Details`` per layer with that layer's own detailed drawing."""
+    collapsed stack, one closed ``Details`` per layer with that layer's own detailed drawing.
+    ``id`` prefixes the drawings' marker ids: give each model's graph on one page its own."""
     what = (f"{data['stack']}, one training step on {data['batch']} samples (loss {svg.fmt(data['loss'])})")
     if data["collapsed"]:
         title = f"The step's graph, one box per layer: {what}"
     else:
         title = f"The step's graph, every op: {what}"
-    blocks = [LEGEND, Svg(svg.draw(data, "graph", title), title)]
+    blocks = [LEGEND, Svg(svg.draw(data, id, title), title)]
     if data["collapsed"]:
         blocks.append("Open a layer to see its own ops, parameters and rules:")
         for layer in data["layers"]:
             summary_line = f"Layer {layer['layer']}: {layer['title']}"
-            blocks.append(Details(summary_line, [Svg(svg.draw(layer, f"graph-layer-{layer['layer']}",
+            blocks.append(Details(summary_line, [Svg(svg.draw(layer, f"{id}-layer-{layer['layer']}",
                                                               summary_line), summary_line)]))
     return blocks
