@@ -1,6 +1,7 @@
 """A PReLU spec through the commands that run on the NumPy engine alone: ``train --spec`` saves
-its slope α by name, and ``explain --weights`` walks the saved model's backward pass with the
-slope's gradient dα as a row of its own (the frameworks hidden, as on a NumPy-only install).
+its slope α by name, and ``explain --weights`` walks the saved model's forward and backward
+passes, one row per intermediate, the slope's gradient dα a row of its own (the frameworks hidden,
+as on a NumPy-only install).
 The commands pass each layer's named tensors, never a (W, b) pair, which a PReLU does not hold."""
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ def test_train_then_explain_a_prelu_spec(tmp_path, capsys, numpy_only):
     out = capsys.readouterr().out
     assert code == EXIT_OK, out
     rows = {row["name"]: row for row in json.loads(rows_file.read_text(encoding="utf-8"))["explain"]}
-    assert list(rows) == ["dZ3", "dW3", "db3", "dA2", "dZ2", "dalpha2", "dA1", "dZ1", "dW1", "db1"]
+    assert list(rows) == ["Z1", "A1", "Z2", "A2", "Z3", "A3",  # forward, then the backward pass
+                          "dZ3", "dW3", "db3", "dA2", "dZ2", "dalpha2", "dA1", "dZ1", "dW1", "db1"]
     slope = rows["dalpha2"]
     assert slope["quantity"] == "dL/dalpha_2" and slope["shape"] == "(4,)"
-    assert "PReLU.differentiate: dalpha =" in slope["scratch"], slope["scratch"]
+    assert slope["where"].startswith("PReLU.differentiate"), slope["where"]
+    assert slope["scratch"].startswith("dalpha ="), slope["scratch"]
     assert slope["torch_nodes"] == "torch not installed" and slope["ok"] is None
-    assert "dL/dalpha_2" in out
+    assert "dalpha2" in out and "dα = Σ_shared dZ ⊙ min(0, X)" in out
