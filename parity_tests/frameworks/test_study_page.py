@@ -31,7 +31,7 @@ def study(tmp_path, *flags) -> tuple[int, str, dict]:
 
 def row_cells(html: str, name: str) -> list[str]:
     """The text of each cell of the intermediates table's row ``name``."""
-    table = html[html.index('id="table-study-rows"'):]
+    table = html[html.index('class="study-rows"'):]
     table = table[:table.index("</table>")]
     for row in re.findall(r"<tr>(.*?)</tr>", table, re.S):
         cells = [unescape(re.sub(r"<[^>]+>", "", cell))
@@ -46,8 +46,10 @@ def test_the_page_is_self_contained_and_shows_the_runs_numbers(tmp_path, capsys)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "every one within tolerance" in out
+    inline = html.replace('xmlns="http://www.w3.org/2000/svg"', "")   # a namespace name, not a fetch
+    inline = re.sub(r"url\(#[\w-]+\)", "", inline)                     # the drawing's own markers
     for outside in ("http://", "https://", "<script", " src=", "url(", "@import", "<link"):
-        assert outside not in html, outside
+        assert outside not in inline, outside
     names = [row["name"] for row in data["rows"]]
     assert names[:4] == ["Z1", "A1", "Z2", "A2"] and "dW1" in names and "db1" in names
     for row in data["rows"]:
@@ -57,6 +59,12 @@ def test_the_page_is_self_contained_and_shows_the_runs_numbers(tmp_path, capsys)
             word, absolute = row[f"{framework}_match"], row[f"{framework}_max_abs"]
             assert cell == (word if word == "exact" else f"{word} {absolute:.1e}"), (row["name"], framework)
     assert all(record["lines"] for record in data["records"].values())
+    graph = html[html.index('<section id="study-graph-'):]
+    graph = graph[:graph.index("</section>")]
+    assert graph.count("<svg") == 1 and not data["graph"]["collapsed"], "a dense MLP: one drawing, every op"
+    drawn = unescape(re.sub(r"<[^>]+>", " ", graph))
+    for row in data["rows"]:
+        assert row["name"] in drawn, f"the graph shows every intermediate of the rows: {row['name']}"
 
 
 def test_a_changed_engine_formula_changes_its_line_and_a_wrong_one_is_marked(tmp_path, monkeypatch, capsys):

@@ -1,7 +1,8 @@
-"""Scenario: the backprop study (``reports.explain.walk``) on one catalog model, from its initial
-parameters, on the first 8 training samples of its data set, float64 — the scratch line, the torch
-autograd nodes, the TensorFlow gradient ops and the JAX jaxpr equations behind every gradient,
-with their differences."""
+"""Scenario: the backprop study (``reports.study.page.study_data``, the same as ``backprop-parity
+study``) on one catalog model, from its initial parameters, on the first 8 training samples of its
+data set, float64: one line per intermediate (the engine statement and its math, the torch autograd
+node, the TensorFlow gradient op, the JAX equation, and each framework's agreement), the step's
+annotated graph and the frameworks' own records."""
 
 from __future__ import annotations
 
@@ -18,11 +19,8 @@ class ExplainSettings:
 
 
 def run(ctx: Context, model: str, settings: ExplainSettings) -> dict:
-    from reports.explain.walk import explain
+    from reports.study.page import study_data
 
     spec = model_spec(model, dtype=settings.dtype)
     x, labels = ctx.training_data(spec, dataset_of(model), settings.batch)
-    engine = start(spec)
-    rows = explain(spec, engine.tensors, x, engine.targets(labels),
-                   dropout_masks(spec, 0, len(x)))
-    return {"model": model, "rows": rows}
+    return study_data(model, spec, start(spec).tensors, x, labels, dropout_masks(spec, 0, len(x)))
