@@ -306,7 +306,7 @@ def max_pool_data(run: StudyRun) -> dict:
     h_out, w_out = dz.shape[2:]
     windows = np.stack([x[:, :, i:i + s * (h_out - 1) + 1:s, j:j + s * (w_out - 1) + 1:s]
                         for i in range(p_h) for j in range(p_w)], axis=-1)   # (m, C, H_out, W_out, p_h·p_w)
-    first = windows.argmax(axis=-1)                          # the first maximum, row-major
+    first = first_maximum(windows)
     maxima = windows.max(axis=-1, keepdims=True)
     tied = (windows == maxima).sum(axis=-1) > 1
     all_zero = tied & (maxima[..., 0] == 0) & (windows == 0).all(axis=-1)
@@ -331,6 +331,12 @@ def max_pool_data(run: StudyRun) -> dict:
             "nonzero_ties_with_gradient": int((tied & ~all_zero & (dz != 0)).sum()), "window": window,
             "checks": [check("dX routed to each window's first maximum (argmax)", against, routed, engine,
                              run.spec.dtype)]}
+
+
+def first_maximum(windows: np.ndarray) -> np.ndarray:
+    """The offset k = i·p_w + j of each window's gradient: ``argmax`` over the window's values in
+    row-major order, which returns the first maximum on a tie (the engine's rule)."""
+    return windows.argmax(axis=-1)
 
 
 def _chosen_window(tied: np.ndarray, all_zero: np.ndarray, dz: np.ndarray) -> tuple[int, ...]:
@@ -451,8 +457,8 @@ def l2_data(run: StudyRun) -> dict:
     """λ/2·Σ‖W‖² in the loss, λW in each dW, against the data gradient of the same batch."""
     lam = run.spec.l2
     if not lam:
-        return {"absent": "L2 is off in this model (λ = 0; no catalog model sets it): give `--l2 LAMBDA` "
-                          "to see λ/2·‖W‖² in the loss and λ·W in dW."}
+        return _absent("L2 penalty (λ = 0)", lambda spec: spec.l2 > 0,
+                       "give `--l2 LAMBDA` to see λ/2·‖W‖² in the loss and λ·W in dW")
     network, dtype = run.network, run.spec.dtype
     kernels = {number: run.tensors[run.spec.parameter_layers.index(number)]["W"]
                for number in run.spec.kernel_layers}
