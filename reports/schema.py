@@ -5,9 +5,9 @@ are relative (max|a − d| / max|d|) unless named ``abs``; accuracies are fracti
 ``*_pp`` are percentage points. A report runs rows of (scenario, catalog model) (``rows``,
 ``reports.scenarios.suite``): ``parity``, ``curves`` and ``divergence`` are lists with one entry per
 model, each naming its ``model``; so are ``explain`` (the backprop study: its
-one-line-per-intermediate rows, the step's annotated graph and the frameworks' records) and
-``findings`` (the convention findings measured on a convolutional model, each effect
-``bit-identical``, ``rounding`` or ``moves``), both optional. ``bench`` is optional too
+one-line-per-intermediate rows, the step's annotated graph, the hard layers step by step and the
+frameworks' records) and ``findings`` (the convention findings measured on a convolutional model,
+each effect ``bit-identical``, ``rounding`` or ``moves``), both optional. ``bench`` is optional too
 (``backprop-parity report --bench FILE``): the JSON that ``backprop-parity bench --json`` writes,
 stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``), each backend's median
 over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and that as a percentage of
@@ -313,8 +313,14 @@ _DRAWING = {
     "width": NUM, "height": NUM}
 STUDY_GRAPH = Obj({"stack": STR, "batch": INT, "loss": NUM, "collapsed": BOOL, **_DRAWING,
                    "layers": ListOf(Obj({"layer": INT, "title": STR, **_DRAWING}))})
+_HARD_CHECK = Obj({"quantity": STR, "against": STR, "max_abs": NUM_OR_NULL, "relative": NUM_OR_NULL,
+                   "bound": NUM, "ok": BOOL})
+_HARD_TOPIC = Obj({}, optional={"absent": STR, "checks": ListOf(_HARD_CHECK)}, open=True)
+HARD_TOPICS = ("batch_norm", "softmax", "max_pool", "conv", "dropout", "l2")   # hard_layers.TOPICS
+STUDY_HARD = Obj({"stack": STR, "batch": INT, "dtype": DTYPE,
+                  **{topic: _HARD_TOPIC for topic in HARD_TOPICS}})
 EXPLAIN = Obj({"model": STR, "spec": SPEC, "batch": INT, "dtype": DTYPE, "loss": NUM,
-               "rows": ListOf(MapOf(ANY_SCALAR)), "graph": STUDY_GRAPH,
+               "rows": ListOf(MapOf(ANY_SCALAR)), "graph": STUDY_GRAPH, "hard": STUDY_HARD,
                "records": MapOf(Obj({"title": STR}, optional={"lines": ListOf(STR), "note": STR}))})
 ROW = Obj({"scenario": STR, "model": STR_OR_NULL, "settings": Obj({}, open=True)})
 

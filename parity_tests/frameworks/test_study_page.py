@@ -15,6 +15,8 @@ import pytest
 from headless_chromium import CHROMIUM, load_page
 
 from reports.cli.main import main
+from reports.schema import HARD_TOPICS
+from reports.study import hard_layers
 from scratch import activations
 
 pytest.importorskip("torch")
@@ -88,6 +90,22 @@ def test_a_changed_engine_formula_changes_its_line_and_a_wrong_one_is_marked(tmp
     cells = row_cells(html, "dZ1")
     assert cells[2] == "return da" and all(cell.startswith("✗ ") for cell in cells[-3:])
     assert next(row for row in data["rows"] if row["name"] == "dZ1")["ok"] is False
+
+
+def test_the_hard_layers_section_comes_from_the_run_and_a_failed_check_exits_1(tmp_path, monkeypatch, capsys):
+    code, html, data = study(tmp_path)
+    assert code == 0, capsys.readouterr().err
+    assert set(data["hard"]) - {"stack", "batch", "dtype"} == set(hard_layers.TOPICS) == set(HARD_TOPICS)
+    text = unescape(re.sub(r"<[^>]+>", "", html))
+    assert 'id="study-hard-default"' in html and data["hard"]["batch_norm"]["absent"].replace("`", "") in text
+    assert all(entry["ok"] for entry in data["hard"]["softmax"]["checks"])
+
+    separate = hard_layers._separate                  # the long way round, made wrong by a factor 2
+    monkeypatch.setattr(hard_layers, "_separate", lambda *args: 2 * separate(*args))
+    code, html, data = study(tmp_path)
+    assert code == 1
+    assert "beyond the tolerance: softmax: separate" in capsys.readouterr().out
+    assert [entry["ok"] for entry in data["hard"]["softmax"]["checks"]] == [True, False]
 
 
 def test_bad_input_is_one_line_before_any_work(tmp_path, capsys):

@@ -48,7 +48,7 @@ from judge.tolerances import tolerance
 from reports.render.blocks import Details, Pre, Svg, Table
 from reports.study import svg
 from reports.study.formulas import formula
-from reports.study.graph import _Builder, summary
+from reports.study.graph import GraphBuilder, summary
 from reports.study.run import StudyRun
 from scratch.catalog import MODELS
 from scratch.layers.conv import padding_amounts
@@ -217,7 +217,7 @@ def batch_norm_data(run: StudyRun) -> dict:
 def batch_norm_graph(run: StudyRun, layer: int, v: dict) -> dict:
     """The staged graph laid out (``reports.study.graph.layout``): every value with its gradient,
     every backward edge with its local rule; y's gradient is the run's dZ_l."""
-    b = _Builder(run)
+    b = GraphBuilder(run)
     per_channel = {stage.name for stage in BN_FORWARD + BN_BACKWARD if stage.per_channel} | {"γ", "β"}
     gradient_of = {"x": "dx", "μ": "dμ", "x−μ": "d(x−μ)", "σ²": "dσ²", "1/σ": "d(1/σ)", "x̂": "dx̂",
                    "γ": "dγ", "β": "dβ", "y": "dy"}

@@ -9,7 +9,10 @@ twins on the same parameters and batch; it is JSON-ready, so the report keeps it
    its math, each framework's node/op/equation and exact / ≈ / max|Δ|;
 2. the annotated graph of the step (:mod:`reports.study.graph`): every node's value and gradient,
    every backward edge's local rule;
-3. the three frameworks' own records of the same backward (:mod:`reports.study.records`).
+3. the hard layers step by step (:mod:`reports.study.hard_layers`): BatchNorm's staged backward,
+   softmax + cross-entropy fused against separate, max-pool routing and ties, a convolution as
+   im2col and one GEMM each way, the dropout mask, L2 — each checked against the run;
+4. the three frameworks' own records of the same backward (:mod:`reports.study.records`).
 
 :mod:`reports.study.sections` turns the data into blocks, for this page and for the report.
 """
@@ -21,6 +24,7 @@ from html import escape
 from reports.explain import walk
 from reports.render.html import STYLE, render_block
 from reports.study.graph import graph_data
+from reports.study.hard_layers import hard_layers_data
 from reports.study.records import records_data
 from reports.study.run import study_run
 from reports.study.sections import study_sections
@@ -31,7 +35,7 @@ def study_data(model: str, spec, tensors, x, labels, masks=None) -> dict:
     run = study_run(spec, tensors, x, labels, masks)
     rows = walk.explain(spec, tensors, x, run.targets, masks)
     return {"model": model, "spec": spec.to_dict(), "batch": len(x), "dtype": spec.dtype, "loss": run.loss,
-            "rows": rows, "graph": graph_data(run),
+            "rows": rows, "graph": graph_data(run), "hard": hard_layers_data(run),
             "records": records_data(spec, tensors, x, run.targets, masks)}
 
 

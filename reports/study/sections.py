@@ -1,15 +1,16 @@
-"""The study's sections as report blocks, from :func:`reports.study.page.study_data`'s JSON: the
-study page and the report's study section render the same blocks (HTML or Markdown).
+"""The study's sections as report blocks, from :func:`reports.study.page.study_data`'s JSON: the study
+page and the report's study section render the same blocks (HTML or Markdown).
 
-In order: one line per intermediate, the annotated graph of the step, the frameworks' own
-records of the same backward. Every id carries the model's name, so two models' studies share one
-report without a clash.
+In order: one line per intermediate, the annotated graph of the step, the hard layers step by step,
+the frameworks' own records of the same backward. Every id carries the model's name, so two models'
+studies share one report without a clash.
 """
 
 from __future__ import annotations
 
 from reports.render.blocks import Section, Table
 from reports.study.graph import graph_blocks
+from reports.study.hard_layers import hard_layers_blocks
 from reports.study.records import records_blocks
 
 FRAMEWORKS = ("torch", "keras", "jax")
@@ -20,6 +21,8 @@ def study_sections(data: dict) -> list[Section]:
     return [Section(f"study-rows-{model}", f"One line per intermediate: {model}", rows_blocks(data)),
             Section(f"study-graph-{model}", f"The annotated graph of one step: {model}",
                     graph_blocks(data["graph"], id=f"graph-{model}")),
+            Section(f"study-hard-{model}", f"The hard layers step by step: {model}",
+                    hard_layers_blocks(data["hard"], id=f"hard-{model}")),
             Section(f"study-records-{model}", f"The frameworks' own records: {model}",
                     records_blocks(data["records"], data["rows"], id=f"study-records-{model}"))]
 
