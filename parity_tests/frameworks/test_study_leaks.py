@@ -124,7 +124,8 @@ def test_the_frameworks_defaults_are_as_stated(data):
     losses = {row["what"]: row for row in defaults["losses"]}
     torch_probabilities = losses["BCELoss on sigmoid(z) (probabilities)"]
     assert torch_probabilities["loss"][-1] == 100.0                        # log p clamped at −100
-    assert abs(torch_probabilities["gradient"][2]) < 1e-4                  # z = −40: shrunk
+    sigmoid = 1.0 / (1.0 + math.exp(40.0))                                # z = −40: shrunk to −σ(z)/1e-12
+    assert torch_probabilities["gradient"][2] == pytest.approx(-sigmoid / 1e-12, rel=1e-5)
     keras_probabilities = next(row for what, row in losses.items()
                                if what.startswith("binary_crossentropy on tf.sigmoid"))
     assert keras_probabilities["loss"][1] == pytest.approx(-math.log(1e-7), rel=1e-6)

@@ -13,7 +13,8 @@ Three groups of rows, each {framework, what, measured, meaning}:
   (float32). From logits (what every twin uses: ``BCEWithLogitsLoss``, Keras ``from_logits=True``,
   ``optax.sigmoid_binary_cross_entropy``) the loss is −log σ(z) ≈ −z and dL/dz = σ(z) − 1 ≈ −1.
   From probabilities p = σ(z): torch's ``binary_cross_entropy`` clamps log p to ≥ −100 and, in its
-  backward, divides by max(p(1 − p), 1e-12), so dL/dz shrinks once p(1 − p) < 1e-12 (z < −27.6);
+  backward (ATen's ``binary_cross_entropy_backward``, ``EPSILON = 1e-12``), divides by
+  max(p(1 − p), 1e-12), so dL/dz = −σ(z)/1e-12 once p(1 − p) < 1e-12 (z < −27.6): −4.25e-6 at z = −40;
   Keras clips p to [ε, 1 − ε] (ε = ``keras.config.epsilon()`` = 1e-7), so once σ(z) < ε
   (z < −16.1) the loss is stuck at −log ε = 16.118 and dL/dz = 0 — unless p came from Keras's own
   sigmoid, whose output carries its logits (``_keras_logits``), which the loss then uses.
