@@ -5,18 +5,18 @@ are relative (max|a − d| / max|d|) unless named ``abs``; accuracies are fracti
 ``*_pp`` are percentage points. A report runs rows of (scenario, catalog model) (``rows``,
 ``reports.scenarios.suite``): ``parity``, ``curves`` and ``divergence`` are lists with one entry per
 model, each naming its ``model``; so are ``explain`` (the backprop study: its
-one-line-per-intermediate rows, the step's annotated graph, the hard layers step by step and the
-frameworks' records) and ``findings`` (the convention findings measured on a convolutional model,
-each effect ``bit-identical``, ``rounding`` or ``moves``), both optional. ``bench`` is optional too
-(``backprop-parity report --bench FILE``): the JSON that ``backprop-parity bench --json`` writes,
-stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``), each backend's median
-over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and that as a percentage of
-the dtype's best measured GEMM (``percent_of_peak``), memory in MiB. ``bench_cnn`` (optional) is a
-``bench --model lenet5 --json`` file, described by :data:`BENCH_CNN` (ratios to the fastest backend,
-``ratio_to_fastest``). Format 1 files (one MLP section each and a separate ``cnn`` one) are refused:
-re-run the report. ``verdict`` (written by every run since issue 10; optional so older files still
-render) is the report's opening line and its failing comparisons (``reports.verdict.report``); its
-counts must agree with the parity rows and training checks.
+one-line-per-intermediate rows, the step's annotated graph, the hard layers step by step, the
+frameworks' records and where backprop leaks) and ``findings`` (the convention findings measured on
+a convolutional model, each effect ``bit-identical``, ``rounding`` or ``moves``), both optional.
+``bench`` is optional too (``backprop-parity report --bench FILE``): the JSON that ``backprop-parity
+bench --json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
+each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and that
+as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
+``bench_cnn`` (optional) is a ``bench --model lenet5 --json`` file, described by :data:`BENCH_CNN`
+(ratios to the fastest backend, ``ratio_to_fastest``). Format 1 files (one MLP section each and a
+separate ``cnn`` one) are refused: re-run the report. ``verdict`` (written by every run since issue
+10; optional so older files still render) is the report's opening line and its failing comparisons
+(``reports.verdict.report``); its counts must agree with the parity rows and training checks.
 
 :data:`SCHEMA` describes the whole file with a few node types (:class:`Obj`, :class:`ListOf`,
 :class:`MapOf`, :class:`Scalar`, and :class:`Where` for a rule across fields); :func:`validate`
@@ -319,8 +319,13 @@ _HARD_TOPIC = Obj({}, optional={"absent": STR, "checks": ListOf(_HARD_CHECK)}, o
 HARD_TOPICS = ("batch_norm", "softmax", "max_pool", "conv", "dropout", "l2")   # hard_layers.TOPICS
 STUDY_HARD = Obj({"stack": STR, "batch": INT, "dtype": DTYPE,
                   **{topic: _HARD_TOPIC for topic in HARD_TOPICS}})
+_OPEN = Obj({}, open=True)
+STUDY_LEAKS = Obj({"settings": _OPEN, "backends": ListOf(STR), "skipped": MapOf(STR), "tolerance": NUM,
+                   "timings": MapOf(NUM), "seconds": NUM, "vanishing": ListOf(_OPEN), "dead": _OPEN,
+                   "exploding": _OPEN, "defaults": _OPEN})   # inf and NaN as the strings "inf", "nan"
 EXPLAIN = Obj({"model": STR, "spec": SPEC, "batch": INT, "dtype": DTYPE, "loss": NUM,
                "rows": ListOf(MapOf(ANY_SCALAR)), "graph": STUDY_GRAPH, "hard": STUDY_HARD,
+               "leaks": STUDY_LEAKS,
                "records": MapOf(Obj({"title": STR}, optional={"lines": ListOf(STR), "note": STR}))})
 ROW = Obj({"scenario": STR, "model": STR_OR_NULL, "settings": Obj({}, open=True)})
 

@@ -8,8 +8,9 @@ the default model, spec flags on top: the same flags as ``train``, ``check``, ``
 with the step-0 dropout masks. ``--out`` is the HTML file (default ``study-<model>.html``),
 ``--json`` optionally the page's data. Every argument, file and output path is checked before any
 framework is imported. Exit status 0 when every intermediate agrees within the tolerance table in
-every framework that ran and every step-by-step check of the hard layers agrees with the engine's
-own result, 1 when one does not, 2 on bad input.
+every framework that ran, every step-by-step check of the hard layers agrees with the engine's own
+result and the four backends agree on the leaks section's gradient norms; 1 when one does not; 2 on
+bad input.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from reports.cli.progress import progress
 from reports.cli.threads import add_threads_argument, thread_limited
 from reports.json_file import write_json
 from reports.study.hard_layers import failed_checks
+from reports.study.leaks import agreement_rows
 from reports.study.page import render_study_html, study_data
 from scratch.batching import check_batch_statistics, dropout_masks
 from scratch.data import drawn_batch
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     write_atomically(out, html.encode("utf-8"))
     if args.json is not None:
         write_json(args.json, finite_or_null(data))
-    failed = [row["name"] for row in data["rows"] if row["ok"] is False] + failed_checks(data["hard"])
+    failed = ([row["name"] for row in data["rows"] if row["ok"] is False] + failed_checks(data["hard"])
+              + [f"leaks: {row['where']} ({row['backend']})" for row in agreement_rows(data["leaks"])])
     size = len(html.encode("utf-8")) / 1024
     verdict = (f"{len(failed)} beyond the tolerance: {', '.join(failed)}" if failed
                else "every one within tolerance")

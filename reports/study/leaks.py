@@ -294,7 +294,7 @@ def backend_series(values: dict[str, list], xs: list, suffix=None) -> list[Serie
     return out
 
 
-def vanishing_blocks(stacks: list[dict]) -> list:
+def vanishing_blocks(stacks: list[dict], id: str = "leaks") -> list:
     """One chart per stack on one shared log scale, then every norm in a collapsed table."""
     norms = [as_float(v) for stack in stacks for values in stack["dW"].values() for v in values]
     norms = [v for v in norms if math.isfinite(v) and v > 0]
@@ -312,12 +312,12 @@ def vanishing_blocks(stacks: list[dict]) -> list:
             for index, layer in enumerate(stacks[0]["layers"])]
     rows.append(["‖dW_L‖/‖dW_1‖",
                  *(fmt(stack["ratio"][backend]) for stack in stacks for backend in stack["dW"])])
-    table = Table(columns, rows, id="leaks-vanishing",
+    table = Table(columns, rows, id=f"{id}-vanishing",
                   caption="Frobenius norm of dL/dW_l at the start, same weights and batch in every backend")
     return [*blocks, Details("‖dW_l‖ of every layer, every backend (table)", [table])]
 
 
-def dead_blocks(dead: dict) -> list:
+def dead_blocks(dead: dict, id: str = "leaks") -> list:
     """The total count per checkpoint as a chart, every layer's count in a table."""
     hidden = len(dead["units"])
     totals = {backend: [sum(counts) for counts in per_step] for backend, per_step in dead["counts"].items()}
@@ -328,7 +328,7 @@ def dead_blocks(dead: dict) -> list:
     rows = [[str(step), *(str(dead["counts"][backend][index][layer]) for backend in dead["counts"]
                           for layer in range(hidden))] for index, step in enumerate(dead["steps"])]
     return [Svg(svg, "dead ReLU units per step checkpoint, one line per backend"),
-            Table(columns, rows, id="leaks-dead",
+            Table(columns, rows, id=f"{id}-dead",
                   caption=f"units (of {dead['units'][0]} per layer) that output 0 for every sample of "
                           "the batch")]
 
@@ -337,7 +337,7 @@ def _step(value) -> str:
     return "never" if value is None else str(value)
 
 
-def exploding_blocks(explode: dict) -> list:
+def exploding_blocks(explode: dict, id: str = "leaks") -> list:
     """The loss per step (log scale, up to its last finite value), the per-layer norms at the
     start, the loss and ‖g‖ per step, and where each backend first leaves the finite numbers."""
     backends = list(explode["loss"])
@@ -355,31 +355,31 @@ def exploding_blocks(explode: dict) -> list:
                    [[str(layer), *(fmt(explode["dZ"][backend][index]) for backend in backends),
                      *(fmt(explode["dW"][backend][index]) for backend in backends)]
                     for index, layer in enumerate(explode["layers"])],
-                   caption="gradient norms per layer at the start", id="leaks-exploding-layers")
+                   caption="gradient norms per layer at the start", id=f"{id}-exploding-layers")
     per_step = Table(["step", *(f"loss {backend}" for backend in backends),
                       *(f"‖g‖ {backend}" for backend in backends)],
                      [[str(step), *(fmt(explode["loss"][backend][step]) for backend in backends),
                        *(fmt(explode["gradient_norm"][backend][step]) for backend in backends)]
                       for step in steps],
                      caption="loss (before the step's update) and global gradient norm ‖g‖ per step",
-                     id="leaks-exploding-steps")
+                     id=f"{id}-exploding-steps")
     first = Table(["backend", "first non-finite loss (step)", "first non-finite parameters (after step)",
                    "raised an error"],
                   [[backend, _step(explode["first_nonfinite_loss"][backend]),
                     _step(explode["first_nonfinite_parameters"][backend]), explode["raised"][backend] or "no"]
                    for backend in backends],
-                  caption="where each backend first leaves the finite numbers", id="leaks-nonfinite")
+                  caption="where each backend first leaves the finite numbers", id=f"{id}-nonfinite")
     return [Svg(svg, "the loss of every step until it is no longer finite, one line per backend"),
             layers, per_step, first]
 
 
-def defaults_blocks(defaults: dict) -> list:
+def defaults_blocks(defaults: dict, id: str = "leaks") -> list:
     """The three measured tables of :mod:`reports.study.leak_defaults`."""
     blocks = [Table(["framework", "what was run", "measured", "meaning"],
                     [[row["framework"], row["what"], row["measured"], row["meaning"]]
                      for row in defaults["optimizers"]],
                     caption="gradient clipping by default: one SGD step with a huge gradient",
-                    id="leaks-clipping")]
+                    id=f"{id}-clipping")]
     if defaults["losses"]:
         logits = defaults["losses"][0]["logits"]
         rows = [[row["framework"], row["what"],
@@ -387,19 +387,19 @@ def defaults_blocks(defaults: dict) -> list:
                    for loss, gradient in zip(row["loss"], row["gradient"], strict=True))]
                 for row in defaults["losses"]]
         blocks.append(Table(["framework", "binary cross-entropy", *(f"z = {z:g}: L, dL/dz" for z in logits)],
-                            rows, id="leaks-losses",
+                            rows, id=f"{id}-losses",
                             caption="a confidently wrong sigmoid output (y = 1, logit z), float32: the loss "
                                     "and the gradient each function passes back"))
     blocks.append(Table(["framework", "what was read", "measured", "meaning"],
                         [[row["framework"], row["what"], row["measured"], row["meaning"]]
                          for row in defaults["nan_checks"]],
-                        caption="NaN and inf checks by default", id="leaks-nan-checks"))
+                        caption="NaN and inf checks by default", id=f"{id}-nan-checks"))
     return blocks
 
 
-def leaks_blocks(data: dict) -> list:
+def leaks_blocks(data: dict, id: str = "leaks") -> list:
     """The section's blocks: each experiment's paragraph, chart(s) and table(s), then the frameworks'
-    defaults and what they mean for each leak."""
+    defaults and what they mean for each leak; ``id`` prefixes every table's id."""
     s, explode, dead = data["settings"], data["exploding"], data["dead"]
     mismatches = agreement_rows(data)
     if mismatches:
@@ -420,24 +420,24 @@ def leaks_blocks(data: dict) -> list:
         "the signal by at most 1/4, so the first layer learns orders of magnitude slower than the last "
         f"(‖dW_L‖/‖dW_1‖ = {fmt(sigmoid['ratio']['scratch'])} with Glorot init). With ReLU and He init "
         f"(g′ ∈ {{0, 1}}, Var W = 2/fan_in) the ratio is {fmt(relu['ratio']['scratch'])}.",
-        *vanishing_blocks(data["vanishing"]),
+        *vanishing_blocks(data["vanishing"], id),
         f"Dead ReLU units. 784 → {width} → {width} → 10, ReLU, He init, plain SGD at learning rate "
         f"{dead['learning_rate']:g} on one fixed batch of {s['batch']} rows. A unit that outputs 0 for every "
         "sample gets g′ = 0, hence dW = db = 0: in layer 1, whose input never changes, it stays dead (the "
         "count can only grow); a deeper unit can revive when the layer below it moves.",
-        *dead_blocks(dead),
+        *dead_blocks(dead, id),
         f"Exploding. {s['explode_depth']} linear hidden layers (identity activations, MSE), "
         f"W = {explode['gain']:g} · N(0, 1/fan_in), plain SGD at {explode['learning_rate']:g}. Backward, "
         f"‖dZ_l‖ grows by about {explode['gain']:g} per layer towards the input; each step overshoots more "
         "than the last, until float32 overflows to inf and inf − inf gives NaN.",
-        *exploding_blocks(explode),
+        *exploding_blocks(explode, id),
         "What each framework does about it by default, measured in the installed versions: none clips "
         "gradients, none stops on a NaN. Each twin computes its cross-entropy from the logits, so no "
         "probability clipping applies to it; a user who feeds probabilities gets torch's clamp "
         "(log p ≥ −100, and a backward divided by max(p(1 − p), 1e-12): dL/dz shrinks beyond z ≈ −27.6) "
         "or Keras's clip to [ε, 1 − ε] (dL/dz = 0 once σ(z) < ε: the gradient vanishes entirely, unless "
         "p came from Keras's own sigmoid, which carries its logits).",
-        *defaults_blocks(data["defaults"]),
+        *defaults_blocks(data["defaults"], id),
         "What this means for the leaks above: vanishing gradients and dead units are left to the "
         "initializer and learning rate the user picks (Keras's default Glorot and torch's default "
         "U(±1/√fan_in) both vanish through the sigmoid stack, as measured); the exploding step reaches the "

@@ -12,7 +12,10 @@ twins on the same parameters and batch; it is JSON-ready, so the report keeps it
 3. the hard layers step by step (:mod:`reports.study.hard_layers`): BatchNorm's staged backward,
    softmax + cross-entropy fused against separate, max-pool routing and ties, a convolution as
    im2col and one GEMM each way, the dropout mask, L2 — each checked against the run;
-4. the three frameworks' own records of the same backward (:mod:`reports.study.records`).
+4. the three frameworks' own records of the same backward (:mod:`reports.study.records`);
+5. where backprop leaks (:mod:`reports.study.leaks`): vanishing gradients in a deep sigmoid stack,
+   dead ReLU units over training, an exploding stack, and what each framework does about it by
+   default — measured in all four backends, the same experiments whatever the model.
 
 :mod:`reports.study.sections` turns the data into blocks, for this page and for the report.
 """
@@ -25,18 +28,21 @@ from reports.explain import walk
 from reports.render.html import STYLE, render_block
 from reports.study.graph import graph_data
 from reports.study.hard_layers import hard_layers_data
+from reports.study.leaks import LeakSettings, leaks_data
 from reports.study.records import records_data
 from reports.study.run import study_run
 from reports.study.sections import study_sections
 
 
-def study_data(model: str, spec, tensors, x, labels, masks=None) -> dict:
-    """Every part of the page for one step of ``spec`` from ``tensors`` on (``x``, ``labels``)."""
+def study_data(model: str, spec, tensors, x, labels, masks=None, leaks: LeakSettings | None = None) -> dict:
+    """Every part of the page for one step of ``spec`` from ``tensors`` on (``x``, ``labels``), and
+    the leaks section's experiments at ``leaks`` (default :class:`LeakSettings`; they do not
+    depend on the model)."""
     run = study_run(spec, tensors, x, labels, masks)
     rows = walk.explain(spec, tensors, x, run.targets, masks)
     return {"model": model, "spec": spec.to_dict(), "batch": len(x), "dtype": spec.dtype, "loss": run.loss,
             "rows": rows, "graph": graph_data(run), "hard": hard_layers_data(run),
-            "records": records_data(spec, tensors, x, run.targets, masks)}
+            "records": records_data(spec, tensors, x, run.targets, masks), "leaks": leaks_data(leaks)}
 
 
 def render_study_html(data: dict) -> str:

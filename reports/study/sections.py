@@ -11,6 +11,7 @@ from __future__ import annotations
 from reports.render.blocks import Section, Table
 from reports.study.graph import graph_blocks
 from reports.study.hard_layers import hard_layers_blocks
+from reports.study.leaks import leaks_blocks
 from reports.study.records import records_blocks
 
 FRAMEWORKS = ("torch", "keras", "jax")
@@ -24,7 +25,9 @@ def study_sections(data: dict) -> list[Section]:
             Section(f"study-hard-{model}", f"The hard layers step by step: {model}",
                     hard_layers_blocks(data["hard"], id=f"hard-{model}")),
             Section(f"study-records-{model}", f"The frameworks' own records: {model}",
-                    records_blocks(data["records"], data["rows"], id=f"study-records-{model}"))]
+                    records_blocks(data["records"], data["rows"], id=f"study-records-{model}")),
+            Section(f"study-leaks-{model}", "Where backprop leaks, in all four backends",
+                    leaks_blocks(data["leaks"], id=f"leaks-{model}"))]
 
 
 def rows_blocks(data: dict) -> list:
