@@ -1,7 +1,8 @@
 """Training parity of one backend pair: the per-step verdict and the free-running measurement.
 
-``compare_training(actual, desired, spec, tensors, x, targets, plan)`` builds fresh
-backends from the same start and runs
+``compare_training(actual, desired, spec, tensors, x, targets, plan, make_backend=…)`` builds
+fresh backends from the same start with the caller's factory (``twins.backends.make_backend``
+for the twins) and runs
 
 1. :func:`judge.stepwise.check_steps` — the pass/fail: every step re-synchronized, every
    gradient within the gradient bound, every update within ``ULPS_UPDATE`` ulps;
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from judge.parity import Comparison
 from judge.stepwise import StepwiseResult, check_steps
 from judge.trajectory import Trajectory, follow
-from twins.backends import make_backend
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,17 @@ class TrainingParity:
 
 
 def compare_training(actual_name: str, desired_name: str, spec, tensors, x, targets, plan,
-                     bounds: dict | None = None) -> TrainingParity:
+                     bounds: dict | None = None, *, make_backend, engine: str = "scratch") -> TrainingParity:
     """Both checks on fresh backends built from the named ``tensors`` ({name: array} per layer
-    with parameters, ``Network.tensors``) with zero optimizer state."""
+    with parameters, ``Network.tensors``) with zero optimizer state. ``make_backend(name, spec,
+    tensors=…)`` builds the backend called ``name``; ``engine`` is the name it builds the NumPy
+    engine under (the reference formula of every update)."""
     plan = list(plan)
 
     def fresh(name):
         return make_backend(name, spec, tensors=tensors)
 
-    stepwise = check_steps(fresh(actual_name), fresh(desired_name), fresh("scratch"), x, targets, plan,
+    stepwise = check_steps(fresh(actual_name), fresh(desired_name), fresh(engine), x, targets, plan,
                            bounds)
     trajectory = follow(fresh(actual_name), fresh(desired_name), x, targets, plan)
     return TrainingParity(actual_name, desired_name, stepwise, trajectory)

@@ -341,7 +341,6 @@ def test_check_on_a_broken_twin_exits_1(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr("twins.backends.available_backends", lambda: ["scratch", "torch"])
     monkeypatch.setattr("twins.backends.make_backend", make)
-    monkeypatch.setattr("judge.training_parity.make_backend", make)
     monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     path = tmp_path / "spec.json"
     path.write_text(SPEC.to_json(), encoding="utf-8")

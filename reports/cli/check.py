@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                                                         spec.n_layers)]
     if float64_companion.needs_float64(spec):
         progress("check", "the same pairs in float64 (a float32 spec with long reductions)")
-        rows += float64_companion.float64_rows(backends, x, targets, masks)
+        rows += float64_companion.float64_rows(backends, x, targets, masks, PAIRS)
     trainings, plan = [], []
     if args.steps:
         plan = check_plan(spec, len(x), args.steps)
@@ -159,8 +159,9 @@ def run(args: argparse.Namespace) -> int:
         for actual, desired in PAIRS:
             if actual in backends and desired in backends:
                 try:
-                    trainings.append(training_parity.compare_training(actual, desired, spec, tensors, x,
-                                                                      targets, plan))
+                    trainings.append(training_parity.compare_training(
+                        actual, desired, spec, tensors, x, targets, plan,
+                        make_backend=twin_backends.make_backend))
                 except BackendError as error:
                     skipped[f"{actual} vs {desired} training"] = "cannot express this spec"
                     notes.append(f"  {actual} vs {desired}: training not compared — {error}")
