@@ -54,7 +54,7 @@ from scratch.errors import BackendError, DataError
 from scratch.model import Network
 from twins import backends as twin_backends
 from twins import hygiene
-from twins.backends import BACKENDS, PAIRS
+from twins.backends import BACKENDS, PAIRS, REFEREES
 
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
                  EXIT_BROKEN_PIPE)
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     trainings.append(training_parity.compare_training(
                         actual, desired, spec, tensors, x, targets, plan,
-                        make_backend=twin_backends.make_backend))
+                        make_backend=twin_backends.make_backend, referees=REFEREES))
                 except BackendError as error:
                     skipped[f"{actual} vs {desired} training"] = "cannot express this spec"
                     notes.append(f"  {actual} vs {desired}: training not compared — {error}")
