@@ -5,7 +5,10 @@ engine, and the frameworks against each other) — the checked batch's forward a
 training mode, then its outputs Z_L and A_L in inference mode with BatchNorm's running statistics
 (the weight file's, loaded into every backend: ``judge.inference_parity``) — and training over
 ``--steps`` steps: every step re-synchronized (the verdict on training) and the free-running
-trajectories measured and explained (``judge.training_parity``). ``--json FILE`` writes the same as data.
+trajectories measured and explained (``judge.training_parity``; where the engine is a side and its
+own higher-precision run cannot say which side is off, the first installed twin of
+``twins.backends.REFEREES`` that is neither side referees in float64, whether or not ``--backends``
+named it). ``--json FILE`` writes the same as data.
 
 The model is resolved by :mod:`reports.cli.model_source` (``--model``, ``--spec``, ``--weights`` or
 the default model, spec flags on top: the same flags as ``train``, ``explain`` and ``bench``). The
