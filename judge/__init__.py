@@ -4,6 +4,10 @@ A *trace* is what one implementation reports for one batch — its loss, every n
 (Z_l, A_l, dZ_l, dA_l) and every parameter gradient — and, under training, one such record per
 step. The judge never builds a model: it is handed traces (and, to localize, the engine's own
 layers for the arbiter). The twins (:mod:`twins`) are one client; a user's own model is the next.
+It never imports the twins: a caller hands it what it needs — a backend factory
+(``training_parity.compare_training(…, make_backend=…)``), the pairs to compare
+(``float64_companion.float64_rows(…, pairs)``) — and an engine backend is recognised by the
+model it holds (:mod:`judge.engine_backend`).
 
 * :mod:`judge.tolerances` — the one tolerance table, per dtype.
 * :mod:`judge.parity` — shape → dtype → values, forward then every gradient; the error floors and

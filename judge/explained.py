@@ -44,9 +44,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from judge.engine_backend import runs_engine
 from judge.parity import Comparison, elementwise_ulps, gradient_floors, layer_keys, loss_floor, relative_error
 from judge.reduction_bounds import REDUCING, output_bound
 from judge.tolerances import tolerance
+from scratch.model import Network
 
 KINKED = ("relu", "leaky_relu")
 
@@ -260,14 +262,11 @@ def engine_of(backend, dtype: str | None = None):
     """The NumPy engine holding ``backend``'s parameters and running statistics, in ``dtype``
     (default: the spec's). An engine backend gives its own model (a variant included, rebuilt in
     ``dtype`` by its own class); a framework backend a fresh ``Network``."""
-    from scratch.model import Network
-    from twins.scratch_backend import ScratchBackend
-
-    if dtype is None and isinstance(backend, ScratchBackend):
+    if dtype is None and runs_engine(backend):
         return backend.model
     spec = backend.spec if dtype is None else backend.spec.replace(dtype=dtype)
     tensors, statistics = _cast_state(backend, spec.dtype)
-    if isinstance(backend, ScratchBackend):
+    if runs_engine(backend):
         return rebuilt_in(backend, spec).model
     return Network(spec, tensors=tensors, statistics=statistics or None)
 
@@ -281,8 +280,6 @@ def rebuilt_in(backend, spec):
 
 def arbiter_of(backend):
     """The float64 arbiter: a fresh, unmodified engine in float64 with ``backend``'s state."""
-    from scratch.model import Network
-
     spec = backend.spec.replace(dtype="float64")
     tensors, statistics = _cast_state(backend, "float64")
     return Network(spec, tensors=tensors, statistics=statistics or None)
@@ -348,14 +345,13 @@ def explain_pair(results, actual: dict, desired: dict, desired_backend, x, targe
     engine is the local reference: an engine backend's own model, or — for a framework reference
     — a fresh engine that the framework must itself agree with, explained the same way."""
     from judge.parity import compare_traces
-    from twins.scratch_backend import ScratchBackend
 
     engine = engine_of(desired_backend)
     found = _explain_side(actual, results, actual_backend, desired_backend, engine, x, targets, masks,
                           bounds)
     if found is None:
         return results
-    if not isinstance(desired_backend, ScratchBackend):
+    if not runs_engine(desired_backend):
         own = compare_traces(desired, _engine_trace(engine, x, targets, masks), engine.spec.dtype, bounds, x)
         if not all(c.ok for c in own):
             theirs = _explain_side(desired, own, desired_backend, desired_backend, engine, x, targets, masks,

@@ -7,8 +7,8 @@ that grows like n·u (``docs/reductions.md``: TensorFlow's sequential per-channe
 float32 comparison can tell from rounding. In float64 the same layer rounds 2⁻²⁹ times less, and
 such an error stands out by three orders of magnitude or more at every size.
 
-:func:`float64_rows` therefore compares every pair of a float32 spec that holds such a layer once
-more, the same backends (their own classes) in float64 with the parameters, running statistics
+:func:`float64_rows` therefore compares every pair it is given of a float32 spec that holds such a
+layer once more, the same backends (their own classes) in float64 with the parameters, running statistics
 and batch cast up exactly, through :func:`judge.parity.compare_backend_traces` (float64's
 bounds, a long reduction judged by its float64 bound). ``check`` adds these rows under the pair's
 label with `` f64``. (``parity.compare_backend_traces`` is looked up at each call, as ``check``
@@ -22,7 +22,6 @@ import numpy as np
 from judge import parity
 from judge.explained import rebuilt_in
 from judge.reduction_bounds import REDUCING
-from twins.backends import PAIRS
 
 SUFFIX = " f64"
 
@@ -33,20 +32,21 @@ def needs_float64(spec) -> bool:
     return spec.dtype == "float32" and any(layer.kind in REDUCING for layer in spec.numbered_layers)
 
 
-def float64_rows(backends: dict, x, targets, masks) -> list[tuple[str, parity.Comparison]]:
-    """(pair label + :data:`SUFFIX`, comparison) of every pair of ``PAIRS`` among ``backends`` (a
-    name → backend dict of one float32 spec), traced again in float64."""
+def float64_rows(backends: dict, x, targets, masks, pairs) -> list[tuple[str, parity.Comparison]]:
+    """(pair label + :data:`SUFFIX`, comparison) of every (actual, desired) name pair of ``pairs``
+    (the caller's, e.g. ``twins.backends.PAIRS``) among ``backends`` (a name → backend dict of one
+    float32 spec), traced again in float64."""
     if not backends:
         return []
     spec64 = next(iter(backends.values())).spec.replace(dtype="float64")
-    twins = {name: rebuilt_in(backend, spec64) for name, backend in backends.items()}
+    rebuilt = {name: rebuilt_in(backend, spec64) for name, backend in backends.items()}
     x64, targets64 = np.asarray(x, np.float64), np.asarray(targets, np.float64)
     masks64 = None if masks is None else [None if m is None else np.asarray(m, np.float64) for m in masks]
-    traces = {name: twin.trace(x64, targets64, masks64) for name, twin in twins.items()}
+    traces = {name: twin.trace(x64, targets64, masks64) for name, twin in rebuilt.items()}
     rows = []
-    for actual, desired in PAIRS:
+    for actual, desired in pairs:
         if actual in traces and desired in traces:
             rows += [(f"{actual} vs {desired}{SUFFIX}", c) for c in parity.compare_backend_traces(
-                traces[actual], traces[desired], twins[desired], x64, masks64, targets=targets64,
-                actual_backend=twins[actual])]
+                traces[actual], traces[desired], rebuilt[desired], x64, masks64, targets=targets64,
+                actual_backend=rebuilt[actual])]
     return rows

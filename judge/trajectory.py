@@ -17,11 +17,16 @@ mechanisms can blow that up far beyond any bound near the floating-point floor:
 the loss part (exceed their bound in :mod:`judge.tolerances`) and says why: a kink flip at
 or before that step (every flipped element, with both Z values), or the amplification at the
 worst element (its gradient, the measured sensitivity and the predicted effect of one rounding
-of the gradient). Where neither applies, a higher-precision **arbiter** decides: the NumPy
+of the gradient). Where neither applies, an **arbiter** (:class:`Arbiter`) decides: the NumPy
 engine run on the same plan in float64 (for float32 runs) or ``np.longdouble`` (float64 runs).
-The actual backend passes when its distance to the arbiter is at most ``ARBITER_FACTOR`` times
-the reference's own distance plus the floor (the parameters bound); otherwise the verdict names
-the backend farther from the arbiter. An arbiter is not asked after a kink flip, nor after a
+The pair passes when each side's distance to it is at most ``ARBITER_FACTOR`` times the other's
+plus the floor (the parameters bound); otherwise the verdict names the side that is off. The
+engine's run is the engine's own math, though: where the engine is one of the two sides it can
+clear the pair, or find the engine's side off, but never blame the other side (a wrong engine is
+as close to itself as ever). Where it cannot decide, a third backend the caller offers
+(``referees``: a framework twin, in float64) referees instead, and where none can, the verdict
+says plainly that it cannot tell which side is off (still a FAIL: the two parted for no
+rounding cause). An arbiter is not asked after a kink flip, nor after a
 max-pool tie broken differently within rounding (:mod:`judge.pool_ties`, the same branch in
 another guise: the window's gradient goes to one element or the other): rounding took one side,
 and the higher-precision run may simply take the other.
@@ -32,11 +37,12 @@ measurement, reported with its cause.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from judge import pool_ties
+from judge.engine_backend import runs_engine
 from judge.optimizer_state import (
     OptimizerState,
     canonical_gradients,
@@ -48,6 +54,7 @@ from judge.pool_ties import TieFlip
 from judge.stepwise import parameter_names
 from judge.tolerances import AMPLIFIED, ARBITER_FACTOR, tolerance
 from scratch.batching import batches, map_masks
+from scratch.errors import BackendError
 from scratch.model import MLP
 from scratch.optimizers import make_optimizer
 
@@ -103,23 +110,71 @@ class Amplification:
 
 @dataclass(frozen=True)
 class Arbiter:
-    """Distances of both backends' final parameters to the higher-precision run."""
+    """Distances of both backends' final parameters to a referee: the same start trained on the
+    same plan by a run in higher precision (or, for a third backend on a float64 run, in the
+    run's own precision: ``dtype`` says which).
+
+    ``same_code`` names the sides that run the referee's own code — the engine's higher-precision
+    run is the engine's math. Such a referee can clear a pair (each side as close to it as the
+    other) and can find its own side off (an independent side agrees with it, its own does not),
+    but never blame the other side: a wrong engine is as close to itself as ever. A referee
+    independent of both sides (``same_code`` empty) judges both the same way."""
 
     dtype: str
     actual: float
     reference: float
     factor: float
     floor: float
+    referee: str = "the engine"             # whose code the referee runs: the engine, or a third backend
+    same_code: tuple[str, ...] = ()         # the sides that run that code (empty: independent)
+    superseded: Arbiter | None = None       # the engine's own run, when it could not decide
+
+    @property
+    def independent(self) -> bool:
+        return not self.same_code
+
+    @property
+    def actual_within(self) -> bool:
+        return self.actual <= self.factor * self.reference + self.floor
+
+    @property
+    def reference_within(self) -> bool:
+        return self.reference <= self.factor * self.actual + self.floor
 
     @property
     def ok(self) -> bool:
-        return self.actual <= self.factor * self.reference + self.floor
+        """Each side within ``factor`` × the other's distance + ``floor``."""
+        return self.actual_within and self.reference_within
+
+    def off(self, actual_name: str, desired_name: str) -> str | None:
+        """The side found off — only where the other side does not run the referee's code (a
+        referee agrees with its own code by construction, which is no evidence); else None."""
+        if not self.actual_within and desired_name not in self.same_code:
+            return actual_name
+        if not self.reference_within and actual_name not in self.same_code:
+            return desired_name
+        return None
 
     def describe(self, actual_name: str, desired_name: str) -> str:
-        verdict = "within" if self.ok else "beyond"
-        return (f"{self.dtype} arbiter: {actual_name} {self.actual:.3e} from it, {desired_name} "
-                f"{self.reference:.3e}; {verdict} {self.factor:g}× the reference's distance "
-                f"+ {self.floor:.0e}")
+        """Who referees, both distances and the rule's outcome, ending in the verdict."""
+        own = " and ".join(self.same_code)
+        whose = f"{own}'s own code" if own else "independent of both sides"
+        head = (f"{self.referee} in {self.dtype} referees, {whose}: {actual_name} {self.actual:.3e} "
+                f"from it, {desired_name} {self.reference:.3e}")
+        if self.superseded is not None:
+            first = self.superseded
+            head = (f"{first.referee} in {first.dtype} is {' and '.join(first.same_code)}'s own code and "
+                    f"could not decide ({actual_name} {first.actual:.3e}, {desired_name} "
+                    f"{first.reference:.3e} from it); {head}")
+        rule = f"{self.factor:g}× the other's distance + {self.floor:.0e}"
+        if self.ok:
+            return f"{head}; each within {rule}: rounding"
+        beyond = actual_name if not self.actual_within else desired_name
+        blamed = self.off(actual_name, desired_name)
+        if blamed is None:
+            return (f"{head}; {beyond} beyond {rule}, but the referee is {own}'s own code: it cannot tell "
+                    f"which side is off (no independent backend could referee)")
+        return f"{head}; {blamed} beyond {rule}: {blamed} is off"
 
 
 @dataclass(frozen=True)
@@ -149,10 +204,15 @@ class Trajectory:
 
     @property
     def farther(self) -> str | None:
-        """The backend farther from the arbiter, when the arbiter decided against the pair."""
-        if self.arbiter is None or self.arbiter.ok:
-            return None
-        return self.actual if self.arbiter.actual > self.arbiter.reference else self.desired
+        """The backend an independent referee finds off (None: within tolerance, explained,
+        cleared, or no referee could tell)."""
+        return None if self.arbiter is None else self.arbiter.off(self.actual, self.desired)
+
+    def blame(self) -> str:
+        """A few words for a headline: which side is off, or that no referee could tell."""
+        if self.ok:
+            return "ok"
+        return f"{self.farther} is off" if self.farther else "cannot tell which side is off"
 
     def verdict(self) -> str:
         """One line: within tolerance, parted and why, or which backend is wrong."""
@@ -169,15 +229,15 @@ class Trajectory:
             return f"{head}: a max-pool tie broken by rounding — step {step}, {tie.describe()}{more}"
         if self.cause == "amplification":
             return f"{head}: an adaptive step amplified rounding — {self.amplification.describe()}"
-        arbiter = self.arbiter.describe(self.actual, self.desired)
-        if self.arbiter.ok:
-            return f"{head}, no rounding cause found; {arbiter}: rounding"
-        return f"{head}, no rounding cause found; {arbiter}: {self.farther} is farther from the arbiter"
+        return f"{head}, no rounding cause found; {self.arbiter.describe(self.actual, self.desired)}"
 
 
-def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Trajectory:
+def follow(actual, desired, x, targets, plan, bounds: dict | None = None, referees=()) -> Trajectory:
     """Train both backends (in place) on ``plan`` from their current state, comparing every step.
-    ``bounds`` overrides the "parameters" and "curve" bounds (tests only, explicitly)."""
+    ``bounds`` overrides the "parameters" and "curve" bounds (tests only, explicitly).
+    ``referees``: callables ``make(spec, tensors)`` building a third backend (the caller's, e.g. a
+    twin) for a spec in float64, asked in order when the engine's own higher-precision run cannot
+    decide (:func:`_arbitrate`); one that raises :class:`scratch.errors.BackendError` is passed over."""
     plan = list(plan)
     spec = desired.spec
     dtype = spec.dtype
@@ -222,7 +282,7 @@ def follow(actual, desired, x, targets, plan, bounds: dict | None = None) -> Tra
         return _replace(result, cause="tie")
     if amplification is not None and amplification.explains and spec.optimizer.name in ADAPTIVE:
         return _replace(result, cause="amplification", amplification=amplification)
-    arbiter = _arbitrate(actual, desired, start, x, targets, plan, parameter_bound)
+    arbiter = _arbitrate(actual, desired, start, x, targets, plan, parameter_bound, referees)
     return _replace(result, cause="arbiter", amplification=amplification, arbiter=arbiter)
 
 
@@ -300,8 +360,11 @@ def _one_update(spec, theta, state: OptimizerState, index: int, gradient, high) 
     return param
 
 
-def _arbitrate(actual, desired, start, x, targets, plan, floor: float) -> Arbiter:
-    """Run the NumPy engine in higher precision from ``start`` on ``plan``; both distances."""
+def _arbitrate(actual, desired, start, x, targets, plan, floor: float, referees=()) -> Arbiter:
+    """The NumPy engine in higher precision from ``start`` on ``plan``; both distances. Where the
+    engine is a side (``judge.engine_backend.runs_engine``) and its run does not clear the pair,
+    the first of ``referees`` that can run the spec — a backend that is neither side nor the engine
+    — referees instead, in float64; where none can, the engine's run stands and cannot blame."""
     spec = desired.spec
     high = _higher(spec.dtype)
     tensors, state = start
@@ -315,15 +378,52 @@ def _arbitrate(actual, desired, start, x, targets, plan, floor: float) -> Arbite
     for step, x_batch, y_batch in batches(x, targets, plan):
         masks = map_masks(step.masks, lambda mask: mask.astype(high))
         model.train_step(x_batch.astype(high), y_batch.astype(high), optimizer, masks)
-    truth = [p.astype(np.float64) for p in model.parameters]
-    distances = []
+    same_code = tuple(side.name for side in (actual, desired) if runs_engine(side))
+    engine = _distances(actual, desired, [p.astype(np.float64) for p in model.parameters], floor,
+                        _precision_name(high), "the engine", same_code)
+    if engine.ok or engine.off(actual.name, desired.name) is not None:
+        return engine
+    for make in referees:
+        try:
+            referee = _referee_run(make, spec, start, x, targets, plan)
+        except BackendError:
+            continue
+        if referee.name in (actual.name, desired.name) or runs_engine(referee):
+            continue
+        dtype = "float64" if spec.dtype != "float64" else "float64 (the run's own precision)"
+        truth = canonical_parameters(referee)
+        return replace(_distances(actual, desired, truth, floor, dtype, referee.name, ()), superseded=engine)
+    return engine
+
+
+def _referee_run(make, spec, start, x, targets, plan):
+    """A third backend built by ``make`` for ``spec`` in float64 from ``start`` (parameters and
+    optimizer state cast up exactly), trained on ``plan`` as :func:`follow` trains both sides."""
+    spec64 = spec.replace(dtype="float64")
+    tensors, state = start
+    tensors64 = [{name: np.asarray(array, np.float64) for name, array in layer.items()} for layer in tensors]
+    referee = make(spec64, tensors64)
+    if state.t:
+        state64 = OptimizerState(state.t, [{name: np.asarray(buffer, np.float64)
+                                            for name, buffer in slot.items()} for slot in state.slots])
+        referee.load_state(None, None, state64, tensors=tensors64)
+    for step, x_batch, y_batch in batches(x, targets, plan):
+        masks = map_masks(step.masks, lambda mask: np.asarray(mask, np.float64))
+        trace = referee.trace(np.asarray(x_batch, np.float64), np.asarray(y_batch, np.float64), masks)
+        referee.apply_gradients(canonical_gradients(trace, spec64))
+    return referee
+
+
+def _distances(actual, desired, truth, floor: float, dtype: str, referee: str, same_code) -> Arbiter:
+    """Both backends' normwise distances to the referee's parameters ``truth`` (float64)."""
+    spec = desired.spec
+    truth = [np.asarray(t, np.float64) for t in truth]
     residues = _residue_floors(spec, truth)
     scales = [residues.get(name, 0.0) for name in parameter_names(spec)]
-    for backend in (actual, desired):
-        got = canonical_parameters(backend)
-        distances.append(max(relative_error(a, t, scale)
-                             for a, t, scale in zip(got, truth, scales, strict=True)))
-    return Arbiter(_precision_name(high), distances[0], distances[1], ARBITER_FACTOR, floor)
+    distances = [max(relative_error(a, t, scale) for a, t, scale in zip(canonical_parameters(backend), truth,
+                                                                        scales, strict=True))
+                 for backend in (actual, desired)]
+    return Arbiter(dtype, distances[0], distances[1], ARBITER_FACTOR, floor, referee, tuple(same_code))
 
 
 def _higher(dtype: str) -> np.dtype:
@@ -341,6 +441,4 @@ def _precision_name(dtype: np.dtype) -> str:
 
 
 def _replace(result: Trajectory, **changes) -> Trajectory:
-    from dataclasses import replace
-
     return replace(result, **changes)

@@ -456,14 +456,8 @@ class Network:
         return z_out, a_out
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class labels (m,): argmax of the output, or output > threshold for one output unit
-        (0.5, the midpoint of the 0/1 targets)."""
-        return self._labels(self.inference_outputs(x)[1])
-
-    def _labels(self, output: np.ndarray) -> np.ndarray:
-        if output.shape[1] > 1:
-            return output.argmax(axis=1)
-        return (output[:, 0] > 0.5).astype(np.int64)
+        """Class labels (m,) of the inference output: :func:`class_labels`."""
+        return class_labels(self.inference_outputs(x)[1])
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss incl. L2, accuracy) on (x, y): no dropout, BatchNorm in inference mode."""
@@ -471,8 +465,8 @@ class Network:
         targets = self.targets(y)
         data_loss = self.loss_fn.value(z_out, a_out, targets)
         loss = float(data_loss + self.l2_penalty() if self.spec.l2 else data_loss)
-        labels = y if y.ndim == 1 else self._labels(targets)
-        return loss, float(np.mean(self._labels(a_out) == labels))
+        wanted = y if y.ndim == 1 else class_labels(targets)
+        return loss, float(np.mean(class_labels(a_out) == wanted))
 
     def fit(self, x, y, x_test=None, y_test=None, on_step=None, eval_every=1):
         """Train for ``spec.epochs`` epochs; see :func:`scratch.training.fit`."""
@@ -492,6 +486,20 @@ def pair_names(spec: ModelSpec) -> tuple[tuple[str, str], ...]:
 
 
 MLP = Network
+
+
+def class_labels(output: np.ndarray) -> np.ndarray:
+    """Class labels (m,) of an output A_L (m, n_L) — or of one-hot / 0-1 targets of that shape:
+    the one labelling rule of the engine, its reports and every backend's accuracy.
+
+    * n_L > 1 (softmax, or any several-unit output): the argmax over the units, ŷ = argmax_k A_L[:, k]
+      (ties go to the first unit, as ``np.argmax``);
+    * n_L = 1 (a sigmoid unit for 0/1 targets, or identity/tanh under MSE): the threshold at 0.5,
+      the midpoint of the 0/1 targets, ŷ = 1 if A_L > 0.5 else 0 (exactly 0.5 is class 0).
+    """
+    if output.shape[1] > 1:
+        return output.argmax(axis=1)
+    return (output[:, 0] > 0.5).astype(np.int64)
 """The name the seeds and the MLP-only versions of this engine used; the same class."""
 
 

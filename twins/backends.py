@@ -21,6 +21,11 @@ BACKENDS = {
 PAIRS = (("torch", "scratch"), ("keras", "scratch"), ("jax", "scratch"),
          ("keras", "torch"), ("jax", "torch"))
 
+# The framework twins, in the order they are asked to referee a free-running pair in float64 where
+# the engine is a side and its own higher-precision run cannot decide (judge.trajectory): never a
+# side of the pair itself; one that is not installed or cannot run the spec is passed over.
+REFEREES = ("jax", "torch", "keras")
+
 # The framework twins that train each optimizer convention with their own optimizers; any other
 # refuses it with a BackendError. Plain SGD is the same in every convention: every twin runs it.
 CONVENTION_TWINS = {"torch": ("torch", "jax"), "keras": ("keras", "jax"), "optax": ("jax",)}

@@ -172,7 +172,8 @@ def test_training_steps(twin, case):
     model, x, targets = make_data(spec, TRAIN_SAMPLES)
     build(twin, spec, model)
     plan = list(training_plan(spec, TRAIN_SAMPLES))
-    parity = compare_training(twin, "scratch", spec, model.tensors, x, targets, plan)
+    parity = compare_training(twin, "scratch", spec, model.tensors, x, targets, plan,
+                              make_backend=make_backend)
     assert parity.ok, parity.describe_failures()
 
 

@@ -64,7 +64,7 @@ def check_net(spec, train: bool) -> None:
             if train and dtype == "float64":
                 plan = list(training_plan(typed, SAMPLES))
                 parity = compare_training(twin, "scratch", typed, model.tensors, x, targets,
-                                          plan)
+                                          plan, make_backend=make_backend)
                 assert parity.ok, [typed.describe_stack(), *parity.describe_failures()]
 
 

@@ -25,7 +25,7 @@ from judge.parity import compare_curves, compare_parameters
 from judge.training_parity import compare_training
 from scratch.batching import training_plan
 from scratch.spec import ModelSpec, OptimizerSpec
-from twins.backends import PAIRS, twins_for
+from twins.backends import PAIRS, make_backend, twins_for
 
 OPTIMIZERS = {
     "sgd": OptimizerSpec("sgd", learning_rate=0.1),
@@ -77,7 +77,8 @@ def test_training_curve(optimizer, pair, variant, dtype, global_seed, repro):
         case.backend(name)                            # skips when a framework is not installed
     plan = list(training_plan(case.spec, len(case.x)))
     assert len(plan) == 9                             # ⌈40/16⌉ = 3 steps × 3 epochs
-    training = compare_training(*pair, spec, case.tensors, case.x, case.targets, plan)
+    training = compare_training(*pair, spec, case.tensors, case.x, case.targets, plan,
+                                make_backend=make_backend)
     assert training.stepwise.steps == 9
     assert training.ok, (f"{pair[0]} vs {pair[1]}:\n  " + "\n  ".join(training.describe_failures())
                          + f"\n  reproduce: {repro}")

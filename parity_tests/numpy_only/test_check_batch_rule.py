@@ -42,7 +42,7 @@ def fed_batch(monkeypatch, tmp_path, spec, argv) -> tuple[np.ndarray, np.ndarray
         fed["x"] = x
         return real(actual, desired, desired_backend, x, masks, bounds, **judged)
 
-    def training(actual, desired, spec, tensors, x, targets, plan, bounds=None):
+    def training(actual, desired, spec, tensors, x, targets, plan, bounds=None, **factories):
         fed["targets"] = targets
         raise BackendError("not trained here")
 

@@ -6,7 +6,7 @@ Two correct copies of the engine must pass; a copy with one realistic bug — a 
 ignored or rounded, a wrong gradient, a lost optimizer buffer, a step counter off by one — must
 fail at the step where it acts and name the quantity. The free-running part must name a kink
 flip or an amplified near-zero gradient where there is one, and otherwise let the arbiter name
-the backend that is farther from the higher-precision run.
+the side that is off — never the other side when the arbiter runs one side's own code.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from judge.optimizer_state import OptimizerState
 from judge.parity import Comparison
 from judge.stepwise import check_steps, compare_update
 from judge.tolerances import AMPLIFIED, ARBITER_FACTOR, ULPS_UPDATE, tolerance
-from judge.trajectory import Amplification, follow, kink_flips
+from judge.trajectory import Amplification, Arbiter, follow, kink_flips
 from reports.verdict.check import Verdict
 from scratch.batching import training_plan
+from scratch.errors import BackendError
 from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
 from twins.scratch_backend import ScratchBackend
@@ -233,11 +234,11 @@ class NudgedGradient(Named):
         return out
 
 
-def _follow(spec, actual_class, rng, bounds=None, tiny_column=False):
+def _follow(spec, actual_class, rng, bounds=None, tiny_column=False, referees=()):
     tensors, x, targets = _data(spec, rng, tiny_column=tiny_column)
     plan = list(training_plan(spec, len(x)))
     actual, desired = actual_class(spec, tensors=tensors), ScratchBackend(spec, tensors=tensors)
-    return follow(actual, desired, x, targets, plan, bounds)
+    return follow(actual, desired, x, targets, plan, bounds, referees=referees)
 
 
 def test_an_adaptive_step_amplifying_a_near_zero_gradient_is_named(rng):
@@ -269,21 +270,135 @@ class OtherRounding(Named):
         return out
 
 
-def test_the_arbiter_clears_rounding_and_names_a_real_bug(rng):
+class SlightlyFastSGD(Named):
+    """Every update 1e-8 larger than SGD's: a real bug, in the copy's own code."""
+
+    def apply_gradients(self, gradients):
+        super().apply_gradients([g * (1 + 1e-8) for g in gradients])
+
+
+class StandIn:
+    """A backend that does not run the engine as its model (``judge.engine_backend.runs_engine``
+    is false): a framework twin's stand-in, built on an engine it keeps to itself. ``faster``
+    scales every update, as :class:`SlightlyFastSGD` does."""
+
+    def __init__(self, spec, name="twin", faster=1.0, *, tensors):
+        self.spec, self.name, self.faster = spec, name, faster
+        self._inner = ScratchBackend(spec, tensors=tensors)
+
+    def trace(self, x, targets, masks=None):
+        return self._inner.trace(x, targets, masks)
+
+    def apply_gradients(self, gradients):
+        self._inner.apply_gradients([g * self.faster for g in gradients])
+
+    def tensors(self):
+        return self._inner.tensors()
+
+    def optimizer_state(self):
+        return self._inner.optimizer_state()
+
+    def load_state(self, weights, biases, state, *, tensors=None):
+        self._inner.load_state(weights, biases, state, tensors=tensors)
+
+
+def _referee(name="referee"):
+    built = []
+
+    def make(spec, tensors):
+        built.append(spec.dtype)
+        return StandIn(spec, name, tensors=tensors)
+
+    return make, built
+
+
+def test_the_arbiter_clears_rounding(rng):
     sgd = _spec(OptimizerSpec("sgd", learning_rate=0.1), hidden="tanh")
     # Correct backends parting only because the bound is set below the floor: the arbiter clears them.
-    cleared = _follow(sgd, OtherRounding, rng, bounds={"parameters": 1e-30, "curve": 1e-30})
+    make, built = _referee()
+    cleared = _follow(sgd, OtherRounding, rng, bounds={"parameters": 1e-30, "curve": 1e-30}, referees=[make])
     assert cleared.cause == "arbiter" and cleared.arbiter.dtype.startswith("longdouble")
     assert cleared.ok and cleared.farther is None, cleared.verdict()
+    assert built == [] and cleared.arbiter.superseded is None     # the engine's run decided
 
-    class SlightlyFastSGD(Named):
-        def apply_gradients(self, gradients):
-            super().apply_gradients([g * (1 + 1e-8) for g in gradients])
 
+def test_the_engines_own_run_cannot_blame_when_the_engine_is_a_side(rng):
+    """Both sides run the engine and one of them is off: the engine's higher-precision run is
+    their own code, so without a third backend the verdict says it cannot tell — a FAIL that
+    names no side."""
+    sgd = _spec(OptimizerSpec("sgd", learning_rate=0.1), hidden="tanh")
     flagged = _follow(sgd, SlightlyFastSGD, rng)
     assert flagged.parting_step is not None and flagged.cause == "arbiter", flagged.verdict()
-    assert not flagged.ok and flagged.farther == "copy"
-    assert "copy is farther from the arbiter" in flagged.verdict()
+    assert not flagged.ok and flagged.farther is None
+    assert flagged.arbiter.same_code == ("copy", "scratch") and not flagged.arbiter.independent
+    assert "cannot tell which side is off" in flagged.verdict()
+    assert flagged.blame() == "cannot tell which side is off"
+
+
+def test_an_independent_referee_names_the_side_that_is_off(rng):
+    """The same pair with a third backend offered: it referees in float64 and names the copy."""
+    sgd = _spec(OptimizerSpec("sgd", learning_rate=0.1), hidden="tanh")
+    make, built = _referee()
+    flagged = _follow(sgd, SlightlyFastSGD, rng, referees=[make])
+    assert built == ["float64"] and flagged.arbiter.referee == "referee" and flagged.arbiter.independent
+    assert flagged.arbiter.superseded is not None and flagged.arbiter.superseded.referee == "the engine"
+    assert not flagged.ok and flagged.farther == "copy", flagged.verdict()
+    assert flagged.verdict().endswith("copy is off") and flagged.blame() == "copy is off"
+
+
+def test_a_referee_that_cannot_run_or_is_a_side_is_passed_over(rng):
+    sgd = _spec(OptimizerSpec("sgd", learning_rate=0.1), hidden="tanh")
+
+    def refuses(spec, tensors):
+        raise BackendError("cannot express this spec")
+
+    def engine(spec, tensors):
+        return ScratchBackend(spec, tensors=tensors)           # the engine again: not independent
+
+    side, _ = _referee("copy")                                  # one of the two sides
+    make, built = _referee()
+    flagged = _follow(sgd, SlightlyFastSGD, rng, referees=[refuses, engine, side, make])
+    assert flagged.arbiter.referee == "referee" and flagged.farther == "copy", flagged.verdict()
+    unjudged = _follow(sgd, SlightlyFastSGD, rng, referees=[refuses, engine, side])
+    assert unjudged.farther is None and "cannot tell" in unjudged.verdict()
+
+
+@pytest.mark.parametrize("buggy", ["actual", "desired"])
+def test_a_twin_side_bug_is_blamed_on_the_twin(rng, buggy):
+    """A stand-in twin (not the engine) off against the engine, on either side of the pair: the
+    engine's run is the engine side's own code, so it cannot blame the twin alone; a third backend
+    does. Against another stand-in the engine's run is independent of both and names the twin."""
+    sgd = _spec(OptimizerSpec("sgd", learning_rate=0.1), hidden="tanh")
+    tensors, x, targets = _data(sgd, rng)
+    plan = list(training_plan(sgd, len(x)))
+
+    def pair(other):
+        twin = StandIn(sgd, "twin", faster=1 + 1e-8, tensors=tensors)
+        return (twin, other) if buggy == "actual" else (other, twin)
+
+    unjudged = follow(*pair(ScratchBackend(sgd, tensors=tensors)), x, targets, plan)
+    assert not unjudged.ok and unjudged.farther is None, unjudged.verdict()
+    make, _ = _referee()
+    judged = follow(*pair(ScratchBackend(sgd, tensors=tensors)), x, targets, plan, referees=[make])
+    assert not judged.ok and judged.farther == "twin", judged.verdict()
+    assert judged.arbiter.referee == "referee" and judged.arbiter.superseded.same_code == ("scratch",)
+    among_twins = follow(*pair(StandIn(sgd, "other", tensors=tensors)), x, targets, plan)
+    assert among_twins.arbiter.referee == "the engine" and among_twins.arbiter.independent
+    assert not among_twins.ok and among_twins.farther == "twin", among_twins.verdict()
+
+
+def test_the_arbiters_rule_in_every_case():
+    def arbiter(actual, reference, same_code=()):
+        return Arbiter("float64", actual, reference, 4.0, 1e-13, "jax" if not same_code else "the engine",
+                       same_code)
+
+    assert arbiter(1e-15, 2e-15).ok and arbiter(1e-15, 2e-15, ("scratch",)).ok
+    assert arbiter(1e-10, 1e-15).off("torch", "scratch") == "torch"
+    assert arbiter(1e-15, 1e-10).off("torch", "scratch") == "scratch"
+    assert arbiter(1e-10, 1e-15, ("scratch",)).off("torch", "scratch") is None      # its own code
+    assert arbiter(1e-15, 1e-10, ("scratch",)).off("torch", "scratch") == "scratch"
+    assert arbiter(1e-15, 1e-10, ("copy", "scratch")).off("copy", "scratch") is None
+    assert not arbiter(1e-15, 1e-10, ("copy", "scratch")).ok
 
 
 def _verdict(rows, trainings=()):

@@ -6,9 +6,9 @@ weight file), on the same batches and dropout masks (``scratch.batching``'s plan
 After every evaluated epoch the twin's own inference (``Backend.inference_outputs``: no dropout,
 BatchNorm by its running statistics) gives (Z_L, A_L) on the training and test splits, and the
 engine's loss function and L2 penalty (the one place their formulas live) turn them into the
-loss; accuracy is the argmax (or A_L > 0.5 for one output unit) against the labels — the same
-metrics, by the same formulas, as the engine's own ``fit``. Wall time covers building the backend,
-every step and every evaluation, as the engine path's does.
+loss; accuracy is :func:`scratch.model.class_labels` (the argmax, or A_L > 0.5 for one output
+unit) against the labels — the same metrics, by the same formulas, as the engine's own ``fit``.
+Wall time covers building the backend, every step and every evaluation, as the engine path's does.
 
 A spec whose optimizer convention the twin cannot train (:func:`twins.backends.twins_for`: Keras
 and torch-convention Adam) is trained with the same optimizer in the twin's own convention
@@ -25,7 +25,7 @@ import numpy as np
 
 from scratch.batching import training_plan
 from scratch.data import Data
-from scratch.model import Network
+from scratch.model import Network, class_labels
 from scratch.spec import OptimizerSpec
 from scratch.training import History
 from twins.backends import make_backend, twins_for
@@ -86,5 +86,4 @@ def evaluate(backend, engine: Network, x, y) -> tuple[float, float]:
     a_out = np.concatenate([a for _, a in outputs])
     data_loss = engine.loss_fn.value(z_out, a_out, engine.targets(y))
     loss = float(data_loss + engine.l2_penalty() if backend.spec.l2 else data_loss)
-    labels = a_out.argmax(axis=1) if a_out.shape[1] > 1 else (a_out[:, 0] > 0.5).astype(np.int64)
-    return loss, float(np.mean(labels == y))
+    return loss, float(np.mean(class_labels(a_out) == y))

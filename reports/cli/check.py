@@ -5,7 +5,10 @@ engine, and the frameworks against each other) — the checked batch's forward a
 training mode, then its outputs Z_L and A_L in inference mode with BatchNorm's running statistics
 (the weight file's, loaded into every backend: ``judge.inference_parity``) — and training over
 ``--steps`` steps: every step re-synchronized (the verdict on training) and the free-running
-trajectories measured and explained (``judge.training_parity``). ``--json FILE`` writes the same as data.
+trajectories measured and explained (``judge.training_parity``; where the engine is a side and its
+own higher-precision run cannot say which side is off, the first installed twin of
+``twins.backends.REFEREES`` that is neither side referees in float64, whether or not ``--backends``
+named it). ``--json FILE`` writes the same as data.
 
 The model is resolved by :mod:`reports.cli.model_source` (``--model``, ``--spec``, ``--weights`` or
 the default model, spec flags on top: the same flags as ``train``, ``explain`` and ``bench``). The
@@ -54,7 +57,7 @@ from scratch.errors import BackendError, DataError
 from scratch.model import Network
 from twins import backends as twin_backends
 from twins import hygiene
-from twins.backends import BACKENDS, PAIRS
+from twins.backends import BACKENDS, PAIRS, REFEREES
 
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE, EXIT_INTERRUPTED,
                  EXIT_BROKEN_PIPE)
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                                                         spec.n_layers)]
     if float64_companion.needs_float64(spec):
         progress("check", "the same pairs in float64 (a float32 spec with long reductions)")
-        rows += float64_companion.float64_rows(backends, x, targets, masks)
+        rows += float64_companion.float64_rows(backends, x, targets, masks, PAIRS)
     trainings, plan = [], []
     if args.steps:
         plan = check_plan(spec, len(x), args.steps)
@@ -159,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
         for actual, desired in PAIRS:
             if actual in backends and desired in backends:
                 try:
-                    trainings.append(training_parity.compare_training(actual, desired, spec, tensors, x,
-                                                                      targets, plan))
+                    trainings.append(training_parity.compare_training(
+                        actual, desired, spec, tensors, x, targets, plan,
+                        make_backend=twin_backends.make_backend, referees=REFEREES))
                 except BackendError as error:
                     skipped[f"{actual} vs {desired} training"] = "cannot express this spec"
                     notes.append(f"  {actual} vs {desired}: training not compared — {error}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from scratch import catalog
 from scratch.batching import Step, batches
-from scratch.model import Network
+from scratch.model import Network, class_labels
 from scratch.spec import ModelSpec
 from twins.backends import BACKENDS, available_backends, make_backend
 
@@ -134,18 +134,11 @@ def run_steps(model, x, targets, plan: Iterable[Step], bar=None,
     return losses
 
 
-def predicted_labels(output: np.ndarray) -> np.ndarray:
-    """argmax over the outputs, or output > 0.5 for a single sigmoid unit (0/1 targets)."""
-    if output.shape[1] > 1:
-        return output.argmax(axis=1)
-    return (output[:, 0] > 0.5).astype(np.int64)
-
-
 def accuracy(model, x: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of a backend on (x, labels), from that backend's own forward pass (its trace)."""
     targets = Network(model.spec, tensors=model.tensors()).targets(labels)
     output = model.trace(x, targets)[f"A{model.spec.n_layers}"]
-    return float(np.mean(predicted_labels(np.asarray(output)) == labels))
+    return float(np.mean(class_labels(np.asarray(output)) == labels))
 
 
 def flat_parameters(model) -> np.ndarray:

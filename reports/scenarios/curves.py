@@ -33,7 +33,7 @@ from reports.scenarios.common import (
 )
 from scratch.batching import training_plan
 from scratch.spec import OptimizerSpec
-from twins.backends import PAIRS, twins_for
+from twins.backends import PAIRS, REFEREES, make_backend, twins_for
 
 # config name → optimizer; momentum, RMSprop and Adam in each framework's defaults (RMSprop at
 # η = 1e-3 in both so the two conventions' curves share a scale).
@@ -88,7 +88,8 @@ def run(ctx: Context, model: str, settings: CurveSettings) -> dict:
             for actual, desired in pairs_for(backends_for(optimizer, ctx)):
                 with ctx.bar(len(plan), f"curves {model} {dtype} {config} {actual} vs {desired}") as bar:
                     training = compare_training(actual, desired, spec, engine.tensors, x,
-                                                targets, plan)
+                                                targets, plan, make_backend=make_backend,
+                                                referees=REFEREES)
                     bar.update(len(plan))
                 trajectory = training.trajectory
                 curves.setdefault(actual, trajectory.losses["actual"])

@@ -53,7 +53,7 @@ class Verdict:
                     f"({self.spec.dtype}; {pairs})")
         worst = sorted(self.failed_rows, key=lambda row: -_excess(row[1]))
         named = [f"{label} {_where(c)} {_by_how_much(c)}" for label, c in worst[:3]]
-        named += [f"{t.actual} vs {t.desired} free-running: {t.trajectory.farther} farther from the arbiter"
+        named += [f"{t.actual} vs {t.desired} free-running: {t.trajectory.blame()}"
                   for t in self.failed_trainings]
         more = self.failed_count - len(named)
         return (f"verdict: FAIL — {self.failed_count} of {self.total} comparisons exceed tolerance "
@@ -161,6 +161,9 @@ def _training(t) -> dict:
         "arbiter": None if arbiter is None else {"dtype": arbiter.dtype, "actual": _finite(arbiter.actual),
                                                  "reference": _finite(arbiter.reference),
                                                  "factor": _finite(arbiter.factor),
-                                                 "floor": _finite(arbiter.floor)},
+                                                 "floor": _finite(arbiter.floor),
+                                                 "referee": arbiter.referee,
+                                                 "independent": arbiter.independent,
+                                                 "off": trajectory.farther},
         "ok": bool(t.ok),
     }
