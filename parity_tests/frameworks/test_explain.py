@@ -89,6 +89,19 @@ def test_rows_walk_down_from_the_loss_with_shapes(explained):
     assert list(rows)[:len(forward)] == forward                 # forward rows first, in order
 
 
+def test_forward_rows_name_each_frameworks_forward_op(explained):
+    spec, rows = explained
+    for layer in range(1, spec.n_layers + 1):
+        z = rows[f"Z{layer}"]
+        assert z["torch_nodes"] == "AddmmBackward0" and z["tf_ops"].startswith("MatMul → ")
+        assert "dot_general" in z["jax_eqns"] and z["jax_eqns"].endswith("add"), z["jax_eqns"]
+    for layer in range(1, spec.n_layers):
+        a = rows[f"A{layer}"]
+        node = "MulBackward0" if spec.dropout else ACTIVATION_NODES[spec.hidden_activation][0]
+        op = {"relu": "Relu", "tanh": "Tanh"}[spec.hidden_activation]
+        assert a["torch_nodes"] == node and op in a["tf_ops"] and a["jax_eqns"] not in ("—", ""), a
+
+
 def test_hidden_layers_name_the_activation_and_linear_backward(explained):
     spec, rows = explained
     torch_node, tf_op = ACTIVATION_NODES[spec.hidden_activation]

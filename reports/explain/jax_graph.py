@@ -90,6 +90,37 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     return out
 
 
+def forward_eqns(backend, x, targets=None, masks=None) -> dict[str, str]:
+    """{"Z2": "dot_general → add", "A2": "max", …}: for each forward value Z_l, A_l of the twin's
+    forward pass (``make_jaxpr`` of its ``forward``, without taps), the equations that compute it
+    from the previous named values and the parameters, in the order they run. Where A_l is Z_l
+    (one variable), A_l's row names Z_l."""
+    params = list(backend.params)
+    closed = jax.make_jaxpr(lambda params: backend.forward(x, masks, params=params))(params)
+    jaxpr = closed.jaxpr
+    n = len(jaxpr.outvars) // 2
+    names = [f"Z{layer}" for layer in range(1, n + 1)] + [f"A{layer}" for layer in range(1, n + 1)]
+    producer = {var: index for index, eqn in enumerate(jaxpr.eqns) for var in eqn.outvars}
+    named = {}
+    for name, var in zip(names, jaxpr.outvars, strict=True):
+        named.setdefault(var, name) if _is_var(var) else None
+    out = {}
+    for name, var in zip(names, jaxpr.outvars, strict=True):
+        if not _is_var(var) or named[var] != name:
+            out[name] = f"(= {named[var]})" if _is_var(var) else "—"
+            continue
+        stops = set(named) - {var}
+        found, stack = set(), [var]
+        while stack:
+            v = stack.pop()
+            if not _is_var(v) or v in stops or v not in producer or producer[v] in found:
+                continue
+            found.add(producer[v])
+            stack.extend(jaxpr.eqns[producer[v]].invars)
+        out[name] = " → ".join(_label(jaxpr.eqns[index]) for index in sorted(found)) or "—"
+    return out
+
+
 def _named_backward(backend, x, targets, masks):
     """(the pullback's jaxpr, {var: the index of the equation that writes it}, the indices of the
     backward equations (those that depend on the seed), {var: its gradient names})."""

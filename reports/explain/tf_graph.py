@@ -56,6 +56,32 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     return out
 
 
+def forward_ops(backend, x, targets, masks=None) -> dict[str, str]:
+    """{"Z2": "MatMul → BiasAdd", "A2": "Relu", …}: for each forward value Z_l, A_l of ``backend``'s
+    traced forward pass, the ops that compute it from the previous named values (the input, the
+    other Z and A), in graph order; variable reads, constants and identities left out."""
+    graph, record = _traced(backend, x, targets, masks)
+    rank = {op.name: index for index, op in enumerate(graph.get_operations())}
+    named = record["forward"]
+    out = {}
+    for name, tensor_name in named.items():
+        stops = set(named.values()) - {tensor_name}
+        found, stack = {}, [graph.get_tensor_by_name(tensor_name)]
+        while stack:
+            tensor = stack.pop()
+            op = tensor.op
+            if tensor.name in stops or op.name in found or op.type in PLUMBING:
+                continue
+            found[op.name] = (rank[op.name], op.type)
+            stack.extend(op.inputs)
+        out[name] = " → ".join(label for _, label in sorted(found.values())) or "—"
+    return out
+
+
+# ops that move or read a value without computing one
+PLUMBING = ("Const", "ReadVariableOp", "Identity", "Placeholder", "NoOp")
+
+
 def tape_record(backend, x, targets, masks=None) -> list[str]:
     """The gradient ops ``tape.gradient`` added to the traced graph, in the order they run, one
     line each: "Type  name ← input types" (constants left out), with "→ dW2" where the op writes a
@@ -76,7 +102,7 @@ def tape_record(backend, x, targets, masks=None) -> list[str]:
 
 def _traced(backend, x, targets, masks):
     """(the traced graph, {"forward_ops": how many ops the forward pass made, "named": {quantity:
-    its gradient tensor's name}})."""
+    its gradient tensor's name}, "forward": {Z_l, A_l: its tensor's name}})."""
     record = {}
 
     @tf.function(autograph=False)
@@ -86,6 +112,8 @@ def _traced(backend, x, targets, masks):
             zs, activations = backend.forward(x, masks)
             loss = backend.loss(zs[-1], activations[-1], targets)
         record["forward_ops"] = len(graph.get_operations())
+        record["forward"] = {f"{stem}{layer}": tensor.name for stem, values in (("Z", zs), ("A", activations))
+                             for layer, tensor in enumerate(values, start=1)}
         grads = tape.gradient(loss, {"Z": zs, "A": activations, "W": backend.variables},
                               unconnected_gradients=tf.UnconnectedGradients.NONE)
         named = {}

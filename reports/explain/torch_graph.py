@@ -52,6 +52,12 @@ def saved_tensors(backend, x, targets, masks=None) -> dict[str, str]:
     return out
 
 
+def forward_nodes(backend, x, targets, masks=None) -> dict[str, str]:
+    """{"Z2": "AddmmBackward0", …}: the node that recorded each forward value (its ``grad_fn``)."""
+    _, recorded, _ = _attribute(backend, x, targets, masks)
+    return {name: type(node).__name__ for name, node in recorded.items() if node is not None}
+
+
 def grad_fn_record(backend, x, targets, masks=None) -> list[str]:
     """torch's record of the backward pass: every autograd node reachable from ``loss.grad_fn``,
     in the order the backward runs them, one line each with what it saved, and "→ dW2" where it

@@ -23,7 +23,8 @@ has a gradient of ~0 that is rounding only) and a match word: ``exact`` (bit for
 (within the tolerance table's bound) or ``✗``.
 
 A forward row names the torch node that recorded it (``Z.grad_fn``, what the backward pass will
-run through it) with what that node saved. Heuristic parts: the grouping of nodes/ops/equations
+run through it) with what that node saved, the TensorFlow ops and the JAX equations that compute
+it from the previous named values. Heuristic parts: the grouping of nodes/ops/equations
 into rows is by data flow between the named quantities (see the helper modules). The framework
 columns come from separate forward passes of the same backend objects whose ``trace`` gives the
 numbers.
@@ -57,6 +58,8 @@ from twins.backends import available_backends, make_backend
 FRAMEWORKS = {"torch": "reports.explain.torch_graph", "keras": "reports.explain.tf_graph",
               "jax": "reports.explain.jax_graph"}
 COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
+# … and the function that names each forward value's node (torch), ops (TF) or equations (JAX)
+FORWARD = {"torch": "forward_nodes", "keras": "forward_ops", "jax": "forward_eqns"}
 # The objects whose executed statements :func:`executed_statements` records.
 TRACED = (Activation, Loss, Dropout, *dict.fromkeys(spec.engine_class for spec in LAYER_SPECS.values()))
 
@@ -86,11 +89,11 @@ def explain(spec, tensors, x, targets, masks=None) -> list[dict]:
                "shape": str(desired[item.name].shape), "where": item.where, "scratch": item.line,
                "math": item.math}
         verdicts = []
-        for framework, (note, producers, saved, trace) in frameworks.items():
+        for framework, (note, producers, saved, forward, trace) in frameworks.items():
             if framework == "torch":
                 row["torch_saved"] = note or saved.get(item.name, "")
-            if kind == "forward":       # the node that recorded it (torch); TF and JAX record ops
-                row[COLUMNS[framework]] = note or (saved.get(item.name, "").split(" ")[0] or "—")
+            if kind == "forward":       # the node that recorded it (torch), the ops/equations (TF, JAX)
+                row[COLUMNS[framework]] = note or forward.get(item.name) or "—"
             else:
                 row[COLUMNS[framework]] = note or describe(*producers.get(item.name, ([], None)))
             absolute = relative = None
@@ -143,18 +146,20 @@ def describe(branches: list[list[str]], sink: str | None) -> str:
 
 
 def _run_framework(name, spec, tensors, x, targets, masks):
-    """(note, producers, saved, trace): a note and Nones where the framework cannot run; ``saved``
-    (torch only) maps each quantity to what its node saved for backward."""
+    """(note, producers, saved, forward, trace): a note and empties where the framework cannot run;
+    ``saved`` (torch only) maps each quantity to what its node saved for backward, ``forward`` each
+    forward value to its node (torch), ops (TF) or equations (JAX)."""
     if name not in available_backends():
-        return f"{name} not installed", {}, {}, None
+        return f"{name} not installed", {}, {}, {}, None
     try:
         backend = make_backend(name, spec, tensors=tensors)
     except BackendError as error:
-        return f"skipped: {error}", {}, {}, None
+        return f"skipped: {error}", {}, {}, {}, None
     module = importlib.import_module(FRAMEWORKS[name])
     producers = module.producers(backend, x, targets, masks)
     saved = module.saved_tensors(backend, x, targets, masks) if hasattr(module, "saved_tensors") else {}
-    return None, producers, saved, backend.trace(x, targets, masks)
+    forward = getattr(module, FORWARD[name])(backend, x, targets, masks)
+    return None, producers, saved, forward, backend.trace(x, targets, masks)
 
 
 # -- which engine statements ran ------------------------------------------------------------------
