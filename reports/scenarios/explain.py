@@ -1,5 +1,6 @@
-"""Scenario: the backprop study (``reports.explain.walk``) on one catalog model, from its initial
-parameters, on the first 8 training samples of its data set, float64 — the scratch line, the torch
+"""Scenario: the backprop study (``reports.explain.walk``) on one model (a catalog name or a
+:class:`~reports.scenarios.common.ScenarioModel`), from its initial parameters (a weight file's, else
+its initializer's), on the first 8 training samples of its data set, float64 — the scratch line, the torch
 autograd nodes, the TensorFlow gradient ops and the JAX jaxpr equations behind every gradient,
 with their differences."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reports.scenarios.common import Context, dataset_of, model_spec, start
+from reports.scenarios.common import Context, ScenarioModel, scenario_model
 from scratch.batching import dropout_masks
 
 
@@ -17,12 +18,13 @@ class ExplainSettings:
     dtype: str = "float64"
 
 
-def run(ctx: Context, model: str, settings: ExplainSettings) -> dict:
+def run(ctx: Context, model: str | ScenarioModel, settings: ExplainSettings) -> dict:
     from reports.explain.walk import explain
 
-    spec = model_spec(model, dtype=settings.dtype)
-    x, labels = ctx.training_data(spec, dataset_of(model), settings.batch)
-    engine = start(spec)
+    model = scenario_model(model)
+    spec = model.spec_with(dtype=settings.dtype)
+    x, labels = ctx.training_data(spec, model.dataset, settings.batch)
+    engine = model.start(spec)
     rows = explain(spec, engine.tensors, x, engine.targets(labels),
                    dropout_masks(spec, 0, len(x)))
-    return {"model": model, "rows": rows}
+    return {"model": model.name, "rows": rows}
