@@ -104,9 +104,13 @@ class ScenarioModel:
         return self.spec.replace(**changes) if changes else self.spec
 
     def start(self, spec: ModelSpec) -> Network:
-        """The engine at the model's parameters in ``spec`` (its dtype): the weight file's, else
-        the spec's initializer and seed (:func:`start`)."""
-        return start(spec) if self.tensors is None else Network(spec, tensors=self.tensors)
+        """The engine at the model's parameters in ``spec`` (its dtype): the weight file's, rounded
+        to that dtype, else the spec's initializer and seed (:func:`start`)."""
+        if self.tensors is None:
+            return start(spec)
+        rounded = [{name: np.asarray(value, dtype=spec.dtype) for name, value in layer.items()}
+                   for layer in self.tensors]
+        return Network(spec, tensors=rounded)
 
 
 def scenario_model(model: str | ScenarioModel) -> ScenarioModel:
