@@ -1,22 +1,22 @@
 """The schema of ``results.json``, the one file the report is rendered from.
 
-Every number is a JSON number or ``null`` where the value was not finite (JSON has no NaN).
-Errors are relative (max|a − d| / max|d|) unless named ``abs``; accuracies are fractions in
-[0, 1]; ``*_pp`` are percentage points. A report runs rows of (scenario, catalog model)
-(``rows``, ``reports.scenarios.suite``): ``parity``, ``curves`` and ``divergence`` are lists with
-one entry per model, each naming its ``model``; so are ``explain`` (the backprop study's table rows,
-each a flat object, rendered generically) and ``findings`` (the convention findings measured on a
-convolutional model, each effect ``bit-identical``, ``rounding`` or ``moves``), both optional. ``bench``
-is optional too (``backprop-parity report --bench FILE``): the JSON that ``backprop-parity bench
---json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
-each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and
-that as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
-``bench_cnn`` (optional) is a ``bench --model lenet5 --json`` file, described by
-:data:`BENCH_CNN` (ratios to the fastest backend, ``ratio_to_fastest``).
-Format 1 files (one MLP section each and a separate ``cnn`` one) are refused: re-run the report.
-``verdict`` (written by every run since issue 10; optional so older files still render) is the
-report's opening line and its failing comparisons (``reports.verdict.report``); its counts must
-agree with the parity rows and training checks.
+Every number is a JSON number or ``null`` where the value was not finite (JSON has no NaN). Errors
+are relative (max|a − d| / max|d|) unless named ``abs``; accuracies are fractions in [0, 1];
+``*_pp`` are percentage points. A report runs rows of (scenario, catalog model) (``rows``,
+``reports.scenarios.suite``): ``parity``, ``curves`` and ``divergence`` are lists with one entry per
+model, each naming its ``model``; so are ``explain`` (the backprop study: its
+one-line-per-intermediate rows, the step's annotated graph, the hard layers step by step and the
+frameworks' records) and ``findings`` (the convention findings measured on a convolutional model,
+each effect ``bit-identical``, ``rounding`` or ``moves``), both optional. ``bench`` is optional too
+(``backprop-parity report --bench FILE``): the JSON that ``backprop-parity bench --json`` writes,
+stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``), each backend's median
+over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and that as a percentage of
+the dtype's best measured GEMM (``percent_of_peak``), memory in MiB. ``bench_cnn`` (optional) is a
+``bench --model lenet5 --json`` file, described by :data:`BENCH_CNN` (ratios to the fastest backend,
+``ratio_to_fastest``). Format 1 files (one MLP section each and a separate ``cnn`` one) are refused:
+re-run the report. ``verdict`` (written by every run since issue 10; optional so older files still
+render) is the report's opening line and its failing comparisons (``reports.verdict.report``); its
+counts must agree with the parity rows and training checks.
 
 :data:`SCHEMA` describes the whole file with a few node types (:class:`Obj`, :class:`ListOf`,
 :class:`MapOf`, :class:`Scalar`, and :class:`Where` for a rule across fields); :func:`validate`
@@ -301,7 +301,27 @@ DIVERGENCE = Obj({
         "loss_abs_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL}),
         "param_rel_diff": Obj({"first": NUM_OR_NULL, "last": NUM_OR_NULL, "max": NUM_OR_NULL})})),
 })
-EXPLAIN = Obj({"model": STR, "rows": ListOf(MapOf(ANY_SCALAR))})
+# The backprop study of one model (``reports.study.page.study_data``): its one-line-per-intermediate
+# rows, the annotated graph (laid out: every box's centre and size, every edge's points) and the
+# frameworks' own records.
+_SUMMARY = OrNull(Obj({"mean": NUM_OR_NULL, "std": NUM_OR_NULL, "min": NUM_OR_NULL, "max": NUM_OR_NULL}))
+_DRAWING = {
+    "nodes": ListOf(Obj({"id": STR, "op": STR, "kind": STR, "name": STR, "shape": ListOf(INT),
+                         "value": _SUMMARY, "grad": _SUMMARY, "x": NUM, "y": NUM, "w": NUM, "h": NUM},
+                        open=True)),
+    "edges": ListOf(Obj({"from": STR, "to": STR, "kind": STR, "points": ListOf(ListOf(NUM))}, open=True)),
+    "width": NUM, "height": NUM}
+STUDY_GRAPH = Obj({"stack": STR, "batch": INT, "loss": NUM, "collapsed": BOOL, **_DRAWING,
+                   "layers": ListOf(Obj({"layer": INT, "title": STR, **_DRAWING}))})
+_HARD_CHECK = Obj({"quantity": STR, "against": STR, "max_abs": NUM_OR_NULL, "relative": NUM_OR_NULL,
+                   "bound": NUM, "ok": BOOL})
+_HARD_TOPIC = Obj({}, optional={"absent": STR, "checks": ListOf(_HARD_CHECK)}, open=True)
+HARD_TOPICS = ("batch_norm", "softmax", "max_pool", "conv", "dropout", "l2")   # hard_layers.TOPICS
+STUDY_HARD = Obj({"stack": STR, "batch": INT, "dtype": DTYPE,
+                  **{topic: _HARD_TOPIC for topic in HARD_TOPICS}})
+EXPLAIN = Obj({"model": STR, "spec": SPEC, "batch": INT, "dtype": DTYPE, "loss": NUM,
+               "rows": ListOf(MapOf(ANY_SCALAR)), "graph": STUDY_GRAPH, "hard": STUDY_HARD,
+               "records": MapOf(Obj({"title": STR}, optional={"lines": ListOf(STR), "note": STR}))})
 ROW = Obj({"scenario": STR, "model": STR_OR_NULL, "settings": Obj({}, open=True)})
 
 SCHEMA = Where(Obj(

@@ -35,7 +35,8 @@ VOID_TAGS = {"meta", "img", "br", "hr", "link", "input", "col", "wbr", "source",
 MODELS = ("mnist-default", "lenet5")     # the --quick profile's rows: its model slot, then the CNN
 SECTIONS = ["overview", *(f"{scenario}-{model}" for scenario in ("parity", "curves", "divergence")
                           for model in MODELS),
-            "seeds", "variants", "conventions", "findings-lenet5", "environment", "explain-mnist-default"]
+            "seeds", "variants", "conventions", "findings-lenet5", "environment",
+            *(f"study-{part}-mnist-default" for part in ("rows", "graph", "records"))]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ class StructureParser(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        self.tags.append(tag)
+        inside_svg = any(open_tag == "svg" for open_tag, _ in self.stack)
+        self.tags.append(f"svg:{tag}" if inside_svg else tag)     # an SVG drawing's own <title>
         if "id" in attrs:
             self.ids.append(attrs["id"])
         if tag == "img":
@@ -111,7 +113,8 @@ def test_html_parses_with_balanced_tags_and_every_section(report):
         header, *rows = table
         assert set(header) == {"th"} and rows
         assert all(len(row) == len(header) for row in rows), "every row has one cell per column"
-    assert "<script" not in text and "http://" not in text and "https://" not in text, "self-contained"
+    inline = text.replace('xmlns="http://www.w3.org/2000/svg"', "")   # a namespace name, not a fetch
+    assert "<script" not in inline and "http://" not in inline and "https://" not in inline, "self-contained"
 
 
 def png_size(path) -> tuple[int, int]:
@@ -247,26 +250,25 @@ def test_from_json_rerenders_the_same_report(report, results, tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
 
 
-def test_explain_rows_become_a_table(results):
-    from reports.render.html import render_html
+def test_the_study_section_is_the_study_pages_blocks(results):
+    from reports.render.html import render_block, render_html
     from reports.render.markdown import render_markdown
+    from reports.study.sections import study_sections
 
     assert [entry["model"] for entry in results["explain"]] == ["mnist-default"]
-    assert results["explain"][0]["rows"]
-    with_explain = dict(results, explain=[{"model": "xor", "rows": [
-        {"quantity": "dZ2", "scratch": "dZ = dA * (Z > 0)", "torch": "ReluBackward0", "max diff": 0.0},
-        {"quantity": "dW2", "scratch": "dW = dZ.T @ A_prev", "tf": "MatMul", "max diff": 1.5e-16},
-    ]}])
-    validate(with_explain)
-    html_text = render_html(with_explain, {})
-    assert 'id="explain-xor"' in html_text and 'id="table-explain-xor"' in html_text
-    assert 'table[id^="table-explain-"] { display: block; overflow-x: auto; }' in html_text, \
-        "the wide study table scrolls instead of widening the page (test_report_browser.py)"
-    assert "ReluBackward0" in html_text and 'id="explain-mnist-default"' not in html_text
-    assert "dZ = dA * (Z &gt; 0)" in html_text, "cells are escaped"
-    _, header, rows = md_tables(render_markdown(with_explain, {}))[-1]
-    assert header == ["quantity", "scratch", "torch", "max diff", "tf"]
-    assert rows[1] == ["dW2", "dW = dZ.T @ A_prev", "", "1.5e-16", "MatMul"]
+    entry = results["explain"][0]
+    assert entry["rows"] and entry["graph"]["nodes"] and set(entry["records"]) == {"torch", "keras", "jax"}
+    html_text = render_html(results, {})
+    for section in study_sections(entry):
+        for block in section.blocks:
+            assert render_block(block) in html_text, (section.id, str(block)[:80])
+    assert "table.study-rows, table.study-records { display: block; overflow-x: auto; }" in html_text, \
+        "the wide study tables scroll instead of widening the page (test_report_browser.py)"
+    markdown = render_markdown(results, {})
+    assert "One line per intermediate: mnist-default" in markdown and "The step's graph, every op" in markdown
+    broken = dict(results, explain=[dict(entry, graph={**entry["graph"], "nodes": "none"})])
+    with pytest.raises(DataError, match=r"explain\[0\]\.graph\.nodes: expected a list"):
+        validate(broken)
 
 
 def test_bad_input_is_one_clear_error(tmp_path, capsys):

@@ -15,6 +15,8 @@ import pytest
 from headless_chromium import CHROMIUM, load_page
 
 from reports.cli.main import main
+from reports.schema import HARD_TOPICS
+from reports.study import hard_layers
 from scratch import activations
 
 pytest.importorskip("torch")
@@ -31,7 +33,7 @@ def study(tmp_path, *flags) -> tuple[int, str, dict]:
 
 def row_cells(html: str, name: str) -> list[str]:
     """The text of each cell of the intermediates table's row ``name``."""
-    table = html[html.index('id="table-study-rows"'):]
+    table = html[html.index('class="study-rows"'):]
     table = table[:table.index("</table>")]
     for row in re.findall(r"<tr>(.*?)</tr>", table, re.S):
         cells = [unescape(re.sub(r"<[^>]+>", "", cell))
@@ -46,8 +48,10 @@ def test_the_page_is_self_contained_and_shows_the_runs_numbers(tmp_path, capsys)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "every one within tolerance" in out
+    inline = html.replace('xmlns="http://www.w3.org/2000/svg"', "")   # a namespace name, not a fetch
+    inline = re.sub(r"url\(#[\w-]+\)", "", inline)                     # the drawing's own markers
     for outside in ("http://", "https://", "<script", " src=", "url(", "@import", "<link"):
-        assert outside not in html, outside
+        assert outside not in inline, outside
     names = [row["name"] for row in data["rows"]]
     assert names[:4] == ["Z1", "A1", "Z2", "A2"] and "dW1" in names and "db1" in names
     for row in data["rows"]:
@@ -57,6 +61,12 @@ def test_the_page_is_self_contained_and_shows_the_runs_numbers(tmp_path, capsys)
             word, absolute = row[f"{framework}_match"], row[f"{framework}_max_abs"]
             assert cell == (word if word == "exact" else f"{word} {absolute:.1e}"), (row["name"], framework)
     assert all(record["lines"] for record in data["records"].values())
+    graph = html[html.index('<section id="study-graph-'):]
+    graph = graph[:graph.index("</section>")]
+    assert graph.count("<svg") == 1 and not data["graph"]["collapsed"], "a dense MLP: one drawing, every op"
+    drawn = unescape(re.sub(r"<[^>]+>", " ", graph))
+    for row in data["rows"]:
+        assert row["name"] in drawn, f"the graph shows every intermediate of the rows: {row['name']}"
 
 
 def test_a_changed_engine_formula_changes_its_line_and_a_wrong_one_is_marked(tmp_path, monkeypatch, capsys):
@@ -80,6 +90,22 @@ def test_a_changed_engine_formula_changes_its_line_and_a_wrong_one_is_marked(tmp
     cells = row_cells(html, "dZ1")
     assert cells[2] == "return da" and all(cell.startswith("✗ ") for cell in cells[-3:])
     assert next(row for row in data["rows"] if row["name"] == "dZ1")["ok"] is False
+
+
+def test_the_hard_layers_section_comes_from_the_run_and_a_failed_check_exits_1(tmp_path, monkeypatch, capsys):
+    code, html, data = study(tmp_path)
+    assert code == 0, capsys.readouterr().err
+    assert set(data["hard"]) - {"stack", "batch", "dtype"} == set(hard_layers.TOPICS) == set(HARD_TOPICS)
+    text = unescape(re.sub(r"<[^>]+>", "", html))
+    assert 'id="study-hard-default"' in html and data["hard"]["batch_norm"]["absent"].replace("`", "") in text
+    assert all(entry["ok"] for entry in data["hard"]["softmax"]["checks"])
+
+    separate = hard_layers._separate                  # the long way round, made wrong by a factor 2
+    monkeypatch.setattr(hard_layers, "_separate", lambda *args: 2 * separate(*args))
+    code, html, data = study(tmp_path)
+    assert code == 1
+    assert "beyond the tolerance: softmax: separate" in capsys.readouterr().out
+    assert [entry["ok"] for entry in data["hard"]["softmax"]["checks"]] == [True, False]
 
 
 def test_bad_input_is_one_line_before_any_work(tmp_path, capsys):

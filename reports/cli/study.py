@@ -8,7 +8,8 @@ the default model, spec flags on top: the same flags as ``train``, ``check``, ``
 with the step-0 dropout masks. ``--out`` is the HTML file (default ``study-<model>.html``),
 ``--json`` optionally the page's data. Every argument, file and output path is checked before any
 framework is imported. Exit status 0 when every intermediate agrees within the tolerance table in
-every framework that ran, 1 when one does not, 2 on bad input.
+every framework that ran and every step-by-step check of the hard layers agrees with the engine's
+own result, 1 when one does not, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from reports.cli.output_paths import check_outputs
 from reports.cli.progress import progress
 from reports.cli.threads import add_threads_argument, thread_limited
 from reports.json_file import write_json
+from reports.study.hard_layers import failed_checks
 from reports.study.page import render_study_html, study_data
 from scratch.batching import check_batch_statistics, dropout_masks
 from scratch.data import drawn_batch
@@ -66,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
     write_atomically(out, html.encode("utf-8"))
     if args.json is not None:
         write_json(args.json, finite_or_null(data))
-    failed = [row["name"] for row in data["rows"] if row["ok"] is False]
+    failed = [row["name"] for row in data["rows"] if row["ok"] is False] + failed_checks(data["hard"])
     size = len(html.encode("utf-8")) / 1024
     verdict = (f"{len(failed)} beyond the tolerance: {', '.join(failed)}" if failed
                else "every one within tolerance")
     print(f"study page: {out} ({size:.0f} KiB, {time.perf_counter() - started:.1f} s); "
-          f"{len(data['rows'])} intermediates, {verdict}")
+          f"{len(data['rows'])} intermediates and the hard layers' checks, {verdict}")
     return 1 if failed else 0
 

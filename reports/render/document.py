@@ -45,6 +45,7 @@ from reports.render.blocks import (
     step_worst,
 )
 from reports.render.ties import tie_blocks
+from reports.study.sections import study_sections
 from reports.verdict.report import model_verdict, report_verdict
 from scratch.spec import ModelSpec
 
@@ -68,7 +69,7 @@ def sections(results: dict, images: dict[str, str]) -> list[Section]:
         if "bench_cnn" in results:
             blocks += bench_blocks(results["bench_cnn"], images)
         out.append(Section("bench", "7. Benchmark: one training step per backend", blocks))
-    out += [_explain(entry) for entry in results.get("explain", [])]
+    out += [section for entry in results.get("explain", []) for section in study_sections(entry)]
     return out
 
 
@@ -393,12 +394,3 @@ def _bench(bench: dict, images) -> list:
                             caption="BLAS and OpenMP libraries during the benchmark (threadpoolctl)",
                             id="bench-blas"))
     return blocks
-
-
-def _explain(entry: dict) -> Section:
-    """One model's study: its flat rows as one table (columns in order of first appearance)."""
-    model, rows = entry["model"], entry["rows"]
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    return Section(f"explain-{model}", f"The backprop study (explain): {model}",
-                   [Table(columns, [[fmt_cell(row.get(c)) for c in columns] for row in rows],
-                          id=f"explain-{model}")])

@@ -24,7 +24,13 @@ caption { caption-side: top; text-align: left; font-weight: bold; padding: 0.3em
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 img { max-width: 100%; display: block; margin: 0.8em 0; }
 nav ul { columns: 2; }
-table[id^="table-explain-"] { display: block; overflow-x: auto; }
+table.study-rows, table.study-records { display: block; overflow-x: auto; }
+table.study-rows td:nth-child(3), table.study-records td:nth-child(2) { font-family: monospace; }
+table.study-rows td:nth-child(n+8) { white-space: nowrap; }
+figure.svg { margin: 0.8em 0; overflow-x: auto; }
+figure.svg svg { max-width: 100%; height: auto; }
+details { margin: 0.4em 0; }
+summary { cursor: pointer; font-weight: 600; }
 p.verdict { font-size: 1.1em; font-weight: bold; padding: 0.5em 0.7em; border-left: 0.4em solid; }
 p.verdict.pass { background: #e6f4ea; border-color: #1e7b34; }
 p.verdict.fail { background: #fde8e8; border-color: #b3261e; }

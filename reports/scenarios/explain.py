@@ -1,8 +1,9 @@
-"""Scenario: the backprop study (``reports.explain.walk``) on one model (a catalog name or a
-:class:`~reports.scenarios.common.ScenarioModel`), from its initial parameters (a weight file's, else
-its initializer's), on the first 8 training samples of its data set, float64 — the scratch line, the torch
-autograd nodes, the TensorFlow gradient ops and the JAX jaxpr equations behind every gradient,
-with their differences."""
+"""Scenario: the backprop study (``reports.study.page.study_data``, the same as ``backprop-parity
+study``) on one model (a catalog name or a :class:`~reports.scenarios.common.ScenarioModel`), from
+its initial parameters (a weight file's, else its initializer's), on the first 8 training samples
+of its data set, float64: one line per intermediate (the engine statement and its math, the torch
+autograd node, the TensorFlow gradient op, the JAX equation, and each framework's agreement), the
+step's annotated graph and the frameworks' own records."""
 
 from __future__ import annotations
 
@@ -19,12 +20,9 @@ class ExplainSettings:
 
 
 def run(ctx: Context, model: str | ScenarioModel, settings: ExplainSettings) -> dict:
-    from reports.explain.walk import explain
+    from reports.study.page import study_data
 
     model = scenario_model(model)
     spec = model.spec_with(dtype=settings.dtype)
     x, labels = ctx.training_data(spec, model.dataset, settings.batch)
-    engine = model.start(spec)
-    rows = explain(spec, engine.tensors, x, engine.targets(labels),
-                   dropout_masks(spec, 0, len(x)))
-    return {"model": model.name, "rows": rows}
+    return study_data(model.name, spec, model.start(spec).tensors, x, labels, dropout_masks(spec, 0, len(x)))

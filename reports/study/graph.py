@@ -167,7 +167,7 @@ LOSSES = {"cce": ("softmax+CE", "softmax+CE fused: {dz} = ({a} − Y)/m"),
           "mse": ("MSE", "MSE: {da} = 2({a} − Y)/(m·k)")}
 
 
-class _Builder:
+class GraphBuilder:
     """Nodes and edges of one graph, read from ``run``."""
 
     def __init__(self, run: StudyRun):
@@ -236,7 +236,7 @@ def _fused(run: StudyRun) -> bool:
     return run.spec.n_layers not in run.gradients.da
 
 
-def _layer(b: _Builder, layer: int, prev: str) -> str:
+def _layer(b: GraphBuilder, layer: int, prev: str) -> str:
     """Layer ``layer``'s nodes and edges after the node ``prev`` (A_{l−1}); the id of A_l's node."""
     run, q, index = b.run, Names(layer), layer - 1
     spec_layer = run.spec.numbered_layers[index]
@@ -317,7 +317,7 @@ def _layer(b: _Builder, layer: int, prev: str) -> str:
     return out
 
 
-def _loss(b: _Builder, out: str) -> str:
+def _loss(b: GraphBuilder, out: str) -> str:
     """The loss nodes after the output layer's node ``out``; the id of the loss L."""
     run = b.run
     spec, last = run.spec, run.spec.n_layers
@@ -348,7 +348,7 @@ def _loss(b: _Builder, out: str) -> str:
     return total
 
 
-def _penalty_edges(b: _Builder, penalty: str, layer: int) -> None:
+def _penalty_edges(b: GraphBuilder, penalty: str, layer: int) -> None:
     """W_l into the L2 penalty; its rule box sits beside the product W_l feeds (``near``), not at
     the far end of the long edge down to the penalty."""
     w_name, dw_name = _parameters(b.run, layer)["W"][:2]
@@ -360,7 +360,7 @@ def _penalty_edges(b: _Builder, penalty: str, layer: int) -> None:
 
 def full_graph(run: StudyRun) -> dict:
     """Every op of the step: the input, each layer at full detail, the loss (and L2)."""
-    b = _Builder(run)
+    b = GraphBuilder(run)
     out = b.node("X", "input", "data", "X", run.x, note="no gradient (the input)")
     for layer in range(1, run.spec.n_layers + 1):
         out = _layer(b, layer, out)
@@ -372,7 +372,7 @@ def full_graph(run: StudyRun) -> dict:
 def layer_graph(run: StudyRun, layer: int) -> dict:
     """Layer ``layer`` alone at full detail: its input A_{l−1} as it comes from the layer before,
     its own ops, and the loss for the output layer; with L2, the penalty its kernel feeds."""
-    b = _Builder(run)
+    b = GraphBuilder(run)
     if layer == 1:
         prev = b.node("X", "input", "data", "X", run.x, note="no gradient (the input)")
     else:
@@ -393,7 +393,7 @@ def layer_graph(run: StudyRun, layer: int) -> dict:
 def overview_graph(run: StudyRun) -> dict:
     """One node per numbered layer (its output A_l with dA_l and dZ_l), the loss, and each backward
     edge's rule: the input-gradient rule of the layer the gradient comes back through."""
-    b = _Builder(run)
+    b = GraphBuilder(run)
     spec = run.spec
     prev = b.node("X", "input", "data", "X", run.x, note="no gradient (the input)")
     for layer in range(1, spec.n_layers + 1):

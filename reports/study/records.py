@@ -37,16 +37,16 @@ def records_data(spec, tensors, x, targets, masks=None) -> dict:
     return out
 
 
-def records_blocks(records: dict, rows: list[dict]) -> list:
+def records_blocks(records: dict, rows: list[dict], id: str = "study-records") -> list:
     """The mapping table (each gradient: the engine's statement beside each framework's nodes,
-    ops and equations) and each framework's whole record, collapsed."""
+    ops and equations; its table id ``id``) and each framework's whole record, collapsed."""
     gradient_rows = [row for row in rows if row["name"].startswith("d")]
     columns = ["quantity", "engine statement", "torch grad_fn (saved)", "TF gradient ops", "JAX equations"]
     table = Table(columns,
                   [[row["name"], row["scratch"], f"{row['torch_nodes']} — {row.get('torch_saved', '')}",
                     row["tf_ops"], row["jax_eqns"]] for row in gradient_rows],
                   caption="The same backward, line by line: the engine's statement and each framework's "
-                          "record of the step that produces the quantity", id="study-records")
+                          "record of the step that produces the quantity", id=id, css="study-records")
     blocks = ["Every framework keeps its own record of the forward pass and replays it backwards. "
               "Below, each gradient of the step is one row: the engine's hand-written statement, then the "
               "torch autograd nodes (with what they saved for backward), the TensorFlow gradient ops and "
