@@ -47,8 +47,8 @@ from scratch import catalog
 CNN_OPTIMIZERS = ("adam-torch", "adam-keras")
 MODEL = "model"           # a row's model slot: the profile's model (default catalog.DEFAULT_MODEL)
 
-# scenario → runner taking (ctx, catalog model or None, settings). The model scenarios — parity,
-# curves, divergence, explain, the CNN findings — keep a list in results.json, one entry per row;
+# scenario → runner taking (ctx, catalog name, ScenarioModel or None, settings). The model scenarios —
+# parity, curves, divergence, explain, the CNN findings — keep a list in results.json, one entry per row;
 # the others (seeds, variants, conventions) run their own models and keep one entry.
 SCENARIOS: dict[str, Callable] = {
     "parity": scenario_parity.run,
