@@ -4,11 +4,12 @@
     python tools/mutation_test.py --only relu-derivative-ge --json out/m.json
     tox -e mutation
 
-Each mutant is a TOML file in ``tools/mutants/``: ``name``, ``file`` (relative to the project
-root), ``models`` (the bug it stands for), and an exact ``old`` snippet with its ``new``
-replacement. Every ``old`` must occur exactly once in its file, or the script stops before
-running anything — so a refactoring that moves the code makes the mutant fail loudly instead of
-silently testing nothing.
+Each mutant is a TOML file in ``tools/mutants/``: ``name``, ``file`` (relative to the project root),
+``models`` (the bug it stands for), and an exact ``old`` snippet with its ``new`` replacement;
+optionally ``tests``, test files that run for it after the subset (a new layer kind's own tests come
+with its mutants, so adding a kind does not touch this script). Every ``old`` must occur exactly
+once in its file, or the script stops before running anything — so a refactoring that moves the code
+makes the mutant fail loudly instead of silently testing nothing.
 
 The project (``git ls-files`` plus untracked, non-ignored files) is copied to a temporary folder;
 the unmutated copy must pass the subset first (the baseline), then each mutant is applied to a
@@ -53,7 +54,6 @@ SUBSET = [
     "parity_tests/numpy_only/test_pooling_layers.py",
     "parity_tests/numpy_only/test_normalization_layers.py",
     "parity_tests/numpy_only/test_layer_stack.py",
-    "parity_tests/numpy_only/test_prelu.py",
     "parity_tests/numpy_only/test_pool_ties.py",
     "parity_tests/numpy_only/test_explained.py",
     "parity_tests/frameworks/test_checker_localization.py",
@@ -74,6 +74,7 @@ class Mutant:
     models: str
     old: str
     new: str
+    tests: tuple[str, ...] = ()
 
     def mutated(self, root: Path) -> str:
         """The text of ``root/file`` with ``old`` replaced by ``new``; ``old`` must occur exactly once."""
@@ -101,11 +102,16 @@ def load_mutants(folder: Path = MUTANTS_DIR) -> list[Mutant]:
         with path.open("rb") as stream:
             data = tomllib.load(stream)
         fields = {"name", "file", "models", "old", "new"}
-        if set(data) != fields:
-            raise MutantRotted(f"{path}: expected the keys {sorted(fields)}, found {sorted(data)}")
+        if not fields <= set(data) <= fields | {"tests"}:
+            raise MutantRotted(f"{path}: expected the keys {sorted(fields)} (and optionally 'tests'), "
+                               f"found {sorted(data)}")
         if data["old"] == data["new"]:
             raise MutantRotted(f"{path}: 'old' and 'new' are the same")
-        mutants.append(Mutant(**data))
+        tests = tuple(data.pop("tests", ()))
+        missing = [test for test in tests if not (folder.parent.parent / test).is_file()]
+        if missing:
+            raise MutantRotted(f"{path}: its tests {missing} do not exist")
+        mutants.append(Mutant(**data, tests=tests))
     names = [m.name for m in mutants]
     if len(set(names)) != len(names):
         raise MutantRotted(f"duplicate mutant names in {folder}")
@@ -124,6 +130,11 @@ def check_imports_come_from(copy: Path) -> None:
     foreign = [f for f in out if not Path(f).resolve().is_relative_to(copy.resolve())]
     if foreign:
         raise RuntimeError(f"the copy does not shadow the installed package: {foreign}")
+
+
+def with_own_tests(tests: list[str], mutants: list[Mutant]) -> list[str]:
+    """``tests`` (the subset), then the mutants' own test files that it does not hold yet."""
+    return list(dict.fromkeys([*tests, *(test for mutant in mutants for test in mutant.tests)]))
 
 
 def run_subset(copy: Path, tests: list[str], timeout: float) -> dict:
@@ -185,7 +196,7 @@ def main(argv=None) -> int:
         check_imports_come_from(base)
         document = {"tests": args.tests, "baseline": None, "mutants": []}
         if not args.skip_baseline:
-            baseline = run_subset(base, args.tests, args.timeout)
+            baseline = run_subset(base, with_own_tests(args.tests, mutants), args.timeout)
             document["baseline"] = baseline
             print(f"baseline (no mutant): exit {baseline['returncode']} in {baseline['seconds']} s",
                   flush=True)
@@ -196,7 +207,7 @@ def main(argv=None) -> int:
             copy = Path(temp) / mutant.name.replace("/", "_")
             shutil.copytree(base, copy)
             mutant.apply(copy)
-            result = run_subset(copy, args.tests, args.timeout)
+            result = run_subset(copy, with_own_tests(args.tests, [mutant]), args.timeout)
             shutil.rmtree(copy)
             caught = result["returncode"] != 0
             document["mutants"].append({**asdict(mutant), **result, "caught": caught})

@@ -36,7 +36,7 @@ MODELS = ("mnist-default", "lenet5")     # the --quick profile's rows: its model
 SECTIONS = ["overview", *(f"{scenario}-{model}" for scenario in ("parity", "curves", "divergence")
                           for model in MODELS),
             "seeds", "variants", "conventions", "findings-lenet5", "environment",
-            *(f"study-{part}-mnist-default" for part in ("rows", "graph", "records"))]
+            *(f"study-{part}-mnist-default" for part in ("rows", "graph", "hard", "records"))]
 
 
 @pytest.fixture(scope="module")
@@ -329,7 +329,9 @@ def test_status_cells_are_coloured_by_class(report, results):
     html_text = (report / "report.html").read_text(encoding="utf-8")
     parity_lines = len({(e["model"], r["dtype"], r["quantity"])
                         for e in results["parity"] for r in e["rows"]})
-    statuses = parity_lines + sum(len(e["checks"]) for e in results["curves"])
+    hard_checks = sum(len(topic.get("checks", [])) for e in results["explain"] for topic in e["hard"].values()
+                      if isinstance(topic, dict))
+    statuses = parity_lines + sum(len(e["checks"]) for e in results["curves"]) + hard_checks
     assert html_text.count('<td class="ok">ok</td>') == statuses
     assert html_text.count('<td class="ok">yes</td>') == len(results["variants"]["rows"])
     assert "td.ok {" in html_text and "td.fail {" in html_text and "td.neutral {" in html_text

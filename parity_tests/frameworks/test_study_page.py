@@ -60,7 +60,11 @@ def test_the_page_is_self_contained_and_shows_the_runs_numbers(tmp_path, capsys)
         for framework, cell in zip(("torch", "keras", "jax"), cells[-3:], strict=True):
             word, absolute = row[f"{framework}_match"], row[f"{framework}_max_abs"]
             assert cell == (word if word == "exact" else f"{word} {absolute:.1e}"), (row["name"], framework)
-    assert all(record["lines"] for record in data["records"].values())
+    gradients = {row["name"] for row in data["rows"] if row["name"].startswith("d")}
+    for framework, record in data["records"].items():
+        marked = {name for line in record["lines"] if "  → " in line
+                  for name in line.split("  → ")[1].split(", ")}
+        assert marked == gradients, f"{framework}'s record marks every gradient of the rows, and only those"
     graph = html[html.index('<section id="study-graph-'):]
     graph = graph[:graph.index("</section>")]
     assert graph.count("<svg") == 1 and not data["graph"]["collapsed"], "a dense MLP: one drawing, every op"

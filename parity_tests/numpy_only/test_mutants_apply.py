@@ -36,3 +36,23 @@ def test_a_mutant_whose_snippet_is_gone_fails_loudly(tmp_path):
     missing = mutation_test.Mutant("missing", "engine.py", "a rewritten line", "x = 1", "x = 2")
     with pytest.raises(mutation_test.MutantRotted, match=r"'missing'.*occurs 0 times in engine.py"):
         missing.mutated(tmp_path)
+
+
+def test_a_mutants_own_tests_run_after_the_subset_and_must_exist(tmp_path):
+    own = mutation_test.Mutant("own", "engine.py", "a bug", "x = 1", "x = 2", tests=("test_own.py",))
+    assert mutation_test.with_own_tests(["test_a.py", "test_own.py"], [own]) == ["test_a.py", "test_own.py"]
+    assert mutation_test.with_own_tests(["test_a.py"], [own]) == ["test_a.py", "test_own.py"]
+    folder = tmp_path / "tools" / "mutants"
+    folder.mkdir(parents=True)
+    body = 'name = "own"\nfile = "engine.py"\nmodels = "a bug"\nold = "x = 1"\nnew = "x = 2"\n'
+    (folder / "own.toml").write_text(body + 'tests = ["parity_tests/test_gone.py"]\n', encoding="utf-8")
+    with pytest.raises(mutation_test.MutantRotted, match=r"its tests \['parity_tests/test_gone.py'\] do not"):
+        mutation_test.load_mutants(folder)
+    (folder / "own.toml").write_text(body + 'test = ["x"]\n', encoding="utf-8")
+    with pytest.raises(mutation_test.MutantRotted, match=r"optionally 'tests'\), found"):
+        mutation_test.load_mutants(folder)
+
+
+def test_the_prelu_mutants_bring_the_prelu_tests():
+    prelu = [mutant for mutant in mutation_test.load_mutants() if mutant.file == "scratch/layers/prelu.py"]
+    assert len(prelu) >= 2 and all("parity_tests/numpy_only/test_prelu.py" in m.tests for m in prelu)

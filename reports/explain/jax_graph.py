@@ -47,17 +47,52 @@ def _backward_jaxpr(backend, x, targets, masks):
     return closed, len(zs)
 
 
-def jaxpr_record(backend, x, targets, masks=None) -> str:
-    """The jaxpr of the twin's backward pass (``make_jaxpr`` of its ``vjp`` pullback, the cotangent
-    seed dL/dL its last input), as JAX prints it."""
-    closed, _ = _backward_jaxpr(backend, x, targets, masks)
-    return str(closed)
+def jaxpr_record(backend, x, targets, masks=None) -> list[str]:
+    """The backward equations of the twin's pullback jaxpr (``make_jaxpr`` of its ``vjp``, the
+    cotangent seed dL/dL its last input), in the order they run, one line each:
+    ``%12:f64[4,4] = dot_general %3 %11`` — every variable numbered in order of first appearance,
+    so a forward value the backward reads keeps its forward number — with "→ dW2" where the
+    equation writes a named gradient."""
+    jaxpr, producer, backward_eqns, named = _named_backward(backend, x, targets, masks)
+    numbers: dict = {}
+
+    def var(v) -> str:
+        if not _is_var(v):
+            return str(v)
+        number = numbers.setdefault(v, len(numbers))
+        return f"%{number}"
+
+    for v in jaxpr.invars:
+        var(v)
+    lines = []
+    for index, eqn in enumerate(jaxpr.eqns):
+        outs = " ".join(f"{var(v)}:{v.aval.str_short()}" for v in eqn.outvars)
+        ins = " ".join(var(v) for v in eqn.invars)
+        if index not in backward_eqns:
+            continue
+        writes = [name for v in eqn.outvars for name in named.get(v, [])]
+        lines.append(f"{outs} = {_label(eqn)} {ins}" + (f"  → {', '.join(writes)}" if writes else ""))
+    return lines
 
 
 def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]], str | None]]:
     """{"dZ2": ([["dot_general"]], "select_n"), …}: for each gradient of ``backend`` (a
     ``twins.jax_backend.JaxBackend``), the branches of jaxpr equations that lead to the
     equation producing it, and that equation's primitive."""
+    jaxpr, producer, backward_eqns, named = _named_backward(backend, x, targets, masks)
+    out = {}
+    for var, var_names in named.items():
+        sink = jaxpr.eqns[producer[var]]
+        stops = set(named) - {var}
+        branches = [_branch(jaxpr, v, stops, producer, backward_eqns) for v in sink.invars]
+        for name in var_names:
+            out[name] = ([branch for branch in branches if branch], _label(sink))
+    return out
+
+
+def _named_backward(backend, x, targets, masks):
+    """(the pullback's jaxpr, {var: the index of the equation that writes it}, the indices of the
+    backward equations (those that depend on the seed), {var: its gradient names})."""
     closed, n = _backward_jaxpr(backend, x, targets, masks)
     jaxpr = closed.jaxpr
     spec = backend.spec                # params: every trainable tensor, the spec's declaration order
@@ -77,14 +112,7 @@ def producers(backend, x, targets, masks=None) -> dict[str, tuple[list[list[str]
     for name, var in zip(names, jaxpr.outvars, strict=True):
         if _is_var(var) and producer.get(var) in backward_eqns:
             named.setdefault(var, []).append(name)
-    out = {}
-    for var, var_names in named.items():
-        sink = jaxpr.eqns[producer[var]]
-        stops = set(named) - {var}
-        branches = [_branch(jaxpr, v, stops, producer, backward_eqns) for v in sink.invars]
-        for name in var_names:
-            out[name] = ([branch for branch in branches if branch], _label(sink))
-    return out
+    return jaxpr, producer, backward_eqns, named
 
 
 def _is_var(v) -> bool:

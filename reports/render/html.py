@@ -2,10 +2,11 @@
 the plots as PNG files beside it, referenced by relative paths, so the folder opens from disk.
 
 The verdict line comes right under the title. Colour comes only from CSS classes: status cells
-``ok`` (green), ``fail`` (red), ``neutral`` (grey); heat-map cells ``heat-0`` … ``heat-6`` by
-log10 of the error in ε units (``reports.render.heatmap``), ``fail`` outlined in red. Every piece of
-text from the results is escaped with :func:`html.escape`; text between backticks in a
-paragraph becomes ``<code>``.
+``ok`` (green), ``fail`` (red), ``neutral`` (grey), ``breaks`` (orange: a measured breakdown that is
+the point of the table, not a failed check — the study's softmax computed the long way round);
+heat-map cells ``heat-0`` … ``heat-6`` by log10 of the error in ε units
+(``reports.render.heatmap``), ``fail`` outlined in red. Every piece of text from the results is
+escaped with :func:`html.escape`; text between backticks in a paragraph becomes ``<code>``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ p.verdict.fail { background: #fde8e8; border-color: #b3261e; }
 td.ok { background: #d8f0dc; color: #14532d; }
 td.fail { background: #f9d6d5; color: #7f1d1d; font-weight: bold; }
 td.neutral { background: #eef0f3; color: #374151; }
+td.breaks { background: #fdebd0; color: #7e3f00; font-weight: bold; }
 table.heat { display: inline-table; margin-right: 1.2em; }
 table.heat td { text-align: right; font-variant-numeric: tabular-nums; min-width: 3.5em; }
 td.heat-0 { background: #ffffff; }

@@ -1,9 +1,9 @@
-"""The three frameworks' own records of the same backward pass, as each keeps it: torch's
-``grad_fn`` graph (every node in the order the backward runs it, with the tensors it saved),
-TensorFlow's gradient ops (what ``GradientTape.gradient`` added to the traced graph, in graph
-order) and JAX's jaxpr of the pullback (``make_jaxpr`` of ``vjp``). Each line that writes a named
-quantity ends in "→ dW2" — the same names as the engine's rows, whose statement the study shows
-beside it (:mod:`reports.explain.walk`)."""
+"""The three frameworks' own records of the same backward pass, as each keeps it: torch's ``grad_fn``
+graph (every node in the order the backward runs it, with the tensors it saved), TensorFlow's
+gradient ops (what ``GradientTape.gradient`` added to the traced graph, in graph order) and the
+backward equations of JAX's jaxpr of the pullback (``make_jaxpr`` of ``vjp``). Each line that writes
+a named quantity ends in "→ dW2" — the same names as the engine's rows, whose statement the study
+shows beside it (:mod:`reports.explain.walk`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from twins.backends import available_backends, make_backend
 # framework → (the backend, the module and function that read its record, the record's title)
 RECORDERS = {"torch": ("reports.explain.torch_graph", "grad_fn_record", "torch: loss.grad_fn, node by node"),
              "keras": ("reports.explain.tf_graph", "tape_record", "TensorFlow: the tape's gradient ops"),
-             "jax": ("reports.explain.jax_graph", "jaxpr_record", "JAX: make_jaxpr of the vjp pullback")}
+             "jax": ("reports.explain.jax_graph", "jaxpr_record",
+                     "JAX: the backward equations of make_jaxpr(vjp pullback)")}
 
 
 def records_data(spec, tensors, x, targets, masks=None) -> dict:
@@ -32,8 +33,7 @@ def records_data(spec, tensors, x, targets, masks=None) -> dict:
             out[framework] = {"title": title, "note": f"skipped: {error}"}
             continue
         record = getattr(importlib.import_module(module), function)(backend, x, targets, masks)
-        lines = record.splitlines() if isinstance(record, str) else list(record)
-        out[framework] = {"title": title, "lines": lines}
+        out[framework] = {"title": title, "lines": list(record)}
     return out
 
 
