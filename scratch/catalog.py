@@ -29,7 +29,9 @@ torch-convention Adam at η = 0.001, batch 64, one epoch, float64, seed 0).
 Besides the seeds the catalog names the models the commands and the report already use:
 ``train``'s per-dataset defaults and the report's XOR run, ``lenet5``, the project's
 LeNet-5-style convolutional net for MNIST (issue 12: every backend trains it from the same start),
-and ``mnist-cnn``, its wider sibling for the 99 % target.
+``mnist-cnn``, its wider sibling for the 99 % target, and ``mnist-prelu``, seed 002's net with a
+learned PReLU slope per hidden unit in place of ReLU (the one catalog model with a tensor that is
+no (W, b) pair).
 NumPy and the standard library only (through :mod:`scratch.spec`): a name is looked up, and an
 unknown one refused, before any
 framework is imported.
@@ -41,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scratch.errors import SpecError
-from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec
+from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec, PReLUSpec
 from scratch.spec import ModelSpec, OptimizerSpec
 
 # The settings a write-up may or may not record, in the order the description names them.
@@ -158,6 +160,18 @@ def _lenet_layout(maps_1: int, maps_2: int, batch_size: int, epochs: int) -> Mod
                      batch_size=batch_size, epochs=epochs, dtype="float32", seed=0)
 
 
+def _mnist_prelu() -> ModelSpec:
+    """Seed 002's net with each hidden ReLU replaced by a PReLU layer after a linear dense layer:
+    Z = max(0, A) + α ⊙ min(0, A), one learned slope per unit starting at torch's α₀ = 0.25, slope
+    α at A = 0 (torch's ``nn.PReLU`` and JAX's form; Keras's ``PReLU`` takes 0 there, so its twin
+    cannot express this spec and ``check`` runs it in the engine, torch and JAX)."""
+    hidden = [layer for units in SEED_NET[1:-1]
+              for layer in (DenseSpec(units, "identity"), PReLUSpec("per_channel", PRELU_ALPHA))]
+    return ModelSpec(inputs=SEED_NET[0], layers=(*hidden, DenseSpec(SEED_NET[-1], "softmax")),
+                     init="he_normal", optimizer=_adam(), batch_size=64, epochs=1, dtype="float64", seed=0)
+
+
+PRELU_ALPHA = 0.25
 LENET5_EPOCHS = 8
 LENET5_DROPOUT = 0.25
 MNIST_CNN_MAPS = (12, 24)
@@ -211,6 +225,12 @@ _MODELS = (
         "mnist-cnn", f"lenet5's layout with {MNIST_CNN_MAPS[0]} and {MNIST_CNN_MAPS[1]} feature maps, "
         f"batch 128, {MNIST_CNN_EPOCHS} epochs (same dropout, Adam, init, float32): the catalog's CNN "
         "for ≥ 99 % MNIST test accuracy", "mnist", _mnist_cnn),
+    CatalogModel(
+        "mnist-prelu", f"seed 002's net with learned slopes: {SEED_NET[0]} → "
+        + " → ".join(f"dense {units} → PReLU per unit (α₀ = {PRELU_ALPHA:g})" for units in SEED_NET[1:-1])
+        + f" → {SEED_NET[-1]} softmax, linear dense layers, CCE, He-normal, Adam η = 0.001 (torch "
+        "convention), batch 64, 1 epoch, float64 (slope α at z = 0, torch's: Keras's PReLU cannot run it)",
+        "mnist", _mnist_prelu),
     CatalogModel(
         "spirals-default", "`train --dataset spirals`'s default: [2, 32, 32, 2] ReLU/softmax + CCE, "
         "He-normal, full-batch Adam η = 0.02, 200 steps", "spirals",

@@ -1,10 +1,10 @@
 """The report: a ``--quick`` report generated in a temporary folder, then checked as a reader
 would meet it — the HTML parses with balanced tags, every image it shows is a real PNG file
 beside it, the JSON follows the documented schema, the Markdown tables carry the JSON's numbers,
-and re-rendering from the JSON gives the same files; each catalog model of the profile (seed-002
-in its model slot, lenet5 as its convolutional row) gets its own sections. The same holds for the
-Benchmark section that ``--bench`` adds from a real (tiny) ``backprop-parity bench --json`` run,
-and a bad bench file is one clear error before anything runs.
+and re-rendering from the JSON gives the same files; each catalog model of the profile (the one
+default, mnist-default, in its model slot; lenet5 as its convolutional row) gets its own sections.
+The same holds for the Benchmark section that ``--bench`` adds from a real (tiny)
+``backprop-parity bench --json`` run, and a bad bench file is one clear error before anything runs.
 
 Marked slow (CI runs it with ``-m slow``): the ``--quick`` report is generated once per module, and
 that alone would exceed what the default suite may take (issue 12: ≤ 90 s).
@@ -32,11 +32,11 @@ pytestmark = [pytest.mark.deliberate_mismatch, pytest.mark.slow]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID_TAGS = {"meta", "img", "br", "hr", "link", "input", "col", "wbr", "source", "area", "base"}
-MODELS = ("seed-002", "lenet5")          # the --quick profile's rows: its model slot, then the CNN
+MODELS = ("mnist-default", "lenet5")     # the --quick profile's rows: its model slot, then the CNN
 SECTIONS = ["overview", *(f"{scenario}-{model}" for scenario in ("parity", "curves", "divergence")
                           for model in MODELS),
             "seeds", "variants", "conventions", "findings-lenet5", "environment",
-            *(f"study-{part}-seed-002" for part in ("rows", "graph", "hard", "records"))]
+            *(f"study-{part}-mnist-default" for part in ("rows", "graph", "hard", "records"))]
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_every_image_exists_and_is_a_png(report):
         assert "/" not in source and not source.startswith("data:"), "images sit beside the report"
         width, height = png_size(report / source)
         assert width > 100 and height > 100
-    assert {"conventions.png", "curves-seed-002-sgd.png", "curves-seed-002-adam.png",
+    assert {"conventions.png", "curves-mnist-default-sgd.png", "curves-mnist-default-adam.png",
             "curves-lenet5-adam.png", *(f"{plot}-{model}.png" for plot in ("parity_errors", "divergence")
                                         for model in MODELS)} <= set(html_images)
 
@@ -145,7 +145,7 @@ def test_json_follows_the_schema(results):
     broken = copy.deepcopy(results)
     assert [entry["model"] for entry in results["parity"]] == list(MODELS)
     assert [(row["scenario"], row["model"]) for row in results["rows"]][:3] == [
-        ("parity", "seed-002"), ("curves", "seed-002"), ("divergence", "seed-002")]
+        ("parity", "mnist-default"), ("curves", "mnist-default"), ("divergence", "mnist-default")]
     broken["parity"][1]["rows"][3]["rel_error"] = "small"
     with pytest.raises(DataError, match=r"parity\[1\]\.rows\[3\]\.rel_error: expected a number or null"):
         validate(broken)
@@ -255,7 +255,7 @@ def test_the_study_section_is_the_study_pages_blocks(results):
     from reports.render.markdown import render_markdown
     from reports.study.sections import study_sections
 
-    assert [entry["model"] for entry in results["explain"]] == ["seed-002"]
+    assert [entry["model"] for entry in results["explain"]] == ["mnist-default"]
     entry = results["explain"][0]
     assert entry["rows"] and entry["graph"]["nodes"] and set(entry["records"]) == {"torch", "keras", "jax"}
     html_text = render_html(results, {})
@@ -265,7 +265,7 @@ def test_the_study_section_is_the_study_pages_blocks(results):
     assert "table.study-rows, table.study-records { display: block; overflow-x: auto; }" in html_text, \
         "the wide study tables scroll instead of widening the page (test_report_browser.py)"
     markdown = render_markdown(results, {})
-    assert "One line per intermediate: seed-002" in markdown and "The step's graph, every op" in markdown
+    assert "One line per intermediate: mnist-default" in markdown and "The step's graph, every op" in markdown
     broken = dict(results, explain=[dict(entry, graph={**entry["graph"], "nodes": "none"})])
     with pytest.raises(DataError, match=r"explain\[0\]\.graph\.nodes: expected a list"):
         validate(broken)
@@ -306,7 +306,7 @@ def test_the_verdict_opens_the_report_and_is_stored(report, results):
     n, variants = judged_count(results), len(results["variants"]["rows"])
     assert (verdict["ok"], verdict["comparisons"], verdict["failed"], verdict["failures"]) == (True, n, 0, [])
     assert verdict["line"].startswith(f"verdict: PASS — all {n} comparisons within tolerance "
-                                      "(seed-002, lenet5; float64, float32; ")
+                                      "(mnist-default, lenet5; float64, float32; ")
     assert sum(judged_count(results, model) for model in MODELS) == n
     for model in MODELS:
         count = judged_count(results, model)
@@ -379,7 +379,7 @@ def test_heat_map_has_one_cell_per_parity_row_in_eps_units(report, results):
 def with_failures(results: dict) -> dict:
     """The quick results with two parity rows and one per-step update pushed over their bounds."""
     broken = copy.deepcopy(results)
-    for row in broken["parity"][0]["rows"]:                         # seed-002's
+    for row in broken["parity"][0]["rows"]:                         # mnist-default's
         if (row["dtype"], row["pair"], row["quantity"]) == ("float32", "torch vs scratch", "dW2"):
             row.update(rel_error=3.7e-4, ok=False)                  # 3.7× its bound 1e-4
         if (row["dtype"], row["pair"], row["quantity"]) == ("float64", "keras vs torch", "Z1"):
@@ -405,12 +405,12 @@ def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
     n = judged_count(results)
     line = broken["verdict"]["line"]
     assert line.startswith(
-        f"verdict: FAIL — 3 of {n} comparisons exceed tolerance (seed-002, lenet5; float64, float32; "
-        "torch vs scratch, keras vs scratch, jax vs scratch, keras vs torch, jax vs torch): seed-002 float32 "
-        "torch vs scratch layer 2 dW2 (rel err 3.70e-04, 3.7× the bound 1e-04); seed-002 float64 keras vs "
-        "torch layer 1 Z1 (rel err 2.00e-13, 2× the bound 1e-13); seed-002 float64 sgd torch vs scratch "
-        "per-step update W1 update at step 0 (13 ulp, 1.65× the bound 8 ulp)."), line
-    assert model_verdict(broken, "seed-002")["failed"] == 3 and model_verdict(broken, "lenet5")["ok"]
+        f"verdict: FAIL — 3 of {n} comparisons exceed tolerance (mnist-default, lenet5; float64, float32; "
+        "torch vs scratch, keras vs scratch, jax vs scratch, keras vs torch, jax vs torch): mnist-default "
+        "float32 torch vs scratch layer 2 dW2 (rel err 3.70e-04, 3.7× the bound 1e-04); mnist-default "
+        "float64 keras vs torch layer 1 Z1 (rel err 2.00e-13, 2× the bound 1e-13); mnist-default float64 "
+        "sgd torch vs scratch per-step update W1 update at step 0 (13 ulp, 1.65× the bound 8 ulp)."), line
+    assert model_verdict(broken, "mnist-default")["failed"] == 3 and model_verdict(broken, "lenet5")["ok"]
     html_text = render_html(broken, {})
     assert f'<p id="verdict" class="verdict fail">{line}</p>' in html_text
     assert '<td class="fail">FAIL: torch vs scratch (passes at 3.700e-04)</td>' in html_text
@@ -420,23 +420,25 @@ def test_failing_cells_give_the_passing_tolerance_and_the_command(results):
     assert command.startswith("backprop-parity report")
     # the two parity status cells, the check's, and the first cell of each of the 3 failing tables' rows
     assert html_text.count('<td class="fail">') == 6
-    failing = re.search(r'<table id="table-parity-failures-seed-002">(.*?)</table>', html_text, re.S)[1]
+    failing = re.search(r'<table id="table-parity-failures-mnist-default">(.*?)</table>', html_text,
+                        re.S)[1]
     assert failing.count(f"<td>{command}</td>") == 2 and "<td>3.700e-04</td>" in failing
-    curve_failing = re.search(r'<table id="table-curve-failures-seed-002">(.*?)</table>', html_text, re.S)[1]
+    curve_failing = re.search(r'<table id="table-curve-failures-mnist-default">(.*?)</table>', html_text,
+                              re.S)[1]
     assert "table-parity-failures-lenet5" not in html_text and "table-curve-failures-lenet5" not in html_text
     assert f"<td>{command}</td>" in curve_failing and "<td>14 ulp</td>" in curve_failing
-    css, text = heat_cells(html_text, "seed-002", "float32", "torch vs scratch")[("2", "dW")]
+    css, text = heat_cells(html_text, "mnist-default", "float32", "torch vs scratch")[("2", "dW")]
     assert (css, text) == ("heat-5 fail", f"{3.7e-4 / 2.0 ** -23:.3g} FAIL")
     markdown = render_markdown(broken, {})
     assert markdown.splitlines()[2] == f"**{line}**"
     tables = {caption: (header, rows) for caption, header, rows in md_tables(markdown)}
-    header, rows = tables["failing parity comparisons, seed-002"]
+    header, rows = tables["failing parity comparisons, mnist-default"]
     assert header == ["comparison", "by how much", "smallest tolerance that passes", "reproduce"]
-    assert ["seed-002 float32 torch vs scratch layer 2 dW2", "(rel err 3.70e-04, 3.7× the bound 1e-04)",
+    assert ["mnist-default float32 torch vs scratch layer 2 dW2", "(rel err 3.70e-04, 3.7× the bound 1e-04)",
             "3.700e-04",
             command] in rows
-    assert tables["failing training checks, seed-002"][1] == [[
-        "seed-002 float64 sgd torch vs scratch per-step update W1 update at step 0",
+    assert tables["failing training checks, mnist-default"][1] == [[
+        "mnist-default float64 sgd torch vs scratch per-step update W1 update at step 0",
         "(13 ulp, 1.65× the bound 8 ulp)",
         "14 ulp", command]]
 

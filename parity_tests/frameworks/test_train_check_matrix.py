@@ -8,7 +8,8 @@ steps on 64 rows, and two epochs on 960); each must exit 0 with at least two bac
 at least one pair trained. Together the specs hold every layer kind — conv2d with stride 2,
 dilation 2, "same", "valid" and explicit padding; max, average (overlapping too) and global
 average pooling; both Flatten orders; BatchNorm after a conv and after a dense layer, in torch's
-and Keras's settings; LayerNorm; dropout — under the torch, Keras and optax optimizer
+and Keras's settings; LayerNorm; dropout; PReLU per channel on maps and shared after a dense
+layer — under the torch, Keras and optax optimizer
 conventions.
 
 Then the same flows (the trained weight files) are checked with a real bug injected into the
@@ -113,6 +114,16 @@ SPECS = {
         {"kind": "dense", "units": 16, "activation": "identity"},
         {"kind": "layer_norm", "epsilon": 1e-3, "activation": "tanh"},
         DENSE_OUT], inputs=(784,), seed=6),
+    # torch: PReLU per channel after an identity conv (torch's slope α at z = 0: Keras's twin cannot
+    # express it and is skipped), max pooling, shared PReLU after a dense layer
+    "conv-prelu-maxpool-dense-prelu": _spec("torch", MOMENTUM, [
+        _conv(4, 3, "identity", padding="same"),
+        {"kind": "prelu", "slopes": "per_channel", "alpha_init": 0.25},
+        {"kind": "max_pool2d", "pool_size": 2},
+        {"kind": "flatten", "order": "channels_first"},
+        {"kind": "dense", "units": 16, "activation": "identity"},
+        {"kind": "prelu", "slopes": "shared", "alpha_init": 0.1},
+        DENSE_OUT], seed=8),
     # optax: MNIST as (4, 14, 14) maps, overlapping max pooling, explicit padding, global
     # average pooling
     "maps-conv-maxpool-overlap-gap": _spec("optax", {"name": "rmsprop", "learning_rate": 0.001}, [
@@ -167,7 +178,7 @@ def test_the_matrix_covers_every_layer_kind_convention_and_setting():
     layers = [layer for spec in SPECS.values() for layer in spec["layers"]]
     kinds = {layer["kind"] for layer in layers}
     assert kinds == {"conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "flatten", "batch_norm",
-                     "layer_norm", "dropout", "dense"}
+                     "layer_norm", "dropout", "dense", "prelu"}
     convs = [layer for layer in layers if layer["kind"] == "conv2d"]
     assert any(layer.get("strides", 1) > 1 for layer in convs)
     assert any(layer.get("dilation", 1) > 1 for layer in convs)

@@ -14,7 +14,7 @@ import pytest
 
 from reports.cli.main import main
 from scratch import catalog
-from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec
+from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec, PReLUSpec
 from scratch.spec import OptimizerSpec
 
 DOCUMENTED_DEFAULT = {"activations": ("relu", "softmax"), "loss": "cce", "optimizer": ("adam", 0.001),
@@ -23,6 +23,7 @@ SEED_002_NET = (784, 64, 32, 10)             # the catalog docstring's table: se
 INITS = {"He-normal": "he_normal", "LeCun-normal": "lecun_normal", "uniform(−0.5, 0.5)": "uniform_half",
          "0.01·N(0, 1) W": "small_normal", "Glorot-uniform": "glorot_uniform"}
 OPTIMIZERS = {"Adam": "adam", "SGD": "sgd", "GD": "sgd"}
+PRELU_SLOPES = {"unit": "per_channel", "element": "per_element", "layer": "shared"}   # "PReLU per unit"
 
 
 def printed_descriptions(capsys) -> dict[str, str]:
@@ -72,6 +73,9 @@ def stated(text: str, known: dict[str, dict] | None = None) -> dict:
     if (cnn := _first(r"(\d+)×(\d+)×(\d+) → (.*?), CCE", text)) is not None:
         claims["inputs"] = tuple(int(n) for n in cnn[:3])
         claims["layers"] = _cnn_layers(cnn[3], text)
+    elif (stack := _first(r"\b(\d+) → (.*?), CCE", text)) is not None:      # a dense stack, layer by layer
+        claims["inputs"] = (int(stack[0]),)
+        claims["layers"] = _cnn_layers(stack[1], text)
     if (maps := _first(r"^(\w+)'s layout with (\d+) and (\d+) feature maps", text)) is not None:
         base = known[maps[0]]                 # "same dropout, Adam, init, float32": the rest as there
         filters = iter(int(n) for n in maps[1:])
@@ -84,14 +88,18 @@ def stated(text: str, known: dict[str, dict] | None = None) -> dict:
 
 def _cnn_layers(stack: str, text: str) -> tuple:
     """``conv 6@5×5 same → max-pool 2 → … → dense 120 → 84 → 10 softmax, ReLU, dropout 0.25 after
-    each hidden dense layer`` as layer specs."""
-    hidden = "relu" if ", ReLU," in text else None
+    each hidden dense layer`` (or ``dense 64 → PReLU per unit (α₀ = 0.25) → …, linear dense
+    layers``, the slope α at z = 0 unless it says 0) as layer specs."""
+    hidden = "relu" if ", ReLU," in text else "identity" if "linear dense layers" in text else None
+    at_zero = "zero" if "slope 0 at z = 0" in text else "alpha"
     rate = _first(r"dropout ([\d.]+) after each hidden dense layer", text)
     layers, dense = [], False
     for part in stack.split(" → "):
         if (conv := _first(r"^conv (\d+)@(\d+)×(\d+)( same)?$", part)) is not None:
             layers.append(Conv2DSpec(int(conv[0]), (int(conv[1]), int(conv[2])),
                                      padding="same" if conv[3] else "valid", activation=hidden))
+        elif (prelu := _first(r"^PReLU per (\w+) \(α₀ = ([\d.]+)\)$", part)) is not None:
+            layers.append(PReLUSpec(PRELU_SLOPES[prelu[0]], float(prelu[1]), at_zero))
         elif (pool := _first(r"^max-pool (\d+)$", part)) is not None:
             layers.append(MaxPool2DSpec(int(pool[0])))
         elif (order := _first(r"^flatten \(channels (first|last)\)", part)) is not None:
@@ -159,6 +167,14 @@ WRONG = {   # (model, a spec that contradicts its description in one setting)
     "init": ("seed-000", lambda s: s.replace(init="lecun_normal")),
     "net": ("spirals-default", lambda s: s.replace(layer_sizes=(2, 32, 2))),
     "dtype": ("mnist-cnn", lambda s: s.replace(dtype="float64")),
+    "prelu start slope": ("mnist-prelu", lambda s: s.replace(layers=tuple(
+        PReLUSpec(layer.slopes, 0.1) if isinstance(layer, PReLUSpec) else layer for layer in s.layers))),
+    "prelu slope at zero": ("mnist-prelu", lambda s: s.replace(layers=tuple(
+        PReLUSpec(layer.slopes, layer.alpha_init, "zero") if isinstance(layer, PReLUSpec) else layer
+        for layer in s.layers))),
+    "prelu after relu": ("mnist-prelu", lambda s: s.replace(layers=tuple(
+        DenseSpec(layer.units) if isinstance(layer, DenseSpec) and layer.activation == "identity" else layer
+        for layer in s.layers))),
 }
 
 

@@ -97,11 +97,11 @@ def test_report_model_fills_the_model_slot_of_the_model_scenarios_only(profile, 
     before, after = default.resolved(), with_model(default, name).resolved()
     assert len(before) == len(after)
     for was, now in zip(before, after, strict=True):
-        if was.model == "seed-002":                        # the slot: the report's default model
+        if was.model == catalog.DEFAULT_MODEL:             # the slot: the one default model
             assert (now.scenario, now.model, now.settings) == (was.scenario, name, was.settings)
         else:
             assert now == was
-    assert with_model(default, "seed-002") == default, "seed-002 is the report's default model"
+    assert with_model(default, catalog.DEFAULT_MODEL) == default, "the report's default is the one default"
 
 
 @pytest.mark.parametrize("profile", ["quick", "default", "full"])

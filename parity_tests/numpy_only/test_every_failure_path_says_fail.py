@@ -237,7 +237,7 @@ def test_check_exits_0_when_nothing_fails(monkeypatch, tmp_path, capsys):
     assert json.loads((tmp_path / "ok.json").read_text(encoding="utf-8"))["ok"] is True
 
 
-MODEL = "seed-002"           # the model the case's entries name (the report's default model slot)
+MODEL = "seed-002"           # the model the case's entries name (any catalog name)
 
 
 def _results(rows, trainings) -> dict:

@@ -1,23 +1,27 @@
 """One model source for every command (``reports.cli.model_source``): the same flags give the same
-spec in ``train``, ``check``, ``explain`` and ``bench``; no flag gives the one default model; and a
-conflict is one clear error with exit status 2, before any framework is imported."""
+spec in ``train``, ``check``, ``explain``, ``bench`` and ``report``; no flag gives the one default
+model; and a conflict is one clear error with exit status 2, before any framework is imported.
+``report`` puts the model in its profile's model slot, named by the catalog or the file's stem."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from reports.cli.bench import validate
 from reports.cli.exit_codes import EXIT_USAGE
 from reports.cli.main import build_parser, main
-from reports.cli.model_source import resolve
+from reports.cli.model_source import read_spec_file, resolve
 from scratch import catalog
 from scratch.data import load_dataset
 from scratch.model import Network, save_model
 from scratch.spec import OptimizerSpec
 
-COMMANDS = ("train", "check", "explain", "bench")
+COMMANDS = ("train", "check", "explain", "bench", "report")
+TINY = ('{"layer_sizes": [2, 3, 1], "hidden_activation": "tanh", "output_activation": "sigmoid", '
+        '"loss": "bce"}')
 
 
 def resolved(command: str, argv: list[str]):
@@ -103,3 +107,88 @@ def test_bench_times_a_full_batch_model_at_its_own_datasets_rows(name):
     data = load_dataset(source.dataset.name, "float64") if source.dataset.name != "mnist" else None
     rows = len(data.x_train) if data is not None else 60000
     assert source.dataset.train_rows == rows and args.batches == [rows]
+
+
+def _no_framework(monkeypatch):
+    import twins.hygiene
+
+    monkeypatch.setattr(twins.hygiene, "configure_frameworks",
+                        lambda *a, **k: pytest.fail("a framework was configured before the error"))
+
+
+@pytest.mark.parametrize("flags", [["--spec", "tiny.json"], ["--model", "seed-001"], ["--weights", "w.st"],
+                                   ["--dtype", "float32", "--lr", "0.1"]])
+def test_report_from_json_takes_no_model_flag(flags, tmp_path, capsys, monkeypatch):
+    _no_framework(monkeypatch)
+    saved = tmp_path / "results.json"
+    saved.write_text("{}", encoding="utf-8")
+    out = tmp_path / "r"
+    named = ", ".join(flag for flag in flags if flag.startswith("--"))
+    _one_error(capsys, main(["report", "--from-json", str(saved), *flags, "--out", str(out)]),
+               rf"^error: {named}: --from-json runs nothing, so it takes no model \(drop {named}\)$")
+    assert not out.exists()
+
+
+def test_report_model_and_spec_together_are_one_usage_error(tmp_path, capsys, monkeypatch):
+    _no_framework(monkeypatch)
+    _one_error(capsys, main(["report", "--quick", "--model", "seed-002", "--spec", str(tmp_path / "s.json")]),
+               r"argument --spec: not allowed with argument --model")
+
+
+def _slot(argv):
+    from reports.cli.report import slot_model
+
+    return slot_model(build_parser("report").parse_args(["report", "--quick", *argv]))
+
+
+def test_report_puts_a_spec_file_model_in_the_slot_named_by_its_stem(tmp_path):
+    """``report --spec FILE``: the file's spec (spec flags on top) on the data set its input fits,
+    from its initializer, named by the stem (made safe for the plot files' names; ``-file`` added
+    where the stem is a catalog name) in the parity, curves, divergence and explain rows only."""
+    from reports.scenarios.suite import MODEL, PROFILES, with_model
+
+    path = tmp_path / "tiny xor.json"
+    path.write_text(TINY, encoding="utf-8")
+    model = _slot(["--spec", str(path), "--seed", "4"])
+    expected = read_spec_file(path).replace(seed=4)
+    assert (model.name, model.dataset, model.spec, model.tensors) == ("tiny-xor", "xor", expected, None)
+    assert model.start(model.spec_with(dtype="float32")).tensors[0]["W"].dtype == np.float32
+    quick = PROFILES["quick"]
+    rows = with_model(quick, model).resolved()
+    slot = [row.scenario for row in quick.rows if row.model == MODEL]
+    assert [row.key for row in rows if row.model is model] == [f"{scenario} tiny-xor" for scenario in slot]
+    others = [row for row in rows if row.model is not model]
+    assert others == [row for row in quick.resolved() if row.model != catalog.DEFAULT_MODEL]
+    catalog_named = tmp_path / "lenet5.json"
+    catalog_named.write_text(TINY, encoding="utf-8")
+    assert _slot(["--spec", str(catalog_named)]).name == "lenet5-file", "never mistaken for the catalog's"
+
+
+def test_report_weights_bring_their_parameters_and_no_flag_the_one_default(tmp_path):
+    network = Network(catalog.spec("xor-default").replace(seed=7))
+    path = tmp_path / "trained.safetensors"
+    save_model(network, str(path))
+    model = _slot(["--weights", str(path)])
+    assert (model.name, model.dataset, model.spec) == ("trained", "xor", network.spec)
+    started = model.start(model.spec_with(dtype="float32"))
+    for layer, kept in zip(started.tensors, network.tensors, strict=True):
+        for name, value in kept.items():
+            assert layer[name].dtype == np.float32 and np.array_equal(layer[name], value.astype(np.float32))
+    default = _slot([])
+    assert (default.name, default.spec, default.dataset) == (catalog.DEFAULT_MODEL,
+                                                             catalog.spec(catalog.DEFAULT_MODEL), "mnist")
+    assert _slot(["--model", "spirals-default"]).dataset == "spirals"
+
+
+@pytest.mark.parametrize("spec,pattern", [
+    ('{"layer_sizes": [5, 3, 2]}', r"its input has 5 numbers, .* none has that many features \(mnist 784"),
+    ('{"layer_sizes": [784, 3, 3]}', r"the output layer has 3 units but dataset 'mnist' has 10 classes"),
+])
+def test_report_refuses_a_spec_that_fits_no_data_set_before_any_framework(spec, pattern, tmp_path, capsys,
+                                                                          monkeypatch):
+    _no_framework(monkeypatch)
+    path = tmp_path / "s.json"
+    path.write_text(spec, encoding="utf-8")
+    _one_error(capsys, main(["report", "--quick", "--spec", str(path), "--out", str(tmp_path / "r")]),
+               rf"^error: --spec {re.escape(str(path))}: .*{pattern}")
+    assert not (tmp_path / "r").exists()

@@ -74,8 +74,3 @@ def model_name(text: str) -> str:
             f"unknown model {text!r}; the catalog has {', '.join(MODELS)} (see `backprop-parity models`)")
     return text
 
-
-def add_model_argument(parser, what: str) -> None:
-    """``--model NAME``: a catalog model; ``what`` says what the command does with it."""
-    parser.add_argument("--model", type=model_name, metavar="NAME",
-                        help=f"a model of the catalog (`backprop-parity models` lists them): {what}")

@@ -14,10 +14,24 @@ without running anything. ``--bench FILE`` adds a Benchmark section from the JSO
 ``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
 runs); given twice, one file may be the MLP grid and the other the CNN step (``bench --model
 lenet5``). They are stored in results.json (``bench``, ``bench_cnn``), so ``--from-json``
-renders them again. ``--out`` (its
-nearest existing folder must be writable), ``--threads``, ``--data-dir`` and every input file are
-checked before any framework is imported. Everything is rendered in memory first and each file is written to a
-temporary name and renamed, so an error never leaves a half-written report.
+renders them again.
+
+The parity, curves, divergence and explain scenarios run the model of the model flags, resolved as
+in ``train``, ``check``, ``explain`` and ``bench`` (:mod:`reports.cli.model_source`: ``--model``,
+``--spec`` or ``--weights``, the spec flags on top), on its data set (a catalog model's own, else
+the one its input fits: 784 inputs MNIST, 2 XOR); with none of them, the one default model of every command,
+:data:`scratch.catalog.DEFAULT_MODEL` (``mnist-default``). Each scenario still sets what it varies
+(the dtypes, the optimizers of the curves, plain SGD for the divergence, the batch and samples);
+``lenet5``'s rows, the seeds, the variants and the conventions keep their own models. A catalog
+model keeps its name in results.json and the verdict (spec flags on top are in its ``command`` and
+each entry's spec); a spec or weight file's model is named by
+the file's stem (``--spec tiny.json``: ``tiny``), with ``-file`` added where the stem is a catalog
+name. ``--from-json`` runs nothing, so a model flag with it is an error (exit status 2).
+
+``--out`` (its nearest existing folder must be writable), ``--threads``, ``--data-dir``, the model
+and every input file are checked before any framework is imported. Everything is rendered in memory
+first and each file is written to a temporary name and renamed, so an error never leaves a
+half-written report.
 
 The report's verdict line (``reports.verdict.report``) is printed on stdout once the files are
 written, and the exit status follows it: 0 when every judged comparison is within tolerance,
@@ -29,11 +43,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
+import re
 import sys
 import time
 from pathlib import Path
 
-from reports.cli.args import add_model_argument
 from reports.cli.exit_codes import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
@@ -41,6 +56,7 @@ from reports.cli.exit_codes import (
     EXIT_PARITY_FAILED,
     EXIT_USAGE,
 )
+from reports.cli.model_source import ModelSource, add_model_arguments, given_flags, resolve, source_arguments
 from reports.cli.output_paths import check_outputs
 from reports.cli.threads import limit_threads
 
@@ -61,13 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stack (e.g. `bench --model lenet5`)")
     parser.add_argument("--data-dir", metavar="PATH",
                         help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
-    add_model_argument(parser, "the catalog model the parity, curves, divergence and explain scenarios "
-                               "run (default seed-002), on its own data set; lenet5's rows, the seeds, "
-                               "variants and conventions scenarios keep their own models")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="BLAS/OpenMP and torch threads while the scenarios run (default 1; 0 = each "
                              "library's own default). Small-batch steps are dominated by thread hand-offs: "
                              "on a busy 2-core machine two threads per library made steps 10-50x slower")
+    add_model_arguments(parser)
+    parser.epilog = ("The model flags pick the model of the parity, curves, divergence and explain "
+                     "scenarios, on the data set its input fits; lenet5's rows, the seeds, variants and "
+                     "conventions keep their own models.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,18 +101,14 @@ def run(args: argparse.Namespace) -> int:
         from scratch.datasets.mnist import resolve_data_dir
 
         resolve_data_dir(args.data_dir)
-    if args.model is not None:
-        from scratch.catalog import get_model
-        from scratch.errors import SpecError
-
-        if args.from_json:
-            raise SpecError(f"--model {args.model}: --from-json runs nothing, so it takes no model")
-        get_model(args.model)
+    model = None if args.from_json else slot_model(args)
+    if args.from_json:
+        refuse_model_flags(args)
     benches = load_benches(args.bench or [])
     if args.from_json:
         results = load_results(args.from_json)
     else:
-        results = run_scenarios(args)
+        results = run_scenarios(args, model)
     results.update(benches)
     from reports.verdict.report import report_verdict
 
@@ -109,7 +122,62 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict["ok"] else EXIT_PARITY_FAILED
 
 
-def run_scenarios(args: argparse.Namespace) -> dict:
+def refuse_model_flags(args: argparse.Namespace) -> None:
+    """``--from-json`` runs nothing: a model flag (source or spec flag) with it is a UsageError."""
+    from reports.cli.exit_codes import UsageError
+
+    flags = [f"--{dest}" for dest in ("model", "spec", "weights") if getattr(args, dest) is not None]
+    flags += [f"--{dest.replace('_', '-')}" for dest in given_flags(args)]
+    if flags:
+        raise UsageError(f"{', '.join(flags)}: --from-json runs nothing, so it takes no model "
+                         f"(drop {', '.join(flags)})")
+
+
+def slot_model(args: argparse.Namespace):
+    """The model of the report's model slot (:class:`~reports.scenarios.common.ScenarioModel`),
+    from the model flags (the one default without them): its spec, the data set its input fits,
+    a weight file's parameters, and its name (the catalog's, else the file's stem). A spec that
+    fits no data set is a SpecError (exit status 2), before any framework is imported."""
+    from reports.scenarios.common import ScenarioModel
+    from scratch.data import check_fits
+    from scratch.errors import SpecError
+
+    source = resolve(args)
+    check_data_fits(source)
+    try:
+        check_fits(source.spec, source.dataset.name)
+    except SpecError as error:
+        raise SpecError(f"{source.origin}: {error}") from None
+    tensors = None if source.loaded is None else source.loaded.tensors
+    return ScenarioModel(model_name(args, source), source.spec, source.dataset.name, tensors)
+
+
+def model_name(args: argparse.Namespace, source: ModelSource) -> str:
+    """The catalog name (``--model``, or the default), else the stem of the ``--spec`` or
+    ``--weights`` file (characters other than letters, digits, ``.``, ``_``, ``-`` become ``-``: it
+    names the plot files), with ``-file`` added where it is a catalog name or empty."""
+    from scratch.catalog import DEFAULT_MODEL, MODELS
+
+    path = args.spec if args.spec is not None else args.weights
+    if path is None:
+        return args.model if args.model is not None else DEFAULT_MODEL
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem)
+    return f"{stem}-file" if stem in MODELS or not stem.strip(".-") else stem
+
+
+def check_data_fits(source: ModelSource) -> None:
+    """Raise SpecError unless the model's input fits a data set (the scenarios train on one)."""
+    from scratch.catalog import DATASET_FACTS
+    from scratch.errors import SpecError
+
+    features = math.prod(source.spec.input_shape)
+    if all(facts.features != features for facts in DATASET_FACTS.values()):
+        fits = ", ".join(f"{name} {facts.features}" for name, facts in DATASET_FACTS.items())
+        raise SpecError(f"{source.origin}: its input has {features} numbers, but the report's scenarios "
+                        f"train on a data set, and none has that many features ({fits})")
+
+
+def run_scenarios(args: argparse.Namespace, model) -> dict:
     from twins.hygiene import configure_frameworks
 
     hygiene = configure_frameworks()
@@ -118,12 +186,12 @@ def run_scenarios(args: argparse.Namespace) -> dict:
     from reports.scenarios.suite import PROFILES, run_all, with_model
 
     mode = "quick" if args.quick else "full" if args.full else "default"
-    profile = PROFILES[mode] if args.model is None else with_model(PROFILES[mode], args.model)
+    profile = with_model(PROFILES[mode], model)
     ctx = Context(data_dir=args.data_dir, progress=_isatty(sys.stderr))
     for name, why in ctx.skipped.items():
         print(f"backend {name}: skipped, {why}", file=sys.stderr)
     command = " ".join(["backprop-parity", "report", *(["--" + mode] if mode != "default" else []),
-                        *([f"--model {args.model}"] if args.model else []), f"--threads {args.threads}"])
+                        *source_arguments(args), f"--threads {args.threads}"])
     with limit_threads(args.threads):
         return run_all(profile, ctx, hygiene, command=command)
 

@@ -20,8 +20,7 @@ from scratch.model import Network, class_labels
 from scratch.spec import ModelSpec
 from twins.backends import BACKENDS, available_backends, make_backend
 
-# The catalog model the model scenarios (parity, curves, divergence, explain) run by default
-# (``report --model`` picks another); the conventions and variants scenarios keep its net.
+# The seeds' net (seed 002's), which the conventions and variants scenarios keep.
 SEED_MODEL = "seed-002"
 SEED_NET = catalog.spec(SEED_MODEL).layer_sizes
 
@@ -88,15 +87,37 @@ class Context:
                     dynamic_ncols=True, mininterval=0.2, disable=not self.progress)
 
 
-def model_spec(name: str, **changes) -> ModelSpec:
-    """The catalog model ``name``'s spec with ``changes`` (e.g. another dtype, optimizer or batch)."""
-    spec = catalog.spec(name)
-    return spec.replace(**changes) if changes else spec
+@dataclass(frozen=True)
+class ScenarioModel:
+    """The model a model scenario (parity, curves, divergence, explain) runs: a catalog entry, or
+    the model ``report --spec``/``--weights`` resolved (:mod:`reports.cli.model_source`), with the
+    name results.json and the verdict give it, the data set it runs on and, from a weight file, its
+    parameters (None: the spec's initializer and seed)."""
+
+    name: str
+    spec: ModelSpec
+    dataset: str
+    tensors: list | None = field(default=None, compare=False, repr=False)
+
+    def spec_with(self, **changes) -> ModelSpec:
+        """The spec with ``changes`` (e.g. another dtype, optimizer or batch)."""
+        return self.spec.replace(**changes) if changes else self.spec
+
+    def start(self, spec: ModelSpec) -> Network:
+        """The engine at the model's parameters in ``spec`` (its dtype): the weight file's, rounded
+        to that dtype, else the spec's initializer and seed (:func:`start`)."""
+        if self.tensors is None:
+            return start(spec)
+        rounded = [{name: np.asarray(value, dtype=spec.dtype) for name, value in layer.items()}
+                   for layer in self.tensors]
+        return Network(spec, tensors=rounded)
 
 
-def dataset_of(name: str) -> str:
-    """The data set the catalog model ``name`` trains on."""
-    return catalog.get_model(name).dataset
+def scenario_model(model: str | ScenarioModel) -> ScenarioModel:
+    """``model`` as a :class:`ScenarioModel`: a catalog name becomes its entry (spec, data set)."""
+    if isinstance(model, ScenarioModel):
+        return model
+    return ScenarioModel(model, catalog.spec(model), catalog.get_model(model).dataset)
 
 
 DATA_NAMES = {"mnist": "MNIST", "xor": "XOR", "spirals": "two spirals"}

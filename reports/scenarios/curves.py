@@ -23,13 +23,12 @@ from judge.tolerances import tolerance
 from judge.training_parity import compare_training
 from reports.scenarios.common import (
     Context,
-    dataset_of,
+    ScenarioModel,
     describe_data,
-    model_spec,
     number,
     numbers,
+    scenario_model,
     spec_summary,
-    start,
 )
 from scratch.batching import training_plan
 from scratch.spec import OptimizerSpec
@@ -70,23 +69,25 @@ def pairs_for(names: list[str]) -> list[tuple[str, str]]:
     return [(actual, desired) for actual, desired in PAIRS if actual in names and desired in names]
 
 
-def run(ctx: Context, model: str, settings: CurveSettings) -> dict:
-    """Every optimizer of ``settings`` on the catalog model ``model``: each backend's loss per step
-    (``runs``) and each backend pair's training parity (``checks``), per dtype."""
-    dtypes = settings.dtypes or (model_spec(model).dtype,)
+def run(ctx: Context, model: str | ScenarioModel, settings: CurveSettings) -> dict:
+    """Every optimizer of ``settings`` on ``model`` (a catalog name or a
+    :class:`~reports.scenarios.common.ScenarioModel`): each backend's loss per step (``runs``) and
+    each backend pair's training parity (``checks``), per dtype."""
+    model = scenario_model(model)
+    dtypes = settings.dtypes or (model.spec.dtype,)
     runs, checks = [], []
     for dtype in dtypes:
         for config in settings.optimizers:
             optimizer = OPTIMIZERS[config]
-            spec = model_spec(model, dtype=dtype, optimizer=optimizer, batch_size=settings.batch_size,
-                              epochs=settings.epochs)
-            x, labels = ctx.training_data(spec, dataset_of(model), settings.samples)
-            engine = start(spec)
+            spec = model.spec_with(dtype=dtype, optimizer=optimizer, batch_size=settings.batch_size,
+                                   epochs=settings.epochs)
+            x, labels = ctx.training_data(spec, model.dataset, settings.samples)
+            engine = model.start(spec)
             targets = engine.targets(labels)
             plan = list(training_plan(spec, len(x)))
             curves = {}
             for actual, desired in pairs_for(backends_for(optimizer, ctx)):
-                with ctx.bar(len(plan), f"curves {model} {dtype} {config} {actual} vs {desired}") as bar:
+                with ctx.bar(len(plan), f"curves {model.name} {dtype} {config} {actual} vs {desired}") as bar:
                     training = compare_training(actual, desired, spec, engine.tensors, x,
                                                 targets, plan, make_backend=make_backend,
                                                 referees=REFEREES)
@@ -100,10 +101,10 @@ def run(ctx: Context, model: str, settings: CurveSettings) -> dict:
                              "convention": optimizer.convention,
                              "backend": name, "dtype": dtype, "loss": numbers(losses)})
     return {
-        "model": model,
-        "data": describe_data(dataset_of(model), x),
-        "spec": spec_summary(model_spec(model, dtype=dtypes[0], batch_size=settings.batch_size,
-                                        epochs=settings.epochs)),
+        "model": model.name,
+        "data": describe_data(model.dataset, x),
+        "spec": spec_summary(model.spec_with(dtype=dtypes[0], batch_size=settings.batch_size,
+                                             epochs=settings.epochs)),
         "optimizers": {config: dataclasses.asdict(OPTIMIZERS[config]) for config in settings.optimizers},
         "steps": len(plan),
         "runs": runs,

@@ -25,17 +25,16 @@ import numpy as np
 
 from reports.scenarios.common import (
     Context,
+    ScenarioModel,
     backend,
-    dataset_of,
     describe_data,
     flat_parameters,
-    model_spec,
     number,
     numbers,
     relative_distance,
     run_steps,
+    scenario_model,
     spec_summary,
-    start,
 )
 from scratch.batching import training_plan
 from scratch.spec import ModelSpec, OptimizerSpec
@@ -52,10 +51,9 @@ class DivergenceSettings:
     learning_rate: float = 0.1            # plain SGD, the same update in every backend
 
 
-def _spec(model: str, settings: DivergenceSettings, dtype: str) -> ModelSpec:
-    return model_spec(model, dtype=dtype,
-                      optimizer=OptimizerSpec("sgd", learning_rate=settings.learning_rate),
-                      batch_size=settings.batch_size, epochs=settings.epochs)
+def _spec(model: ScenarioModel, settings: DivergenceSettings, dtype: str) -> ModelSpec:
+    return model.spec_with(dtype=dtype, optimizer=OptimizerSpec("sgd", learning_rate=settings.learning_rate),
+                           batch_size=settings.batch_size, epochs=settings.epochs)
 
 
 def _trajectory(ctx, name, spec, tensors, x, targets, plan):
@@ -68,12 +66,15 @@ def _trajectory(ctx, name, spec, tensors, x, targets, plan):
     return np.array(losses), thetas
 
 
-def run(ctx: Context, model: str, settings: DivergenceSettings) -> dict:
+def run(ctx: Context, model: str | ScenarioModel, settings: DivergenceSettings) -> dict:
+    """Each backend pair's |Δloss| and ‖Δθ‖/‖θ‖ after every SGD step of ``model`` (a catalog name or
+    a :class:`~reports.scenarios.common.ScenarioModel`), float64 and float32."""
+    model = scenario_model(model)
     series = []
     for dtype in DTYPES:
         spec = _spec(model, settings, dtype)
-        x, labels = ctx.training_data(spec, dataset_of(model), settings.samples)
-        engine = start(spec)
+        x, labels = ctx.training_data(spec, model.dataset, settings.samples)
+        engine = model.start(spec)
         targets = engine.targets(labels)
         plan = list(training_plan(spec, len(x)))
         trajectories = {name: _trajectory(ctx, name, spec, engine.tensors, x, targets, plan)
@@ -87,8 +88,8 @@ def run(ctx: Context, model: str, settings: DivergenceSettings) -> dict:
                            "loss_abs_diff": numbers(np.abs(loss_a - loss_d)),
                            "param_rel_diff": numbers(param)})
     return {
-        "model": model,
-        "data": describe_data(dataset_of(model), x),
+        "model": model.name,
+        "data": describe_data(model.dataset, x),
         "spec": spec_summary(_spec(model, settings, "float64")),
         "steps": len(plan),
         "series": series,

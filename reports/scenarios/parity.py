@@ -24,13 +24,12 @@ import numpy as np
 from judge.parity import compare_backend_traces
 from reports.scenarios.common import (
     Context,
+    ScenarioModel,
     backend,
-    dataset_of,
     describe_data,
-    model_spec,
     number,
+    scenario_model,
     spec_summary,
-    start,
 )
 from scratch.batching import dropout_masks
 from twins.backends import PAIRS
@@ -83,16 +82,18 @@ def comparison_row(dtype: str, pair: str, comparison, actual: dict, desired: dic
     }
 
 
-def run(ctx: Context, model: str, settings: ParitySettings) -> dict:
-    """Rows of (dtype, pair, quantity) for the catalog model ``model``: max abs and rel error,
-    tolerance, ok, max ulps and where."""
+def run(ctx: Context, model: str | ScenarioModel, settings: ParitySettings) -> dict:
+    """Rows of (dtype, pair, quantity) for ``model`` (a catalog name or a
+    :class:`~reports.scenarios.common.ScenarioModel`): max abs and rel error, tolerance, ok, max
+    ulps and where."""
+    model = scenario_model(model)
     rows = []
     specs = {}
     for dtype in settings.dtypes:
-        spec = model_spec(model, dtype=dtype)
+        spec = model.spec_with(dtype=dtype)
         specs[dtype] = spec_summary(spec)
-        x, labels = ctx.training_data(spec, dataset_of(model), settings.batch)
-        engine = start(spec)
+        x, labels = ctx.training_data(spec, model.dataset, settings.batch)
+        engine = model.start(spec)
         targets = engine.targets(labels)
         masks = dropout_masks(spec, 0, len(x))
         backends = {name: backend(name, spec, engine.tensors) for name in ctx.backends}
@@ -105,8 +106,8 @@ def run(ctx: Context, model: str, settings: ParitySettings) -> dict:
                 rows.append(comparison_row(dtype, pair_label(actual, desired), comparison, traces[actual],
                                            traces[desired]))
     return {
-        "model": model,
-        "data": describe_data(dataset_of(model), x),
+        "model": model.name,
+        "data": describe_data(model.dataset, x),
         "specs": specs,
         "pairs": [pair_label(a, d) for a, d in PAIRS if ctx.has(a, d)],
         "rows": rows,

@@ -1,8 +1,11 @@
 """The report's scenario set in three sizes (profiles), and the one function that runs it.
 
-A profile is a list of rows (scenario, catalog model, settings): the parity, curves, divergence
+A profile is a list of rows (scenario, model, settings): the parity, curves, divergence
 and explain scenarios each run one model, so the convolutional net is a row of each (``lenet5``),
-not a copy of them; ``report --model NAME`` puts NAME in the profile's model slot.
+not a copy of them. The profile's model slot holds the model ``report`` resolves from its model
+flags (``--model``, ``--spec``, ``--weights`` and the spec flags, :mod:`reports.cli.model_source`):
+the one default of every command, :data:`scratch.catalog.DEFAULT_MODEL` (``mnist-default``: seed
+002's net, He-normal), when none is given.
 
 =========== ============================================================================
 ``quick``   a tiny set for tests (seconds per scenario; nothing in it is a seed's setting)
@@ -34,7 +37,7 @@ from reports.scenarios import explain as scenario_explain
 from reports.scenarios import parity as scenario_parity
 from reports.scenarios import seeds as scenario_seeds
 from reports.scenarios import variants as scenario_variants
-from reports.scenarios.common import SEED_MODEL, Context
+from reports.scenarios.common import Context, ScenarioModel, scenario_model
 from reports.schema import FORMAT, validate
 from reports.verdict.report import report_verdict
 from scratch import catalog
@@ -42,10 +45,10 @@ from scratch import catalog
 # lenet5's curves: torch-convention Adam (the catalog's: scratch, torch, JAX) and Keras-convention
 # Adam (the Keras twin, whose optimizers cannot express torch's)
 CNN_OPTIMIZERS = ("adam-torch", "adam-keras")
-MODEL = "model"           # a row's model slot: the profile's model (``report --model``, default seed-002)
+MODEL = "model"           # a row's model slot: the profile's model (default catalog.DEFAULT_MODEL)
 
-# scenario → runner taking (ctx, catalog model or None, settings). The model scenarios — parity,
-# curves, divergence, explain, the CNN findings — keep a list in results.json, one entry per row;
+# scenario → runner taking (ctx, catalog name, ScenarioModel or None, settings). The model scenarios —
+# parity, curves, divergence, explain, the CNN findings — keep a list in results.json, one entry per row;
 # the others (seeds, variants, conventions) run their own models and keep one entry.
 SCENARIOS: dict[str, Callable] = {
     "parity": scenario_parity.run,
@@ -62,26 +65,39 @@ MODEL_SCENARIOS = ("parity", "curves", "divergence", "findings", "explain")
 
 @dataclass(frozen=True)
 class Row:
-    """One scenario run on one catalog model: ``model`` is a catalog name, :data:`MODEL` (the
-    profile's model) or ``None`` (a scenario that picks its own models)."""
+    """One scenario run on one model: ``model`` is a catalog name, a
+    :class:`~reports.scenarios.common.ScenarioModel` (the profile's, from ``--spec`` or
+    ``--weights``), :data:`MODEL` (the profile's model) or ``None`` (a scenario that picks its own
+    models)."""
 
     scenario: str
-    model: str | None
+    model: str | ScenarioModel | None
     settings: object
 
     @property
+    def model_name(self) -> str | None:
+        """The model's name in results.json (``None`` for a scenario without a model)."""
+        return self.model.name if isinstance(self.model, ScenarioModel) else self.model
+
+    @property
     def key(self) -> str:
-        """``parity seed-002``; ``seeds`` for a scenario without a model (its timing's name)."""
-        return self.scenario if self.model is None else f"{self.scenario} {self.model}"
+        """``parity mnist-default``; ``seeds`` for a scenario without a model (its timing's name)."""
+        return self.scenario if self.model is None else f"{self.scenario} {self.model_name}"
 
 
 @dataclass(frozen=True)
 class Profile:
-    """One size of the report: its rows, in report order, and the model of the :data:`MODEL` rows."""
+    """One size of the report: its rows, in report order, and the model of the :data:`MODEL` rows
+    (a catalog name or a :class:`~reports.scenarios.common.ScenarioModel`)."""
 
     name: str
     rows: tuple[Row, ...]
-    model: str = SEED_MODEL
+    model: str | ScenarioModel = catalog.DEFAULT_MODEL
+
+    @property
+    def model_name(self) -> str:
+        """The slot model's name in results.json and the verdict."""
+        return scenario_model(self.model).name
 
     def resolved(self) -> tuple[Row, ...]:
         """The rows with the :data:`MODEL` slot filled in, each (scenario, model) once. A
@@ -89,13 +105,13 @@ class Profile:
         scenario on a convolutional model, where there is one (sized for the slower conv step)."""
         conv = {row.scenario: row.settings for row in self.rows
                 if row.model not in (None, MODEL) and not catalog.spec(row.model).is_mlp}
-        slot_is_conv = not catalog.spec(self.model).is_mlp
+        slot_is_conv = not scenario_model(self.model).spec.is_mlp
         out: dict[tuple[str, str | None], Row] = {}
         for row in self.rows:
             if row.model == MODEL:
                 settings = conv.get(row.scenario, row.settings) if slot_is_conv else row.settings
                 row = Row(row.scenario, self.model, settings)
-            out.setdefault((row.scenario, row.model), row)
+            out.setdefault((row.scenario, row.model_name), row)
         return tuple(out.values())
 
 
@@ -152,12 +168,14 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def with_model(profile: Profile, name: str) -> Profile:
-    """``profile`` with the catalog model ``name`` in its model slot (parity, curves, divergence
+def with_model(profile: Profile, model: str | ScenarioModel) -> Profile:
+    """``profile`` with ``model`` (a catalog name or a
+    :class:`~reports.scenarios.common.ScenarioModel`) in its model slot (parity, curves, divergence
     and explain run on it; the other rows keep their models). An unknown name is a
     :class:`SpecError` listing the catalog."""
-    catalog.get_model(name)
-    return dataclasses.replace(profile, model=name)
+    if not isinstance(model, ScenarioModel):
+        catalog.get_model(model)
+    return dataclasses.replace(profile, model=model)
 
 
 def run_all(profile: Profile, ctx: Context, hygiene: dict[str, str], command: str = "") -> dict:
@@ -172,9 +190,9 @@ def run_all(profile: Profile, ctx: Context, hygiene: dict[str, str], command: st
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
         "backends": {"used": list(ctx.backends), "skipped": dict(ctx.skipped)},
-        "model": profile.model,
-        "rows": [{"scenario": row.scenario, "model": row.model, "settings": dataclasses.asdict(row.settings)}
-                 for row in rows],
+        "model": profile.model_name,
+        "rows": [{"scenario": row.scenario, "model": row.model_name,
+                  "settings": dataclasses.asdict(row.settings)} for row in rows],
         "timings_s": {},
         **{scenario: [] for scenario in MODEL_SCENARIOS},
     }
