@@ -36,7 +36,7 @@ MODELS = ("mnist-default", "lenet5")     # the --quick profile's rows: its model
 SECTIONS = ["overview", *(f"{scenario}-{model}" for scenario in ("parity", "curves", "divergence")
                           for model in MODELS),
             "seeds", "variants", "conventions", "findings-lenet5", "environment",
-            *(f"study-{part}-mnist-default" for part in ("rows", "graph", "hard", "records"))]
+            *(f"study-{part}-mnist-default" for part in ("rows", "graph", "hard", "records", "leaks"))]
 
 
 @pytest.fixture(scope="module")
