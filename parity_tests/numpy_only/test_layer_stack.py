@@ -96,9 +96,8 @@ def whole_stack_check(spec: ModelSpec, samples: int = 3, seed: int = 0) -> None:
         return float(model.loss(model.forward(x, masks), y))
 
     named = grads.named()
-    for layer, tensors in zip(spec.parameter_layers, model.tensors, strict=True):
-        for trace_name, tensor in zip(model.trace_names[layer - 1], tensors.values(), strict=True):
-            name = f"{trace_name}{layer}"
+    for names, tensors in zip(spec.gradient_names, model.tensors, strict=True):
+        for name, tensor in zip(names, tensors.values(), strict=True):
             check_gradient(name, numerical_gradient(loss, tensor), named[name])
     activations = [a.copy() for a in forward.a]
     last = spec.n_layers - 1
