@@ -15,7 +15,7 @@ framework's own layer in one table; the NumPy engine maps it to ``scratch.layers
   (``scratch.layers.pooling``).
 * :class:`BatchNormSpec` ``(decay, epsilon, running_variance, activation)`` and
   :class:`LayerNormSpec` ``(epsilon, activation)``: the tensors ``gamma`` and ``beta`` (stored as
-  torch's ``weight`` and ``bias``; their gradients trace as dW_l, db_l), BatchNorm's running
+  torch's ``weight`` and ``bias``; their gradients trace as dgamma_l, dbeta_l), BatchNorm's running
   ``running_mean`` and ``running_var`` (``scratch.layers.normalization``).
 * :class:`PReLUSpec` ``(slopes, alpha_init)``: Z_l = max(0, A_{l−1}) + α_l ⊙ min(0, A_{l−1}), the
   tensor ``alpha`` shared, per channel or per element (``scratch.layers.prelu``).
