@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from judge.engine_backend import runs_engine
-from judge.parity import Comparison, elementwise_ulps, gradient_floors, layer_keys, loss_floor, relative_error
+from judge.parity import Comparison, elementwise_ulps, layer_floors, layer_keys, loss_floor, relative_error
 from judge.reduction_bounds import REDUCING, output_bound
 from judge.tolerances import tolerance
 from scratch.model import Network
@@ -157,7 +157,7 @@ def explain(actual: dict, results: list[Comparison], engine, x, targets, masks, 
             allowed = forward_bound + reduction.forward
             out, flips = local.run(engine, layer, allowed)
         hidden = layer < spec.n_layers
-        floors = gradient_floors(layer, out["dZ"], upstream if hidden else None, a_prev)
+        floors = layer_floors(spec, layer, out["dZ"], upstream if hidden else None, a_prev)
         rows = {}
         for key in layer_keys(out):
             name = _name(key, layer)
@@ -235,7 +235,8 @@ def _judge_reduction(local: _LocalPass, layer: int, reduction, rows: dict, allow
     arbiter, _ = local.run(engine64, layer, allowed, np.float64)
     own, _ = local.run(local.engine, layer, allowed)
     a_prev, upstream, _ = local.inputs(layer, np.float64)
-    floors = gradient_floors(layer, arbiter["dZ"], upstream if layer < local.spec.n_layers else None, a_prev)
+    floors = layer_floors(local.spec, layer, arbiter["dZ"], upstream if layer < local.spec.n_layers else None,
+                          a_prev)
     judged, reference_rows = {}, {}
     for name, c in rows.items():
         key = "dA_prev" if name == f"dA{layer - 1}" else name[:-len(str(layer))]

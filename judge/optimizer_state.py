@@ -48,7 +48,5 @@ def canonical_parameters(backend) -> list[np.ndarray]:
 def canonical_gradients(trace: dict, spec) -> list[np.ndarray]:
     """[the gradient of every trainable tensor of every layer with parameters] from a trace, in
     the optimizer's order (dW_l, db_l of a dense layer; dalpha_l of a PReLU): the gradients an
-    update is fed (``spec.parameter_layers`` and their ``spec.parameter_traces``)."""
-    return [trace[f"{name}{layer}"]
-            for layer, names in zip(spec.parameter_layers, spec.parameter_traces, strict=True)
-            for name in names]
+    update is fed (``spec.gradient_names``)."""
+    return [trace[name] for names in spec.gradient_names for name in names]

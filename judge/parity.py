@@ -18,6 +18,8 @@ import numpy as np
 
 from judge import pool_ties
 from judge.tolerances import tolerance
+from scratch.layer_specs import LAYER_SPECS
+from scratch.tensor_specs import gradient_name
 
 _observers = []
 
@@ -134,18 +136,44 @@ def loss_floor(logits: np.ndarray) -> float:
     return float(np.max(np.abs(logits))) if np.size(logits) else 0.0
 
 
-def gradient_floors(layer: int, dz: np.ndarray, upstream, a_prev) -> dict[str, float]:
-    """Floors for dZ_l and the two gradients built from it alone: dW_l = dZ_lᵀ·A_{l−1} inherits
-    dZ_l's absolute error f times the column sums of |A_{l−1}| (a conv kernel: the sums of
-    |A_{l−1}| over samples and positions, per channel), db_l = Σ dZ_l times the m (·H·W) values
-    it sums."""
+def floor_pair(tensors) -> tuple[str, str] | None:
+    """(kernel, bias) names of a layer kind whose trainable ``tensors`` are a kernel and an
+    additive ``offset`` — (W, b) of dense and conv2d, (gamma, beta) of the normalizations — whose
+    gradients :func:`gradient_floors` floors; None for any other kind (PReLU's α)."""
+    trainable = [tensor for tensor in tensors if tensor.trainable]
+    if len(trainable) != 2 or [tensor.offset for tensor in trainable] != [False, True]:
+        return None
+    return trainable[0].name, trainable[1].name
+
+
+# every (kernel, bias) pair a layer kind declares, in registry order: (W, b), (gamma, beta)
+FLOOR_PAIRS = tuple(dict.fromkeys(pair for spec in LAYER_SPECS.values()
+                                  if (pair := floor_pair(spec.tensors))))
+
+
+def gradient_floors(layer: int, dz: np.ndarray, upstream, a_prev,
+                    pair: tuple[str, str] | None = ("W", "b")) -> dict[str, float]:
+    """Floors for dZ_l and the two gradients built from it alone, named after ``pair`` (the layer's
+    :func:`floor_pair`; None: dZ_l's alone): dW_l = dZ_lᵀ·A_{l−1} inherits dZ_l's absolute error f
+    times the column sums of |A_{l−1}| (a conv kernel: the sums of |A_{l−1}| over samples and
+    positions, per channel), db_l = Σ dZ_l times the m (·H·W) values it sums. A normalization's
+    dβ_l = Σ dZ_l is db_l's sum; its dγ_l = Σ dZ_l ⊙ x̂_l is held to dW_l's floor."""
     f = dz_floor(dz, upstream)
-    floors = {f"dZ{layer}": f, f"db{layer}": f * (dz.size // dz.shape[1])}
+    floors = {f"dZ{layer}": f}
+    if pair is None:
+        return floors
+    kernel, bias = pair
+    floors[gradient_name(bias, layer)] = f * (dz.size // dz.shape[1])
     if a_prev is not None and np.size(a_prev):
         # every axis but the channels (axis 1): a conv kernel element sums over samples and positions
         summed = tuple(axis for axis in range(np.ndim(a_prev)) if axis != 1)
-        floors[f"dW{layer}"] = f * float(np.max(np.abs(a_prev).sum(axis=summed)))
+        floors[gradient_name(kernel, layer)] = f * float(np.max(np.abs(a_prev).sum(axis=summed)))
     return floors
+
+
+def layer_floors(spec, layer: int, dz: np.ndarray, upstream, a_prev) -> dict[str, float]:
+    """:func:`gradient_floors` of layer ``layer`` of ``spec``, named after its declared tensors."""
+    return gradient_floors(layer, dz, upstream, a_prev, floor_pair(spec.numbered_layers[layer - 1].tensors))
 
 
 _NAME = re.compile(r"^(d?)([A-Za-z]+?)(\d*)$")
@@ -171,14 +199,17 @@ def causal_order(names) -> list[str]:
 
 def trace_floors(desired: dict, x: np.ndarray | None = None) -> dict[str, float]:
     """{name: floor} of every quantity of the reference trace ``desired`` that has one: the loss
-    (:func:`loss_floor`) and each layer's dZ, db and dW (:func:`gradient_floors`; ``x`` is A_0)."""
+    (:func:`loss_floor`) and each layer's dZ, db and dW, or dbeta and dgamma
+    (:func:`gradient_floors` of the :data:`FLOOR_PAIRS` pair the trace holds; ``x`` is A_0)."""
     n_layers = max((_parse(name)[2] or 0) for name in desired)
     floors = {"loss": loss_floor(desired[f"Z{n_layers}"])} if f"Z{n_layers}" in desired else {}
     for name in desired:
         if name.startswith("dZ"):
             layer = _parse(name)[2]
             a_prev = x if layer == 1 else desired.get(f"A{layer - 1}")
-            floors.update(gradient_floors(layer, desired[name], desired.get(f"dA{layer}"), a_prev))
+            pair = next((pair for pair in FLOOR_PAIRS
+                         if all(gradient_name(tensor, layer) in desired for tensor in pair)), None)
+            floors.update(gradient_floors(layer, desired[name], desired.get(f"dA{layer}"), a_prev, pair))
     return floors
 
 
@@ -279,7 +310,8 @@ def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, m
         mask = None if masks is None or layer == n_layers else masks[layer - 1]
         got = actual_backend.layer_trace(layer, a_prev, upstream, mask)
         want = desired_backend.layer_trace(layer, a_prev, upstream, mask)
-        floors = gradient_floors(layer, want["dZ"], None if layer == n_layers else upstream, a_prev)
+        floors = layer_floors(actual_backend.spec, layer, want["dZ"], None if layer == n_layers else upstream,
+                              a_prev)
         for key in layer_keys(want):
             if key == "dA_prev" and layer == 1:
                 continue

@@ -116,9 +116,10 @@ def rerouted_reference(desired_backend, actual: dict, desired: dict, x: np.ndarr
         a_prev = own if _pool(spec, layer) is None or layer == 1 else actual[f"A{layer - 1}"]
         mask = None if masks is None else masks[layer - 1]
         out = desired_backend.layer_trace(layer, a_prev, upstream, mask)
-        for key, name in (("dZ", f"dZ{layer}"), ("dW", f"dW{layer}"), ("db", f"db{layer}"),
-                          ("dA_prev", f"dA{layer - 1}")):
-            if key in out and name in desired:
+        # dZ, the gradient d<name> of each trainable tensor (dW, db; dgamma, dbeta; …), dA_prev
+        for key in (key for key in out if key.startswith("d")):
+            name = f"dA{layer - 1}" if key == "dA_prev" else f"{key}{layer}"
+            if name in desired:
                 rerouted[name] = out[key]
                 replaced.add(name)
         upstream = out.get("dA_prev")

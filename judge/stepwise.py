@@ -68,12 +68,12 @@ class StepwiseResult:
 
 
 def parameter_names(spec) -> list[str]:
-    """The name of every trainable tensor of ``spec``'s layers with parameters as its gradient's
-    trace names it, without the ``d`` (W_l, b_l; alpha_l; …): the canonical order of parameters,
-    gradients and optimizer buffers."""
-    return [f"{trace[1:]}{layer}"
-            for layer, traces in zip(spec.parameter_layers, spec.parameter_traces, strict=True)
-            for trace in traces]
+    """The declared name and layer of every trainable tensor of ``spec``'s layers with parameters
+    (W1, b1; gamma2, beta2; alpha3; …; its gradient is ``d`` + this name): the canonical order of
+    parameters, gradients and optimizer buffers."""
+    return [f"{name}{layer}"
+            for layer, names in zip(spec.parameter_layers, spec.parameter_names, strict=True)
+            for name in names]
 
 
 def _pairs(count: int) -> list[str]:

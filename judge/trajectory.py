@@ -57,6 +57,7 @@ from scratch.batching import batches, map_masks
 from scratch.errors import BackendError
 from scratch.model import MLP
 from scratch.optimizers import make_optimizer
+from scratch.tensor_specs import gradient_name
 
 KINKED = ("relu", "leaky_relu")
 ADAPTIVE = ("rmsprop", "adam")
@@ -313,12 +314,19 @@ def _parameter_errors(actual, desired) -> dict[str, float]:
 
 
 def _residue_floors(spec, parameters) -> dict[str, float]:
-    """{"b_l": max|W_l|} for each bias a BatchNorm cancels (``spec.cancelled_biases``): its true
-    gradient is exactly 0, so its value is its start plus rounding residue (~1e-17 in float64 after
-    a few SGD steps, different in every backend), and its error is measured at the scale of the
-    layer's kernel, beside which it enters Z_l = W_l·A + b_l."""
+    """{"b_l": max|W_l|} for each bias a BatchNorm cancels (``spec.cancelled_biases``; a β_l
+    before another BatchNorm: max|γ_l|): its true gradient is exactly 0, so its value is its start
+    plus rounding residue (~1e-17 in float64 after a few SGD steps, different in every backend),
+    and its error is measured at the scale of the layer's kernel, beside which it enters
+    Z_l = W_l·A + b_l."""
     named = dict(zip(parameter_names(spec), parameters, strict=True))
-    return {f"b{layer}": float(np.max(np.abs(named[f"W{layer}"]))) for layer in spec.cancelled_biases}
+    floors = {}
+    for layer in spec.cancelled_biases:
+        trainable = [tensor for tensor in spec.numbered_layers[layer - 1].tensors if tensor.trainable]
+        kernel = next(tensor.name for tensor in trainable if not tensor.offset)
+        floors.update((f"{tensor.name}{layer}", float(np.max(np.abs(named[f"{kernel}{layer}"]))))
+                      for tensor in trainable if tensor.offset)
+    return floors
 
 
 def _amplification(actual, desired, before, want, worst: str, spec, x) -> Amplification:
@@ -343,7 +351,7 @@ def _amplification(actual, desired, before, want, worst: str, spec, x) -> Amplif
     moved = [_one_update(spec, theta, state, index, g + sign * delta, high) for sign in (0, 1)]
     sensitivity = np.abs(moved[1] - moved[0]) / delta
     largest = float(np.max(np.abs(gradient))) or 1.0
-    scale = max(largest, trace_floors(want, x).get(f"d{worst}", 0.0))
+    scale = max(largest, trace_floors(want, x).get(gradient_name(worst), 0.0))
     eps = float(np.finfo(spec.dtype).eps)
     return Amplification(worst, tuple(int(i) for i in element), float(gradient[element]), largest,
                          float(sensitivity[element]), spec.optimizer.learning_rate,

@@ -15,7 +15,7 @@ framework's own layer in one table; the NumPy engine maps it to ``scratch.layers
   (``scratch.layers.pooling``).
 * :class:`BatchNormSpec` ``(decay, epsilon, running_variance, activation)`` and
   :class:`LayerNormSpec` ``(epsilon, activation)``: the tensors ``gamma`` and ``beta`` (stored as
-  torch's ``weight`` and ``bias``; their gradients trace as dW_l, db_l), BatchNorm's running
+  torch's ``weight`` and ``bias``; their gradients trace as dgamma_l, dbeta_l), BatchNorm's running
   ``running_mean`` and ``running_var`` (``scratch.layers.normalization``).
 * :class:`PReLUSpec` ``(slopes, alpha_init)``: Z_l = max(0, A_{l−1}) + α_l ⊙ min(0, A_{l−1}), the
   tensor ``alpha`` shared, per channel or per element (``scratch.layers.prelu``).
@@ -57,7 +57,7 @@ from scratch.layers import (
     PReLU,
 )
 from scratch.layers.conv import output_size, padding_amounts
-from scratch.tensor_specs import TensorSpec, per_channel
+from scratch.tensor_specs import TensorSpec, gradient_name, per_channel
 
 HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
 OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "tanh", "softmax")
@@ -374,8 +374,8 @@ RUNNING_VARIANCES = ("unbiased", "biased")
 
 def _norm_tensors(layout: str) -> tuple[TensorSpec, TensorSpec]:
     """γ (starts at 1) and β (starts at 0), one per channel or feature (torch's ``weight``, ``bias``)."""
-    return (TensorSpec("gamma", "weight", per_channel, layout, init="ones", trace="W"),
-            TensorSpec("beta", "bias", per_channel, layout, init="zeros", offset=True, trace="b"))
+    return (TensorSpec("gamma", "weight", per_channel, layout, init="ones"),
+            TensorSpec("beta", "bias", per_channel, layout, init="zeros", offset=True))
 
 
 @dataclass(frozen=True)
@@ -502,6 +502,10 @@ LAYER_SPECS: dict[str, type] = {spec.kind: spec for spec in (
     DenseSpec, DropoutSpec, Conv2DSpec, MaxPool2DSpec, AvgPool2DSpec, GlobalAvgPool2DSpec, FlattenSpec,
     BatchNormSpec, LayerNormSpec, PReLUSpec)}
 """Every layer kind: the one registry the rest derives from (a new kind is one class added here)."""
+GRADIENTS = tuple(dict.fromkeys(gradient_name(tensor.name) for spec in LAYER_SPECS.values()
+                                for tensor in spec.tensors if tensor.trainable))
+"""The stem d<name> of every trainable tensor's gradient, in registry and declaration order: dW,
+db, dgamma, dbeta, dalpha (a trace numbers them by layer, ``scratch.tensor_specs.gradient_name``)."""
 REDUCING = tuple(kind for kind, spec in LAYER_SPECS.items() if spec.reduction)
 """The kinds whose output sums a long reduction (their parity-floor rule, ``judge.reduction_bounds``)."""
 

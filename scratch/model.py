@@ -51,6 +51,7 @@ from scratch.layers.normalization import statistics_problem
 from scratch.losses import make_loss
 from scratch.memory import check_network_fits
 from scratch.spec import ModelSpec
+from scratch.tensor_specs import gradient_name
 from scratch.weights import pair_names as checked_pair_names
 from scratch.weights import statistics_names
 
@@ -94,8 +95,9 @@ class Gradients:
     a layer without parameters).
 
     ``dp[l-1]`` is the tuple of the gradients of layer l's declared trainable tensors, in their
-    declaration order (``scratch.layer_specs``), and ``names[l-1]`` their trace names (``dW``,
-    ``db``, ``dalpha``, …). ``da`` maps layer l to dL/dA_l for each A_l the loss depends on
+    declaration order (``scratch.layer_specs``), and ``names[l-1]`` their declared names (``W``,
+    ``b``; ``gamma``, ``beta``; ``alpha``; …), which a trace turns into ``d<name><l>``
+    (``scratch.tensor_specs.gradient_name``). ``da`` maps layer l to dL/dA_l for each A_l the loss depends on
     through later layers (l < L), and for A_L too when the loss is computed from A_L (MSE); BCE
     and CCE are computed from the logits Z_L, so A_L is not on their path and dA_L does not exist.
     """
@@ -122,11 +124,11 @@ class Gradients:
         return [g for grads in self.dp if grads is not None for g in grads]
 
     def named(self) -> dict[str, np.ndarray]:
-        """{"dW1": …, "db1": …, "dZ1": …, "dA1": …}: the names every backend reports."""
+        """{"dW1": …, "db1": …, "dZ1": …, "dA1": …, "dgamma2": …}: the names every backend reports."""
         out = {}
         for layer in range(1, len(self.dz) + 1):
             if self.dp[layer - 1] is not None:
-                out.update((f"{name}{layer}", grad)
+                out.update((gradient_name(name, layer), grad)
                            for name, grad in zip(self.names[layer - 1], self.dp[layer - 1], strict=True))
             out[f"dZ{layer}"] = self.dz[layer - 1]
             if layer in self.da:
@@ -178,9 +180,9 @@ class Network:
         # g_l of every numbered layer, from the spec's layer list
         self.activations = [make_activation(name, spec.leaky_relu_slope) for name in spec.activations]
         self.loss_fn = make_loss(spec.loss)
-        # the trace names (dW, db, dalpha, …) of each numbered layer's trainable tensors
-        self.trace_names = [tuple(tensor.trace_name for tensor in layer.tensors if tensor.trainable)
-                            for layer in spec.numbered_layers]
+        # the declared names (W, b, gamma, alpha, …) of each numbered layer's trainable tensors
+        self.trainable_names = [tuple(tensor.name for tensor in layer.tensors if tensor.trainable)
+                                for layer in spec.numbered_layers]
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -343,17 +345,17 @@ class Network:
                 mask = None if forward.masks is None else forward.masks[layer - 1]
                 dh = self.dropout.backward(da_prev, mask)
                 dz = self.activations[layer - 1].backward(forward.z[layer - 1], forward.h[layer - 1], dh)
-        return Gradients(dzs, dps, self.trace_names, da)
+        return Gradients(dzs, dps, self.trainable_names, da)
 
     def layer_pass(self, layer: int, a_prev: np.ndarray, upstream: np.ndarray,
                    mask: np.ndarray | None = None,
                    route_z: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Layer ``layer`` (1-based) alone, fed A_{l−1} = ``a_prev``, through the very methods
-        :meth:`forward` and :meth:`backward` use: Z, A, dZ, dW (incl. λW) and db (a layer with
-        parameters), dA_prev. ``upstream`` is dA_l for a hidden layer and the targets Y at the
-        output (whose loss gives dZ_L). Localization (``judge.parity.localize``) runs this, so
-        a wrong formula in the engine is found in the engine's own code. BatchNorm runs in
-        training mode and leaves its running statistics alone.
+        :meth:`forward` and :meth:`backward` use: Z, A, dZ, the gradient d<name> of each
+        trainable tensor (dW incl. λW and db; dgamma, dbeta; dalpha), dA_prev. ``upstream`` is dA_l
+        for a hidden layer and the targets Y at the output (whose loss gives dZ_L). Localization
+        (``judge.parity.localize``) runs this, so a wrong formula in the engine is found in the
+        engine's own code. BatchNorm runs in training mode and leaves its running statistics alone.
 
         ``route_z`` (a hidden layer's Z_l, shaped as Z) is where g′ is taken in dZ_l = g′(Z_l) ⊙ dA_l
         instead of this pass's own Z: a check re-running the engine under another backend's routing
@@ -376,7 +378,7 @@ class Network:
                                      self.dropout.backward(upstream, mask))
         grads, da_prev = operation.differentiate(dz, a_prev, cache, self._l2_of(layer))
         out = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
-        out.update(zip(self.trace_names[index], grads, strict=True))
+        out.update(zip(map(gradient_name, self.trainable_names[index]), grads, strict=True))
         return out
 
     @property

@@ -34,6 +34,7 @@ from scratch.layer_specs import (
     layer_to_dict,
 )
 from scratch.layers.normalization import ONE_VALUE, values_per_channel
+from scratch.tensor_specs import gradient_name
 
 LOSSES = ("mse", "bce", "cce")
 # Which output activations each loss accepts. CCE and BCE are computed from logits, so each
@@ -351,11 +352,12 @@ class ModelSpec:
                            if tensor.trainable) for number in self.parameter_layers)
 
     @functools.cached_property
-    def parameter_traces(self) -> tuple[tuple[str, ...], ...]:
-        """(the trace names of layer l's trainable tensors' gradients, e.g. ("dW", "db") or
-        ("dalpha",), for every l in :attr:`parameter_layers`): a trace holds ``d<name><l>``."""
-        return tuple(tuple(tensor.trace_name for tensor in self.numbered_layers[number - 1].tensors
-                           if tensor.trainable) for number in self.parameter_layers)
+    def gradient_names(self) -> tuple[tuple[str, ...], ...]:
+        """(the trace names ``d<name><l>`` of layer l's trainable tensors' gradients, e.g.
+        ("dW1", "db1"), ("dgamma2", "dbeta2") or ("dalpha3",), for every l in
+        :attr:`parameter_layers`; :func:`~scratch.tensor_specs.gradient_name`)."""
+        return tuple(tuple(gradient_name(name, number) for name in names)
+                     for number, names in zip(self.parameter_layers, self.parameter_names, strict=True))
 
     @functools.cached_property
     def one_value_norms(self) -> tuple[str, ...]:

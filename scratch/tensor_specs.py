@@ -2,7 +2,8 @@
 
 A :class:`TensorSpec` says everything the rest of the project needs about one tensor of a layer:
 
-* ``name``: the engine's and the trace's name (``W``, ``b``, ``gamma``, ``alpha``, …);
+* ``name``: the engine's and the trace's name (``W``, ``b``, ``gamma``, ``alpha``, …): a trace
+  holds its gradient as :func:`gradient_name` ``d<name><l>`` (dW1, db1, dgamma2, dbeta2, dalpha3);
 * ``stored``: its name in the weight file, ``layers.<i>.<stored>`` (format 2: torch's attribute
   names, so BatchNorm's γ stays ``weight`` as every file written before holds it);
 * ``shape``: a function (layer spec, shape of one sample of A_{l−1}) → the tensor's shape;
@@ -14,8 +15,6 @@ A :class:`TensorSpec` says everything the rest of the project needs about one te
   C·k_h·k_w of the shape (O, C, k_h, k_w) or (out, in)), ``scheme_bias`` (the bias that same draw
   returns beside it), ``zeros``, ``ones``, or ``field:<name>`` (a constant, the layer spec's field
   ``<name>``: PReLU's start slope is a convention the report can name);
-* ``trace``: the trace's name of its gradient, d<trace><l> (default: ``name``; BatchNorm's and
-  LayerNorm's γ, β still trace as dW, db, the names every backend reports today);
 * ``offset``: an additive per-output-channel shift (a bias): a BatchNorm right after the layer
   removes it again (``ModelSpec.cancelled_biases``).
 """
@@ -39,16 +38,17 @@ class TensorSpec:
     l2: bool = False
     init: str = "zeros"
     offset: bool = False
-    trace: str = ""
-
-    @property
-    def trace_name(self) -> str:
-        """The gradient's name in a trace, without the layer number: ``d`` + :attr:`trace`."""
-        return "d" + (self.trace or self.name)
 
     @property
     def trainable(self) -> bool:
         return self.role == "trainable"
+
+
+def gradient_name(name: str, layer: int | str = "") -> str:
+    """``d<name><l>``: the one name of the gradient dL/d<name>_l in every trace, report and test
+    (``gradient_name("gamma", 2)`` is ``dgamma2``); without ``layer``, the stem a layer's own pass
+    (``layer_trace``) keys it by."""
+    return f"d{name}{layer}"
 
 
 def per_channel(layer, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -55,6 +55,7 @@ import optax
 from judge.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
+from scratch.tensor_specs import gradient_name
 from twins import jax_layers
 from twins.backend_base import Backend, flat, given_tensors, nest
 from twins.jax_optimizers import hyperparameters, optimizer, state_fields, transform
@@ -235,7 +236,7 @@ def _layer_pass(config, index, a_prev, parameters, upstream, mask, *, layer, out
     cotangent = jnp.ones_like(out) if output else (upstream, jnp.ones_like(out[1]))
     da_prev, dparameters, dz = pullback(cotangent)
     result = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
-    traces = [tensor.trace_name for tensor in jax_layers.trainable(layer)]
+    traces = [gradient_name(tensor.name) for tensor in jax_layers.trainable(layer)]
     result.update(zip(traces, dparameters, strict=True))
     return result
 
@@ -389,8 +390,8 @@ class JaxBackend(Backend):
         out = {"loss": np.array(loss)}
         reads_outputs = LOSSES[self.spec.loss][1] == "outputs"
         gradients = iter(dparams)
-        for layer, traces in zip(self.spec.parameter_layers, self.spec.parameter_traces, strict=True):
-            out.update((f"{trace}{layer}", np.array(next(gradients))) for trace in traces)
+        for names in self.spec.gradient_names:
+            out.update((name, np.array(next(gradients))) for name in names)
         for layer in range(1, self.spec.n_layers + 1):
             out[f"Z{layer}"] = np.array(zs[layer - 1])
             out[f"A{layer}"] = np.array(activations[layer - 1])

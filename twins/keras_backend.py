@@ -32,6 +32,7 @@ import tensorflow as tf
 from judge.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
+from scratch.tensor_specs import gradient_name
 from twins.backend_base import Backend, given_tensors
 from twins.keras_layers import LAYERS, Block, plan_dropout, to_canonical_map, to_keras_map
 
@@ -206,10 +207,9 @@ class KerasBackend(Backend):
             if grads["A"][layer - 1] is not None:
                 out[f"dA{layer}"] = to_canonical_map(grads["A"][layer - 1].numpy())
         gradients = iter(grads["W"])
-        for number, held, traces in zip(self.spec.parameter_layers, self.held, self.spec.parameter_traces,
-                                        strict=True):
-            for parameter, trace in zip(held.values(), traces, strict=True):
-                out[f"{trace}{number}"] = parameter.to_canonical(next(gradients).numpy())
+        for held, names in zip(self.held, self.spec.gradient_names, strict=True):
+            for parameter, name in zip(held.values(), names, strict=True):
+                out[name] = parameter.to_canonical(next(gradients).numpy())
         return out
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
@@ -232,7 +232,7 @@ class KerasBackend(Backend):
                                                   output_gradients=output_gradients)
         out = {"Z": to_canonical_map(z.numpy()), "A": to_canonical_map(a.numpy()),
                "dZ": to_canonical_map(dz.numpy()), "dA_prev": to_canonical_map(da_prev.numpy())}
-        traces = [tensor.trace_name for tensor in block.declared if tensor.trainable]
+        traces = [gradient_name(tensor.name) for tensor in block.declared if tensor.trainable]
         for key, parameter, gradient in zip(traces, block.parameters.values(), dparameters, strict=True):
             out[key] = parameter.to_canonical(gradient.numpy())
         return out

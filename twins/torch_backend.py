@@ -34,6 +34,7 @@ from torch import nn
 
 from judge.optimizer_state import OptimizerState
 from scratch.errors import BackendError
+from scratch.tensor_specs import gradient_name
 from twins.backend_base import Backend, given_tensors
 from twins.torch_layers import DTYPES, build_layers
 
@@ -76,7 +77,8 @@ def to_torch(array: np.ndarray, shape: tuple[int, ...], dtype: torch.dtype) -> t
 
 
 def _gradients(held: dict, shapes: dict, traces: tuple) -> dict[str, np.ndarray]:
-    """{trace name: the canonical gradient} of one layer's torch parameters."""
+    """{trace name (``traces``: dW1, dgamma2, or a layer pass's dW): the canonical gradient} of one
+    layer's torch parameters."""
     return {trace: parameter.grad.numpy().reshape(shapes[name]).copy()
             for (name, parameter), trace in zip(held.items(), traces, strict=True)}
 
@@ -177,7 +179,7 @@ class TorchBackend(Backend):
         out = {"loss": loss.detach().numpy()}
         spec = self.spec
         held = dict(zip(spec.parameter_layers,
-                        zip(self.held, self.shapes, spec.parameter_traces, strict=True), strict=True))
+                        zip(self.held, self.shapes, spec.gradient_names, strict=True), strict=True))
         for layer, (z, a) in enumerate(zip(zs, activations, strict=True), start=1):
             out[f"Z{layer}"] = z.detach().numpy()
             out[f"A{layer}"] = a.detach().numpy()
@@ -185,7 +187,7 @@ class TorchBackend(Backend):
             if a.grad is not None:
                 out[f"dA{layer}"] = a.grad.numpy()
             if layer in held:
-                out.update((f"{key}{layer}", value) for key, value in _gradients(*held[layer]).items())
+                out.update(_gradients(*held[layer]))
         self.layers.zero_grad(set_to_none=True)
         return out
 
@@ -212,7 +214,7 @@ class TorchBackend(Backend):
         if numbered.tensors:
             position = self.spec.parameter_layers.index(layer)
             out.update(_gradients(numbered.tensors, self.shapes[position],
-                                  self.spec.parameter_traces[position]))
+                                  tuple(map(gradient_name, self.spec.parameter_names[position]))))
         self.layers.zero_grad(set_to_none=True)
         return out
 

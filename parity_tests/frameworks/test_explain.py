@@ -286,10 +286,10 @@ def test_conv_rows_cover_every_layer_and_parameters_only_where_the_spec_has_them
         if layer < spec.n_layers:
             expected.append((f"dA{layer}", (m, *shapes[layer])))
         expected.append((f"dZ{layer}", (m, *shapes[layer])))
-        if layer in spec.parameter_layers:
-            w, b = spec.parameter_shapes[spec.parameter_layers.index(layer)]
-            expected += [(f"dW{layer}", w), (f"db{layer}", b)]
-    assert spec.parameter_layers == (1, 2, 4, 6)
+        if layer in spec.parameter_layers:                      # (dW, db), or BatchNorm's (dgamma, dbeta)
+            index = spec.parameter_layers.index(layer)
+            expected += list(zip(spec.gradient_names[index], spec.parameter_shapes[index], strict=True))
+    assert spec.parameter_layers == (1, 2, 4, 6) and spec.gradient_names[1] == ("dgamma2", "dbeta2")
     assert [(name, row["shape"]) for name, row in backward_rows(rows).items()] == \
         [(n, str(s)) for n, s in expected]
 
@@ -307,7 +307,7 @@ def test_conv_rows_name_the_framework_backward_of_each_layer(conv_explained):
         assert relu in rows["dZ2"][column], column
         for name in ("dA1", "dZ1"):                             # BatchNorm's input gradient (A_1 = Z_1)
             assert norm_input in rows[name][column], (column, name)
-        for name in ("dW2", "db2"):                             # γ and β
+        for name in ("dgamma2", "dbeta2"):                     # γ and β
             assert norm_parameters in rows[name][column], (column, name)
     refused = rows["dW1"][explain_module.COLUMNS[REFUSES[convention]]]
     assert refused.startswith(f"skipped: {REFUSES[convention]} backend:") and "running variance" in refused
@@ -322,7 +322,10 @@ def test_conv_scratch_column_quotes_the_layers_backward(conv_explained):
     assert rows["db1"]["where"] == "Conv2D.backward" and rows["db1"]["scratch"].startswith("db = ")
     assert rows["dA3"]["where"] == "Conv2D.input_gradient" and "d_columns" in rows["dA3"]["scratch"]
     assert rows["dA2"]["where"] == "MaxPool2D.backward"
-    assert rows["dW2"]["where"] == "BatchNorm.backward" and rows["dW2"]["scratch"].startswith("dgamma = ")
+    gamma = rows["dgamma2"]
+    assert gamma["where"] == "BatchNorm.backward" and gamma["scratch"].startswith("dgamma = ")
+    assert rows["dgamma2"]["quantity"] == "dL/dgamma_2" and rows["dbeta2"]["quantity"] == "dL/dbeta_2"
+    assert "dW2" not in rows and "db2" not in rows
     assert rows["dA1"]["where"] == "BatchNorm.backward"
     assert rows["Z2"]["where"] == "BatchNorm.forward" and "x_hat" in rows["Z2"]["scratch"]
 

@@ -34,7 +34,7 @@ def whole_batch_trace(model: MLP, x, targets, masks=None) -> dict:
 
 def blocked_trace(model: MLP, x, targets, masks=None) -> dict:
     loss, gradients = model.gradients(x, targets, masks)
-    names = [f"{kind}{layer}" for layer in range(1, model.spec.n_layers + 1) for kind in ("dW", "db")]
+    names = [name for names in model.spec.gradient_names for name in names]
     return {"loss": np.asarray(loss), **dict(zip(names, gradients, strict=True))}
 
 

@@ -31,6 +31,7 @@ from judge.parity import (
 from judge.tolerances import FULL_EPOCH_FLOAT64, TOLERANCES, tolerance
 from scratch.batching import dropout_masks
 from scratch.initializers import initialize
+from scratch.layer_specs import BatchNormSpec, DenseSpec
 from scratch.model import Network
 from scratch.spec import ModelSpec
 from twins.scratch_backend import ScratchBackend
@@ -295,6 +296,29 @@ def test_gradient_floors_are_exactly_the_documented_operand_scales():
     output = {"dZ3": 1 / 12, "db3": 4 / 12, "dW3": 5 / 12}          # no upstream: the fused 1/(m·k)
     assert gradient_floors(3, dz, None, a_prev) == pytest.approx(output, rel=1e-15)
     assert gradient_floors(1, dz, upstream, None) == {"dZ1": 2.0, "db1": 8.0}
+
+
+def test_a_normalization_layers_gamma_and_beta_are_floored_under_their_own_names():
+    """γ_l and β_l are a (kernel, bias) pair like W_l and b_l: dgamma_l gets dW_l's operand scale
+    and dbeta_l db_l's count, named d<name><l> — in a whole trace too, where no dW_l, db_l floor is
+    made for them; PReLU's α (no pair) gets none."""
+    assert parity.FLOOR_PAIRS == (("W", "b"), ("gamma", "beta"))
+    dz = np.full((4, 3), 1e-9)
+    upstream = np.array([[0.5, -2.0, 1.0]] * 4)
+    a_prev = np.array([[1.0, -3.0], [2.0, 0.5], [-1.0, 0.5], [0.0, 1.0]])     # column sums 4, 5
+    assert gradient_floors(2, dz, upstream, a_prev, ("gamma", "beta")) == {"dZ2": 2.0, "dbeta2": 8.0,
+                                                                           "dgamma2": 10.0}
+    assert gradient_floors(2, dz, upstream, a_prev, None) == {"dZ2": 2.0}
+    spec = ModelSpec(inputs=4, layers=(DenseSpec(5, "identity"), BatchNormSpec(activation="tanh"),
+                                       DenseSpec(3, "softmax")), loss="cce", seed=2)
+    rng = np.random.default_rng(0)
+    model = Network(spec)
+    x = rng.standard_normal((6, 4))
+    trace = ScratchBackend(spec, tensors=model.tensors).trace(x, model.targets(rng.integers(0, 3, 6)))
+    floors = parity.trace_floors(trace, x)
+    want = gradient_floors(2, trace["dZ2"], trace["dA2"], trace["A1"], ("gamma", "beta"))
+    assert {name: floors[name] for name in want} == want and want["dgamma2"] > 0 and want["dbeta2"] > 0
+    assert not {"dW2", "db2"} & set(floors), sorted(floors)
 
 
 # --- backends wrong in one place ----------------------------------------------------------------

@@ -79,7 +79,7 @@ def test_alpha_starts_at_the_spec_constant_in_its_declared_shape(slopes, expecte
     alpha = network.tensors[1]["alpha"]
     assert alpha.shape == expected
     assert np.all(alpha == 0.125)
-    assert network.trace_names[1] == ("dalpha",)
+    assert network.trainable_names[1] == ("alpha",) and network.spec.gradient_names[1] == ("dalpha2",)
 
 
 def test_shared_slope_gradient_sums_every_use():

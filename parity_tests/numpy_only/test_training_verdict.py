@@ -263,7 +263,7 @@ class OtherRounding(Named):
     def trace(self, x, targets, masks=None):
         out = super().trace(x, targets, masks)
         signs = np.random.default_rng(len(self.model.weights)).choice([-1, 1], 10**4)
-        for name in [key for key in out if key[:2] in ("dW", "db")]:
+        for name in [name for names in self.spec.gradient_names for name in names]:
             g = out[name]
             eps = np.finfo(g.dtype).eps
             out[name] = g * (1 + eps * signs[:g.size].reshape(g.shape)).astype(g.dtype)

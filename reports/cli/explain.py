@@ -6,11 +6,11 @@ The model is resolved by :mod:`reports.cli.model_source` (``--model``, ``--spec`
 the default model, spec flags on top: the same flags as ``train``, ``check`` and ``bench``). The
 batch is :func:`scratch.data.drawn_batch` of ``--batch`` rows from the spec's seed (MNIST
 training samples when the model fits MNIST, N(0, 1) inputs with random labels otherwise), in the
-spec's input shape; with dropout, the step-0 masks. Rows dW_l, db_l exist for the spec's
-``parameter_layers`` only. Every argument, file and output path is checked before any framework
-is imported. Exit status 0 when every difference is within the tolerance table, 1 when one is
-not, 2 on bad input. Loading the frameworks and the walk are announced by one line each on stderr
-first (:mod:`reports.cli.progress`).
+spec's input shape; with dropout, the step-0 masks. Rows d<name>_l (dW_l, db_l; dgamma_l,
+dbeta_l; dalpha_l) exist for the spec's ``parameter_layers`` only. Every argument, file and
+output path is checked before any framework is imported. Exit status 0 when every difference is
+within the tolerance table, 1 when one is not, 2 on bad input. Loading the frameworks and the
+walk are announced by one line each on stderr first (:mod:`reports.cli.progress`).
 """
 
 from __future__ import annotations

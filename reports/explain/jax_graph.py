@@ -127,8 +127,7 @@ def _named_backward(backend, x, targets, masks):
     closed, n = _backward_jaxpr(backend, x, targets, masks)
     jaxpr = closed.jaxpr
     spec = backend.spec                # params: every trainable tensor, the spec's declaration order
-    names = ([f"{trace}{layer}" for layer, traces in zip(spec.parameter_layers, spec.parameter_traces,
-                                                          strict=True) for trace in traces]
+    names = ([name for names in spec.gradient_names for name in names]
              + [f"dZ{layer}" for layer in range(1, n + 1)] + [f"dA{layer}" for layer in range(1, n + 1)])
     seed = jaxpr.invars[-1]
     producer, backward_eqns = {}, set()

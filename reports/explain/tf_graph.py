@@ -121,8 +121,8 @@ def _traced(backend, x, targets, masks):
             named[f"dZ{layer}"] = grads["Z"][layer - 1]
             named[f"dA{layer}"] = grads["A"][layer - 1]
         spec, variables = backend.spec, iter(grads["W"])   # every trainable tensor, declaration order
-        for layer, traces in zip(spec.parameter_layers, spec.parameter_traces, strict=True):
-            named.update((f"{trace}{layer}", next(variables)) for trace in traces)
+        for names in spec.gradient_names:
+            named.update((name, next(variables)) for name in names)
         record["named"] = {name: tensor.name for name, tensor in named.items() if tensor is not None}
         return [tensor for tensor in named.values() if tensor is not None]
 

@@ -101,9 +101,8 @@ def _attribute(backend, x, targets, masks):
         starts[f"dA{layer}"] = recorded[f"A{layer}"] = a.grad_fn
     leaves = {}                                               # parameter → its quantity's name
     spec = backend.spec
-    for layer, held, traces in zip(spec.parameter_layers, backend.held, spec.parameter_traces, strict=True):
-        leaves.update((id(parameter), f"{trace}{layer}") for parameter, trace in zip(held.values(), traces,
-                                                                                     strict=True))
+    for held, names in zip(backend.held, spec.gradient_names, strict=True):
+        leaves.update((id(parameter), name) for parameter, name in zip(held.values(), names, strict=True))
     for node in order:
         variable = getattr(node, "variable", None)
         if variable is not None and id(variable) in leaves:

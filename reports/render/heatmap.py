@@ -22,8 +22,11 @@ import re
 
 import numpy as np
 
-# quantity base names in the order of a layer's forward then backward pass; others follow
-ORDER = ("Z", "A", "loss", "dA", "dZ", "dW", "db")
+from scratch.layer_specs import GRADIENTS
+
+# quantity base names in the order of a layer's forward then backward pass (each declared tensor's
+# gradient: dW, db, dgamma, dbeta, dalpha); others follow
+ORDER = ("Z", "A", "loss", "dA", "dZ", *GRADIENTS)
 BINS = (1.0, 10.0, 100.0, 1e3, 1e4)         # upper edges of heat-1 … heat-5
 LEGEND = ["0", "≤ 1", "≤ 10", "≤ 100", "≤ 10³", "≤ 10⁴", "> 10⁴", "not finite"]
 LEGEND_CLASSES = ["heat-0", "heat-1", "heat-2", "heat-3", "heat-4", "heat-5", "heat-6", "heat-na"]

@@ -4,7 +4,8 @@ backend pair.
 One batch of the model's data set goes through each backend from the same parameters (the
 model's initializer and seed; its dropout masks, ``scratch.batching.dropout_masks``, where it
 drops); every named quantity
-(Z_l, A_l, the loss, dA_l, dZ_l, dW_l, db_l) is compared for each pair (actual vs desired, the
+(Z_l, A_l, the loss, dA_l, dZ_l, and d<name>_l of each declared tensor: dW_l, db_l; dgamma_l,
+dbeta_l; dalpha_l) is compared for each pair (actual vs desired, the
 desired one being the reference) with
 
     max abs error = max|actual − desired|

@@ -20,6 +20,8 @@ import textwrap
 from dataclasses import dataclass, replace
 from functools import cache
 
+from scratch.tensor_specs import gradient_name
+
 
 @dataclass(frozen=True)
 class Formula:
@@ -179,8 +181,8 @@ def intermediates(run) -> list[Intermediate]:
                 (activation, "dZ"))
         spec_layer = run.spec.numbered_layers[layer - 1]
         trainable = [tensor for tensor in spec_layer.tensors if tensor.trainable]
-        for tensor, trace in zip(trainable, network.trace_names[layer - 1], strict=True):
-            add(f"{trace}{layer}", layer, (operation, tensor.name))
+        for tensor in trainable:
+            add(gradient_name(tensor.name, layer), layer, (operation, tensor.name))
         if layer > 1:
             add(f"dA{layer - 1}", layer - 1, (operation, "dA_prev"))
     return out

@@ -45,6 +45,7 @@ from reports.render.blocks import Details, Svg
 from reports.study import svg
 from reports.study.run import StudyRun
 from scratch.layer_specs import activation_of, describe_layer
+from scratch.tensor_specs import gradient_name
 
 REUSED = "reused value: gradients summed"
 X_SPACE = 18           # between boxes in a layer of the layout
@@ -217,9 +218,8 @@ def _parameters(run: StudyRun, layer: int) -> dict[str, tuple[str, str, np.ndarr
         return {}
     values = run.tensors[spec.parameter_layers.index(layer)]
     grads = run.gradients.dp[layer - 1]
-    names = run.gradients.names[layer - 1]
-    return {name: (f"{DISPLAY.get(name, name)}{layer}", f"{trace}{layer}", values[name], grad)
-            for name, trace, grad in zip(trainable, names, grads, strict=True)}
+    return {name: (f"{DISPLAY.get(name, name)}{layer}", gradient_name(name, layer), values[name], grad)
+            for name, grad in zip(trainable, grads, strict=True)}
 
 
 def _dropout_rate(run: StudyRun, layer: int) -> float:
