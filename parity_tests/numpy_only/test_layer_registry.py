@@ -1,8 +1,8 @@
 """Every layer kind is declared once (``scratch.layer_specs.LAYER_SPECS``), and this registry test
 holds each kind to the rest of the project without importing a framework: an engine class with
 the stack's protocol, a row or a reasoned refusal in each twin's table (read from the twin's
-source), a finite-difference case, a parity case, an explain entry and at least one mutant of its
-engine module."""
+source), a finite-difference case, a parity case, an explain entry (its ``FORMULAS`` and a rule in
+the study graph) and at least one mutant of its engine module."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reports.explain.walk import TRACED
+from reports.study.graph import KINDS
 from scratch.layer_specs import LAYER_SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +84,18 @@ def test_declared_tensors_give_the_shapes_the_weight_file_has_always_used():
         stored = [t.stored for t in spec.tensors]
         assert stored in ([], ["weight"], ["weight", "bias"],
                           ["weight", "bias", "running_mean", "running_var"])
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_SPECS))
+def test_every_kind_has_its_formulas_and_a_study_graph_rule(kind):
+    """The study quotes each quantity's statement and math from the engine class's ``FORMULAS``
+    (its forward Z, its input gradient, each declared tensor's gradient) and draws the layer with
+    its row in the study graph's table (dropout is drawn inside the layer it follows)."""
+    spec = LAYER_SPECS[kind]
+    formulas = spec.engine_class.FORMULAS
+    if kind == "dropout":
+        assert {"A", "dH"} <= set(formulas)
+        return
+    declared = {tensor.name for tensor in spec.tensors if tensor.trainable}
+    assert {"Z", "dA_prev"} | declared <= set(formulas), f"{kind}: FORMULAS lacks {declared - set(formulas)}"
+    assert kind in KINDS, f"the study graph has no rule for {kind!r} (reports/study/graph.py KINDS)"
