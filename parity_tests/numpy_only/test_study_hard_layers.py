@@ -120,7 +120,7 @@ def test_batch_norm_stages_are_the_runs_numbers(cnn, cnn_data):
     stages = {entry["name"]: entry for entry in bn["stages"]}
     assert stages["μ"]["summary"] == summary(x.mean(axis=(0, 2, 3)))
     assert stages["σ²"]["summary"] == summary(x.var(axis=(0, 2, 3)))
-    assert stages["dβ"]["summary"] == summary(cnn.named["db2"])
+    assert stages["dβ"]["summary"] == summary(cnn.named["dbeta2"])
     shown, engine = dict(stages["dx"]["summary"]), summary(cnn.named["dA1"])   # its mean: rounding noise
     assert shown.pop("mean") == pytest.approx(engine.pop("mean"), abs=1e-15) and shown == engine
     assert stages["y"]["summary"] == summary(cnn.named["Z2"])

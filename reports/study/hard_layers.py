@@ -205,8 +205,8 @@ def batch_norm_data(run: StudyRun) -> dict:
         against = "BatchNorm.backward on the run's cache (the run computes no dX for its input)"
     compact = formula(engine, "dA_prev")
     checks = [check("y", f"Z{layer} of the run", v["y"], run.forward.z[layer - 1], dtype, "forward"),
-              check("dγ", f"dW{layer} (dγ) of the run", v["dγ"].reshape(-1), dgamma, dtype),
-              check("dβ", f"db{layer} (dβ) of the run", v["dβ"].reshape(-1), dbeta, dtype),
+              check("dγ", f"dgamma{layer} of the run", v["dγ"].reshape(-1), dgamma, dtype),
+              check("dβ", f"dbeta{layer} of the run", v["dβ"].reshape(-1), dbeta, dtype),
               check("dx", against, v["dx"], dx_engine, dtype)]
     return {"layer": layer, "shape": list(x.shape), "channels": int(x.shape[1]),
             "n": int(x.size // x.shape[1]), "epsilon": float(engine.epsilon), "stages": stages,
