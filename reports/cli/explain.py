@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     progress("explain", f"one backward pass of {len(x)} samples, walked in each framework")
     rows = walk.explain(spec, tensors, x, targets, dropout_masks(spec, 0, len(x)))
     print(f"spec: {spec.to_json()}")
-    print(f"batch: {len(x)} samples; differences are framework − scratch (max |Δ|, then max|Δ|/max|scratch|)")
+    print(f"batch: {len(x)} samples; each framework column: exact, ≈ (within the tolerance table) or ✗, "
+          "then max|framework − engine|")
     print(walk.format_table(rows))
     if args.json is not None:
         write_json(args.json, spec, len(x), rows)

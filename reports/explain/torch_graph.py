@@ -61,11 +61,14 @@ def forward_nodes(backend, x, targets, masks=None) -> dict[str, str]:
 def grad_fn_record(backend, x, targets, masks=None) -> list[str]:
     """torch's record of the backward pass: every autograd node reachable from ``loss.grad_fn``,
     in the order the backward runs them, one line each with what it saved, and "→ dW2" where it
-    produces a named quantity (the first node of one of its branches, or its ``AccumulateGrad``)."""
+    produces a named quantity: the last node of each of its branches, the one whose output is the
+    quantity (``TBackward0`` for dW, ``LogSoftmaxBackward0`` for a CCE's dZ_L), or, for a
+    parameter with no node in between, the ``AccumulateGrad`` that stores it."""
     attributed, _, order = _attribute(backend, x, targets, masks)
     produces = {}
     for name, (branches, sink) in attributed.items():
-        for node in [branch[0] for branch in branches if branch] + ([sink] if sink is not None else []):
+        last = [branch[-1] for branch in branches if branch]
+        for node in last or ([sink] if sink is not None else []):
             produces.setdefault(node, []).append(name)
     return [_saved(node) + (f"  → {', '.join(produces[node])}" if node in produces else "") for node in order]
 

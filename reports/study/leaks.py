@@ -278,6 +278,13 @@ def agreement_rows(data: dict) -> list[dict]:
 
 # -- blocks --------------------------------------------------------------------------------------
 
+def growth(norms: list) -> float:
+    """The mean factor per layer by which ‖dZ_l‖ grows from the last layer to the first:
+    (‖dZ_1‖/‖dZ_L‖)^(1/(L−1))."""
+    first, last = as_float(norms[0]), as_float(norms[-1])
+    return (first / last) ** (1 / (len(norms) - 1)) if len(norms) > 1 and last > 0 else math.nan
+
+
 def fmt(value) -> str:
     """A norm or loss, 3 significant digits; "inf"/"nan" as they are."""
     return value if isinstance(value, str) else f"{value:.3g}"
@@ -407,7 +414,8 @@ def leaks_blocks(data: dict, id: str = "leaks") -> list:
                  + "; ".join(f"{row['where']} {row['backend']} {fmt(row['actual'])} vs {fmt(row['desired'])}"
                              for row in mismatches[:5]))
     else:
-        agree = f"The backends agree on every norm within the gradient tolerance ({data['tolerance']:.0e})."
+        agree = (f"The backends agree on every norm within the gradient tolerance ({data['tolerance']:.0e}), "
+                 "so each chart's lines, one per backend, lie on top of each other.")
     skipped = "".join(f" {backend}: {why}." for backend, why in data["skipped"].items())
     sigmoid, relu = data["vanishing"][0], data["vanishing"][-1]
     width = dead["units"][0]
@@ -428,8 +436,9 @@ def leaks_blocks(data: dict, id: str = "leaks") -> list:
         *dead_blocks(dead, id),
         f"Exploding. {s['explode_depth']} linear hidden layers (identity activations, MSE), "
         f"W = {explode['gain']:g} · N(0, 1/fan_in), plain SGD at {explode['learning_rate']:g}. Backward, "
-        f"‖dZ_l‖ grows by about {explode['gain']:g} per layer towards the input; each step overshoots more "
-        "than the last, until float32 overflows to inf and inf − inf gives NaN.",
+        f"‖dZ_l‖ grows towards the input, here ×{growth(explode['dZ']['scratch']):.2f} per layer (the "
+        f"gain {explode['gain']:g} times the growth of a random product); each step overshoots more than "
+        "the last, until float32 overflows to inf and inf − inf gives NaN.",
         *exploding_blocks(explode, id),
         "What each framework does about it by default, measured in the installed versions: none clips "
         "gradients, none stops on a NaN. Each twin computes its cross-entropy from the logits, so no "

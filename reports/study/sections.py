@@ -8,6 +8,8 @@ studies share one report without a clash.
 
 from __future__ import annotations
 
+import re
+
 from reports.render.blocks import Section, Table
 from reports.study.graph import graph_blocks
 from reports.study.hard_layers import hard_layers_blocks
@@ -31,26 +33,57 @@ def study_sections(data: dict) -> list[Section]:
 
 
 def rows_blocks(data: dict) -> list:
-    """The intermediates table: one row each, forward then backward."""
+    """The intermediates table: one row each, forward then backward. A framework that did not run
+    says why once, above the table; a long chain of ops is shortened to its end (the whole chain
+    is in the frameworks' records), torch's node to the tensors it saved."""
     rows = data["rows"]
-    columns = ["name", "shape", "engine statement", "math", "torch node (saved for backward)", "TF op(s)",
+    absent = {framework: rows[0][COLUMNS[framework]] for framework in FRAMEWORKS
+              if rows and all(row[f"{framework}_match"] == "—" and row[COLUMNS[framework]] == rows[0][
+                  COLUMNS[framework]] for row in rows)}
+    columns = ["name", "shape", "engine statement", "math", "torch node (saved tensors)", "TF op(s)",
                "JAX eqn(s)", *FRAMEWORKS]
     cells, classes = [], []
     for row in rows:
-        torch = row["torch_nodes"] + (f" — {row['torch_saved']}" if row.get("torch_saved") else "")
+        torch = "—" if "torch" in absent else row["torch_nodes"] + _saved_tensors(row.get("torch_saved", ""))
+        tf = "—" if "keras" in absent else shortened(row["tf_ops"])
+        jax = "—" if "jax" in absent else shortened(row["jax_eqns"])
         marks = [_mark(row, framework) for framework in FRAMEWORKS]
-        cells.append([row["name"], row["shape"], row["scratch"], row["math"], torch, row["tf_ops"],
-                      row["jax_eqns"], *marks])
+        cells.append([row["name"], row["shape"], row["scratch"], row["math"], torch, tf, jax, *marks])
         classes.append(["", "", "", "", "", "", "",
                         *(_css(row[f"{framework}_match"]) for framework in FRAMEWORKS)])
     bound = rows[0]["tolerance"] if rows else 0.0
     lead = (f"One step of `{data['model']}` on {data['batch']} samples, {data['dtype']}, loss "
             f"{data['loss']:.6g}. Each intermediate is one line: the engine statement that computes it "
             "(quoted from the engine's source) and the math it implements, then the node torch's autograd "
-            "recorded, the TensorFlow gradient op and the JAX equation that compute the same array, and "
-            "each framework's agreement: exact (bit for bit), ≈ (within the tolerance table, "
-            f"e.g. {bound:.0e} relative here) or ✗, with max|framework − engine|.")
-    return [lead, Table(columns, cells, id=f"study-rows-{data['model']}", classes=classes, css="study-rows")]
+            "recorded (with the tensors it saved for backward), the TensorFlow ops and the JAX equations "
+            "that compute the same array, and each framework's agreement: exact (bit for bit), ≈ (within "
+            f"the tolerance table, e.g. {bound:.0e} relative here) or ✗, with max|framework − engine|.")
+    blocks = [lead]
+    if absent:
+        blocks.append("Not in this table: " + "; ".join(f"{framework} — {why}" for framework, why in
+                                                         absent.items()) + ".")
+    return [*blocks, Table(columns, cells, id=f"study-rows-{data['model']}", classes=classes,
+                           css="study-rows")]
+
+
+COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
+SHORT = 90                     # characters of an op chain shown in the table
+
+
+def shortened(chain: str, limit: int = SHORT) -> str:
+    """``chain`` ("A → B → … → sink"), or its end from an arrow on, within ``limit`` characters."""
+    if len(chain) <= limit:
+        return chain
+    cut = chain.find(" → ", len(chain) - limit)
+    return chain if cut < 0 else "… → " + chain[cut + 3:]
+
+
+def _saved_tensors(saved: str) -> str:
+    """" — saved mat1 (8, 784), mat2 (784, 64)": the tensors of torch's saved list (a shape in
+    parentheses), without its settings (alpha=1, dilation=(1, 1), …)."""
+    _, _, listed = saved.partition(" saved ")
+    tensors = re.findall(r"\b\w+ \([0-9, ]*\)", listed)
+    return f" — saved {', '.join(tensors)}" if tensors else ""
 
 
 def _mark(row: dict, framework: str) -> str:
