@@ -2,6 +2,7 @@
 
     python tools/mutation_test.py                     # every mutant in tools/mutants/
     python tools/mutation_test.py --only relu-derivative-ge --json out/m.json
+    python tools/mutation_test.py --only tanh-derivative-1-minus-a --apply-to /tmp/broken   # one bug, to try
     tox -e mutation
 
 Each mutant is a TOML file in ``tools/mutants/``: ``name``, ``file`` (relative to the project root),
@@ -154,6 +155,20 @@ def run_subset(copy: Path, tests: list[str], timeout: float) -> dict:
             "tail": "" if done.returncode == 0 else output[-3000:]}
 
 
+def apply_to(mutant: Mutant, folder: Path) -> int:
+    """Copy the project to ``folder`` with ``mutant`` applied (the README's worked FAIL)."""
+    copy = copy_project(folder)
+    try:
+        mutant.apply(copy)
+    except MutantRotted as error:
+        shutil.rmtree(copy)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{mutant.name} applied to {copy / mutant.file}: {mutant.models}")
+    print(f"run a command on the broken copy with: cd {copy} && PYTHONPATH=. python -m reports COMMAND")
+    return 0
+
+
 def table(results: list[dict]) -> str:
     width = max(len(r["name"]) for r in results)
     lines = [f"{'mutant':<{width}}  {'status':<8}  {'s':>6}  first failing test", "-" * (width + 80)]
@@ -172,15 +187,24 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per pytest run (default 1200)")
     parser.add_argument("--skip-baseline", action="store_true", help="do not run the unmutated copy first")
     parser.add_argument("--list", action="store_true", help="check every mutant applies, list them, exit")
+    parser.add_argument("--apply-to", type=Path, metavar="DIR",
+                        help="copy the project to DIR (a new folder) with the one --only mutant applied, "
+                             "run nothing, and say how to run a command there")
     parser.add_argument("tests", nargs="*", default=SUBSET, help="test files to run (default: the subset)")
     args = parser.parse_args(argv)
 
+    if args.apply_to is not None and len(args.only or []) != 1:
+        parser.error("--apply-to takes exactly one --only NAME")
+    if args.apply_to is not None and args.apply_to.exists():
+        parser.error(f"--apply-to {args.apply_to}: already exists (give a new folder)")
     mutants = load_mutants()
     if args.only:
         unknown = sorted(set(args.only) - {m.name for m in mutants})
         if unknown:
             parser.error(f"unknown mutant(s) {unknown}; known: {', '.join(m.name for m in mutants)}")
         mutants = [m for m in mutants if m.name in args.only]
+    if args.apply_to is not None:
+        return apply_to(mutants[0], args.apply_to)
     with tempfile.TemporaryDirectory(prefix="mutation-") as temp:
         base = copy_project(Path(temp) / "base")
         try:

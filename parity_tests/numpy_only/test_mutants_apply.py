@@ -56,3 +56,17 @@ def test_a_mutants_own_tests_run_after_the_subset_and_must_exist(tmp_path):
 def test_the_prelu_mutants_bring_the_prelu_tests():
     prelu = [mutant for mutant in mutation_test.load_mutants() if mutant.file == "scratch/layers/prelu.py"]
     assert len(prelu) >= 2 and all("parity_tests/numpy_only/test_prelu.py" in m.tests for m in prelu)
+
+
+def test_apply_to_makes_one_broken_copy_to_try(tmp_path, capsys):
+    tanh = next(m for m in mutation_test.load_mutants() if m.name == "tanh-derivative-1-minus-a")
+    folder = tmp_path / "broken"
+    assert mutation_test.main(["--only", tanh.name, "--apply-to", str(folder)]) == 0
+    assert (folder / tanh.file).read_text(encoding="utf-8") == tanh.mutated(ROOT)
+    assert (ROOT / tanh.file).read_text(encoding="utf-8") != tanh.mutated(ROOT), "the tree is untouched"
+    assert f"cd {folder} && PYTHONPATH=. python -m reports" in capsys.readouterr().out
+    for argv, message in ((["--only", tanh.name, "--apply-to", str(folder)], "already exists"),
+                          (["--apply-to", str(tmp_path / "other")], "exactly one --only")):
+        with pytest.raises(SystemExit) as stop:
+            mutation_test.main(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
