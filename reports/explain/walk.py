@@ -12,8 +12,9 @@ each declared tensor (dW_l, db_l, dγ_l, dα_l …) and dA_{l−1} (rows are sam
 
 Each row: the shape; **the engine's statement** that computes it and the math it implements, both
 from the engine class's ``FORMULAS`` declaration (:mod:`reports.study.formulas`), the statement
-quoted from the method's source — for a gradient only the statements that ran in this step (the
-backward pass runs once under ``sys.settrace``: λ·W's line only with L2); the torch autograd
+quoted from the method's source — only the statements that ran in this step (the forward and
+backward passes run once more under ``sys.settrace``: λ·W's line only with L2, BatchNorm's batch
+statistics and not its running ones); the torch autograd
 node(s) with the tensors the node saved for backward (:mod:`reports.explain.torch_graph`), the
 TensorFlow gradient ops (:mod:`reports.explain.tf_graph`) and the JAX jaxpr equations
 (:mod:`reports.explain.jax_graph`) that produce it; and for each framework max|framework − engine|,
@@ -74,7 +75,7 @@ def explain(spec, tensors, x, targets, masks=None) -> list[dict]:
     tensors ({name: array} per layer with parameters, ``Network.tensors``)."""
     spec = spec.replace(optimizer=OptimizerSpec())
     run = engine_step(spec, tensors, x, targets, masks)
-    ran = executed_statements(run.network, run.forward, targets)
+    ran = executed_statements(run.network, run.forward, targets, x, masks)
     desired = make_backend("scratch", spec, tensors=tensors).trace(x, targets, masks)
     frameworks = {name: _run_framework(name, spec, tensors, x, targets, masks) for name in FRAMEWORKS}
     floors = trace_floors(desired, x)          # the parity suite's operand scales (db before BatchNorm ≈ 0)
@@ -82,7 +83,7 @@ def explain(spec, tensors, x, targets, masks=None) -> list[dict]:
     for item in intermediates(run):
         if item.name not in desired:
             continue
-        item = item.that_ran(ran) if item.name.startswith("d") else item
+        item = item.that_ran(ran)
         kind = "gradient" if item.name.startswith("d") else "forward"
         bound = tolerance(spec.dtype, kind)
         row = {"layer": item.layer, "name": item.name, "quantity": _quantity(item.name),
@@ -164,10 +165,12 @@ def _run_framework(name, spec, tensors, x, targets, masks):
 
 # -- which engine statements ran ------------------------------------------------------------------
 
-def executed_statements(model: Network, forward, targets) -> set[str]:
+def executed_statements(model: Network, forward, targets, x=None, masks=None) -> set[str]:
     """{"Dense.weight_gradient: dw = dz.T @ a_prev", …}: every statement that a method of an
     engine layer, activation or loss (:data:`TRACED`) ran during ``model.backward`` — so a
-    row quotes λ·W's line only where L2 ran."""
+    row quotes λ·W's line only where L2 ran — and, given the batch ``x``, during a training-mode
+    ``model.forward(x, masks)`` — so BatchNorm's Z quotes the batch statistics' lines, not the
+    running ones of inference."""
     executed: set[str] = set()
 
     def tracer(frame, event, arg):
@@ -191,6 +194,8 @@ def executed_statements(model: Network, forward, targets) -> set[str]:
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
+        if x is not None:
+            model.forward(x, masks)
         model.backward(forward, targets)
     finally:
         sys.settrace(previous)

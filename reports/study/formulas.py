@@ -104,6 +104,14 @@ ALLOCATIONS = ("zeros", "zeros_like", "empty", "empty_like")
 
 
 def _assigned(node) -> set[str]:
+    """The names a statement writes: assignment targets, and an array a call writes in place —
+    ``np.exp(e, out=e)`` (its ``out=``) or ``np.add.at(dx, …)`` (a ufunc's ``at``)."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        call = node.value
+        written = [keyword.value for keyword in call.keywords if keyword.arg == "out"]
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "at" and call.args:
+            written.append(call.args[0])
+        return {target.id for target in written if isinstance(target, ast.Name)}
     if isinstance(node, ast.Assign):
         targets = node.targets
     elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
