@@ -8,12 +8,28 @@ model, each naming its ``model``; so are ``explain`` (the backprop study: its
 one-line-per-intermediate rows, the step's annotated graph, the hard layers step by step, the
 frameworks' records and where backprop leaks) and ``findings`` (the convention findings measured on
 a convolutional model, each effect ``bit-identical``, ``rounding`` or ``moves``), both optional.
-``bench`` is optional too (``backprop-parity report --bench FILE``): the JSON that ``backprop-parity
-bench --json`` writes, stored unchanged and described by :data:`BENCH` — seconds per step (``*_s``),
-each backend's median over scratch's (``ratio_to_scratch``), GFLOP/s of the matrix products and that
-as a percentage of the dtype's best measured GEMM (``percent_of_peak``), memory in MiB.
-``bench_cnn`` (optional) is a ``bench --model lenet5 --json`` file, described by :data:`BENCH_CNN`
-(ratios to the fastest backend, ``ratio_to_fastest``). Format 1 files (one MLP section each and a
+``bench`` is optional too (``backprop-parity report --bench FILE``, repeatable): a list of the JSON
+files that ``backprop-parity bench --json`` writes, each stored unchanged and described by
+:data:`BENCH` — whatever the model, one shape: the run's settings (threads, settle pause, framework
+and BLAS settings, the GEMM peak per dtype, the spec of each model timed) and ``rows``, one per timed
+configuration (model, batch, dtype, optimizer): FLOPs per step and per backend the median and
+quartiles of seconds per step (``*_s``), its ratio to scratch's (``ratio_to_scratch``) and to the
+fastest backend's (``ratio_to_fastest``), GFLOP/s of the matrix products and that as a percentage
+of the dtype's best measured GEMM (``percent_of_peak``); where measured, the engine's per-layer
+profile (``profile``) and each backend's peak memory in MiB (``memory``). For example::
+
+    {"format": "backprop-parity-bench/2", "threads": 1, "settle_s": 0.25, "frameworks": {…},
+     "blas": […], "peak_gflops": {"float32": {"numpy": 61.2, "torch": 64.0}},
+     "specs": {"lenet5": {…}},
+     "rows": [{"model": "lenet5", "batch": 64, "dtype": "float32", "optimizer": "adam", "flops": 47…,
+               "backends": {"scratch": {"median_s": 0.0081, "q1_s": …, "q3_s": …, "ratio_to_scratch": 1.0,
+                                        "ratio_to_fastest": 2.1, "gflops": 5.8, "percent_of_peak": 9.5}, …},
+               "profile": {"engine_profile_s": {"conv1 im2col": …, "step": 0.0079}, "im2col": […],
+                           "engine_step_tracemalloc_peak_bytes": …}}]}
+
+Bench files of the shapes before :data:`BENCH_FORMAT` (a dense stack's ``grid``, another model's
+``cnn``) and a results.json that stored them (``bench`` as one object, ``bench_cnn``) are refused:
+re-run ``bench``. Two bench files of one model are refused too. Format 1 files (one MLP section each and a
 separate ``cnn`` one) are refused: re-run the report. ``verdict`` (written by every run since issue
 10; optional so older files still render) is the report's opening line and its failing comparisons
 (``reports.verdict.report``); its counts must agree with the parity rows and training checks.
@@ -179,65 +195,65 @@ STEP_WORST = OrNull(Obj({"quantity": STR, "step": INT_OR_NULL, "error": NUM_OR_N
 DTYPE = Scalar(("string",), choices=("float64", "float32"))
 
 
-def _scratch_timed(row: dict) -> str | None:
-    if "scratch" not in row["backends"]:
-        return "backends: no 'scratch' timing (every ratio_to_scratch is relative to it)"
-    return None
+BENCH_FORMAT = "backprop-parity-bench/2"   # 2: one shape for every model, a list of timed rows
 
 
-def _peak_per_dtype(bench: dict) -> str | None:
-    for index, row in enumerate(bench["grid"]):
+def _bench_rows_consistent(bench: dict) -> str | None:
+    """Every row has scratch's timing (every ``ratio_to_scratch`` is relative to it), a spec for its
+    model and a GEMM peak for its dtype; no (model, batch, dtype, optimizer) is timed twice."""
+    seen = set()
+    for index, row in enumerate(bench["rows"]):
+        if "scratch" not in row["backends"]:
+            return f"rows[{index}]: backends: no 'scratch' timing (every ratio_to_scratch is relative to it)"
+        if row["model"] not in bench["specs"]:
+            return f"rows[{index}]: model {row['model']!r} has no entry in specs"
         if not bench["peak_gflops"].get(row["dtype"]):
-            return f"grid[{index}]: dtype {row['dtype']} has no peak_gflops entry"
+            return f"rows[{index}]: dtype {row['dtype']} has no peak_gflops entry"
+        point = (row["model"], row["batch"], row["dtype"], row["optimizer"])
+        if point in seen:
+            return f"rows[{index}]: {', '.join(map(str, point))} is timed twice"
+        seen.add(point)
     return None
 
 
 BENCH_TIMING = Obj(
-    required={"median_s": NUM, "q1_s": NUM, "q3_s": NUM, "ratio_to_scratch": NUM, "gflops": NUM,
-              "percent_of_peak": NUM},
+    required={"median_s": NUM, "q1_s": NUM, "q3_s": NUM, "ratio_to_scratch": NUM, "ratio_to_fastest": NUM,
+              "gflops": NUM, "percent_of_peak": NUM},
     optional={"steps_per_block": INT, "samples": INT},
 )
+# where the engine's step goes (``reports.bench.profile``)
+BENCH_PROFILE = Obj({"engine_profile_s": MapOf(NUM),
+                     "im2col": ListOf(Obj({"layer": INT, "rows": INT, "cols": INT, "bytes": INT})),
+                     "engine_step_tracemalloc_peak_bytes": INT})
+BENCH_MEMORY = Obj({"rss_before_mib": NUM, "peak_mib": NUM, "step_extra_mib": NUM})
+BENCH_ROW = Obj(
+    required={"model": STR, "batch": INT, "dtype": DTYPE, "optimizer": STR, "flops": INT,
+              "backends": MapOf(BENCH_TIMING)},
+    optional={"profile": BENCH_PROFILE, "memory": MapOf(BENCH_MEMORY)},
+)
+# ``backprop-parity bench --json``, whatever the model: the run's settings, then one row per timed
+# configuration
 BENCH = Where(Obj(
     required={
-        "layers": ListOf(INT, min_length=2),
+        "format": Scalar(("string",), choices=(BENCH_FORMAT,)),
         "threads": INT,
+        "settle_s": NUM,
         "frameworks": MapOf(STR),
         "blas": ListOf(MapOf(ANY_SCALAR)),
         "peak_gflops": MapOf(MapOf(NUM)),
-        "grid": ListOf(Where(Obj({"batch": INT, "dtype": DTYPE, "optimizer": STR, "flops": INT,
-                                  "backends": MapOf(BENCH_TIMING)}), _scratch_timed), min_length=1),
+        "specs": MapOf(SPEC),
+        "rows": ListOf(BENCH_ROW, min_length=1),
     },
-    optional={
-        "memory": ListOf(Obj({"kind": STR, "dtype": DTYPE, "optimizer": STR, "rss_before_mib": NUM,
-                              "peak_mib": NUM, "step_extra_mib": NUM})),
-        "settle_s": NUM,
-        "suite_wall_s": NUM,
-        "report_wall_s": NUM,
-    },
-), _peak_per_dtype)
-
-def _has_a_scratch_row(bench: dict) -> str | None:
-    for index, row in enumerate(bench["cnn"]):
-        if "scratch" not in row["backends"]:
-            return f"cnn[{index}]: backends: no 'scratch' timing"
-    return None
+    optional={"suite_wall_s": NUM, "report_wall_s": NUM},
+), _bench_rows_consistent)
+OLD_BENCH_KEYS = ("grid", "cnn", "layers")   # the two shapes before format 2
 
 
-# ``backprop-parity bench --model NAME --json`` of a model that is not a dense stack: its step and the
-# engine's profile (``reports.bench.profile``)
-BENCH_CNN = Where(Obj(
-    required={
-        "model": STR, "threads": INT, "frameworks": MapOf(STR),
-        "cnn": ListOf(Obj({"batch": INT, "dtype": DTYPE, "optimizer": STR,
-                           "backends": MapOf(Obj({"median_s": NUM, "q1_s": NUM, "q3_s": NUM,
-                                                  "ratio_to_fastest": NUM},
-                                                 optional={"steps_per_block": INT, "samples": INT})),
-                           "engine_profile_s": MapOf(NUM),
-                           "im2col": ListOf(Obj({"layer": INT, "rows": INT, "cols": INT, "bytes": INT})),
-                           "engine_step_tracemalloc_peak_bytes": INT}), min_length=1),
-    },
-    optional={"settle_s": NUM},
-), _has_a_scratch_row)
+def _bench_models_once(results: dict) -> str | None:
+    models = [model for bench in results.get("bench", []) for model in bench["specs"]]
+    twice = next((model for model in models if models.count(model) > 1), None)
+    return None if twice is None else f"bench: two bench files time model {twice!r}"
+
 
 FAILURE = Obj({
     "section": Scalar(("string",), choices=("parity", "curves")), "model": STR, "dtype": DTYPE, "pair": STR,
@@ -372,23 +388,26 @@ SCHEMA = Where(Obj(
             "blas": ListOf(MapOf(ANY_SCALAR)), "hygiene": MapOf(STR), "env": MapOf(STR_OR_NULL),
         }),
     },
-    optional={"verdict": VERDICT, "explain": ListOf(EXPLAIN), "findings": ListOf(FINDINGS), "bench": BENCH,
-              "bench_cnn": BENCH_CNN},
-), _verdict_matches)
+    optional={"verdict": VERDICT, "explain": ListOf(EXPLAIN), "findings": ListOf(FINDINGS),
+              "bench": ListOf(BENCH)},
+), lambda results: _verdict_matches(results) or _bench_models_once(results))
 
 
 def validate(results, source: str = "results.json") -> None:
     """Raise :class:`DataError` naming ``source`` (the file read) unless ``results`` follows
-    :data:`SCHEMA`."""
+    :data:`SCHEMA`; a benchmark stored in a shape before :data:`BENCH_FORMAT` is one error that
+    says to re-run ``bench``."""
+    if isinstance(results, dict) and ("bench_cnn" in results or isinstance(results.get("bench"), dict)):
+        raise DataError(f"{source}: its benchmark is in the shape written before {BENCH_FORMAT}; re-run "
+                        "`backprop-parity bench --json FILE`, then the report with `--bench FILE`")
     check_against(SCHEMA, results, source)
 
 
-def validate_bench(bench, source: str) -> str:
-    """Which bench file ``bench`` is — ``"bench"`` (the MLP grid, :data:`BENCH`) or
-    ``"bench_cnn"`` (``--model lenet5``, :data:`BENCH_CNN`: it has a ``cnn`` list) — after checking
-    it against that schema; a :class:`DataError` naming ``source`` otherwise."""
-    if isinstance(bench, dict) and "cnn" in bench:
-        check_against(BENCH_CNN, bench, source)
-        return "bench_cnn"
+def validate_bench(bench, source: str) -> None:
+    """Raise :class:`DataError` naming ``source`` unless ``bench`` follows :data:`BENCH`; a file in
+    a shape before :data:`BENCH_FORMAT` (the dense grid's ``grid`` or the CNN step's ``cnn``) is one
+    error that says to re-run ``bench``."""
+    if isinstance(bench, dict) and "format" not in bench and any(key in bench for key in OLD_BENCH_KEYS):
+        raise DataError(f"{source}: a bench file in the shape written before {BENCH_FORMAT}; re-run "
+                        "`backprop-parity bench --json FILE`")
     check_against(BENCH, bench, source)
-    return "bench"

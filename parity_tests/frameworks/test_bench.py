@@ -57,13 +57,21 @@ def test_settle_sleeps_before_every_timed_block_and_outside_the_timing(monkeypat
 def test_bench_cli_tiny_grid_writes_every_backend(bench_run):
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
+    from reports.schema import BENCH_FORMAT, validate_bench
+
     path, printed = bench_run
     results = json.loads(path.read_text())
-    (row,) = results["grid"]
+    validate_bench(results, str(path))
+    assert results["format"] == BENCH_FORMAT and list(results["specs"]) == ["mnist-default"]
+    (row,) = results["rows"]
+    point = (row["model"], row["batch"], row["dtype"], row["optimizer"])
+    assert point == ("mnist-default", 64, "float32", "sgd")
+    assert "profile" not in row and "memory" not in row, "measured only when asked for"
     assert set(row["backends"]) == {"scratch", "plain-numpy", "torch", "tf.function", "keras"} | (
         {"jax"} if importlib.util.find_spec("jax") else set())
     assert ("jax" in results["frameworks"]) == ("jax" in row["backends"]), "its settings are recorded"
     assert row["backends"]["scratch"]["ratio_to_scratch"] == 1.0
+    assert min(t["ratio_to_fastest"] for t in row["backends"].values()) == 1.0
     assert "scratch" in printed
 
 
@@ -151,8 +159,9 @@ def test_the_bench_step_check_fails_on_a_wrong_update(repro):
 
 @pytest.mark.slow
 def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
-    """``bench --model lenet5`` on one tiny batch: a row with every backend that can time it, ratios
-    to the fastest, the engine's profile (every conv, pooling and dense part) and im2col's sizes."""
+    """``bench --model lenet5`` on one tiny batch: the same shape as the default model's file — a row
+    with every backend that can time it, its ratios and GFLOP/s — plus the engine's profile (every
+    conv, pooling and dense part) and im2col's sizes."""
     pytest.importorskip("threadpoolctl")
     import contextlib
     import io
@@ -172,21 +181,25 @@ def test_cnn_bench_cli_tiny_run_writes_every_backend(tmp_path):
         torch.set_num_threads(threads)                 # the CLI is one process; the suite goes on
     assert code == 0
     results = json.loads(path.read_text())
-    (row,) = results["cnn"]
-    assert row["batch"] == 8 and list(row["backends"]) == [k for k in available_kinds()
-                                                          if k not in ("plain-numpy", "keras")]
-    assert {"scratch", "torch", "tf.function"} <= set(row["backends"])
-    assert min(t["ratio_to_fastest"] for t in row["backends"].values()) == 1.0
-    assert {"conv1 im2col", "conv3 col2im (input gradient)", "pool2 backward", "dense6 forward",
-            "step"} <= set(row["engine_profile_s"])
-    # P of conv1: 8·28·28 rows × 1·5·5 columns; conv3: 8·10·10 × 6·5·5; float32
-    assert [(p["layer"], p["rows"], p["cols"], p["bytes"]) for p in row["im2col"]] == [
-        (1, 8 * 28 * 28, 25, 8 * 28 * 28 * 25 * 4), (3, 8 * 10 * 10, 150, 8 * 10 * 10 * 150 * 4)]
-    assert row["engine_step_tracemalloc_peak_bytes"] > sum(p["bytes"] for p in row["im2col"])
-    assert "--model lenet5" in printed.getvalue()
     from reports.schema import validate_bench
 
-    assert validate_bench(results, "cnn.json") == "bench_cnn", "the report reads it"
+    validate_bench(results, "cnn.json")                # the report reads it
+    assert list(results["specs"]) == ["lenet5"] and results["specs"]["lenet5"]["layers"]
+    (row,) = results["rows"]
+    assert row["model"] == "lenet5" and row["batch"] == 8
+    assert list(row["backends"]) == [k for k in available_kinds() if k not in ("plain-numpy", "keras")]
+    assert {"scratch", "torch", "tf.function"} <= set(row["backends"])
+    assert min(t["ratio_to_fastest"] for t in row["backends"].values()) == 1.0
+    assert row["backends"]["scratch"]["ratio_to_scratch"] == 1.0 and row["flops"] > 0
+    assert all(t["gflops"] > 0 and t["percent_of_peak"] > 0 for t in row["backends"].values())
+    profile = row["profile"]
+    assert {"conv1 im2col", "conv3 col2im (input gradient)", "pool2 backward", "dense6 forward",
+            "step"} <= set(profile["engine_profile_s"])
+    # P of conv1: 8·28·28 rows × 1·5·5 columns; conv3: 8·10·10 × 6·5·5; float32
+    assert [(p["layer"], p["rows"], p["cols"], p["bytes"]) for p in profile["im2col"]] == [
+        (1, 8 * 28 * 28, 25, 8 * 28 * 28 * 25 * 4), (3, 8 * 10 * 10, 150, 8 * 10 * 10 * 150 * 4)]
+    assert profile["engine_step_tracemalloc_peak_bytes"] > sum(p["bytes"] for p in profile["im2col"])
+    assert "--model lenet5" in printed.getvalue()
     assert announced.getvalue().splitlines()[:2] == ["bench: loading the frameworks …",
                                                      "bench: the GEMM peak, float32 …"]
     assert "bench:" not in printed.getvalue(), "progress goes to stderr only"

@@ -88,11 +88,12 @@ def test_bench_times_a_prelu_model_in_every_backend(trained, tmp_path, capsys):
     code = main(["bench", "--weights", str(weights), "--batches", "8", "--rounds", "1", "--settle", "0",
                  "--peak-size", "64", "--threads", "1", "--json", str(results_file)])
     assert code == EXIT_OK, capsys.readouterr()
-    (row,) = json.loads(results_file.read_text(encoding="utf-8"))["cnn"]    # a stack that is not dense
+    (row,) = json.loads(results_file.read_text(encoding="utf-8"))["rows"]   # a stack that is not dense
     expected = {"scratch"} | {kind for kind, backend in (("torch", "torch"), ("tf.function", "keras"),
                                                            ("jax", "jax")) if backend in available_backends()
                                     and backend != REFUSES[slope_at_zero]}
     assert set(row["backends"]) == expected, ("every installed backend but keras's Sequential (dense only) "
                                               "and the twin that refuses the slope at z = 0")
     assert "cannot express this spec, skipped" in capsys.readouterr().err
-    assert any(part.startswith("prelu2") for part in row["engine_profile_s"]), row["engine_profile_s"]
+    parts = row["profile"]["engine_profile_s"]
+    assert any(part.startswith("prelu2") for part in parts), parts

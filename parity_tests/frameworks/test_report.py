@@ -526,7 +526,27 @@ def test_lenet5_is_a_row_of_each_model_scenario_with_every_twin_and_its_plots(re
 
 # --- report --bench: the benchmark section -------------------------------------------------------
 
-BENCH_TABLE = "benchmark, float32: ms per step (median)"
+BENCH_TABLE = "benchmark, mnist-default, float32: ms per step (median)"
+
+
+def stand_in_bench(model: str, batches=(64, 256)) -> dict:
+    """A bench file of ``model`` with stand-in timings (the real run is ``bench_run``'s; a second
+    real one would cost a minute): scratch 6 ms, torch 4 ms per step, the engine's profile."""
+    from scratch import catalog
+
+    def timing(median_s, ratio_to_scratch, ratio_to_fastest):
+        return {"median_s": median_s, "q1_s": 0.9 * median_s, "q3_s": 1.1 * median_s,
+                "ratio_to_scratch": ratio_to_scratch, "ratio_to_fastest": ratio_to_fastest,
+                "gflops": 1.0, "percent_of_peak": 2.0}
+
+    return {"format": "backprop-parity-bench/2", "threads": 1, "settle_s": 0.0,
+            "frameworks": {"torch": "threads 1"}, "blas": [], "peak_gflops": {"float32": {"numpy": 50.0}},
+            "specs": {model: catalog.spec(model).to_dict()},
+            "rows": [{"model": model, "batch": batch, "dtype": "float32", "optimizer": "sgd",
+                      "flops": 10 ** 6,
+                      "backends": {"scratch": timing(0.006, 1.0, 1.5), "torch": timing(0.004, 2 / 3, 1.0)},
+                      "profile": {"engine_profile_s": {"conv1 im2col": 0.0015, "step": 0.006}, "im2col": [],
+                                  "engine_step_tracemalloc_peak_bytes": 1}} for batch in batches]}
 
 
 @pytest.fixture(scope="module")
@@ -557,52 +577,71 @@ def without_section(markdown: str, title: str) -> str:
 def test_bench_section_appears_in_html_and_markdown_with_its_plot(report, bench_report, bench):
     parser = parse_html(bench_report / "report.html")
     assert not parser.errors and not parser.stack
-    assert {"bench", "table-bench-peak", "table-bench-float32", "table-bench-frameworks"} <= set(parser.ids)
+    assert {"bench", "table-bench-peak-mnist-default", "table-bench-mnist-default-float32",
+            "table-bench-frameworks-mnist-default"} <= set(parser.ids)
     assert len(parser.ids) == len(set(parser.ids)), "ids are unique"
-    assert "bench.png" in parser.images
+    assert "bench-mnist-default.png" in parser.images
     markdown = (bench_report / "report.md").read_text()
-    assert "## 7. Benchmark" in markdown and "![" in markdown and "](bench.png)" in markdown
-    width, height = png_size(bench_report / "bench.png")
+    assert "## 7. Benchmark" in markdown and "![" in markdown and "](bench-mnist-default.png)" in markdown
+    width, height = png_size(bench_report / "bench-mnist-default.png")
     assert width > 300 and height > 200
     assert bench_report.joinpath("results.json").read_text().count('"bench"') == 1
     # stored unchanged; with test_from_json_rerenders_the_same_report (rendering is a function of
     # results.json alone) this is what makes --from-json give the bench section back identically
-    assert json.loads((bench_report / "results.json").read_text())["bench"] == bench
+    assert json.loads((bench_report / "results.json").read_text())["bench"] == [bench]
 
 
 def test_without_bench_the_report_is_unchanged(report, bench_report):
     plain = (report / "report.md").read_text()
-    assert "Benchmark" not in plain and not (report / "bench.png").exists()
+    assert "Benchmark" not in plain and not list(report.glob("bench*.png"))
     assert 'id="bench"' not in (report / "report.html").read_text()
     assert without_section((bench_report / "report.md").read_text(), "7. Benchmark") == plain
     for png in report.glob("*.png"):
         assert (bench_report / png.name).read_bytes() == png.read_bytes(), png.name
 
 
-def test_the_cnn_bench_file_adds_its_rows_and_plot_to_the_bench_section(report, bench_file, tmp_path):
-    """``--bench`` twice: the MLP grid and a ``bench --model lenet5`` file (stand-in timings; the
-    real run is ``test_bench.py``'s)."""
-    timing = {"median_s": 0.006, "q1_s": 0.0055, "q3_s": 0.0065, "ratio_to_fastest": 1.5}
-    cnn_bench = {"model": "lenet5", "threads": 1, "frameworks": {"torch": "threads 1"},
-                 "cnn": [{"batch": batch, "dtype": "float32", "optimizer": "sgd",
-                          "backends": {"scratch": timing,
-                                       "torch": dict(timing, median_s=0.004, ratio_to_fastest=1.0)},
-                          "engine_profile_s": {"step": 0.006}, "im2col": [],
-                          "engine_step_tracemalloc_peak_bytes": 1} for batch in (64, 256)]}
+def test_bench_files_of_any_model_render_alike_in_one_section(report, bench_file, tmp_path):
+    """``--bench`` twice: the default model's file and a lenet5 one (stand-in timings; the real run
+    is ``test_bench.py``'s) — one list in results.json, the same tables for both, a plot each."""
     cnn_file = tmp_path / "cnn.json"
+    cnn_bench = stand_in_bench("lenet5")
     cnn_file.write_text(json.dumps(cnn_bench))
     out = tmp_path / "out"
     assert main(["report", "--from-json", str(report / "results.json"), "--bench", str(bench_file),
                  "--bench", str(cnn_file), "--out", str(out)]) == 0
     stored = json.loads((out / "results.json").read_text())
-    assert stored["bench_cnn"] == cnn_bench and "bench" in stored
-    tables = {caption: rows for caption, _, rows in md_tables((out / "report.md").read_text())}
-    assert tables["benchmark, lenet5: ms per step (median)"] == [
-        [str(batch), "6.000", "1.50", "4.000", "1.00"] for batch in (64, 256)]
-    assert BENCH_TABLE in tables, "the MLP grid is still there"
+    assert [list(bench["specs"]) for bench in stored["bench"]] == [["mnist-default"], ["lenet5"]]
+    assert stored["bench"][1] == cnn_bench
+    tables = {caption: (header, rows) for caption, header, rows in md_tables((out / "report.md").read_text())}
+    header, rows = tables["benchmark, lenet5, float32: ms per step (median)"]
+    assert header == ["optimizer", "batch", "scratch ms", "torch ms", "torch × scratch", "fastest",
+                      "scratch × fastest", "scratch GFLOP/s", "scratch % of GEMM peak"]
+    assert rows == [["sgd", str(batch), "6.000", "4.000", "0.67", "torch", "1.50", "1.0", "2.0"]
+                    for batch in (64, 256)]
+    assert tables["where the engine's lenet5 step goes"][1] == [
+        ["conv1 im2col", "1.500 (25.0 %)", "1.500 (25.0 %)"], ["step", "6.000 (100.0 %)", "6.000 (100.0 %)"]]
+    assert BENCH_TABLE in tables, "the default model's rows are still there"
     parser = parse_html(out / "report.html")
-    assert {"table-bench-cnn", "table-bench-float32"} <= set(parser.ids) and "bench_cnn.png" in parser.images
-    assert png_size(out / "bench_cnn.png")[0] > 300
+    assert {"table-bench-lenet5-float32", "table-bench-profile-lenet5", "table-bench-mnist-default-float32"} \
+        <= set(parser.ids) and len(parser.ids) == len(set(parser.ids))
+    assert {"bench-lenet5.png", "bench-mnist-default.png"} <= set(parser.images)
+    assert png_size(out / "bench-lenet5.png")[0] > 300
+    twice = tmp_path / "twice"
+    assert main(["report", "--from-json", str(report / "results.json"), "--bench", str(cnn_file),
+                 "--bench", str(cnn_file), "--out", str(twice)]) == 2
+    assert not twice.exists(), "two files of one model: refused before anything is written"
+
+
+def test_a_results_json_with_an_old_bench_shape_is_refused(results):
+    """A results.json that stored a bench file of the shapes before format 2 (``bench`` one
+    object, ``bench_cnn``) is one error that says to re-run ``bench``."""
+    for old in ({"bench": {"layers": [784, 10], "grid": []}}, {"bench_cnn": {"cnn": []}}):
+        with pytest.raises(DataError, match=r"results\.json: its benchmark is in the shape written before "
+                                            r"backprop-parity-bench/2; re-run `backprop-parity bench"):
+            validate(dict(results, **old))
+    with pytest.raises(DataError, match="bench: two bench files time model 'lenet5'"):
+        validate(dict(results, bench=[stand_in_bench("lenet5"), stand_in_bench("lenet5", (8,))]))
+    validate(dict(results, bench=[stand_in_bench("lenet5")]))
 
 
 def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):
@@ -612,7 +651,7 @@ def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):
         for library, cell in zip(peak_header[1:], row[1:], strict=True):
             assert float(cell) == pytest.approx(bench["peak_gflops"][row[0]][library], abs=0.05 + 1e-9)
     (_, header, rows), = [t for t in tables if t[0] == BENCH_TABLE]
-    grid = {(r["optimizer"], str(r["batch"])): r for r in bench["grid"] if r["dtype"] == "float32"}
+    grid = {(r["optimizer"], str(r["batch"])): r for r in bench["rows"] if r["dtype"] == "float32"}
     assert len(rows) == len(grid)
     checked = 0
     for row in rows:
@@ -622,6 +661,12 @@ def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):
                 want, places = 1e3 * timings[column.removesuffix(" ms")]["median_s"], 3
             elif column.endswith(" × scratch"):
                 want, places = timings[column.removesuffix(" × scratch")]["ratio_to_scratch"], 2
+            elif column == "fastest":
+                assert cell == min(timings, key=lambda name: timings[name]["median_s"])
+                checked += 1
+                continue
+            elif column == "scratch × fastest":
+                want, places = timings["scratch"]["ratio_to_fastest"], 2
             elif column == "scratch GFLOP/s":
                 want, places = timings["scratch"]["gflops"], 1
             else:
@@ -629,7 +674,8 @@ def test_bench_markdown_carries_the_bench_json_numbers(bench_report, bench):
                 want, places = timings["scratch"]["percent_of_peak"], 1
             assert float(cell) == pytest.approx(want, abs=0.5 * 10 ** -places + 1e-9), (row[:2], column)
             checked += 1
-    assert checked == len(rows) * (2 * len(timings) - 1 + 2), "every backend's ms and ratio, scratch's rates"
+    assert checked == len(rows) * (2 * len(timings) - 1 + 4), \
+        "every backend's ms and ratio, the fastest, scratch's ratio to it and its rates"
 
 
 def test_bench_memory_and_wall_times_render_when_present(results, bench):
@@ -638,22 +684,26 @@ def test_bench_memory_and_wall_times_render_when_present(results, bench):
 
     # the optional parts of a bench file (``--memory``, ``--with-suite``, ``--with-report``) cost
     # minutes to measure; their rendering is checked with stand-in figures
-    extended = dict(bench, memory=[{"kind": "scratch", "rss_before_mib": 300.0, "peak_mib": 812.4,
-                                    "step_extra_mib": 512.4, "dtype": "float32", "optimizer": "sgd"}],
-                    suite_wall_s=61.25, report_wall_s=183.0)
+    extended = copy.deepcopy(bench)
+    extended["rows"][0]["memory"] = {"scratch": {"rss_before_mib": 300.0, "peak_mib": 812.4,
+                                                 "step_extra_mib": 512.4}}
+    extended.update(suite_wall_s=61.25, report_wall_s=183.0)
     validate_bench(extended, "bench.json")
-    markdown = render_markdown(dict(results, bench=extended), {})
-    (_, header, rows), = [t for t in md_tables(markdown) if t[1][0] == "backend" and "peak (MiB)" in t[1]]
-    assert rows == [["scratch", "float32", "sgd", "300", "812", "512"]]
+    markdown = render_markdown(dict(results, bench=[extended]), {})
+    (_, header, rows), = [t for t in md_tables(markdown) if t[1][0] == "model" and "peak (MiB)" in t[1]]
+    assert rows == [["mnist-default", "scratch", "float32", "sgd", "64", "300", "812", "512"]]
     assert "default parity suite: 61.2 s wall; default report: 183.0 s wall" in markdown
 
 
 def broken_bench(bench, path):
     """Each way a bench file can be wrong → (text written to ``path``, expected message)."""
     missing_scratch = copy.deepcopy(bench)
-    del missing_scratch["grid"][0]["backends"]["scratch"]
+    del missing_scratch["rows"][0]["backends"]["scratch"]
     wrong_type = copy.deepcopy(bench)
-    wrong_type["grid"][0]["backends"]["scratch"]["median_s"] = "fast"
+    wrong_type["rows"][0]["backends"]["scratch"]["median_s"] = "fast"
+    old_grid = {key: value for key, value in bench.items() if key not in ("format", "specs", "rows")}
+    old_grid.update(layers=[784, 10], grid=bench["rows"])
+    old_cnn = {"model": "lenet5", "threads": 1, "frameworks": {}, "cnn": bench["rows"]}
     no_peak = dict(bench, peak_gflops={})
     with_nan = json.dumps(dict(bench, suite_wall_s=float("nan")))      # json writes it as NaN
     return {
@@ -661,17 +711,21 @@ def broken_bench(bench, path):
         "not JSON": ("{\"layers\": [784,", f"{path}: malformed JSON"),
         "a list": ("[]", f"{path}: (top level): expected an object, got list"),
         "a results.json": ('{"format": "backprop-parity-report/1"}',
-                           f"{path}: (top level): missing key 'layers'"),
-        "no scratch timing": (json.dumps(missing_scratch), f"{path}: grid[0]: backends: no 'scratch' timing"),
+                           f"{path}: format: expected one of 'backprop-parity-bench/2', got"),
+        "old grid shape": (json.dumps(old_grid), f"{path}: a bench file in the shape written before "
+                                                 "backprop-parity-bench/2; re-run `backprop-parity bench"),
+        "old cnn shape": (json.dumps(old_cnn), f"{path}: a bench file in the shape written before "),
+        "no scratch timing": (json.dumps(missing_scratch),
+                              f"{path}: (top level): rows[0]: backends: no 'scratch' timing"),
         "wrong type": (json.dumps(wrong_type),
-                       f"{path}: grid[0].backends.scratch.median_s: expected a number, got 'fast'"),
-        "no peak": (json.dumps(no_peak), f"{path}: (top level): grid[0]: dtype float32 has no peak_gflops"),
+                       f"{path}: rows[0].backends.scratch.median_s: expected a number, got 'fast'"),
+        "no peak": (json.dumps(no_peak), f"{path}: (top level): rows[0]: dtype float32 has no peak_gflops"),
         "NaN": (with_nan, f"{path}: NaN in the JSON (expected finite numbers)"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing file", "not JSON", "a list", "a results.json", "no scratch timing",
-                                  "wrong type", "no peak", "NaN"])
+@pytest.mark.parametrize("case", ["missing file", "not JSON", "a list", "a results.json", "old grid shape",
+                                  "old cnn shape", "no scratch timing", "wrong type", "no peak", "NaN"])
 def test_bad_bench_file_is_one_clear_error_before_anything_runs(case, bench, tmp_path, capsys):
     path = tmp_path / "bench.json"
     text, message = broken_bench(bench, path)[case]

@@ -3,7 +3,7 @@ rows and training checks in each twin against the engine through the general sce
 (``reports.scenarios.parity``, ``curves``), the convention findings measured at report time
 (``reports.scenarios.cnn_findings``, rendered by ``reports.render.findings``), the model's own
 verdict (``reports.verdict.report.model_verdict``) — which must say FAIL when a twin is wrong —
-and the CNN benchmark rows of ``report --bench`` (``reports.render.bench_cnn``).
+and a lenet5 bench file through the general benchmark section (``reports.render.bench``).
 
 The scenarios run once per module on the ``--quick`` profile's lenet5 rows with the torch and
 Keras twins (the JAX twin's XLA compilations would triple the time; the whole ``--quick`` report,
@@ -23,7 +23,7 @@ pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
 from reports.render import document  # noqa: E402
-from reports.render.bench_cnn import bench_blocks  # noqa: E402
+from reports.render.bench import file_blocks  # noqa: E402
 from reports.render.blocks import Table, fmt_err  # noqa: E402
 from reports.render.findings import findings_blocks  # noqa: E402
 from reports.render.ties import TIES_SHOWN  # noqa: E402
@@ -316,39 +316,46 @@ def test_a_rerouted_max_pool_tie_is_said_in_the_section(curves):
     assert not any(note in b for b in blocks if isinstance(b, str)), "the long text gives way to the table"
 
 
-# --- report --bench with the CNN step's file -----------------------------------------------------
+# --- report --bench with a lenet5 file: the general bench section -------------------------------
 
 def cnn_bench() -> dict:
-    """A ``bench --model lenet5`` file's shape with stand-in timings (a real run is
-    ``test_bench.py``'s, under -m slow)."""
-    timing = {"median_s": 0.004, "q1_s": 0.0038, "q3_s": 0.0043, "ratio_to_fastest": 1.0}
-    return {"model": "lenet5", "threads": 1, "settle_s": 0.25, "frameworks": {"torch": "threads 1"},
-            "cnn": [{"batch": 64, "dtype": "float32", "optimizer": "sgd",
-                     "backends": {"scratch": dict(timing, median_s=0.008, ratio_to_fastest=2.0),
-                                  "torch": timing},
-                     "engine_profile_s": {"conv1 im2col": 0.002, "step": 0.008},
-                     "im2col": [{"layer": 1, "rows": 50176, "cols": 25, "bytes": 5017600}],
-                     "engine_step_tracemalloc_peak_bytes": 9000000}]}
+    """A ``bench --model lenet5`` file with stand-in timings (a real run is ``test_bench.py``'s,
+    under -m slow): the same shape as any bench file, with the engine's profile."""
+    def timing(median_s, ratio_to_scratch, ratio_to_fastest):
+        return {"median_s": median_s, "q1_s": 0.95 * median_s, "q3_s": 1.05 * median_s,
+                "ratio_to_scratch": ratio_to_scratch, "ratio_to_fastest": ratio_to_fastest, "gflops": 5.0,
+                "percent_of_peak": 10.0}
+
+    return {"format": "backprop-parity-bench/2", "threads": 1, "settle_s": 0.25,
+            "frameworks": {"torch": "threads 1"}, "blas": [], "peak_gflops": {"float32": {"numpy": 50.0}},
+            "specs": {MODEL: catalog.spec(MODEL).to_dict()},
+            "rows": [{"model": MODEL, "batch": 64, "dtype": "float32", "optimizer": "adam",
+                      "flops": 40_000_000,
+                      "backends": {"scratch": timing(0.008, 1.0, 2.0), "torch": timing(0.004, 0.5, 1.0)},
+                      "profile": {"engine_profile_s": {"conv1 im2col": 0.002, "step": 0.008},
+                                  "im2col": [{"layer": 1, "rows": 50176, "cols": 25, "bytes": 5017600}],
+                                  "engine_step_tracemalloc_peak_bytes": 9000000}}]}
 
 
-def test_a_cnn_bench_file_is_recognised_and_rendered(tmp_path):
+def test_a_cnn_bench_file_renders_through_the_general_bench_section(tmp_path):
     from reports.cli.report import load_benches
 
     bench = cnn_bench()
-    assert validate_bench(bench, "cnn.json") == "bench_cnn"
-    blocks = bench_blocks(bench, {"bench_cnn": "bench_cnn.png"})
-    rows = table(blocks, "bench-cnn")
-    assert rows.columns == ["batch", "scratch ms", "scratch × fastest", "torch ms", "torch × fastest"]
-    assert rows.rows == [["64", "8.000", "2.00", "4.000", "1.00"]]
-    assert table(blocks, "bench-cnn-profile").rows == [["conv1 im2col", "2.000 (25.0 %)"],
-                                                       ["step", "8.000 (100.0 %)"]]
+    validate_bench(bench, "cnn.json")
+    blocks = file_blocks(bench, {f"bench-{MODEL}": f"bench-{MODEL}.png"})
+    rows = table(blocks, f"bench-{MODEL}-float32")
+    assert rows.columns == ["optimizer", "batch", "scratch ms", "torch ms", "torch × scratch", "fastest",
+                            "scratch × fastest", "scratch GFLOP/s", "scratch % of GEMM peak"]
+    assert rows.rows == [["adam", "64", "8.000", "4.000", "0.50", "torch", "2.00", "5.0", "10.0"]]
+    assert table(blocks, f"bench-profile-{MODEL}").rows == [["conv1 im2col", "2.000 (25.0 %)"],
+                                                             ["step", "8.000 (100.0 %)"]]
     path = tmp_path / "cnn.json"
     path.write_text(json.dumps(bench))
-    assert load_benches([path]) == {"bench_cnn": bench}
-    with pytest.raises(DataError, match="a second bench file of the CNN step"):
+    assert load_benches([path]) == [bench]
+    with pytest.raises(DataError, match="a second bench file of model 'lenet5'"):
         load_benches([path, path])
-    del bench["cnn"][0]["backends"]["scratch"]
-    with pytest.raises(DataError, match=r"cnn\.json: \(top level\): cnn\[0\]: backends: no 'scratch'"):
+    del bench["rows"][0]["backends"]["scratch"]
+    with pytest.raises(DataError, match=r"cnn\.json: \(top level\): rows\[0\]: backends: no 'scratch'"):
         validate_bench(bench, "cnn.json")
 
 

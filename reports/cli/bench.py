@@ -12,10 +12,11 @@ error). Each backend runs its one public step (:mod:`reports.bench.steps`: the s
 
 Prints a table per point (median ms per step, interquartile range, ratio to scratch and to the
 fastest, GFLOP/s, % of the GEMM peak) and writes the raw figures as JSON (``--json``) for the
-report: a dense stack as the MLP grid (``layers``, ``grid``), any other model with the engine's
-profile per point (``model``, ``cnn``: :mod:`reports.bench.profile`), the two shapes the report's
-schema reads. ``--profile`` adds the profile to a dense stack's printout too. ``--memory`` adds the
-peak memory of a step at the largest batch per backend (fresh process each); ``--with-suite`` and
+report, one shape whatever the model (``reports.schema.BENCH``): the run's settings and one row per
+timed point (model, batch, dtype, optimizer, every backend's figures). ``--profile`` adds the
+engine's step layer by layer to each row (``profile``: :mod:`reports.bench.profile`; always on for
+a model that is not a dense stack). ``--memory`` adds the peak memory of a step per backend to the
+rows at the largest batch (``memory``; a fresh process each); ``--with-suite`` and
 ``--with-report`` add the wall time of the default parity suite and of the default report.
 Loading the frameworks, the GEMM peak and each timed point are announced by one line on stderr
 first (:mod:`reports.cli.progress`); stdout's table keeps its format.
@@ -39,15 +40,17 @@ from reports.bench.steps import available_kinds, kinds_for, spec_for_kind
 from reports.bench.timing import gemm_peak, step_flops, time_interleaved
 from reports.cli.args import names, non_negative_float, positive_int, positive_ints
 from reports.cli.exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
-from reports.cli.model_source import add_model_arguments, resolve
+from reports.cli.model_source import add_model_arguments, resolve, source_name
 from reports.cli.output_paths import check_outputs
 from reports.cli.progress import progress
 from reports.json_file import write_json
+from reports.schema import BENCH_FORMAT
 from scratch.errors import BackendError
 from twins.hygiene import configure_frameworks
 
 EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)
 # grid axis flag -> the spec flag (argparse dest) that sets the same thing
+MEMORY_FIGURES = ("rss_before_mib", "peak_mib", "step_extra_mib")   # per backend, from reports.bench.memory
 AXES = {"batches": "batch_size", "dtypes": "dtype", "optimizers": "optimizer"}
 
 
@@ -119,11 +122,9 @@ def run(args: argparse.Namespace) -> int:
     kinds = available_kinds()
     if "jax" in kinds:
         settings.update(configure_jax(threads=threads))
-    dense = spec.is_mlp
-    results = {"model": source.origin, "threads": threads, "settle_s": args.settle, "frameworks": settings,
-               "peak_gflops": {}, "grid": []}
-    if dense:
-        results["layers"] = list(spec.layer_sizes)
+    name = source_name(args)
+    results = {"format": BENCH_FORMAT, "threads": threads, "settle_s": args.settle, "frameworks": settings,
+               "peak_gflops": {}, "specs": {name: spec.to_dict()}, "rows": []}
     with threadpool_limits(limits=threads):
         fields = ("internal_api", "version", "architecture", "num_threads")
         results["blas"] = [{k: pool.get(k) for k in fields} for pool in threadpool_info()]   # as timed
@@ -143,26 +144,26 @@ def run(args: argparse.Namespace) -> int:
                             steps[kind] = grid.build_step(kind, point, parameters)
                         except BackendError as error:     # a twin that cannot express the spec
                             progress("bench", f"{kind} cannot express this spec, skipped — {error}")
-                    row = timed_row(point, steps, args, peak)
-                    if args.profile or not dense:
+                    row = {"model": name, **timed_row(point, steps, args, peak)}
+                    if args.profile or not spec.is_mlp:
                         progress("bench", f"the engine's step layer by layer, batch {batch}")
-                        row.update(profile.profile_row(point, batch, repeats=max(3, args.rounds)))
-                    results["grid"].append(row)
+                        row["profile"] = profile.profile_row(point, batch, repeats=max(3, args.rounds))
+                    results["rows"].append(row)
                     _print_row(row, source.origin, point)
-    _save(results, args.json, dense)                   # the grid is kept even if a later part fails
+    _save(results, args.json)                          # the rows are kept even if a later part fails
     if args.memory:
-        results["memory"] = _memory(kinds, spec, args)
-        _save(results, args.json, dense)
+        _memory(kinds, spec, args, results["rows"])
+        _save(results, args.json)
     if args.with_suite:
         suite = ["-m", "pytest", "parity_tests", "-q", "-m", "not slow", "-p", "no:cacheprovider"]
         results["suite_wall_s"] = _wall(suite, "the default parity suite")
         print(f"default parity suite: {results['suite_wall_s']:.1f} s wall")
-        _save(results, args.json, dense)
+        _save(results, args.json)
     if args.with_report:
         with tempfile.TemporaryDirectory() as out:
             results["report_wall_s"] = _wall(["-m", "reports", "report", "--out", out], "the default report")
         print(f"default report: {results['report_wall_s']:.1f} s wall")
-        _save(results, args.json, dense)
+        _save(results, args.json)
     return 0
 
 
@@ -191,63 +192,42 @@ def _print_row(row, origin: str, point) -> None:
         iqr = f"{1e3 * t['q1_s']:.3f}–{1e3 * t['q3_s']:.3f}"
         print(f"  {name:<12}{1e3 * t['median_s']:>11.3f}{iqr:>21}{t['ratio_to_scratch']:>11.2f}"
               f"{t['ratio_to_fastest']:>11.2f}{t['gflops']:>9.1f}{t['percent_of_peak']:>8.1f}")
-    if "engine_profile_s" in row:
-        profile_s = row["engine_profile_s"]
+    if "profile" in row:
+        profile_s = row["profile"]["engine_profile_s"]
         print(f"  engine step, by part (median ms, % of the step {1e3 * profile_s['step']:.3f} ms):")
         for part, seconds in profile_s.items():
             if part != "step":
                 print(f"    {part:<40}{1e3 * seconds:>9.3f}{100 * seconds / profile_s['step']:>7.1f} %")
-        for p in row["im2col"]:
+        for p in row["profile"]["im2col"]:
             print(f"  im2col P, layer {p['layer']}: {p['rows']} × {p['cols']} × {row['dtype']} = "
                   f"{p['bytes'] / 2 ** 20:.1f} MiB")
-        peak = row["engine_step_tracemalloc_peak_bytes"]
+        peak = row["profile"]["engine_step_tracemalloc_peak_bytes"]
         print(f"  tracemalloc peak of one engine step: {peak / 2 ** 20:.1f} MiB")
 
 
-def _memory(kinds, spec, args):
-    """A step's peak memory at the largest batch, per dtype, optimizer and backend (a fresh process each)."""
-    rows = []
-    for dtype in args.dtypes:
-        for optimizer in args.optimizers:
-            point = grid.point_spec(spec, max(args.batches), dtype, optimizer)
-            for kind in kinds_for(kinds, point):
-                done = subprocess.run([sys.executable, "-m", "reports.bench.memory", kind,
-                                       spec_for_kind(kind, point).to_json()],
-                                      capture_output=True, text=True, check=True)
-                row = json.loads(done.stdout.strip().splitlines()[-1])
-                row.update(dtype=dtype, optimizer=optimizer)
-                rows.append(row)
-                print(f"  memory {kind:<12}{dtype} {optimizer}: peak {row['peak_mib']:.0f} MiB, "
-                      f"step adds {row['step_extra_mib']:.0f} MiB")
-    return rows
+def _memory(kinds, spec, args, rows: list[dict]) -> None:
+    """A step's peak memory at the largest batch, per dtype, optimizer and backend (a fresh process
+    each), added to the row of that point as ``memory``: {backend: MiB figures}."""
+    batch = max(args.batches)
+    for row in rows:
+        if row["batch"] != batch:
+            continue
+        point = grid.point_spec(spec, batch, row["dtype"], row["optimizer"])
+        row["memory"] = {}
+        for kind in kinds_for(kinds, point):
+            done = subprocess.run([sys.executable, "-m", "reports.bench.memory", kind,
+                                   spec_for_kind(kind, point).to_json()],
+                                  capture_output=True, text=True, check=True)
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            row["memory"][kind] = {key: figures[key] for key in MEMORY_FIGURES}
+            print(f"  memory {kind:<12}{row['dtype']} {row['optimizer']}: peak "
+                  f"{figures['peak_mib']:.0f} MiB, step adds {figures['step_extra_mib']:.0f} MiB")
 
 
-def document(results: dict, dense: bool) -> dict:
-    """The JSON the report's schema reads: a dense stack's grid (``layers``, ``grid``), else the
-    per-point rows with the engine's profile (``model``, ``cnn``)."""
-    if dense:
-        timing_keys = ("median_s", "q1_s", "q3_s", "ratio_to_scratch", "gflops", "percent_of_peak",
-                       "steps_per_block", "samples")
-        row_keys = ("batch", "dtype", "optimizer", "flops")
-        rest = {k: v for k, v in results.items() if k not in ("model", "grid")}
-        return {**rest, "grid": [{**{k: row[k] for k in row_keys},
-                                  "backends": {name: {k: t[k] for k in timing_keys}
-                                               for name, t in row["backends"].items()}}
-                                 for row in results["grid"]]}
-    timing_keys = ("median_s", "q1_s", "q3_s", "ratio_to_fastest", "steps_per_block", "samples")
-    row_keys = ("batch", "dtype", "optimizer", "engine_profile_s", "im2col",
-                "engine_step_tracemalloc_peak_bytes")
-    return {"model": results["model"].split()[-1], "threads": results["threads"],
-            "settle_s": results["settle_s"], "frameworks": results["frameworks"],
-            "cnn": [{**{k: row[k] for k in row_keys},
-                     "backends": {name: {k: t[k] for k in timing_keys}
-                                  for name, t in row["backends"].items()}}
-                    for row in results["grid"]]}
-
-
-def _save(results: dict, path, dense: bool) -> None:
+def _save(results: dict, path) -> None:
+    """``results`` as the report's schema reads them (``reports.schema.BENCH``)."""
     if path:
-        write_json(path, document(results, dense))
+        write_json(path, results)
         print(f"wrote {path}")
 
 

@@ -27,6 +27,8 @@ import argparse
 import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 from reports.cli.args import model_name, non_negative_int
 from reports.cli.exit_codes import UsageError
@@ -176,6 +178,18 @@ def dataset_facts(args: argparse.Namespace, base: ModelSpec, dataset: str | None
         if facts.features == math.prod(base.input_shape):
             return facts
     return catalog.dataset(catalog.DEFAULT_DATASET)
+
+
+def source_name(args: argparse.Namespace) -> str:
+    """The model's name in the report and the bench files: the catalog name (``--model``, or the
+    default), else the stem of the ``--spec`` or ``--weights`` file (characters other than letters,
+    digits, ``.``, ``_``, ``-`` become ``-``: it names the plot files), with ``-file`` added where it
+    is a catalog name or empty."""
+    path = args.spec if getattr(args, "spec", None) is not None else getattr(args, "weights", None)
+    if path is None:
+        return args.model if getattr(args, "model", None) is not None else DEFAULT_MODEL
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem)
+    return f"{stem}-file" if stem in catalog.MODELS or not stem.strip(".-") else stem
 
 
 def apply_flags(base: ModelSpec, args: argparse.Namespace, origin: str) -> ModelSpec:

@@ -11,10 +11,9 @@ write the report folder:
 seeds' real settings (an hour or more: 800 full-batch steps on 60,000 samples in each backend;
 ``docs/report.md``). ``--from-json FILE`` re-renders a saved results file
 without running anything. ``--bench FILE`` adds a Benchmark section from the JSON that
-``backprop-parity bench --json FILE`` wrote (checked first, so a bad file fails before anything
-runs); given twice, one file may be the MLP grid and the other the CNN step (``bench --model
-lenet5``). They are stored in results.json (``bench``, ``bench_cnn``), so ``--from-json``
-renders them again.
+``backprop-parity bench --json FILE`` wrote, whatever the model (checked first, so a bad file fails
+before anything runs); it may be given once per model benchmarked. The files are stored in
+results.json (``bench``, a list), so ``--from-json`` renders them again.
 
 The parity, curves, divergence and explain scenarios run the model of the model flags, resolved as
 in ``train``, ``check``, ``explain`` and ``bench`` (:mod:`reports.cli.model_source`: ``--model``,
@@ -44,7 +43,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -56,7 +54,14 @@ from reports.cli.exit_codes import (
     EXIT_PARITY_FAILED,
     EXIT_USAGE,
 )
-from reports.cli.model_source import ModelSource, add_model_arguments, given_flags, resolve, source_arguments
+from reports.cli.model_source import (
+    ModelSource,
+    add_model_arguments,
+    given_flags,
+    resolve,
+    source_arguments,
+    source_name,
+)
 from reports.cli.output_paths import check_outputs
 from reports.cli.threads import limit_threads
 
@@ -73,8 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--from-json", metavar="FILE", help="re-render a saved results.json; runs nothing")
     parser.add_argument("--bench", metavar="FILE", action="append",
                         help="add a Benchmark section from the JSON of `backprop-parity bench --json FILE`; "
-                             "give it twice for the MLP grid and the step of a model that is not a dense "
-                             "stack (e.g. `bench --model lenet5`)")
+                             "repeat it for more models (one file per model)")
     parser.add_argument("--data-dir", metavar="PATH",
                         help="MNIST folder (default: $BACKPROP_PARITY_DATA, else the bundled copy)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
@@ -109,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         results = load_results(args.from_json)
     else:
         results = run_scenarios(args, model)
-    results.update(benches)
+    if benches:
+        results["bench"] = benches
     from reports.verdict.report import report_verdict
 
     verdict = report_verdict(results)
@@ -149,20 +154,7 @@ def slot_model(args: argparse.Namespace):
     except SpecError as error:
         raise SpecError(f"{source.origin}: {error}") from None
     tensors = None if source.loaded is None else source.loaded.tensors
-    return ScenarioModel(model_name(args, source), source.spec, source.dataset.name, tensors)
-
-
-def model_name(args: argparse.Namespace, source: ModelSource) -> str:
-    """The catalog name (``--model``, or the default), else the stem of the ``--spec`` or
-    ``--weights`` file (characters other than letters, digits, ``.``, ``_``, ``-`` become ``-``: it
-    names the plot files), with ``-file`` added where it is a catalog name or empty."""
-    from scratch.catalog import DEFAULT_MODEL, MODELS
-
-    path = args.spec if args.spec is not None else args.weights
-    if path is None:
-        return args.model if args.model is not None else DEFAULT_MODEL
-    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem)
-    return f"{stem}-file" if stem in MODELS or not stem.strip(".-") else stem
+    return ScenarioModel(source_name(args), source.spec, source.dataset.name, tensors)
 
 
 def check_data_fits(source: ModelSource) -> None:
@@ -205,21 +197,22 @@ def load_results(path) -> dict:
     return results
 
 
-def load_benches(paths) -> dict[str, dict]:
-    """The ``backprop-parity bench --json`` files, each checked against its schema
-    (``reports.schema.BENCH`` or, for ``bench --model lenet5``, ``BENCH_CNN``), by their key in
-    results.json (``bench``, ``bench_cnn``); two files of one kind are refused."""
+def load_benches(paths) -> list[dict]:
+    """The ``backprop-parity bench --json`` files, each checked against ``reports.schema.BENCH``
+    (results.json's ``bench``, in order); two files that time one model are refused."""
     from reports.schema import validate_bench
     from scratch.errors import DataError
 
-    benches, sources = {}, {}
+    benches, sources = [], {}
     for path in paths:
         bench = _read_json(path)
-        kind = validate_bench(bench, str(path))
-        if kind in benches:
-            what = "the CNN step (bench --model lenet5)" if kind == "bench_cnn" else "the MLP grid"
-            raise DataError(f"--bench {path}: a second bench file of {what} (the first: {sources[kind]})")
-        benches[kind], sources[kind] = bench, path
+        validate_bench(bench, str(path))
+        for model in bench["specs"]:
+            if model in sources:
+                raise DataError(f"--bench {path}: a second bench file of model {model!r} (the first: "
+                                f"{sources[model]})")
+            sources[model] = path
+        benches.append(bench)
     return benches
 
 

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from reports.verdict.report import by_how_much, passes_at, where
+from scratch.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -182,3 +183,12 @@ def step_worst(entry, ulps: bool = False) -> str:
         return "-"
     error = f"{entry['error']:.0f} ulp" if ulps else fmt_err(entry["error"])
     return f"{entry['quantity']} @{entry['step']}: {error}"
+
+
+def describe_model(spec: dict) -> str:
+    """``[n_0, n_1, …, n_L] relu/softmax`` for an MLP; the layer shapes of any other stack
+    (``1×28×28 → 6×28×28 → … → 10``)."""
+    model = ModelSpec.from_dict(spec)
+    if model.is_mlp:
+        return f"{list(model.layer_sizes)} {model.hidden_activation}/{model.output_activation}"
+    return " → ".join("×".join(map(str, shape)) for shape in model.layer_shapes)

@@ -13,7 +13,7 @@ every number appears formatted once, the same way, in both files; both open with
   the smallest tolerance that passes a failing row: ``3.700e-04``, an update's in whole ulps;
 * a value that was not finite (``null`` in the JSON): ``n/a``;
 * benchmark (section 7, only with ``report --bench``): ms per step with 3 decimals, ratios to
-  scratch (the CNN step's: to the fastest backend) with 2, GFLOP/s and % of the GEMM peak with 1,
+  scratch and to the fastest backend with 2, GFLOP/s and % of the GEMM peak with 1,
   memory in whole MiB, wall times in s with 1.
 """
 
@@ -21,22 +21,20 @@ from __future__ import annotations
 
 from reports.render import findings as render_findings
 from reports.render import heatmap
-from reports.render.bench_cnn import bench_blocks
+from reports.render.bench import bench_blocks
 from reports.render.blocks import (
     Image,
     Pre,
     Section,
     Table,
     curve_status,
+    describe_model,
     failures_table,
     fmt_cell,
     fmt_err,
-    fmt_ms,
     fmt_optimizer,
     fmt_pct,
     fmt_pp,
-    fmt_rate,
-    fmt_ratio,
     fmt_tol,
     image,
     passes_at_row,
@@ -47,7 +45,6 @@ from reports.render.blocks import (
 from reports.render.ties import tie_blocks
 from reports.study.sections import study_sections
 from reports.verdict.report import model_verdict, report_verdict
-from scratch.spec import ModelSpec
 
 __all__ = ["Image", "Pre", "Section", "Table", "fmt_err", "fmt_pct", "fmt_pp", "fmt_tol", "sections",
            "status_class", "verdict_line"]
@@ -64,22 +61,11 @@ def sections(results: dict, images: dict[str, str]) -> list[Section]:
     out += [_seeds(results), _variants(results), _conventions(results, images)]
     out += [render_findings.section(entry) for entry in results.get("findings", [])]
     out.append(_environment(results))
-    if "bench" in results or "bench_cnn" in results:
-        blocks = _bench(results["bench"], images) if "bench" in results else []
-        if "bench_cnn" in results:
-            blocks += bench_blocks(results["bench_cnn"], images)
+    if results.get("bench"):
+        blocks = bench_blocks(results, images)
         out.append(Section("bench", "7. Benchmark: one training step per backend", blocks))
     out += [section for entry in results.get("explain", []) for section in study_sections(entry)]
     return out
-
-
-def describe_model(spec: dict) -> str:
-    """``[n_0, n_1, …, n_L] relu/softmax`` for an MLP; the layer shapes of any other stack
-    (``1×28×28 → 6×28×28 → … → 10``)."""
-    model = ModelSpec.from_dict(spec)
-    if model.is_mlp:
-        return f"{list(model.layer_sizes)} {model.hidden_activation}/{model.output_activation}"
-    return " → ".join("×".join(map(str, shape)) for shape in model.layer_shapes)
 
 
 def verdict_line(results: dict) -> str:
@@ -335,62 +321,3 @@ def _environment(results: dict) -> Section:
                         [[k, "(unset)" if v is None else v] for k, v in env["env"].items()],
                         caption="environment variables", id="env"))
     return Section("environment", "6. Environment", blocks)
-
-
-def _bench(bench: dict, images) -> list:
-    """The ``backprop-parity bench --json`` figures: per dtype, one row per optimizer × batch."""
-    layers = "-".join(str(n) for n in bench["layers"])
-    blocks = [f"One training step (forward, backward and optimizer update) of the {layers} MLP on the "
-              "first m MNIST training samples, m the batch size, in every backend, as measured by "
-              "`backprop-parity bench` (not during this report's run): each backend warmed up, then "
-              "timed in interleaved rounds, so a busy machine slows all of them alike. ms: the median "
-              "time per step; × scratch: that median over scratch's (> 1 is slower than scratch). "
-              "GFLOP/s counts the matrix products only (forward, dW and dA); % of GEMM peak compares it "
-              "with the best square matrix product measured in the same run. Timings are figures to "
-              f"read, not pass/fail. Threads per library: {bench['threads']}."
-              + (f" Before each timed block the bench slept {bench['settle_s']:g} s so the previous "
-                 "backend's threads stopped spinning." if bench.get("settle_s") else "")]
-    libraries = list(dict.fromkeys(lib for peaks in bench["peak_gflops"].values() for lib in peaks))
-    blocks.append(Table(["dtype", *libraries],
-                        [[dtype, *(fmt_rate(peaks[lib]) if lib in peaks else "" for lib in libraries)]
-                         for dtype, peaks in bench["peak_gflops"].items()],
-                        caption="GEMM peak (GFLOP/s of one square product, best of a few)", id="bench-peak"))
-    for dtype in dict.fromkeys(row["dtype"] for row in bench["grid"]):
-        rows = [row for row in bench["grid"] if row["dtype"] == dtype]
-        backends = list(dict.fromkeys(name for row in rows for name in row["backends"]))
-        backends.remove("scratch")                     # every row has it (schema); its ratio is 1
-        columns = ["optimizer", "batch", "scratch ms"]
-        for name in backends:
-            columns += [f"{name} ms", f"{name} × scratch"]
-        columns += ["scratch GFLOP/s", "scratch % of GEMM peak"]
-        table_rows = []
-        for row in rows:
-            scratch = row["backends"]["scratch"]
-            line = [row["optimizer"], str(row["batch"]), fmt_ms(scratch["median_s"])]
-            for name in backends:
-                timing = row["backends"].get(name)
-                line += (["", ""] if timing is None
-                         else [fmt_ms(timing["median_s"]), fmt_ratio(timing["ratio_to_scratch"])])
-            line += [fmt_rate(scratch["gflops"]), fmt_rate(scratch["percent_of_peak"])]
-            table_rows.append(line)
-        blocks.append(Table(columns, table_rows, caption=f"benchmark, {dtype}: ms per step (median)",
-                            id=f"bench-{dtype}"))
-    blocks += image(images, "bench", "ms per step of every backend per batch size, log scale")
-    if "memory" in bench:
-        blocks.append(Table(
-            ["backend", "dtype", "optimizer", "RSS before (MiB)", "peak (MiB)", "step adds (MiB)"],
-            [[m["kind"], m["dtype"], m["optimizer"], f"{m['rss_before_mib']:.0f}", f"{m['peak_mib']:.0f}",
-              f"{m['step_extra_mib']:.0f}"] for m in bench["memory"]],
-            caption="peak memory of full-batch steps, one fresh process per backend", id="bench-memory"))
-    walls = [f"{what}: {bench[key]:.1f} s wall" for key, what in
-             (("suite_wall_s", "default parity suite"), ("report_wall_s", "default report")) if key in bench]
-    if walls:
-        blocks.append("Measured with the benchmark: " + "; ".join(walls) + ".")
-    blocks.append(Table(["library", "settings during the benchmark"],
-                        [[k, v] for k, v in bench["frameworks"].items()], id="bench-frameworks"))
-    if bench["blas"]:
-        keys = list(dict.fromkeys(k for pool in bench["blas"] for k in pool))
-        blocks.append(Table(keys, [[fmt_cell(pool.get(k)) for k in keys] for pool in bench["blas"]],
-                            caption="BLAS and OpenMP libraries during the benchmark (threadpoolctl)",
-                            id="bench-blas"))
-    return blocks

@@ -8,10 +8,9 @@ results twice gives the same files:
 ``curves-<model>-<opt>.png``  the loss of every step, every backend and convention overlaid
 ``divergence-<model>.png``  |Δloss| and ‖Δθ‖/‖θ‖ per step between backends, log scale
 ``conventions.png``         ‖Δθ‖/‖θ‖ and |Δloss| per step, torch- vs Keras-convention optimizers
-``bench.png``               (``report --bench``) ms per step, every backend grouped per batch size,
-                            one panel per dtype × optimizer, log scale, IQR whiskers
-``bench_cnn.png``           (``report --bench`` with a ``bench --model lenet5`` file) ms per step of
-                            the lenet5 step, every backend grouped per batch size, log scale
+``bench-<model>.png``       (``report --bench``) ms per step of each benchmarked model, every backend
+                            grouped per batch size, one panel per dtype × optimizer, log scale, IQR
+                            whiskers
 =========================== ================================================================
 
 Log-scale plots cannot show an exact 0 (two backends agreeing to the last bit); such points are
@@ -24,6 +23,8 @@ import io
 import itertools
 
 import numpy as np
+
+from reports.render.bench import bench_models
 
 FLOOR = 1e-18
 UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
@@ -52,10 +53,8 @@ def plot_names(results: dict) -> dict[str, str]:
             names[f"divergence-{entry['model']}"] = f"divergence-{entry['model']}.png"
     if results["conventions"]["series"]:
         names["conventions"] = "conventions.png"
-    if "bench" in results:
-        names["bench"] = "bench.png"
-    if "bench_cnn" in results:
-        names["bench_cnn"] = "bench_cnn.png"
+    for model in bench_models(results):
+        names[f"bench-{model}"] = f"bench-{model}.png"
     return names
 
 
@@ -73,6 +72,8 @@ def render_plots(results: dict) -> dict[str, bytes]:
             figure = _parity(entries[("parity", key.removeprefix("parity_errors-"))])
         elif key.startswith("divergence-"):
             figure = _divergence(entries[("divergence", key.removeprefix("divergence-"))])
+        elif key.startswith("bench-"):
+            figure = _bench(bench_models(results)[key.removeprefix("bench-")])
         else:
             draw, section = _PLOTTERS[key]
             figure = draw(results[section])
@@ -195,18 +196,20 @@ def _conventions(conventions: dict):
     return figure
 
 
-def _bench(bench: dict):
-    dtypes = list(dict.fromkeys(row["dtype"] for row in bench["grid"]))
-    optimizers = list(dict.fromkeys(row["optimizer"] for row in bench["grid"]))
-    every_backend = list(dict.fromkeys(name for row in bench["grid"] for name in row["backends"]))
+def _bench(rows: list[dict]):
+    """One model's bench rows: a panel per dtype × optimizer that it was timed at."""
+    dtypes = list(dict.fromkeys(row["dtype"] for row in rows))
+    optimizers = list(dict.fromkeys(row["optimizer"] for row in rows))
+    every_backend = list(dict.fromkeys(name for row in rows for name in row["backends"]))
+    model = rows[0]["model"]
     figure, axes = _figure(max(7.0, 5.5 * len(optimizers)), 4.0 * len(dtypes), columns=len(optimizers),
                            rows=len(dtypes))
     for ax, (dtype, optimizer) in zip(axes, itertools.product(dtypes, optimizers), strict=True):
-        rows = [row for row in bench["grid"] if (row["dtype"], row["optimizer"]) == (dtype, optimizer)]
-        if not rows:
+        panel = [row for row in rows if (row["dtype"], row["optimizer"]) == (dtype, optimizer)]
+        if not panel:
             ax.set_visible(False)
             continue
-        _timing_bars(ax, rows, every_backend, f"{dtype}, {optimizer}: one training step per backend")
+        _timing_bars(ax, panel, every_backend, f"{model}, {dtype}, {optimizer}: one step per backend")
     return figure
 
 
@@ -231,14 +234,5 @@ def _timing_bars(ax, rows: list[dict], every_backend: list[str], title: str) -> 
     ax.legend(fontsize=7)
 
 
-def _bench_cnn(bench: dict):
-    figure, (ax,) = _figure(8, 4.0)
-    rows = bench["cnn"]
-    kinds = list(dict.fromkeys(name for row in rows for name in row["backends"]))
-    _timing_bars(ax, rows, kinds, f"{bench['model']}: one training step per backend")
-    return figure
-
-
 # plot key → (drawing function, results section it reads)
-_PLOTTERS = {"conventions": (_conventions, "conventions"), "bench": (_bench, "bench"),
-             "bench_cnn": (_bench_cnn, "bench_cnn")}
+_PLOTTERS = {"conventions": (_conventions, "conventions")}
