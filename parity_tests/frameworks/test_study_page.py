@@ -56,8 +56,8 @@ def test_the_page_is_self_contained_and_shows_the_runs_numbers(tmp_path, capsys)
     assert names[:4] == ["Z1", "A1", "Z2", "A2"] and "dW1" in names and "db1" in names
     for row in data["rows"]:
         cells = row_cells(html, row["name"])
-        assert cells[1] == row["shape"] and cells[2] == row["scratch"] and cells[3] == row["math"]
-        for framework, cell in zip(("torch", "keras", "jax"), cells[-3:], strict=True):
+        assert cells[1] == row["shape"] and cells[5] == row["scratch"] and cells[6] == row["math"]
+        for framework, cell in zip(("torch", "keras", "jax"), cells[2:5], strict=True):
             word, absolute = row[f"{framework}_match"], row[f"{framework}_max_abs"]
             assert cell == (word if word == "exact" else f"{word} {absolute:.1e}"), (row["name"], framework)
     gradients = {row["name"] for row in data["rows"] if row["name"].startswith("d")}
@@ -81,7 +81,7 @@ def test_a_changed_engine_formula_changes_its_line_and_a_wrong_one_is_marked(tmp
     monkeypatch.setitem(activations._REGISTRY, "relu", WhereReLU)
     code, html, _ = study(tmp_path)
     assert code == 0, capsys.readouterr().err
-    assert row_cells(html, "dZ1")[2] == "return np.where(z > 0, da, 0.0 * da)"
+    assert row_cells(html, "dZ1")[5] == "return np.where(z > 0, da, 0.0 * da)"
 
     class IdentityReLU(activations.ReLU):              # a wrong derivative: g′ = 1 everywhere
         def backward(self, z, a, da):
@@ -92,7 +92,7 @@ def test_a_changed_engine_formula_changes_its_line_and_a_wrong_one_is_marked(tmp
     assert code == 1
     assert "beyond the tolerance: dZ1" in capsys.readouterr().out
     cells = row_cells(html, "dZ1")
-    assert cells[2] == "return da" and all(cell.startswith("✗ ") for cell in cells[-3:])
+    assert cells[5] == "return da" and all(cell.startswith("✗ ") for cell in cells[2:5])
     assert next(row for row in data["rows"] if row["name"] == "dZ1")["ok"] is False
 
 

@@ -26,8 +26,8 @@ pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; 
 img { max-width: 100%; display: block; margin: 0.8em 0; }
 nav ul { columns: 2; }
 table.study-rows, table.study-records { display: block; overflow-x: auto; }
-table.study-rows td:nth-child(3), table.study-records td:nth-child(2) { font-family: monospace; }
-table.study-rows td:nth-child(n+8) { white-space: nowrap; }
+table.study-rows td:nth-child(6), table.study-records td:nth-child(2) { font-family: monospace; }
+table.study-rows td:nth-child(n+3):nth-child(-n+5) { white-space: nowrap; }
 figure.svg { margin: 0.8em 0; overflow-x: auto; }
 figure.svg svg { max-width: 100%; height: auto; }
 details { margin: 0.4em 0; }

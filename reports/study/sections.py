@@ -40,24 +40,25 @@ def rows_blocks(data: dict) -> list:
     absent = {framework: rows[0][COLUMNS[framework]] for framework in FRAMEWORKS
               if rows and all(row[f"{framework}_match"] == "—" and row[COLUMNS[framework]] == rows[0][
                   COLUMNS[framework]] for row in rows)}
-    columns = ["name", "shape", "engine statement", "math", "torch node (saved tensors)", "TF op(s)",
-               "JAX eqn(s)", *FRAMEWORKS]
+    columns = ["name", "shape", *FRAMEWORKS, "engine statement", "math", "torch node (saved tensors)",
+               "TF op(s)", "JAX eqn(s)"]             # the agreement first: visible on a narrow window
     cells, classes = [], []
     for row in rows:
         torch = "—" if "torch" in absent else row["torch_nodes"] + _saved_tensors(row.get("torch_saved", ""))
         tf = "—" if "keras" in absent else shortened(row["tf_ops"])
         jax = "—" if "jax" in absent else shortened(row["jax_eqns"])
         marks = [_mark(row, framework) for framework in FRAMEWORKS]
-        cells.append([row["name"], row["shape"], row["scratch"], row["math"], torch, tf, jax, *marks])
-        classes.append(["", "", "", "", "", "", "",
-                        *(_css(row[f"{framework}_match"]) for framework in FRAMEWORKS)])
+        cells.append([row["name"], row["shape"], *marks, row["scratch"], row["math"], torch, tf, jax])
+        classes.append(["", "", *(_css(row[f"{framework}_match"]) for framework in FRAMEWORKS),
+                        "", "", "", "", ""])
     bound = rows[0]["tolerance"] if rows else 0.0
     lead = (f"One step of `{data['model']}` on {data['batch']} samples, {data['dtype']}, loss "
-            f"{data['loss']:.6g}. Each intermediate is one line: the engine statement that computes it "
+            f"{data['loss']:.6g}. Each intermediate is one line: each framework's agreement, then the "
+            "engine statement that computes it "
             "(quoted from the engine's source) and the math it implements, then the node torch's autograd "
             "recorded (with the tensors it saved for backward), the TensorFlow ops and the JAX equations "
-            "that compute the same array, and each framework's agreement: exact (bit for bit), ≈ (within "
-            f"the tolerance table, e.g. {bound:.0e} relative here) or ✗, with max|framework − engine|.")
+            "that compute the same array. Agreement: exact (bit for bit), ≈ (within the tolerance table, "
+            f"e.g. {bound:.0e} relative here) or ✗, with max|framework − engine|.")
     blocks = [lead]
     if absent:
         blocks.append("Not in this table: " + "; ".join(f"{framework} — {why}" for framework, why in
