@@ -2,8 +2,8 @@
 page and the report's study section render the same blocks (HTML or Markdown).
 
 In order: one line per intermediate, the annotated graph of the step, the hard layers step by step,
-the frameworks' own records of the same backward. Every id carries the model's name, so two models'
-studies share one report without a clash.
+the frameworks' own records of the same backward, where backprop leaks. Every id carries the
+model's name, so two models' studies share one report without a clash.
 """
 
 from __future__ import annotations
