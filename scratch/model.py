@@ -446,7 +446,7 @@ class Network:
     def checked_step(self, x: np.ndarray, targets: np.ndarray, optimizer, masks=None) -> float:
         """:meth:`train_step` of inputs and targets the caller has already checked."""
         loss, gradients = self._gradients(x, targets, masks, True)
-        optimizer.step(self.parameters, gradients)
+        optimizer.step(self.parameters, gradients, consume=True)       # the step's own gradients
         return float(loss)
 
     def targets(self, y: np.ndarray) -> np.ndarray:
