@@ -2,7 +2,10 @@
 
 Every activation maps Z (m, n) to A = g(Z) (m, n) elementwise, except softmax, which acts on
 each row. ``backward(z, a, da)`` returns dZ = dA ⊙ g′(Z) (for softmax, the row-wise
-Jacobian-vector product), reusing A where the derivative is cheaper in terms of A.
+Jacobian-vector product), reusing A where the derivative is cheaper in terms of A. At the output
+layer the stack calls ``forward_with_log_sum(z)``: A and, for softmax, the log of its row
+denominators, log Σ_j e^{Z_j} — the logsumexp of the cross-entropy (``scratch.losses``), which
+so reads the sums the softmax has just computed instead of exponentiating Z again.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ class Activation:
 
     def backward(self, z: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def forward_with_log_sum(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(A, None): only softmax has a log Σ_j e^{Z_j} to hand on."""
+        return self.forward(z), None
 
 
 class Identity(Activation):
@@ -114,16 +121,23 @@ class Softmax(Activation):
     (see ``scratch.losses``).
     """
 
-    FORMULAS = {"A": ("A_i = e^{Z_i − max Z}/Σ_j e^{Z_j − max Z} per row", "forward:e"),
+    FORMULAS = {"A": ("A_i = e^{Z_i − max Z}/Σ_j e^{Z_j − max Z} per row", "forward_with_log_sum:e"),
                 "dZ": ("dZ = A ⊙ (dA − Σ_j dA_j·A_j) per row", "backward:return")}
 
     name = "softmax"
 
     def forward(self, z):
-        e = z - row_max(z)[:, None]                            # shifted logits …
+        return self.forward_with_log_sum(z)[0]
+
+    def forward_with_log_sum(self, z):
+        """(A, log Σ_j e^{Z_j} per row), the second as log Σ_j e^{Z_j − max Z} + max Z from the
+        denominators of A (the logsumexp of ``scratch.losses``' cross-entropy)."""
+        shift = row_max(z)
+        e = z - shift[:, None]                                 # shifted logits …
         np.exp(e, out=e)                                       # … exponentiated in place
-        e /= row_sums(e)[:, None]
-        return e
+        sums = row_sums(e)
+        e /= sums[:, None]
+        return e, np.log(sums) + shift
 
     def backward(self, z, a, da):
         return a * (da - (da * a).sum(axis=1, keepdims=True))

@@ -8,23 +8,30 @@ With m samples, k outputs, targets Y (m, k), logits Z = Z_L and outputs A = g_L(
 * CCE:  L = (1/m) Σ_rows [logsumexp(Z) − Σ_j Y_j Z_j]          (softmax output, from logits)
         dZ = (A − Y)/m
 
-BCE and CCE are evaluated on the logits, which keeps them finite for logits of ±1e4, and they
-hand back dZ directly (the fused pairings; CCE's rows of Y must sum to 1, as one-hot rows do);
-MSE hands back dA and lets the output activation turn it into dZ. The seeds write dZ = A − Y
-and divide by m later in dW; here the 1/m is folded into dZ, so every reported gradient is the
-exact partial derivative of L.
+BCE and CCE are evaluated on the logits, which keeps them finite for logits of ±1e4 (CCE's
+logsumexp(Z) = log Σ_j e^{Z_j − max Z} + max Z is the softmax's own, ``scratch.activations``: a
+training step hands over the one its output softmax computed), and they hand back dZ directly
+(the fused pairings; CCE's rows of Y must sum to 1, as one-hot rows do); MSE hands back dA and
+lets the output activation turn it into dZ. The seeds write dZ = A − Y and divide by m later in
+dW; here the 1/m is folded into dZ, so every reported gradient is the exact partial derivative
+of L.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from scratch.activations import Softmax
 from scratch.errors import SpecError
-from scratch.reductions import row_max, row_sums
 
 
 class Loss:
-    """Base class: ``value(z, a, y) -> float`` and ``gradient(z, a, y, m) -> (dA | None, dZ | None)``.
+    """Base class: ``value(z, a, y, log_sum) -> float`` and
+    ``gradient(z, a, y, m) -> (dA | None, dZ | None)``.
+
+    ``log_sum`` is log Σ_j e^{Z_j} per row as the output softmax computed it
+    (``Activation.forward_with_log_sum``), or None; only CCE reads it, the same numbers it would
+    compute from Z.
 
     Exactly one of the two gradients is returned: dZ for the fused pairings, dA otherwise.
     ``m`` is the batch size of the mean (default: the rows given), so a block of rows of a larger
@@ -35,7 +42,7 @@ class Loss:
 
     name = "loss"
 
-    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
+    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray, log_sum: np.ndarray | None = None) -> float:
         raise NotImplementedError
 
     def gradient(self, z, a, y, m=None):
@@ -53,7 +60,7 @@ class MeanSquaredError(Loss):
     FORMULAS = {"dA": ("dA_L = 2(A − Y)/(m·k)", "gradient:return")}
     name = "mse"
 
-    def value(self, z, a, y):
+    def value(self, z, a, y, log_sum=None):
         diff = a - y
         return np.mean(diff * diff)
 
@@ -66,7 +73,7 @@ class BinaryCrossEntropy(Loss):
     FORMULAS = {"dZ": ("dZ_L = (A − Y)/(m·k) (sigmoid and BCE fused)", "gradient:return")}
     name = "bce"
 
-    def value(self, z, a, y):
+    def value(self, z, a, y, log_sum=None):
         return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
 
     def gradient(self, z, a, y, m=None):
@@ -78,9 +85,9 @@ class CategoricalCrossEntropy(Loss):
     FORMULAS = {"dZ": ("dZ_L = (A − Y)/m (softmax and cross-entropy fused)", "gradient:return")}
     name = "cce"
 
-    def value(self, z, a, y):
-        shift = row_max(z)
-        log_sum = np.log(row_sums(np.exp(z - shift[:, None]))) + shift      # logsumexp per row
+    def value(self, z, a, y, log_sum=None):
+        if log_sum is None:                                                 # logsumexp per row
+            log_sum = Softmax().forward_with_log_sum(z)[1]
         return (log_sum.sum() - np.vdot(y, z)) / len(z)                     # vdot: Σ_i Σ_j y_ij z_ij
 
     def gradient(self, z, a, y, m=None):

@@ -66,7 +66,9 @@ class ForwardPass:
     """Every intermediate of one forward pass; lists are indexed by layer − 1.
 
     ``z[l-1]`` = Z_l and ``a[l-1]`` = A_l (after dropout) for l = 1..L; ``h[l-1]`` = g_l(Z_l)
-    before dropout (the same array as A_l when nothing is dropped); ``x`` = A_0.
+    before dropout (the same array as A_l when nothing is dropped); ``x`` = A_0; ``log_sum`` =
+    log Σ_j e^{Z_L,j} per row where the output is a softmax (its denominators, which the
+    cross-entropy's value reads), else None.
     """
 
     x: np.ndarray
@@ -75,6 +77,7 @@ class ForwardPass:
     a: list[np.ndarray]
     masks: list[np.ndarray] | None = None
     caches: list = field(default_factory=list)     # what each layer's backward needs
+    log_sum: np.ndarray | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -289,18 +292,26 @@ class Network:
         ``training`` picks BatchNorm's batch statistics (True) or its running ones (False);
         ``update_statistics`` moves the running statistics (a training step does)."""
         self.check_inputs(x)
+        return self._forward(x, masks, training, update_statistics)
+
+    def _forward(self, x, masks, training, update_statistics) -> ForwardPass:
+        """:meth:`forward` of inputs already checked (every caller checks its inputs once)."""
         zs, hs, activations, caches = [], [], [], []
         a = x
         last = self.spec.n_layers - 1
         for layer, operation in enumerate(self.layers):
             z, cache = operation.run(a, training, update_statistics)
-            h = self.activations[layer].forward(z)
-            a = self.dropout.forward(h, None if masks is None or layer == last else masks[layer])
+            if layer == last:                                  # the output: no dropout
+                h, log_sum = self.activations[layer].forward_with_log_sum(z)
+                a = h
+            else:
+                h = self.activations[layer].forward(z)
+                a = self.dropout.forward(h, None if masks is None else masks[layer])
             zs.append(z)
             hs.append(h)
             activations.append(a)
             caches.append(cache)
-        return ForwardPass(x, zs, hs, activations, masks, caches)
+        return ForwardPass(x, zs, hs, activations, masks, caches, log_sum)
 
     def l2_penalty(self) -> float:
         """(λ/2)·Σ_l ‖W_l‖²_F over the dense and conv2d kernels (0 when λ = 0)."""
@@ -314,7 +325,7 @@ class Network:
 
     def loss(self, forward: ForwardPass, targets: np.ndarray) -> float:
         """Mean batch loss plus the L2 penalty."""
-        data_loss = self.loss_fn.value(forward.z[-1], forward.a[-1], targets)
+        data_loss = self.loss_fn.value(forward.z[-1], forward.a[-1], targets, forward.log_sum)
         return data_loss + self.l2_penalty() if self.spec.l2 else data_loss
 
     def backward(self, forward: ForwardPass, targets: np.ndarray, batch_size: int | None = None,
@@ -390,34 +401,54 @@ class Network:
                   update_statistics: bool = False) -> tuple[float, list[np.ndarray]]:
         """(:meth:`loss`, [dW_l, db_l, …]) of the batch, in blocks of :attr:`block_rows` rows (see
         the module docstring); a batch of one block is exactly :meth:`forward` then :meth:`backward`."""
+        self.check_inputs(x)
+        return self._gradients(x, targets, masks, update_statistics)
+
+    def _gradients(self, x, targets, masks, update_statistics):
+        """:meth:`gradients` of inputs already checked."""
         m = len(x)
         block_rows = self.block_rows or max(m, 1)
-        data_loss, total = 0.0, None
-        for start in range(0, m, block_rows):
-            rows = slice(start, start + block_rows)
-            forward = self.forward(x[rows], map_masks(masks, operator.itemgetter(rows)),
-                                   update_statistics=update_statistics)
-            block = self.backward(forward, targets[rows], batch_size=m, with_penalty=start + block_rows >= m)
-            share = len(forward.x) / m                        # |B|/m; exactly 1.0 for one block
-            data_loss += self.loss_fn.value(forward.z[-1], forward.a[-1], targets[rows]) * share
-            if total is None:
-                total = block.parameter_gradients
-            else:
-                for accumulated, gradient in zip(total, block.parameter_gradients, strict=True):
-                    accumulated += gradient
-            del forward, block          # one block alive at a time: the next forward starts from here
+        if 0 < m <= block_rows:                               # one block: the batch itself, unsliced
+            data_loss, total = self._block_gradients(x, targets, masks, m, True, update_statistics)
+        else:
+            data_loss, total = 0.0, None
+            for start in range(0, m, block_rows):
+                rows = slice(start, start + block_rows)
+                block_x = x[rows]
+                block_loss, block = self._block_gradients(block_x, targets[rows],
+                                                          map_masks(masks, operator.itemgetter(rows)), m,
+                                                          start + block_rows >= m, update_statistics)
+                data_loss += block_loss * (len(block_x) / m)  # the block's share |B|/m of the mean
+                if total is None:
+                    total = block
+                else:
+                    for accumulated, gradient in zip(total, block, strict=True):
+                        accumulated += gradient
         loss = data_loss + self.l2_penalty() if self.spec.l2 else data_loss
         return loss, total
 
+    def _block_gradients(self, x, targets, masks, m, with_penalty, update_statistics):
+        """(the block's mean data loss, [dW_l, db_l, …] of its rows' share of an m-row batch): its
+        forward and backward pass, freed on return (one block alive at a time)."""
+        forward = self._forward(x, masks, True, update_statistics)
+        block = self.backward(forward, targets, batch_size=m, with_penalty=with_penalty)
+        return (self.loss_fn.value(forward.z[-1], forward.a[-1], targets, forward.log_sum),
+                block.parameter_gradients)
+
     def train_step(self, x: np.ndarray, targets: np.ndarray, optimizer, masks=None) -> float:
         """One step: forward (moving BatchNorm's running statistics), loss, backward,
-        ``optimizer`` update; the loss before the update."""
+        ``optimizer`` update; the loss before the update. Checks ``x`` and ``targets`` first
+        (:meth:`checked_step` is the step of data already checked, as ``fit`` checks it once)."""
         self.check_inputs(x)
         if not isinstance(targets, np.ndarray) or len(targets) != len(x):
             raise DataError(f"targets: expected {len(x)} rows to match the inputs, "
                             f"got {getattr(targets, 'shape', type(targets).__name__)}")
-        loss, gradients = self.gradients(x, targets, masks, update_statistics=True)
-        optimizer.step(self.parameters, gradients)
+        return self.checked_step(x, targets, optimizer, masks)
+
+    def checked_step(self, x: np.ndarray, targets: np.ndarray, optimizer, masks=None) -> float:
+        """:meth:`train_step` of inputs and targets the caller has already checked."""
+        loss, gradients = self._gradients(x, targets, masks, True)
+        optimizer.step(self.parameters, gradients, consume=True)       # the step's own gradients
         return float(loss)
 
     def targets(self, y: np.ndarray) -> np.ndarray:
@@ -445,7 +476,7 @@ class Network:
         self.check_inputs(x)
         z_out = a_out = None
         for start in range(0, len(x), BLOCK_ROWS):
-            block = self.forward(x[start:start + BLOCK_ROWS], training=False)
+            block = self._forward(x[start:start + BLOCK_ROWS], None, False, False)
             z, a = block.z[-1], block.a[-1]
             if z_out is None:                                   # (m, n_L), the outputs' dtype
                 z_out = np.empty((len(x), *z.shape[1:]), dtype=z.dtype)
@@ -453,7 +484,7 @@ class Network:
             z_out[start:start + len(z)], a_out[start:start + len(a)] = z, a
             del block, z, a
         if z_out is None:                                       # no rows: run the empty batch once
-            forward = self.forward(x, training=False)
+            forward = self._forward(x, None, False, False)
             return forward.z[-1], forward.a[-1]
         return z_out, a_out
 

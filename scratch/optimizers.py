@@ -72,24 +72,30 @@ class Optimizer:
         self.t = 0
         self.state: list[dict[str, np.ndarray]] | None = None
 
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray], *, consume: bool = False) -> None:
+        """One update of every parameter from its gradient. ``consume=True`` hands ``grads`` over
+        (a training step's own gradients, which nothing reads after the update): an update may then
+        compute in them instead of in a new array the size of the parameter; otherwise ``grads``
+        are left as they are."""
         if self.state is None:
             self.state = [{} for _ in params]
         self.t += 1
         for param, grad, state in zip(params, grads, self.state, strict=True):
-            self.update(param, grad, state)
+            self.update(param, grad, state, grad if consume else None)
 
-    def update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def update(self, param: np.ndarray, grad: np.ndarray, state: dict, out: np.ndarray | None = None) -> None:
+        """θ ← θ − … in place from g; ``out`` (g's shape and dtype, or None) is an array the update
+        may write a temporary into."""
         raise NotImplementedError
 
 
 class SGD(Optimizer):
-    def update(self, param, grad, state):
-        param -= self.spec.learning_rate * grad
+    def update(self, param, grad, state, out=None):
+        param -= np.multiply(self.spec.learning_rate, grad, out=out)      # η·g (in ``out`` if given)
 
 
 class TorchMomentum(Optimizer):
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         if "v" not in state:
             state["v"] = grad.copy()
         else:
@@ -99,7 +105,7 @@ class TorchMomentum(Optimizer):
 
 
 class KerasMomentum(Optimizer):
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         v = state.setdefault("v", np.zeros_like(param))
         v *= keras_scalar(self.spec.momentum, param.dtype)
         v -= grad * self.spec.learning_rate
@@ -107,7 +113,7 @@ class KerasMomentum(Optimizer):
 
 
 class TorchRMSprop(Optimizer):
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         spec = self.spec
         s = state.setdefault("s", np.zeros_like(param))
         s *= spec.rho
@@ -123,7 +129,7 @@ class TorchRMSprop(Optimizer):
 
 
 class KerasRMSprop(Optimizer):
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         spec = self.spec
         s = state.setdefault("s", np.zeros_like(param))
         s[...] = spec.rho * s + (1 - spec.rho) * np.square(grad)
@@ -147,7 +153,7 @@ class TorchAdam(Optimizer):
         s += (1 - spec.beta2) * grad * grad
         return m, s
 
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         spec = self.spec
         m, s = self.moments(param, grad, state)
         step_size = spec.learning_rate / (1 - spec.beta1 ** self.t)
@@ -157,7 +163,7 @@ class TorchAdam(Optimizer):
 
 
 class KerasAdam(Optimizer):
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         spec = self.spec
         real = param.dtype.type
         m = state.setdefault("m", np.zeros_like(param))
@@ -172,7 +178,7 @@ class KerasAdam(Optimizer):
 
 
 class OptaxRMSprop(Optimizer):
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         spec = self.spec
         s = state.setdefault("s", np.zeros_like(param))
         s[...] = (1 - spec.rho) * np.square(grad) + spec.rho * s
@@ -186,7 +192,7 @@ class OptaxRMSprop(Optimizer):
 
 
 class OptaxAdam(Optimizer):
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         spec = self.spec
         real = param.dtype.type
         m = state.setdefault("m", np.zeros_like(param))

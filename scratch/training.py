@@ -48,7 +48,7 @@ def fit(model, x, y, *, x_test=None, y_test=None, on_step=None, eval_every: int 
     history = History()
     epochs = model.spec.epochs
     for step, x_batch, y_batch in batches(x, targets, training_plan(model.spec, len(x))):
-        loss = model.train_step(x_batch, y_batch, optimizer, step.masks)
+        loss = model.checked_step(x_batch, y_batch, optimizer, step.masks)   # data checked above
         history.step_loss.append(loss)
         if on_step is not None:
             on_step(step.step, loss)

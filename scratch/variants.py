@@ -51,7 +51,7 @@ class ScalarBiasMLP(MLP):
 class AdamNoSqrt(TorchAdam):
     """Seed 003's Adam: θ ← θ − η · m̂ / (v̂ + ε) (no square root on v̂)."""
 
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, out=None):
         spec = self.spec
         m, s = self.moments(param, grad, state)
         m_hat = m / (1 - spec.beta1 ** self.t)

@@ -109,13 +109,16 @@ def engine_profile(spec, batch: int, repeats: int = 20) -> dict[str, float]:
         function = model.activations[index]
         z, h = forward.z[index], forward.h[index]
         activation_calls.append(f"g{layer} forward")
-        calls[activation_calls[-1]] = lambda f=function, z=z: f.forward(z)
+        if index < spec.n_layers - 1:
+            calls[activation_calls[-1]] = lambda f=function, z=z: f.forward(z)
+        else:                                   # as the step runs it: with log Σ e^Z for the loss
+            calls[activation_calls[-1]] = lambda f=function, z=z: f.forward_with_log_sum(z)
         if index < spec.n_layers - 1:
             activation_calls.append(f"g{layer} backward")
             calls[activation_calls[-1]] = lambda f=function, z=z, h=h, d=grads.da[layer]: f.backward(z, h, d)
     loss_fn = model.loss_fn
     activation_calls += ["loss", "loss gradient"]
-    calls["loss"] = lambda: loss_fn.value(forward.z[-1], forward.a[-1], targets)
+    calls["loss"] = lambda: loss_fn.value(forward.z[-1], forward.a[-1], targets, forward.log_sum)
     calls["loss gradient"] = lambda: loss_fn.gradient(forward.z[-1], forward.a[-1], targets)
     optimizer = make_optimizer(spec.optimizer)
     calls["step"] = lambda: model.train_step(x, targets, optimizer)
