@@ -15,8 +15,8 @@ from scratch.spec import ModelSpec
 
 
 def test_an_in_place_write_is_quoted():
-    assert formula(Softmax, "A").lines == ("e = z - row_max(z)[:, None]", "np.exp(e, out=e)",
-                                           "e /= row_sums(e)[:, None]")
+    lines = formula(Softmax, "A").lines
+    assert "np.exp(e, out=e)" in lines and lines.index("np.exp(e, out=e)") == 1, lines  # shift, exp, divide
 
 
 def test_batch_norm_quotes_the_batch_statistics_it_ran_not_the_running_ones():
