@@ -101,9 +101,10 @@ def forward_eqns(backend, x, targets=None, masks=None) -> dict[str, str]:
     n = len(jaxpr.outvars) // 2
     names = [f"Z{layer}" for layer in range(1, n + 1)] + [f"A{layer}" for layer in range(1, n + 1)]
     producer = {var: index for index, eqn in enumerate(jaxpr.eqns) for var in eqn.outvars}
-    named = {}
+    named = {}                         # var → the first name it has (A_l is Z_l's var without activation)
     for name, var in zip(names, jaxpr.outvars, strict=True):
-        named.setdefault(var, name) if _is_var(var) else None
+        if _is_var(var):
+            named.setdefault(var, name)
     out = {}
     for name, var in zip(names, jaxpr.outvars, strict=True):
         if not _is_var(var) or named[var] != name:
