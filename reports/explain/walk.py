@@ -65,19 +65,21 @@ FORWARD = {"torch": "forward_nodes", "keras": "forward_ops", "jax": "forward_eqn
 TRACED = (Activation, Loss, Dropout, *dict.fromkeys(spec.engine_class for spec in LAYER_SPECS.values()))
 
 
-def explain(spec, tensors, x, targets, masks=None) -> list[dict]:
+def explain(spec, tensors, x, targets, masks=None, backends: dict | None = None) -> list[dict]:
     """One row per named intermediate, forward then backward: {layer, name, quantity, shape, where,
     scratch, math, torch_nodes, torch_saved, tf_ops, jax_eqns, and <framework>_max_abs,
     <framework>_max_rel, <framework>_match for torch, keras and jax, tolerance, ok}. A framework
     that is not installed, or cannot express ``spec``, gets its reason in its column and ``None``
     for its numbers. The optimizer plays no part in one step's gradients, so every backend is built
     with plain SGD (torch.optim has no Keras-convention Adam, and so on). ``tensors``: the named
-    tensors ({name: array} per layer with parameters, ``Network.tensors``)."""
+    tensors ({name: array} per layer with parameters, ``Network.tensors``); ``backends``: the
+    frameworks' backends already built on them (:func:`framework_backends`), else built here."""
     spec = spec.replace(optimizer=OptimizerSpec())
+    backends = framework_backends(spec, tensors) if backends is None else backends
     run = engine_step(spec, tensors, x, targets, masks)
     ran = executed_statements(run.network, run.forward, targets, x, masks)
     desired = make_backend("scratch", spec, tensors=tensors).trace(x, targets, masks)
-    frameworks = {name: _run_framework(name, spec, tensors, x, targets, masks) for name in FRAMEWORKS}
+    frameworks = {name: _run_framework(name, backends[name], x, targets, masks) for name in FRAMEWORKS}
     floors = trace_floors(desired, x)          # the parity suite's operand scales (db before BatchNorm ≈ 0)
     rows = []
     for item in intermediates(run):
@@ -146,16 +148,28 @@ def describe(branches: list[list[str]], sink: str | None) -> str:
     return f"{joined} → {sink}" if sink else joined
 
 
-def _run_framework(name, spec, tensors, x, targets, masks):
-    """(note, producers, saved, forward, trace): a note and empties where the framework cannot run;
-    ``saved`` (torch only) maps each quantity to what its node saved for backward, ``forward`` each
-    forward value to its node (torch), ops (TF) or equations (JAX)."""
-    if name not in available_backends():
-        return f"{name} not installed", {}, {}, {}, None
-    try:
-        backend = make_backend(name, spec, tensors=tensors)
-    except BackendError as error:
-        return f"skipped: {error}", {}, {}, {}, None
+def framework_backends(spec, tensors) -> dict:
+    """{"torch": its backend on ``tensors``, …}, or in place of a backend the one-line reason it
+    cannot run (not installed; cannot express ``spec``). One step's gradients do not depend on the
+    optimizer, so callers pass the spec with plain SGD (torch.optim has no Keras-convention Adam)."""
+    out = {}
+    for name in FRAMEWORKS:
+        if name not in available_backends():
+            out[name] = f"{name} not installed"
+            continue
+        try:
+            out[name] = make_backend(name, spec, tensors=tensors)
+        except BackendError as error:
+            out[name] = f"skipped: {error}"
+    return out
+
+
+def _run_framework(name, backend, x, targets, masks):
+    """(note, producers, saved, forward, trace) of ``backend`` (or of its reason not to run, a
+    str: the note, and empties); ``saved`` (torch only) maps each quantity to what its node saved
+    for backward, ``forward`` each forward value to its node (torch), ops (TF) or equations (JAX)."""
+    if isinstance(backend, str):
+        return backend, {}, {}, {}, None
     module = importlib.import_module(FRAMEWORKS[name])
     producers = module.producers(backend, x, targets, masks)
     saved = module.saved_tensors(backend, x, targets, masks) if hasattr(module, "saved_tensors") else {}

@@ -32,6 +32,7 @@ from reports.study.leaks import LeakSettings, leaks_data
 from reports.study.records import records_data
 from reports.study.run import study_run
 from reports.study.sections import study_sections
+from scratch.spec import OptimizerSpec
 
 
 def study_data(model: str, spec, tensors, x, labels, masks=None, leaks: LeakSettings | None = None) -> dict:
@@ -39,10 +40,12 @@ def study_data(model: str, spec, tensors, x, labels, masks=None, leaks: LeakSett
     the leaks section's experiments at ``leaks`` (default :class:`LeakSettings`; they do not
     depend on the model)."""
     run = study_run(spec, tensors, x, labels, masks)
-    rows = walk.explain(spec, tensors, x, run.targets, masks)
+    backends = walk.framework_backends(spec.replace(optimizer=OptimizerSpec()), tensors)   # built once
+    rows = walk.explain(spec, tensors, x, run.targets, masks, backends)
     return {"model": model, "spec": spec.to_dict(), "batch": len(x), "dtype": spec.dtype, "loss": run.loss,
             "rows": rows, "graph": graph_data(run), "hard": hard_layers_data(run),
-            "records": records_data(spec, tensors, x, run.targets, masks), "leaks": leaks_data(leaks)}
+            "records": records_data(spec, tensors, x, run.targets, masks, backends),
+            "leaks": leaks_data(leaks)}
 
 
 def render_study_html(data: dict) -> str:

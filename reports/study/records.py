@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from reports.explain.walk import framework_backends
 from reports.render.blocks import Details, Pre, Table
-from scratch.errors import BackendError
-from twins.backends import available_backends, make_backend
 
 # framework → (the backend, the module and function that read its record, the record's title)
 RECORDERS = {"torch": ("reports.explain.torch_graph", "grad_fn_record", "torch: loss.grad_fn, node by node"),
@@ -20,17 +19,15 @@ RECORDERS = {"torch": ("reports.explain.torch_graph", "grad_fn_record", "torch: 
                      "JAX: the backward equations of make_jaxpr(vjp pullback)")}
 
 
-def records_data(spec, tensors, x, targets, masks=None) -> dict:
-    """{framework: {"title", "lines" (list of str) or "note" (why it did not run)}}."""
+def records_data(spec, tensors, x, targets, masks=None, backends: dict | None = None) -> dict:
+    """{framework: {"title", "lines" (list of str) or "note" (why it did not run)}}; ``backends``
+    as :func:`reports.explain.walk.framework_backends` builds them (built here when not given)."""
+    backends = framework_backends(spec, tensors) if backends is None else backends
     out = {}
     for framework, (module, function, title) in RECORDERS.items():
-        if framework not in available_backends():
-            out[framework] = {"title": title, "note": f"{framework} not installed"}
-            continue
-        try:
-            backend = make_backend(framework, spec, tensors=tensors)
-        except BackendError as error:
-            out[framework] = {"title": title, "note": f"skipped: {error}"}
+        backend = backends[framework]
+        if isinstance(backend, str):
+            out[framework] = {"title": title, "note": backend}
             continue
         record = getattr(importlib.import_module(module), function)(backend, x, targets, masks)
         out[framework] = {"title": title, "lines": list(record)}

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 
+from reports.explain import walk
 from reports.render.blocks import Section, Table
 from reports.study.graph import graph_blocks
 from reports.study.hard_layers import hard_layers_blocks
 from reports.study.leaks import leaks_blocks
 from reports.study.records import records_blocks
 
-FRAMEWORKS = ("torch", "keras", "jax")
+FRAMEWORKS = tuple(walk.FRAMEWORKS)
 
 
 def study_sections(data: dict) -> list[Section]:
@@ -37,9 +38,11 @@ def rows_blocks(data: dict) -> list:
     says why once, above the table; a long chain of ops is shortened to its end (the whole chain
     is in the frameworks' records), torch's node to the tensors it saved."""
     rows = data["rows"]
-    absent = {framework: rows[0][COLUMNS[framework]] for framework in FRAMEWORKS
-              if rows and all(row[f"{framework}_match"] == "—" and row[COLUMNS[framework]] == rows[0][
-                  COLUMNS[framework]] for row in rows)}
+    absent = {}                        # framework → why it did not run, where no row has its numbers
+    for framework in FRAMEWORKS:
+        notes = {row[COLUMNS[framework]] for row in rows if row[f"{framework}_match"] == "—"}
+        if rows and len(notes) == 1 and all(row[f"{framework}_match"] == "—" for row in rows):
+            absent[framework] = notes.pop()
     columns = ["name", "shape", *FRAMEWORKS, "engine statement", "math", "torch node (saved tensors)",
                "TF op(s)", "JAX eqn(s)"]             # the agreement first: visible on a narrow window
     cells, classes = [], []
@@ -67,7 +70,7 @@ def rows_blocks(data: dict) -> list:
                            css="study-rows")]
 
 
-COLUMNS = {"torch": "torch_nodes", "keras": "tf_ops", "jax": "jax_eqns"}
+COLUMNS = walk.COLUMNS
 SHORT = 90                     # characters of an op chain shown in the table
 
 
