@@ -1,0 +1,232 @@
+"""The known causes of "same weights, different results", each declared once: its name, a title,
+why the frameworks differ there, and how to move reading A one step toward reading B by it.
+
+A cause's ``variants(a, b)`` returns the readings A would become if A differed from B by that cause
+alone at one place — ``[(where, reading), …]`` — or nothing where the cause cannot apply (A and B do
+not differ in that field, B brought no weights of its own, a kernel is not square). The doctor
+(:mod:`ports.doctor`) measures each variant against B; a variant that removes the disagreement
+names its cause. Both readings are in one form first (:mod:`ports.align`).
+
+Three families:
+
+* **conventions** — a field of the spec where the frameworks' defaults or meanings differ
+  (BatchNorm's momentum ρ = 1 − m, ε, the running-variance estimator, LayerNorm's ε, the padding
+  split, LeakyReLU's slope, L2 as λ‖W‖² or (λ/2)‖W‖², the optimizer's ε placement and defaults);
+* **weight mapping** — B's own tensors are A's under a known wrong transform (a dense kernel not
+  transposed, a conv kernel with its spatial axes swapped or flipped, in/out channels swapped, the
+  kernel after a flatten not re-ordered, BatchNorm's running statistics not copied);
+* **mode** — B's own code runs in training mode when asked for inference; it is found on B's real
+  model (:mod:`ports.compare`), not on its reading, and declared here for its name and text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ports.align import flatten_permutation
+from ports.reading import Reading
+
+Variants = list[tuple[str, Reading]]
+
+
+@dataclass(frozen=True)
+class Cause:
+    name: str
+    title: str
+    why: str
+    variants: Callable[[Reading, Reading], Variants]
+
+
+def _layer_field(kind: str, *fields: str) -> Callable[[Reading, Reading], Variants]:
+    """Variants setting ``fields`` of each ``kind`` layer of A to B's values, one layer at a time."""
+    def variants(a: Reading, b: Reading) -> Variants:
+        found, number = [], 0
+        for index, (ours, theirs) in enumerate(zip(a.spec.layers, b.spec.layers, strict=True)):
+            number += ours.kind != "dropout"
+            if ours.kind != kind or all(getattr(ours, f) == getattr(theirs, f) for f in fields):
+                continue
+            layers = list(a.spec.layers)
+            layers[index] = replace(ours, **{f: getattr(theirs, f) for f in fields})
+            found.append((f"layer {number}: " + ", ".join(
+                f"{f} {getattr(ours, f)!r} in A, {getattr(theirs, f)!r} in B" for f in fields),
+                replace(a, spec=a.spec.replace(layers=tuple(layers)))))
+        return found
+    return variants
+
+
+def _model_field(name: str) -> Callable[[Reading, Reading], Variants]:
+    def variants(a: Reading, b: Reading) -> Variants:
+        ours, theirs = getattr(a.spec, name), getattr(b.spec, name)
+        if ours == theirs:
+            return []
+        return [(f"{name} {ours!r} in A, {theirs!r} in B", replace(a, spec=a.spec.replace(**{name: theirs})))]
+    return variants
+
+
+def _l2(factor_two: bool) -> Callable[[Reading, Reading], Variants]:
+    def variants(a: Reading, b: Reading) -> Variants:
+        ours, theirs = a.spec.l2, b.spec.l2
+        doubled = ours > 0 and theirs > 0 and (np.isclose(theirs, 2 * ours) or np.isclose(ours, 2 * theirs))
+        if ours == theirs or doubled != factor_two:
+            return []
+        return [(f"l2 λ {ours!r} in A, {theirs!r} in B", replace(a, spec=a.spec.replace(l2=theirs)))]
+    return variants
+
+
+def _optimizer_field(*fields: str) -> Callable[[Reading, Reading], Variants]:
+    def variants(a: Reading, b: Reading) -> Variants:
+        ours, theirs = a.spec.optimizer, b.spec.optimizer
+        if ours.name != theirs.name and "name" not in fields:
+            return []
+        if all(getattr(ours, f) == getattr(theirs, f) for f in fields):
+            return []
+        changed = {f: getattr(theirs, f) for f in fields}
+        if "name" in fields:        # sgd ↔ momentum: the momentum value comes with it
+            changed["momentum"] = theirs.momentum
+        where = ", ".join(f"{f} {getattr(ours, f)!r} in A, {getattr(theirs, f)!r} in B" for f in changed
+                          if getattr(ours, f) != getattr(theirs, f))
+        return [(f"optimizer {where}", replace(a, spec=a.spec.replace(optimizer=replace(ours, **changed))))]
+    return variants
+
+
+def _momentum_left_out(a: Reading, b: Reading) -> Variants:
+    names = {a.spec.optimizer.name, b.spec.optimizer.name}
+    return _optimizer_field("name")(a, b) if names == {"sgd", "momentum"} else []
+
+
+def _own_weights(b: Reading) -> bool:
+    return "weights" in b.given
+
+
+def _tensor_variants(kind: str, name: str, transform, applies) -> Callable[[Reading, Reading], Variants]:
+    """Variants with one ``kind`` layer's tensor ``name`` of A transformed, where B holds its own."""
+    def variants(a: Reading, b: Reading) -> Variants:
+        if not _own_weights(b):
+            return []
+        found = []
+        for position, (number, held) in enumerate(zip(a.spec.parameter_layers, a.tensors, strict=True)):
+            layer = a.spec.numbered_layers[number - 1]
+            if layer.kind != kind or name not in held or not applies(held[name]):
+                continue
+            tensors = [dict(layer_tensors) for layer_tensors in a.tensors]
+            tensors[position][name] = np.ascontiguousarray(transform(held[name]))
+            found.append((f"layer {number} ({kind}) {name}", replace(a, tensors=tensors)))
+        return found
+    return variants
+
+
+def _square(array: np.ndarray) -> bool:
+    return array.shape[0] == array.shape[1]
+
+
+def _flatten_order(a: Reading, b: Reading) -> Variants:
+    """The dense kernel after a flatten, its columns in the other flatten order's positions."""
+    if not _own_weights(b):
+        return []
+    found, shape, order = [], None, None
+    numbered = a.spec.numbered_layers
+    for number, layer in enumerate(numbered, 1):
+        if layer.kind == "flatten":
+            shape = a.spec.layer_shapes[number - 1]
+            order = layer.order
+        elif layer.kind == "dense" and shape is not None:
+            position = a.spec.parameter_layers.index(number)
+            tensors = [dict(held) for held in a.tensors]
+            tensors[position]["W"] = tensors[position]["W"][:, flatten_permutation(shape, order)]
+            other = "channels_first" if order == "channels_last" else "channels_last"
+            found.append((f"layer {number} (dense after flatten): its kernel's columns in {other} order, "
+                          f"the flatten {order}", replace(a, tensors=tensors)))
+            shape = None
+        elif layer.kind != "flatten":
+            shape = None
+    return found
+
+
+def _statistics_not_copied(a: Reading, b: Reading) -> Variants:
+    if not _own_weights(b) or not a.statistics or not b.statistics:
+        return []
+    fresh = [(np.zeros_like(mean), np.ones_like(variance)) for mean, variance in a.statistics]
+
+    def initial(statistics) -> bool:
+        return all(np.all(mean == 0) and np.all(variance == 1) for mean, variance in statistics)
+
+    if not initial(b.statistics) or initial(a.statistics):
+        return []
+    return [("every batch_norm layer: running mean 0 and variance 1 in B", replace(a, statistics=fresh))]
+
+
+def _mode(a: Reading, b: Reading) -> Variants:
+    return []                       # measured on B's real model by ports.compare
+
+
+CAUSES: tuple[Cause, ...] = (
+    Cause("batch_norm_momentum", "BatchNorm momentum",
+          "torch's momentum m weights the new batch (ρ = 1 − m, default m = 0.1), Keras's momentum is the "
+          "weight ρ of the old average (default 0.99): a port that copies the number moves the running "
+          "statistics the wrong way (seen in inference mode after training)",
+          _layer_field("batch_norm", "decay")),
+    Cause("batch_norm_epsilon", "BatchNorm ε", "torch's default ε is 1e-5, Keras's 1e-3",
+          _layer_field("batch_norm", "epsilon")),
+    Cause("running_variance", "BatchNorm running-variance estimator",
+          "torch stores the unbiased batch variance σ²·n/(n − 1) in its running average, Keras the biased σ²",
+          _layer_field("batch_norm", "running_variance")),
+    Cause("layer_norm_epsilon", "LayerNorm ε", "torch's default ε is 1e-5, Keras's 1e-3 (flax 1e-6)",
+          _layer_field("layer_norm", "epsilon")),
+    Cause("padding_split", "'same' padding split",
+          "TensorFlow's 'same' pads the odd row/column at the bottom/right; torch's padding=k//2 pads both "
+          "sides equally, so at stride 2 the two sample different pixels",
+          _layer_field("conv2d", "padding")),
+    Cause("leaky_relu_slope", "LeakyReLU slope",
+          "torch's nn.LeakyReLU defaults to 0.01, Keras's LeakyReLU layer to 0.3 and "
+          "keras.activations.leaky_relu to 0.2", _model_field("leaky_relu_slope")),
+    Cause("l2_factor", "L2 as λ‖W‖² or (λ/2)‖W‖²",
+          "Keras's L2(λ) regularizer adds λ‖W‖² (gradient 2λW); torch's weight_decay λ and the spec's l2 "
+          "add λW to the gradient, as (λ/2)‖W‖² does", _l2(True)),
+    Cause("l2", "L2 regularization", "only one side regularizes its kernels, or by another λ", _l2(False)),
+    Cause("optimizer_convention", "optimizer convention",
+          "where the frameworks' update formulas differ: Adam's ε (torch adds it to √v̂, Keras to √v before "
+          "the bias correction), RMSprop's ε inside or outside the root, where momentum takes the "
+          "learning rate", _optimizer_field("convention")),
+    Cause("optimizer_epsilon", "optimizer ε", "torch's Adam and RMSprop default to ε = 1e-8, Keras's to 1e-7",
+          _optimizer_field("epsilon")),
+    Cause("rmsprop_rho", "RMSprop decay", "torch's RMSprop alpha defaults to 0.99, Keras's rho to 0.9",
+          _optimizer_field("rho")),
+    Cause("adam_betas", "Adam β₁, β₂", "torch's betas=(0.9, 0.999), Keras's beta_1, beta_2 (same defaults)",
+          _optimizer_field("beta1", "beta2")),
+    Cause("learning_rate", "learning rate",
+          "the frameworks' defaults differ (Keras SGD 0.01, RMSprop 0.001; torch RMSprop 0.01; optax none)",
+          _optimizer_field("learning_rate")),
+    Cause("momentum_left_out", "momentum left out", "one side runs plain SGD, the other SGD with momentum",
+          _momentum_left_out),
+    Cause("momentum", "momentum value", "the momentum coefficient differs", _optimizer_field("momentum")),
+    Cause("dense_kernel_transpose", "dense kernel not transposed",
+          "Keras's Dense kernel is (in, out), torch's Linear weight (out, in): a square kernel "
+          "copied without .T loads silently", _tensor_variants("dense", "W", lambda w: w.T, _square)),
+    Cause("conv_kernel_spatial_transpose", "conv kernel's height and width swapped",
+          "Keras's kernel is HWIO, torch's OIHW: permute(3, 2, 1, 0) instead of (3, 2, 0, 1) swaps k_h and "
+          "k_w, silently for a square kernel",
+          _tensor_variants("conv2d", "W", lambda w: w.transpose(0, 1, 3, 2),
+                           lambda w: w.shape[2] == w.shape[3])),
+    Cause("conv_kernel_flip", "conv kernel flipped",
+          "a true convolution (scipy.signal, Theano) flips the kernel; the frameworks' conv is "
+          "a cross-correlation",
+          _tensor_variants("conv2d", "W", lambda w: w[:, :, ::-1, ::-1], lambda w: True)),
+    Cause("conv_channels_swap", "conv kernel's in and out channels swapped",
+          "HWIO read as HWOI: silent when the layer has as many input as output channels",
+          _tensor_variants("conv2d", "W", lambda w: w.transpose(1, 0, 2, 3), _square)),
+    Cause("flatten_order", "Flatten order",
+          "torch flattens NCHW maps channel by channel, Keras flattens NHWC maps pixel by pixel: "
+          "the dense kernel after the flatten must have its columns re-ordered when the flatten "
+          "changes", _flatten_order),
+    Cause("running_statistics_not_copied", "BatchNorm running statistics not copied",
+          "the running mean and variance are buffers, not parameters: a port that copies the parameters "
+          "only starts from mean 0, variance 1", _statistics_not_copied),
+    Cause("eval_mode", "train vs eval mode",
+          "asked for inference, B's own code still uses the batch's statistics (BatchNorm) or drops "
+          "units (dropout): a missing model.eval() or training=False", _mode),
+)
+
+BY_NAME = {cause.name: cause for cause in CAUSES}

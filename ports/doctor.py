@@ -1,0 +1,169 @@
+"""The convention doctor: which known cause (:mod:`ports.causes`) explains why B differs from A.
+
+Both readings run in the NumPy engine in float64, so a framework's float32 rounding plays no part:
+what differs here differs by a convention or a mistake. :func:`measure` takes every quantity of a
+reading on one batch — each layer's Z_l and A_l in training mode, the loss, every gradient, the
+outputs in inference mode and, after ``steps`` optimizer steps, every parameter and the inference
+outputs again (BatchNorm's running statistics and the optimizer show only there). Two readings
+agree where every quantity's normwise relative error (:func:`judge.parity.relative_error`) is at
+most the float64 parameters bound of :mod:`judge.tolerances`.
+
+:func:`diagnose` walks greedily from A toward B: it measures every variant of every cause (A
+differing from B by that cause alone at one place), keeps the one that brings A closest — the
+*distance* is Σ over quantities of log₁₀(error / bound), the decades still to close — and repeats
+from there until A agrees with B or no variant brings it closer. Each kept step is printed with the
+worst quantity's error before and after it. What is still off at the end is not a known
+convention: the first quantity that disagrees, in causal order (forward by layer, the loss,
+gradients from the output layer down, inference outputs, then after training), names where.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from judge.parity import causal_order, relative_error
+from judge.tolerances import tolerance
+from ports.causes import CAUSES, Cause
+from ports.reading import Reading
+from scratch.errors import ParityError
+from scratch.model import Network
+from scratch.optimizers import make_optimizer
+from scratch.tensor_specs import gradient_name
+
+AGREE = tolerance("float64", "parameters")
+
+
+def measure(reading: Reading, x: np.ndarray, targets: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    """Every quantity of ``reading`` on (x, targets), in the engine, float64 (see the module)."""
+    spec = reading.spec.replace(dtype="float64")
+    tensors = [{name: np.asarray(value, dtype=np.float64) for name, value in held.items()}
+               for held in reading.tensors]
+    statistics = None if reading.statistics is None else [
+        tuple(np.asarray(value, dtype=np.float64) for value in pair) for pair in reading.statistics]
+    network = Network(spec, tensors=tensors, statistics=statistics)
+    x, targets = np.asarray(x, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    measured = dict(network.forward(x, training=True).named())
+    loss, gradients = network.gradients(x, targets)
+    measured["loss"] = np.asarray(loss)
+    names = [gradient_name(name, layer) for layer, layer_names in
+             zip(spec.parameter_layers, spec.parameter_names, strict=True) for name in layer_names]
+    measured.update(zip(names, gradients, strict=True))
+    measured["inference outputs"] = network.inference_outputs(x)[1]
+    if steps:
+        optimizer = make_optimizer(spec.optimizer)
+        for _ in range(steps):
+            network.train_step(x, targets, optimizer)
+        for layer, held in zip(spec.parameter_layers, network.tensors, strict=True):
+            for name, value in held.items():
+                measured[f"{name}{layer} after {steps} steps"] = value.copy()
+        measured[f"inference outputs after {steps} steps"] = network.inference_outputs(x)[1]
+    return measured
+
+
+def ordered(names) -> list[str]:
+    """Causal order: the trace's names (forward, loss, gradients), then inference, then training."""
+    names = list(names)
+    traced = [name for name in names if " " not in name]
+    return causal_order(traced) + [name for name in names if " " in name]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """How far a measurement is from the target: the worst quantity, its error, and the distance
+    (Σ log₁₀(error / bound) over the quantities beyond the bound)."""
+
+    quantity: str
+    error: float
+    distance: float
+    first: str | None          # the first quantity beyond the bound, causal order
+    first_error: float = 0.0
+
+    @property
+    def agrees(self) -> bool:
+        return self.first is None
+
+    def describe(self) -> str:
+        if self.agrees:
+            return f"every quantity agrees (worst rel err {self.error:.1e})"
+        worst = "" if self.first == self.quantity else f", worst {self.quantity} {self.error:.2e}"
+        return f"{self.first} off first (rel err {self.first_error:.2e}{worst})"
+
+
+def gap(measured: dict, target: dict) -> Gap:
+    errors = {name: relative_error(measured[name], target[name]) for name in ordered(target)
+              if name in measured and np.shape(measured[name]) == np.shape(target[name])}
+    errors.update({name: math.inf for name in target if name not in errors})
+    worst = max(errors, key=lambda name: errors[name])
+    beyond = [name for name in ordered(errors) if not errors[name] <= AGREE]
+    distance = sum(min(math.log10(errors[name] / AGREE), 40.0) for name in beyond)
+    first = beyond[0] if beyond else None
+    return Gap(worst, errors[worst], distance, first, errors[first] if first else 0.0)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    cause: Cause
+    where: str
+    before: Gap
+    after: Gap
+
+    def describe(self) -> str:
+        return (f"{self.cause.title} — {self.where}: before, {self.before.describe()}; with it undone, "
+                f"{self.after.describe()} ({self.cause.why})")
+
+
+@dataclass
+class Diagnosis:
+    start: Gap
+    explanations: list[Explanation] = field(default_factory=list)
+    end: Gap | None = None
+
+    @property
+    def explained(self) -> bool:
+        return self.end is not None and self.end.agrees
+
+    @property
+    def causes(self) -> list[str]:
+        return [explanation.cause.name for explanation in self.explanations]
+
+    def lines(self) -> list[str]:
+        if self.start.agrees:
+            return ["the two readings agree in float64: nothing for the doctor to explain"]
+        lines = [f"explained by {explanation.describe()}" for explanation in self.explanations]
+        if not self.explained:
+            end = self.end or self.start
+            layer = "".join(ch for ch in end.first if ch.isdigit()) if end.first else ""
+            at = f"layer {layer}, " if layer and " " not in end.first else ""
+            after = ", after the above" if self.explanations else ""
+            lines.append(f"not a known convention: first divergence at {at}quantity {end.first} "
+                         f"(rel err {end.first_error:.2e}{after})")
+        return lines
+
+
+def diagnose(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray, steps: int = 3,
+             causes=CAUSES, max_causes: int = 4) -> Diagnosis:
+    """Walk from A toward B by known causes (see the module docstring); both readings in one form
+    (:func:`ports.align.align`)."""
+    target = measure(b, x, targets, steps)
+    current, current_gap = a, gap(measure(a, x, targets, steps), target)
+    diagnosis = Diagnosis(current_gap)
+    while not current_gap.agrees and len(diagnosis.explanations) < max_causes:
+        best = None
+        for cause in causes:
+            for where, variant in cause.variants(current, b):
+                try:
+                    variant_gap = gap(measure(variant, x, targets, steps), target)
+                except ParityError:
+                    continue                       # a variant the engine cannot build
+                if best is None or variant_gap.distance < best[0].distance:
+                    best = (variant_gap, cause, where, variant)
+        if best is None or best[0].distance >= current_gap.distance:
+            break
+        variant_gap, cause, where, variant = best
+        diagnosis.explanations.append(Explanation(cause, where, current_gap, variant_gap))
+        current, current_gap = variant, variant_gap
+    diagnosis.end = current_gap
+    return diagnosis
