@@ -15,8 +15,9 @@ Three families:
 * **weight mapping** — B's own tensors are A's under a known wrong transform (a dense kernel not
   transposed, a conv kernel with its spatial axes swapped or flipped, in/out channels swapped, the
   kernel after a flatten not re-ordered, BatchNorm's running statistics not copied);
-* **mode** — B's own code runs in training mode when asked for inference; it is found on B's real
-  model (:mod:`ports.compare`), not on its reading, and declared here for its name and text.
+* **found elsewhere** — B's own code running in training mode when asked for inference (found on
+  B's real model by :mod:`ports.compare`), a double softmax or BCE clipping (seen in the model
+  itself: a :class:`ports.reading.Finding`); declared here for their names and text.
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ def _statistics_not_copied(a: Reading, b: Reading) -> Variants:
     return [("every batch_norm layer: running mean 0 and variance 1 in B", replace(a, statistics=fresh))]
 
 
-def _mode(a: Reading, b: Reading) -> Variants:
-    return []                       # measured on B's real model by ports.compare
+def _found_elsewhere(a: Reading, b: Reading) -> Variants:
+    return []        # measured on the real model (ports.compare) or seen in the model (a Finding)
 
 
 CAUSES: tuple[Cause, ...] = (
@@ -226,7 +227,13 @@ CAUSES: tuple[Cause, ...] = (
           "only starts from mean 0, variance 1", _statistics_not_copied),
     Cause("eval_mode", "train vs eval mode",
           "asked for inference, B's own code still uses the batch's statistics (BatchNorm) or drops "
-          "units (dropout): a missing model.eval() or training=False", _mode),
+          "units (dropout): a missing model.eval() or training=False", _found_elsewhere),
+    Cause("double_softmax", "double softmax",
+          "a softmax output fed to a loss that applies its own softmax (torch's CrossEntropyLoss, Keras's "
+          "from_logits=True): the loss and every gradient differ, the predictions do not", _found_elsewhere),
+    Cause("bce_clipping", "BCE probability clipping",
+          "from probabilities, Keras clips them to [1e-7, 1 − 1e-7] and torch's BCELoss clamps the log at "
+          "−100: the two differ where an output saturates", _found_elsewhere),
 )
 
 BY_NAME = {cause.name: cause for cause in CAUSES}

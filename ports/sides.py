@@ -1,0 +1,121 @@
+"""One side of ``backprop-parity compare``, from what the user names on the command line.
+
+* ``model.keras`` — a saved Keras model, loaded with ``safe_mode=True`` (no Lambda layer's code runs);
+* ``file.py:factory`` — **runs your own code**: the file is imported and ``factory()`` called. It
+  returns a ``torch.nn.Module`` (or a dict ``{"model": …, "loss": …, "optimizer": params → optim}``),
+  a ``keras.Model``, or a :class:`ports.numpy_port.NumpyPort`. ``file.py:factory@weights.pt`` also
+  loads a torch ``state_dict`` with ``torch.load(..., weights_only=True)``;
+* anything else — a weight file of this project (``train --save``), run by the engine.
+
+:func:`check_descriptor` checks the names (files exist, the factory is an identifier) with the
+standard library only, before any framework is imported; :func:`read_side` reads the side.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ports.reading import PortError
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    text: str
+    kind: str                   # "keras", "factory", "weights"
+    path: Path
+    factory: str | None = None
+    state_dict: Path | None = None
+
+
+def check_descriptor(text: str, label: str) -> Descriptor:
+    """The parsed side ``text`` (side ``label``, A or B); a :class:`PortError` naming what is wrong."""
+    where = f"side {label} ({text!r})"
+    if ".py:" in text:
+        file, _, rest = text.partition(".py:")
+        factory, _, state = rest.partition("@")
+        path = Path(file + ".py")
+        if not factory.isidentifier():
+            raise PortError(f"{where}: {factory!r} is not a Python function name "
+                            "(file.py:factory[@state.pt])")
+        if not path.is_file():
+            raise PortError(f"{where}: no such file {path}")
+        state_dict = Path(state) if state else None
+        if state_dict is not None and not state_dict.is_file():
+            raise PortError(f"{where}: no such state_dict file {state_dict}")
+        return Descriptor(text, "factory", path, factory, state_dict)
+    path = Path(text)
+    if not path.is_file():
+        raise PortError(f"{where}: no such file {path}")
+    return Descriptor(text, "keras" if path.suffix == ".keras" else "weights", path)
+
+
+def _call_factory(descriptor: Descriptor):
+    """Import the user's file (running its code) and call its factory."""
+    name = f"backprop_parity_user_{abs(hash(str(descriptor.path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(name, descriptor.path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    factory = getattr(module, descriptor.factory, None)
+    if not callable(factory):
+        raise PortError(f"{descriptor.path}: has no function {descriptor.factory!r}")
+    return factory()
+
+
+def _family(made) -> str:
+    """Which framework an object belongs to, from its classes' modules (nothing imported)."""
+    from ports.numpy_port import NumpyPort
+
+    if isinstance(made, NumpyPort):
+        return "numpy"
+    target = made.get("model") if isinstance(made, dict) else made
+    modules = [cls.__module__ for cls in type(target).__mro__]
+    if any(module.startswith("torch.nn") for module in modules):
+        return "torch"
+    if any(module.startswith("keras") for module in modules):
+        return "keras"
+    return "unknown"
+
+
+def read_side(descriptor: Descriptor, inputs=None):
+    """(reading, real model) of one side; ``inputs``: the sample shape where the side cannot tell."""
+    if descriptor.kind == "weights":
+        from ports.engine_model import EngineModel
+        from ports.reading import Reading
+        from scratch.model import Network
+        from scratch.weights import load_weights
+
+        loaded = load_weights(descriptor.path)
+        network = Network(loaded.spec, tensors=loaded.tensors, statistics=loaded.statistics or None)
+        reading = Reading("weights", descriptor.text, loaded.spec, loaded.tensors, loaded.statistics or None,
+                          given=frozenset({"weights", "loss", "optimizer"}))
+        return reading, EngineModel(network)
+    if descriptor.kind == "keras":
+        from ports.keras_port import keras_side
+
+        return keras_side(str(descriptor.path))
+    made = _call_factory(descriptor)
+    family = _family(made)
+    if family == "numpy":
+        from ports.numpy_port import numpy_side
+
+        if descriptor.state_dict is not None:
+            raise PortError(f"{descriptor.text}: a NumpyPort takes no @state_dict")
+        return numpy_side(made, descriptor.text)
+    if family == "torch":
+        from ports.torch_port import torch_side_from
+
+        return torch_side_from(made, descriptor, inputs)
+    if family == "keras":
+        from ports.keras_port import read_keras
+
+        if descriptor.state_dict is not None:
+            raise PortError(f"{descriptor.text}: a Keras model takes no @state_dict "
+                            "(its weights are its own)")
+        return read_keras(made, source=descriptor.text)
+    raise PortError(f"{descriptor.text}: factory returned {type(made).__name__}; expected a torch.nn.Module "
+                    "(or a dict with 'model', 'loss', 'optimizer'), a keras.Model or a ports.numpy_port."
+                    "NumpyPort (a JAX side is not supported yet)")

@@ -1,0 +1,123 @@
+"""``backprop-parity compare A B``: your own two models — a Keras model and its torch port, your
+NumPy code and a framework's — on one batch: outputs in both modes, the loss, every gradient, one
+optimizer step and ``--steps`` free-running steps; where they differ, the convention doctor names
+the known cause (:mod:`ports`).
+
+Each side is a ``.keras`` file (loaded with ``safe_mode``), ``file.py:factory[@state_dict.pt]``
+(**runs your code**: see :mod:`ports.sides`) or a weight file of this project. The batch is
+``--data FILE`` or the default (MNIST when the model fits it, random inputs otherwise:
+:mod:`ports.data`). Both descriptors and the data file are checked before any framework is
+imported. Exit status 0 when A and B agree, 1 when they differ, 2 on bad input or a model that
+cannot be read (an unsupported layer is named), 3 when a framework a side needs is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from reports.cli.exit_codes import (
+    EXIT_BACKEND_UNAVAILABLE,
+    EXIT_OK,
+    EXIT_PARITY_FAILED,
+    EXIT_USAGE,
+    BackendUnavailable,
+    UsageError,
+)
+from reports.cli.output_paths import check_outputs
+from reports.cli.progress import progress
+
+EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="A", help="side A (the reference): model.keras, "
+                                               "file.py:factory[@state.pt] or a weight file")
+    parser.add_argument("b", metavar="B", help="side B (the port), the same forms")
+    parser.add_argument("--data", metavar="FILE", help="inputs (.npy, .npz with x [and y], .csv); default: "
+                                                       "MNIST when the model fits it, else N(0, 1) inputs")
+    parser.add_argument("--batch", type=int, default=32, help="samples in the batch (default 32)")
+    parser.add_argument("--steps", type=int, default=3, help="training steps compared (default 3)")
+    parser.add_argument("--input-shape", metavar="N|C,H,W",
+                        help="the sample shape, where neither side can tell (a torch module starting "
+                             "with a conv)")
+    parser.add_argument("--json", metavar="FILE", help="also write the verdict and every comparison as JSON")
+
+
+def _shape(text: str | None):
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape {text!r}: expected N or C,H,W integers") from None
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise UsageError(f"--input-shape {text!r}: expected N or C,H,W positive integers")
+    return shape
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from ports.sides import check_descriptor
+
+    if args.batch < 2 or args.steps < 1:
+        raise UsageError(f"--batch must be >= 2 and --steps >= 1 (got {args.batch}, {args.steps})")
+    sides = [check_descriptor(args.a, "A"), check_descriptor(args.b, "B")]
+    inputs = _shape(args.input_shape)
+    check_outputs({"--json": args.json})
+    for descriptor in sides:
+        needs = {"keras": "tensorflow"}.get(descriptor.kind)
+        if descriptor.state_dict is not None:
+            needs = "torch"
+        if needs and importlib.util.find_spec(needs) is None:
+            raise BackendUnavailable(f"{descriptor.text} needs {needs}, which is not installed")
+
+    progress("compare", "reading both sides (a factory runs your code)")
+    from ports import compare as flow
+    from ports.data import load_batch, targets_of
+    from ports.sides import read_side
+
+    a, real_a = read_side(sides[0], inputs)
+    b, real_b = read_side(sides[1], inputs or a.spec.input_shape)
+    if inputs is None and a.spec.input_shape != b.spec.input_shape:
+        a, real_a = read_side(sides[0], b.spec.input_shape)
+    x, labels = load_batch(args.data, a.spec, args.batch)
+    targets = targets_of(a.spec, labels)
+    progress("compare", f"comparing {len(x)} samples, {args.steps} step(s)")
+    result = flow.run(a, real_a, b, real_b, x, targets, args.steps)
+    print(result.headline())
+    for label, reading in (("A", result.a), ("B", result.b)):
+        print(f"{label}: {reading.source} ({reading.framework}) — {reading.spec.describe_stack()}, "
+              f"loss {reading.spec.loss}, {reading.spec.optimizer.name} "
+              f"({reading.spec.optimizer.convention}), {reading.spec.dtype}")
+        for note in reading.notes:
+            print(f"   note: {note}")
+    from judge.parity import format_table
+
+    for label, rows in result.faithful.items():
+        bad = [c for c in rows if not c.ok]
+        status = ("reproduces its own model" if not bad
+                  else f"does NOT reproduce its own model ({len(bad)} off)")
+        print(f"reading of {label} {status}: {len(rows)} quantities against the engine")
+        if bad:
+            print(format_table([(f"{label} own vs reading", c) for c in rows]))
+    print(format_table([("B vs A", c) for c in result.rows]))
+    for line in result.evidence:
+        print(f"found: {line}")
+    if result.diagnosis is not None:
+        print("doctor (both readings in the engine, float64):")
+        for line in result.diagnosis.lines():
+            print(f"  {line}")
+    if args.json:
+        from reports.json_file import write_json
+
+        write_json(args.json, {
+            "schema": "backprop-parity-compare/1", "verdict": "PASS" if result.ok else "FAIL",
+            "headline": result.headline(), "a": args.a, "b": args.b,
+            "rows": [{"quantity": c.name, "kind": c.kind, "step": c.step, "error": c.error, "bound": c.bound,
+                      "ok": c.ok} for c in result.rows],
+            "causes": [] if result.diagnosis is None else result.diagnosis.causes,
+            "doctor": [] if result.diagnosis is None else result.diagnosis.lines(),
+            "evidence": result.evidence})
+        print(f"json: {args.json}")
+    return EXIT_OK if result.ok else EXIT_PARITY_FAILED
