@@ -177,8 +177,11 @@ class Result:
             return f"compare: PASS — A and B agree: {len(self.rows)} comparisons within tolerance{extra}"
         unfaithful = [label for label, rows in self.faithful.items() if any(not c.ok for c in rows)]
         if unfaithful:
-            return (f"compare: FAIL — the reading of {', '.join(unfaithful)} does not reproduce its own "
-                    "model (see below)")
+            label = unfaithful[0]
+            first = next(c for c in self.faithful[label] if not c.ok)
+            return (f"compare: FAIL — {label}'s own code computes something its reading does not "
+                    f"(not a known convention): first {first.describe()}; the reading is what the engine "
+                    "computes from the spec read off it")
         first = failed[0]
         why = ""
         if self.diagnosis is not None and self.diagnosis.causes:
@@ -206,7 +209,8 @@ def run(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int = 3) -> R
                      for f in reading.findings]
     rows = compare_sides(a, real_a, b, real_b, x, targets, steps)
     result = Result(a, b, faithful, rows, evidence=evidence)
-    if not all(c.ok for c in rows):
+    unfaithful = any(not c.ok for checked in faithful.values() for c in checked)
+    if not unfaithful and not all(c.ok for c in rows):
         result.diagnosis = diagnose(a, align(a, b).reading, x, targets, steps)
         one_step = all(c.ok for c in rows if c.step is None)
         result.rounding_only = one_step and result.diagnosis.start.agrees

@@ -1,0 +1,98 @@
+"""``backprop-parity compare A B`` on NumPy-only sides (weight files, the NumPy layer protocol):
+verdicts, the doctor's line, the shipped NumPy example, and bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports.cli.main import main
+from scratch.layer_specs import BatchNormSpec, Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
+from scratch.model import Network
+from scratch.spec import ModelSpec, OptimizerSpec
+from scratch.weights import save_tensors
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ModelSpec(inputs=(2, 8, 8), layers=(Conv2DSpec(3, 3, padding="same", activation="identity"),
+                                           BatchNormSpec(activation="relu"), MaxPool2DSpec(2),
+                                           FlattenSpec("channels_last"), DenseSpec(5, "relu"),
+                                           DenseSpec(4, "softmax")),
+                 optimizer=OptimizerSpec("adam", "torch", learning_rate=0.01), dtype="float64")
+
+
+@pytest.fixture
+def files(tmp_path):
+    network = Network(SPEC)
+    statistics = [(np.full(3, 0.1), np.full(3, 2.0))]
+    a = save_tensors(tmp_path / "a.safetensors", SPEC, network.tensors, statistics)
+    flipped = [dict(held) for held in network.tensors]
+    flipped[0]["W"] = np.ascontiguousarray(flipped[0]["W"][:, :, ::-1, ::-1])
+    b_flip = save_tensors(tmp_path / "b_flip.safetensors", SPEC, flipped, statistics)
+    layers = list(SPEC.layers)
+    layers[1] = BatchNormSpec(epsilon=1e-3, activation="relu")
+    b_eps = save_tensors(tmp_path / "b_eps.safetensors", SPEC.replace(layers=tuple(layers)), network.tensors,
+                         statistics)
+    other = SPEC.replace(layers=SPEC.layers[:4] + (DenseSpec(4, "softmax"),))
+    fresh = Network(other)
+    b_other = save_tensors(tmp_path / "b_other.safetensors", other, fresh.tensors, fresh.statistics)
+    return {"a": a, "b_flip": b_flip, "b_eps": b_eps, "b_other": b_other, "dir": tmp_path}
+
+
+def run(capsys, *argv):
+    status = main(["compare", *map(str, argv), "--batch", "8"])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_a_model_against_itself_passes(files, capsys):
+    status, out, _ = run(capsys, files["a"], files["a"])
+    assert status == 0, out
+    assert out.startswith("compare: PASS — A and B agree")
+    assert "doctor" not in out
+
+
+@pytest.mark.parametrize("name, cause", [("b_flip", "conv kernel flipped"), ("b_eps", "BatchNorm ε")])
+def test_a_port_mistake_fails_and_is_named(files, capsys, name, cause):
+    status, out, _ = run(capsys, files["a"], files[name])
+    assert status == 1, out
+    headline = out.splitlines()[0]
+    assert headline.startswith("compare: FAIL — B differs from A") and f"explained by {cause}" in headline
+    assert f"explained by {cause} — layer " in out
+
+
+def test_different_models_are_refused_with_the_difference(files, capsys):
+    status, _, err = run(capsys, files["a"], files["b_other"])
+    assert status == 2
+    assert "different models" in err and "layers" in err
+
+
+def test_the_numpy_example_faithful_passes_and_the_seed_bug_is_located(capsys):
+    weights = ROOT / "examples" / "mlp_weights.safetensors"
+    status, out, _ = run(capsys, weights, f"{ROOT / 'examples' / 'numpy_mlp.py'}:faithful")
+    assert status == 0, out
+    status, out, _ = run(capsys, weights, f"{ROOT / 'examples' / 'numpy_mlp.py'}:seed_bug")
+    assert status == 1
+    assert "B's own code computes something its reading does not" in out.splitlines()[0]
+    assert "first db2" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("side, message", [
+    ("missing.safetensors", "no such file"),
+    ("examples/numpy_mlp.py:not-a-name", "is not a Python function name"),
+    ("examples/numpy_mlp.py:faithful@missing.pt", "no such state_dict file"),
+    ("examples/numpy_mlp.py:nothing_here", "has no function 'nothing_here'"),
+])
+def test_bad_sides_end_in_one_error_line(capsys, monkeypatch, side, message):
+    monkeypatch.chdir(ROOT)
+    status, out, err = run(capsys, "examples/mlp_weights.safetensors", side)
+    assert status == 2
+    assert message in err and err.count("error:") == 1 and "Traceback" not in err
+
+
+def test_bad_data_file_is_refused(files, capsys):
+    bad = files["dir"] / "x.npy"
+    np.save(bad, np.zeros((4, 3)))
+    status, _, err = run(capsys, files["a"], files["a"], "--data", bad)
+    assert status == 2 and "the model takes (m, 2, 8, 8)" in err
