@@ -240,9 +240,29 @@ def test_optimizer_options_the_spec_cannot_express_are_refused(optimizer, named)
     (nn.Sequential(nn.Linear(3, 2)), nn.CrossEntropyLoss(label_smoothing=0.1), "label_smoothing=0.1"),
     (nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, affine=False), nn.Linear(2, 2)), None, "affine=False"),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.Flatten(), nn.Linear(72, 2)), None, "--input-shape"),
+    (nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2, dtype=torch.float64)), None, "all float32 or all"),
 ])
 def test_losses_and_layers_the_spec_cannot_express_are_refused(module, loss, named):
     assert named in refusal(module, loss=loss)
+
+
+def test_an_activation_after_a_layer_without_one_is_named():
+    module = nn.Sequential(nn.Conv2d(2, 2, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2))
+    assert "step 3 `2` (ReLU): a relu after a max_pool2d layer, which has no activation field" in \
+        refusal(module, inputs=(2, 8, 8))
+
+
+def test_param_groups_with_different_settings_are_refused():
+    module = nn.Sequential(nn.Linear(3, 2))
+    message = refusal(module, optimizer=lambda p: torch.optim.SGD([{"params": p[:1], "lr": 0.1},
+                                                                  {"params": p[1:], "lr": 0.2}]))
+    assert "2 param groups with different settings" in message
+
+
+def test_a_float32_module_reads_as_float32():
+    reading, model = read_torch(nn.Sequential(nn.Linear(3, 2)), weights_given=False, source="f32")
+    assert reading.spec.dtype == "float32" and reading.tensors[0]["W"].dtype == np.float32
+    assert model.outputs(np.ones((2, 3)), training=False).dtype == np.float32
 
 
 def test_load_refuses_a_wrong_shape():
