@@ -52,17 +52,27 @@ def check_descriptor(text: str, label: str) -> Descriptor:
     return Descriptor(text, "keras" if path.suffix == ".keras" else "weights", path)
 
 
-def _call_factory(descriptor: Descriptor):
-    """Import the user's file (running its code) and call its factory."""
-    name = f"backprop_parity_user_{abs(hash(str(descriptor.path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(name, descriptor.path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    factory = getattr(module, descriptor.factory, None)
-    if not callable(factory):
-        raise PortError(f"{descriptor.path}: has no function {descriptor.factory!r}")
-    return factory()
+def call_factory(path: Path, factory: str):
+    """Import the user's file (running its top level) and call its ``factory()``; an exception in
+    the user's code becomes one :class:`PortError` naming it."""
+    if not path.is_file():
+        raise PortError(f"{path}: no such file")
+    module_spec = importlib.util.spec_from_file_location(f"backprop_parity_user_{path.stem}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise PortError(f"{path}: cannot be imported as a Python file")
+    user = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = user                     # so that torch.fx and pickling find it
+    try:
+        module_spec.loader.exec_module(user)
+    except Exception as error:                               # the user's own code
+        raise PortError(f"{path}: importing it raised {type(error).__name__}: {error}") from None
+    make = getattr(user, factory, None)
+    if not callable(make):
+        raise PortError(f"{path}: has no function {factory!r}")
+    try:
+        return make()
+    except Exception as error:                               # the user's own code
+        raise PortError(f"{path}: {factory}() raised {type(error).__name__}: {error}") from None
 
 
 def _family(made) -> str:
@@ -97,7 +107,7 @@ def read_side(descriptor: Descriptor, inputs=None):
         from ports.keras_port import keras_side
 
         return keras_side(str(descriptor.path))
-    made = _call_factory(descriptor)
+    made = call_factory(descriptor.path, descriptor.factory)
     family = _family(made)
     if family == "numpy":
         from ports.numpy_port import numpy_side
@@ -108,7 +118,8 @@ def read_side(descriptor: Descriptor, inputs=None):
     if family == "torch":
         from ports.torch_port import torch_side_from
 
-        return torch_side_from(made, descriptor, inputs)
+        state = None if descriptor.state_dict is None else str(descriptor.state_dict)
+        return torch_side_from(made, str(descriptor.path), descriptor.factory, state, inputs)
     if family == "keras":
         from ports.keras_port import read_keras
 

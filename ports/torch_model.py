@@ -55,6 +55,12 @@ class TorchModel:
         self.dropouts = [sub for sub in subs if isinstance(sub, nn.modules.dropout._DropoutNd)]
         self.batch_norms = [sub for sub in subs if isinstance(sub, nn.modules.batchnorm._BatchNorm)]
 
+    def use_spec(self, spec) -> None:
+        """Run with ``spec``'s loss and optimizer where the user gave none (``ports.compare.fill``
+        takes them from the other side)."""
+        self.spec = spec
+        self.__dict__.pop("optimizer", None)
+
     @functools.cached_property
     def optimizer(self) -> torch.optim.Optimizer:
         """The user's optimizer on ``module.parameters()`` (else the spec's), built once."""
@@ -115,7 +121,9 @@ class TorchModel:
 
     def load(self, tensors: list[dict[str, np.ndarray]], statistics=None) -> None:
         """Copy canonical ``tensors`` (and BatchNorm's ``statistics``, None: left as they are) into
-        the module's parameters and buffers, names and shapes asserted."""
+        the module's parameters and buffers, names and shapes asserted. The optimizer starts
+        afresh (its state belongs to the parameters it stepped)."""
+        self.__dict__.pop("optimizer", None)
         if len(tensors) != len(self.held):
             raise PortError(f"torch model: tensors for {len(tensors)} layers, it has {len(self.held)}")
         with torch.no_grad():

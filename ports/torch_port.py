@@ -9,18 +9,17 @@ the user's own training script would; only point it at code you trust.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ports.reading import PortError, Reading
+from ports.sides import call_factory
 from ports.torch_model import TorchModel
 from ports.torch_reading import read_torch
 
-__all__ = ["TorchModel", "read_torch", "torch_side"]
+__all__ = ["TorchModel", "read_torch", "torch_side", "torch_side_from"]
 
 FACTORY_KEYS = ("model", "loss", "optimizer")
 
@@ -33,7 +32,12 @@ def torch_side(path: str, factory: str, state_dict: str | None,
     (``torch.load(weights_only=True)``, every key matched: ``strict=True``) and read it.
     ``given`` lists ``weights`` only when a state_dict was loaded. ``inputs``: the shape of one
     sample, when the module does not start with ``nn.Linear``."""
-    made = _call_factory(path, factory)
+    return torch_side_from(call_factory(Path(path), factory), path, factory, state_dict, inputs)
+
+
+def torch_side_from(made, path: str, factory: str, state_dict: str | None,
+                    inputs=None) -> tuple[Reading, TorchModel]:
+    """:func:`torch_side` of what the factory already returned."""
     parts = made if isinstance(made, dict) else {"model": made}
     unknown = sorted(set(parts) - set(FACTORY_KEYS), key=str)
     if unknown:
@@ -48,28 +52,6 @@ def torch_side(path: str, factory: str, state_dict: str | None,
     source = f"{path}:{factory}" + (f" with {state_dict}" if state_dict else "")
     return read_torch(module, inputs=inputs, loss=parts.get("loss"), optimizer=parts.get("optimizer"),
                       weights_given=state_dict is not None, source=source)
-
-
-def _call_factory(path: str, factory: str):
-    file = Path(path)
-    if not file.is_file():
-        raise PortError(f"{path}: no such file")
-    module_spec = importlib.util.spec_from_file_location(f"backprop_parity_user_{file.stem}", file)
-    if module_spec is None or module_spec.loader is None:
-        raise PortError(f"{path}: cannot be imported as a Python file")
-    user = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = user                     # so that torch.fx and pickling find it
-    try:
-        module_spec.loader.exec_module(user)
-    except Exception as error:                               # the user's own code
-        raise PortError(f"{path}: importing it raised {type(error).__name__}: {error}") from None
-    make = getattr(user, factory, None)
-    if not callable(make):
-        raise PortError(f"{path}: no function {factory!r} in it")
-    try:
-        return make()
-    except Exception as error:                               # the user's own code
-        raise PortError(f"{path}: {factory}() raised {type(error).__name__}: {error}") from None
 
 
 def _load_state_dict(module: nn.Module, path: str) -> None:
