@@ -1,0 +1,151 @@
+"""The Keras side of ``backprop-parity compare``: a ``keras.Model`` read into a
+:class:`ports.reading.Reading` and its own :class:`ports.keras_model.KerasModel`.
+
+* :func:`read_keras` reads a model in memory: its layers (``ports.keras_reading``: a Sequential or
+  a straight functional chain), its compiled loss and optimizer (``ports.keras_compiled``), its
+  dtype, its weights in the canonical layout and BatchNorm's moving statistics. The reading does
+  not infer initializers: the spec's ``init`` stays its default (the weights are given).
+* :func:`keras_side` reads a path: a ``.keras`` file through
+  ``keras.saving.load_model(path, safe_mode=True, compile=True)`` (code in the file, a ``Lambda``
+  layer, is refused), or ``file.py:factory``, which **runs the user's own Python file** and calls
+  ``factory()`` for a ``keras.Model``. The path is checked before Keras is imported.
+
+A .keras file does not store its loss's dtype: Keras builds the compiled loss and the optimizer's
+learning-rate variable in ``keras.config.floatx()`` at load time, so a float64 model loaded under
+float32 would compute its loss in float32. :func:`keras_side` loads the file again under the
+weights' dtype where they differ (and says so in the notes).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import zipfile
+from pathlib import Path
+
+from ports.reading import PortError, Reading
+from scratch.errors import SpecError
+from scratch.layer_specs import DenseSpec, DropoutSpec
+from scratch.spec import ModelSpec
+
+FACTORY = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)$")
+UNCOMPILED_LOSS = {"softmax": "cce", "sigmoid": "bce"}
+"""An uncompiled model's spec loss by output activation (mse for any other) until the other side
+gives one."""
+
+
+def read_keras(model, *, source: str, weights_given: bool = True):
+    """(the :class:`Reading` of ``model``, its :class:`~ports.keras_model.KerasModel`); a
+    :class:`PortError` naming whatever the spec cannot express (module docstring)."""
+    import keras
+
+    from ports.keras_compiled import read_loss, read_optimizer
+    from ports.keras_model import KerasModel
+    from ports.keras_reading import read_layers
+
+    if not isinstance(model, keras.Model):
+        raise PortError(f"{source}: expected a keras.Model, got {type(model).__name__}")
+    found = read_layers(model)
+    numbered = [piece for piece in found.pieces if piece.spec_class is not DropoutSpec]
+    if not numbered or numbered[-1].spec_class is not DenseSpec:
+        raise PortError(f"{source}: the model must end in a Dense output layer"
+                        + (f", not {numbered[-1].where}" if numbered else ""))
+    output = numbered[-1].fields["activation"]
+    notes = [*found.notes, "the reading does not infer initializers: the spec's init is its default"]
+    given = {"weights"} if weights_given else set()
+    loss = optimizer = None
+    if getattr(model, "compiled", False) and model.loss is not None:
+        loss = read_loss(model, output, len(numbered), found.dtype)
+        numbered[-1].fields["activation"] = loss.output_activation
+        notes += loss.notes
+        given.add("loss")
+    else:
+        notes.append(f"not compiled with a loss: the spec holds {UNCOMPILED_LOSS.get(output, 'mse')} "
+                     f"(the loss a {output} output pairs with) until the other side gives one")
+    if getattr(model, "compiled", False) and model.optimizer is not None:
+        optimizer = read_optimizer(model.optimizer)
+        given.add("optimizer")
+    else:
+        notes.append("not compiled with an optimizer: the spec holds its default optimizer")
+    try:
+        spec = ModelSpec(inputs=found.inputs,
+                         layers=[piece.spec_class(**piece.fields) for piece in found.pieces],
+                         loss=loss.loss if loss else UNCOMPILED_LOSS.get(output, "mse"),
+                         optimizer=optimizer, dtype=found.dtype,
+                         l2=0.0 if found.l2 is None else 2 * found.l2,
+                         **({} if found.slope is None else {"leaky_relu_slope": found.slope}))
+    except SpecError as error:
+        raise PortError(f"{source}: the model reads as no valid spec: {error}") from None
+    real = KerasModel(model, spec, found.pieces, loss, own_optimizer=optimizer is not None)
+    tensors = real.tensors()
+    for number, held, shapes in zip(spec.parameter_layers, tensors, spec.parameter_shapes, strict=True):
+        read = tuple(array.shape for array in held.values())
+        if read != tuple(shapes):
+            raise PortError(f"{source}: layer {number} reads as {read}, its spec declares {tuple(shapes)}")
+    reading = Reading("keras", source, spec, tensors, real.statistics() if real.moving else None,
+                      tuple(notes), loss.findings if loss else (), frozenset(given))
+    return reading, real
+
+
+def keras_side(path: str):
+    """(Reading, KerasModel) of a ``.keras`` file or a ``file.py:factory`` (module docstring)."""
+    match = FACTORY.match(path)
+    file = Path(match["file"] if match else path)
+    if not file.is_file():
+        raise PortError(f"{path}: no such file")
+    if match:
+        return read_keras(_run_factory(file, match["name"], path), source=path)
+    if not zipfile.is_zipfile(file):
+        raise PortError(f"{path}: not a .keras file (a .keras file is a zip archive; give file.py:factory "
+                        "for a model built in Python)")
+    return _load(file, path)
+
+
+def _load(file: Path, path: str):
+    import keras
+
+    from ports.keras_reading import chain, model_dtype
+    from twins.keras_backend import _floatx
+
+    model = _load_model(file, path)
+    dtype = model_dtype(model, chain(model))
+    notes = ()
+    if dtype != keras.config.floatx():
+        with _floatx(dtype):
+            model = _load_model(file, path)
+        notes = (f"loaded under floatx {dtype}, the weights' dtype, so that its compiled loss and optimizer "
+                 "compute in it (a .keras file does not store the loss's dtype)",)
+    reading, real = read_keras(model, source=path)
+    return Reading(reading.framework, reading.source, reading.spec, reading.tensors, reading.statistics,
+                   notes + reading.notes, reading.findings, reading.given), real
+
+
+def _load_model(file: Path, path: str):
+    import keras
+    try:
+        return keras.saving.load_model(file, safe_mode=True, compile=True)
+    except Exception as error:                         # Keras raises ValueError, TypeError, …
+        if "safe_mode" in str(error):
+            raise PortError(f"{path}: the file holds Python code (a Lambda layer or a lambda function), "
+                            "which keras.saving.load_model refuses with safe_mode=True; the reading takes "
+                            "only layers it can read without running code") from None
+        raise PortError(f"{path}: keras.saving.load_model failed: {type(error).__name__}: {error}") from None
+
+
+def _run_factory(file: Path, name: str, path: str):
+    """Run the user's own ``file`` (their code, with their permissions) and call ``name()``."""
+    module_spec = importlib.util.spec_from_file_location(f"keras_factory_{file.stem}", file)
+    if module_spec is None or module_spec.loader is None:
+        raise PortError(f"{path}: cannot import {file}")
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        raise PortError(f"{path}: running {file} raised {type(error).__name__}: {error}") from None
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise PortError(f"{path}: {file} defines no function {name!r}")
+    try:
+        return factory()
+    except Exception as error:
+        raise PortError(f"{path}: {name}() raised {type(error).__name__}: {error}") from None
