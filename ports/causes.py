@@ -231,6 +231,9 @@ CAUSES: tuple[Cause, ...] = (
     Cause("double_softmax", "double softmax",
           "a softmax output fed to a loss that applies its own softmax (torch's CrossEntropyLoss, Keras's "
           "from_logits=True): the loss and every gradient differ, the predictions do not", _found_elsewhere),
+    Cause("double_sigmoid", "double sigmoid",
+          "a sigmoid output fed to a loss that applies its own sigmoid (torch's BCEWithLogitsLoss, Keras's "
+          "from_logits=True)", _found_elsewhere),
     Cause("bce_clipping", "BCE probability clipping",
           "from probabilities, Keras clips them to [1e-7, 1 − 1e-7] and torch's BCELoss clamps the log at "
           "−100: the two differ where an output saturates", _found_elsewhere),
