@@ -81,7 +81,9 @@ def _row(name: str, actual, desired, dtype: str, kind: str, step: int | None = N
 
 
 def _quantities(real, spec: ModelSpec, x, targets, into_a=None) -> dict[str, tuple[str, np.ndarray]]:
-    """{name: (kind, value)}: outputs in both modes, loss, gradients, parameters after one step."""
+    """{name: (kind, value)}: outputs in both modes, loss, gradients, parameters after one step (the
+    batch in the side's own dtype: a float64 batch rounded once for a float32 side)."""
+    x, targets = np.asarray(x, dtype=spec.dtype), np.asarray(targets, dtype=spec.dtype)
     out = {"A_L (training)": ("forward", real.outputs(x, True)),
            "A_L (inference)": ("forward", real.outputs(x, False))}
     loss, gradients = real.loss_and_gradients(x, targets)
@@ -101,6 +103,29 @@ def _quantities(real, spec: ModelSpec, x, targets, into_a=None) -> dict[str, tup
     return out
 
 
+CANCELLED = ("BatchNorm right after removes this bias: its true gradient is 0, so it holds rounding residue "
+             "only (judged against its kernel's gradient; its trained value is shown, not judged)")
+
+
+def judge_cancelled(rows: list[Comparison], spec: ModelSpec, desired: dict) -> list[Comparison]:
+    """Rows of a bias a BatchNorm cancels (``spec.cancelled_biases``): its gradient's error relative
+    to the layer's kernel gradient (the operand scale it is rounding residue of), its trained value
+    not judged (it moves by residue, amplified by an adaptive optimizer)."""
+    out = []
+    for row in rows:
+        layer = next((l for l in spec.cancelled_biases if row.name.startswith((f"db{l}", f"b{l} "))
+                      or row.name == f"b{l}"), None)
+        if layer is None or row.problem:
+            out.append(row)
+        elif row.kind == "gradient":
+            actual, wanted = desired["actual " + row.name], desired[row.name]
+            floor = float(np.max(np.abs(desired[f"dW{layer}"])))
+            out.append(replace(row, error=relative_error(actual, wanted, floor=floor), note=CANCELLED))
+        else:
+            out.append(replace(row, bound=np.inf, note=CANCELLED))
+    return out
+
+
 def lower_precision(*specs: ModelSpec) -> str:
     return "float32" if any(spec.dtype == "float32" for spec in specs) else "float64"
 
@@ -113,7 +138,15 @@ def faithfulness(reading: Reading, real, x, targets) -> list[Comparison]:
     real.load(reading.tensors, reading.statistics)
     ours = _quantities(real, reading.spec, x, targets)
     real.load(reading.tensors, reading.statistics)            # back to the start for what follows
-    return [_row(name, ours[name][1], value, dtype, kind) for name, (kind, value) in theirs.items()]
+    rows = [_row(name, ours[name][1], value, dtype, kind) for name, (kind, value) in theirs.items()]
+    return judge_cancelled(rows, reading.spec, _values(ours, theirs))
+
+
+def _values(ours: dict, theirs: dict) -> dict:
+    """{name: desired value, "actual <name>": actual value} for :func:`judge_cancelled`."""
+    values = {name: value for name, (_, value) in theirs.items()}
+    values.update({f"actual {name}": value for name, (_, value) in ours.items()})
+    return values
 
 
 def eval_mode_evidence(reading: Reading, real, x) -> str | None:
@@ -121,7 +154,7 @@ def eval_mode_evidence(reading: Reading, real, x) -> str | None:
     engine = Network(reading.spec, tensors=reading.tensors, statistics=reading.statistics)
     x = np.asarray(x, dtype=engine.dtype)
     inference, training = engine.inference_outputs(x)[1], engine.forward(x, training=True).output
-    got = real.outputs(x, False)
+    got = real.outputs(x, False)                      # x already in the reading's dtype
     as_training, as_inference = relative_error(got, training), relative_error(got, inference)
     if as_training <= tolerance(reading.spec.dtype, "forward") < as_inference:
         return (f"{BY_NAME['eval_mode'].title}: asked for inference, {reading.source} returns its "
@@ -141,15 +174,18 @@ def compare_sides(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int
     ours = _quantities(real_b, b.spec, x, targets, into_a)
     theirs = _quantities(real_a, a.spec, x, targets)
     rows = [_row(name, ours[name][1], value, dtype, kind) for name, (kind, value) in theirs.items()]
+    rows = judge_cancelled(rows, a.spec, _values(ours, theirs))
+    x_a, targets_a = np.asarray(x, dtype=a.spec.dtype), np.asarray(targets, dtype=a.spec.dtype)
+    x_b, targets_b = np.asarray(x, dtype=b.spec.dtype), np.asarray(targets, dtype=b.spec.dtype)
     if steps > 1:
         for _ in range(steps - 1):
-            tensors_a, _ = real_a.step(x, targets)
-            tensors_b, _ = real_b.step(x, targets)
+            tensors_a, _ = real_a.step(x_a, targets_a)
+            tensors_b, _ = real_b.step(x_b, targets_b)
         tensors_b = into_a(tensors_b)
         for layer, mine, other in zip(a.spec.parameter_layers, tensors_b, tensors_a, strict=True):
-            rows += [_row(f"{name}{layer}", mine[name], other[name], dtype, "parameters", step=steps)
-                     for name in other]
-        rows.append(_row("A_L (inference)", real_b.outputs(x, False), real_a.outputs(x, False), dtype,
+            rows += judge_cancelled([_row(f"{name}{layer}", mine[name], other[name], dtype, "parameters",
+                                          step=steps) for name in other], a.spec, {})
+        rows.append(_row("A_L (inference)", real_b.outputs(x_b, False), real_a.outputs(x_a, False), dtype,
                          "forward", step=steps))
     return rows
 
