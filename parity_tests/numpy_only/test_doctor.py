@@ -313,7 +313,8 @@ MISTAKES = [
 
 @pytest.mark.parametrize("a_spec,b_spec,mistake,fresh_statistics,causes", MISTAKES)
 def test_the_doctor_names_each_injected_port_mistake(a_spec, b_spec, mistake, fresh_statistics, causes, rng):
-    a, b = readings(a_spec, b_spec, rng, mistake, fresh_statistics)
+    ported_to = "torch" if framework_of(a_spec) == "keras" else "keras"
+    a, b = readings(a_spec, b_spec, rng, mistake, fresh_statistics, b_framework=ported_to)
     diagnosis = doctor(a, b, rng)
     assert not diagnosis.start.agrees, "the injected mistake changes nothing the doctor measures"
     assert set(diagnosis.causes) == causes, diagnosis.lines()
@@ -353,7 +354,7 @@ FAITHFUL = [
                   with_layer(KERAS_CNN, 0, padding=(0, 0, 0, 0))),
     faithful_case("dropout-in-both", mlp("keras", dropout=True), mlp("keras", dropout=True)),
     faithful_case("framework-labels-keras-and-jax", KERAS_MLP, KERAS_MLP, b_framework="jax"),
-    faithful_case("framework-labels-numpy-and-weights", TORCH_CNN, TORCH_CNN, b_framework="weights"),
+    faithful_case("framework-labels-torch-and-weights", TORCH_CNN, TORCH_CNN, b_framework="weights"),
     faithful_case("float32-and-float64-tensors", KERAS_CNN, TO_TORCH, b_dtype="float64"),
     faithful_case("b-without-weights-of-its-own", KERAS_CNN, TO_TORCH, b_given=frozenset()),
 ]
