@@ -75,8 +75,9 @@ def structure_differences(a: Reading, b: Reading) -> list[str]:
         if ours.kind != theirs.kind:
             problems.append(f"layer {position}: {ours.describe()} in A, {theirs.describe()} in B")
     if not problems and a.spec.layer_shapes != b.spec.layer_shapes:
+        # layer_shapes[l] is A_l's shape: [0] the input's, checked above
         for number, (ours, theirs) in enumerate(zip(a.spec.layer_shapes, b.spec.layer_shapes,
-                                                    strict=True), 1):
+                                                    strict=True)):
             if ours != theirs:
                 problems.append(f"layer {number}: output shape {ours} in A, {theirs} in B")
                 break

@@ -6,7 +6,19 @@ reading on one batch — each layer's Z_l and A_l in training mode, the loss, ev
 outputs in inference mode and, after ``steps`` optimizer steps, every parameter and the inference
 outputs again (BatchNorm's running statistics and the optimizer show only there). Two readings
 agree where every quantity's normwise relative error (:func:`judge.parity.relative_error`) is at
-most the float64 parameters bound of :mod:`judge.tolerances`.
+most the float64 parameters bound of :mod:`judge.tolerances`, or where its difference is within
+what the two measurements' own rounding explains (:func:`rounding`): each float64 quantity q is
+measured against the same in ``np.longdouble`` too, and with e = max|q_float64 − q_longdouble|,
+
+    |a − b| ≤ |a − a_long| + |a_long − b_long| + |b_long − b| ≈ e_a + e_b   when A and B compute
+    the same function (a_long − b_long is longdouble's own rounding, 2⁻¹¹ of float64's),
+
+so a difference up to :data:`NOISE_FACTOR`·(e_a + e_b) agrees. That matters for a quantity that
+is zero in exact arithmetic, rounding alone: the bias of a conv2d or dense layer right before
+batch_norm (the normalization cancels its gradient; Adam's step then divides that rounding by its
+own root). Two forms of one model (another flatten order: the same sums in another order) round
+it differently, and its relative error is 100% in a faithful port. Where ``np.longdouble`` is no
+wider than float64, e reads 0 and only the bound is left.
 
 :func:`diagnose` walks greedily from A toward B: it measures every variant of every cause (A
 differing from B by that cause alone at one place), keeps the one that brings A closest — the
@@ -34,17 +46,22 @@ from scratch.optimizers import make_optimizer
 from scratch.tensor_specs import gradient_name
 
 AGREE = tolerance("float64", "parameters")
+NOISE_FACTOR = 4.0
+"""The slack on e_a + e_b (the module docstring) for longdouble's own rounding."""
 
 
-def measure(reading: Reading, x: np.ndarray, targets: np.ndarray, steps: int) -> dict[str, np.ndarray]:
-    """Every quantity of ``reading`` on (x, targets), in the engine, float64 (see the module)."""
+def measure(reading: Reading, x: np.ndarray, targets: np.ndarray, steps: int,
+            dtype=np.float64) -> dict[str, np.ndarray]:
+    """Every quantity of ``reading`` on (x, targets), in the engine, float64 (see the module) or
+    ``dtype`` (``np.longdouble`` for :func:`rounding`)."""
+    dtype = np.dtype(dtype)
     spec = reading.spec.replace(dtype="float64")
-    tensors = [{name: np.asarray(value, dtype=np.float64) for name, value in held.items()}
+    tensors = [{name: np.asarray(value, dtype=dtype) for name, value in held.items()}
                for held in reading.tensors]
     statistics = None if reading.statistics is None else [
-        tuple(np.asarray(value, dtype=np.float64) for value in pair) for pair in reading.statistics]
-    network = Network(spec, tensors=tensors, statistics=statistics)
-    x, targets = np.asarray(x, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+        tuple(np.asarray(value, dtype=dtype) for value in pair) for pair in reading.statistics]
+    network = Network(spec, tensors=tensors, statistics=statistics, dtype=dtype)
+    x, targets = np.asarray(x, dtype=dtype), np.asarray(targets, dtype=dtype)
     measured = dict(network.forward(x, training=True).named())
     loss, gradients = network.gradients(x, targets)
     measured["loss"] = np.asarray(loss)
@@ -61,6 +78,15 @@ def measure(reading: Reading, x: np.ndarray, targets: np.ndarray, steps: int) ->
                 measured[f"{name}{layer} after {steps} steps"] = value.copy()
         measured[f"inference outputs after {steps} steps"] = network.inference_outputs(x)[1]
     return measured
+
+
+def rounding(reading: Reading, x: np.ndarray, targets: np.ndarray, steps: int,
+             measured: dict[str, np.ndarray]) -> dict[str, float]:
+    """{quantity: e}, e = max|q_float64 − q_longdouble|: the rounding error ``measured``
+    (``reading``'s float64 measurement) carries, as far as longdouble resolves it."""
+    precise = measure(reading, x, targets, steps, np.longdouble)
+    return {name: float(np.max(np.abs(np.asarray(value, np.longdouble) - precise[name]), initial=0.0))
+            for name, value in measured.items()}
 
 
 def ordered(names) -> list[str]:
@@ -92,8 +118,13 @@ class Gap:
         return f"{self.first} off first (rel err {self.first_error:.2e}{worst})"
 
 
-def gap(measured: dict, target: dict) -> Gap:
-    errors = {name: relative_error(measured[name], target[name]) for name in ordered(target)
+def gap(measured: dict, target: dict, noise: dict[str, float] | None = None) -> Gap:
+    """How far ``measured`` is from ``target``; a quantity whose max|difference| is within its
+    ``noise`` (what rounding explains: NOISE_FACTOR·(e_a + e_b), the module docstring) agrees:
+    its relative error is taken against max(max|target|, noise / AGREE)."""
+    noise = noise or {}
+    errors = {name: relative_error(measured[name], target[name], noise.get(name, 0.0) / AGREE)
+              for name in ordered(target)
               if name in measured and np.shape(measured[name]) == np.shape(target[name])}
     errors.update({name: math.inf for name in target if name not in errors})
     worst = max(errors, key=lambda name: errors[name])
@@ -148,14 +179,22 @@ def diagnose(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray, steps: 
     """Walk from A toward B by known causes (see the module docstring); both readings in one form
     (:func:`ports.align.align`)."""
     target = measure(b, x, targets, steps)
-    current, current_gap = a, gap(measure(a, x, targets, steps), target)
+    target_rounding = rounding(b, x, targets, steps, target)
+
+    def gap_to_b(reading: Reading) -> Gap:
+        measured = measure(reading, x, targets, steps)
+        own = rounding(reading, x, targets, steps, measured)
+        return gap(measured, target, {name: NOISE_FACTOR * (own.get(name, 0.0) + error)
+                                      for name, error in target_rounding.items()})
+
+    current, current_gap = a, gap_to_b(a)
     diagnosis = Diagnosis(current_gap)
     while not current_gap.agrees and len(diagnosis.explanations) < max_causes:
         best = None
         for cause in causes:
             for where, variant in cause.variants(current, b):
                 try:
-                    variant_gap = gap(measure(variant, x, targets, steps), target)
+                    variant_gap = gap_to_b(variant)
                 except ParityError:
                     continue                       # a variant the engine cannot build
                 if best is None or variant_gap.distance < best[0].distance:
