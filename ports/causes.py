@@ -39,6 +39,7 @@ class Cause:
     title: str
     why: str
     variants: Callable[[Reading, Reading], Variants]
+    found: str = "readings"     # or "real model" (ports.compare), "model itself" (a reader's Finding)
 
 
 def _layer_field(kind: str, *fields: str) -> Callable[[Reading, Reading], Variants]:
@@ -227,16 +228,19 @@ CAUSES: tuple[Cause, ...] = (
           "only starts from mean 0, variance 1", _statistics_not_copied),
     Cause("eval_mode", "train vs eval mode",
           "asked for inference, B's own code still uses the batch's statistics (BatchNorm) or drops "
-          "units (dropout): a missing model.eval() or training=False", _found_elsewhere),
+          "units (dropout): a missing model.eval() or training=False", _found_elsewhere, "real model"),
     Cause("double_softmax", "double softmax",
           "a softmax output fed to a loss that applies its own softmax (torch's CrossEntropyLoss, Keras's "
-          "from_logits=True): the loss and every gradient differ, the predictions do not", _found_elsewhere),
+          "from_logits=True): the loss and every gradient differ, the predictions do not", _found_elsewhere,
+          "model itself"),
     Cause("double_sigmoid", "double sigmoid",
           "a sigmoid output fed to a loss that applies its own sigmoid (torch's BCEWithLogitsLoss, Keras's "
-          "from_logits=True)", _found_elsewhere),
+          "from_logits=True)", _found_elsewhere,
+          "model itself"),
     Cause("bce_clipping", "BCE probability clipping",
           "from probabilities, Keras clips them to [1e-7, 1 − 1e-7] and torch's BCELoss clamps the log at "
-          "−100: the two differ where an output saturates", _found_elsewhere),
+          "−100: the two differ where an output saturates", _found_elsewhere,
+          "model itself"),
 )
 
 BY_NAME = {cause.name: cause for cause in CAUSES}
