@@ -28,9 +28,10 @@ import numpy as np
 import tensorflow as tf
 
 from ports.reading import PortError
+from scratch.errors import BackendError
 from scratch.layer_specs import DropoutSpec
 from twins.keras_backend import _floatx, _optimizer
-from twins.keras_layers import to_canonical_map, to_keras_map
+from twins.keras_layers import checked_statistics, to_canonical_map, to_keras_map
 
 UNCOMPILED_LOSSES = {"cce": keras.losses.CategoricalCrossentropy, "bce": keras.losses.BinaryCrossentropy,
                      "mse": keras.losses.MeanSquaredError}
@@ -113,16 +114,10 @@ class KerasModel:
                                     f"{self.spec.dtype}, got {array.shape} {array.dtype}")
                 pending.append((parameter.variable, parameter.to_keras(array)))
         if statistics is not None:
-            if len(statistics) != len(self.moving):
-                raise PortError(f"load: statistics for {len(statistics)} batch_norm layers, the model has "
-                                f"{len(self.moving)}")
-            for variables, pair in zip(self.moving, statistics, strict=True):
-                for variable, value in zip(variables, pair, strict=True):
-                    value = np.asarray(value)
-                    if value.shape != tuple(variable.shape) or value.dtype != np.dtype(self.spec.dtype):
-                        raise PortError(f"load: running statistics must be {tuple(variable.shape)} "
-                                        f"{self.spec.dtype}, got {value.shape} {value.dtype}")
-                    pending.append((variable, value))
+            try:
+                pending += checked_statistics(self.moving, statistics, self.spec.dtype, "load")
+            except BackendError as error:
+                raise PortError(str(error)) from None
         for variable, value in pending:
             variable.assign(value)
         self.optimizer = self._fresh_optimizer()

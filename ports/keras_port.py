@@ -5,10 +5,11 @@
   a straight functional chain), its compiled loss and optimizer (``ports.keras_compiled``), its
   dtype, its weights in the canonical layout and BatchNorm's moving statistics. The reading does
   not infer initializers: the spec's ``init`` stays its default (the weights are given).
-* :func:`keras_side` reads a path: a ``.keras`` file through
+* :func:`keras_side` reads a ``.keras`` file through
   ``keras.saving.load_model(path, safe_mode=True, compile=True)`` (code in the file, a ``Lambda``
-  layer, is refused), or ``file.py:factory``, which **runs the user's own Python file** and calls
-  ``factory()`` for a ``keras.Model``. The path is checked before Keras is imported.
+  layer, is refused); the path is checked before Keras is imported. A ``file.py:factory`` that
+  returns a ``keras.Model`` runs through :func:`ports.sides.read_side` (the user's own code),
+  which reads its model with :func:`read_keras`.
 
 A .keras file does not store its loss's dtype: Keras builds the compiled loss and the optimizer's
 learning-rate variable in ``keras.config.floatx()`` at load time, so a float64 model loaded under
@@ -18,8 +19,6 @@ weights' dtype where they differ (and says so in the notes).
 
 from __future__ import annotations
 
-import importlib.util
-import re
 import zipfile
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from scratch.errors import SpecError
 from scratch.layer_specs import DenseSpec, DropoutSpec
 from scratch.spec import ModelSpec
 
-FACTORY = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)$")
 UNCOMPILED_LOSS = {"softmax": "cce", "sigmoid": "bce"}
 """An uncompiled model's spec loss by output activation (mse for any other) until the other side
 gives one."""
@@ -89,12 +87,9 @@ def read_keras(model, *, source: str, weights_given: bool = True):
 
 def keras_side(path: str):
     """(Reading, KerasModel) of a ``.keras`` file or a ``file.py:factory`` (module docstring)."""
-    match = FACTORY.match(path)
-    file = Path(match["file"] if match else path)
+    file = Path(path)
     if not file.is_file():
         raise PortError(f"{path}: no such file")
-    if match:
-        return read_keras(_run_factory(file, match["name"], path), source=path)
     if not zipfile.is_zipfile(file):
         raise PortError(f"{path}: not a .keras file (a .keras file is a zip archive; give file.py:factory "
                         "for a model built in Python)")
@@ -130,22 +125,3 @@ def _load_model(file: Path, path: str):
                             "which keras.saving.load_model refuses with safe_mode=True; the reading takes "
                             "only layers it can read without running code") from None
         raise PortError(f"{path}: keras.saving.load_model failed: {type(error).__name__}: {error}") from None
-
-
-def _run_factory(file: Path, name: str, path: str):
-    """Run the user's own ``file`` (their code, with their permissions) and call ``name()``."""
-    module_spec = importlib.util.spec_from_file_location(f"keras_factory_{file.stem}", file)
-    if module_spec is None or module_spec.loader is None:
-        raise PortError(f"{path}: cannot import {file}")
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as error:
-        raise PortError(f"{path}: running {file} raised {type(error).__name__}: {error}") from None
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        raise PortError(f"{path}: {file} defines no function {name!r}")
-    try:
-        return factory()
-    except Exception as error:
-        raise PortError(f"{path}: {name}() raised {type(error).__name__}: {error}") from None

@@ -36,7 +36,7 @@ from torch import nn
 from ports.reading import PortError
 from scratch.errors import BackendError
 from twins.torch_backend import _LOSSES, _optimizer, to_torch
-from twins.torch_layers import DTYPES, activation
+from twins.torch_layers import DTYPES, activation, running_statistics_kept
 
 
 class TorchModel:
@@ -79,21 +79,13 @@ class TorchModel:
         """The module in training (or eval) mode with its dropouts off; with ``keep_statistics``,
         BatchNorm's running buffers swapped for clones and the originals put back after."""
         flags = {sub: sub.training for sub in self.module.modules()}
-        names = ("running_mean", "running_var", "num_batches_tracked")
-        kept = [{name: getattr(norm, name) for name in names} for norm in self.batch_norms] \
-            if keep_statistics else []
         self.module.train(training)
         for sub in self.dropouts:
             sub.eval()
-        for norm, buffers in zip(self.batch_norms, kept, strict=False):
-            for name, buffer in buffers.items():
-                setattr(norm, name, buffer.clone())
         try:
-            yield
+            with running_statistics_kept(self.batch_norms if keep_statistics else []):
+                yield
         finally:
-            for norm, buffers in zip(self.batch_norms, kept, strict=False):
-                for name, buffer in buffers.items():
-                    setattr(norm, name, buffer)
             for sub, flag in flags.items():
                 sub.training = flag
 

@@ -34,7 +34,7 @@ from scratch.batching import batches
 from scratch.errors import BackendError
 from scratch.tensor_specs import gradient_name
 from twins.backend_base import Backend, given_tensors
-from twins.keras_layers import LAYERS, Block, plan_dropout, to_canonical_map, to_keras_map
+from twins.keras_layers import LAYERS, Block, checked_statistics, plan_dropout, to_canonical_map, to_keras_map
 
 if keras.backend.backend() != "tensorflow":
     raise BackendError(f"keras backend: Keras runs on {keras.backend.backend()!r}; set "
@@ -129,16 +129,8 @@ class KerasBackend(Backend):
 
     def _assign_statistics(self, statistics) -> None:
         """(running mean, running variance) of every batch_norm layer into its moving statistics."""
-        if len(statistics) != len(self.moving):
-            raise BackendError(f"keras backend: expected running statistics for {len(self.moving)} "
-                               f"batch_norm layer(s), got {len(statistics)}")
-        for variables, pair in zip(self.moving, statistics, strict=True):
-            for variable, value in zip(variables, pair, strict=True):
-                value = np.asarray(value)
-                if value.shape != tuple(variable.shape) or value.dtype != np.dtype(self.spec.dtype):
-                    raise BackendError(f"keras backend: running statistics must be {tuple(variable.shape)} "
-                                       f"{self.spec.dtype}, got {value.shape} {value.dtype}")
-                variable.assign(value)
+        for variable, value in checked_statistics(self.moving, statistics, self.spec.dtype, "keras backend"):
+            variable.assign(value)
 
     @functools.cached_property
     def optimizer(self) -> keras.optimizers.Optimizer:

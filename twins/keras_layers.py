@@ -90,6 +90,24 @@ class Parameter:
         return np.ascontiguousarray(np.transpose(array, np.argsort(self.axes)))
 
 
+def checked_statistics(moving, statistics, dtype: str, where: str) -> list[tuple]:
+    """[(moving variable, value)] for (running mean, running variance) of every batch_norm layer
+    into its ``moving`` (mean, variance) variables, each checked for shape and ``dtype`` before any
+    is assigned; a :class:`BackendError` starting with ``where`` names the first that does not fit."""
+    if len(statistics) != len(moving):
+        raise BackendError(f"{where}: running statistics for {len(statistics)} batch_norm layer(s), "
+                           f"the model has {len(moving)}")
+    pending = []
+    for variables, pair in zip(moving, statistics, strict=True):
+        for variable, value in zip(variables, pair, strict=True):
+            value = np.asarray(value)
+            if value.shape != tuple(variable.shape) or value.dtype != np.dtype(dtype):
+                raise BackendError(f"{where}: running statistics must be {tuple(variable.shape)} {dtype}, "
+                                   f"got {value.shape} {value.dtype}")
+            pending.append((variable, value))
+    return pending
+
+
 def activation(name: str, spec):
     """g_l as a Keras activation function."""
     slope = spec.leaky_relu_slope

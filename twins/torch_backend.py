@@ -36,7 +36,7 @@ from judge.optimizer_state import OptimizerState
 from scratch.errors import BackendError
 from scratch.tensor_specs import gradient_name
 from twins.backend_base import Backend, given_tensors
-from twins.torch_layers import DTYPES, build_layers
+from twins.torch_layers import DTYPES, build_layers, running_statistics_kept
 
 # CCE and BCE take the logits Z_L; MSE takes A_L.
 _LOSSES = {"cce": (nn.CrossEntropyLoss, "logits"), "bce": (nn.BCEWithLogitsLoss, "logits"),
@@ -128,17 +128,8 @@ class TorchBackend(Backend):
         if not keep or not self.batch_norms:
             yield
             return
-        names = ("running_mean", "running_var", "num_batches_tracked")
-        originals = [{name: getattr(norm, name) for name in names} for norm in self.batch_norms]
-        for norm, buffers in zip(self.batch_norms, originals, strict=True):
-            for name, buffer in buffers.items():
-                setattr(norm, name, buffer.clone())
-        try:
+        with running_statistics_kept(self.batch_norms):
             yield
-        finally:
-            for norm, buffers in zip(self.batch_norms, originals, strict=True):
-                for name, buffer in buffers.items():
-                    setattr(norm, name, buffer)
 
     # -- forward and loss -------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ BatchNorm module whose running statistics the layer keeps.
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -69,6 +70,24 @@ def activation(name: str, spec) -> nn.Module:
         "tanh": nn.Tanh,
         "softmax": lambda: nn.Softmax(dim=1),
     }[name]()
+
+
+@contextlib.contextmanager
+def running_statistics_kept(batch_norms):
+    """Run the enclosed forward pass with the running statistics of ``batch_norms`` left as they
+    were: each module's buffers are swapped for clones (which a training-mode pass moves, and
+    autograd may save) and the originals put back."""
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    originals = [{name: getattr(norm, name) for name in names} for norm in batch_norms]
+    for norm, buffers in zip(batch_norms, originals, strict=True):
+        for name, buffer in buffers.items():
+            setattr(norm, name, buffer.clone())
+    try:
+        yield
+    finally:
+        for norm, buffers in zip(batch_norms, originals, strict=True):
+            for name, buffer in buffers.items():
+                setattr(norm, name, buffer)
 
 
 class PlanDropout(nn.Module):

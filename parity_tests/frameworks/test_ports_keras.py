@@ -17,6 +17,7 @@ from judge.parity import relative_error  # noqa: E402
 from judge.tolerances import tolerance  # noqa: E402
 from ports.keras_port import keras_side, read_keras  # noqa: E402
 from ports.reading import PortError  # noqa: E402
+from ports.sides import check_descriptor, read_side  # noqa: E402
 from scratch.layer_specs import (  # noqa: E402
     BatchNormSpec,
     Conv2DSpec,
@@ -245,5 +246,5 @@ def test_keras_side_refuses_bad_files_and_runs_a_factory(float64, tmp_path):
     (tmp_path / "factory.py").write_text(
         "import keras\n\n\ndef build():\n"
         "    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation='sigmoid')])\n")
-    reading, _ = keras_side(f"{tmp_path / 'factory.py'}:build")
+    reading, _ = read_side(check_descriptor(f"{tmp_path / 'factory.py'}:build", "A"))
     assert reading.spec.loss == "bce" and reading.given == {"weights"}
