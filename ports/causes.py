@@ -22,6 +22,7 @@ Three families:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -40,6 +41,24 @@ class Cause:
     why: str
     variants: Callable[[Reading, Reading], Variants]
     found: str = "readings"     # or "real model" (ports.compare), "model itself" (a reader's Finding)
+    fixed: Callable[[Reading, Reading], bool] | None = None
+    """Whether a side's framework fixes this difference, so that no port can remove it (torch stores
+    only the unbiased running variance); None: a port can always match it."""
+
+    def fixed_between(self, a: Reading, b: Reading) -> bool:
+        return self.fixed is not None and self.fixed(a, b)
+
+
+def rounds_alike(ours, theirs) -> bool:
+    """Whether two different hyperparameters are one number held once in float32 and once in
+    float64 (Keras holds its hyperparameters as float32 variables: lr 0.01 reads 0.009999999776…)."""
+    return (ours != theirs and isinstance(ours, float) and isinstance(theirs, float)
+            and np.float32(ours) == np.float32(theirs))
+
+
+def _differ(ours, theirs) -> bool:
+    """A real difference: not one number rounded to float32 on one side (see :func:`rounds_alike`)."""
+    return ours != theirs and not rounds_alike(ours, theirs)
 
 
 def _layer_field(kind: str, *fields: str) -> Callable[[Reading, Reading], Variants]:
@@ -48,7 +67,7 @@ def _layer_field(kind: str, *fields: str) -> Callable[[Reading, Reading], Varian
         found, number = [], 0
         for index, (ours, theirs) in enumerate(zip(a.spec.layers, b.spec.layers, strict=True)):
             number += ours.kind != "dropout"
-            if ours.kind != kind or all(getattr(ours, f) == getattr(theirs, f) for f in fields):
+            if ours.kind != kind or not any(_differ(getattr(ours, f), getattr(theirs, f)) for f in fields):
                 continue
             layers = list(a.spec.layers)
             layers[index] = replace(ours, **{f: getattr(theirs, f) for f in fields})
@@ -62,7 +81,7 @@ def _layer_field(kind: str, *fields: str) -> Callable[[Reading, Reading], Varian
 def _model_field(name: str) -> Callable[[Reading, Reading], Variants]:
     def variants(a: Reading, b: Reading) -> Variants:
         ours, theirs = getattr(a.spec, name), getattr(b.spec, name)
-        if ours == theirs:
+        if not _differ(ours, theirs):
             return []
         return [(f"{name} {ours!r} in A, {theirs!r} in B", replace(a, spec=a.spec.replace(**{name: theirs})))]
     return variants
@@ -72,7 +91,7 @@ def _l2(factor_two: bool) -> Callable[[Reading, Reading], Variants]:
     def variants(a: Reading, b: Reading) -> Variants:
         ours, theirs = a.spec.l2, b.spec.l2
         doubled = ours > 0 and theirs > 0 and (np.isclose(theirs, 2 * ours) or np.isclose(ours, 2 * theirs))
-        if ours == theirs or doubled != factor_two:
+        if not _differ(ours, theirs) or doubled != factor_two:
             return []
         return [(f"l2 λ {ours!r} in A, {theirs!r} in B", replace(a, spec=a.spec.replace(l2=theirs)))]
     return variants
@@ -83,7 +102,7 @@ def _optimizer_field(*fields: str) -> Callable[[Reading, Reading], Variants]:
         ours, theirs = a.spec.optimizer, b.spec.optimizer
         if ours.name != theirs.name and "name" not in fields:
             return []
-        if all(getattr(ours, f) == getattr(theirs, f) for f in fields):
+        if not any(_differ(getattr(ours, f), getattr(theirs, f)) for f in fields):
             return []
         changed = {f: getattr(theirs, f) for f in fields}
         if "name" in fields:        # sgd ↔ momentum: the momentum value comes with it
@@ -97,6 +116,48 @@ def _optimizer_field(*fields: str) -> Callable[[Reading, Reading], Variants]:
 def _momentum_left_out(a: Reading, b: Reading) -> Variants:
     names = {a.spec.optimizer.name, b.spec.optimizer.name}
     return _optimizer_field("name")(a, b) if names == {"sgd", "momentum"} else []
+
+
+def _float32_hyperparameters(a: Reading, b: Reading) -> Variants:
+    """Every hyperparameter of A that B holds as the same number rounded to float32 (or the
+    reverse), set to B's at once."""
+    spec, changed = a.spec, []
+    optimizer = {f.name: getattr(b.spec.optimizer, f.name) for f in dataclasses.fields(a.spec.optimizer)
+                 if rounds_alike(getattr(a.spec.optimizer, f.name), getattr(b.spec.optimizer, f.name))}
+    if optimizer:
+        spec = spec.replace(optimizer=replace(spec.optimizer, **optimizer))
+        changed += [f"optimizer {name}" for name in optimizer]
+    model = {name: getattr(b.spec, name) for name in ("l2", "leaky_relu_slope")
+             if rounds_alike(getattr(a.spec, name), getattr(b.spec, name))}
+    if model:
+        spec = spec.replace(**model)
+        changed += list(model)
+    layers = list(spec.layers)
+    for index, (ours, theirs) in enumerate(zip(a.spec.layers, b.spec.layers, strict=True)):
+        fields = {f.name: getattr(theirs, f.name) for f in dataclasses.fields(ours)
+                  if rounds_alike(getattr(ours, f.name), getattr(theirs, f.name))}
+        if fields:
+            layers[index] = replace(ours, **fields)
+            changed += [f"layer {index + 1} {name}" for name in fields]
+    if not changed:
+        return []
+    return [(", ".join(changed) + " differ by float32 rounding only",
+             replace(a, spec=spec.replace(layers=tuple(layers))))]
+
+
+OWN_CONVENTION = {"torch": "torch", "keras": "keras", "jax": "optax"}
+FIXED_VARIANCE = {"torch": "unbiased", "keras": "biased"}
+
+
+def _own_conventions(a: Reading, b: Reading) -> bool:
+    """Each side trains with its own framework's optimizer formula (which it cannot change)."""
+    return all(OWN_CONVENTION.get(side.framework) == side.spec.optimizer.convention for side in (a, b))
+
+
+def _fixed_variance(a: Reading, b: Reading) -> bool:
+    """A side whose framework stores only the estimator it holds (torch unbiased, Keras biased)."""
+    return any(FIXED_VARIANCE.get(side.framework) == layer.running_variance
+               for side in (a, b) for layer in side.spec.layers if layer.kind == "batch_norm")
 
 
 def _own_weights(b: Reading) -> bool:
@@ -174,7 +235,7 @@ CAUSES: tuple[Cause, ...] = (
           _layer_field("batch_norm", "epsilon")),
     Cause("running_variance", "BatchNorm running-variance estimator",
           "torch stores the unbiased batch variance σ²·n/(n − 1) in its running average, Keras the biased σ²",
-          _layer_field("batch_norm", "running_variance")),
+          _layer_field("batch_norm", "running_variance"), fixed=_fixed_variance),
     Cause("layer_norm_epsilon", "LayerNorm ε", "torch's default ε is 1e-5, Keras's 1e-3 (flax 1e-6)",
           _layer_field("layer_norm", "epsilon")),
     Cause("padding_split", "'same' padding split",
@@ -191,7 +252,11 @@ CAUSES: tuple[Cause, ...] = (
     Cause("optimizer_convention", "optimizer convention",
           "where the frameworks' update formulas differ: Adam's ε (torch adds it to √v̂, Keras to √v before "
           "the bias correction), RMSprop's ε inside or outside the root, where momentum takes the "
-          "learning rate", _optimizer_field("convention")),
+          "learning rate", _optimizer_field("convention"), fixed=_own_conventions),
+    Cause("float32_hyperparameters", "hyperparameters held in float32",
+          "Keras holds its hyperparameters as float32 variables (a learning rate of 0.01 is "
+          "0.009999999776…), torch and the engine as Python floats", _float32_hyperparameters,
+          fixed=lambda a, b: True),
     Cause("optimizer_epsilon", "optimizer ε", "torch's Adam and RMSprop default to ε = 1e-8, Keras's to 1e-7",
           _optimizer_field("epsilon")),
     Cause("rmsprop_rho", "RMSprop decay", "torch's RMSprop alpha defaults to 0.99, Keras's rho to 0.9",

@@ -140,10 +140,12 @@ class Explanation:
     where: str
     before: Gap
     after: Gap
+    fixed: bool = False         # a side's framework fixes it: no port can remove it
 
     def describe(self) -> str:
+        fixed = "; a side's framework fixes this, no port can remove it" if self.fixed else ""
         return (f"{self.cause.title} — {self.where}: before, {self.before.describe()}; with it undone, "
-                f"{self.after.describe()} ({self.cause.why})")
+                f"{self.after.describe()} ({self.cause.why}{fixed})")
 
 
 @dataclass
@@ -155,6 +157,11 @@ class Diagnosis:
     @property
     def explained(self) -> bool:
         return self.end is not None and self.end.agrees
+
+    @property
+    def only_fixed(self) -> bool:
+        """Explained entirely by differences the sides' frameworks fix (none a port could remove)."""
+        return self.explained and bool(self.explanations) and all(e.fixed for e in self.explanations)
 
     @property
     def causes(self) -> list[str]:
@@ -175,7 +182,7 @@ class Diagnosis:
 
 
 def diagnose(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray, steps: int = 3,
-             causes=CAUSES, max_causes: int = 4) -> Diagnosis:
+             causes=CAUSES, max_causes: int = 8) -> Diagnosis:
     """Walk from A toward B by known causes (see the module docstring); both readings in one form
     (:func:`ports.align.align`)."""
     target = measure(b, x, targets, steps)
@@ -202,7 +209,8 @@ def diagnose(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray, steps: 
         if best is None or best[0].distance >= current_gap.distance:
             break
         variant_gap, cause, where, variant = best
-        diagnosis.explanations.append(Explanation(cause, where, current_gap, variant_gap))
+        diagnosis.explanations.append(Explanation(cause, where, current_gap, variant_gap,
+                                                  cause.fixed_between(current, b)))
         current, current_gap = variant, variant_gap
     diagnosis.end = current_gap
     return diagnosis

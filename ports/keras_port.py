@@ -85,15 +85,62 @@ def read_keras(model, *, source: str, weights_given: bool = True):
     return reading, real
 
 
-def keras_side(path: str):
-    """(Reading, KerasModel) of a ``.keras`` file or a ``file.py:factory`` (module docstring)."""
+def keras_side(path: str, float64: bool = False):
+    """(Reading, KerasModel) of a ``.keras`` file (module docstring); ``float64``: of its float64
+    copy (:func:`in_float64`)."""
     file = Path(path)
     if not file.is_file():
         raise PortError(f"{path}: no such file")
     if not zipfile.is_zipfile(file):
         raise PortError(f"{path}: not a .keras file (a .keras file is a zip archive; give file.py:factory "
                         "for a model built in Python)")
+    if float64:
+        return read_keras(in_float64(_load_model(file, path)), source=path)
     return _load(file, path)
+
+
+def _retyped(node):
+    """A Keras config with every float32 dtype (a layer's ``DTypePolicy``, an input's ``dtype``)
+    float64."""
+    if isinstance(node, list):
+        return [_retyped(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _retyped(value) for key, value in node.items()}
+    if node.get("class_name") == "DTypePolicy" and node.get("config", {}).get("name") == "float32":
+        node["config"] = {**node["config"], "name": "float64"}
+    if node.get("dtype") == "float32":
+        node["dtype"] = "float64"
+    return node
+
+
+def in_float64(model):
+    """The same model in float64: built again from its config with every dtype float64, its
+    weights (and moving statistics) cast — exactly, every float32 is a float64 — and compiled
+    again with its loss and a fresh optimizer of its class and configuration (hyperparameters
+    keep the values Keras held in float32). A float64 model is returned as it is."""
+    import keras
+    import numpy as np
+
+    from twins.keras_backend import _floatx
+
+    if all(variable.dtype == "float64" for variable in model.weights):
+        return model
+    with _floatx("float64"):
+        policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("float64")
+        try:
+            copy = model.__class__.from_config(_retyped(model.get_config()))
+            copy.set_weights([np.asarray(value, dtype=np.float64) for value in model.get_weights()])
+            if getattr(model, "compiled", False):
+                optimizer = None if model.optimizer is None else \
+                    model.optimizer.__class__.from_config(model.optimizer.get_config())
+                loss = model.loss if isinstance(model.loss, str) else \
+                    keras.losses.deserialize(keras.losses.serialize(model.loss))
+                copy.compile(optimizer=optimizer, loss=loss)
+        finally:
+            keras.config.set_dtype_policy(policy)
+    return copy
 
 
 def _load(file: Path, path: str):

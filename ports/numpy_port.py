@@ -73,8 +73,10 @@ class UserLayer:
         return tuple(grads), da_prev
 
 
-def numpy_side(port: NumpyPort, source: str) -> tuple[Reading, EngineModel]:
-    """The reading of your implementation and the engine running your layers (see the module)."""
+def numpy_side(port: NumpyPort, source: str, float64: bool = False) -> tuple[Reading, EngineModel]:
+    """The reading of your implementation and the engine running your layers (see the module);
+    ``float64``: the spec's dtype float64, your tensors cast (your layers compute in the arrays'
+    dtype)."""
     try:
         if isinstance(port.spec, ModelSpec):
             spec = port.spec
@@ -84,6 +86,8 @@ def numpy_side(port: NumpyPort, source: str) -> tuple[Reading, EngineModel]:
             spec = ModelSpec.from_dict(port.spec)
     except ParityError as error:
         raise PortError(f"{source}: NumpyPort.spec: {error}") from None
+    if float64:
+        spec = spec.replace(dtype="float64")
     numbered = spec.numbered_layers
     for number, user in port.layers.items():
         if not (isinstance(number, int) and 1 <= number <= len(numbered)):

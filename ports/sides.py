@@ -90,23 +90,33 @@ def _family(made) -> str:
     return "unknown"
 
 
-def read_side(descriptor: Descriptor, inputs=None):
-    """(reading, real model) of one side; ``inputs``: the sample shape where the side cannot tell."""
+def read_side(descriptor: Descriptor, inputs=None, float64: bool = False):
+    """(reading, real model) of one side; ``inputs``: the sample shape where the side cannot tell;
+    ``float64``: the side cast to float64 first (every float32 weight is exactly a float64 one), so
+    that neither framework's float32 rounding is taken for a difference between the two models."""
     if descriptor.kind == "weights":
+        import numpy as np
+
         from ports.engine_model import EngineModel
         from ports.reading import Reading
         from scratch.model import Network
         from scratch.weights import load_weights
 
         loaded = load_weights(descriptor.path)
-        network = Network(loaded.spec, tensors=loaded.tensors, statistics=loaded.statistics or None)
-        reading = Reading("weights", descriptor.text, loaded.spec, loaded.tensors, loaded.statistics or None,
+        spec, tensors, statistics = loaded.spec, loaded.tensors, loaded.statistics or None
+        if float64:
+            spec = spec.replace(dtype="float64")
+            tensors = [{name: value.astype(np.float64) for name, value in held.items()} for held in tensors]
+            statistics = statistics and [tuple(value.astype(np.float64) for value in pair)
+                                         for pair in statistics]
+        network = Network(spec, tensors=tensors, statistics=statistics)
+        reading = Reading("weights", descriptor.text, spec, tensors, statistics,
                           given=frozenset({"weights", "loss", "optimizer"}))
         return reading, EngineModel(network)
     if descriptor.kind == "keras":
         from ports.keras_port import keras_side
 
-        return keras_side(str(descriptor.path))
+        return keras_side(str(descriptor.path), float64)
     made = call_factory(descriptor.path, descriptor.factory)
     family = _family(made)
     if family == "numpy":
@@ -114,19 +124,19 @@ def read_side(descriptor: Descriptor, inputs=None):
 
         if descriptor.state_dict is not None:
             raise PortError(f"{descriptor.text}: a NumpyPort takes no @state_dict")
-        return numpy_side(made, descriptor.text)
+        return numpy_side(made, descriptor.text, float64)
     if family == "torch":
         from ports.torch_port import torch_side_from
 
         state = None if descriptor.state_dict is None else str(descriptor.state_dict)
-        return torch_side_from(made, str(descriptor.path), descriptor.factory, state, inputs)
+        return torch_side_from(made, str(descriptor.path), descriptor.factory, state, inputs, float64)
     if family == "keras":
-        from ports.keras_port import read_keras
+        from ports.keras_port import in_float64, read_keras
 
         if descriptor.state_dict is not None:
             raise PortError(f"{descriptor.text}: a Keras model takes no @state_dict "
                             "(its weights are its own)")
-        return read_keras(made, source=descriptor.text)
+        return read_keras(in_float64(made) if float64 else made, source=descriptor.text)
     raise PortError(f"{descriptor.text}: factory returned {type(made).__name__}; expected a torch.nn.Module "
                     "(or a dict with 'model', 'loss', 'optimizer'), a keras.Model or a ports.numpy_port."
                     "NumpyPort (a JAX side is not supported yet)")

@@ -36,8 +36,9 @@ def torch_side(path: str, factory: str, state_dict: str | None,
 
 
 def torch_side_from(made, path: str, factory: str, state_dict: str | None,
-                    inputs=None) -> tuple[Reading, TorchModel]:
-    """:func:`torch_side` of what the factory already returned."""
+                    inputs=None, float64: bool = False) -> tuple[Reading, TorchModel]:
+    """:func:`torch_side` of what the factory already returned; ``float64``: the module (and its
+    loss) cast with ``.double()`` after its state_dict is loaded."""
     parts = made if isinstance(made, dict) else {"model": made}
     unknown = sorted(set(parts) - set(FACTORY_KEYS), key=str)
     if unknown:
@@ -49,6 +50,10 @@ def torch_side_from(made, path: str, factory: str, state_dict: str | None,
                         f"got {type(module).__name__}")
     if state_dict is not None:
         _load_state_dict(module, state_dict)
+    if float64:
+        module.double()
+        if isinstance(parts.get("loss"), nn.Module):
+            parts["loss"].double()
     source = f"{path}:{factory}" + (f" with {state_dict}" if state_dict else "")
     return read_torch(module, inputs=inputs, loss=parts.get("loss"), optimizer=parts.get("optimizer"),
                       weights_given=state_dict is not None, source=source)

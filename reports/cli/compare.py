@@ -25,11 +25,13 @@ from reports.cli.exit_codes import (
 )
 from reports.cli.output_paths import check_outputs
 from reports.cli.progress import progress
+from reports.cli.threads import add_threads_argument, thread_limited
 
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     parser.add_argument("a", metavar="A", help="side A (the reference): model.keras, "
                                                "file.py:factory[@state.pt] or a weight file")
     parser.add_argument("b", metavar="B", help="side B (the port), the same forms")
@@ -55,6 +57,7 @@ def _shape(text: str | None):
     return shape
 
 
+@thread_limited
 def run(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -72,15 +75,23 @@ def run(args: argparse.Namespace) -> int:
         if needs and importlib.util.find_spec(needs) is None:
             raise BackendUnavailable(f"{descriptor.text} needs {needs}, which is not installed")
 
+    if any(descriptor.kind != "weights" for descriptor in sides):
+        progress("compare", "loading the frameworks")
+        from twins import hygiene
+
+        hygiene.configure_frameworks(threads=args.threads or None)   # before the user's code imports them
     progress("compare", "reading both sides (a factory runs your code)")
     from ports import compare as flow
     from ports.data import load_batch, targets_of
     from ports.sides import read_side
 
-    a, real_a = read_side(sides[0], inputs)
-    b, real_b = read_side(sides[1], inputs or a.spec.input_shape)
-    if inputs is None and a.spec.input_shape != b.spec.input_shape:
-        a, real_a = read_side(sides[0], b.spec.input_shape)
+    # a file side knows its sample shape; a factory's torch module may not: read the files first
+    order = sorted(range(2), key=lambda index: sides[index].kind == "factory")
+    read = {}
+    for index in order:
+        known = inputs or next((reading.spec.input_shape for reading, _ in read.values()), None)
+        read[index] = read_side(sides[index], known, float64=True)
+    (a, real_a), (b, real_b) = read[0], read[1]
     x, labels = load_batch(args.data, a.spec, args.batch)
     targets = targets_of(a.spec, labels)
     progress("compare", f"comparing {len(x)} samples, {args.steps} step(s)")
@@ -96,26 +107,30 @@ def run(args: argparse.Namespace) -> int:
 
     for label, rows in result.faithful.items():
         bad = [c for c in rows if not c.ok]
-        status = ("reproduces its own model" if not bad
-                  else f"does NOT reproduce its own model ({len(bad)} off)")
-        print(f"reading of {label} {status}: {len(rows)} quantities against the engine")
+        status = ("reproduces" if not bad else f"does NOT reproduce ({len(bad)} of {len(rows)} off)")
+        print(f"{label}'s own model {status} the twin of its reading: {len(rows)} quantities, float64")
         if bad:
             print(format_table([(f"{label} own vs reading", c) for c in rows]))
-    print(format_table([("B vs A", c) for c in result.rows]))
+    for line in result.notes:
+        print(f"note: {line}")
     for line in result.evidence:
         print(f"found: {line}")
     if result.diagnosis is not None:
         print("doctor (both readings in the engine, float64):")
         for line in result.diagnosis.lines():
             print(f"  {line}")
+    print("measured on your own objects, B against A (normwise relative error, float64):")
+    for measured in result.measured:
+        print(f"  {measured.name:<36}{measured.error:>11.2e}  {measured.note}".rstrip())
     if args.json:
         from reports.json_file import write_json
 
         write_json(args.json, {
             "schema": "backprop-parity-compare/1", "verdict": "PASS" if result.ok else "FAIL",
             "headline": result.headline(), "a": args.a, "b": args.b,
-            "rows": [{"quantity": c.name, "kind": c.kind, "step": c.step, "error": c.error, "bound": c.bound,
-                      "ok": c.ok} for c in result.rows],
+            "faithful": {label: [{"quantity": c.name, "error": c.error, "bound": c.bound, "ok": c.ok}
+                                 for c in rows] for label, rows in result.faithful.items()},
+            "measured": [{"quantity": m.name, "error": m.error, "note": m.note} for m in result.measured],
             "causes": [] if result.diagnosis is None else result.diagnosis.causes,
             "doctor": [] if result.diagnosis is None else result.diagnosis.lines(),
             "evidence": result.evidence})
