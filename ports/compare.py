@@ -163,9 +163,9 @@ def eval_mode_evidence(reading: Reading, real, x) -> str | None:
     got = real.outputs(x, False)                      # x already in the reading's dtype
     as_training, as_inference = relative_error(got, training), relative_error(got, inference)
     if as_training <= tolerance(reading.spec.dtype, "forward") < as_inference:
-        return (f"{BY_NAME['eval_mode'].title}: asked for inference, {reading.source} returns its "
-                f"training-mode outputs (rel err {as_training:.1e} to them, {as_inference:.1e} to the "
-                f"inference outputs) — {BY_NAME['eval_mode'].why}")
+        return (f"— asked for inference, {reading.source} returns its training-mode outputs (rel err "
+                f"{as_training:.1e} to them, {as_inference:.1e} to the inference outputs): "
+                f"{BY_NAME['eval_mode'].why}")
     return None
 
 
@@ -202,6 +202,19 @@ def measure_sides(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int
             for row in rows]
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """A known cause seen on one side's own model: a reader's finding, or its inference outputs
+    being its reading's training-mode ones."""
+
+    label: str
+    cause: str
+    text: str
+
+    def describe(self) -> str:
+        return f"{self.label}: {BY_NAME[self.cause].title} {self.text}"
+
+
 @dataclass
 class Result:
     a: Reading
@@ -209,7 +222,7 @@ class Result:
     faithful: dict[str, list[Comparison]]
     diagnosis: Diagnosis | None
     measured: list[Measured] = field(default_factory=list)
-    evidence: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -232,9 +245,11 @@ class Result:
         if self.unfaithful:
             label = self.unfaithful[0]
             first = next(c for c in self.faithful[label] if not c.ok)
-            return (f"compare: FAIL — {label}'s own code computes something its reading does not "
-                    f"(not a known convention): first {first.describe()}; the reading is what its "
-                    "framework's twin computes from the spec read off it")
+            seen = list(dict.fromkeys(BY_NAME[e.cause].title for e in self.evidence if e.label == label))
+            why = ("explained by " + ", ".join(seen)) if seen else "not a known convention"
+            return (f"compare: FAIL — {label}'s own code computes something its reading does not, {why}: "
+                    f"first {first.describe()} (the reading is what its framework's twin computes from "
+                    "the spec read off it)")
         diagnosis = self.diagnosis
         runs = f"the frameworks' own runs differ by at most {self.worst_measured()}"
         if diagnosis.start.agrees:
@@ -262,13 +277,11 @@ def run(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int = 3) -> R
             notes.append(f"{label}: {note}")
     evidence = []
     for label, reading, real in (("A", a, real_a), ("B", b, real_b)):
+        evidence += [Evidence(label, f.cause, f"at {f.where}: {f.message}") for f in reading.findings]
         if any(not c.ok for c in faithful[label]):
             found = eval_mode_evidence(reading, real, x)
             if found:
-                evidence.append(f"{label}: {found}")
-    for reading in (a, b):
-        evidence += [f"{reading.source}: {BY_NAME[f.cause].title} at {f.where}: {f.message}"
-                     for f in reading.findings]
+                evidence.append(Evidence(label, "eval_mode", found))
     unfaithful = any(not c.ok for checked in faithful.values() for c in checked)
     diagnosis = None if unfaithful else diagnose(a, align(a, b).reading, x, targets, steps)
     measured = measure_sides(a, real_a, b, real_b, x, targets, steps)

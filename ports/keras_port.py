@@ -19,6 +19,7 @@ weights' dtype where they differ (and says so in the notes).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -165,7 +166,11 @@ def _load(file: Path, path: str):
 def _load_model(file: Path, path: str):
     import keras
     try:
-        return keras.saving.load_model(file, safe_mode=True, compile=True)
+        with warnings.catch_warnings():
+            # a model saved before any training step holds fewer optimizer variables than a built
+            # one: Keras skips them, and so do we (KerasModel.step starts a fresh optimizer)
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(file, safe_mode=True, compile=True)
     except Exception as error:                         # Keras raises ValueError, TypeError, …
         if "safe_mode" in str(error):
             raise PortError(f"{path}: the file holds Python code (a Lambda layer or a lambda function), "

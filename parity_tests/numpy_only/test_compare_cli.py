@@ -96,3 +96,50 @@ def test_bad_data_file_is_refused(files, capsys):
     np.save(bad, np.zeros((4, 3)))
     status, _, err = run(capsys, files["a"], files["a"], "--data", bad)
     assert status == 2 and "the model takes (m, 2, 8, 8)" in err
+
+
+ALWAYS_BATCH_STATISTICS = '''
+import numpy as np
+
+from ports.numpy_port import NumpyPort
+
+SPEC = {"inputs": 5, "layers": [{"kind": "dense", "units": 6, "activation": "identity"},
+                                {"kind": "batch_norm", "activation": "relu"},
+                                {"kind": "dense", "units": 3, "activation": "softmax"}],
+        "loss": "cce", "optimizer": {"name": "sgd", "learning_rate": 0.1}}
+
+
+class MyBatchNorm:
+    """Right in training; but it normalizes by the batch's statistics whatever ``training`` says."""
+
+    def __init__(self):
+        self.tensors = {"gamma": np.ones(6), "beta": np.zeros(6)}
+
+    def forward(self, a_prev, training):
+        self.std = np.sqrt(a_prev.var(axis=0) + 1e-5)
+        self.xhat = (a_prev - a_prev.mean(axis=0)) / self.std
+        return self.tensors["gamma"] * self.xhat + self.tensors["beta"]
+
+    def backward(self, dz):
+        m, dxhat = len(dz), dz * self.tensors["gamma"]
+        da = (m * dxhat - dxhat.sum(axis=0) - self.xhat * (dxhat * self.xhat).sum(axis=0)) / (m * self.std)
+        return da, {"gamma": (dz * self.xhat).sum(axis=0), "beta": dz.sum(axis=0)}
+
+
+def build():
+    return NumpyPort(SPEC, {2: MyBatchNorm()})
+
+
+def build_engine_only():
+    return NumpyPort(SPEC, {})
+'''
+
+
+def test_a_layer_that_ignores_inference_mode_is_named_train_vs_eval(capsys, tmp_path):
+    (tmp_path / "mine.py").write_text(ALWAYS_BATCH_STATISTICS)
+    status, out, _ = run(capsys, f"{tmp_path / 'mine.py'}:build_engine_only", f"{tmp_path / 'mine.py'}:build")
+    headline = out.splitlines()[0]
+    assert status == 1, out
+    assert headline.startswith("compare: FAIL — B's own code computes something its reading does not, "
+                               "explained by train vs eval mode: first A_L (inference)")
+    assert "found: B: train vs eval mode — asked for inference" in out

@@ -14,6 +14,7 @@ cannot be read (an unsupported layer is named), 3 when a framework a side needs 
 from __future__ import annotations
 
 import argparse
+import re
 
 from reports.cli.exit_codes import (
     EXIT_BACKEND_UNAVAILABLE,
@@ -43,6 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the sample shape, where neither side can tell (a torch module starting "
                              "with a conv)")
     parser.add_argument("--json", metavar="FILE", help="also write the verdict and every comparison as JSON")
+
+
+FRAMEWORK_IMPORT = re.compile(r"^\s*(import|from)\s+(torch|keras|tensorflow|jax)\b", re.MULTILINE)
+
+
+def _imports_a_framework(descriptor) -> bool:
+    """Whether a side will bring torch, TensorFlow or JAX in (a .keras file; a factory file that
+    imports one): then the frameworks are configured first (``twins.hygiene``, torch before
+    TensorFlow, before the user's code imports them); a NumPy side or a weight file never pays."""
+    if descriptor.kind == "keras":
+        return True
+    return descriptor.kind == "factory" and bool(FRAMEWORK_IMPORT.search(
+        descriptor.path.read_text(encoding="utf-8", errors="replace")))
 
 
 def _shape(text: str | None):
@@ -75,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         if needs and importlib.util.find_spec(needs) is None:
             raise BackendUnavailable(f"{descriptor.text} needs {needs}, which is not installed")
 
-    if any(descriptor.kind != "weights" for descriptor in sides):
+    if any(_imports_a_framework(descriptor) for descriptor in sides):
         progress("compare", "loading the frameworks")
         from twins import hygiene
 
@@ -113,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
             print(format_table([(f"{label} own vs reading", c) for c in rows]))
     for line in result.notes:
         print(f"note: {line}")
-    for line in result.evidence:
-        print(f"found: {line}")
+    for evidence in result.evidence:
+        print(f"found: {evidence.describe()}")
     if result.diagnosis is not None:
         print("doctor (both readings in the engine, float64):")
         for line in result.diagnosis.lines():
@@ -133,6 +147,6 @@ def run(args: argparse.Namespace) -> int:
             "measured": [{"quantity": m.name, "error": m.error, "note": m.note} for m in result.measured],
             "causes": [] if result.diagnosis is None else result.diagnosis.causes,
             "doctor": [] if result.diagnosis is None else result.diagnosis.lines(),
-            "evidence": result.evidence})
+            "evidence": [evidence.describe() for evidence in result.evidence]})
         print(f"json: {args.json}")
     return EXIT_OK if result.ok else EXIT_PARITY_FAILED

@@ -1,0 +1,105 @@
+"""``compare`` on framework models: the shipped Keras CNN against its torch ports, a converted
+state_dict with the classic flatten mistake, and a double softmax — each verdict and its cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+KERAS_CNN = ROOT / "examples" / "keras_cnn.keras"
+PORTS = ROOT / "examples" / "torch_port.py"
+FIXED = ("optimizer convention", "hyperparameters held in float32", "BatchNorm running-variance estimator")
+
+
+def compare(capsys, a, b, *more):
+    status = main(["compare", str(a), str(b), "--batch", "8", "--steps", "2", *more])
+    return status, capsys.readouterr().out
+
+
+def test_the_faithful_torch_port_passes_with_what_the_frameworks_fix_named(capsys):
+    status, out = compare(capsys, KERAS_CNN, f"{PORTS}:faithful")
+    headline = out.splitlines()[0]
+    assert status == 0, out
+    assert headline.startswith("compare: PASS — B agrees with A up to what their frameworks fix")
+    assert all(title in headline for title in FIXED)
+    assert "A's own model reproduces the twin of its reading" in out
+    assert "B's own model reproduces the twin of its reading" in out
+
+
+def test_the_port_with_two_classic_mistakes_is_diagnosed(capsys):
+    status, out = compare(capsys, KERAS_CNN, f"{PORTS}:two_mistakes")
+    headline = out.splitlines()[0]
+    assert status == 1, out
+    assert ("explained by 'same' padding split, BatchNorm momentum (besides what the frameworks fix"
+            in headline)
+    assert "layer 4: padding 'same' in A, (1, 1, 1, 1) in B" in out
+    assert "layer 2: decay 0.99 in A, 0.010000000000000009 in B" in out
+
+
+FLATTEN_PORT = '''
+import torch
+from torch import nn
+
+
+def build():
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8, eps=1e-3, momentum=0.01),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.ZeroPad2d((0, 1, 0, 1)),
+                          nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+    return {"model": model, "loss": nn.CrossEntropyLoss(),
+            "optimizer": lambda parameters: torch.optim.Adam(parameters, lr=1e-3, eps=1e-7)}
+'''
+
+
+def test_a_converted_state_dict_without_the_flatten_permutation_is_named(capsys, tmp_path):
+    """The classic: torch's nn.Flatten on NCHW with Keras's dense kernel merely transposed."""
+    import keras
+    import torch
+
+    weights = keras.saving.load_model(KERAS_CNN).get_weights()
+    conv1, bias1, gamma, beta, mean, variance, conv2, bias2, dense, bias3 = weights
+    state = {"0.weight": conv1.transpose(3, 2, 0, 1), "0.bias": bias1, "1.weight": gamma, "1.bias": beta,
+             "1.running_mean": mean, "1.running_var": variance, "1.num_batches_tracked": np.array(0),
+             "5.weight": conv2.transpose(3, 2, 0, 1), "5.bias": bias2,
+             "8.weight": dense.T, "8.bias": bias3}                 # the mistake: no (H, W, C) → (C, H, W)
+    torch.save({key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in state.items()},
+               tmp_path / "port.pt")
+    (tmp_path / "port.py").write_text(FLATTEN_PORT)
+    status, out = compare(capsys, KERAS_CNN, f"{tmp_path / 'port.py'}:build@{tmp_path / 'port.pt'}")
+    assert status == 1, out
+    assert out.splitlines()[0].startswith("compare: FAIL — B differs from A, explained by Flatten order")
+    assert "layer 6 (dense after flatten)" in out
+
+
+DOUBLE_SOFTMAX = '''
+from torch import nn
+
+
+def build():
+    return {"model": nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(),
+                                   nn.Linear(32, 10), nn.Softmax(dim=1)).double(),
+            "loss": nn.CrossEntropyLoss()}
+'''
+
+
+def test_a_double_softmax_is_named_where_its_own_loss_parts_from_its_reading(capsys, tmp_path):
+    (tmp_path / "port.py").write_text(DOUBLE_SOFTMAX)
+    weights = ROOT / "examples" / "mlp_weights.safetensors"
+    status, out = compare(capsys, weights, f"{tmp_path / 'port.py'}:build")
+    headline = out.splitlines()[0]
+    assert status == 1, out
+    assert headline.startswith("compare: FAIL — B's own code computes something its reading does not, "
+                               "explained by double softmax")
+    assert "first loss" in headline                           # the outputs agree; the loss does not
+
+
+@pytest.mark.parametrize("side", ["examples/torch_port.py:faithful", "examples/keras_cnn.py:build"])
+def test_a_side_compared_with_itself_is_one_model(capsys, monkeypatch, side):
+    monkeypatch.chdir(ROOT)
+    status, out = compare(capsys, side, side, "--input-shape", "1,28,28")
+    assert status == 0, out
+    assert out.splitlines()[0].startswith("compare: PASS — A and B are one model")
