@@ -16,9 +16,11 @@ EXIT_INTERRUPTED = 130         # Ctrl-C
 EXIT_BROKEN_PIPE = 141         # stdout closed early (e.g. `| head -1`): quiet, no traceback
 
 STATUSES = {
-    EXIT_OK: "success (check, explain, report: every comparison within tolerance)",
+    EXIT_OK: "success (check, explain, report: every comparison within tolerance; compare: A and B "
+             "are one model, or differ only by what their frameworks fix)",
     EXIT_PARITY_FAILED: "parity failure: check, explain or report found a disagreement beyond the "
-                        "tolerance table (report: its verdict line, printed last, says which)",
+                        "tolerance table (report: its verdict line, printed last, says which); "
+                        "compare: B differs from A, or a side's own code is not what its reading says",
     EXIT_USAGE: "usage or input error (a flag, file, spec, data set or output path)",
     EXIT_BACKEND_UNAVAILABLE: "a requested backend is not installed, or fewer than two backends "
                               "could run (nothing to compare)",
