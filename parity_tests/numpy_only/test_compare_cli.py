@@ -143,3 +143,13 @@ def test_a_layer_that_ignores_inference_mode_is_named_train_vs_eval(capsys, tmp_
     assert headline.startswith("compare: FAIL — B's own code computes something its reading does not, "
                                "explained by train vs eval mode: first A_L (inference)")
     assert "found: B: train vs eval mode — asked for inference" in out
+
+
+def test_a_compare_too_large_for_memory_is_refused_with_the_figures(capsys, monkeypatch):
+    from reports.cli import model_memory
+
+    monkeypatch.setattr(model_memory, "available_bytes", lambda: 2 ** 20)
+    weights = ROOT / "examples" / "mlp_weights.safetensors"
+    status, out, err = run(capsys, weights, weights)
+    assert status == 2 and out == ""
+    assert "for 8 backends, but only 1.0 MiB of memory is available" in err

@@ -24,10 +24,12 @@ from reports.cli.exit_codes import (
     BackendUnavailable,
     UsageError,
 )
+from reports.cli.model_memory import check_model_fits
 from reports.cli.output_paths import check_outputs
 from reports.cli.progress import progress
 from reports.cli.threads import add_threads_argument, thread_limited
 
+COPIES = 8            # model copies a compare holds at once (see run), for reports.cli.model_memory
 EXIT_STATUSES = (EXIT_OK, EXIT_PARITY_FAILED, EXIT_USAGE, EXIT_BACKEND_UNAVAILABLE)
 
 
@@ -106,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         known = inputs or next((reading.spec.input_shape for reading, _ in read.values()), None)
         read[index] = read_side(sides[index], known, float64=True)
     (a, real_a), (b, real_b) = read[0], read[1]
+    # the run holds at once: both sides' own objects, both twins, the doctor's A, B and variant
+    # (float64 and long double): refused with the figures before any of it is allocated
+    check_model_fits(a.spec.replace(dtype="float64"), COPIES, batch=args.batch)
     x, labels = load_batch(args.data, a.spec, args.batch)
     targets = targets_of(a.spec, labels)
     progress("compare", f"comparing {len(x)} samples, {args.steps} step(s)")
