@@ -118,11 +118,14 @@ def _retyped(node):
 def in_float64(model):
     """The same model in float64: built again from its config with every dtype float64, its
     weights (and moving statistics) cast — exactly, every float32 is a float64 — and compiled
-    again with its loss and a fresh optimizer of its class and configuration (hyperparameters
-    keep the values Keras held in float32). A float64 model is returned as it is."""
+    again with its loss (an instance of its class, built in float64: a loss given by name would be
+    built at the first call, in the float32 floatx) and a fresh optimizer of its class and
+    configuration (hyperparameters keep the values Keras held in float32). A float64 model is
+    returned as it is."""
     import keras
     import numpy as np
 
+    from ports.keras_compiled import loss_object
     from twins.keras_backend import _floatx
 
     if all(variable.dtype == "float64" for variable in model.weights):
@@ -136,8 +139,9 @@ def in_float64(model):
             if getattr(model, "compiled", False):
                 optimizer = None if model.optimizer is None else \
                     model.optimizer.__class__.from_config(model.optimizer.get_config())
-                loss = model.loss if isinstance(model.loss, str) else \
-                    keras.losses.deserialize(keras.losses.serialize(model.loss))
+                loss = None if model.loss is None else loss_object(model)     # one Loss instance
+                if loss is not None:             # built here, in float64 (a name would be built later)
+                    loss = type(loss)(**loss.get_config(), dtype="float64")
                 copy.compile(optimizer=optimizer, loss=loss)
         finally:
             keras.config.set_dtype_policy(policy)

@@ -103,3 +103,44 @@ def test_a_side_compared_with_itself_is_one_model(capsys, monkeypatch, side):
     status, out = compare(capsys, side, side, "--input-shape", "1,28,28")
     assert status == 0, out
     assert out.splitlines()[0].startswith("compare: PASS — A and B are one model")
+
+
+KERAS_MLP = '''
+import keras
+
+
+def build():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(64), keras.layers.LayerNormalization(),
+                              keras.layers.Activation("relu"), keras.layers.Dropout(0.2),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss="categorical_crossentropy")
+    return model
+'''
+TORCH_DEFAULTS = '''
+import torch
+from torch import nn
+
+
+def build():
+    model = nn.Sequential(nn.Linear(784, 64), nn.LayerNorm(64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10))
+    return {"model": model, "loss": nn.CrossEntropyLoss(),
+            "optimizer": lambda parameters: torch.optim.RMSprop(parameters, lr=1e-3)}
+'''
+
+
+def test_a_port_left_at_torch_defaults_names_each_default_that_differs(capsys, tmp_path):
+    """A float32 Keras MLP compiled with a loss by name (built in float64 for the comparison) against
+    a torch port that keeps torch's LayerNorm ε and RMSprop defaults: three mistakes, two things the
+    frameworks fix."""
+    (tmp_path / "keras_mlp.py").write_text(KERAS_MLP)
+    (tmp_path / "torch_mlp.py").write_text(TORCH_DEFAULTS)
+    status, out = compare(capsys, f"{tmp_path / 'keras_mlp.py'}:build", f"{tmp_path / 'torch_mlp.py'}:build")
+    headline = out.splitlines()[0]
+    assert status == 1, out
+    assert "A's own model reproduces the twin of its reading" in out
+    assert headline.startswith("compare: FAIL — B differs from A, explained by ")
+    mistakes = headline.split("explained by ")[1].split(" (besides")[0].split(", ")
+    assert sorted(mistakes) == ["LayerNorm ε", "RMSprop decay", "optimizer ε"]
+    assert ("(besides what the frameworks fix: optimizer convention, hyperparameters held in float32)"
+            in headline)
