@@ -12,7 +12,9 @@ silently beyond the float dtype of the model.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,32 @@ def load_batch(path: str | None, spec: ModelSpec, rows: int, seed: int = 0):
           or labels.max() >= classes):
         raise DataError(f"--data {path}: y must be {len(x)} integer labels in [0, {classes})")
     return x.astype(np.float64), labels
+
+
+def count_rows(path: str) -> int:
+    """The samples of a --data file without reading its values (an .npy header, the header of an
+    .npz's ``x``, a CSV's lines), for the memory check before anything is allocated; 1 when the
+    file cannot tell (:func:`load_batch` then names what is wrong with it)."""
+    file = Path(path)
+    try:
+        if file.suffix in (".npy", ".npz"):
+            with contextlib.ExitStack() as stack:
+                if file.suffix == ".npy":
+                    handle = stack.enter_context(open(file, "rb"))
+                else:
+                    archive = stack.enter_context(zipfile.ZipFile(file))
+                    handle = stack.enter_context(archive.open("x.npy"))
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape = read_header(handle)[0]
+            return int(shape[0]) if shape else 1
+        if file.suffix == ".csv":
+            with open(file, "rb") as handle:
+                return max(sum(1 for line in handle if line.strip()), 1)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass
+    return 1
 
 
 def targets_of(spec: ModelSpec, labels: np.ndarray) -> np.ndarray:

@@ -41,7 +41,8 @@ def files(tmp_path):
 
 
 def run(capsys, *argv):
-    status = main(["compare", *map(str, argv), "--batch", "8"])
+    batch = [] if "--data" in argv else ["--batch", "8"]
+    status = main(["compare", *map(str, argv), *batch])
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -153,3 +154,19 @@ def test_a_compare_too_large_for_memory_is_refused_with_the_figures(capsys, monk
     status, out, err = run(capsys, weights, weights)
     assert status == 2 and out == ""
     assert "for 8 backends, but only 1.0 MiB of memory is available" in err
+
+
+def test_data_from_npz_with_labels_and_from_csv_rows(files, capsys):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 2, 8, 8))
+    np.savez(files["dir"] / "batch.npz", x=x, y=np.array([0, 1, 2, 3, 0, 1]))
+    np.savetxt(files["dir"] / "batch.csv", x.reshape(6, -1), delimiter=",")
+    for name in ("batch.npz", "batch.csv"):
+        status, out, _ = run(capsys, files["a"], files["b_flip"], "--data", files["dir"] / name)
+        assert status == 1 and "explained by conv kernel flipped" in out.splitlines()[0], out
+    np.savez(files["dir"] / "bad.npz", x=x, y=np.array([0, 1, 2, 3, 0, 4]))
+    status, _, err = run(capsys, files["a"], files["a"], "--data", files["dir"] / "bad.npz")
+    assert status == 2 and "y must be 6 integer labels in [0, 4)" in err
+    status = main(["compare", str(files["a"]), str(files["a"]), "--data", str(files["dir"] / "batch.csv"),
+                   "--batch", "4"])
+    assert status == 2 and "give one of them" in capsys.readouterr().err

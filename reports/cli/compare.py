@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("b", metavar="B", help="side B (the port), the same forms")
     parser.add_argument("--data", metavar="FILE", help="inputs (.npy, .npz with x [and y], .csv); default: "
                                                        "MNIST when the model fits it, else N(0, 1) inputs")
-    parser.add_argument("--batch", type=int, default=32, help="samples in the batch (default 32)")
+    parser.add_argument("--batch", type=int, help="samples drawn for the batch (default 32); a --data file "
+                                                  "is used whole")
     parser.add_argument("--steps", type=int, default=3, help="training steps compared (default 3)")
     parser.add_argument("--input-shape", metavar="N|C,H,W",
                         help="the sample shape, where neither side can tell (a torch module starting "
@@ -61,6 +62,13 @@ def _imports_a_framework(descriptor) -> bool:
         descriptor.path.read_text(encoding="utf-8", errors="replace")))
 
 
+def _rows(path: str) -> int:
+    """The samples of a --data file, read from its header or lines without loading it."""
+    from ports.data import count_rows
+
+    return count_rows(path)
+
+
 def _shape(text: str | None):
     if text is None:
         return None
@@ -79,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ports.sides import check_descriptor
 
-    if args.batch < 2 or args.steps < 1:
+    if args.batch is not None and args.data is not None:
+        raise UsageError("--batch draws the batch; a --data file is used whole: give one of them")
+    args.batch = 32 if args.batch is None and args.data is None else args.batch
+    if (args.batch is not None and args.batch < 2) or args.steps < 1:
         raise UsageError(f"--batch must be >= 2 and --steps >= 1 (got {args.batch}, {args.steps})")
     sides = [check_descriptor(args.a, "A"), check_descriptor(args.b, "B")]
     inputs = _shape(args.input_shape)
@@ -110,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     (a, real_a), (b, real_b) = read[0], read[1]
     # the run holds at once: both sides' own objects, both twins, the doctor's A, B and variant
     # (float64 and long double): refused with the figures before any of it is allocated
-    check_model_fits(a.spec.replace(dtype="float64"), COPIES, batch=args.batch)
+    check_model_fits(a.spec.replace(dtype="float64"), COPIES, batch=args.batch or _rows(args.data))
     x, labels = load_batch(args.data, a.spec, args.batch)
     targets = targets_of(a.spec, labels)
     progress("compare", f"comparing {len(x)} samples, {args.steps} step(s)")
