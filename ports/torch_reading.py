@@ -73,7 +73,7 @@ def read_torch(module: nn.Module, *, inputs=None, loss: nn.Module | None = None,
         problems.append("the module must end in nn.Linear (the spec's dense output layer)")
     optimizer_spec = read_optimizer(optimizer, parameters, problems, notes)
     if problems:
-        raise PortError(f"{source}: cannot be read into the spec:\n  " + "\n  ".join(problems))
+        raise PortError(f"{source}: cannot be read into the spec: " + "; ".join(problems))
     layers[-1] = dataclasses.replace(layers[-1], activation=read.output_activation)
     try:
         spec = ModelSpec(inputs=shape, layers=tuple(layers), loss=read.loss, optimizer=optimizer_spec,
