@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from judge.parity import Comparison, relative_error
+from ports.compare import judge_cancelled
 from reports.cli.main import main
 from scratch.layer_specs import BatchNormSpec, Conv2DSpec, DenseSpec, FlattenSpec, MaxPool2DSpec
 from scratch.model import Network
@@ -77,6 +79,8 @@ def test_the_numpy_example_faithful_passes_and_the_seed_bug_is_located(capsys):
     assert status == 1
     assert "B's own code computes something its reading does not" in out.splitlines()[0]
     assert "first db2" in out.splitlines()[0]
+    # an MLP's training and inference outputs are one: nothing says it runs in training mode
+    assert "not a known convention" in out.splitlines()[0] and "train vs eval" not in out
 
 
 @pytest.mark.parametrize("side, message", [
@@ -170,3 +174,20 @@ def test_data_from_npz_with_labels_and_from_csv_rows(files, capsys):
     status = main(["compare", str(files["a"]), str(files["a"]), "--data", str(files["dir"] / "batch.csv"),
                    "--batch", "4"])
     assert status == 2 and "give one of them" in capsys.readouterr().err
+
+
+def test_only_a_bias_batch_norm_cancels_is_judged_against_its_kernel_gradient():
+    """SPEC's conv bias b1 (BatchNorm right after) is rounding residue: its gradient is judged
+    against max|dW1| and its trained value is not judged. The dense bias b5 keeps its own rows."""
+    assert SPEC.cancelled_biases == (1,)
+    desired = {"dW1": np.ones((3, 2, 3, 3)), "db1": np.full(3, 1e-17),
+               "dW5": np.ones((5, 48)), "db5": np.full(5, 1e-6)}
+    desired.update({f"actual {name}": value + 1e-15 for name, value in desired.items()})
+    rows = [Comparison(name, None, "gradient", relative_error(desired[f"actual {name}"], desired[name]),
+                       1e-13) for name in ("db1", "db5")]
+    rows += [Comparison(f"b{layer} after 1 step", None, "parameters", 1e-9, 1e-13) for layer in (1, 5)]
+    db1, db5, b1, b5 = judge_cancelled(rows, SPEC, desired)
+    assert not rows[0].ok and db1.ok and db1.error == pytest.approx(1e-15) and db1.note
+    assert b1.ok and b1.bound == np.inf and b1.note
+    assert db5 == rows[1] and not db5.ok                      # 1e-15 on 1e-6: judged on its own scale
+    assert b5 == rows[3] and not b5.ok

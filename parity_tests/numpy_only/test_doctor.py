@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ports.align import align
-from ports.causes import CAUSES
+from ports.causes import CAUSES, Cause
 from ports.doctor import diagnose, gap, measure
 from ports.reading import Reading
 from scratch.layer_specs import (
@@ -393,6 +393,9 @@ RESIDUALS = [
                  id="cnn-relu-vs-tanh"),
     pytest.param(KERAS_MLP, KERAS_MLP, shift_bias(2, 0.1), 3, "Z3", id="mlp-bias-plus-0.1"),
     pytest.param(TORCH_CNN, TO_KERAS, shift_bias(3, 0.1), 6, "Z6", id="cnn-output-bias-plus-0.1"),
+    # 1e-11 on Z3 of size ~1: a hundred times the float64 bound, far beyond what rounding explains
+    # (NOISE_FACTOR·(e_a + e_b) ~ 1e-15): not rounding, however small
+    pytest.param(KERAS_MLP, KERAS_MLP, shift_bias(2, 1e-11), 3, "Z3", id="mlp-bias-plus-1e-11"),
 ]
 
 
@@ -417,6 +420,18 @@ def test_a_residual_after_a_known_cause_is_named_after_it(rng):
     assert diagnosis.lines()[-1].startswith(
         "not a known convention: first divergence at layer 5, quantity A5 ")
     assert diagnosis.lines()[-1].endswith(", after the above)")
+
+
+def test_a_step_that_brings_a_no_closer_is_not_kept(rng):
+    """A variant that changes nothing leaves the distance as it is: the walk stops, names no cause."""
+    unchanged = Cause("unchanged", "a change that changes nothing", "none", lambda a, b: [("nowhere", a)])
+    a, b = readings(KERAS_MLP, KERAS_MLP, rng, shift_bias(2, 0.1))
+    x, targets = batch(KERAS_MLP, rng)
+    diagnosis = diagnose(a, b, x, targets, STEPS, causes=(unchanged,))
+    assert not diagnosis.start.agrees
+    assert diagnosis.causes == [], diagnosis.lines()
+    assert diagnosis.end == diagnosis.start
+    assert not diagnosis.explained
 
 
 def reading_of(spec: ModelSpec, framework: str = "torch") -> Reading:
