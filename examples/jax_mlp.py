@@ -24,7 +24,7 @@ SIZES = (784, 64, 32, 10)
 def init(seed=0):
     rng = np.random.default_rng(seed)
     return {f"dense{k}": {"kernel": rng.normal(0, np.sqrt(2 / n_in), (n_in, n_out)), "bias": np.zeros(n_out)}
-            for k, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:]), start=1)}
+            for k, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=False), start=1)}
 
 
 def logits(params, x, training):

@@ -16,7 +16,8 @@ declared tensor lives. A ``file.py:factory`` side whose factory returns a :class
 * ``paths``: ``{(layer number, declared name): path}`` for every tensor the spec declares
   (``dense``: ``W``, ``b``; ``conv2d``: ``W``, ``b``; ``layer_norm``: ``gamma``, ``beta``; ``prelu``:
   ``alpha``), a path being the tuple of keys that reaches the leaf (``("dense1", "kernel")``, or
-  ``("layers", 0, "W")`` for a list); every float leaf of ``params`` must be mapped;
+  ``("layers", 0, "W")`` for a list); every leaf of ``params`` must be mapped (``jax.grad`` takes
+  them all);
 * ``layouts``: how a leaf holds its tensor where it is not the canonical layout, by layer kind
   (``{"dense": "in_out"}``: that kind's kernels) or by one tensor (``{(2, "W"): "in_out"}``, which
   wins): dense ``W`` is
@@ -40,7 +41,9 @@ leaf's shape against the declared layout, and no leaf is left out — a wrong or
 one :class:`ports.reading.PortError` naming it, before anything runs. A square kernel declared in
 the wrong layout still loads; the faithfulness check (your function against the JAX twin of the
 spec) finds it. Precision: importing this module imports :mod:`twins.jax_backend`, which enables
-``jax_enable_x64`` process-wide, as the twin needs; float leaves are cast to the spec's dtype.
+``jax_enable_x64`` process-wide, as the twin needs; every leaf is cast to the spec's dtype.
+Your functions run under ``jax.jit`` where they trace (``training`` a static argument), else
+eagerly; an exception in your code is one PortError naming the call.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from jax.tree_util import tree_flatten_with_path, tree_unflatten
 from ports.declared import declared_spec
 from ports.reading import Finding, PortError, Reading
 from scratch.errors import BackendError
-from twins.jax_backend import ACTIVATION_FUNCTIONS, Config, _mean_loss, _penalty
+from twins.jax_backend import ACTIVATION_FUNCTIONS, Config, _jit, _mean_loss, _penalty
 from twins.jax_optimizers import optimizer as spec_optimizer
 
 # layout name → the axes taking the canonical tensor to the leaf (None: the canonical layout itself)
@@ -156,8 +159,7 @@ def _slots(port: JaxPort, spec, source: str, leaves: dict[tuple, Any]) -> list[l
                                 f"expected {expected}")
             held.append(Slot(number, tensor.name, path, order.index(path), axes, tensor.l2))
         slots.append(held)
-    unmapped = [path for path, leaf in leaves.items()
-                if path not in used and np.issubdtype(np.asarray(leaf).dtype, np.floating)]
+    unmapped = [path for path in leaves if path not in used]
     if unmapped:
         raise PortError(f"{where}.paths: params leaf {unmapped[0]!r} is mapped to no declared tensor "
                         "(the spec cannot describe a parameter it does not declare)")
@@ -181,29 +183,51 @@ def spec_loss(spec, returns: str, out, targets):
 
 class JaxModel:
     """Your ``apply``, ``params``, loss and optimizer as a :class:`ports.reading.RealModel` (see the
-    module docstring)."""
+    module docstring). Each function runs under ``jax.jit`` (the twin's compiler options) while your
+    code traces, else eagerly, as it is."""
 
-    def __init__(self, port: JaxPort, spec, slots: list[list[Slot]], leaves: list, treedef, returns: str):
+    def __init__(self, port: JaxPort, spec, slots: list[list[Slot]], leaves: list, treedef, returns: str,
+                 source: str):
         self.spec, self.slots, self.treedef, self.returns = spec, slots, treedef, returns
-        self.apply, self.user_loss = port.apply, port.loss
+        self.apply, self.user_loss, self.source = port.apply, port.loss, source
         self.leaves = leaves
         try:
             self.optax = port.optimizer if port.optimizer is not None else spec_optimizer(spec.optimizer,
                                                                                          spec.dtype)
         except BackendError as error:
-            raise PortError(f"JaxPort: the spec's optimizer: {error}") from None
-        self.state = self.optax.init(self.params)
+            raise PortError(f"{source}: JaxPort: the spec's optimizer: {error}") from None
+        self.eager = {"init": self.optax.init, "outputs": self._outputs,
+                      "gradients": jax.value_and_grad(self._total), "update": self._update}
+        self.compiled = {"outputs": _jit(self._outputs, static_argnums=2),
+                         "gradients": _jit(jax.value_and_grad(self._total)), "update": _jit(self._update)}
+        self.state = self._run("init", self.params)
 
     @property
     def params(self):
         return tree_unflatten(self.treedef, self.leaves)
+
+    def _run(self, what: str, *args):
+        """``what`` (a key of ``eager``) on ``args``: compiled while your code traces (then eagerly for
+        good: a ``jax.errors.JAXTypeError`` says it does not); an exception in your code is one
+        PortError."""
+        try:
+            if what in self.compiled:
+                try:
+                    return self.compiled[what](*args)
+                except jax.errors.JAXTypeError:
+                    del self.compiled[what]
+            return self.eager[what](*args)
+        except PortError:
+            raise
+        except Exception as error:                           # your own code
+            raise PortError(f"{self.source}: your {what} raised {type(error).__name__}: {error}") from None
 
     def load(self, tensors, statistics=None) -> None:
         for layer, given in zip(self.slots, tensors, strict=True):
             for slot in layer:
                 value = np.asarray(given[slot.name], dtype=self.spec.dtype)
                 self.leaves[slot.index] = slot.to_leaf(jnp.asarray(value))
-        self.state = self.optax.init(self.params)
+        self.state = self._run("init", self.params)
 
     def _x(self, x):
         return jnp.asarray(np.asarray(x, dtype=self.spec.dtype))
@@ -213,12 +237,16 @@ class JaxModel:
             return out
         return output_activation(self.spec, out)
 
+    def _outputs(self, params, x, training: bool):
+        return self._a_out(self.apply(params, x, training))
+
     def _data_loss(self, out, targets):
         if self.user_loss is not None:
             return self.user_loss(out, targets)
         return spec_loss(self.spec, self.returns, out, targets)
 
     def _total(self, params, x, targets):
+        """loss(apply(params, x, True), targets) + (λ/2)·Σ‖W_l‖² over the kernels (λ = spec.l2)."""
         loss = self._data_loss(self.apply(params, x, True), targets)
         if self.spec.l2:
             flat = jax.tree_util.tree_leaves(params)
@@ -226,11 +254,15 @@ class JaxModel:
             loss = loss + _penalty(Config(None, None, None, self.spec.l2), kernels)
         return loss
 
+    def _update(self, grads, state, params):
+        updates, state = self.optax.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
     def _gradients(self, x, targets):
-        return jax.value_and_grad(self._total)(self.params, self._x(x), self._x(targets))
+        return self._run("gradients", self.params, self._x(x), self._x(targets))
 
     def outputs(self, x, training: bool) -> np.ndarray:
-        return np.array(self._a_out(self.apply(self.params, self._x(x), training)))
+        return np.array(self._run("outputs", self.params, self._x(x), bool(training)))
 
     def loss_and_gradients(self, x, targets):
         loss, grads = self._gradients(x, targets)
@@ -239,9 +271,8 @@ class JaxModel:
 
     def step(self, x, targets):
         _, grads = self._gradients(x, targets)
-        params = self.params
-        updates, self.state = self.optax.update(grads, self.state, params)
-        self.leaves = jax.tree_util.tree_leaves(optax.apply_updates(params, updates))
+        params, self.state = self._run("update", grads, self.state, self.params)
+        self.leaves = jax.tree_util.tree_leaves(params)
         return self.tensors(), []
 
     def tensors(self) -> list[dict[str, np.ndarray]]:
@@ -319,9 +350,8 @@ def jax_side(port: JaxPort, source: str, float64: bool = False) -> tuple[Reading
         raise PortError(f"{source}: JaxPort.params: {type(error).__name__}: {error}") from None
     leaves = {tuple(_key(entry) for entry in path): leaf for path, leaf in flat}
     slots = _slots(port, spec, source, leaves)
-    values = [jnp.asarray(np.asarray(leaf, dtype=spec.dtype))
-              if np.issubdtype(np.asarray(leaf).dtype, np.floating) else leaf for leaf in leaves.values()]
-    model = JaxModel(port, spec, slots, values, treedef, returns)
+    values = [jnp.asarray(np.asarray(leaf, dtype=spec.dtype)) for leaf in leaves.values()]
+    model = JaxModel(port, spec, slots, values, treedef, returns, source)
     tensors = model.tensors()
     found = double_activation(model, spec)
     given = {"loss", "optimizer"} | ({"weights"} if port.own_weights else set())
