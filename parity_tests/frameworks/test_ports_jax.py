@@ -26,21 +26,30 @@ WEIGHTS = ROOT / "examples" / "mlp_weights.safetensors"
 EXAMPLE = ROOT / "examples" / "jax_mlp.py"
 
 
-def compare(capsys, a, b):
-    status = main(["compare", str(a), str(b), "--batch", "8", "--steps", "2"])
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Eight MNIST-shaped samples in [0, 1] with labels (the default batch reads MNIST: slower)."""
+    rng = np.random.default_rng(5)
+    path = tmp_path_factory.mktemp("batch") / "batch.npz"
+    np.savez(path, x=rng.uniform(size=(8, 784)), y=rng.integers(0, 10, 8))
+    return path
+
+
+def compare(capsys, data, a, b):
+    status = main(["compare", str(a), str(b), "--batch", "8", "--steps", "2", "--data", str(data)])
     return status, capsys.readouterr().out
 
 
-def test_the_faithful_jax_mlp_is_the_weight_files_model(capsys):
-    status, out = compare(capsys, WEIGHTS, f"{EXAMPLE}:faithful")
+def test_the_faithful_jax_mlp_is_the_weight_files_model(capsys, data):
+    status, out = compare(capsys, data, WEIGHTS, f"{EXAMPLE}:faithful")
     assert status == 0, out
     assert out.splitlines()[0].startswith("compare: PASS — A and B are one model")
     assert "B's own model reproduces the twin of its reading: 15 quantities" in out
 
 
 @pytest.mark.deliberate_mismatch
-def test_the_double_softmax_of_an_optax_loss_is_named(capsys):
-    status, out = compare(capsys, WEIGHTS, f"{EXAMPLE}:double_softmax")
+def test_the_double_softmax_of_an_optax_loss_is_named(capsys, data):
+    status, out = compare(capsys, data, WEIGHTS, f"{EXAMPLE}:double_softmax")
     headline = out.splitlines()[0]
     assert status == 1, out
     assert headline.startswith("compare: FAIL — B's own code computes something its reading does not, "
