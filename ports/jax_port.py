@@ -124,11 +124,11 @@ def _slots(port: JaxPort, spec, source: str, leaves: dict[tuple, Any]) -> list[l
     missing = [key for key in declared if key not in port.paths]
     if missing:
         raise PortError(f"{where}.paths: no path for {', '.join(map(repr, missing))}")
-    kinds = {layer.kind for layer in numbered}
+    kinds = {layer.kind for layer in numbered} & {kind for kind, _ in LAYOUTS}
     for key in port.layouts:
         if key not in declared and key not in kinds:
-            raise PortError(f"{where}.layouts: {key!r} is neither a layer kind of the spec nor a declared "
-                            "tensor (layer, name)")
+            raise PortError(f"{where}.layouts: {key!r} is neither a declared tensor (layer, name) nor a "
+                            f"layer kind of the spec with more than one layout ({', '.join(sorted(kinds))})")
     order = list(leaves)
     slots, used = [], {}
     for number, shapes in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):

@@ -124,6 +124,7 @@ def test_logits_declared_for_probabilities_is_a_double_softmax_finding():
     ({"paths": {**PATHS, (3, "W"): ("extra",)}}, "(3, 'W') is no declared tensor"),
     ({"params": {**square_params(), "scale": np.ones(1)}}, "params leaf ('scale',) is mapped to no declared"),
     ({"layouts": {"dense": "HWIO"}}, "layer 1 W (dense) in layout 'HWIO'; known: out_in, in_out"),
+    ({"layouts": {"dense": "in_out", "layer_norm": "in_out"}}, "'layer_norm' is neither a declared tensor"),
     ({"returns": "probabilities"}, "returns: 'probabilities'"),
     ({"apply": "x @ W"}, "apply: expected a function"),
     ({"spec": {**SQUARE, "loss": "hinge"}}, "JaxPort.spec"),
