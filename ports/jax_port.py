@@ -196,8 +196,9 @@ class JaxModel:
                                                                                          spec.dtype)
         except BackendError as error:
             raise PortError(f"{source}: JaxPort: the spec's optimizer: {error}") from None
-        self.eager = {"init": self.optax.init, "outputs": self._outputs,
-                      "gradients": jax.value_and_grad(self._total), "update": self._update}
+        self.eager = {"init": self.optax.init, "apply": self.apply, "loss": self.user_loss,
+                      "outputs": self._outputs, "gradients": jax.value_and_grad(self._total),
+                      "update": self._update}
         self.compiled = {"outputs": _jit(self._outputs, static_argnums=2),
                          "gradients": _jit(jax.value_and_grad(self._total)), "update": _jit(self._update)}
         self.state = self._run("init", self.params)
@@ -312,7 +313,7 @@ def double_activation(model: JaxModel, spec) -> Finding | None:
     cause = "double_softmax" if spec.loss == "cce" else "double_sigmoid"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, *spec.input_shape))
-    out = np.asarray(model.apply(model.params, model._x(x), False), dtype=np.float64)
+    out = np.asarray(model._run("apply", model.params, model._x(x), False), dtype=np.float64)
     if model.returns == "logits":
         rows = out.reshape(len(out), -1)
         if spec.loss == "cce" and np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1, rtol=0, atol=1e-6):
@@ -325,7 +326,7 @@ def double_activation(model: JaxModel, spec) -> Finding | None:
     classes = out.shape[1]
     targets = (np.eye(classes)[rng.integers(0, classes, len(out))] if spec.loss == "cce"
                else rng.integers(0, 2, out.shape).astype(np.float64))
-    theirs = float(model.user_loss(model._x(out), model._x(targets)))
+    theirs = float(model._run("loss", model._x(out), model._x(targets)))
     out, targets = jnp.asarray(out), jnp.asarray(targets)
     as_logits, right = (float(spec_loss(spec, returns, out, targets)) for returns in RETURNS)
     if abs(theirs - as_logits) <= 1e-6 * abs(as_logits) < abs(theirs - right):
@@ -339,7 +340,7 @@ def double_activation(model: JaxModel, spec) -> Finding | None:
 
 def jax_side(port: JaxPort, source: str, float64: bool = False) -> tuple[Reading, JaxModel]:
     """The reading of your JAX function and the :class:`JaxModel` running it (see the module);
-    ``float64``: the spec's dtype float64, your float leaves cast (x64 is on: :mod:`twins.jax_backend`)."""
+    ``float64``: the spec's dtype float64, your leaves cast (x64 is on: :mod:`twins.jax_backend`)."""
     spec = declared_spec(port.spec, source, "JaxPort.spec", convention="optax")
     if float64:
         spec = spec.replace(dtype="float64")

@@ -128,6 +128,7 @@ def test_logits_declared_for_probabilities_is_a_double_softmax_finding():
     ({"returns": "probabilities"}, "returns: 'probabilities'"),
     ({"apply": "x @ W"}, "apply: expected a function"),
     ({"spec": {**SQUARE, "loss": "hinge"}}, "JaxPort.spec"),
+    ({"apply": lambda params, x, training: x @ params["layers"][1]["w"].T}, "your apply raised TypeError"),
 ])
 def test_a_malformed_port_is_one_error_naming_it(fields, message):
     with pytest.raises(PortError) as raised:
