@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from ports.declared import declared_spec
 from ports.engine_model import EngineModel
 from ports.reading import PortError, Reading
-from scratch.errors import ParityError
 from scratch.initializers import initialize_tensors
 from scratch.layers import Dense
 from scratch.model import Network
-from scratch.spec import ModelSpec
 
 
 @dataclass
@@ -77,15 +76,7 @@ def numpy_side(port: NumpyPort, source: str, float64: bool = False) -> tuple[Rea
     """The reading of your implementation and the engine running your layers (see the module);
     ``float64``: the spec's dtype float64, your tensors cast (your layers compute in the arrays'
     dtype)."""
-    try:
-        if isinstance(port.spec, ModelSpec):
-            spec = port.spec
-        elif isinstance(port.spec, str):
-            spec = ModelSpec.from_json(port.spec, source)
-        else:
-            spec = ModelSpec.from_dict(port.spec)
-    except ParityError as error:
-        raise PortError(f"{source}: NumpyPort.spec: {error}") from None
+    spec = declared_spec(port.spec, source, "NumpyPort.spec")
     if float64:
         spec = spec.replace(dtype="float64")
     numbered = spec.numbered_layers

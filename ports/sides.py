@@ -3,8 +3,9 @@
 * ``model.keras`` — a saved Keras model, loaded with ``safe_mode=True`` (no Lambda layer's code runs);
 * ``file.py:factory`` — **runs your own code**: the file is imported and ``factory()`` called. It
   returns a ``torch.nn.Module`` (or a dict ``{"model": …, "loss": …, "optimizer": params → optim}``),
-  a ``keras.Model``, or a :class:`ports.numpy_port.NumpyPort`. ``file.py:factory@weights.pt`` also
-  loads a torch ``state_dict`` with ``torch.load(..., weights_only=True)``;
+  a ``keras.Model``, a :class:`ports.numpy_port.NumpyPort` (your NumPy layers) or a
+  :class:`ports.jax_port.JaxPort` (your JAX function and its parameter pytree).
+  ``file.py:factory@weights.pt`` also loads a torch ``state_dict`` (``torch.load(..., weights_only=True)``);
 * anything else — a weight file of this project (``train --save``), run by the engine.
 
 :func:`check_descriptor` checks the names (files exist, the factory is an identifier) with the
@@ -76,11 +77,15 @@ def call_factory(path: Path, factory: str):
 
 
 def _family(made) -> str:
-    """Which framework an object belongs to, from its classes' modules (nothing imported)."""
+    """Which framework an object belongs to, from its classes' modules (nothing imported: a
+    JaxPort can only exist where the user's file imported :mod:`ports.jax_port`)."""
     from ports.numpy_port import NumpyPort
 
     if isinstance(made, NumpyPort):
         return "numpy"
+    jax_port = sys.modules.get("ports.jax_port")
+    if jax_port is not None and isinstance(made, jax_port.JaxPort):
+        return "jax"
     target = made.get("model") if isinstance(made, dict) else made
     modules = [cls.__module__ for cls in type(target).__mro__]
     if any(module.startswith("torch.nn") for module in modules):
@@ -125,6 +130,12 @@ def read_side(descriptor: Descriptor, inputs=None, float64: bool = False):
         if descriptor.state_dict is not None:
             raise PortError(f"{descriptor.text}: a NumpyPort takes no @state_dict")
         return numpy_side(made, descriptor.text, float64)
+    if family == "jax":
+        from ports.jax_port import jax_side
+
+        if descriptor.state_dict is not None:
+            raise PortError(f"{descriptor.text}: a JaxPort takes no @state_dict (its params are its weights)")
+        return jax_side(made, descriptor.text, float64)
     if family == "torch":
         from ports.torch_port import torch_side_from
 
@@ -138,5 +149,5 @@ def read_side(descriptor: Descriptor, inputs=None, float64: bool = False):
                             "(its weights are its own)")
         return read_keras(in_float64(made) if float64 else made, source=descriptor.text)
     raise PortError(f"{descriptor.text}: factory returned {type(made).__name__}; expected a torch.nn.Module "
-                    "(or a dict with 'model', 'loss', 'optimizer'), a keras.Model or a ports.numpy_port."
-                    "NumpyPort (a JAX side is not supported yet)")
+                    "(or a dict with 'model', 'loss', 'optimizer'), a keras.Model, a "
+                    "ports.numpy_port.NumpyPort or a ports.jax_port.JaxPort")

@@ -1,7 +1,7 @@
 """``backprop-parity compare A B``: your own two models — a Keras model and its torch port, your
-NumPy code and a framework's — on one batch: outputs in both modes, the loss, every gradient, one
-optimizer step and ``--steps`` free-running steps; where they differ, the convention doctor names
-the known cause (:mod:`ports`).
+NumPy or JAX code and a framework's — on one batch: outputs in both modes, the loss, every
+gradient, one optimizer step and ``--steps`` free-running steps; where they differ, the convention
+doctor names the known cause (:mod:`ports`).
 
 Each side is a ``.keras`` file (loaded with ``safe_mode``), ``file.py:factory[@state_dict.pt]``
 (**runs your code**: see :mod:`ports.sides`) or a weight file of this project. The batch is

@@ -76,8 +76,8 @@ COMMANDS: dict[str, Command] = {
                        "walk one backward pass: the engine's code beside torch autograd nodes, TF ops "
                        "and JAX's jaxpr"),
     "compare": Command("reports.cli.compare",
-                       "compare your own two models (a Keras model and its torch port, your NumPy code): "
-                       "every quantity, and the known convention that explains a difference"),
+                       "compare your own two models (a Keras model and its torch port, your NumPy or JAX "
+                       "code): every quantity, and the known convention that explains a difference"),
     "study": Command("reports.cli.study",
                      "write the backprop study page of one model: every intermediate, the frameworks' "
                      "records, the annotated graph"),
