@@ -36,7 +36,7 @@ def data(tmp_path_factory):
 
 
 def compare(capsys, data, a, b):
-    status = main(["compare", str(a), str(b), "--batch", "8", "--steps", "2", "--data", str(data)])
+    status = main(["compare", str(a), str(b), "--steps", "2", "--data", str(data)])
     return status, capsys.readouterr().out
 
 
