@@ -23,7 +23,10 @@ wider than float64, e reads 0 and only the bound is left.
 :func:`diagnose` walks greedily from A toward B: it measures every variant of every cause (A
 differing from B by that cause alone at one place), keeps the one that brings A closest — the
 *distance* is Σ over quantities of log₁₀(error / bound), the decades still to close — and repeats
-from there until A agrees with B or no variant brings it closer. Each kept step is printed with the
+from there until A agrees with B or no variant brings it closer. The variants are ranked with the
+current reading's long-double rounding standing in for each one's own (a convention changes a
+quantity, hardly how much it rounds); the best is then measured on its own rounding and kept only
+if that brings A closer — one long-double pass per step instead of one per variant. Each kept step is printed with the
 worst quantity's error before and after it. What is still off at the end is not a known
 convention: the first quantity that disagrees, in causal order (forward by layer, the loss,
 gradients from the output layer down, inference outputs, then after training), names where.
@@ -188,29 +191,33 @@ def diagnose(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray, steps: 
     target = measure(b, x, targets, steps)
     target_rounding = rounding(b, x, targets, steps, target)
 
-    def gap_to_b(reading: Reading) -> Gap:
+    def gap_to_b(reading: Reading, own: dict | None = None) -> tuple[Gap, dict]:
+        """The gap, allowing for both sides' rounding; ``own``: a stand-in for ``reading``'s own."""
         measured = measure(reading, x, targets, steps)
-        own = rounding(reading, x, targets, steps, measured)
+        own = rounding(reading, x, targets, steps, measured) if own is None else own
         return gap(measured, target, {name: NOISE_FACTOR * (own.get(name, 0.0) + error)
-                                      for name, error in target_rounding.items()})
+                                      for name, error in target_rounding.items()}), own
 
-    current, current_gap = a, gap_to_b(a)
+    current, (current_gap, current_own) = a, gap_to_b(a)
     diagnosis = Diagnosis(current_gap)
     while not current_gap.agrees and len(diagnosis.explanations) < max_causes:
         best = None
         for cause in causes:
             for where, variant in cause.variants(current, b):
-                try:
-                    variant_gap = gap_to_b(variant)
+                try:        # ranked with the current reading's rounding standing in for the variant's
+                    variant_gap, _ = gap_to_b(variant, current_own)
                 except ParityError:
                     continue                       # a variant the engine cannot build
                 if best is None or variant_gap.distance < best[0].distance:
                     best = (variant_gap, cause, where, variant)
-        if best is None or best[0].distance >= current_gap.distance:
+        if best is None:
             break
-        variant_gap, cause, where, variant = best
+        _, cause, where, variant = best
+        variant_gap, variant_own = gap_to_b(variant)          # kept only on its own rounding
+        if variant_gap.distance >= current_gap.distance:
+            break
         diagnosis.explanations.append(Explanation(cause, where, current_gap, variant_gap,
                                                   cause.fixed_between(current, b)))
-        current, current_gap = variant, variant_gap
+        current, current_gap, current_own = variant, variant_gap, variant_own
     diagnosis.end = current_gap
     return diagnosis
