@@ -40,6 +40,7 @@ from judge.tolerances import tolerance
 from ports.align import align
 from ports.causes import BY_NAME
 from ports.doctor import Diagnosis, diagnose
+from ports.initializers import differences
 from ports.reading import Reading
 from ports.twin_model import twin_for
 from scratch.model import Network
@@ -268,6 +269,7 @@ class Result:
 
 def run(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int = 3) -> Result:
     """Steps 1–4 of the module docstring."""
+    drawn = differences(a, b)                  # each side's own draw, before either takes the other's
     b = fill(b, real_b, a)
     a = fill(a, real_a, b)
     faithful, notes = {}, []
@@ -282,6 +284,7 @@ def run(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int = 3) -> R
             found = eval_mode_evidence(reading, real, x)
             if found:
                 evidence.append(Evidence(label, "eval_mode", found))
+    evidence += [Evidence("B", "initializer", f"— {line}") for line in drawn]
     unfaithful = any(not c.ok for checked in faithful.values() for c in checked)
     diagnosis = None if unfaithful else diagnose(a, align(a, b).reading, x, targets, steps)
     measured = measure_sides(a, real_a, b, real_b, x, targets, steps)

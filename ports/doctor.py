@@ -25,10 +25,10 @@ differing from B by that cause alone at one place), keeps the one that brings A 
 *distance* is Σ over quantities of log₁₀(error / bound), the decades still to close — and repeats
 from there until A agrees with B or no variant brings it closer. The variants are ranked with the
 current reading's long-double rounding standing in for each one's own (a convention changes a
-quantity, hardly how much it rounds); the best is then measured on its own rounding and kept only
-if that brings A closer — one long-double pass per step instead of one per variant. Each kept step is printed with the
-worst quantity's error before and after it. What is still off at the end is not a known
-convention: the first quantity that disagrees, in causal order (forward by layer, the loss,
+quantity, hardly how much it rounds); the best is then measured on its own rounding and kept only if
+that brings A closer — one long-double pass per step instead of one per variant. Each kept step is
+printed with the worst quantity's error before and after it. What is still off at the end is not a
+known convention: the first quantity that disagrees, in causal order (forward by layer, the loss,
 gradients from the output layer down, inference outputs, then after training), names where.
 """
 

@@ -144,3 +144,5 @@ def test_a_port_left_at_torch_defaults_names_each_default_that_differs(capsys, t
     assert sorted(mistakes) == ["LayerNorm ε", "RMSprop decay", "optimizer ε"]
     assert ("(besides what the frameworks fix: optimizer convention, hyperparameters held in float32)"
             in headline)
+    assert "found: B: initializer defaults — layer 1 W: A's drawn as he_normal or glorot_uniform" in out
+    assert "B's as torch_default" in out                    # each side's own fresh draw, before the copy
