@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ports.align import flatten_permutation
-from ports.reading import Reading
+from ports.reading import OWN_CONVENTION, Reading
 
 Variants = list[tuple[str, Reading]]
 
@@ -145,7 +145,6 @@ def _float32_hyperparameters(a: Reading, b: Reading) -> Variants:
              replace(a, spec=spec.replace(layers=tuple(layers))))]
 
 
-OWN_CONVENTION = {"torch": "torch", "keras": "keras", "jax": "optax"}
 FIXED_VARIANCE = {"torch": "unbiased", "keras": "biased"}
 
 

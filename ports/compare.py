@@ -41,12 +41,10 @@ from ports.align import align
 from ports.causes import BY_NAME
 from ports.doctor import Diagnosis, diagnose
 from ports.initializers import differences
-from ports.reading import Reading
+from ports.reading import OWN_CONVENTION, Reading
 from ports.twin_model import twin_for
 from scratch.model import Network
 from scratch.spec import ModelSpec
-
-CONVENTION_OF = {"torch": "torch", "keras": "keras", "jax": "optax"}
 
 
 def _nest(spec: ModelSpec, flat) -> list[dict[str, np.ndarray]]:
@@ -64,7 +62,7 @@ def fill(side: Reading, real, other: Reading) -> Reading:
         spec = spec.replace(loss=other.spec.loss, layers=tuple(layers))
         notes.append(f"loss taken from the other side: {other.spec.loss}")
     if "optimizer" not in side.given and "optimizer" in other.given:
-        convention = CONVENTION_OF.get(side.framework, other.spec.optimizer.convention)
+        convention = OWN_CONVENTION.get(side.framework, other.spec.optimizer.convention)
         spec = spec.replace(optimizer=replace(other.spec.optimizer, convention=convention))
         notes.append(f"optimizer taken from the other side, in {side.framework}'s convention: "
                      f"{spec.optimizer.name} lr {spec.optimizer.learning_rate}")
@@ -80,13 +78,12 @@ def fill(side: Reading, real, other: Reading) -> Reading:
     return filled
 
 
-def _row(name: str, actual, desired, dtype: str, kind: str, step: int | None = None) -> Comparison:
+def _row(name: str, actual, desired, dtype: str, kind: str) -> Comparison:
     actual, desired = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
     bound = tolerance(dtype, kind)
     if actual.shape != desired.shape:
-        return Comparison(name, None, kind, np.inf, bound, f"shape {actual.shape} != {desired.shape}",
-                          step=step)
-    return Comparison(name, None, kind, relative_error(actual, desired), bound, step=step)
+        return Comparison(name, None, kind, np.inf, bound, f"shape {actual.shape} != {desired.shape}")
+    return Comparison(name, None, kind, relative_error(actual, desired), bound)
 
 
 def _quantities(real, spec: ModelSpec, x, targets, into_a=None) -> dict[str, tuple[str, np.ndarray]]:
@@ -123,8 +120,8 @@ def judge_cancelled(rows: list[Comparison], spec: ModelSpec, desired: dict) -> l
     not judged (it moves by residue, amplified by an adaptive optimizer)."""
     out = []
     for row in rows:
-        layer = next((l for l in spec.cancelled_biases if row.name.startswith((f"db{l}", f"b{l} "))
-                      or row.name == f"b{l}"), None)
+        layer = next((l for l in spec.cancelled_biases
+                      if row.name in (f"db{l}", f"b{l}") or row.name.startswith(f"b{l} ")), None)
         if layer is None or row.problem:
             out.append(row)
         elif row.kind == "gradient":

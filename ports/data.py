@@ -23,14 +23,25 @@ from scratch.data import drawn_batch
 from scratch.errors import DataError
 from scratch.spec import ModelSpec
 
+SUFFIXES = (".npy", ".npz", ".csv")
+
+
+def check_data_file(path: str) -> None:
+    """A :class:`DataError` unless ``path`` is a file with one of :data:`SUFFIXES` (before anything
+    runs; :func:`load_batch` checks its values against the model)."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"--data {path}: no such file")
+    if file.suffix not in SUFFIXES:
+        raise DataError(f"--data {path}: expected a .npy, .npz or .csv file")
+
 
 def load_batch(path: str | None, spec: ModelSpec, rows: int, seed: int = 0):
     """(x (m, …) in ``spec.dtype``, integer labels (m,))."""
     if path is None:
         return drawn_batch(spec.replace(dtype="float64"), rows, seed)
+    check_data_file(path)
     file = Path(path)
-    if not file.is_file():
-        raise DataError(f"--data {path}: no such file")
     labels = None
     try:
         if file.suffix == ".npy":
@@ -42,10 +53,8 @@ def load_batch(path: str | None, spec: ModelSpec, rows: int, seed: int = 0):
                                     f"found {sorted(archive.files)}")
                 x = archive["x"]
                 labels = archive["y"] if "y" in archive else None
-        elif file.suffix == ".csv":
-            x = np.loadtxt(file, delimiter=",", ndmin=2)
         else:
-            raise DataError(f"--data {path}: expected a .npy, .npz or .csv file")
+            x = np.loadtxt(file, delimiter=",", ndmin=2)
     except (OSError, ValueError) as error:
         if isinstance(error, DataError):
             raise

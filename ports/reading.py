@@ -35,6 +35,8 @@ from scratch.spec import ModelSpec
 
 FRAMEWORKS = ("keras", "torch", "jax", "numpy", "weights")
 GIVEN = ("weights", "loss", "optimizer")
+OWN_CONVENTION = {"torch": "torch", "keras": "keras", "jax": "optax"}
+"""The optimizer convention each framework's own optimizers follow (``scratch.optimizers``)."""
 
 
 class PortError(ParityError):

@@ -191,3 +191,14 @@ def test_only_a_bias_batch_norm_cancels_is_judged_against_its_kernel_gradient():
     assert b1.ok and b1.bound == np.inf and b1.note
     assert db5 == rows[1] and not db5.ok                      # 1e-15 on 1e-6: judged on its own scale
     assert b5 == rows[3] and not b5.ok
+
+
+def test_a_missing_or_unknown_data_file_is_refused_before_any_side_is_read(capsys, tmp_path):
+    """Side A names a function its file lacks: reading it would fail, so the data error shows the
+    file was checked first."""
+    (tmp_path / "x.txt").write_text("1,2\n")
+    for data, message in ((tmp_path / "none.npy", "no such file"), (tmp_path / "x.txt", "expected a .npy")):
+        status = main(["compare", f"{ROOT / 'examples' / 'numpy_mlp.py'}:not_there",
+                       str(ROOT / "examples" / "mlp_weights.safetensors"), "--data", str(data)])
+        err = capsys.readouterr().err
+        assert status == 2 and f"--data {data}: {message}" in err, err

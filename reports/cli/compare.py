@@ -85,6 +85,7 @@ def _shape(text: str | None):
 def run(args: argparse.Namespace) -> int:
     import importlib.util
 
+    from ports.data import check_data_file
     from ports.sides import check_descriptor
 
     if args.batch is not None and args.data is not None:
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.batch is not None and args.batch < 2) or args.steps < 1:
         raise UsageError(f"--batch must be >= 2 and --steps >= 1 (got {args.batch}, {args.steps})")
     sides = [check_descriptor(args.a, "A"), check_descriptor(args.b, "B")]
+    if args.data is not None:
+        check_data_file(args.data)                  # its values are checked once the shape is known
     inputs = _shape(args.input_shape)
     check_outputs({"--json": args.json})
     for descriptor in sides:
