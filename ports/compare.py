@@ -208,6 +208,7 @@ class Evidence:
     label: str
     cause: str
     text: str
+    own_model: bool = True      # says why the side's own model parts from its reading
 
     def describe(self) -> str:
         return f"{self.label}: {BY_NAME[self.cause].title} {self.text}"
@@ -243,7 +244,8 @@ class Result:
         if self.unfaithful:
             label = self.unfaithful[0]
             first = next(c for c in self.faithful[label] if not c.ok)
-            seen = list(dict.fromkeys(BY_NAME[e.cause].title for e in self.evidence if e.label == label))
+            seen = list(dict.fromkeys(BY_NAME[e.cause].title for e in self.evidence
+                                      if e.label == label and e.own_model))
             why = ("explained by " + ", ".join(seen)) if seen else "not a known convention"
             return (f"compare: FAIL — {label}'s own code computes something its reading does not, {why}: "
                     f"first {first.describe()} (the reading is what its framework's twin computes from "
@@ -281,7 +283,7 @@ def run(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int = 3) -> R
             found = eval_mode_evidence(reading, real, x)
             if found:
                 evidence.append(Evidence(label, "eval_mode", found))
-    evidence += [Evidence("B", "initializer", f"— {line}") for line in drawn]
+    evidence += [Evidence("B", "initializer", f"— {line}", own_model=False) for line in drawn]
     unfaithful = any(not c.ok for checked in faithful.values() for c in checked)
     diagnosis = None if unfaithful else diagnose(a, align(a, b).reading, x, targets, steps)
     measured = measure_sides(a, real_a, b, real_b, x, targets, steps)

@@ -62,6 +62,14 @@ class KerasModel:
                         else UNCOMPILED_LOSSES[spec.loss](dtype=spec.dtype))
         self.optimizer = self._fresh_optimizer()
 
+    def use_spec(self, spec) -> None:
+        """Run with ``spec``'s loss and optimizer where the model was compiled with none
+        (``ports.compare.fill`` takes them from the other side)."""
+        self.spec = spec
+        if self.compiled_loss is None:
+            self.loss_fn = UNCOMPILED_LOSSES[spec.loss](dtype=spec.dtype)
+        self.optimizer = self._fresh_optimizer()
+
     def _fresh_optimizer(self):
         if not self.own_optimizer:
             return _optimizer(self.spec)
