@@ -146,3 +146,31 @@ def test_a_port_left_at_torch_defaults_names_each_default_that_differs(capsys, t
             in headline)
     assert "found: B: initializer defaults — layer 1 W: A's drawn as he_normal or glorot_uniform" in out
     assert "B's as torch_default" in out                    # each side's own fresh draw, before the copy
+
+
+UNCOMPILED = '''
+import keras
+import torch
+from torch import nn
+
+
+def keras_model():
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([keras.Input((784,)), keras.layers.Dense(32, activation="relu"),
+                             keras.layers.Dense(10, activation="softmax")])
+
+
+def torch_port():
+    return {"model": nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10)),
+            "loss": nn.CrossEntropyLoss(), "optimizer": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)}
+'''
+
+
+@pytest.mark.parametrize("order", ["keras-first", "torch-first"])
+def test_an_uncompiled_keras_model_trains_with_the_torch_sides_loss_and_optimizer(capsys, tmp_path, order):
+    (tmp_path / "sides.py").write_text(UNCOMPILED)
+    sides = [f"{tmp_path / 'sides.py'}:keras_model", f"{tmp_path / 'sides.py'}:torch_port"]
+    status, out = compare(capsys, *(sides if order == "keras-first" else sides[::-1]))
+    assert status == 0, out
+    assert "optimizer taken from the other side, in keras's convention: momentum lr 0.05" in out
+    assert "A's own model reproduces" in out and "B's own model reproduces" in out
