@@ -149,8 +149,11 @@ FIXED_VARIANCE = {"torch": "unbiased", "keras": "biased"}
 
 
 def _own_conventions(a: Reading, b: Reading) -> bool:
-    """Each side trains with its own framework's optimizer formula (which it cannot change)."""
-    return all(OWN_CONVENTION.get(side.framework) == side.spec.optimizer.convention for side in (a, b))
+    """Each framework side (torch, Keras, JAX) trains with its own framework's optimizer formula,
+    which it cannot change; a weight file or NumPy side can hold any convention."""
+    framed = [side for side in (a, b) if side.framework in OWN_CONVENTION]
+    return bool(framed) and all(OWN_CONVENTION[side.framework] == side.spec.optimizer.convention
+                                for side in framed)
 
 
 def _fixed_variance(a: Reading, b: Reading) -> bool:

@@ -49,6 +49,7 @@ from scratch.optimizers import make_optimizer
 from scratch.tensor_specs import gradient_name
 
 AGREE = tolerance("float64", "parameters")
+PAIRED = 6       # the best single variants tried in pairs when no single one brings A closer
 NOISE_FACTOR = 4.0
 """The slack on e_a + e_b (the module docstring) for longdouble's own rounding."""
 
@@ -198,26 +199,45 @@ def diagnose(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray, steps: 
         return gap(measured, target, {name: NOISE_FACTOR * (own.get(name, 0.0) + error)
                                       for name, error in target_rounding.items()}), own
 
+    def ranked(reading: Reading, own: dict, skip=()) -> list:
+        """[(gap, cause, where, variant)] of every variant of ``reading``, best first, ranked with
+        ``own`` (the reading's rounding) standing in for each variant's."""
+        found = []
+        for cause in causes:
+            if cause in skip:
+                continue
+            for where, variant in cause.variants(reading, b):
+                try:
+                    found.append((gap_to_b(variant, own)[0], cause, where, variant))
+                except ParityError:
+                    continue                       # a variant the engine cannot build
+        return sorted(found, key=lambda entry: entry[0].distance)
+
     current, (current_gap, current_own) = a, gap_to_b(a)
     diagnosis = Diagnosis(current_gap)
     while not current_gap.agrees and len(diagnosis.explanations) < max_causes:
-        best = None
-        for cause in causes:
-            for where, variant in cause.variants(current, b):
-                try:        # ranked with the current reading's rounding standing in for the variant's
-                    variant_gap, _ = gap_to_b(variant, current_own)
-                except ParityError:
-                    continue                       # a variant the engine cannot build
-                if best is None or variant_gap.distance < best[0].distance:
-                    best = (variant_gap, cause, where, variant)
-        if best is None:
+        singles = ranked(current, current_own)
+        if not singles:
             break
-        _, cause, where, variant = best
-        variant_gap, variant_own = gap_to_b(variant)          # kept only on its own rounding
+        steps_taken = [singles[0][1:]]
+        variant_gap, variant_own = gap_to_b(singles[0][3])     # kept only on its own rounding
         if variant_gap.distance >= current_gap.distance:
-            break
-        diagnosis.explanations.append(Explanation(cause, where, current_gap, variant_gap,
-                                                  cause.fixed_between(current, b)))
-        current, current_gap, current_own = variant, variant_gap, variant_own
+            # two causes that only together close the gap (each alone leaves the other's effect
+            # as large): the best pair of two different causes from the best singles
+            pairs = [(second, first) for first in singles[:PAIRED]
+                     for second in ranked(first[3], current_own, skip=(first[1],))[:1]]
+            if not pairs:
+                break
+            second, first = min(pairs, key=lambda pair: pair[0][0].distance)
+            variant_gap, variant_own = gap_to_b(second[3])
+            if variant_gap.distance >= current_gap.distance:
+                break
+            steps_taken = [first[1:], second[1:]]
+        for cause, where, variant in steps_taken:
+            after = variant_gap if variant is steps_taken[-1][2] else gap_to_b(variant, current_own)[0]
+            diagnosis.explanations.append(Explanation(cause, where, current_gap, after,
+                                                      cause.fixed_between(current, b)))
+            current, current_gap = variant, after
+        current_own = variant_own
     diagnosis.end = current_gap
     return diagnosis

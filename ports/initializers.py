@@ -59,3 +59,21 @@ def differences(a: Reading, b: Reading) -> list[str]:
             lines.append(f"layer {layer} {name}: A's drawn as {' or '.join(a_schemes)} (std {a_std:.3g}), "
                          f"B's as {' or '.join(b_schemes)} (std {b_std:.3g})")
     return lines
+
+
+def looks_fresh(reading: Reading) -> bool:
+    """Whether ``reading`` holds a fresh draw rather than trained or loaded weights: at least one
+    kernel judged, every judged kernel matching a scheme, every other trainable tensor at its
+    declared start or zero (a drawn bias Keras starts at zero), running statistics at 0 and 1."""
+    drawn = drawn_as(reading)
+    if not drawn or not all(schemes for schemes, _ in drawn.values()):
+        return False
+    starts = initial_tensors(reading.spec)
+    for layer, held in zip(reading.spec.parameter_layers, reading.tensors, strict=True):
+        for tensor in reading.spec.numbered_layers[layer - 1].tensors:
+            if not tensor.trainable or tensor.init == "scheme":
+                continue
+            value = np.asarray(held[tensor.name])
+            if not (np.all(value == 0) or np.array_equal(value, starts[layer][tensor.name])):
+                return False
+    return all(np.all(mean == 0) and np.all(variance == 1) for mean, variance in reading.statistics or ())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ports.reading import PortError
@@ -142,12 +142,18 @@ def read_side(descriptor: Descriptor, inputs=None, float64: bool = False):
         state = None if descriptor.state_dict is None else str(descriptor.state_dict)
         return torch_side_from(made, str(descriptor.path), descriptor.factory, state, inputs, float64)
     if family == "keras":
+        from ports.initializers import looks_fresh
         from ports.keras_port import in_float64, read_keras
 
         if descriptor.state_dict is not None:
             raise PortError(f"{descriptor.text}: a Keras model takes no @state_dict "
                             "(its weights are its own)")
-        return read_keras(in_float64(made) if float64 else made, source=descriptor.text)
+        reading, real = read_keras(in_float64(made) if float64 else made, source=descriptor.text)
+        if looks_fresh(reading):        # a model built by the factory, nothing trained or loaded into it
+            reading = replace(reading, given=reading.given - {"weights"}, notes=reading.notes + (
+                "its weights read as a fresh draw (kernels as an initializer draws them, biases zero): "
+                "they are not taken for its own",))
+        return reading, real
     raise PortError(f"{descriptor.text}: factory returned {type(made).__name__}; expected a torch.nn.Module "
                     "(or a dict with 'model', 'loss', 'optimizer'), a keras.Model, a "
                     "ports.numpy_port.NumpyPort or a ports.jax_port.JaxPort")

@@ -174,3 +174,26 @@ def test_an_uncompiled_keras_model_trains_with_the_torch_sides_loss_and_optimize
     assert status == 0, out
     assert "optimizer taken from the other side, in keras's convention: momentum lr 0.05" in out
     assert "A's own model reproduces" in out and "B's own model reproduces" in out
+
+
+FRESH_KERAS = '''
+import keras
+
+
+def build():
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.CategoricalCrossentropy())
+    return model
+'''
+
+
+def test_a_freshly_built_keras_model_runs_with_the_weight_files_weights(capsys, tmp_path):
+    (tmp_path / "fresh.py").write_text(FRESH_KERAS)
+    weights = ROOT / "examples" / "mlp_weights.safetensors"
+    status, out = compare(capsys, weights, f"{tmp_path / 'fresh.py'}:build")
+    assert status == 0, out
+    assert "its weights read as a fresh draw" in out and "weights taken from the other side" in out
+    assert out.splitlines()[0].startswith("compare: PASS")

@@ -283,6 +283,16 @@ MISTAKES = [
     mistake_case("learning-rate-held-in-float32", {"float32_hyperparameters"}, mlp("torch", TORCH_RMSPROP),
                  mlp("torch", replace(TORCH_RMSPROP,
                                       learning_rate=float(np.float32(TORCH_RMSPROP.learning_rate))))),
+    # together only: Keras's formula with torch's ε is as far from Keras's Adam as torch's is
+    mistake_case("adam-convention-and-epsilon-together", {"optimizer_convention", "optimizer_epsilon"},
+                 mlp("torch", TORCH_ADAM), mlp("torch", KERAS_ADAM)),
+    # a torch CNN put in Keras at Keras's defaults: no single cause brings A closer (each leaves
+    # the others' effect as large), two together do; the doctor tries the best pairs
+    mistake_case("cnn-torch-to-keras-at-keras-defaults",
+                 {"running_variance", "optimizer_convention", "optimizer_epsilon", "float32_hyperparameters"},
+                 TORCH_CNN, with_batch_norm(TO_KERAS, running_variance="biased").replace(
+                     optimizer=replace(KERAS_ADAM,
+                                       learning_rate=float(np.float32(KERAS_ADAM.learning_rate))))),
     mistake_case("momentum-left-out", {"momentum_left_out"}, mlp("keras", KERAS_MOMENTUM),
                  mlp("keras", KERAS_SGD)),
     mistake_case("momentum-value", {"momentum"}, mlp("torch", TORCH_MOMENTUM),
