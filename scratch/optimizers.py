@@ -38,6 +38,14 @@ from gradient transformations and applies θ ← θ + u, with u = −η·(…) f
   So optax's defaults are torch's Adam but Keras's RMSprop, a pairing neither framework has;
   optax's own ``eps_in_sqrt=False`` gives torch's ε placement. μ, β₁, β₂ are used as given.
 
+Weight decay λ_d (``OptimizerSpec.weight_decay``), on every parameter the optimizer holds:
+  coupled (torch's ``weight_decay=``, optax's ``add_decayed_weights`` first):
+          g ← g + λ_d·θ, then the update above from that g (the decay enters every buffer)
+  decoupled, before the update from g alone:
+  torch (``AdamW``):                θ ← θ·(1 − η·λ_d)
+  keras (every optimizer's ``weight_decay=``): θ ← θ − θ·λ_d·η   (λ_d through float32, as μ below)
+  optax (``adamw``, ``add_decayed_weights`` after the direction): θ ← θ − η·λ_d·θ
+
 Keras precision quirk, mirrored here: Keras 3 writes ``ops.cast(self.momentum, dtype)`` and
 ``ops.cast(self.beta_1, dtype)``; on TensorFlow a Python float becomes a float32 tensor before
 the cast, so even for float64 weights Keras uses μ, β₁, β₂ rounded to float32 (0.9 →
@@ -80,8 +88,24 @@ class Optimizer:
         if self.state is None:
             self.state = [{} for _ in params]
         self.t += 1
+        decay, decoupled = self.spec.weight_decay, self.spec.decoupled_decay
         for param, grad, state in zip(params, grads, self.state, strict=True):
-            self.update(param, grad, state, grad if consume else None)
+            out = grad if consume else None
+            if decay and decoupled:
+                self.decay(param)
+            elif decay:
+                grad = np.add(grad, decay * param, out=out)        # g + λ_d·θ (torch: grad.add(θ, alpha=λ_d))
+            self.update(param, grad, state, out)
+
+    def decay(self, param: np.ndarray) -> None:
+        """Decoupled weight decay of one parameter in place, in the spec's convention (above)."""
+        spec = self.spec
+        if spec.convention == "torch":
+            param *= 1 - spec.learning_rate * spec.weight_decay
+        elif spec.convention == "keras":
+            param -= param * keras_scalar(spec.weight_decay, param.dtype) * spec.learning_rate
+        else:
+            param -= spec.learning_rate * spec.weight_decay * param
 
     def update(self, param: np.ndarray, grad: np.ndarray, state: dict, out: np.ndarray | None = None) -> None:
         """θ ← θ − … in place from g; ``out`` (g's shape and dtype, or None) is an array the update

@@ -83,6 +83,18 @@ class OptimizerSpec:
     picks whose update formula is used where the frameworks differ (see ``scratch.optimizers``).
     Fields an optimizer does not use must keep their defaults, so a spec never carries a
     setting that silently does nothing.
+
+    ``weight_decay`` λ_d decays every trainable tensor θ (kernels, biases, γ, β, slopes: what an
+    optimizer built on ``model.parameters()`` or ``model.trainable_variables`` holds), in one of
+    two forms:
+
+    - coupled (``decoupled_decay=False``, torch's ``weight_decay=`` of SGD, RMSprop and Adam):
+      g ← g + λ_d·θ before the update, so the decay passes through momentum and Adam's moments;
+    - decoupled (``decoupled_decay=True``, torch's ``AdamW``, Keras 3's ``weight_decay=`` of every
+      optimizer, optax's ``adamw``): θ ← θ − η·λ_d·θ beside the update from g alone.
+
+    For plain SGD the two are the same step in exact arithmetic; with momentum, RMSprop or Adam
+    they are not. Neither is the spec's ``l2`` (a penalty in the loss on kernels only).
     """
 
     name: str = "sgd"
@@ -93,6 +105,8 @@ class OptimizerSpec:
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8
+    weight_decay: float = 0.0
+    decoupled_decay: bool = False
 
     def __post_init__(self) -> None:
         check_choice("optimizer.name", self.name, OPTIMIZERS)
@@ -101,9 +115,16 @@ class OptimizerSpec:
         for name, low, high, low_open in (("learning_rate", 0.0, math.inf, True),
                                           ("momentum", 0.0, 1.0, False), ("rho", 0.0, 1.0, False),
                                           ("beta1", 0.0, 1.0, False), ("beta2", 0.0, 1.0, False),
-                                          ("epsilon", 0.0, 1.0, True)):
+                                          ("epsilon", 0.0, 1.0, True),
+                                          ("weight_decay", 0.0, math.inf, False)):
             object.__setattr__(self, name, check_real(f"optimizer.{name}", getattr(self, name), low, high,
                                                       low_open=low_open))
+        if not isinstance(self.decoupled_decay, bool):
+            raise field_error("optimizer.decoupled_decay",
+                              f"expected true or false, got {self.decoupled_decay!r}")
+        if self.decoupled_decay and self.weight_decay == 0.0:
+            raise field_error("optimizer.decoupled_decay", "true, but weight_decay is 0: there is no decay "
+                                                           "to decouple")
         if self.name == "momentum" and self.momentum == 0.0:
             raise field_error("optimizer.momentum", "optimizer 'momentum' needs momentum in (0, 1)")
         if self.name in ("sgd", "adam") and self.momentum != 0.0:
@@ -131,6 +152,10 @@ class OptimizerSpec:
         values.update(overrides)
         return cls(name=name, convention=convention, **values)
 
+
+WRITTEN_WHEN_SET = {"weight_decay": 0.0, "decoupled_decay": False}
+"""Optimizer fields a spec's JSON holds only away from their default, so the weight files of
+specs without them keep the bytes they had before the fields existed."""
 
 SHORTHAND = ("layer_sizes", "hidden_activation", "output_activation", "dropout")
 """The MLP shorthand's fields: they expand to a layer list and are read back as properties."""
@@ -459,7 +484,8 @@ class ModelSpec:
         if isinstance(self.inputs, tuple):
             data["inputs"] = list(self.inputs)
         data["layers"] = [layer_to_dict(layer) for layer in self.layers]
-        data["optimizer"] = dataclasses.asdict(self.optimizer)
+        data["optimizer"] = {name: value for name, value in dataclasses.asdict(self.optimizer).items()
+                             if name not in WRITTEN_WHEN_SET or value != WRITTEN_WHEN_SET[name]}
         return data
 
     def to_json(self) -> str:

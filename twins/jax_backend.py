@@ -58,7 +58,7 @@ from scratch.errors import BackendError
 from scratch.tensor_specs import gradient_name
 from twins import jax_layers
 from twins.backend_base import Backend, flat, given_tensors, nest
-from twins.jax_optimizers import hyperparameters, optimizer, state_fields, transform
+from twins.jax_optimizers import hyperparameters, optimizer, optimizer_key, state_fields, transform
 
 jax.config.update("jax_enable_x64", True)
 
@@ -254,12 +254,12 @@ _compiled_inference = _jit(_inference, static_argnames="structure")
 
 
 @functools.cache
-def _compiled_update(name: str, convention: str):
+def _compiled_update(name: str, convention: str, decay: str | None):
     """The jitted optax update, (params, state, hyper, grads) → (params, state): one executable per
     optimizer and parameter shapes, whatever the batch or the hyperparameters' values."""
 
     def update(params, state, hyper, grads):
-        updates, state = transform(name, convention, hyper).update(grads, state, params)
+        updates, state = transform(name, convention, hyper, decay).update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
     return _jit(update)
@@ -277,7 +277,8 @@ def _training_step(params, state, running, hyper, config, x, targets, masks, *, 
     norms = [layer for layer in structure if layer.kind == "batch_norm"]
     moved = [jax_layers.moved_statistics(layer, old, (mean, variance), count)
              for layer, old, (mean, variance, count) in zip(norms, running, batch, strict=True)]
-    updates, state = transform(*optimizer, hyper).update(grads, state, params)
+    name, convention, decay = optimizer
+    updates, state = transform(name, convention, hyper, decay).update(grads, state, params)
     return optax.apply_updates(params, updates), state, moved, loss
 
 
@@ -427,7 +428,7 @@ class JaxBackend(Backend):
         """One training step through the fused executable (:func:`_training_step`) on arrays already
         converted by :meth:`_batch` (masks of ones where a layer does not drop); returns the loss as a
         JAX scalar, not waited for. ``fit(fused=True)`` runs it per batch; the benchmark times it."""
-        optimizer = (self.spec.optimizer.name, self.spec.optimizer.convention)
+        optimizer = optimizer_key(self.spec.optimizer)
         self.params, self._state, self.running, loss = _compiled_training_step(
             self.params, self.state, self.running, self.hyper, self.config, x, targets, masks,
             structure=self.structure, optimizer=optimizer)
@@ -440,7 +441,7 @@ class JaxBackend(Backend):
 
     def train_step(self, x, targets, masks=None):
         loss, _, _, grads, _, moved = self._trace(x, targets, masks)
-        update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
+        update = _compiled_update(*optimizer_key(self.spec.optimizer))
         self.params, self._state = update(self.params, self.state, self.hyper, grads)
         self.running = moved
         self.steps += 1
@@ -448,7 +449,7 @@ class JaxBackend(Backend):
 
     def apply_gradients(self, gradients):
         grads = self._canonical_to_jax(gradients)
-        update = _compiled_update(self.spec.optimizer.name, self.spec.optimizer.convention)
+        update = _compiled_update(*optimizer_key(self.spec.optimizer))
         self.params, self._state = update(self.params, self.state, self.hyper, grads)
         self.steps += 1
 

@@ -28,6 +28,9 @@ def hyperparameters(opt, dtype: str) -> dict[str, float]:
     each learning rate would dominate the suite's time). Keras rounds μ to float32 (see
     ``scratch.optimizers.keras_scalar``); its convention does so here."""
     hyper = {"learning_rate": opt.learning_rate}
+    if opt.weight_decay:
+        keras = opt.convention == "keras"
+        hyper["weight_decay"] = float(keras_scalar(opt.weight_decay, dtype)) if keras else opt.weight_decay
     if opt.name == "momentum":
         keras = opt.convention == "keras"
         hyper["momentum"] = float(keras_scalar(opt.momentum, dtype)) if keras else opt.momentum
@@ -38,7 +41,35 @@ def hyperparameters(opt, dtype: str) -> dict[str, float]:
     return hyper
 
 
-def transform(name: str, convention: str, hyper: dict) -> optax.GradientTransformation:
+def decay_form(opt) -> str | None:
+    """How ``opt`` decays its weights: None, "coupled" or "decoupled" (a static part of the
+    compiled update: the two chain optax's pieces differently)."""
+    if not opt.weight_decay:
+        return None
+    return "decoupled" if opt.decoupled_decay else "coupled"
+
+
+def optimizer_key(opt) -> tuple[str, str, str | None]:
+    """(name, convention, decay form): what fixes the compiled update's code (the values travel in
+    :func:`hyperparameters`)."""
+    return opt.name, opt.convention, decay_form(opt)
+
+
+def transform(name: str, convention: str, hyper: dict,
+              decay: str | None = None) -> optax.GradientTransformation:
+    """The spec's optimizer with its weight decay (:func:`decay_form`), from optax's own pieces:
+    coupled, ``add_decayed_weights(λ)`` before the optimizer (g + λ·θ enters every buffer);
+    decoupled, ``add_decayed_weights(−η·λ)`` after it (u − η·λ·θ, optax's ``adamw`` with the
+    learning rate applied to the decay term alone)."""
+    base = _optimizer_transform(name, convention, hyper)
+    if decay == "coupled":
+        return optax.chain(optax.add_decayed_weights(hyper["weight_decay"]), base)
+    if decay == "decoupled":
+        return optax.chain(base, optax.add_decayed_weights(-hyper["learning_rate"] * hyper["weight_decay"]))
+    return base
+
+
+def _optimizer_transform(name: str, convention: str, hyper: dict) -> optax.GradientTransformation:
     """The spec's optimizer from optax's own pieces (formulas: ``scratch.optimizers``).
 
     torch:  SGD, momentum = ``optax.sgd``; RMSprop = ``scale_by_rms(eps_in_sqrt=False)`` with the
@@ -73,7 +104,7 @@ def transform(name: str, convention: str, hyper: dict) -> optax.GradientTransfor
 
 def optimizer(opt, dtype: str) -> optax.GradientTransformation:
     """The optax optimizer of an ``OptimizerSpec`` (see :func:`transform`)."""
-    return transform(opt.name, opt.convention, hyperparameters(opt, dtype))
+    return transform(opt.name, opt.convention, hyperparameters(opt, dtype), decay_form(opt))
 
 
 def state_fields(opt) -> dict[str, tuple[str, int]]:

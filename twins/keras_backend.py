@@ -82,14 +82,19 @@ def _optimizer(spec) -> keras.optimizers.Optimizer:
     if opt.convention != "keras" and opt.name != "sgd":
         raise BackendError(f"keras backend: keras.optimizers has no {opt.convention}-convention "
                            f"{opt.name!r}; use convention='keras' (plain SGD is the same in both)")
+    if opt.weight_decay and not opt.decoupled_decay:
+        raise BackendError("keras backend: keras.optimizers' weight_decay is decoupled (θ − θ·λ·η); "
+                           "coupled decay (g + λ·θ on every tensor) has no Keras form: use "
+                           "decoupled_decay=true, or the spec's l2 (a loss penalty on kernels)")
+    decay = {"weight_decay": opt.weight_decay} if opt.weight_decay else {}
     with _floatx(spec.dtype):
         if opt.name in ("sgd", "momentum"):
-            return keras.optimizers.SGD(learning_rate=opt.learning_rate, momentum=opt.momentum)
+            return keras.optimizers.SGD(learning_rate=opt.learning_rate, momentum=opt.momentum, **decay)
         if opt.name == "rmsprop":
             return keras.optimizers.RMSprop(learning_rate=opt.learning_rate, rho=opt.rho,
-                                            momentum=opt.momentum, epsilon=opt.epsilon)
+                                            momentum=opt.momentum, epsilon=opt.epsilon, **decay)
         return keras.optimizers.Adam(learning_rate=opt.learning_rate, beta_1=opt.beta1,
-                                     beta_2=opt.beta2, epsilon=opt.epsilon)
+                                     beta_2=opt.beta2, epsilon=opt.epsilon, **decay)
 
 
 class KerasBackend(Backend):

@@ -48,13 +48,18 @@ def _optimizer(spec, params) -> torch.optim.Optimizer:
     if opt.convention != "torch" and opt.name != "sgd":
         raise BackendError(f"torch backend: torch.optim has no {opt.convention}-convention "
                            f"{opt.name!r}; use convention='torch' (plain SGD is the same in both)")
+    if opt.decoupled_decay and opt.name != "adam":
+        raise BackendError(f"torch backend: torch.optim's {opt.name!r} has only coupled weight decay "
+                           "(g + λ·θ); decoupled decay is AdamW's alone: use decoupled_decay=false, or adam")
     if opt.name in ("sgd", "momentum"):
-        return torch.optim.SGD(params, lr=opt.learning_rate, momentum=opt.momentum, foreach=False)
+        return torch.optim.SGD(params, lr=opt.learning_rate, momentum=opt.momentum,
+                               weight_decay=opt.weight_decay, foreach=False)
     if opt.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=opt.learning_rate, alpha=opt.rho, eps=opt.epsilon,
-                                   momentum=opt.momentum, foreach=False)
-    return torch.optim.Adam(params, lr=opt.learning_rate, betas=(opt.beta1, opt.beta2),
-                            eps=opt.epsilon, foreach=False)
+                                   momentum=opt.momentum, weight_decay=opt.weight_decay, foreach=False)
+    adam = torch.optim.AdamW if opt.decoupled_decay else torch.optim.Adam
+    return adam(params, lr=opt.learning_rate, betas=(opt.beta1, opt.beta2), eps=opt.epsilon,
+                weight_decay=opt.weight_decay, foreach=False)
 
 
 # scratch.optimizers' buffer names → torch.optim's state keys, per optimizer.
