@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ports.align import flatten_permutation
-from ports.reading import OWN_CONVENTION, Reading
+from ports.reading import OWN_CONVENTION, Reading, decay_expressible
 
 Variants = list[tuple[str, Reading]]
 
@@ -111,6 +111,56 @@ def _optimizer_field(*fields: str) -> Callable[[Reading, Reading], Variants]:
                           if getattr(ours, f) != getattr(theirs, f))
         return [(f"optimizer {where}", replace(a, spec=a.spec.replace(optimizer=replace(ours, **changed))))]
     return variants
+
+
+def _decay_form(a: Reading, b: Reading) -> Variants:
+    """A's weight decay in B's form (coupled ↔ decoupled), where both decay."""
+    ours, theirs = a.spec.optimizer, b.spec.optimizer
+    if not (ours.weight_decay and theirs.weight_decay) or ours.decoupled_decay == theirs.decoupled_decay:
+        return []
+    form = {True: "decoupled", False: "coupled"}
+    moved = replace(ours, decoupled_decay=theirs.decoupled_decay)
+    where = f"weight decay {form[ours.decoupled_decay]} in A, {form[theirs.decoupled_decay]} in B"
+    return [(f"optimizer: {where}", replace(a, spec=a.spec.replace(optimizer=moved)))]
+
+
+def _decay_form_fixed(a: Reading, b: Reading) -> bool:
+    """Neither side's framework has the other's form (Keras decays decoupled only; torch's SGD and
+    RMSprop coupled only): no port can remove the difference. Where one side could take the other's
+    form (torch's AdamW for Keras's Adam with weight_decay), it is a port mistake."""
+    return all(side.framework in OWN_CONVENTION
+               and not decay_expressible(side.framework, other.spec.optimizer)
+               for side, other in ((a, b), (b, a)))
+
+
+def _weight_decay(a: Reading, b: Reading) -> Variants:
+    """A's weight decay λ set to B's (its form with it where A decays nothing), neither side's L2
+    in the loss involved."""
+    ours, theirs = a.spec.optimizer, b.spec.optimizer
+    if not _differ(ours.weight_decay, theirs.weight_decay) or a.spec.l2 != b.spec.l2:
+        return []
+    decoupled = theirs.decoupled_decay if theirs.weight_decay else False
+    return [(f"optimizer weight_decay {ours.weight_decay!r} in A, {theirs.weight_decay!r} in B",
+             replace(a, spec=a.spec.replace(optimizer=replace(ours, weight_decay=theirs.weight_decay,
+                                                              decoupled_decay=decoupled))))]
+
+
+def _l2_as_weight_decay(a: Reading, b: Reading) -> Variants:
+    """One side penalizes its kernels in the loss (l2), the other decays every tensor (weight_decay):
+    A takes B's whole regularization."""
+    ours, theirs = a.spec, b.spec
+    in_loss = (ours.l2 > 0 and not ours.optimizer.weight_decay and theirs.optimizer.weight_decay > 0
+               and not theirs.l2)
+    decayed = (ours.optimizer.weight_decay > 0 and not ours.l2 and theirs.l2 > 0
+               and not theirs.optimizer.weight_decay)
+    if not (in_loss or decayed):
+        return []
+    optimizer = replace(ours.optimizer, weight_decay=theirs.optimizer.weight_decay,
+                        decoupled_decay=theirs.optimizer.decoupled_decay)
+    where = (f"l2 {ours.l2!r} in A's loss, weight_decay {theirs.optimizer.weight_decay!r} in B's optimizer"
+             if in_loss else
+             f"weight_decay {ours.optimizer.weight_decay!r} in A's optimizer, l2 {theirs.l2!r} in B's loss")
+    return [(where, replace(a, spec=ours.replace(l2=theirs.l2, optimizer=optimizer)))]
 
 
 def _momentum_left_out(a: Reading, b: Reading) -> Variants:
@@ -251,6 +301,18 @@ CAUSES: tuple[Cause, ...] = (
           "Keras's L2(λ) regularizer adds λ‖W‖² (gradient 2λW); torch's weight_decay λ and the spec's l2 "
           "add λW to the gradient, as (λ/2)‖W‖² does", _l2(True)),
     Cause("l2", "L2 regularization", "only one side regularizes its kernels, or by another λ", _l2(False)),
+    Cause("l2_vs_weight_decay", "L2 in the loss vs weight decay",
+          "an L2 penalty in the loss (the spec's l2, Keras's kernel_regularizer) regularizes the kernels "
+          "only and counts in the loss; torch's weight_decay and Keras's or AdamW's weight_decay decay "
+          "every parameter (biases, BatchNorm's γ and β too) and add nothing to the loss",
+          _l2_as_weight_decay),
+    Cause("weight_decay_form", "weight decay coupled vs decoupled",
+          "torch's weight_decay= adds λθ to the gradient, so it passes through momentum and Adam's moments; "
+          "AdamW and every Keras optimizer's weight_decay= shrink θ by ηλθ beside the update (for plain SGD "
+          "the two are one step)", _decay_form, fixed=_decay_form_fixed),
+    Cause("weight_decay", "weight decay λ",
+          "only one side decays its weights, or by another λ (AdamW's default is 0.01 in torch, 0.004 in "
+          "Keras; every other optimizer's is 0)", _weight_decay),
     Cause("optimizer_convention", "optimizer convention",
           "where the frameworks' update formulas differ: Adam's ε (torch adds it to √v̂, Keras to √v before "
           "the bias correction), RMSprop's ε inside or outside the root, where momentum takes the "

@@ -41,7 +41,7 @@ from ports.align import align
 from ports.causes import BY_NAME
 from ports.doctor import Diagnosis, diagnose
 from ports.initializers import differences
-from ports.reading import OWN_CONVENTION, Reading
+from ports.reading import OWN_CONVENTION, Reading, decay_expressible
 from ports.twin_model import twin_for
 from scratch.model import Network
 from scratch.spec import ModelSpec
@@ -63,9 +63,15 @@ def fill(side: Reading, real, other: Reading) -> Reading:
         notes.append(f"loss taken from the other side: {other.spec.loss}")
     if "optimizer" not in side.given and "optimizer" in other.given:
         convention = OWN_CONVENTION.get(side.framework, other.spec.optimizer.convention)
-        spec = spec.replace(optimizer=replace(other.spec.optimizer, convention=convention))
+        optimizer = replace(other.spec.optimizer, convention=convention)
         notes.append(f"optimizer taken from the other side, in {side.framework}'s convention: "
-                     f"{spec.optimizer.name} lr {spec.optimizer.learning_rate}")
+                     f"{optimizer.name} lr {optimizer.learning_rate}")
+        if not decay_expressible(side.framework, optimizer):
+            optimizer = replace(optimizer, decoupled_decay=not optimizer.decoupled_decay)
+            form = "decoupled" if optimizer.decoupled_decay else "coupled"
+            notes.append(f"{side.framework}'s {optimizer.name} decays weights {form} only: the other side's "
+                         f"weight decay λ {optimizer.weight_decay} taken in that form")
+        spec = spec.replace(optimizer=optimizer)
     tensors, statistics = side.tensors, side.statistics
     if "weights" not in side.given:
         mapped = align(side, other).reading              # the other side's tensors in this side's form

@@ -42,7 +42,7 @@ LOSS_FUNCTIONS = {keras.losses.categorical_crossentropy: keras.losses.Categorica
                   keras.losses.sparse_categorical_crossentropy: keras.losses.SparseCategoricalCrossentropy,
                   keras.losses.binary_crossentropy: keras.losses.BinaryCrossentropy,
                   keras.losses.mean_squared_error: keras.losses.MeanSquaredError}
-REFUSED_OPTIONS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "loss_scale_factor",
+REFUSED_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm", "loss_scale_factor",
                    "gradient_accumulation_steps")
 
 
@@ -127,8 +127,10 @@ def read_loss(model, output: str, number: int, dtype: str) -> LossReading:
 
 def read_optimizer(optimizer) -> OptimizerSpec:
     """The spec's optimizer (keras convention) of a Keras optimizer; a PortError naming any option
-    the spec cannot express."""
-    kinds = {keras.optimizers.SGD: "SGD", keras.optimizers.RMSprop: "RMSprop", keras.optimizers.Adam: "Adam"}
+    the spec cannot express. Keras's ``weight_decay`` (AdamW's default 0.004, every other
+    optimizer's None) is decoupled: θ ← θ − θ·λ·η on every trainable variable before the update."""
+    kinds = {keras.optimizers.SGD: "SGD", keras.optimizers.RMSprop: "RMSprop", keras.optimizers.Adam: "Adam",
+             keras.optimizers.AdamW: "AdamW"}
     if type(optimizer) not in kinds:
         what = ("a loss-scale optimizer" if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
                 else type(optimizer).__name__)
@@ -138,6 +140,12 @@ def read_optimizer(optimizer) -> OptimizerSpec:
         if config.get(option):
             raise PortError(f"optimizer {kinds[type(optimizer)]}({option}={config[option]!r}) has no spec "
                             "equivalent")
+    if getattr(optimizer, "_exclude_from_weight_decay", None) or getattr(
+            optimizer, "_exclude_from_weight_decay_pattern", None) is not None:
+        raise PortError(f"optimizer {kinds[type(optimizer)]}: variables excluded from weight decay; the "
+                        "spec decays every trainable variable or none")
+    decay = float(config.get("weight_decay") or 0.0)
+    decayed = {"weight_decay": decay, "decoupled_decay": True} if decay else {}
     if config.get("use_ema"):
         raise PortError(f"optimizer {kinds[type(optimizer)]}(use_ema=True) has no spec equivalent")
     if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
@@ -148,13 +156,13 @@ def read_optimizer(optimizer) -> OptimizerSpec:
         if config["nesterov"]:
             raise PortError("optimizer SGD(nesterov=True) has no spec equivalent")
         momentum = float(config["momentum"])
-        return OptimizerSpec("momentum" if momentum else "sgd", "keras", rate, momentum=momentum)
+        return OptimizerSpec("momentum" if momentum else "sgd", "keras", rate, momentum=momentum, **decayed)
     if isinstance(optimizer, keras.optimizers.RMSprop):
         if config["momentum"] or config["centered"]:
             raise PortError("optimizer RMSprop(momentum ≠ 0 or centered=True) has no spec equivalent")
         return OptimizerSpec("rmsprop", "keras", rate, rho=float(config["rho"]),
-                             epsilon=float(config["epsilon"]))
+                             epsilon=float(config["epsilon"]), **decayed)
     if config["amsgrad"]:
         raise PortError("optimizer Adam(amsgrad=True) has no spec equivalent")
     return OptimizerSpec("adam", "keras", rate, beta1=float(config["beta_1"]), beta2=float(config["beta_2"]),
-                         epsilon=float(config["epsilon"]))
+                         epsilon=float(config["epsilon"]), **decayed)

@@ -37,6 +37,20 @@ FRAMEWORKS = ("keras", "torch", "jax", "numpy", "weights")
 GIVEN = ("weights", "loss", "optimizer")
 OWN_CONVENTION = {"torch": "torch", "keras": "keras", "jax": "optax"}
 """The optimizer convention each framework's own optimizers follow (``scratch.optimizers``)."""
+DECOUPLED_ONLY = {"keras"}
+"""Frameworks whose optimizers decay weights only decoupled (Keras 3's ``weight_decay=``)."""
+COUPLED_ONLY = {"torch": ("sgd", "momentum", "rmsprop")}
+"""Framework → its optimizers that decay weights only coupled (torch: AdamW is Adam's alone)."""
+
+
+def decay_expressible(framework: str, optimizer) -> bool:
+    """Whether ``framework``'s own optimizers have ``optimizer``'s form of weight decay (any
+    form where it decays nothing; a weight file or NumPy side holds any)."""
+    if not optimizer.weight_decay:
+        return True
+    if optimizer.decoupled_decay:
+        return optimizer.name not in COUPLED_ONLY.get(framework, ())
+    return framework not in DECOUPLED_ONLY
 
 
 class PortError(ParityError):

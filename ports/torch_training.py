@@ -27,8 +27,10 @@ logits of at least two units, which the real model turns into probabilities); a 
 reads as BCE, and any other output as MSE on the output as it is.
 
 torch's ``weight_decay`` adds λ·θ to the gradient of *every* parameter in its groups (biases, γ,
-β, α), while the spec's L2 penalizes only the dense and conv2d kernels: it is refused, as is
-AdamW's decoupled decay, which the spec does not express yet.
+β, α): the spec's coupled weight decay, not its L2 (a loss penalty on the dense and conv2d kernels
+only). ``AdamW`` (and ``Adam(decoupled_weight_decay=True)``) is its decoupled decay, θ ← θ·(1 − η·λ)
+before the Adam step; AdamW's default λ is 0.01. Param groups with different settings (the common
+"no decay on biases" recipe) are refused: the spec has one setting for every tensor.
 """
 
 from __future__ import annotations
@@ -150,14 +152,18 @@ def read_optimizer(optimizer, parameters: list[nn.Parameter], problems: list[str
     if refused:
         problems.append(f"optimizer {name}: {refused}")
         return None
-    lr = float(group["lr"])
+    lr, decay = float(group["lr"]), float(group.get("weight_decay") or 0.0)
+    decoupled = bool(group.get("decoupled_weight_decay"))          # AdamW's group holds True
+    decayed = {"weight_decay": decay, "decoupled_decay": decoupled} if decay else {}
     if type(built) is torch.optim.SGD:
         momentum = float(group["momentum"])
-        return OptimizerSpec("momentum" if momentum else "sgd", "torch", lr, momentum=momentum)
+        return OptimizerSpec("momentum" if momentum else "sgd", "torch", lr, momentum=momentum, **decayed)
     if type(built) is torch.optim.RMSprop:
-        return OptimizerSpec("rmsprop", "torch", lr, rho=float(group["alpha"]), epsilon=float(group["eps"]))
+        return OptimizerSpec("rmsprop", "torch", lr, rho=float(group["alpha"]), epsilon=float(group["eps"]),
+                             **decayed)
     beta1, beta2 = (float(beta) for beta in group["betas"])
-    return OptimizerSpec("adam", "torch", lr, beta1=beta1, beta2=beta2, epsilon=float(group["eps"]))
+    return OptimizerSpec("adam", "torch", lr, beta1=beta1, beta2=beta2, epsilon=float(group["eps"]),
+                         **decayed)
 
 
 def _settings(group: dict) -> dict:
@@ -166,19 +172,11 @@ def _settings(group: dict) -> dict:
 
 def _refused(built: torch.optim.Optimizer, group: dict) -> str | None:
     """Why an optimizer's settings cannot be read (None: they can)."""
-    if isinstance(built, torch.optim.AdamW) or group.get("decoupled_weight_decay"):
-        return ("AdamW's decoupled weight decay (θ ← θ − η·λ·θ beside the Adam step) is not expressible "
-                "in the spec yet")
-    if type(built) not in (torch.optim.SGD, torch.optim.RMSprop, torch.optim.Adam):
-        return "not one the spec reads (SGD, RMSprop, Adam)"
-    if group.get("weight_decay"):
-        return (f"weight_decay={group['weight_decay']}: torch's weight_decay adds λ·θ to the gradient of "
-                "every parameter it updates (biases, BatchNorm's γ and β, PReLU's α), while the spec's L2 "
-                "penalizes the dense and conv2d kernels only; set it to 0 (or add the kernels' penalty "
-                "to the loss)")
+    if type(built) not in (torch.optim.SGD, torch.optim.RMSprop, torch.optim.Adam, torch.optim.AdamW):
+        return "not one the spec reads (SGD, RMSprop, Adam, AdamW)"
     if group.get("maximize"):
         return "maximize=True"
     options = {torch.optim.SGD: ("dampening", "nesterov"), torch.optim.RMSprop: ("momentum", "centered"),
-               torch.optim.Adam: ("amsgrad",)}[type(built)]
+               torch.optim.Adam: ("amsgrad",), torch.optim.AdamW: ("amsgrad",)}[type(built)]
     used = [f"{option}={group[option]}" for option in options if group.get(option)]
     return f"{', '.join(used)}: the spec's {type(built).__name__} has no such option" if used else None

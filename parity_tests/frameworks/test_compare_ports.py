@@ -197,3 +197,69 @@ def test_a_freshly_built_keras_model_runs_with_the_weight_files_weights(capsys, 
     assert status == 0, out
     assert "its weights read as a fresh draw" in out and "weights taken from the other side" in out
     assert out.splitlines()[0].startswith("compare: PASS")
+
+
+DECAYED = '''
+import keras
+import torch
+from torch import nn
+
+
+def keras_model(optimizer):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy())
+    return model
+
+
+def keras_adamw():
+    return keras_model(keras.optimizers.AdamW(1e-3, weight_decay=0.05, epsilon=1e-7))
+
+
+def keras_sgd():
+    return keras_model(keras.optimizers.SGD(0.05, momentum=0.9, weight_decay=0.05))
+
+
+def port(optimizer):
+    return {"model": nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10)),
+            "loss": nn.CrossEntropyLoss(), "optimizer": optimizer}
+
+
+def torch_adamw():
+    return port(lambda p: torch.optim.AdamW(p, lr=1e-3, eps=1e-7, weight_decay=0.05))
+
+
+def torch_adam():
+    return port(lambda p: torch.optim.Adam(p, lr=1e-3, eps=1e-7, weight_decay=0.05))
+
+
+def torch_adamw_default():
+    return port(lambda p: torch.optim.AdamW(p, lr=1e-3, eps=1e-7))
+
+
+def torch_sgd():
+    return port(lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.05))
+'''
+
+
+@pytest.mark.parametrize("a, b, status, headline", [
+    ("keras_adamw", "torch_adamw", 0, "PASS — B agrees with A up to what their frameworks fix"),
+    ("keras_adamw", "torch_adam", 1, "FAIL — B differs from A, explained by weight decay coupled vs "
+                                     "decoupled (besides"),
+    ("torch_adam", "keras_adamw", 1, "FAIL — B differs from A, explained by weight decay coupled vs "
+                                     "decoupled (besides"),
+    ("keras_adamw", "torch_adamw_default", 1,
+     "FAIL — B differs from A, explained by weight decay λ (besides"),
+    # Keras's SGD decays decoupled only, torch's SGD coupled only: with momentum no port removes it
+    ("keras_sgd", "torch_sgd", 0, "PASS — B agrees with A up to what their frameworks fix, which no port "
+                                  "can remove: weight decay coupled vs decoupled"),
+], ids=["adamw-both", "adamw-as-coupled-adam", "coupled-adam-as-adamw", "adamw-default-lambda",
+        "sgd-momentum-both"])
+def test_weight_decay_ports_are_judged_by_what_each_framework_can_express(capsys, tmp_path, a, b, status,
+                                                                          headline):
+    (tmp_path / "decayed.py").write_text(DECAYED)
+    got, out = compare(capsys, f"{tmp_path / 'decayed.py'}:{a}", f"{tmp_path / 'decayed.py'}:{b}")
+    assert got == status, out
+    assert out.splitlines()[0].startswith(f"compare: {headline}"), out
+    assert "A's own model reproduces" in out and "B's own model reproduces" in out

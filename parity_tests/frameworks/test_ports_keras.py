@@ -96,6 +96,14 @@ def cnn():
     return model
 
 
+def cnn_adamw():
+    """The CNN compiled with AdamW: weight decay, decoupled, on every trainable variable."""
+    model = cnn()
+    model.compile(optimizer=keras.optimizers.AdamW(0.01, weight_decay=0.05),
+                  loss=keras.losses.CategoricalCrossentropy())
+    return model
+
+
 def saved(build, tmp_path):
     """``build()`` with random variables, saved and read back through :func:`keras_side` under
     Keras's default float32 (which reloads it under float64, its weights' dtype)."""
@@ -141,7 +149,7 @@ def within(actual, desired, kind: str = "gradient") -> None:
     assert error <= tolerance("float64", kind), f"relative error {error:.3g}"
 
 
-@pytest.mark.parametrize("build", [mlp, cnn], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("build", [mlp, cnn, cnn_adamw], ids=["mlp", "cnn", "cnn-adamw"])
 def test_engine_of_the_reading_reproduces_the_model(float64, tmp_path, build):
     reading, real = saved(build, tmp_path)
     spec = reading.spec
@@ -213,10 +221,24 @@ def test_branching_model_is_refused(float64):
         read_keras(model, source="branch")
 
 
-def test_weight_decay_is_refused(float64):
+@pytest.mark.parametrize("optimizer, decay", [
+    (lambda: keras.optimizers.SGD(0.1, weight_decay=0.01), 0.01),
+    (lambda: keras.optimizers.Adam(weight_decay=0.02), 0.02),
+    (lambda: keras.optimizers.AdamW(), 0.004),                      # AdamW's own default λ
+], ids=["sgd", "adam", "adamw-default"])
+def test_weight_decay_reads_decoupled(float64, optimizer, decay):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(weight_decay=0.01), loss="categorical_crossentropy")
-    with pytest.raises(PortError, match="weight_decay"):
+    model.compile(optimizer=optimizer(), loss="categorical_crossentropy")
+    reading, _ = read_keras(model, source="decay")
+    assert (reading.spec.optimizer.weight_decay, reading.spec.optimizer.decoupled_decay) == (decay, True)
+
+
+def test_variables_excluded_from_weight_decay_are_refused(float64):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    optimizer = keras.optimizers.AdamW()
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+    with pytest.raises(PortError, match="excluded from weight decay"):
         read_keras(model, source="decay")
 
 

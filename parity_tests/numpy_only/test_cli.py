@@ -17,6 +17,7 @@ from reports.cli import model_source
 from reports.cli import train as cli_train
 from reports.cli.main import main
 from scratch.datasets import xor
+from scratch.errors import SpecError
 from scratch.model import load_model
 from scratch.spec import ModelSpec, OptimizerSpec
 
@@ -125,13 +126,34 @@ def test_spec_file_with_overrides(tmp_path, capsys):
          OptimizerSpec.framework_default("rmsprop", "torch", learning_rate=0.01, momentum=0.5)),
         (("adam", "keras", 0.01), dict(learning_rate=0.2),
          OptimizerSpec.framework_default("adam", "keras", learning_rate=0.2)),
+        (("adam", "torch", 0.01), dict(weight_decay=0.05),
+         OptimizerSpec.framework_default("adam", "torch", learning_rate=0.01, weight_decay=0.05)),
+        (("adam", "keras", 0.01), dict(weight_decay=0.05),
+         OptimizerSpec.framework_default("adam", "keras", learning_rate=0.01, weight_decay=0.05,
+                                         decoupled_decay=True)),
+        (("adam", "torch", 0.01), dict(weight_decay=0.05, decay_form="decoupled"),
+         OptimizerSpec.framework_default("adam", "torch", learning_rate=0.01, weight_decay=0.05,
+                                         decoupled_decay=True)),
     ],
-    ids=["convention-keeps-lr", "new-name-framework-defaults", "explicit-flags-win", "lr-only"],
+    ids=["convention-keeps-lr", "new-name-framework-defaults", "explicit-flags-win", "lr-only",
+         "torch-decays-coupled", "keras-decays-decoupled", "decay-form-given"],
 )
 def test_optimizer_flags(base, flags, expected):
     name, convention, lr = base
     start = OptimizerSpec.framework_default(name, convention, learning_rate=lr)
     assert model_source.optimizer_spec(start, **flags) == expected
+
+
+def test_weight_decay_carries_over_a_new_optimizer_in_its_form():
+    start = OptimizerSpec.framework_default("adam", "torch", weight_decay=0.05, decoupled_decay=True)
+    moved = model_source.optimizer_spec(start, name="rmsprop")
+    assert (moved.name, moved.weight_decay, moved.decoupled_decay) == ("rmsprop", 0.05, True)
+    assert not model_source.optimizer_spec(start, weight_decay=0.0).decoupled_decay
+
+
+def test_a_decoupled_form_without_a_decay_is_refused():
+    with pytest.raises(SpecError, match="--decay-form decoupled: the spec decays nothing"):
+        model_source.optimizer_spec(OptimizerSpec(), decay_form="decoupled")
 
 
 @pytest.mark.parametrize(

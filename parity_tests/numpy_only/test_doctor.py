@@ -208,6 +208,9 @@ def port(a_spec: ModelSpec, to: str) -> ModelSpec:
 KERAS_RMSPROP, TORCH_RMSPROP = optimizer("rmsprop", "keras"), optimizer("rmsprop", "torch")
 KERAS_MOMENTUM, TORCH_MOMENTUM = optimizer("momentum", "keras"), optimizer("momentum", "torch")
 KERAS_SGD = optimizer("sgd", "keras")
+TORCH_ADAMW = replace(TORCH_ADAM, weight_decay=0.05, decoupled_decay=True)        # torch.optim.AdamW
+KERAS_MOMENTUM_DECAYED = replace(KERAS_MOMENTUM, weight_decay=0.05, decoupled_decay=True)  # Keras SGD
+TORCH_MOMENTUM_DECAYED = replace(TORCH_MOMENTUM, learning_rate=0.05, weight_decay=0.05)    # coupled
 TRANSPOSE_DENSE = on_tensor(2, "W", lambda w: w.T)                     # mlp: dense(6) → dense(6)
 FLIP_CONV = on_tensor(0, "W", lambda w: w[:, :, ::-1, ::-1])
 SWAP_CONV_AXES = on_tensor(0, "W", lambda w: w.transpose(0, 1, 3, 2))
@@ -269,6 +272,23 @@ MISTAKES = [
     mistake_case("l2-factor", {"l2_factor"}, mlp("keras", KERAS_SGD, l2=0.02),
                  mlp("keras", KERAS_SGD, l2=0.01)),
     mistake_case("l2-left-out", {"l2"}, mlp("keras", KERAS_SGD, l2=0.02), mlp("keras", KERAS_SGD)),
+    # weight decay: AdamW's decoupled form ported as torch Adam's weight_decay= (coupled), and the reverse
+    mistake_case("weight-decay-form-adam", {"weight_decay_form"}, mlp("torch", TORCH_ADAMW),
+                 mlp("torch", replace(TORCH_ADAMW, decoupled_decay=False))),
+    mistake_case("weight-decay-form-momentum", {"weight_decay_form"}, mlp("keras", KERAS_MOMENTUM_DECAYED),
+                 mlp("keras", replace(KERAS_MOMENTUM_DECAYED, decoupled_decay=False))),
+    # torch's SGD(weight_decay=λ) ported as an L2 penalty of the kernels in the loss (and the reverse)
+    mistake_case("weight-decay-as-l2-in-loss", {"l2_vs_weight_decay"}, mlp("torch", TORCH_MOMENTUM_DECAYED),
+                 mlp("torch", replace(TORCH_MOMENTUM_DECAYED, weight_decay=0.0), l2=0.05)),
+    mistake_case("l2-in-loss-as-weight-decay", {"l2_vs_weight_decay"},
+                 mlp("keras", KERAS_MOMENTUM, l2=0.05), mlp("keras", KERAS_MOMENTUM_DECAYED)),
+    # Keras's AdamW decays by default (0.004); a port to torch.optim.Adam drops it. AdamW's default
+    # λ is 0.01 in torch: a port that leaves it there
+    mistake_case("weight-decay-left-out", {"weight_decay"},
+                 mlp("keras", replace(KERAS_ADAM, weight_decay=0.004, decoupled_decay=True)), KERAS_MLP),
+    mistake_case("adamw-default-weight-decay", {"weight_decay"},
+                 mlp("torch", replace(TORCH_ADAMW, weight_decay=0.004)),
+                 mlp("torch", replace(TORCH_ADAMW, weight_decay=0.01))),
     mistake_case("optimizer-convention-adam", {"optimizer_convention"}, KERAS_CNN,
                  with_optimizer(TO_TORCH, convention="torch")),
     mistake_case("optimizer-convention-rmsprop", {"optimizer_convention"}, mlp("torch", TORCH_RMSPROP),
@@ -370,6 +390,11 @@ FAITHFUL = [
     faithful_case("framework-labels-torch-and-weights", TORCH_CNN, TORCH_CNN, b_framework="weights"),
     faithful_case("float32-and-float64-tensors", KERAS_CNN, TO_TORCH, b_dtype="float64"),
     faithful_case("b-without-weights-of-its-own", KERAS_CNN, TO_TORCH, b_given=frozenset()),
+    # plain SGD: θ − η(g + λθ) and θ(1 − ηλ) − ηg are one step; they differ by rounding only
+    faithful_case("plain-sgd-decay-coupled-as-decoupled",
+                  mlp("torch", optimizer("sgd", "torch", learning_rate=0.1, weight_decay=0.05)),
+                  mlp("torch", optimizer("sgd", "torch", learning_rate=0.1, weight_decay=0.05,
+                                         decoupled_decay=True))),
 ]
 
 

@@ -68,7 +68,12 @@ SPEC_FLAGS = {
     "l2": "l2",
     "dropout": "dropout",
 }
-OPTIMIZER_FLAGS = ("optimizer", "convention", "lr", "momentum")
+OPTIMIZER_FLAGS = ("optimizer", "convention", "lr", "momentum", "weight_decay", "decay_form")
+DECAY_FORMS = ("coupled", "decoupled")
+OWN_DECAY_FORM = {"torch": "coupled", "keras": "decoupled", "optax": "coupled"}
+"""The form ``--weight-decay`` takes without ``--decay-form`` on a spec that decays nothing yet: each
+convention's own optimizers' (torch's and optax's ``weight_decay``/``add_decayed_weights``, Keras's
+``weight_decay``)."""
 # The flags a weight file fixes (its parameters were trained with them).
 MODEL_FLAGS = ("layers", "hidden", "output", "loss", "init", "dtype", "l2", "dropout")
 
@@ -121,6 +126,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     spec.add_argument("--lr", type=float, metavar="ETA", help="learning rate")
     spec.add_argument("--momentum", type=float, metavar="MU",
                       help="momentum (optimizers momentum and rmsprop)")
+    spec.add_argument("--weight-decay", type=float, metavar="LAMBDA",
+                      help="weight decay on every trainable tensor (0: none); its form is --decay-form")
+    spec.add_argument("--decay-form", choices=DECAY_FORMS,
+                      help="coupled: g + lambda*theta (torch's weight_decay=); decoupled: theta shrinks by "
+                           "lr*lambda*theta beside the update (AdamW, Keras's weight_decay=); default: the "
+                           "spec's, else the convention's own")
     spec.add_argument("--batch-size", type=_batch_size, metavar="N|full",
                       help="samples per training step, or 'full' for full batch")
     spec.add_argument("--epochs", type=int, metavar="N", help="passes over the training data")
@@ -147,8 +158,8 @@ def resolve(args: argparse.Namespace, dataset: str | None = None) -> ModelSource
         fixed = [f"--{dest}" for dest in given if dest in MODEL_FLAGS]
         if fixed:
             raise SpecError(f"--weights {args.weights} fixes the model; drop {', '.join(fixed)} (the "
-                            "training flags --optimizer, --convention, --lr, --momentum, --batch-size, "
-                            "--epochs, --seed apply)")
+                            "training flags --optimizer, --convention, --lr, --momentum, --weight-decay, "
+                            "--decay-form, --batch-size, --epochs, --seed apply)")
         loaded = load_weights(args.weights)
         base, origin = loaded.spec, f"--weights {args.weights}"
     elif getattr(args, "spec", None) is not None:
@@ -205,7 +216,7 @@ def apply_flags(base: ModelSpec, args: argparse.Namespace, origin: str) -> Model
         changes["output_activation"] = LOSS_OUTPUTS[loss][0]
     if any(dest in OPTIMIZER_FLAGS for dest in given):
         changes["optimizer"] = optimizer_spec(base.optimizer, args.optimizer, args.convention, args.lr,
-                                              args.momentum)
+                                              args.momentum, args.weight_decay, args.decay_form)
     return base.replace(**changes) if changes else base
 
 
@@ -224,13 +235,31 @@ def refuse_mlp_flags(base: ModelSpec, given: list[str], source: str) -> None:
                     f"with --spec (drop {', '.join(flags)})")
 
 
-def optimizer_spec(base: OptimizerSpec, name=None, convention=None, learning_rate=None, momentum=None):
+def optimizer_spec(base: OptimizerSpec, name=None, convention=None, learning_rate=None, momentum=None,
+                   weight_decay=None, decay_form=None):
     """``base`` with the optimizer flags applied (None = not given).
 
     Same name and convention: ``base`` with the new learning rate and momentum. A new name or
     convention: that framework's defaults, keeping ``base``'s learning rate and momentum when
-    only the convention changes; explicit flags win in every case.
+    only the convention changes; explicit flags win in every case. Weight decay carries over in
+    every case; a decay given to a spec without one takes the convention's own form
+    (:data:`OWN_DECAY_FORM`) unless ``decay_form`` says otherwise.
     """
+    decayed = _decay(base, convention or base.convention, weight_decay, decay_form)
+    return dataclasses.replace(_optimizer_spec(base, name, convention, learning_rate, momentum), **decayed)
+
+
+def _decay(base: OptimizerSpec, convention: str, weight_decay, decay_form) -> dict:
+    decay = base.weight_decay if weight_decay is None else weight_decay
+    if decay_form == "decoupled" and not decay:
+        raise SpecError("--decay-form decoupled: the spec decays nothing; give --weight-decay LAMBDA > 0")
+    if decay_form is None:
+        decay_form = ("decoupled" if base.decoupled_decay else "coupled") if base.weight_decay \
+            else OWN_DECAY_FORM[convention]
+    return {"weight_decay": decay, "decoupled_decay": bool(decay) and decay_form == "decoupled"}
+
+
+def _optimizer_spec(base: OptimizerSpec, name, convention, learning_rate, momentum) -> OptimizerSpec:
     name = base.name if name is None else name
     convention = base.convention if convention is None else convention
     overrides = {}
