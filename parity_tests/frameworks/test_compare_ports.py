@@ -243,14 +243,20 @@ def torch_sgd():
 '''
 
 
+# each compare imports both frameworks and runs both sides (~5 s): the two verdicts that turn on
+# the fixed rule run by default, the rest with -m slow
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("a, b, status, headline", [
-    ("keras_adamw", "torch_adamw", 0, "PASS — B agrees with A up to what their frameworks fix"),
+    pytest.param("keras_adamw", "torch_adamw", 0, "PASS — B agrees with A up to what their frameworks fix",
+                 marks=SLOW),
     ("keras_adamw", "torch_adam", 1, "FAIL — B differs from A, explained by weight decay coupled vs "
                                      "decoupled (besides"),
-    ("torch_adam", "keras_adamw", 1, "FAIL — B differs from A, explained by weight decay coupled vs "
-                                     "decoupled (besides"),
-    ("keras_adamw", "torch_adamw_default", 1,
-     "FAIL — B differs from A, explained by weight decay λ (besides"),
+    pytest.param("torch_adam", "keras_adamw", 1, "FAIL — B differs from A, explained by weight decay "
+                 "coupled vs decoupled (besides", marks=SLOW),
+    pytest.param("keras_adamw", "torch_adamw_default", 1,
+                 "FAIL — B differs from A, explained by weight decay λ (besides", marks=SLOW),
     # Keras's SGD decays decoupled only, torch's SGD coupled only: with momentum no port removes it
     ("keras_sgd", "torch_sgd", 0, "PASS — B agrees with A up to what their frameworks fix, which no port "
                                   "can remove: weight decay coupled vs decoupled"),
