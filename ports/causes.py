@@ -163,6 +163,24 @@ def _l2_as_weight_decay(a: Reading, b: Reading) -> Variants:
     return [(where, replace(a, spec=ours.replace(l2=theirs.l2, optimizer=optimizer)))]
 
 
+GELU_FORMS = {"gelu", "gelu_tanh"}
+
+
+def _gelu_form(a: Reading, b: Reading) -> Variants:
+    """Each layer where one side's GELU is exact and the other's its tanh form, A's set to B's."""
+    found, number = [], 0
+    for index, (ours, theirs) in enumerate(zip(a.spec.layers, b.spec.layers, strict=True)):
+        number += ours.kind != "dropout"
+        held = getattr(ours, "activation", None), getattr(theirs, "activation", None)
+        if set(held) != GELU_FORMS:
+            continue
+        layers = list(a.spec.layers)
+        layers[index] = replace(ours, activation=held[1])
+        found.append((f"layer {number}: {held[0]} in A, {held[1]} in B",
+                      replace(a, spec=a.spec.replace(layers=tuple(layers)))))
+    return found
+
+
 def _momentum_left_out(a: Reading, b: Reading) -> Variants:
     names = {a.spec.optimizer.name, b.spec.optimizer.name}
     return _optimizer_field("name")(a, b) if names == {"sgd", "momentum"} else []
@@ -297,6 +315,9 @@ CAUSES: tuple[Cause, ...] = (
     Cause("leaky_relu_slope", "LeakyReLU slope",
           "torch's nn.LeakyReLU defaults to 0.01, Keras's LeakyReLU layer to 0.3 and "
           "keras.activations.leaky_relu to 0.2", _model_field("leaky_relu_slope")),
+    Cause("gelu_form", "GELU exact vs tanh form",
+          "torch's nn.GELU() and keras.activations.gelu are exact (erf); nn.GELU(approximate='tanh'), "
+          "keras.ops.gelu and jax.nn.gelu default to the tanh form, up to 4.7e-4 apart", _gelu_form),
     Cause("l2_factor", "L2 as λ‖W‖² or (λ/2)‖W‖²",
           "Keras's L2(λ) regularizer adds λ‖W‖² (gradient 2λW); torch's weight_decay λ and the spec's l2 "
           "add λW to the gradient, as (λ/2)‖W‖² does", _l2(True)),

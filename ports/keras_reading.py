@@ -50,7 +50,7 @@ from scratch.layer_specs import (
 from twins.keras_layers import CONV_AXES, DENSE_AXES, PRELU_AXES, Parameter
 
 ACTIVATIONS = {"linear": "identity", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
-               "softmax": "softmax", "leaky_relu": "leaky_relu"}
+               "softmax": "softmax", "leaky_relu": "leaky_relu", "gelu": "gelu"}
 """Keras's activation names → the spec's."""
 LEAKY_DEFAULT = inspect.signature(keras.activations.leaky_relu).parameters["negative_slope"].default
 REGULARIZED = ("kernel", "bias", "activity", "gamma", "beta", "alpha")

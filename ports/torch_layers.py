@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ports.torch_walk import Op, Step
+from ports.torch_walk import GELU_FORMS, Op, Step
 from scratch.layer_specs import (
     AvgPool2DSpec,
     BatchNormSpec,
@@ -199,6 +199,8 @@ def activation_of_step(step: Step) -> tuple[str, float | None] | None:
         return (_ACTIVATION_MODULES[type(target)], None)
     if type(target) is nn.LeakyReLU:
         return ("leaky_relu", float(target.negative_slope))
+    if type(target) is nn.GELU:
+        return (GELU_FORMS[target.approximate], None)
     if type(target) in (nn.Softmax, nn.LogSoftmax):
         if target.dim != 1:
             raise Refused(f"dim={target.dim}: the spec's softmax runs over the classes, dim=1")

@@ -48,8 +48,10 @@ class Step(NamedTuple):
 
 
 _ACTIVATION_FUNCTIONS = {F.relu: "relu", torch.relu: "relu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-                         torch.tanh: "tanh", F.tanh: "tanh", F.leaky_relu: "leaky_relu",
+                         torch.tanh: "tanh", F.tanh: "tanh", F.leaky_relu: "leaky_relu", F.gelu: "gelu",
                          F.softmax: "softmax", torch.softmax: "softmax"}
+GELU_FORMS = {"none": "gelu", "tanh": "gelu_tanh"}
+"""torch's GELU ``approximate=`` → the spec's activation: exact (erf) or its tanh form."""
 _CHANNELS_LAST = (0, 2, 3, 1)
 
 
@@ -177,6 +179,8 @@ def _functional(node: fx.Node, current: fx.Node, sizes: set, order: str) -> Op |
     name = _ACTIVATION_FUNCTIONS[node.target]
     if name == "leaky_relu":
         return Op("activation", (name, float(_argument(node, 1, "negative_slope", 0.01))))
+    if name == "gelu":
+        return Op("activation", (GELU_FORMS[_argument(node, 1, "approximate", "none")], None))
     if name == "softmax" and _argument(node, 1, "dim", None) != 1:
         return None
     return Op("activation", (name, None))

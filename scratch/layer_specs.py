@@ -59,7 +59,7 @@ from scratch.layers import (
 from scratch.layers.conv import output_size, padding_amounts
 from scratch.tensor_specs import TensorSpec, gradient_name, per_channel
 
-HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
+HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh")
 OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "tanh", "softmax")
 ACTIVATIONS = tuple(dict.fromkeys(HIDDEN_ACTIVATIONS + OUTPUT_ACTIVATIONS))
 

@@ -69,6 +69,8 @@ ACTIVATION_FUNCTIONS = {
     "leaky_relu": lambda z, slope: jnp.where(z > 0, z, slope * z),      # not jax.nn's: see above
     "sigmoid": lambda z, slope: jax.nn.sigmoid(z),
     "tanh": lambda z, slope: jnp.tanh(z),
+    "gelu": lambda z, slope: jax.nn.gelu(z, approximate=False),
+    "gelu_tanh": lambda z, slope: jax.nn.gelu(z, approximate=True),
     "softmax": lambda z, slope: jax.nn.softmax(z, axis=1),
 }
 

@@ -68,6 +68,8 @@ def activation(name: str, spec) -> nn.Module:
         "leaky_relu": lambda: nn.LeakyReLU(spec.leaky_relu_slope),
         "sigmoid": nn.Sigmoid,
         "tanh": nn.Tanh,
+        "gelu": nn.GELU,
+        "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
         "softmax": lambda: nn.Softmax(dim=1),
     }[name]()
 

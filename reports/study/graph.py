@@ -159,6 +159,9 @@ def activation_rule(name: str, q: Names, out: str, d_out: str, slope: float) -> 
             "leaky_relu": f"leaky relu: {dz} = {d_out} where {z} > 0, {slope:g}·{d_out} elsewhere",
             "sigmoid": f"sigmoid: {dz} = {d_out}⊙{out}⊙(1 − {out})",
             "tanh": f"tanh: {dz} = {d_out}⊙(1 − {out}²)",
+            "gelu": f"gelu: {dz} = {d_out}⊙(Φ({z}) + {z}·φ({z}))",
+            "gelu_tanh": f"gelu (tanh form): {dz} = {d_out}⊙(½(1 + T) + ½·{z}·(1 − T²)·√(2/π)·"
+                         f"(1 + 0.134145·{z}²)), T = tanh(√(2/π)·({z} + 0.044715·{z}³))",
             "softmax": f"softmax (row Jacobian): {dz} = {out}⊙({d_out} − Σ_row {d_out}⊙{out})"}[name]
 
 
