@@ -167,18 +167,16 @@ GELU_FORMS = {"gelu", "gelu_tanh"}
 
 
 def _gelu_form(a: Reading, b: Reading) -> Variants:
-    """Each layer where one side's GELU is exact and the other's its tanh form, A's set to B's."""
-    found, number = [], 0
+    """Every layer where one side's GELU is exact and the other's its tanh form, A's set to B's at
+    once (a port calls one GELU function throughout)."""
+    layers, where, number = list(a.spec.layers), [], 0
     for index, (ours, theirs) in enumerate(zip(a.spec.layers, b.spec.layers, strict=True)):
         number += ours.kind != "dropout"
         held = getattr(ours, "activation", None), getattr(theirs, "activation", None)
-        if set(held) != GELU_FORMS:
-            continue
-        layers = list(a.spec.layers)
-        layers[index] = replace(ours, activation=held[1])
-        found.append((f"layer {number}: {held[0]} in A, {held[1]} in B",
-                      replace(a, spec=a.spec.replace(layers=tuple(layers)))))
-    return found
+        if set(held) == GELU_FORMS:
+            layers[index] = replace(ours, activation=held[1])
+            where.append(f"layer {number}: {held[0]} in A, {held[1]} in B")
+    return [("; ".join(where), replace(a, spec=a.spec.replace(layers=tuple(layers))))] if where else []
 
 
 def _momentum_left_out(a: Reading, b: Reading) -> Variants:

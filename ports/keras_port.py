@@ -75,6 +75,12 @@ def read_keras(model, *, source: str, weights_given: bool = True):
                          **({} if found.slope is None else {"leaky_relu_slope": found.slope}))
     except SpecError as error:
         raise PortError(f"{source}: the model reads as no valid spec: {error}") from None
+    gelus = [str(number) for number, layer in enumerate(spec.numbered_layers, 1)
+             if getattr(layer, "activation", None) in ("gelu", "gelu_tanh")]
+    if gelus and spec.dtype == "float64":
+        notes.append(f"GELU in layer {', '.join(gelus)}: TensorFlow casts its constant 1/√2 to float32 even "
+                     "in float64, so this model's own outputs are ~1e-9 off the function (its twin rounds "
+                     "alike; the engine and the other frameworks do not)")
     real = KerasModel(model, spec, found.pieces, loss, own_optimizer=optimizer is not None)
     tensors = real.tensors()
     for number, held, shapes in zip(spec.parameter_layers, tensors, spec.parameter_shapes, strict=True):

@@ -27,7 +27,12 @@ class TwinModel:
         self.load(reading.tensors, reading.statistics)
 
     def load(self, tensors, statistics) -> None:
-        self.backend = make_backend(self.name, self.spec, statistics=statistics or None, tensors=tensors)
+        if self.name != "keras":
+            self.backend = make_backend(self.name, self.spec, statistics=statistics or None, tensors=tensors)
+            return
+        from twins.keras_layers import rounded_gelu_allowed  # Keras only where a side needs it
+        with rounded_gelu_allowed():                               # checked against Keras itself
+            self.backend = make_backend(self.name, self.spec, statistics=statistics or None, tensors=tensors)
 
     def outputs(self, x: np.ndarray, training: bool) -> np.ndarray:
         if not training:

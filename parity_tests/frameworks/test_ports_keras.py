@@ -270,3 +270,22 @@ def test_keras_side_refuses_bad_files_and_runs_a_factory(float64, tmp_path):
         "    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation='sigmoid')])\n")
     reading, _ = read_side(check_descriptor(f"{tmp_path / 'factory.py'}:build", "A"))
     assert reading.spec.loss == "bce" and reading.given == {"weights"}
+
+
+def test_gelu_reads_exact_and_its_own_model_matches_its_twin(float64):
+    """Keras's 'gelu' is the exact form. In float64 TensorFlow rounds its constant 1/√2 to float32,
+    so the model is ~1e-9 off the engine: the reading says so, and its twin (Keras, rounding alike)
+    reproduces it at the float64 bound."""
+    from ports.twin_model import twin_for
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="gelu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    randomize(model)
+    reading, real = read_keras(model, source="gelu")
+    assert [layer.activation for layer in reading.spec.numbered_layers] == ["gelu", "softmax"]
+    assert any("casts its constant 1/√2 to float32" in note for note in reading.notes)
+    twin, note = twin_for(reading)
+    assert note == ""
+    x = np.random.default_rng(3).normal(size=(8, 5)) * 2
+    within(real.outputs(x, training=False), twin.outputs(x, training=False), "forward")
+    engine = Network(reading.spec, tensors=reading.tensors).inference_outputs(x)[1]
+    assert relative_error(real.outputs(x, training=False), engine) > tolerance("float64", "forward")

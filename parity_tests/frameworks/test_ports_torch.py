@@ -51,6 +51,17 @@ class ChannelsLastNet(nn.Module):
         return F.softmax(self.head(torch.flatten(x.permute(0, 2, 3, 1), 1)), dim=1)
 
 
+class GeluNet(nn.Module):
+    """F.gelu in both forms, read off the traced graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.one, self.two, self.out = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.two(F.gelu(self.one(x), approximate="tanh"))))
+
+
 def mlp():
     return nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Dropout(0.3),
                          nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Tanh()), nn.Linear(5, 3))
@@ -80,6 +91,13 @@ CASES = {
                         "2×8×8 → conv2d(3, 3×3, valid, identity) → prelu(per_channel, α₀=0.1) → "
                         "avg_pool2d(2, s1) → batch_norm(ρ=0.9, ε=1e-05, unbiased, sigmoid) → "
                         "global_avg_pool2d → dense(1, sigmoid)", "bce", "adam"),
+    "mlp-gelu": (lambda: nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 5),
+                                       nn.GELU(approximate="tanh"), nn.Linear(5, 3)),
+                 None, nn.CrossEntropyLoss,
+                 lambda p: torch.optim.SGD(p, lr=0.1),
+                 "4 → dense(6, gelu) → dense(5, gelu_tanh) → dense(3, softmax)", "cce", "sgd"),
+    "fx-gelu": (GeluNet, None, nn.CrossEntropyLoss, lambda p: torch.optim.SGD(p, lr=0.1),
+                "4 → dense(6, gelu_tanh) → dense(5, gelu) → dense(3, softmax)", "cce", "sgd"),
     # weight decay on every parameter: coupled (SGD's weight_decay=) and decoupled (AdamW)
     "mlp-sgd-weight-decay": (mlp, None, nn.CrossEntropyLoss,
                              lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.05),

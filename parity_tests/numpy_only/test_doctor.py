@@ -269,6 +269,9 @@ MISTAKES = [
                  mlp("torch", TORCH_ADAM, hidden="leaky_relu"),
                  mlp("torch", TORCH_ADAM, hidden="leaky_relu", leaky_relu_slope=0.3)),
     # Keras L2(0.01) is λ‖W‖²: the spec's l2 0.02; torch's weight_decay=0.01 is the spec's l2 0.01
+    # torch's nn.GELU() (exact) ported with keras.ops.gelu or jax.nn.gelu's default (the tanh form)
+    mistake_case("gelu-exact-ported-as-tanh", {"gelu_form"}, mlp("torch", TORCH_ADAM, hidden="gelu"),
+                 mlp("torch", TORCH_ADAM, hidden="gelu_tanh")),
     mistake_case("l2-factor", {"l2_factor"}, mlp("keras", KERAS_SGD, l2=0.02),
                  mlp("keras", KERAS_SGD, l2=0.01)),
     mistake_case("l2-left-out", {"l2"}, mlp("keras", KERAS_SGD, l2=0.02), mlp("keras", KERAS_SGD)),
