@@ -389,7 +389,7 @@ CAUSES: tuple[Cause, ...] = (
           "Keras draws kernels glorot_uniform, torch U(±1/√fan_in) (kaiming_uniform with a = √5): two sides "
           "left to their own draws start apart (compare loads A's weights into a side that brought none; "
           "ports.initializers)", _found_elsewhere, "model itself"),
-    Cause("bce_clipping", "BCE probability clipping",
+    Cause("bce_clipping", "BCE probability clipping",  # seen on a torch side: TorchModel.clipped_outputs
           "from probabilities, Keras clips them to [1e-7, 1 − 1e-7] and torch's BCELoss clamps the log at "
           "−100: the two differ where an output saturates", _found_elsewhere,
           "model itself"),

@@ -289,6 +289,9 @@ def run(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int = 3) -> R
             found = eval_mode_evidence(reading, real, x)
             if found:
                 evidence.append(Evidence(label, "eval_mode", found))
+            clipped = real.clipped_outputs(x) if hasattr(real, "clipped_outputs") else None
+            if clipped:
+                evidence.append(Evidence(label, "bce_clipping", clipped))
     evidence += [Evidence("B", "initializer", f"— {line}", own_model=False) for line in drawn]
     unfaithful = any(not c.ok for checked in faithful.values() for c in checked)
     diagnosis = None if unfaithful else diagnose(a, align(a, b).reading, x, targets, steps)

@@ -146,6 +146,22 @@ class TorchModel:
         with self._mode(training), torch.no_grad():
             return self._a_out(self.module(self._input(x))).numpy().copy()
 
+    BCE_GRADIENT_FLOOR = 1e-12
+    """torch's BCELoss backward divides by max(p·(1 − p), 1e-12); its forward clamps each log at −100."""
+
+    def clipped_outputs(self, x: np.ndarray) -> str | None:
+        """Where the user's ``BCELoss`` clips on ``x`` (training mode, as the loss sees it): the
+        sentence, or None (another loss, or no output saturates that far)."""
+        if type(self.user_loss) is not nn.BCELoss:
+            return None
+        p = self.outputs(x, training=True)
+        clipped = int(np.count_nonzero(p * (1 - p) < self.BCE_GRADIENT_FLOOR))
+        if not clipped:
+            return None
+        return (f"— {clipped} of {p.size} outputs saturate so far (p·(1 − p) < 1e-12, |Z_L| ≳ 27.6) that "
+                "BCELoss's backward divides by 1e-12 instead and its log is clamped at −100: the loss "
+                "and gradients there are the clamp's, not BCE's")
+
     def loss_and_gradients(self, x: np.ndarray, targets: np.ndarray) -> tuple[float, list[np.ndarray]]:
         self.module.zero_grad(set_to_none=True)
         with self._mode(True):

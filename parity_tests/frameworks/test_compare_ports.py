@@ -312,3 +312,44 @@ def test_a_gelu_port_is_judged_by_its_form(capsys, tmp_path, a, b, status, headl
     assert got == status, out
     assert out.splitlines()[0].startswith(f"compare: {headline}"), out
     assert "A's own model reproduces" in out and "B's own model reproduces" in out
+
+
+SATURATED = '''
+import torch
+from torch import nn
+
+
+def net(shift):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+    with torch.no_grad():
+        model[2].bias.fill_(shift)
+    return model
+
+
+def probabilities(shift=40.0):
+    return {"model": net(shift), "loss": nn.BCELoss(), "optimizer": lambda p: torch.optim.SGD(p, lr=0.1)}
+
+
+def logits():
+    return {"model": net(40.0)[:3], "loss": nn.BCEWithLogitsLoss(),
+            "optimizer": lambda p: torch.optim.SGD(p, lr=0.1)}
+
+
+def unsaturated():
+    return probabilities(0.0)
+'''
+
+
+def test_bce_loss_on_saturated_probabilities_is_named_as_clipping(capsys, tmp_path):
+    """torch's BCELoss divides its backward by max(p(1 − p), 1e-12) and clamps its log at −100: with
+    every output pushed past |Z| = 40 the side's own loss parts from its reading, and compare says
+    why; the same module unsaturated is one model with its BCEWithLogitsLoss port."""
+    (tmp_path / "bce.py").write_text(SATURATED)
+    status, out = compare(capsys, f"{tmp_path / 'bce.py'}:probabilities", f"{tmp_path / 'bce.py'}:logits")
+    assert status == 1, out
+    assert out.splitlines()[0].startswith("compare: FAIL — A's own code computes something its reading "
+                                          "does not, explained by BCE probability clipping"), out
+    assert "found: A: BCE probability clipping — 8 of 8 outputs saturate" in out
+    status, out = compare(capsys, f"{tmp_path / 'bce.py'}:unsaturated", f"{tmp_path / 'bce.py'}:logits")
+    assert status == 0 and "BCE probability clipping" not in out, out
