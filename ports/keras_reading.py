@@ -10,7 +10,9 @@ the ``InputLayer`` left out. :data:`READERS` maps each Keras class to the spec l
   strides and dilation) → conv2d (W = the HWIO kernel transposed (3, 2, 0, 1));
 * ``MaxPooling2D``/``AveragePooling2D`` (padding valid) → max_pool2d/avg_pool2d,
   ``GlobalAveragePooling2D`` (keepdims False) → global_avg_pool2d, ``Flatten`` → flatten in
-  channels_last order (on flat features it is the identity and is left out);
+  channels_last order (on flat features it is the identity and is left out), and
+  ``Permute((3, 1, 2))`` directly before a ``Flatten`` → flatten in channels_first order (how a
+  Keras port of a torch model keeps torch's order; any other Permute is refused);
 * ``BatchNormalization`` (channel axis, center and scale) → batch_norm with ρ = ``momentum`` (the
   weight of the old running average in both), ε, the biased running variance Keras stores;
   ``LayerNormalization`` (last axis) → layer_norm; ``PReLU`` → prelu with Keras's slope 0 at z = 0
@@ -196,6 +198,17 @@ def _flatten(layer, shape, place):
     return Piece(FlattenSpec, dict(order="channels_last"), layer, place), None
 
 
+CHANNELS_FIRST = (3, 1, 2)
+"""The ``Permute`` dims that take (H, W, C) maps to (C, H, W): before a Flatten, torch's order."""
+
+
+def _permute(layer, shape, place):
+    if len(shape) != 3 or tuple(layer.dims) != CHANNELS_FIRST:
+        raise _refuse(place, f"Permute{tuple(layer.dims)}: the reading takes Permute((3, 1, 2)) on maps, "
+                             "directly before a Flatten (a channels-first flatten)")
+    return None, None
+
+
 def _batch_norm(layer, shape, place):
     if layer.axis not in (-1, len(shape)):
         raise _refuse(place, f"axis={layer.axis}: the spec normalizes per channel (the last axis)")
@@ -271,6 +284,7 @@ READERS = {
     keras.layers.LayerNormalization: _layer_norm,
     keras.layers.PReLU: _prelu,
     keras.layers.Dropout: _dropout,
+    keras.layers.Permute: _permute,
 }
 """Each Keras layer class the reading takes → its reader (layer, Keras input shape of one sample,
 place) → (:class:`Piece` or None for an identity, leaky slope or None)."""
@@ -336,6 +350,12 @@ def read_layers(model) -> Chain:
             previous.fields["activation"], previous.activation_layer = activation, layer
         else:
             piece, slope = READERS[type(layer)](layer, sample, place)
+            if type(layer) is keras.layers.Permute:
+                following = layers[position] if position < len(layers) else None
+                if type(following) is not keras.layers.Flatten:
+                    raise _refuse(place, "a Permute must be followed directly by a Flatten")
+            elif position > 1 and type(layers[position - 2]) is keras.layers.Permute:
+                piece.fields["order"] = "channels_first"          # this Flatten, after Permute((3, 1, 2))
             if piece is not None:
                 if piece.spec_class in (BatchNormSpec, LayerNormSpec):
                     piece.fields["activation"] = "identity"

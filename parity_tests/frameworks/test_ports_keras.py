@@ -205,7 +205,11 @@ def test_unsupported_layers_are_named_in_one_error(float64):
     (lambda: [keras.layers.Conv2D(2, 3), keras.layers.MaxPooling2D(2), keras.layers.ReLU()],
      "activation layer must follow"),
     (lambda: [keras.layers.Conv2D(2, 3, bias_regularizer=keras.regularizers.L2(0.1))], "bias_regularizer"),
-], ids=["grouped-conv", "activation-after-pooling", "bias-regularizer"])
+    (lambda: [keras.layers.Conv2D(2, 3), keras.layers.Permute((3, 2, 1))], r"Permute\(3, 2, 1\)"),
+    (lambda: [keras.layers.Conv2D(2, 3), keras.layers.Permute((3, 1, 2)), keras.layers.MaxPooling2D(2)],
+     "a Permute must be followed directly by a Flatten"),
+], ids=["grouped-conv", "activation-after-pooling", "bias-regularizer", "permute-other-dims",
+        "permute-not-before-flatten"])
 def test_options_without_a_spec_equivalent_are_refused(float64, layers, match):
     model = keras.Sequential([keras.Input((8, 8, 2)), *layers(), keras.layers.Flatten(),
                               keras.layers.Dense(2, activation="softmax")])
@@ -289,3 +293,18 @@ def test_gelu_reads_exact_and_its_own_model_matches_its_twin(float64):
     within(real.outputs(x, training=False), twin.outputs(x, training=False), "forward")
     engine = Network(reading.spec, tensors=reading.tensors).inference_outputs(x)[1]
     assert relative_error(real.outputs(x, training=False), engine) > tolerance("float64", "forward")
+
+
+def test_permute_before_flatten_reads_as_a_channels_first_flatten(float64):
+    """Permute((3, 1, 2)) then Flatten: torch's flatten order, as a Keras port of a torch model
+    writes it; the engine of the reading reproduces the model."""
+    model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3, activation="tanh"),
+                              keras.layers.Permute((3, 1, 2)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    randomize(model)
+    reading, real = read_keras(model, source="permuted")
+    assert reading.spec.describe_stack() == ("2×6×6 → conv2d(3, 3×3, valid, tanh) → "
+                                             "flatten(channels_first) → dense(3, softmax)")
+    x = np.random.default_rng(4).normal(size=(5, 2, 6, 6))
+    net = Network(reading.spec, tensors=reading.tensors)
+    within(real.outputs(x, training=False), net.inference_outputs(x)[1], "forward")
