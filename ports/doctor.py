@@ -29,7 +29,10 @@ quantity, hardly how much it rounds); the best is then measured on its own round
 that brings A closer — one long-double pass per step instead of one per variant. Each kept step is
 printed with the worst quantity's error before and after it. What is still off at the end is not a
 known convention: the first quantity that disagrees, in causal order (forward by layer, the loss,
-gradients from the output layer down, inference outputs, then after training), names where.
+gradients from the output layer down, inference outputs, then after training), names where; and
+:func:`isolate` runs each layer of both alone, fed A's own inputs and upstream gradient
+(:func:`judge.parity.localize`), to name the first layer that differs by itself rather than by what
+reaches it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from judge.parity import causal_order, relative_error
+from judge.parity import Comparison, causal_order, localize, relative_error
 from judge.tolerances import tolerance
 from ports.causes import CAUSES, Cause
 from ports.reading import Reading
@@ -47,6 +50,7 @@ from scratch.errors import ParityError
 from scratch.model import Network
 from scratch.optimizers import make_optimizer
 from scratch.tensor_specs import gradient_name
+from twins.backends import make_backend
 
 AGREE = tolerance("float64", "parameters")
 PAIRED = 6       # the best single variants tried in pairs when no single one brings A closer
@@ -157,6 +161,8 @@ class Diagnosis:
     start: Gap
     explanations: list[Explanation] = field(default_factory=list)
     end: Gap | None = None
+    isolated: Comparison | None = None   # where not explained: the first layer off on A's own inputs
+    isolation_ran: bool = False
 
     @property
     def explained(self) -> bool:
@@ -182,6 +188,13 @@ class Diagnosis:
             after = ", after the above" if self.explanations else ""
             lines.append(f"not a known convention: first divergence at {at}quantity {end.first} "
                          f"(rel err {end.first_error:.2e}{after})")
+            if self.isolated is not None:
+                first = self.isolated
+                lines.append(f"  each layer fed A's own inputs: layer {first.layer} differs by itself first, "
+                             f"at {first.name} (rel err {first.error:.2e})")
+            elif self.isolation_ran:
+                lines.append("  each layer fed A's own inputs: every layer agrees, so the difference is in "
+                             "what the layers pass on or in training (the optimizer, the running statistics)")
         return lines
 
 
@@ -240,4 +253,27 @@ def diagnose(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray, steps: 
             current, current_gap = variant, after
         current_own = variant_own
     diagnosis.end = current_gap
+    if not current_gap.agrees and current.spec.n_layers == b.spec.n_layers:
+        diagnosis.isolated, diagnosis.isolation_ran = isolate(current, b, x, targets), True
     return diagnosis
+
+
+def _engine(reading: Reading):
+    """The reading in the engine, float64 (as :func:`measure` runs it)."""
+    tensors = [{name: np.asarray(value, np.float64) for name, value in held.items()}
+               for held in reading.tensors]
+    statistics = None if reading.statistics is None else [
+        tuple(np.asarray(value, np.float64) for value in pair) for pair in reading.statistics]
+    return make_backend("scratch", reading.spec.replace(dtype="float64"), statistics=statistics,
+                        tensors=tensors)
+
+
+def isolate(a: Reading, b: Reading, x: np.ndarray, targets: np.ndarray) -> Comparison | None:
+    """The first quantity (Z, A, dZ, each gradient, dA_{l−1}) of the lowest layer of B that differs
+    from A's when each runs alone fed A's own A_{l−1} and dA_l (training mode, no dropout); None
+    where every layer agrees."""
+    desired, actual = _engine(a), _engine(b)
+    x, targets = np.asarray(x, np.float64), np.asarray(targets, np.float64)
+    trace = desired.trace(x, targets)
+    failed = [c for c in localize(actual, desired, trace, x, targets, None, "float64") if not c.ok]
+    return failed[0] if failed else None                # localize lists layer by layer, in that order

@@ -445,8 +445,13 @@ def test_a_difference_no_known_cause_explains_is_named_where_it_first_shows(a_sp
     assert not diagnosis.explained
     assert diagnosis.causes == [], diagnosis.lines()
     assert diagnosis.end.first == quantity
-    assert diagnosis.lines()[-1].startswith(
+    residual, isolated = diagnosis.lines()[-2:]
+    assert residual.startswith(
         f"not a known convention: first divergence at layer {layer}, quantity {quantity} "), diagnosis.lines()
+    # fed A's own inputs, the layer that differs is the one the end-to-end order names
+    assert (diagnosis.isolated.layer, diagnosis.isolated.name) == (layer, quantity)
+    assert isolated.startswith(f"  each layer fed A's own inputs: layer {layer} differs by itself first, "
+                               f"at {quantity} ")
 
 
 def test_a_residual_after_a_known_cause_is_named_after_it(rng):
@@ -455,9 +460,22 @@ def test_a_residual_after_a_known_cause_is_named_after_it(rng):
     diagnosis = doctor(a, b, rng)
     assert diagnosis.causes == ["batch_norm_epsilon"], diagnosis.lines()
     assert not diagnosis.explained
-    assert diagnosis.lines()[-1].startswith(
-        "not a known convention: first divergence at layer 5, quantity A5 ")
-    assert diagnosis.lines()[-1].endswith(", after the above)")
+    residual = diagnosis.lines()[-2]
+    assert residual.startswith("not a known convention: first divergence at layer 5, quantity A5 ")
+    assert residual.endswith(", after the above)")
+    assert (diagnosis.isolated.layer, diagnosis.isolated.name) == (5, "A5")
+
+
+def test_a_difference_every_layer_hides_in_isolation_is_said_to_be_outside_the_layers(rng):
+    """B's running means shifted by 0.1: training mode (batch statistics) agrees layer by layer, the
+    inference outputs do not; isolation (training mode) finds no layer that differs by itself."""
+    a, b = readings(KERAS_CNN, KERAS_CNN, rng)
+    b = replace(b, statistics=[(mean + np.float32(0.1), variance) for mean, variance in b.statistics])
+    diagnosis = doctor(a, b, rng)
+    assert not diagnosis.explained and diagnosis.causes == [], diagnosis.lines()
+    assert diagnosis.end.first == "inference outputs"
+    assert diagnosis.isolation_ran and diagnosis.isolated is None
+    assert diagnosis.lines()[-1].startswith("  each layer fed A's own inputs: every layer agrees")
 
 
 def test_a_step_that_brings_a_no_closer_is_not_kept(rng):
