@@ -93,8 +93,9 @@ def _row(name: str, actual, desired, dtype: str, kind: str) -> Comparison:
 
 
 def _quantities(real, spec: ModelSpec, x, targets, into_a=None) -> dict[str, tuple[str, np.ndarray]]:
-    """{name: (kind, value)}: outputs in both modes, loss, gradients, parameters after one step (the
-    batch in the side's own dtype: a float64 batch rounded once for a float32 side)."""
+    """{name: (kind, value)}: outputs in both modes, loss, gradients, parameters and BatchNorm's
+    running statistics after one step (the batch in the side's own dtype: a float64 batch rounded
+    once for a float32 side)."""
     x, targets = np.asarray(x, dtype=spec.dtype), np.asarray(targets, dtype=spec.dtype)
     out = {"A_L (training)": ("forward", real.outputs(x, True)),
            "A_L (inference)": ("forward", real.outputs(x, False))}
@@ -106,12 +107,15 @@ def _quantities(real, spec: ModelSpec, x, targets, into_a=None) -> dict[str, tup
     for layer, held in zip(spec.parameter_layers, nested, strict=True):
         for name, value in held.items():
             out[f"d{name}{layer}"] = ("gradient", value)
-    tensors, _ = real.step(x, targets)
+    tensors, statistics = real.step(x, targets)
     if into_a is not None:
         tensors = into_a(tensors)
     for layer, held in zip(spec.parameter_layers, tensors, strict=True):
         for name, value in held.items():
             out[f"{name}{layer} after 1 step"] = ("parameters", value)
+    for layer, pair in zip(spec.statistics_layers, statistics or (), strict=True):
+        for name, value in zip(("running mean", "running variance"), pair, strict=True):
+            out[f"{name} {layer} after 1 step"] = ("parameters", value)
     return out
 
 

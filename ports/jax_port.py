@@ -9,7 +9,10 @@ declared tensor lives. A ``file.py:factory`` side whose factory returns a :class
 * ``apply(params, x, training) -> out``: x channels-first (m, n) or (m, C, H, W), a JAX array in
   the spec's dtype. compare calls it with ``training=True`` for the training-mode quantities; it
   gets no random key and **must not drop units** (dropout is off in every comparison: give compare
-  your function with dropout off). ``out`` is what ``returns`` says;
+  your function with dropout off). ``out`` is what ``returns`` says. With batch_norm layers in the
+  spec, ``apply(params, state, x, training) -> (out, new_state)`` instead (flax's
+  ``mutable=["batch_stats"]`` pattern): ``state`` the pytree of running statistics, ``new_state``
+  them moved by a training-mode batch (compare keeps it only after an optimizer step);
 * ``returns``: ``"logits"`` (Z_L, before the spec's output activation; the default for a cce or bce
   spec) or ``"outputs"`` (A_L, after it; the default for mse);
 * ``params``: your pytree (dicts, lists, tuples, named tuples…);
@@ -29,12 +32,14 @@ declared tensor lives. A ``file.py:factory`` side whose factory returns a :class
   Targets: one-hot (m, classes) for cce, (m, 1) 0/1 for bce, (m, n) for mse;
 * ``optimizer``: optional optax ``GradientTransformation``; default the spec's optimizer as the JAX
   twin builds it (:func:`twins.jax_optimizers.optimizer`); its state starts afresh on every load;
-* ``own_weights``: compare your pytree's values (else they take the other side's).
+* ``state``, ``state_paths``: with batch_norm layers, the running statistics' pytree and
+  ``{(layer number, "running_mean" | "running_var"): path}`` for each, every leaf mapped, each of
+  shape (C,);
+* ``own_weights``: compare your pytree's values and statistics (else they take the other side's).
 
 What is differentiated: ``loss(out, targets) + (λ/2)·Σ‖W_l‖²`` over the dense and conv2d kernels
 when the spec declares ``l2 = λ > 0`` (the twin's L2; your loss never sees the parameters), with
-``jax.grad`` with respect to your whole pytree. A spec with batch_norm layers is refused (a pure
-function returns no moved running statistics to compare).
+``jax.grad`` with respect to your whole pytree (the moved statistics an auxiliary output).
 
 Why a mapping rather than your own conversion functions: every path is checked to exist, every
 leaf's shape against the declared layout, and no leaf is left out — a wrong or missing entry is
@@ -81,6 +86,8 @@ class JaxPort:
     loss: Callable | None = None
     optimizer: Any = None
     own_weights: bool = False
+    state: Any = None
+    state_paths: dict = field(default_factory=dict)
 
 
 def _key(entry):
@@ -133,7 +140,8 @@ def _slots(port: JaxPort, spec, source: str, leaves: dict[tuple, Any]) -> list[l
     slots, used = [], {}
     for number, shapes in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):
         kind, held = numbered[number - 1].kind, []
-        for tensor, shape in zip(numbered[number - 1].tensors, shapes, strict=True):
+        trainable = [tensor for tensor in numbered[number - 1].tensors if tensor.trainable]
+        for tensor, shape in zip(trainable, shapes, strict=True):
             key = (number, tensor.name)
             raw = port.paths[key]
             path = raw if isinstance(raw, tuple) else (raw,)
@@ -166,6 +174,47 @@ def _slots(port: JaxPort, spec, source: str, leaves: dict[tuple, Any]) -> list[l
     return slots
 
 
+STATISTICS = ("running_mean", "running_var")
+
+
+def _state_slots(port: JaxPort, spec, where: str):
+    """(leaves, treedef, [(mean index, variance index)] per batch_norm layer) of ``port.state``,
+    every entry of ``state_paths`` checked (one PortError naming the first that is wrong)."""
+    wanted = [(number, name) for number in spec.statistics_layers for name in STATISTICS]
+    if not isinstance(port.state_paths, dict):
+        raise PortError(f"{where}.state_paths: expected a dict, got {type(port.state_paths).__name__}")
+    unknown = [key for key in port.state_paths if key not in wanted]
+    if unknown:
+        raise PortError(f"{where}.state_paths: {unknown[0]!r} is no running statistic of the spec; it "
+                        f"has {', '.join(map(repr, wanted))}")
+    missing = [key for key in wanted if key not in port.state_paths]
+    if missing:
+        raise PortError(f"{where}.state_paths: no path for {', '.join(map(repr, missing))} (a spec with "
+                        "batch_norm layers needs state and state_paths)")
+    try:
+        flat, treedef = tree_flatten_with_path(port.state)
+    except Exception as error:                                  # not a pytree JAX can flatten
+        raise PortError(f"{where}.state: {type(error).__name__}: {error}") from None
+    paths = [tuple(_key(entry) for entry in path) for path, _ in flat]
+    indices = {}
+    for (number, name), raw in port.state_paths.items():
+        path = raw if isinstance(raw, tuple) else (raw,)
+        if path not in paths:
+            raise PortError(f"{where}.state_paths: state has no leaf at {path!r} (layer {number} {name}); "
+                            f"its leaves are at {', '.join(map(repr, paths))}")
+        channels = spec.layer_shapes[number - 1][0]
+        if tuple(np.shape(flat[paths.index(path)][1])) != (channels,):
+            raise PortError(f"{where}: state{''.join(f'[{k!r}]' for k in path)} (layer {number} {name}) has "
+                            f"shape {tuple(np.shape(flat[paths.index(path)][1]))}, expected ({channels},)")
+        indices[(number, name)] = paths.index(path)
+    unmapped = [path for index, path in enumerate(paths) if index not in indices.values()]
+    if unmapped:
+        raise PortError(f"{where}.state_paths: state leaf {unmapped[0]!r} is mapped to no running statistic")
+    leaves = [jnp.asarray(np.asarray(leaf, dtype=spec.dtype)) for _, leaf in flat]
+    return leaves, treedef, [(indices[(n, STATISTICS[0])], indices[(n, STATISTICS[1])])
+                             for n in spec.statistics_layers]
+
+
 def output_activation(spec, z):
     """A_L = g_L(Z_L), the spec's output activation as the JAX twin computes it."""
     return ACTIVATION_FUNCTIONS[spec.output_activation](z, spec.leaky_relu_slope)
@@ -187,25 +236,39 @@ class JaxModel:
     code traces, else eagerly, as it is."""
 
     def __init__(self, port: JaxPort, spec, slots: list[list[Slot]], leaves: list, treedef, returns: str,
-                 source: str):
+                 source: str, statistics=None):
         self.spec, self.slots, self.treedef, self.returns = spec, slots, treedef, returns
         self.apply, self.user_loss, self.source = port.apply, port.loss, source
         self.leaves = leaves
+        # batch_norm: (leaves, treedef, [(mean index, variance index)]) of the running statistics
+        self.stateful = statistics is not None
+        self.stat_leaves, self.stat_treedef, self.stat_slots = statistics if self.stateful else ([], None, [])
         try:
             self.optax = port.optimizer if port.optimizer is not None else spec_optimizer(spec.optimizer,
                                                                                          spec.dtype)
         except BackendError as error:
             raise PortError(f"{source}: JaxPort: the spec's optimizer: {error}") from None
-        self.eager = {"init": self.optax.init, "apply": self.apply, "loss": self.user_loss,
-                      "outputs": self._outputs, "gradients": jax.value_and_grad(self._total),
-                      "update": self._update}
-        self.compiled = {"outputs": _jit(self._outputs, static_argnums=2),
-                         "gradients": _jit(jax.value_and_grad(self._total)), "update": _jit(self._update)}
+        gradients = jax.value_and_grad(self._total, has_aux=True)
+        self.eager = {"init": self.optax.init, "apply": self._forward, "loss": self.user_loss,
+                      "outputs": self._outputs, "gradients": gradients, "update": self._update}
+        self.compiled = {"outputs": _jit(self._outputs, static_argnums=3),
+                         "gradients": _jit(gradients), "update": _jit(self._update)}
         self.state = self._run("init", self.params)
 
     @property
     def params(self):
         return tree_unflatten(self.treedef, self.leaves)
+
+    @property
+    def batch_stats(self):
+        """The running statistics' pytree (None without batch_norm layers)."""
+        return tree_unflatten(self.stat_treedef, self.stat_leaves) if self.stateful else None
+
+    def _forward(self, params, batch_stats, x, training: bool):
+        """(apply's output, the moved running statistics: ``batch_stats`` as they are without state)."""
+        if self.stateful:
+            return self.apply(params, batch_stats, x, training)
+        return self.apply(params, x, training), batch_stats
 
     def _run(self, what: str, *args):
         """``what`` (a key of ``eager``) on ``args``: compiled while your code traces (then eagerly for
@@ -228,7 +291,15 @@ class JaxModel:
             for slot in layer:
                 value = np.asarray(given[slot.name], dtype=self.spec.dtype)
                 self.leaves[slot.index] = slot.to_leaf(jnp.asarray(value))
+        if self.stateful and statistics:
+            for (mean_at, var_at), (mean, var) in zip(self.stat_slots, statistics, strict=True):
+                self.stat_leaves[mean_at] = jnp.asarray(np.asarray(mean, dtype=self.spec.dtype))
+                self.stat_leaves[var_at] = jnp.asarray(np.asarray(var, dtype=self.spec.dtype))
         self.state = self._run("init", self.params)
+
+    def statistics(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(np.array(self.stat_leaves[mean_at]), np.array(self.stat_leaves[var_at]))
+                for mean_at, var_at in self.stat_slots]
 
     def _x(self, x):
         return jnp.asarray(np.asarray(x, dtype=self.spec.dtype))
@@ -238,43 +309,48 @@ class JaxModel:
             return out
         return output_activation(self.spec, out)
 
-    def _outputs(self, params, x, training: bool):
-        return self._a_out(self.apply(params, x, training))
+    def _outputs(self, params, batch_stats, x, training: bool):
+        return self._a_out(self._forward(params, batch_stats, x, training)[0])
 
     def _data_loss(self, out, targets):
         if self.user_loss is not None:
             return self.user_loss(out, targets)
         return spec_loss(self.spec, self.returns, out, targets)
 
-    def _total(self, params, x, targets):
-        """loss(apply(params, x, True), targets) + (λ/2)·Σ‖W_l‖² over the kernels (λ = spec.l2)."""
-        loss = self._data_loss(self.apply(params, x, True), targets)
+    def _total(self, params, batch_stats, x, targets):
+        """(loss(apply(params, x, True), targets) + (λ/2)·Σ‖W_l‖² over the kernels (λ = spec.l2), the
+        moved running statistics)."""
+        out, moved = self._forward(params, batch_stats, x, True)
+        loss = self._data_loss(out, targets)
         if self.spec.l2:
             flat = jax.tree_util.tree_leaves(params)
             kernels = [flat[slot.index] for layer in self.slots for slot in layer if slot.l2]
             loss = loss + _penalty(Config(None, None, None, self.spec.l2), kernels)
-        return loss
+        return loss, moved
 
     def _update(self, grads, state, params):
         updates, state = self.optax.update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
     def _gradients(self, x, targets):
-        return self._run("gradients", self.params, self._x(x), self._x(targets))
+        """((loss, moved statistics), gradients)."""
+        return self._run("gradients", self.params, self.batch_stats, self._x(x), self._x(targets))
 
     def outputs(self, x, training: bool) -> np.ndarray:
-        return np.array(self._run("outputs", self.params, self._x(x), bool(training)))
+        return np.array(self._run("outputs", self.params, self.batch_stats, self._x(x), bool(training)))
 
     def loss_and_gradients(self, x, targets):
-        loss, grads = self._gradients(x, targets)
+        (loss, _), grads = self._gradients(x, targets)
         flat = jax.tree_util.tree_leaves(grads)
         return float(loss), [slot.to_canonical(flat[slot.index]) for layer in self.slots for slot in layer]
 
     def step(self, x, targets):
-        _, grads = self._gradients(x, targets)
+        (_, moved), grads = self._gradients(x, targets)
         params, self.state = self._run("update", grads, self.state, self.params)
         self.leaves = jax.tree_util.tree_leaves(params)
-        return self.tensors(), []
+        if self.stateful:
+            self.stat_leaves = jax.tree_util.tree_leaves(moved)
+        return self.tensors(), self.statistics()
 
     def tensors(self) -> list[dict[str, np.ndarray]]:
         return [{slot.name: slot.to_canonical(self.leaves[slot.index]) for slot in layer}
@@ -284,7 +360,8 @@ class JaxModel:
 def _check_port(port: JaxPort, spec, where: str) -> str:
     """The port's fields checked (one PortError naming the first that is wrong); its ``returns``."""
     if not callable(port.apply):
-        raise PortError(f"{where}.apply: expected a function apply(params, x, training), "
+        raise PortError(f"{where}.apply: expected a function apply(params, x, training) (with batch_norm: "
+                        "apply(params, state, x, training) -> (out, new_state)), "
                         f"got {type(port.apply).__name__}")
     if port.loss is not None and not callable(port.loss):
         raise PortError(f"{where}.loss: expected a function loss(out, targets), "
@@ -294,9 +371,6 @@ def _check_port(port: JaxPort, spec, where: str) -> str:
                         f"got {type(port.optimizer).__name__}")
     if not isinstance(port.paths, dict) or not isinstance(port.layouts, dict):
         raise PortError(f"{where}: paths and layouts must be dicts")
-    if spec.statistics_layers:
-        raise PortError(f"{where}.spec: batch_norm layers {list(spec.statistics_layers)} are not supported "
-                        "for a JAX side (a pure function returns no moved running statistics to compare)")
     returns = port.returns or ("logits" if spec.loss in ("cce", "bce") else "outputs")
     if returns not in RETURNS:
         raise PortError(f"{where}.returns: {returns!r}; expected one of {', '.join(RETURNS)}")
@@ -313,7 +387,8 @@ def double_activation(model: JaxModel, spec) -> Finding | None:
     cause = "double_softmax" if spec.loss == "cce" else "double_sigmoid"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, *spec.input_shape))
-    out = np.asarray(model._run("apply", model.params, model._x(x), False), dtype=np.float64)
+    out = np.asarray(model._run("apply", model.params, model.batch_stats, model._x(x), False)[0],
+                     dtype=np.float64)
     if model.returns == "logits":
         rows = out.reshape(len(out), -1)
         if spec.loss == "cce" and np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1, rtol=0, atol=1e-6):
@@ -352,7 +427,11 @@ def jax_side(port: JaxPort, source: str, float64: bool = False) -> tuple[Reading
     leaves = {tuple(_key(entry) for entry in path): leaf for path, leaf in flat}
     slots = _slots(port, spec, source, leaves)
     values = [jnp.asarray(np.asarray(leaf, dtype=spec.dtype)) for leaf in leaves.values()]
-    model = JaxModel(port, spec, slots, values, treedef, returns, source)
+    statistics = _state_slots(port, spec, f"{source}: JaxPort") if spec.statistics_layers else None
+    if statistics is None and (port.state is not None or port.state_paths):
+        raise PortError(f"{source}: JaxPort.state: the spec has no batch_norm layer to hold running "
+                        "statistics for")
+    model = JaxModel(port, spec, slots, values, treedef, returns, source, statistics)
     tensors = model.tensors()
     found = double_activation(model, spec)
     given = {"loss", "optimizer"} | ({"weights"} if port.own_weights else set())
@@ -360,6 +439,7 @@ def jax_side(port: JaxPort, source: str, float64: bool = False) -> tuple[Reading
              + ("your loss" if port.loss is not None else f"the spec's {spec.loss}")
              + (", your optax optimizer" if port.optimizer is not None else
                 f", the spec's {spec.optimizer.name} in optax ({spec.optimizer.convention} convention)"),)
-    reading = Reading("jax", source, spec, tensors, None, notes=notes,
+    statistics = model.statistics() if model.stateful else None
+    reading = Reading("jax", source, spec, tensors, statistics, notes=notes,
                       findings=(found,) if found else (), given=frozenset(given))
     return reading, model

@@ -147,3 +147,84 @@ def test_a_malformed_port_exits_2_on_the_command_line(capsys, tmp_path):
     captured = capsys.readouterr()
     assert status == 2
     assert "params has no leaf at ('dense3', 'bias') (layer 3 b)" in captured.err + captured.out
+
+
+NORMED = {"inputs": 4, "layers": [{"kind": "dense", "units": 5, "activation": "identity"},
+                                  {"kind": "batch_norm", "decay": 0.9, "epsilon": 1e-5,
+                                   "running_variance": "biased", "activation": "relu"},
+                                  {"kind": "dense", "units": 3, "activation": "softmax"}],
+          "loss": "cce", "optimizer": {"name": "sgd", "learning_rate": 0.1}, "dtype": "float64"}
+
+
+def normed_params():
+    rng = np.random.default_rng(6)
+    return {"dense1": {"kernel": rng.normal(size=(4, 5)), "bias": rng.normal(size=5)},
+            "norm": {"scale": 1 + 0.1 * rng.normal(size=5), "bias": 0.1 * rng.normal(size=5)},
+            "dense2": {"kernel": rng.normal(size=(5, 3)), "bias": rng.normal(size=3)}}
+
+
+def normed_apply(momentum, unbiased=False):
+    """Dense → BatchNorm (flax's form: the old average weighted by ``momentum``) → relu → dense."""
+    def apply(params, state, x, training):
+        z = x @ params["dense1"]["kernel"] + params["dense1"]["bias"]
+        if training:
+            mean, variance = z.mean(axis=0), z.var(axis=0)
+            kept = variance * len(z) / (len(z) - 1) if unbiased else variance
+            state = {"mean": momentum * state["mean"] + (1 - momentum) * mean,
+                     "var": momentum * state["var"] + (1 - momentum) * kept}
+        else:
+            mean, variance = state["mean"], state["var"]
+        h = (z - mean) / jnp.sqrt(variance + 1e-5) * params["norm"]["scale"] + params["norm"]["bias"]
+        return jax.nn.relu(h) @ params["dense2"]["kernel"] + params["dense2"]["bias"], state
+    return apply
+
+
+def normed_port(**fields):
+    state = {"mean": np.full(5, 0.2), "var": np.full(5, 1.5)}
+    paths = {(1, "W"): ("dense1", "kernel"), (1, "b"): ("dense1", "bias"), (2, "gamma"): ("norm", "scale"),
+             (2, "beta"): ("norm", "bias"), (3, "W"): ("dense2", "kernel"), (3, "b"): ("dense2", "bias")}
+    return JaxPort(**{"spec": NORMED, "apply": normed_apply(0.9), "params": normed_params(), "paths": paths,
+                      "layouts": {"dense": "in_out"}, "own_weights": True, "state": state,
+                      "state_paths": {(2, "running_mean"): "mean", (2, "running_var"): "var"}, **fields})
+
+
+def test_a_batch_norm_function_with_its_state_reproduces_the_jax_twin():
+    """apply(params, state, x, training) -> (out, new_state): the running statistics are read from the
+    state, loaded into it, and moved by a step exactly as the twin moves its own."""
+    reading, model = jax_side(normed_port(), "normed")
+    assert [(mean[0], variance[0]) for mean, variance in reading.statistics] == [(0.2, 1.5)]
+    x, _ = batch()
+    rows, note = faithfulness(reading, model, x, np.eye(3)[np.arange(6) % 3])
+    assert not note
+    names = [row.name for row in rows]
+    assert "running mean 2 after 1 step" in names and "running variance 2 after 1 step" in names
+    assert all(row.ok for row in rows), [row.describe() for row in rows if not row.ok]
+
+
+@pytest.mark.deliberate_mismatch
+@pytest.mark.parametrize("apply, off", [
+    # flax's default momentum 0.99 where the spec declares 0.9; torch's unbiased estimator
+    (normed_apply(0.99), ["running mean 2 after 1 step", "running variance 2 after 1 step"]),
+    (normed_apply(0.9, unbiased=True), ["running variance 2 after 1 step"]),
+], ids=["momentum", "estimator"])
+def test_running_statistics_that_move_otherwise_than_declared_fail_the_faithfulness_check(apply, off):
+    """Only the statistics after a step show it: the outputs, loss, gradients and parameters agree."""
+    reading, model = jax_side(normed_port(apply=apply), "normed")
+    x, _ = batch()
+    rows, _ = faithfulness(reading, model, x, np.eye(3)[np.arange(6) % 3])
+    assert [row.name for row in rows if not row.ok] == off
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"state_paths": {(2, "running_mean"): "mean"}}, "no path for (2, 'running_var')"),
+    ({"state_paths": {(2, "running_mean"): "mean", (2, "running_var"): "variance"}},
+     "state has no leaf at ('variance',)"),
+    ({"state": {"mean": np.zeros(5), "var": np.ones(4)}},
+     "(layer 2 running_var) has shape (4,), expected (5,)"),
+    ({"state": {"mean": np.zeros(5), "var": np.ones(5), "count": np.zeros(1)}},
+     "state leaf ('count',) is mapped to no running statistic"),
+])
+def test_a_malformed_state_is_one_error_naming_it(fields, message):
+    with pytest.raises(PortError) as raised:
+        jax_side(normed_port(**fields), "normed")
+    assert message in str(raised.value)
