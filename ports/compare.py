@@ -37,11 +37,11 @@ import numpy as np
 
 from judge.parity import Comparison, relative_error
 from judge.tolerances import tolerance
-from ports.align import align
+from ports.align import align, structure_differences
 from ports.causes import BY_NAME
 from ports.doctor import Diagnosis, diagnose
 from ports.initializers import differences
-from ports.reading import OWN_CONVENTION, Reading, decay_expressible
+from ports.reading import OWN_CONVENTION, PortError, Reading, decay_expressible
 from ports.twin_model import twin_for
 from scratch.model import Network
 from scratch.spec import ModelSpec
@@ -278,6 +278,9 @@ class Result:
 
 def run(a: Reading, real_a, b: Reading, real_b, x, targets, steps: int = 3) -> Result:
     """Steps 1–4 of the module docstring."""
+    problems = structure_differences(a, b)     # named A and B as given (fill aligns each to the other)
+    if problems:
+        raise PortError("A and B are different models, not two forms of one: " + "; ".join(problems))
     drawn = differences(a, b)                  # each side's own draw, before either takes the other's
     b = fill(b, real_b, a)
     a = fill(a, real_a, b)

@@ -58,16 +58,22 @@ class KerasModel:
             raise PortError(f"model {model.name!r}: its trainable variables are not the spec's parameters "
                             "(a layer with trainable=False, or a variable the reading does not know)")
         self.logits = None if loss is None else loss.logits
+        self.own_output = spec.output_activation           # what the model's last layer applies
         self.loss_fn = (None if loss is not None
                         else UNCOMPILED_LOSSES[spec.loss](dtype=spec.dtype))
         self.optimizer = self._fresh_optimizer()
 
     def use_spec(self, spec) -> None:
         """Run with ``spec``'s loss and optimizer where the model was compiled with none
-        (``ports.compare.fill`` takes them from the other side)."""
+        (``ports.compare.fill`` takes them from the other side). An uncompiled model with a linear
+        output given a cross-entropy returns logits: its A_L is their softmax (sigmoid), and the
+        loss takes them ``from_logits``, as its user would compile it."""
         self.spec = spec
         if self.compiled_loss is None:
-            self.loss_fn = UNCOMPILED_LOSSES[spec.loss](dtype=spec.dtype)
+            from_logits = self.own_output == "identity" and spec.output_activation in ("softmax", "sigmoid")
+            self.logits = spec.output_activation if from_logits else None
+            self.loss_fn = UNCOMPILED_LOSSES[spec.loss](dtype=spec.dtype,
+                                                        **({"from_logits": True} if from_logits else {}))
         self.optimizer = self._fresh_optimizer()
 
     def _fresh_optimizer(self):

@@ -78,9 +78,9 @@ def read_keras(model, *, source: str, weights_given: bool = True):
     gelus = [str(number) for number, layer in enumerate(spec.numbered_layers, 1)
              if getattr(layer, "activation", None) in ("gelu", "gelu_tanh")]
     if gelus and spec.dtype == "float64":
-        notes.append(f"GELU in layer {', '.join(gelus)}: TensorFlow casts its constant 1/√2 to float32 even "
-                     "in float64, so this model's own outputs are ~1e-9 off the function (its twin rounds "
-                     "alike; the engine and the other frameworks do not)")
+        notes.append(f"GELU in layer {', '.join(gelus)}: TensorFlow casts its constant (1/√2, or 0.044715 "
+                     "in the tanh form) to float32 even in float64, so this model's own outputs are ~1e-9 "
+                     "off the function (its twin rounds alike; the engine and the other frameworks do not)")
     real = KerasModel(model, spec, found.pieces, loss, own_optimizer=optimizer is not None)
     tensors = real.tensors()
     for number, held, shapes in zip(spec.parameter_layers, tensors, spec.parameter_shapes, strict=True):
@@ -122,7 +122,8 @@ def _retyped(node):
 
 
 def in_float64(model):
-    """The same model in float64: built again from its config with every dtype float64, its
+    """The same model in float64: built again from its config with every dtype float64 and each
+    layer's own activation function (``keras.ops.gelu`` saves as "gelu", the exact form), its
     weights (and moving statistics) cast — exactly, every float32 is a float64 — and compiled
     again with its loss (an instance of its class, built in float64: a loss given by name would be
     built at the first call, in the float32 floatx) and a fresh optimizer of its class and
@@ -141,6 +142,9 @@ def in_float64(model):
         keras.config.set_dtype_policy("float64")
         try:
             copy = model.__class__.from_config(_retyped(model.get_config()))
+            for ours, theirs in zip(model.layers, copy.layers, strict=True):
+                if hasattr(ours, "activation"):  # the function itself: a config name may reload as another
+                    theirs.activation = ours.activation
             copy.set_weights([np.asarray(value, dtype=np.float64) for value in model.get_weights()])
             if getattr(model, "compiled", False):
                 optimizer = None if model.optimizer is None else \

@@ -55,6 +55,12 @@ ACTIVATIONS = {"linear": "identity", "relu": "relu", "sigmoid": "sigmoid", "tanh
                "softmax": "softmax", "leaky_relu": "leaky_relu", "gelu": "gelu"}
 """Keras's activation names → the spec's."""
 LEAKY_DEFAULT = inspect.signature(keras.activations.leaky_relu).parameters["negative_slope"].default
+OPS_ACTIVATIONS = {keras.ops.relu: "relu", keras.ops.sigmoid: "sigmoid", keras.ops.tanh: "tanh",
+                   keras.ops.softmax: "softmax", keras.ops.leaky_relu: "leaky_relu",
+                   keras.ops.gelu: "gelu_tanh"}
+"""``keras.ops`` functions used as activations → the spec's: what they compute at their defaults
+(``keras.ops.gelu`` is the tanh form; it saves as "gelu", which reloads as the exact one)."""
+LEAKY_OPS_DEFAULT = inspect.signature(keras.ops.leaky_relu).parameters["negative_slope"].default
 REGULARIZED = ("kernel", "bias", "activity", "gamma", "beta", "alpha")
 
 
@@ -122,11 +128,21 @@ def _refuse(place: str, what: str) -> PortError:
     return PortError(f"Keras layer at {place}: {what}")
 
 
-def _activation(name, place: str) -> tuple[str, float | None]:
-    """(the spec's activation, leaky slope or None) of a Keras activation given by name."""
+def _activation(layer, place: str) -> tuple[str, float | None]:
+    """(the spec's activation, leaky slope or None) of a layer's activation, read from the function
+    it calls and the name its config saves: a ``keras.ops`` function as what it computes
+    (:data:`OPS_ACTIVATIONS`; the float64 copy keeps the function, ``ports.keras_port.in_float64``);
+    any other function whose saved name reloads as another is refused."""
+    name, function = layer.get_config()["activation"], getattr(layer, "activation", None)
+    if function in OPS_ACTIVATIONS:
+        return OPS_ACTIVATIONS[function], LEAKY_OPS_DEFAULT if function is keras.ops.leaky_relu else None
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise _refuse(place, f"activation {name!r} has no spec equivalent; expected one of "
                              f"{', '.join(ACTIVATIONS)}")
+    if function is not None and keras.activations.get(name) is not function:
+        raise _refuse(place, f"activation {getattr(function, '__qualname__', function)!r} saves as {name!r}, "
+                             f"which is keras.activations.{name}, another function: the reading cannot "
+                             "tell what it computes")
     return ACTIVATIONS[name], LEAKY_DEFAULT if name == "leaky_relu" else None
 
 
@@ -151,7 +167,7 @@ def _dense(layer, shape, place):
     if not layer.use_bias:
         raise _refuse(place, "use_bias=False: the spec's dense layer always has a bias")
     _no_extras(layer, place, ("kernel_regularizer",))
-    activation, slope = _activation(layer.get_config()["activation"], place)
+    activation, slope = _activation(layer, place)
     return Piece(DenseSpec, dict(units=layer.units, activation=activation), layer, place,
                  {"W": Parameter(layer.kernel, "W", DENSE_AXES), "b": Parameter(layer.bias, "b")}), slope
 
@@ -166,7 +182,7 @@ def _conv2d(layer, shape, place):
     if not layer.use_bias:
         raise _refuse(place, "use_bias=False: the spec's conv2d layer always has a bias")
     _no_extras(layer, place, ("kernel_regularizer",))
-    activation, slope = _activation(layer.get_config()["activation"], place)
+    activation, slope = _activation(layer, place)
     fields = dict(filters=layer.filters, kernel_size=tuple(layer.kernel_size),
                   strides=_square(layer.strides, "strides", place), padding=layer.padding,
                   dilation=_square(layer.dilation_rate, "dilation_rate", place), activation=activation)
@@ -260,7 +276,7 @@ def _dropout(layer, shape, place):
 def _activation_layer(layer, place):
     """(the spec's activation, leaky slope or None) of an activation layer."""
     if isinstance(layer, keras.layers.Activation):
-        return _activation(layer.get_config()["activation"], place)
+        return _activation(layer, place)
     if isinstance(layer, keras.layers.ReLU):
         if layer.max_value is not None or layer.threshold != 0 or layer.negative_slope != 0:
             raise _refuse(place, "ReLU with max_value, threshold or negative_slope has no spec "

@@ -12,7 +12,7 @@ an :class:`Op`:
   after ``x.permute(0, 2, 3, 1)`` (and ``.contiguous()``, a no-op here): channels_last, the order
   of Keras's ``Flatten`` on NHWC maps;
 * ``F.relu``, ``torch.relu``, ``torch.sigmoid``, ``torch.tanh``, ``F.leaky_relu``,
-  ``F.softmax(·, dim=1)``: activations.
+  ``F.gelu`` (either ``approximate``), ``F.softmax(·, dim=1)``: activations.
 
 Anything else becomes an :class:`Op` of kind ``unsupported`` at its place, so that the reading can
 list every one of them in one error.

@@ -160,16 +160,25 @@ def keras_model():
                              keras.layers.Dense(10, activation="softmax")])
 
 
+def keras_logits():
+    """Uncompiled, its last layer linear: the port's CrossEntropyLoss makes it return logits."""
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([keras.Input((784,)), keras.layers.Dense(32, activation="relu"),
+                             keras.layers.Dense(10)])
+
+
 def torch_port():
     return {"model": nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10)),
             "loss": nn.CrossEntropyLoss(), "optimizer": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)}
 '''
 
 
-@pytest.mark.parametrize("order", ["keras-first", "torch-first"])
-def test_an_uncompiled_keras_model_trains_with_the_torch_sides_loss_and_optimizer(capsys, tmp_path, order):
+@pytest.mark.parametrize("order, keras_side", [("keras-first", "keras_model"), ("torch-first", "keras_model"),
+                                               ("keras-first", "keras_logits")])
+def test_an_uncompiled_keras_model_trains_with_the_torch_sides_loss_and_optimizer(capsys, tmp_path, order,
+                                                                                   keras_side):
     (tmp_path / "sides.py").write_text(UNCOMPILED)
-    sides = [f"{tmp_path / 'sides.py'}:keras_model", f"{tmp_path / 'sides.py'}:torch_port"]
+    sides = [f"{tmp_path / 'sides.py'}:{keras_side}", f"{tmp_path / 'sides.py'}:torch_port"]
     status, out = compare(capsys, *(sides if order == "keras-first" else sides[::-1]))
     assert status == 0, out
     assert "optimizer taken from the other side, in keras's convention: momentum lr 0.05" in out
@@ -285,6 +294,16 @@ def keras_gelu():
     return model
 
 
+def keras_ops_gelu():
+    """keras.ops.gelu is the tanh form; it saves as "gelu", which reloads as the exact one."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(32),
+                              keras.layers.Activation(keras.ops.gelu),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.CategoricalCrossentropy())
+    return model
+
+
 def port(gelu):
     return {"model": nn.Sequential(nn.Linear(784, 32), gelu, nn.Linear(32, 10)),
             "loss": nn.CrossEntropyLoss(), "optimizer": lambda p: torch.optim.SGD(p, lr=0.05)}
@@ -305,7 +324,12 @@ def torch_tanh():
     ("keras_gelu", "torch_exact", 0, "PASS — B agrees with A up to what their frameworks fix"),
     pytest.param("keras_gelu", "torch_tanh", 1, "FAIL — B differs from A, explained by GELU exact vs tanh "
                  "form", marks=SLOW),
-], ids=["keras-gelu-as-torch-exact", "keras-gelu-as-torch-tanh"])
+    # keras.ops.gelu computes the tanh form though its config says "gelu": read as what it computes
+    ("keras_ops_gelu", "torch_tanh", 0, "PASS — B agrees with A up to what their frameworks fix"),
+    pytest.param("keras_ops_gelu", "torch_exact", 1, "FAIL — B differs from A, explained by GELU exact vs "
+                 "tanh form", marks=SLOW),
+], ids=["keras-gelu-as-torch-exact", "keras-gelu-as-torch-tanh", "keras-ops-gelu-as-torch-tanh",
+        "keras-ops-gelu-as-torch-exact"])
 def test_a_gelu_port_is_judged_by_its_form(capsys, tmp_path, a, b, status, headline):
     (tmp_path / "gelu.py").write_text(GELU)
     got, out = compare(capsys, f"{tmp_path / 'gelu.py'}:{a}", f"{tmp_path / 'gelu.py'}:{b}")
@@ -353,3 +377,25 @@ def test_bce_loss_on_saturated_probabilities_is_named_as_clipping(capsys, tmp_pa
     assert "found: A: BCE probability clipping — 8 of 8 outputs saturate" in out
     status, out = compare(capsys, f"{tmp_path / 'bce.py'}:unsaturated", f"{tmp_path / 'bce.py'}:logits")
     assert status == 0 and "BCE probability clipping" not in out, out
+
+
+SHORTER = '''
+import torch
+from torch import nn
+
+
+def build():
+    return {"model": nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                                   nn.Linear(8 * 28 * 28, 10)),
+            "loss": nn.CrossEntropyLoss(), "optimizer": lambda p: torch.optim.SGD(p, lr=0.1)}
+'''
+
+
+def test_different_models_are_named_with_a_and_b_as_given(capsys, tmp_path):
+    """B brings no weights (it would take A's): the refusal still calls A what the user gave as A."""
+    (tmp_path / "shorter.py").write_text(SHORTER)
+    status = main(["compare", str(KERAS_CNN), f"{tmp_path / 'shorter.py'}:build", "--batch", "4"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "A has 6 layers (1×28×28 → conv2d(8, 3×3, same, identity) → batch_norm" in err
+    assert "B has 3 (1×28×28 → conv2d(8, 3×3, same, relu) → flatten" in err

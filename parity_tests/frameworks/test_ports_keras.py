@@ -286,7 +286,8 @@ def test_gelu_reads_exact_and_its_own_model_matches_its_twin(float64):
     randomize(model)
     reading, real = read_keras(model, source="gelu")
     assert [layer.activation for layer in reading.spec.numbered_layers] == ["gelu", "softmax"]
-    assert any("casts its constant 1/√2 to float32" in note for note in reading.notes)
+    assert any("casts its constant (1/√2, or 0.044715 in the tanh form) to float32" in note
+               for note in reading.notes)
     twin, note = twin_for(reading)
     assert note == ""
     x = np.random.default_rng(3).normal(size=(8, 5)) * 2
@@ -308,3 +309,23 @@ def test_permute_before_flatten_reads_as_a_channels_first_flatten(float64):
     x = np.random.default_rng(4).normal(size=(5, 2, 6, 6))
     net = Network(reading.spec, tensors=reading.tensors)
     within(real.outputs(x, training=False), net.inference_outputs(x)[1], "forward")
+
+
+@pytest.mark.parametrize("function, read", [("relu", "relu"), ("tanh", "tanh"), ("gelu", "gelu_tanh")])
+def test_a_keras_ops_activation_reads_as_what_it_computes(float64, function, read):
+    """keras.ops.gelu saves as "gelu" (the exact form when reloaded) but computes the tanh form."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5),
+                              keras.layers.Activation(getattr(keras.ops, function)),
+                              keras.layers.Dense(2, activation="softmax")])
+    reading, _ = read_keras(model, source="ops")
+    assert reading.spec.numbered_layers[0].activation == read
+
+
+def test_an_activation_whose_saved_name_reloads_as_another_function_is_refused(float64):
+    def relu(x):                                            # saves as "relu": keras.activations.relu
+        return keras.ops.maximum(x, 0.0) * 2.0
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation=relu),
+                              keras.layers.Dense(2, activation="softmax")])
+    with pytest.raises(PortError, match="saves as 'relu', which is keras.activations.relu, another function"):
+        read_keras(model, source="custom")
