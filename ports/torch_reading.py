@@ -37,7 +37,7 @@ from ports.torch_model import TorchModel
 from ports.torch_training import read_loss, read_optimizer
 from ports.torch_walk import Step, walk
 from scratch.errors import SpecError
-from scratch.layer_specs import DropoutSpec, FlattenSpec
+from scratch.layer_specs import DropoutSpec, FlattenSpec, GlobalAvgPool2DSpec
 from scratch.spec import ModelSpec
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
@@ -143,6 +143,8 @@ def _read_chain(steps: list[Step], shape, problems: list[str]):
             elif type(target) is nn.AdaptiveAvgPool2d:
                 layer = global_avg_pool(target, steps[index] if index < len(steps) else None)
                 index += 1
+            elif getattr(target, "kind", None) == "global_avg_pool":     # x.mean(dim=(2, 3))
+                layer = GlobalAvgPool2DSpec()
             elif flatten_order(step) is not None:
                 layer = FlattenSpec(flatten_order(step))
             elif type(target) in LAYERS:

@@ -12,7 +12,10 @@ an :class:`Op`:
   after ``x.permute(0, 2, 3, 1)`` (and ``.contiguous()``, a no-op here): channels_last, the order
   of Keras's ``Flatten`` on NHWC maps;
 * ``F.relu``, ``torch.relu``, ``torch.sigmoid``, ``torch.tanh``, ``F.leaky_relu``,
-  ``F.gelu`` (either ``approximate``), ``F.softmax(·, dim=1)``: activations.
+  ``F.gelu`` (either ``approximate``), ``F.softmax(·, dim=1)``: activations;
+* ``F.max_pool2d``, ``F.avg_pool2d`` with constant arguments: the ``nn.MaxPool2d``/``nn.AvgPool2d``
+  they stand for (read as that module); ``x.mean(dim=(2, 3))`` (or ``(-2, -1)``, ``torch.mean``,
+  no keepdim): global average pooling to (C,).
 
 Anything else becomes an :class:`Op` of kind ``unsupported`` at its place, so that the reading can
 list every one of them in one error.
@@ -152,7 +155,7 @@ def _trace(module: nn.Module, path: str, found: list) -> None:
                 continue
         order = "channels_first" if permuted is None else "channels_last"
         op = _functional(node, current, sizes, order)
-        if permuted is not None and (op is None or op.kind != "flatten"):
+        if permuted is not None and (not isinstance(op, Op) or op.kind != "flatten"):
             unsupported(permuted, "permute(0, 2, 3, 1) must be followed by a flatten")
         permuted = None
         if op is None:
@@ -162,9 +165,35 @@ def _trace(module: nn.Module, path: str, found: list) -> None:
         current = node
 
 
-def _functional(node: fx.Node, current: fx.Node, sizes: set, order: str) -> Op | None:
-    """The :class:`Op` of a supported functional node applied to ``current``, else None."""
+_POOLS = {F.max_pool2d: (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                                         "return_indices")),
+          F.avg_pool2d: (nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                                        "divisor_override"))}
+_SPATIAL = ((2, 3), (-2, -1), [2, 3], [-2, -1])
+
+
+def _pool_module(node: fx.Node) -> nn.Module | None:
+    """The pooling module a functional pool call stands for (its arguments constants), else None."""
+    module_class, names = _POOLS[node.target]
+    given = dict(zip(names, node.args[1:], strict=False))
+    given.update({name: value for name, value in node.kwargs.items() if name in names})
+    if len(node.args) > len(names) + 1 or set(node.kwargs) - set(names) \
+            or any(isinstance(value, fx.Node) for value in given.values()):
+        return None
+    return module_class(**given)
+
+
+def _functional(node: fx.Node, current: fx.Node, sizes: set, order: str) -> Op | nn.Module | None:
+    """The :class:`Op` (or the module it stands for) of a supported functional node applied to
+    ``current``, else None."""
     if not node.args or node.args[0] is not current:
+        return None
+    if node.op == "call_function" and node.target in _POOLS:
+        return _pool_module(node)
+    if (node.op == "call_method" and node.target == "mean") or node.target is torch.mean:
+        dims = _argument(node, 1, "dim", None)
+        if dims in _SPATIAL and not _argument(node, 2, "keepdim", False) and "dtype" not in node.kwargs:
+            return Op("global_avg_pool", None)
         return None
     if node.op == "call_method" and node.target in ("view", "reshape"):
         if len(node.args) == 3 and node.args[1] in sizes and node.args[2] == -1:

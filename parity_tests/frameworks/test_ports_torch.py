@@ -51,6 +51,36 @@ class ChannelsLastNet(nn.Module):
         return F.softmax(self.head(torch.flatten(x.permute(0, 2, 3, 1), 1)), dim=1)
 
 
+class FunctionalPools(nn.Module):
+    """F.max_pool2d, F.avg_pool2d and x.mean(dim=(2, 3)): the functional spellings of the pools."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.conv2, self.head = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(4, 3, 3), nn.Linear(3, 2)
+
+    def forward(self, x):
+        x = F.avg_pool2d(F.max_pool2d(torch.relu(self.conv(x)), 2), kernel_size=2, stride=1)
+        return self.head(torch.tanh(self.conv2(x)).mean(dim=(2, 3)))
+
+
+class PaddedPool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(2, 3, 3), nn.Linear(3 * 4 * 4, 2)
+
+    def forward(self, x):
+        return self.head(torch.flatten(F.max_pool2d(self.conv(x), 2, padding=1), 1))
+
+
+class ChannelMean(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(2, 3, 3), nn.Linear(6 * 6, 2)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.conv(x).mean(dim=1), 1))
+
+
 class GeluNet(nn.Module):
     """F.gelu in both forms, read off the traced graph."""
 
@@ -96,6 +126,11 @@ CASES = {
                  None, nn.CrossEntropyLoss,
                  lambda p: torch.optim.SGD(p, lr=0.1),
                  "4 → dense(6, gelu) → dense(5, gelu_tanh) → dense(3, softmax)", "cce", "sgd"),
+    "cnn-functional-pools": (FunctionalPools, (2, 8, 8), nn.CrossEntropyLoss,
+                             lambda p: torch.optim.SGD(p, lr=0.1),
+                             "2×8×8 → conv2d(4, 3×3, same, relu) → max_pool2d(2) → avg_pool2d(2, s1) → "
+                             "conv2d(3, 3×3, valid, tanh) → global_avg_pool2d → dense(2, softmax)",
+                             "cce", "sgd"),
     "fx-gelu": (GeluNet, None, nn.CrossEntropyLoss, lambda p: torch.optim.SGD(p, lr=0.1),
                 "4 → dense(6, gelu_tanh) → dense(5, gelu) → dense(3, softmax)", "cce", "sgd"),
     # weight decay on every parameter: coupled (SGD's weight_decay=) and decoupled (AdamW)
@@ -284,6 +319,8 @@ def test_optimizer_options_the_spec_cannot_express_are_refused(optimizer, named)
     (nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, affine=False), nn.Linear(2, 2)), None, "affine=False"),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.Flatten(), nn.Linear(72, 2)), None, "--input-shape"),
     (nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2, dtype=torch.float64)), None, "all float32 or all"),
+    (PaddedPool(), None, "padding=1: the spec's pools do not pad"),
+    (ChannelMean(), None, "Tensor.mean: no spec layer for this op"),
 ])
 def test_losses_and_layers_the_spec_cannot_express_are_refused(module, loss, named):
     assert named in refusal(module, loss=loss)
