@@ -268,7 +268,7 @@ class Result:
         fixed = [e.cause.title for e in diagnosis.explanations if e.fixed]
         if diagnosis.only_fixed:
             return (f"compare: PASS — B agrees with A up to what their frameworks fix, which no port can "
-                    f"remove: {', '.join(fixed)}; {runs}")
+                    f"remove: {', '.join(fixed)}; {runs}, what those differences amount to in them")
         mistakes = [e.cause.title for e in diagnosis.explanations if not e.fixed]
         why = ("explained by " + ", ".join(mistakes)) if mistakes else "not a known convention"
         why += f" (besides what the frameworks fix: {', '.join(fixed)})" if fixed else ""
