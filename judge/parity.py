@@ -405,7 +405,8 @@ def format_table(rows: list[tuple[str, Comparison]]) -> str:
     ``ok *``: compared with an adjusted reference (a rerouted max-pool tie), its note printed apart."""
     width = max([20, *(len(label) + 2 for label, _ in rows)])
     where_width = max([12, *(len(str(list(c.where))) + 2 for _, c in rows)])
-    header = (f"{'pair':<{width}}{'quantity':<18}{'kind':<10}{'error':>11}{'tol':>9}{'max ulp':>10}"
+    name_width = max([18, *(len(c.name) + 6 for _, c in rows)])      # room for " @step"
+    header = (f"{'pair':<{width}}{'quantity':<{name_width}}{'kind':<10}{'error':>11}{'tol':>9}{'max ulp':>10}"
               f"  {'where':<{where_width}}status")
     lines = [header, "-" * len(header)]
     for label, c in rows:
@@ -418,6 +419,6 @@ def format_table(rows: list[tuple[str, Comparison]]) -> str:
             error, bound = f"{c.error:>11.2e}", f"{c.bound:>9.0e}"
         ulps = f"{c.ulps:>10.3g}" if np.isfinite(c.ulps) else f"{'-':>10}"
         where = str(list(c.where)) if c.where else "-"
-        lines.append(f"{label:<{width}}{name:<18}{c.kind:<10}{error}{bound}{ulps}  "
+        lines.append(f"{label:<{width}}{name:<{name_width}}{c.kind:<10}{error}{bound}{ulps}  "
                      f"{where:<{where_width}}{status}")
     return "\n".join(lines)

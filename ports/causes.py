@@ -214,18 +214,23 @@ def _float32_hyperparameters(a: Reading, b: Reading) -> Variants:
 FIXED_VARIANCE = {"torch": "unbiased", "keras": "biased"}
 
 
+FIXED_CONVENTION = {"torch": "torch", "keras": "keras"}
+"""Frameworks whose optimizers follow one formula only (optax builds torch's and Keras's from its
+pieces, as the JAX twin does; a weight file or NumPy side holds any convention)."""
+
+
 def _own_conventions(a: Reading, b: Reading) -> bool:
-    """Each framework side (torch, Keras, JAX) trains with its own framework's optimizer formula,
-    which it cannot change; a weight file or NumPy side can hold any convention."""
-    framed = [side for side in (a, b) if side.framework in OWN_CONVENTION]
-    return bool(framed) and all(OWN_CONVENTION[side.framework] == side.spec.optimizer.convention
-                                for side in framed)
+    """Both sides train with their own framework's one formula (torch's against Keras's): neither
+    can take the other's. Where one side could (JAX, a weight file, your NumPy layers), a port can
+    remove the difference."""
+    return all(FIXED_CONVENTION.get(side.framework) == side.spec.optimizer.convention for side in (a, b))
 
 
 def _fixed_variance(a: Reading, b: Reading) -> bool:
-    """A side whose framework stores only the estimator it holds (torch unbiased, Keras biased)."""
-    return any(FIXED_VARIANCE.get(side.framework) == layer.running_variance
-               for side in (a, b) for layer in side.spec.layers if layer.kind == "batch_norm")
+    """Both sides' frameworks store only the estimator each holds (torch unbiased, Keras biased):
+    neither can store the other's. A JAX, weight-file or NumPy side can hold either."""
+    return all(any(FIXED_VARIANCE.get(side.framework) == layer.running_variance
+                   for layer in side.spec.layers if layer.kind == "batch_norm") for side in (a, b))
 
 
 def _own_weights(b: Reading) -> bool:

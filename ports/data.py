@@ -36,6 +36,14 @@ def check_data_file(path: str) -> None:
         raise DataError(f"--data {path}: expected a .npy, .npz or .csv file")
 
 
+def labels_in(path: str) -> bool:
+    """Whether the data file holds labels (an .npz with ``y``); the others' labels are drawn."""
+    if Path(path).suffix != ".npz":
+        return False
+    with np.load(path, allow_pickle=False) as archive:
+        return "y" in archive
+
+
 def load_batch(path: str | None, spec: ModelSpec, rows: int, seed: int = 0):
     """(x (m, …) in ``spec.dtype``, integer labels (m,))."""
     if path is None:

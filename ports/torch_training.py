@@ -128,6 +128,11 @@ def read_optimizer(optimizer, parameters: list[nn.Parameter], problems: list[str
         notes.append(f"no optimizer given: the reading holds the spec's default ({OptimizerSpec()}) "
                      "until the other side's replaces it")
         return OptimizerSpec()
+    if isinstance(optimizer, torch.optim.Optimizer):
+        problems.append(f"optimizer: a {type(optimizer).__name__} already built; give the callable that "
+                        "builds it on the parameters compare hands it, e.g. \"optimizer\": lambda params: "
+                        f"torch.optim.{type(optimizer).__name__}(params, lr=…)")
+        return None
     try:
         built = optimizer(parameters)
     except Exception as error:                       # the user's own callable

@@ -297,6 +297,13 @@ def test_weight_decay_is_read_with_its_form(optimizer, decay, decoupled):
     assert (reading.spec.optimizer.weight_decay, reading.spec.optimizer.decoupled_decay) == (decay, decoupled)
 
 
+def test_an_optimizer_given_already_built_is_refused_with_the_callable_to_give():
+    module = nn.Sequential(nn.Linear(3, 2))
+    message = refusal(module, optimizer=torch.optim.SGD(module.parameters(), lr=0.1))
+    assert "a SGD already built; give the callable that builds it" in message
+    assert "lambda params: torch.optim.SGD(params, lr=…)" in message
+
+
 def test_no_decay_on_biases_is_refused_as_two_param_groups():
     module = nn.Sequential(nn.Linear(3, 2))
     message = refusal(module, optimizer=lambda p: torch.optim.AdamW([{"params": p[:1]},

@@ -165,9 +165,11 @@ def test_data_from_npz_with_labels_and_from_csv_rows(files, capsys):
     x = rng.normal(size=(6, 2, 8, 8))
     np.savez(files["dir"] / "batch.npz", x=x, y=np.array([0, 1, 2, 3, 0, 1]))
     np.savetxt(files["dir"] / "batch.csv", x.reshape(6, -1), delimiter=",")
-    for name in ("batch.npz", "batch.csv"):
-        status, out, _ = run(capsys, files["a"], files["b_flip"], "--data", files["dir"] / name)
+    for name, drawn in (("batch.npz", False), ("batch.csv", True)):
+        status, out, err = run(capsys, files["a"], files["b_flip"], "--data", files["dir"] / name)
         assert status == 1 and "explained by conv kernel flipped" in out.splitlines()[0], out
+        assert f"comparing 6 samples from {files['dir'] / name}" in err
+        assert ("labels drawn (seed 0): the file has none" in err) is drawn
     np.savez(files["dir"] / "bad.npz", x=x, y=np.array([0, 1, 2, 3, 0, 4]))
     status, _, err = run(capsys, files["a"], files["a"], "--data", files["dir"] / "bad.npz")
     assert status == 2 and "y must be 6 integer labels in [0, 4)" in err

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ports.align import align
-from ports.causes import CAUSES, Cause
+from ports.causes import BY_NAME, CAUSES, Cause
 from ports.doctor import diagnose, gap, measure
 from ports.reading import Reading
 from scratch.layer_specs import (
@@ -363,6 +363,48 @@ def test_every_cause_found_on_readings_has_an_injected_case():
     injected = set().union(*(case.values[-1] for case in MISTAKES))
     assert injected == {cause.name for cause in CAUSES} - FOUND_ELSEWHERE
     assert sum(len(case.values[-1]) > 1 for case in MISTAKES) >= 2
+
+
+# ---- what the frameworks fix: only where neither side can take the other's ------------------------
+
+def side(framework: str, spec: ModelSpec, rng) -> Reading:
+    statistics = statistics_for(spec, rng) if spec.statistics_layers else None
+    return Reading(framework, framework, spec, Network(spec).tensors, statistics)
+
+
+BIASED_TORCH_CNN = with_batch_norm(TORCH_CNN, running_variance="biased")
+KERAS_SGD_DECAYED = KERAS_MOMENTUM_DECAYED
+TORCH_SGD_DECAYED = replace(TORCH_MOMENTUM, weight_decay=0.05)
+FIXED_CASES = [
+    # torch stores only the unbiased running variance, Keras only the biased one …
+    ("running_variance", ("torch", TORCH_CNN), ("keras", BIASED_TORCH_CNN), True),
+    # … a JAX function or a weight file can hold either: its port can match torch's
+    ("running_variance", ("torch", TORCH_CNN), ("jax", BIASED_TORCH_CNN), False),
+    ("running_variance", ("weights", BIASED_TORCH_CNN), ("torch", TORCH_CNN), False),
+    ("optimizer_convention", ("torch", mlp("torch", TORCH_ADAM)), ("keras", mlp("torch", KERAS_ADAM)), True),
+    ("optimizer_convention", ("torch", mlp("torch", TORCH_ADAM)), ("numpy", mlp("torch", KERAS_ADAM)), False),
+    ("optimizer_convention", ("torch", mlp("torch", TORCH_RMSPROP)),
+     ("jax", mlp("torch", optimizer("rmsprop", "optax"))), False),
+    # Keras's SGD decays decoupled only, torch's SGD coupled only; torch has AdamW for Keras's decay
+    ("weight_decay_form", ("keras", mlp("torch", KERAS_SGD_DECAYED)),
+     ("torch", mlp("torch", TORCH_SGD_DECAYED)), True),
+    ("weight_decay_form",
+     ("keras", mlp("torch", replace(KERAS_ADAM, weight_decay=0.05, decoupled_decay=True))),
+     ("torch", mlp("torch", replace(TORCH_ADAM, weight_decay=0.05))), False),
+    ("weight_decay_form", ("keras", mlp("torch", KERAS_SGD_DECAYED)),
+     ("numpy", mlp("torch", replace(KERAS_MOMENTUM, weight_decay=0.05))), False),
+]
+
+
+FIXED_IDS = [f"{c}-{a[0]}-{b[0]}-{'fixed' if f else 'portable'}" for c, a, b, f in FIXED_CASES]
+
+
+@pytest.mark.parametrize("cause, a_side, b_side, fixed", FIXED_CASES, ids=FIXED_IDS)
+def test_a_difference_is_fixed_only_where_neither_side_can_take_the_others(cause, a_side, b_side, fixed, rng):
+    a, b = side(*a_side, rng), side(*b_side, rng)
+    assert BY_NAME[cause].variants(a, b), "the two sides do not differ by this cause"
+    assert BY_NAME[cause].fixed_between(a, b) is fixed
+    assert BY_NAME[cause].fixed_between(b, a) is fixed
 
 
 # ---- faithful ports: a difference of form only -----------------------------------------------------
