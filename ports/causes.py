@@ -11,13 +11,15 @@ Three families:
 
 * **conventions** — a field of the spec where the frameworks' defaults or meanings differ
   (BatchNorm's momentum ρ = 1 − m, ε, the running-variance estimator, LayerNorm's ε, the padding
-  split, LeakyReLU's slope, L2 as λ‖W‖² or (λ/2)‖W‖², the optimizer's ε placement and defaults);
+  split, LeakyReLU's slope, GELU's exact or tanh form, L2 as λ‖W‖² or (λ/2)‖W‖², L2 in the loss or
+  weight decay, coupled or decoupled decay and its λ, the optimizer's ε placement and defaults);
 * **weight mapping** — B's own tensors are A's under a known wrong transform (a dense kernel not
   transposed, a conv kernel with its spatial axes swapped or flipped, in/out channels swapped, the
   kernel after a flatten not re-ordered, BatchNorm's running statistics not copied);
-* **found elsewhere** — B's own code running in training mode when asked for inference (found on
-  B's real model by :mod:`ports.compare`), a double softmax or BCE clipping (seen in the model
-  itself: a :class:`ports.reading.Finding`); declared here for their names and text.
+* **found elsewhere** — B's own code running in training mode when asked for inference, or its
+  BCELoss clipping saturated outputs (found on B's real model by :mod:`ports.compare`), a double
+  softmax or sigmoid (seen in the model itself: a :class:`ports.reading.Finding`), initializer
+  defaults; declared here for their names and text.
 """
 
 from __future__ import annotations
@@ -394,10 +396,11 @@ CAUSES: tuple[Cause, ...] = (
           "Keras draws kernels glorot_uniform, torch U(±1/√fan_in) (kaiming_uniform with a = √5): two sides "
           "left to their own draws start apart (compare loads A's weights into a side that brought none; "
           "ports.initializers)", _found_elsewhere, "model itself"),
-    Cause("bce_clipping", "BCE probability clipping",  # seen on a torch side: TorchModel.clipped_outputs
-          "from probabilities, Keras clips them to [1e-7, 1 − 1e-7] and torch's BCELoss clamps the log at "
-          "−100: the two differ where an output saturates", _found_elsewhere,
-          "model itself"),
+    Cause("bce_clipping", "BCE probability clipping",
+          "from probabilities, torch's BCELoss clamps each log at −100 and divides its backward by "
+          "max(p(1 − p), 1e-12) (Keras on TensorFlow takes a sigmoid layer's logits back instead): the loss "
+          "parts from BCE where an output saturates (seen on a torch side, TorchModel.clipped_outputs)",
+          _found_elsewhere, "real model"),
 )
 
 BY_NAME = {cause.name: cause for cause in CAUSES}
