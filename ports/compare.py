@@ -9,8 +9,9 @@ difference between the two models.
    hyperparameters in B's framework's convention).
 2. **Faithfulness.** Each side's own object against the twin of its own framework built from its
    reading (:mod:`ports.twin_model`: the same layers, loss and optimizer, so they agree to the last
-   bits): outputs in training and inference mode, the loss, every gradient, the parameters after
-   one optimizer step, each within the float64 bound of :mod:`judge.tolerances`. Where they differ,
+   bits): outputs in training and inference mode, the loss, every gradient, the parameters and
+   running statistics after one optimizer step and the parameters after two
+   (:data:`FAITHFUL_STEPS`), each within the float64 bound of :mod:`judge.tolerances`. Where they differ,
    the reading missed something the user's code does — for your own NumPy layers, where your bug
    is; a side whose inference outputs are its reading's *training* outputs runs in training mode
    when asked for inference (the ``eval_mode`` cause).
@@ -92,10 +93,12 @@ def _row(name: str, actual, desired, dtype: str, kind: str) -> Comparison:
     return Comparison(name, None, kind, relative_error(actual, desired), bound)
 
 
-def _quantities(real, spec: ModelSpec, x, targets, into_a=None) -> dict[str, tuple[str, np.ndarray]]:
+def _quantities(real, spec: ModelSpec, x, targets, into_a=None,
+                steps: int = 1) -> dict[str, tuple[str, np.ndarray]]:
     """{name: (kind, value)}: outputs in both modes, loss, gradients, parameters and BatchNorm's
-    running statistics after one step (the batch in the side's own dtype: a float64 batch rounded
-    once for a float32 side)."""
+    running statistics after one step, and after ``steps`` (the batch in the side's own dtype: a
+    float64 batch rounded once for a float32 side). A second step shows what the first cannot:
+    a momentum or an optimizer state that the first update does not use."""
     x, targets = np.asarray(x, dtype=spec.dtype), np.asarray(targets, dtype=spec.dtype)
     out = {"A_L (training)": ("forward", real.outputs(x, True)),
            "A_L (inference)": ("forward", real.outputs(x, False))}
@@ -116,6 +119,12 @@ def _quantities(real, spec: ModelSpec, x, targets, into_a=None) -> dict[str, tup
     for layer, pair in zip(spec.statistics_layers, statistics or (), strict=True):
         for name, value in zip(("running mean", "running variance"), pair, strict=True):
             out[f"{name} {layer} after 1 step"] = ("parameters", value)
+    for _ in range(steps - 1):
+        tensors, _ = real.step(x, targets)
+    if steps > 1:
+        for layer, held in zip(spec.parameter_layers, into_a(tensors) if into_a else tensors, strict=True):
+            for name, value in held.items():
+                out[f"{name}{layer} after {steps} steps"] = ("parameters", value)
     return out
 
 
@@ -143,14 +152,19 @@ def judge_cancelled(rows: list[Comparison], spec: ModelSpec, desired: dict) -> l
     return out
 
 
+FAITHFUL_STEPS = 2
+"""Optimizer steps a side's own object takes beside its twin: two, so that a momentum or an Adam
+state the reading left out shows (the first update of SGD with momentum is plain SGD's)."""
+
+
 def faithfulness(reading: Reading, real, x, targets) -> tuple[list[Comparison], str]:
     """The side's own object (actual) against its own framework's twin of its reading (desired),
     and a note where the engine stands in for that twin."""
     twin, note = twin_for(reading)
     dtype = reading.spec.dtype
-    theirs = _quantities(twin, reading.spec, x, targets)
+    theirs = _quantities(twin, reading.spec, x, targets, steps=FAITHFUL_STEPS)
     real.load(reading.tensors, reading.statistics)
-    ours = _quantities(real, reading.spec, x, targets)
+    ours = _quantities(real, reading.spec, x, targets, steps=FAITHFUL_STEPS)
     real.load(reading.tensors, reading.statistics)            # back to the start for what follows
     rows = [_row(name, ours[name][1], value, dtype, kind) for name, (kind, value) in theirs.items()]
     return judge_cancelled(rows, reading.spec, _values(ours, theirs)), note

@@ -158,10 +158,10 @@ def read_optimizer(optimizer) -> OptimizerSpec:
         momentum = float(config["momentum"])
         return OptimizerSpec("momentum" if momentum else "sgd", "keras", rate, momentum=momentum, **decayed)
     if isinstance(optimizer, keras.optimizers.RMSprop):
-        if config["momentum"] or config["centered"]:
-            raise PortError("optimizer RMSprop(momentum ≠ 0 or centered=True) has no spec equivalent")
+        if config["centered"]:
+            raise PortError("optimizer RMSprop(centered=True) has no spec equivalent")
         return OptimizerSpec("rmsprop", "keras", rate, rho=float(config["rho"]),
-                             epsilon=float(config["epsilon"]), **decayed)
+                             epsilon=float(config["epsilon"]), momentum=float(config["momentum"]), **decayed)
     if config["amsgrad"]:
         raise PortError("optimizer Adam(amsgrad=True) has no spec equivalent")
     return OptimizerSpec("adam", "keras", rate, beta1=float(config["beta_1"]), beta2=float(config["beta_2"]),

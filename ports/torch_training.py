@@ -165,7 +165,7 @@ def read_optimizer(optimizer, parameters: list[nn.Parameter], problems: list[str
         return OptimizerSpec("momentum" if momentum else "sgd", "torch", lr, momentum=momentum, **decayed)
     if type(built) is torch.optim.RMSprop:
         return OptimizerSpec("rmsprop", "torch", lr, rho=float(group["alpha"]), epsilon=float(group["eps"]),
-                             **decayed)
+                             momentum=float(group["momentum"]), **decayed)
     beta1, beta2 = (float(beta) for beta in group["betas"])
     return OptimizerSpec("adam", "torch", lr, beta1=beta1, beta2=beta2, epsilon=float(group["eps"]),
                          **decayed)
@@ -181,7 +181,7 @@ def _refused(built: torch.optim.Optimizer, group: dict) -> str | None:
         return "not one the spec reads (SGD, RMSprop, Adam, AdamW)"
     if group.get("maximize"):
         return "maximize=True"
-    options = {torch.optim.SGD: ("dampening", "nesterov"), torch.optim.RMSprop: ("momentum", "centered"),
+    options = {torch.optim.SGD: ("dampening", "nesterov"), torch.optim.RMSprop: ("centered",),
                torch.optim.Adam: ("amsgrad",), torch.optim.AdamW: ("amsgrad",)}[type(built)]
     used = [f"{option}={group[option]}" for option in options if group.get(option)]
     return f"{', '.join(used)}: the spec's {type(built).__name__} has no such option" if used else None

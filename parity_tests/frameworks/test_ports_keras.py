@@ -237,6 +237,13 @@ def test_weight_decay_reads_decoupled(float64, optimizer, decay):
     assert (reading.spec.optimizer.weight_decay, reading.spec.optimizer.decoupled_decay) == (decay, True)
 
 
+def test_rmsprop_momentum_is_read(float64):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.RMSprop(momentum=0.5), loss="categorical_crossentropy")
+    reading, _ = read_keras(model, source="rmsprop")
+    assert (reading.spec.optimizer.name, reading.spec.optimizer.momentum) == ("rmsprop", 0.5)
+
+
 def test_variables_excluded_from_weight_decay_are_refused(float64):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     optimizer = keras.optimizers.AdamW()

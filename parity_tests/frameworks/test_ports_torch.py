@@ -114,7 +114,7 @@ CASES = {
                "max_pool2d(2) → conv2d(3, 3×3, s2, same, tanh) → flatten(channels_first) → "
                "dense(3, softmax)", "cce", "sgd"),
     "cnn-channels-last": (ChannelsLastNet, (2, 8, 8), nn.MSELoss,
-                          lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9),
+                          lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, momentum=0.5),
                           "2×8×8 → conv2d(3, 3×3, same, leaky_relu) → flatten(channels_last) → "
                           "dense(2, softmax)", "mse", "rmsprop"),
     "cnn-global-pool": (pooled, (2, 8, 8), nn.BCEWithLogitsLoss, lambda p: torch.optim.Adam(p, lr=0.01),
@@ -295,6 +295,14 @@ def test_weight_decay_is_read_with_its_form(optimizer, decay, decoupled):
     reading, _ = read_torch(nn.Sequential(nn.Linear(3, 2)).double(), loss=nn.CrossEntropyLoss(),
                             optimizer=optimizer, weights_given=False, source="decay")
     assert (reading.spec.optimizer.weight_decay, reading.spec.optimizer.decoupled_decay) == (decay, decoupled)
+
+
+def test_rmsprop_momentum_is_read():
+    """Its first step is the same with or without momentum (the buffer starts at g/d): read it."""
+    reading, _ = read_torch(nn.Sequential(nn.Linear(3, 2)).double(), loss=nn.CrossEntropyLoss(),
+                            optimizer=lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.5),
+                            weights_given=False, source="rmsprop")
+    assert (reading.spec.optimizer.name, reading.spec.optimizer.momentum) == ("rmsprop", 0.5)
 
 
 def test_an_optimizer_given_already_built_is_refused_with_the_callable_to_give():
