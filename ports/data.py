@@ -36,18 +36,10 @@ def check_data_file(path: str) -> None:
         raise DataError(f"--data {path}: expected a .npy, .npz or .csv file")
 
 
-def labels_in(path: str) -> bool:
-    """Whether the data file holds labels (an .npz with ``y``); the others' labels are drawn."""
-    if Path(path).suffix != ".npz":
-        return False
-    with np.load(path, allow_pickle=False) as archive:
-        return "y" in archive
-
-
 def load_batch(path: str | None, spec: ModelSpec, rows: int, seed: int = 0):
-    """(x (m, …) in ``spec.dtype``, integer labels (m,))."""
+    """(x (m, …) in ``spec.dtype``, integer labels (m,), whether the labels were drawn)."""
     if path is None:
-        return drawn_batch(spec.replace(dtype="float64"), rows, seed)
+        return (*drawn_batch(spec.replace(dtype="float64"), rows, seed), True)
     check_data_file(path)
     file = Path(path)
     labels = None
@@ -78,12 +70,13 @@ def load_batch(path: str | None, spec: ModelSpec, rows: int, seed: int = 0):
         raise DataError(f"--data {path}: inputs must be finite numbers")
     n_out = spec.layer_shapes[-1][0]
     classes = 2 if n_out == 1 else n_out
-    if labels is None:
+    drawn = labels is None
+    if drawn:
         labels = np.random.default_rng(seed).integers(0, classes, len(x))
     elif (labels.shape != (len(x),) or labels.dtype.kind not in "iu" or labels.min() < 0
           or labels.max() >= classes):
         raise DataError(f"--data {path}: y must be {len(x)} integer labels in [0, {classes})")
-    return x.astype(np.float64), labels
+    return x.astype(np.float64), labels, drawn
 
 
 def count_rows(path: str) -> int:

@@ -118,19 +118,25 @@ class Slot:
         return np.array(leaf if self.axes is None else np.transpose(leaf, np.argsort(self.axes)))
 
 
+def _check_keys(given: dict, wanted, field_name: str, what: str, known: str, hint: str = "") -> None:
+    """One PortError naming the first key of ``given`` that is not in ``wanted``, else every key of
+    ``wanted`` that ``given`` lacks (``field_name``: where the user wrote them)."""
+    unknown = [key for key in given if key not in wanted]
+    if unknown:
+        raise PortError(f"{field_name}: {unknown[0]!r} is no {what}; {known} "
+                        f"{', '.join(f'({n}, {name!r})' for n, name in wanted)}")
+    missing = [key for key in wanted if key not in given]
+    if missing:
+        raise PortError(f"{field_name}: no path for {', '.join(map(repr, missing))}{hint}")
+
+
 def _slots(port: JaxPort, spec, source: str, leaves: dict[tuple, Any]) -> list[list[Slot]]:
     """Per layer of ``spec.parameter_layers``, the :class:`Slot` of each declared tensor, every
     entry of ``paths`` and ``layouts`` checked (one PortError naming the first that is wrong)."""
     numbered, where = spec.numbered_layers, f"{source}: JaxPort"
     declared = {(number, tensor.name): tensor for number in spec.parameter_layers
                 for tensor in numbered[number - 1].tensors if tensor.trainable}
-    unknown = [key for key in port.paths if key not in declared]
-    if unknown:
-        raise PortError(f"{where}.paths: {unknown[0]!r} is no declared tensor; the spec declares "
-                        f"{', '.join(f'({n}, {name!r})' for n, name in declared)}")
-    missing = [key for key in declared if key not in port.paths]
-    if missing:
-        raise PortError(f"{where}.paths: no path for {', '.join(map(repr, missing))}")
+    _check_keys(port.paths, declared, f"{where}.paths", "declared tensor", "the spec declares")
     kinds = {layer.kind for layer in numbered} & {kind for kind, _ in LAYOUTS}
     for key in port.layouts:
         if key not in declared and key not in kinds:
@@ -183,14 +189,8 @@ def _state_slots(port: JaxPort, spec, where: str):
     wanted = [(number, name) for number in spec.statistics_layers for name in STATISTICS]
     if not isinstance(port.state_paths, dict):
         raise PortError(f"{where}.state_paths: expected a dict, got {type(port.state_paths).__name__}")
-    unknown = [key for key in port.state_paths if key not in wanted]
-    if unknown:
-        raise PortError(f"{where}.state_paths: {unknown[0]!r} is no running statistic of the spec; it "
-                        f"has {', '.join(map(repr, wanted))}")
-    missing = [key for key in wanted if key not in port.state_paths]
-    if missing:
-        raise PortError(f"{where}.state_paths: no path for {', '.join(map(repr, missing))} (a spec with "
-                        "batch_norm layers needs state and state_paths)")
+    _check_keys(port.state_paths, wanted, f"{where}.state_paths", "running statistic of the spec", "it has",
+                " (a spec with batch_norm layers needs state and state_paths)")
     try:
         flat, treedef = tree_flatten_with_path(port.state)
     except Exception as error:                                  # not a pytree JAX can flatten
@@ -202,11 +202,12 @@ def _state_slots(port: JaxPort, spec, where: str):
         if path not in paths:
             raise PortError(f"{where}.state_paths: state has no leaf at {path!r} (layer {number} {name}); "
                             f"its leaves are at {', '.join(map(repr, paths))}")
-        channels = spec.layer_shapes[number - 1][0]
-        if tuple(np.shape(flat[paths.index(path)][1])) != (channels,):
+        index, channels = paths.index(path), spec.layer_shapes[number - 1][0]
+        shape = tuple(np.shape(flat[index][1]))
+        if shape != (channels,):
             raise PortError(f"{where}: state{''.join(f'[{k!r}]' for k in path)} (layer {number} {name}) has "
-                            f"shape {tuple(np.shape(flat[paths.index(path)][1]))}, expected ({channels},)")
-        indices[(number, name)] = paths.index(path)
+                            f"shape {shape}, expected ({channels},)")
+        indices[(number, name)] = index
     unmapped = [path for index, path in enumerate(paths) if index not in indices.values()]
     if unmapped:
         raise PortError(f"{where}.state_paths: state leaf {unmapped[0]!r} is mapped to no running statistic")

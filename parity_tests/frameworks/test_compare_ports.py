@@ -208,6 +208,16 @@ def test_a_freshly_built_keras_model_runs_with_the_weight_files_weights(capsys, 
     assert out.splitlines()[0].startswith("compare: PASS")
 
 
+def assert_verdict(capsys, tmp_path, source: str, a: str, b: str, status: int, headline: str) -> None:
+    """``compare`` of factories ``a`` and ``b`` of ``source``: its exit status and headline, each side's
+    own model reproducing the twin of its reading."""
+    (tmp_path / "sides.py").write_text(source)
+    got, out = compare(capsys, f"{tmp_path / 'sides.py'}:{a}", f"{tmp_path / 'sides.py'}:{b}")
+    assert got == status, out
+    assert out.splitlines()[0].startswith(f"compare: {headline}"), out
+    assert "A's own model reproduces" in out and "B's own model reproduces" in out
+
+
 DECAYED = '''
 import keras
 import torch
@@ -273,11 +283,7 @@ SLOW = pytest.mark.slow
         "sgd-momentum-both"])
 def test_weight_decay_ports_are_judged_by_what_each_framework_can_express(capsys, tmp_path, a, b, status,
                                                                           headline):
-    (tmp_path / "decayed.py").write_text(DECAYED)
-    got, out = compare(capsys, f"{tmp_path / 'decayed.py'}:{a}", f"{tmp_path / 'decayed.py'}:{b}")
-    assert got == status, out
-    assert out.splitlines()[0].startswith(f"compare: {headline}"), out
-    assert "A's own model reproduces" in out and "B's own model reproduces" in out
+    assert_verdict(capsys, tmp_path, DECAYED, a, b, status, headline)
 
 
 GELU = '''
@@ -331,11 +337,7 @@ def torch_tanh():
 ], ids=["keras-gelu-as-torch-exact", "keras-gelu-as-torch-tanh", "keras-ops-gelu-as-torch-tanh",
         "keras-ops-gelu-as-torch-exact"])
 def test_a_gelu_port_is_judged_by_its_form(capsys, tmp_path, a, b, status, headline):
-    (tmp_path / "gelu.py").write_text(GELU)
-    got, out = compare(capsys, f"{tmp_path / 'gelu.py'}:{a}", f"{tmp_path / 'gelu.py'}:{b}")
-    assert got == status, out
-    assert out.splitlines()[0].startswith(f"compare: {headline}"), out
-    assert "A's own model reproduces" in out and "B's own model reproduces" in out
+    assert_verdict(capsys, tmp_path, GELU, a, b, status, headline)
 
 
 SATURATED = '''

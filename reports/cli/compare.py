@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         hygiene.configure_frameworks(threads=args.threads or None)   # before the user's code imports them
     progress("compare", "reading both sides (a factory runs your code)")
     from ports import compare as flow
-    from ports.data import labels_in, load_batch, targets_of
+    from ports.data import load_batch, targets_of
     from ports.sides import read_side
 
     # a file side knows its sample shape; a factory's torch module may not: read the files first
@@ -125,12 +125,11 @@ def run(args: argparse.Namespace) -> int:
     # the run holds at once: both sides' own objects, both twins, the doctor's A, B and variant
     # (float64 and long double): refused with the figures before any of it is allocated
     check_model_fits(a.spec.replace(dtype="float64"), COPIES, batch=args.batch or _rows(args.data))
-    x, labels = load_batch(args.data, a.spec, args.batch)
+    x, labels, drawn = load_batch(args.data, a.spec, args.batch)
     targets = targets_of(a.spec, labels)
     source = ""
     if args.data is not None:
-        drawn = "" if labels_in(args.data) else ", labels drawn (seed 0): the file has none"
-        source = f" from {args.data}{drawn}"
+        source = f" from {args.data}" + (", labels drawn (seed 0): the file has none" if drawn else "")
     progress("compare", f"comparing {len(x)} samples{source}, {args.steps} step(s)")
     result = flow.run(a, real_a, b, real_b, x, targets, args.steps)
     print(result.headline())
