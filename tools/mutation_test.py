@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -134,8 +135,10 @@ def check_imports_come_from(copy: Path) -> None:
 
 
 def with_own_tests(tests: list[str], mutants: list[Mutant]) -> list[str]:
-    """``tests`` (the subset), then the mutants' own test files that it does not hold yet."""
-    return list(dict.fromkeys([*tests, *(test for mutant in mutants for test in mutant.tests)]))
+    """The mutants' own test files first, then ``tests`` (the subset) that they do not hold yet:
+    with ``-x`` a mutant stops at its first failure, and the test written for it is the likeliest
+    to fail (a compare or report mutant no longer waits for the whole subset to pass first)."""
+    return list(dict.fromkeys([*(test for mutant in mutants for test in mutant.tests), *tests]))
 
 
 def run_subset(copy: Path, tests: list[str], timeout: float) -> dict:
@@ -185,6 +188,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutant (repeatable)")
     parser.add_argument("--json", type=Path, default=ROOT / "out" / "mutation.json")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per pytest run (default 1200)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="mutants run at once, each in its own pytest process (default 1; give each "
+                             "job a core and the memory of one suite process, ~1.5 GB)")
     parser.add_argument("--skip-baseline", action="store_true", help="do not run the unmutated copy first")
     parser.add_argument("--list", action="store_true", help="check every mutant applies, list them, exit")
     parser.add_argument("--apply-to", type=Path, metavar="DIR",
@@ -193,6 +199,8 @@ def main(argv=None) -> int:
     parser.add_argument("tests", nargs="*", default=SUBSET, help="test files to run (default: the subset)")
     args = parser.parse_args(argv)
 
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: expected at least 1")
     if args.apply_to is not None and len(args.only or []) != 1:
         parser.error("--apply-to takes exactly one --only NAME")
     if args.apply_to is not None and args.apply_to.exists():
@@ -227,18 +235,22 @@ def main(argv=None) -> int:
             if baseline["returncode"] != 0:
                 print(f"error: the subset fails without any mutant:\n{baseline['tail']}", file=sys.stderr)
                 return 2
-        for mutant in mutants:
+        def run_one(mutant: Mutant) -> dict:
             copy = Path(temp) / mutant.name.replace("/", "_")
             shutil.copytree(base, copy)
             mutant.apply(copy)
             result = run_subset(copy, with_own_tests(args.tests, [mutant]), args.timeout)
             shutil.rmtree(copy)
-            caught = result["returncode"] != 0
-            document["mutants"].append({**asdict(mutant), **result, "caught": caught})
-            print(f"{mutant.name}: {'caught by ' + str(result['first_failure']) if caught else 'SURVIVED'} "
-                  f"({result['seconds']} s)", flush=True)
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            return {**asdict(mutant), **result, "caught": result["returncode"] != 0}
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:     # each run is its own process
+            for row in pool.map(run_one, mutants):                   # rows in the mutants' order
+                document["mutants"].append(row)
+                verdict = f"caught by {row['first_failure']}" if row["caught"] else "SURVIVED"
+                print(f"{row['name']}: {verdict} ({row['seconds']} s)", flush=True)
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n",
+                                     encoding="utf-8")
     results = document["mutants"]
     print(table(results))
     print(f"results: {args.json}")

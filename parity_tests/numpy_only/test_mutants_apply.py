@@ -38,10 +38,10 @@ def test_a_mutant_whose_snippet_is_gone_fails_loudly(tmp_path):
         missing.mutated(tmp_path)
 
 
-def test_a_mutants_own_tests_run_after_the_subset_and_must_exist(tmp_path):
+def test_a_mutants_own_tests_run_before_the_subset_and_must_exist(tmp_path):
     own = mutation_test.Mutant("own", "engine.py", "a bug", "x = 1", "x = 2", tests=("test_own.py",))
-    assert mutation_test.with_own_tests(["test_a.py", "test_own.py"], [own]) == ["test_a.py", "test_own.py"]
-    assert mutation_test.with_own_tests(["test_a.py"], [own]) == ["test_a.py", "test_own.py"]
+    assert mutation_test.with_own_tests(["test_a.py", "test_own.py"], [own]) == ["test_own.py", "test_a.py"]
+    assert mutation_test.with_own_tests(["test_a.py"], [own]) == ["test_own.py", "test_a.py"]
     folder = tmp_path / "tools" / "mutants"
     folder.mkdir(parents=True)
     body = 'name = "own"\nfile = "engine.py"\nmodels = "a bug"\nold = "x = 1"\nnew = "x = 2"\n'
