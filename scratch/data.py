@@ -53,9 +53,10 @@ def check_fits(spec, dataset: str) -> None:
 def load_dataset(name: str, dtype: str, data_dir=None, limit: int | None = None) -> Data:
     """The splits of ``name`` in ``dtype``, the training split cut to its first ``limit`` rows."""
     facts = catalog.dataset(name)
-    if name == "mnist":
-        splits = datasets.load_mnist(data_dir, dtype=dtype)
-        data = Data(name, splits.x_train, splits.y_train, splits.x_test, splits.y_test)
+    if name == "mnist":                              # only the rows kept are scaled (elementwise)
+        pixels = datasets.read_mnist_pixels(data_dir)
+        data = Data(name, datasets.scale_pixels(pixels.x_train[:limit], dtype), pixels.y_train[:limit].copy(),
+                    datasets.scale_pixels(pixels.x_test, dtype), pixels.y_test.copy())
     elif name == "xor":
         x, y = datasets.xor(dtype)
         data = Data(name, x, y, None, None)
@@ -90,12 +91,13 @@ def drawn_batch(spec, rows: int, seed: int, data_dir=None):
     n_in, n_out = math.prod(spec.input_shape), spec.layer_shapes[-1][0]
     rng = np.random.default_rng(seed)
     if n_in == 784 and n_out in (10, 1):
-        data = datasets.load_mnist(data_dir, dtype=np.dtype(spec.dtype))
-        if rows > len(data.x_train):
-            raise DataError(f"--batch {rows}: MNIST has only {len(data.x_train)} training samples")
-        chosen = rng.choice(len(data.x_train), size=rows, replace=False)
-        labels = data.y_train[chosen]
-        x, labels = data.x_train[chosen], (labels % 2 if n_out == 1 else labels)
+        pixels = datasets.read_mnist_pixels(data_dir)           # uint8; only the drawn rows are scaled
+        if rows > len(pixels.x_train):
+            raise DataError(f"--batch {rows}: MNIST has only {len(pixels.x_train)} training samples")
+        chosen = rng.choice(len(pixels.x_train), size=rows, replace=False)
+        labels = pixels.y_train[chosen]
+        x = datasets.scale_pixels(pixels.x_train[chosen], spec.dtype)
+        labels = labels % 2 if n_out == 1 else labels
     else:
         x = rng.standard_normal((rows, n_in)).astype(spec.dtype)
         labels = rng.integers(0, 2 if n_out == 1 else n_out, rows)

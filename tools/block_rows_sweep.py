@@ -30,11 +30,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    import numpy as np
     from threadpoolctl import threadpool_limits
 
     import scratch.model as engine
-    from reports.bench.grid import mnist, spec_for
+    from reports.bench.grid import bench_batch, point_spec
+    from scratch import catalog
     from scratch.optimizers import make_optimizer
 
     current = engine.BLOCK_ROWS
@@ -42,11 +42,9 @@ def main() -> int:
     with threadpool_limits(limits=args.threads):
         for dtype in args.dtypes.split(","):
             for batch in (int(b) for b in args.batches.split(",")):
-                spec = spec_for(batch, dtype, "sgd", "torch")
-                data = mnist(dtype)
-                x = np.ascontiguousarray(data.x_train[:batch])
-                model = engine.MLP(spec)
-                targets = model.targets(data.y_train[:batch])
+                spec = point_spec(catalog.spec(catalog.DEFAULT_MODEL), batch, dtype, "sgd")
+                x, targets, tensors = bench_batch(spec, batch)
+                model = engine.Network(spec, tensors=tensors)
                 optimizer = make_optimizer(spec.optimizer)
                 samples = {block: [] for block in blocks}
                 for round_ in range(args.rounds + 1):                # round 0 is the warm-up

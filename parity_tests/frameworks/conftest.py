@@ -40,6 +40,19 @@ def pytest_report_header(config):
 
 
 @pytest.fixture
+def tiny_leaks(monkeypatch):
+    """The study's leaks experiments at a tiny size wherever a test builds the study's data (the
+    page, the report's explain scenario): they do not depend on the model, and
+    ``test_study_leaks.py`` tests them at their own size."""
+    from reports.study import page
+    from reports.study.leaks import LeakSettings, leaks_data
+
+    tiny = LeakSettings(batch=8, depth=4, width=8, dead_width=8, dead_steps=2, dead_every=1,
+                        explode_depth=3, explode_steps=2)
+    monkeypatch.setattr(page, "leaks_data", lambda settings=None: leaks_data(tiny))
+
+
+@pytest.fixture
 def repro(request, global_seed) -> str:
     """The one command that reproduces the running test."""
     return f'pytest "{request.node.nodeid}" --seed {global_seed}'

@@ -43,7 +43,7 @@ def weight_file(tmp_path):
     return path, network
 
 
-def test_a_weight_file_model_runs_the_slot_scenarios_from_its_parameters(weight_file):
+def test_a_weight_file_model_runs_the_slot_scenarios_from_its_parameters(weight_file, tiny_leaks):
     path, network = weight_file
     model = _slot(["--weights", str(path)])
     ctx = Context(backends=["scratch", "torch"])

@@ -16,8 +16,7 @@ from headless_chromium import CHROMIUM, load_page
 
 from reports.cli.main import main
 from reports.schema import HARD_TOPICS
-from reports.study import hard_layers, page
-from reports.study.leaks import LeakSettings, leaks_data
+from reports.study import hard_layers
 from scratch import activations
 
 pytest.importorskip("torch")
@@ -25,15 +24,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("jax")
 
 
-TINY_LEAKS = LeakSettings(batch=8, depth=4, width=8, dead_width=8, dead_steps=2, dead_every=1,
-                          explode_depth=3, explode_steps=2)
-
-
-@pytest.fixture(autouse=True)
-def tiny_leaks(monkeypatch):
-    """The leaks experiments at a tiny size (they are the same on every page; test_study_leaks.py
-    tests them at their own size): the page tests are about the model's step."""
-    monkeypatch.setattr(page, "leaks_data", lambda settings=None: leaks_data(TINY_LEAKS))
+pytestmark = pytest.mark.usefixtures("tiny_leaks")   # the page tests are about the model's step
 
 
 def study(tmp_path, *flags) -> tuple[int, str, dict]:

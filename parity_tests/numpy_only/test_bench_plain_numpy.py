@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from judge.parity import compare_curves, compare_parameters
-from reports.bench.grid import mnist, point_spec
+from reports.bench.grid import bench_batch, point_spec
 from reports.bench.steps import available_kinds, kinds_for, make_step
 from scratch import catalog
 from scratch.errors import BackendError
@@ -25,9 +25,8 @@ from scratch.spec import ModelSpec, OptimizerSpec
 def test_plain_numpy_step_matches_the_engine(dtype, global_seed):
     default = catalog.spec(catalog.DEFAULT_MODEL)
     spec = dataclasses.replace(point_spec(default, 64, dtype, "sgd"), seed=global_seed)
-    data = mnist(dtype)
-    model = MLP(spec)
-    x, targets = np.ascontiguousarray(data.x_train[:64]), model.targets(data.y_train[:64])
+    x, targets, tensors = bench_batch(spec, 64)                      # the bench's batch: 64 MNIST rows
+    model = MLP(spec, tensors=tensors)
     step = make_step("plain-numpy", spec, model.tensors, x, targets)
     update = make_optimizer(spec.optimizer)
     plain_losses = [step() for _ in range(3)]

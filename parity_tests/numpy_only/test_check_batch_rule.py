@@ -23,7 +23,8 @@ _MNIST = {}
 
 
 def mnist(data_dir=None, *, dtype=np.float64):
-    """load_mnist, once per dtype in this module (check reads it through this too)."""
+    """load_mnist, once per dtype in this module: the whole split scaled, then drawn from, where
+    check scales only the rows it draws (``scratch.data.drawn_batch``), so the two must agree."""
     key = (data_dir, np.dtype(dtype).name)
     if key not in _MNIST:
         _MNIST[key] = load_mnist(data_dir, dtype=dtype)
@@ -51,7 +52,6 @@ def fed_batch(monkeypatch, tmp_path, spec, argv) -> tuple[np.ndarray, np.ndarray
                         lambda name, spec, statistics=None, *, tensors: ScratchBackend(spec, tensors=tensors))
     monkeypatch.setattr("twins.hygiene.configure_frameworks", lambda threads=None: {})
     monkeypatch.setattr(parity, "compare_backend_traces", capture)
-    monkeypatch.setattr("scratch.datasets.load_mnist", mnist)
     monkeypatch.setattr(training_parity, "compare_training", training)
     path = tmp_path / "spec.json"
     path.write_text(spec.to_json(), encoding="utf-8")

@@ -103,9 +103,9 @@ def test_bench_lenet5_refuses_what_it_cannot_time(extra, pattern, capsys, no_fra
 
 
 def test_bench_row_limit_is_the_bundled_mnist():
-    from reports.bench.grid import MNIST_TRAIN_SAMPLES, mnist
+    from reports.bench.grid import MNIST_TRAIN_SAMPLES, mnist_pixels
 
-    assert len(mnist("float32").x_train) == MNIST_TRAIN_SAMPLES
+    assert len(mnist_pixels().x_train) == MNIST_TRAIN_SAMPLES
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--rounds", "0"), ("--threads", "-1"), ("--threads", "0"),

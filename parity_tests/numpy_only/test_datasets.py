@@ -22,7 +22,9 @@ from scratch.datasets import (
     load_mnist,
     one_hot,
     read_idx,
+    read_mnist_pixels,
     resolve_data_dir,
+    scale_pixels,
     two_spirals,
     write_idx,
     xor,
@@ -213,6 +215,31 @@ def test_scaling_endpoints(tmp_path):
     arrays["x_train"][0, 0, :3] = [0, 255, 51]
     x = load_mnist(write_mnist_idx(tmp_path, arrays)).x_train
     assert x[0, :3].tolist() == [0.0, 1.0, 0.2]
+
+
+def test_a_folder_read_again_comes_from_memory_until_a_file_changes(tmp_path):
+    folder = write_mnist_idx(tmp_path, tiny_mnist())
+    first = read_mnist_pixels(folder)
+    assert read_mnist_pixels(folder) is first                       # kept, not read again
+    assert first.x_train.dtype == np.uint8 and first.x_train.shape == (3, 784)
+    assert not any(array.flags.writeable for array in first)         # nobody can change the kept copy
+    scaled = load_mnist(folder)
+    scaled.x_train[0, 0] = 7.0                                       # a caller's own fresh copy
+    scaled.y_train[0] = 9
+    assert load_mnist(folder).x_train[0, 0] != 7.0 and read_mnist_pixels(folder) is first
+    changed = tiny_mnist(n_train=4)
+    write_mnist_idx(tmp_path, changed)                               # new size and time: read again
+    again = read_mnist_pixels(folder)
+    assert again is not first and again.x_train.shape == (4, 784)
+    np.testing.assert_array_equal(again.x_train, changed["x_train"].reshape(4, 784))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_scaling_drawn_rows_equals_drawing_from_the_scaled_split(dtype):
+    pixels = read_mnist_pixels()
+    rows = np.random.default_rng(3).choice(len(pixels.x_train), size=50, replace=False)
+    np.testing.assert_array_equal(scale_pixels(pixels.x_train[rows], dtype),
+                                  load_mnist(dtype=dtype).x_train[rows])
 
 
 def test_load_mnist_from_keras_npz(tmp_path):

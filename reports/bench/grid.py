@@ -11,14 +11,13 @@ axis defaults to the model's own batch size, dtype and optimizer; ``--batches``,
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
 from reports.bench.steps import make_step
 from scratch.data import drawn_batch
-from scratch.datasets import load_mnist
+from scratch.datasets import read_mnist_pixels, scale_pixels
 from scratch.errors import DataError
 from scratch.model import Network
 from scratch.spec import OptimizerSpec
@@ -45,10 +44,11 @@ def point_spec(base, batch: int, dtype: str, optimizer: str):
     return base.replace(batch_size=batch, dtype=dtype, optimizer=chosen)
 
 
-@functools.lru_cache(maxsize=2)
-def mnist(dtype: str):
-    """The bundled MNIST in ``dtype``, loaded once per dtype."""
-    return load_mnist(dtype=np.dtype(dtype))
+def mnist_pixels():
+    """MNIST as stored (uint8, from the folder :func:`scratch.datasets.resolve_data_dir` picks,
+    read once per process by :func:`scratch.datasets.read_mnist_pixels`): a point scales only its
+    batch's rows."""
+    return read_mnist_pixels()
 
 
 def fits_mnist(spec) -> bool:
@@ -59,11 +59,11 @@ def bench_batch(spec, batch: int, parameters=None):
     """(x, targets, tensors): the point's batch and start (``parameters``, named tensors per layer
     with parameters, cast to the spec's dtype, else the spec's initializer)."""
     if fits_mnist(spec):
-        data = mnist(spec.dtype)
-        if batch > len(data.x_train):
-            raise DataError(f"bench batch {batch}: MNIST has only {len(data.x_train)} training samples")
-        x = np.ascontiguousarray(data.x_train[:batch].reshape(batch, *spec.input_shape))
-        labels = data.y_train[:batch]
+        pixels = mnist_pixels()
+        if batch > len(pixels.x_train):
+            raise DataError(f"bench batch {batch}: MNIST has only {len(pixels.x_train)} training samples")
+        x = scale_pixels(pixels.x_train[:batch], spec.dtype).reshape(batch, *spec.input_shape)
+        labels = pixels.y_train[:batch]
         labels = labels % 2 if spec.layer_shapes[-1][0] == 1 else labels
     else:
         x, labels = drawn_batch(spec, batch, 0)

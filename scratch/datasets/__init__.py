@@ -10,7 +10,9 @@ from scratch.datasets.mnist import (
     load_kaggle_csv,
     load_keras_npz,
     load_mnist,
+    read_mnist_pixels,
     resolve_data_dir,
+    scale_pixels,
 )
 from scratch.datasets.toy import blobs, two_spirals, xor
 from scratch.datasets.validate import check_xy, one_hot
@@ -24,7 +26,9 @@ __all__ = [
     "load_mnist",
     "one_hot",
     "read_idx",
+    "read_mnist_pixels",
     "resolve_data_dir",
+    "scale_pixels",
     "two_spirals",
     "write_idx",
     "xor",
