@@ -235,11 +235,12 @@ def test_a_folder_read_again_comes_from_memory_until_a_file_changes(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_scaling_drawn_rows_equals_drawing_from_the_scaled_split(dtype):
-    pixels = read_mnist_pixels()
+def test_scaling_drawn_rows_equals_drawing_from_the_scaled_split(tmp_path, dtype):
+    folder = write_mnist_idx(tmp_path, tiny_mnist(n_train=500))     # every pixel value 0..255 occurs
+    pixels = read_mnist_pixels(folder)
     rows = np.random.default_rng(3).choice(len(pixels.x_train), size=50, replace=False)
     np.testing.assert_array_equal(scale_pixels(pixels.x_train[rows], dtype),
-                                  load_mnist(dtype=dtype).x_train[rows])
+                                  load_mnist(folder, dtype=dtype).x_train[rows])
 
 
 def test_load_mnist_from_keras_npz(tmp_path):
