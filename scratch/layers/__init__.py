@@ -2,7 +2,9 @@
 
 ``Dense`` (``dense.py``), ``Dropout`` (``dropout.py``), ``Conv2D`` (``conv.py``, im2col/col2im),
 the pooling and flattening layers (``pooling.py``), ``BatchNorm`` / ``LayerNorm``
-(``normalization.py``) and ``PReLU`` (``prelu.py``). Every layer of the stack answers
+(``normalization.py``) and ``PReLU`` (``prelu.py``); the recurrent layers (``recurrent.py``: SimpleRNN,
+LSTM, GRU, Embedding, sequence pooling, with backpropagation through time) are engine classes
+that no spec kind declares yet. Every layer of the stack answers
 ``run(A_{l−1}) → (Z_l, cache)`` and ``differentiate(dZ_l, A_{l−1}, cache) → ((the gradient of each
 of its declared tensors, in order) or (), dA_{l−1})``; the activations are a
 layer option (``scratch.activations``), and the fused output pairings (softmax + CCE, sigmoid +
