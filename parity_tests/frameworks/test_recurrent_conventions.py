@@ -1,8 +1,9 @@
 """The recurrent layers of the engine (``scratch.layers.recurrent``) against the frameworks' own
 layers, layer alone, float64, through the one layout conversion (``twins.recurrent_layouts``):
 torch's ``nn.RNN`` (tanh, ReLU), ``nn.LSTM`` and ``nn.GRU``, Keras's ``SimpleRNN``, ``LSTM`` and
-``GRU`` in both reset forms — every step's output, every parameter's gradient, dX and the initial
-state's gradient within float64's 1e-13. And the facts issue 22 builds on, each confirmed on the
+``GRU`` in both reset forms, and JAX's ``lax.scan`` over each cell (``twins.jax_recurrent``) —
+every step's output, every parameter's gradient, dX and the initial state's gradient within
+float64's 1e-13. And the facts issue 22 builds on, each confirmed on the
 pinned versions: the tensors' shapes and gate orders, torch's two biases and Keras's one (the
 GRU's (2, 3H)), each framework's initial values, what an embedding does with a token out of range.
 """
@@ -202,3 +203,32 @@ def test_jax_indexing_clamps_a_token_out_of_range_and_take_fills_nan():
     table = jnp.arange(8.0).reshape(4, 2)
     np.testing.assert_array_equal(np.asarray(table[jnp.array([4])]), np.asarray(table[3:4]))   # the last row
     assert np.isnan(np.asarray(jnp.take(table, jnp.array([4]), axis=0))).all()
+
+
+JAX_CASES = [("simple_rnn", {"activation": "tanh"}, False), ("simple_rnn", {"activation": "relu"}, True),
+             ("lstm", {}, True), ("lstm", {}, False), ("gru", {"reset_after": True}, True),
+             ("gru", {"reset_after": False}, False)]
+
+
+@pytest.mark.parametrize("kind,options,two_biases", JAX_CASES,
+                         ids=["rnn-tanh", "rnn-relu", "lstm-two-biases", "lstm-one-bias", "gru-reset-after",
+                              "gru-reset-before"])
+def test_jax_scan_and_the_engine_agree_on_every_step_and_gradient(kind, options, two_biases):
+    jax = pytest.importorskip("jax")
+    import twins.jax_backend  # noqa: F401  (float64: the twin's x64 switch)
+    from twins.jax_recurrent import run_recurrent
+
+    tensors = drawn(kind, two_biases, seed=4)
+    x, h0, upstream = case(seed=5)
+
+    def loss(tensors, x, h0):
+        initial = (h0, jax.numpy.zeros_like(h0)) if kind == "lstm" else h0
+        return (run_recurrent(kind, tensors, x, initial, **options) * upstream).sum()
+
+    initial = (h0, np.zeros_like(h0)) if kind == "lstm" else h0
+    out = run_recurrent(kind, tensors, x, initial, **options)
+    grads, dx, dh0 = jax.grad(loss, argnums=(0, 1, 2))(tensors, x, h0)
+    assert np.asarray(out).dtype == np.float64
+    gradients = {name: np.asarray(value) for name, value in grads.items()}
+    assert_agree(kind, engine_run(kind, tensors, options, x, h0, upstream),
+                 (np.asarray(out), gradients, np.asarray(dx), np.asarray(dh0)))
