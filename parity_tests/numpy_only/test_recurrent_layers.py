@@ -247,3 +247,57 @@ def test_sequence_pooling_matches_finite_differences(mode):
     assert_close("dX", numerical_gradient(lambda: float(np.sum(pool.run(x)[0] * dz)), x), dx)
     with pytest.raises(ValueError, match="unknown mode 'first'"):
         SequencePool("first")
+
+
+# ------------------------------------------------------- what ignoring a convention costs, measured
+
+
+def sgd_run(layer, tensors: list[np.ndarray], x, target, steps: int, rate: float) -> list[np.ndarray]:
+    """``steps`` of plain SGD on L = ½·‖h_T − target‖² / m (the last state against a target), every
+    tensor updated in place; the last state after each step."""
+    states = []
+    for _ in range(steps):
+        out, cache = layer.run(x)
+        grads, _ = layer.differentiate((out - target) / len(x), x, cache)
+        for tensor, gradient in zip(tensors, grads, strict=True):
+            tensor -= rate * gradient
+        states.append(layer.run(x)[0])
+    return states
+
+
+def test_folding_torchs_two_biases_into_one_is_exact_forward_and_drifts_under_training():
+    """A port that loads torch's b_ih + b_hh into Keras's one bias starts from the same function,
+    but each of torch's two biases gets the full gradient, so their sum moves 2η·g per step
+    against η·g: measured on an LSTM (n 3, H 4, T 6, 8 sequences), SGD at η = 0.1."""
+    rng = np.random.default_rng(21)
+    x, target = rng.normal(0, 1, (8, 6, 3)), rng.normal(0, 0.5, (8, 4))
+    two = tensors("lstm", 3, 4, two_biases=True, seed=8)
+    one = {"weight_ih": two["weight_ih"].copy(), "weight_hh": two["weight_hh"].copy(),
+           "bias_ih": two["bias_ih"] + two["bias_hh"], "bias_hh": None}
+    torch_like = build("lstm", two, return_sequences=False)
+    keras_like = build("lstm", one, return_sequences=False)
+    start = np.max(np.abs(torch_like.run(x)[0] - keras_like.run(x)[0]))
+    assert start <= 1e-15
+    moved_two = sgd_run(torch_like, [two[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")],
+                        x, target, 20, 0.1)
+    moved_one = sgd_run(keras_like, [one[k] for k in ("weight_ih", "weight_hh", "bias_ih")],
+                        x, target, 20, 0.1)
+    gaps = [np.max(np.abs(a - b)) / np.max(np.abs(b)) for a, b in zip(moved_two, moved_one, strict=True)]
+    assert min(gaps) > 1e-2, gaps                    # from the first step: the update's size, not rounding
+
+
+def test_a_gru_run_in_the_other_reset_form_or_gate_order_is_another_function():
+    """The same tensors read as the other GRU form (Keras's reset_after=False run as torch's), or
+    with Keras's z, r, h blocks taken for torch's r, z, n: the outputs differ at the first step
+    (relative error of order 1e-1, the size of the gates' effect, never a rounding)."""
+    rng = np.random.default_rng(22)
+    x = rng.normal(0, 1, (8, 6, 3))
+    after = tensors("gru", 3, 4, two_biases=True, seed=9)
+    right, _ = build("gru", after).run(x)
+    before, _ = build("gru", dict(after, bias_ih=after["bias_ih"] + after["bias_hh"], bias_hh=None),
+                      reset_after=False).run(x)
+    swapped = {name: (np.concatenate([v[4:8], v[:4], v[8:]]) if v is not None else None)
+               for name, v in after.items()}
+    permuted, _ = build("gru", swapped).run(x)
+    for wrong in (before, permuted):
+        assert np.max(np.abs(wrong[:, 0] - right[:, 0])) / np.max(np.abs(right[:, 0])) > 1e-2
