@@ -48,3 +48,14 @@ def test_test_file_names_are_unique_across_folders():
     collected: the second is an 'import file mismatch' error."""
     names = [path.name for path in (ROOT / "parity_tests").rglob("test_*.py")]
     assert len(names) == len(set(names)), sorted({name for name in names if names.count(name) > 1})
+
+
+def test_the_mutation_environment_installs_what_every_mutants_tests_need():
+    """A mutant in the JAX twin, a port reader or the report is caught by tests that skip without
+    JAX or the report's dependencies: in an environment without them it would survive."""
+    import configparser
+
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini", encoding="utf-8")
+    extras = set(tox["testenv:mutation"]["extras"].split())
+    assert {"torch", "tf", "jax", "reports", "test"} <= extras, extras
