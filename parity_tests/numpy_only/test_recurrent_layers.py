@@ -93,11 +93,11 @@ def resumed_loss(layer, kind, x, given, weights, step, offset_h, offset_c=None):
     of c_step: through h_step = o ⊙ tanh(c_step) too)."""
     layer.return_sequences = True
     before, cache = layer.run(x[:, :step + 1], initial=given)
-    if kind == "lstm":
+    if kind == "lstm":                                      # its cache is time-major (T, m, …)
         gates, cells = cache[0], cache[1]
         hidden = cells.shape[-1]
-        c = cells[:, -1] + offset_c
-        h = gates[:, -1, 3 * hidden:] * np.tanh(c) + offset_h
+        c = cells[-1] + offset_c
+        h = gates[-1, :, 3 * hidden:] * np.tanh(c) + offset_h
         resume = (h, c)
     else:
         h = resume = cache[-2][:, -1] + offset_h

@@ -69,9 +69,9 @@ class ForgetlessLSTM(LSTM):
         gates, cells, squashed, states, h0, c0 = cache
         right = super().bptt(dz, x, cache)
         hidden = self.units
-        f_last = gates[:, -1, hidden:2 * hidden]
+        f_last = gates[-1, :, hidden:2 * hidden]                    # the cache is time-major
         broken_cache = (gates.copy(), cells, squashed, states, h0, c0)
-        broken_cache[0][:, -1, hidden:2 * hidden] = 1.0
+        broken_cache[0][-1, :, hidden:2 * hidden] = 1.0
         broken = super().bptt(dz, x, broken_cache)
         assert not np.array_equal(f_last, 1.0)
         return right._replace(dh=np.concatenate([broken.dh[:, :-1], right.dh[:, -1:]], axis=1))

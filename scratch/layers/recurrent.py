@@ -78,6 +78,16 @@ def _step_gradients(dz: np.ndarray, steps: int, last_only: bool) -> np.ndarray:
     return full
 
 
+def time_major(array: np.ndarray) -> np.ndarray:
+    """(m, T, …) → (T, m, …), contiguous: each step's rows one block."""
+    return np.ascontiguousarray(np.swapaxes(array, 0, 1))
+
+
+def batch_major(array: np.ndarray) -> np.ndarray:
+    """(T, m, …) → (m, T, …), contiguous: the layer's boundary layout."""
+    return np.ascontiguousarray(np.swapaxes(array, 0, 1))
+
+
 class Recurrent:
     """The parts every recurrent layer shares: the tensors (held by reference, the arrays the
     optimizer updates in place), the input projection and the parameter sums over steps."""
@@ -110,8 +120,9 @@ class Recurrent:
         return states if self.return_sequences else states[:, -1]
 
     def parameter_sums(self, x, dgates, inputs_hh) -> tuple[np.ndarray, ...]:
-        """(dW_ih, dW_hh, db_ih[, db_hh]) from every step's gate gradient δ_t (m, T, G·H) and
-        what W_hh multiplied at each step, inputs_hh (m, T, H) (h_{t−1})."""
+        """(dW_ih, dW_hh, db_ih[, db_hh]) from every step's gate gradient δ_t (m, T, G·H), the
+        inputs x (m, T, n) and what W_hh multiplied at each step, inputs_hh (m, T, H) (h_{t−1});
+        or all three time-major (T, m, …): the sums run over both leading axes."""
         m, steps, width = dgates.shape
         flat = dgates.reshape(m * steps, width)
         dw_ih = flat.T @ x.reshape(m * steps, -1)                         # Σ_t δ_tᵀ·X_t
@@ -180,49 +191,54 @@ class LSTM(Recurrent):
                 "W_hh": ("dW_hh = Σ_t δz_tᵀ·h_{t−1}", "parameter_sums:dw_hh")}
 
     def run(self, x: np.ndarray, training: bool = True, update: bool = False, initial=None):
-        """(the output, cache): cache (every step's gates i, f, g, o (m, T, 4H), every c_t and
-        tanh(c_t), every h_t, h_0, c_0). ``initial`` is (h_0, c_0) or None."""
+        """(the output, cache): cache (every step's gates i, f, g, o (T, m, 4H), every c_t and
+        tanh(c_t), every h_t (T, m, H), h_0, c_0), time-major so that each step's slab is one
+        contiguous block. ``initial`` is (h_0, c_0) or None."""
         h0, c0 = (None, None) if initial is None else initial
         h, cell = self.initial_state(x, h0), self.initial_state(x, c0)
-        projected = self.projection(x)
-        hidden = self.units
-        gates = np.empty_like(projected)
-        cells, squashed, states = (np.empty(projected.shape[:2] + (hidden,), dtype=x.dtype) for _ in range(3))
         first_h, first_c = h, cell
-        for t in range(x.shape[1]):
-            z = projected[:, t] + h @ self.weight_hh.T
+        hidden, steps = self.units, x.shape[1]
+        projected = time_major(self.projection(x))                          # (T, m, 4H)
+        gates = np.empty_like(projected)
+        cells, squashed, states = (np.empty((steps, x.shape[0], hidden), dtype=x.dtype) for _ in range(3))
+        for t in range(steps):
+            z = gates[t]                                                     # this step's (m, 4H)
+            np.matmul(h, self.weight_hh.T, out=z)
+            z += projected[t]
             if self.bias_hh is not None:
                 z += self.bias_hh
-            i, f = _SIGMOID.forward(z[:, :hidden]), _SIGMOID.forward(z[:, hidden:2 * hidden])
-            g, o = _TANH.forward(z[:, 2 * hidden:3 * hidden]), _SIGMOID.forward(z[:, 3 * hidden:])
-            cell = f * cell + i * g
-            tanh_c = np.tanh(cell)
-            h = o * tanh_c
-            gates[:, t] = np.concatenate([i, f, g, o], axis=1)
-            cells[:, t], squashed[:, t], states[:, t] = cell, tanh_c, h
-        return self.output(states), (gates, cells, squashed, states, first_h, first_c)
+            z[:, :2 * hidden] = _SIGMOID.forward(z[:, :2 * hidden])          # i, f
+            z[:, 2 * hidden:3 * hidden] = _TANH.forward(z[:, 2 * hidden:3 * hidden])   # g
+            z[:, 3 * hidden:] = _SIGMOID.forward(z[:, 3 * hidden:])          # o
+            i, f, g, o = np.split(z, 4, axis=1)                              # views of the slab
+            cell = np.multiply(f, cell, out=cells[t])
+            cell += i * g
+            h = np.multiply(o, np.tanh(cell, out=squashed[t]), out=states[t])
+        return self.output(batch_major(states)), (gates, cells, squashed, states, first_h, first_c)
 
     def bptt(self, dz, x, cache) -> Through:
         gates, cells, squashed, states, h0, c0 = cache
         hidden, steps = self.units, x.shape[1]
-        dh_out = _step_gradients(dz, steps, not self.return_sequences)
-        previous_h = np.concatenate([h0[:, None], states[:, :-1]], axis=1)
-        previous_c = np.concatenate([c0[:, None], cells[:, :-1]], axis=1)
+        dh_out = time_major(_step_gradients(dz, steps, not self.return_sequences))
+        previous_h = np.concatenate([h0[None], states[:-1]])                  # h_{t−1} (T, m, H)
+        previous_c = np.concatenate([c0[None], cells[:-1]])
         dgates, dh, dc = np.empty_like(gates), np.empty_like(states), np.empty_like(cells)
         carried_h, carried_c = np.zeros_like(h0), np.zeros_like(c0)
         for t in range(steps - 1, -1, -1):
-            i, f = gates[:, t, :hidden], gates[:, t, hidden:2 * hidden]
-            g, o = gates[:, t, 2 * hidden:3 * hidden], gates[:, t, 3 * hidden:]
-            dh[:, t] = dh_out[:, t] + carried_h
-            dc[:, t] = carried_c + dh[:, t] * o * (1 - squashed[:, t] ** 2)
-            dgates[:, t] = np.concatenate([dc[:, t] * g * i * (1 - i),
-                                           dc[:, t] * previous_c[:, t] * f * (1 - f),
-                                           dc[:, t] * i * (1 - g * g),
-                                           dh[:, t] * squashed[:, t] * o * (1 - o)], axis=1)
-            carried_h = dgates[:, t] @ self.weight_hh
-            carried_c = dc[:, t] * f
-        dx = dgates @ self.weight_ih
-        return Through(self.parameter_sums(x, dgates, previous_h), dx, dh, dc, (carried_h, carried_c))
+            i, f = gates[t, :, :hidden], gates[t, :, hidden:2 * hidden]
+            g, o = gates[t, :, 2 * hidden:3 * hidden], gates[t, :, 3 * hidden:]
+            np.add(dh_out[t], carried_h, out=dh[t])
+            np.add(carried_c, dh[t] * o * (1 - squashed[t] ** 2), out=dc[t])
+            delta = dgates[t]
+            np.multiply(dc[t] * g, i * (1 - i), out=delta[:, :hidden])
+            np.multiply(dc[t] * previous_c[t], f * (1 - f), out=delta[:, hidden:2 * hidden])
+            np.multiply(dc[t] * i, 1 - g * g, out=delta[:, 2 * hidden:3 * hidden])
+            np.multiply(dh[t] * squashed[t], o * (1 - o), out=delta[:, 3 * hidden:])
+            carried_h = dgates[t] @ self.weight_hh
+            carried_c = dc[t] * f
+        dx = batch_major(dgates @ self.weight_ih)
+        return Through(self.parameter_sums(time_major(x), dgates, previous_h), dx, batch_major(dh),
+                       batch_major(dc), (carried_h, carried_c))
 
 
 class GRU(Recurrent):
