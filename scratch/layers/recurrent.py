@@ -79,13 +79,12 @@ def _step_gradients(dz: np.ndarray, steps: int, last_only: bool) -> np.ndarray:
 
 
 def time_major(array: np.ndarray) -> np.ndarray:
-    """(m, T, …) → (T, m, …), contiguous: each step's rows one block."""
+    """(m, T, …) → (T, m, …), contiguous: each step's rows one block. Swapping the two leading
+    axes is its own inverse, so the same copy takes (T, m, …) back to the boundary's (m, T, …)."""
     return np.ascontiguousarray(np.swapaxes(array, 0, 1))
 
 
-def batch_major(array: np.ndarray) -> np.ndarray:
-    """(T, m, …) → (m, T, …), contiguous: the layer's boundary layout."""
-    return np.ascontiguousarray(np.swapaxes(array, 0, 1))
+batch_major = time_major                # (T, m, …) → (m, T, …): the layer's boundary layout
 
 
 class Recurrent:
