@@ -88,7 +88,8 @@ def read_mnist_pixels(data_dir=None) -> MnistSplits:
             f"{folder}: no MNIST data found, looked for the four IDX files ({wanted}) "
             f"or {NPZ_FILE}; IDX files present: {present or 'none'}"
         )
-    key = tuple((str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns) for path in sources)
+    stats = [(path, path.stat()) for path in sources]                  # one stat per file
+    key = tuple((str(path.resolve()), stat.st_size, stat.st_mtime_ns) for path, stat in stats)
     if _LAST_READ.get("key") != key:
         _LAST_READ.clear()                               # the old splits go before the new are read
         if len(sources) == 1:

@@ -91,8 +91,6 @@ class Recurrent:
     """The parts every recurrent layer shares: the tensors (held by reference, the arrays the
     optimizer updates in place), the input projection and the parameter sums over steps."""
 
-    GATES = 1
-
     def __init__(self, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray,
                  bias_hh: np.ndarray | None = None, *, return_sequences: bool = True):
         self.weight_ih, self.weight_hh = weight_ih, weight_hh           # (G·H, n), (G·H, H)
@@ -184,7 +182,6 @@ class SimpleRNN(Recurrent):
 class LSTM(Recurrent):
     """torch's and Keras's LSTM (gates i, f, g, o; module docstring)."""
 
-    GATES = 4
     FORMULAS = {"Z": ("c_t = f ⊙ c_{t−1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)", "run:cell", "run:h"),
                 "dA_prev": ("dX_t = δz_t·W_ih", "bptt:dx"),
                 "W_hh": ("dW_hh = Σ_t δz_tᵀ·h_{t−1}", "parameter_sums:dw_hh")}
@@ -213,7 +210,8 @@ class LSTM(Recurrent):
             cell = np.multiply(f, cell, out=cells[t])
             cell += i * g
             h = np.multiply(o, np.tanh(cell, out=squashed[t]), out=states[t])
-        return self.output(batch_major(states)), (gates, cells, squashed, states, first_h, first_c)
+        output = batch_major(states) if self.return_sequences else states[-1].copy()   # h_T: no full copy
+        return output, (gates, cells, squashed, states, first_h, first_c)
 
     def bptt(self, dz, x, cache) -> Through:
         gates, cells, squashed, states, h0, c0 = cache
@@ -244,7 +242,6 @@ class GRU(Recurrent):
     """torch's GRU and Keras's in both forms (gates r, z, n; ``reset_after``; module docstring).
     The reset-before form has one bias b (3H,), as Keras's ``GRU(reset_after=False)``."""
 
-    GATES = 3
     FORMULAS = {"Z": ("h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}", "run:h"),
                 "dA_prev": ("dX_t = [δr, δz, δn]_t·W_ih", "bptt:dx"),
                 "W_hh": ("dW_hh = Σ_t [δr, δz, δq_n]_tᵀ·h_{t−1}", "parameter_sums:dw_hh")}
