@@ -176,7 +176,7 @@ def layer_floors(spec, layer: int, dz: np.ndarray, upstream, a_prev) -> dict[str
     return gradient_floors(layer, dz, upstream, a_prev, floor_pair(spec.numbered_layers[layer - 1].tensors))
 
 
-_NAME = re.compile(r"^(d?)([A-Za-z]+?)(\d*)$")
+_NAME = re.compile(r"^(d?)([A-Za-z_]+?)(\d*)$")
 
 
 def _parse(name: str) -> tuple[bool, str, int | None]:

@@ -7,6 +7,24 @@ rounded to float32. A dense layer's W is (fan_out, fan_in); a conv2d kernel (O, 
 fan_in = C·k_h·k_w and fan_out = O·k_h·k_w (as torch's and Keras's initializers count them).
 BatchNorm and LayerNorm start at γ = 1, β = 0 (every framework's default) and draw nothing.
 
+The sequence layers carry their framework's initializer as a field of their own (the spec's
+``init`` does not reach them), :func:`sequence_initial`, drawn from the same generator in
+declaration order:
+
+========================= ================================ ===================================
+layer ``init``            kernels                          biases
+========================= ================================ ===================================
+recurrent ``torch``       U(±1/√H), W_ih and W_hh          U(±1/√H), each
+recurrent ``keras``       W_ih U(±√(6/(n + G·H))) (Glorot); 0; the LSTM's forget block 1
+                          W_hh orthogonal columns           (``unit_forget_bias``, on b_ih only)
+embedding ``torch``       E ~ N(0, 1)
+embedding ``keras``       E ~ U(−0.05, 0.05)
+========================= ================================ ===================================
+
+Keras's orthogonal W_hh: the Q of the QR decomposition of a (G·H, H) standard normal matrix,
+each column's sign set by R's diagonal (Keras's recurrent kernel (H, G·H) is its transpose, gate
+blocks permuted: rows orthonormal there).
+
 =============== ======================================= ===================
 name            W                                       b
 =============== ======================================= ===================
@@ -114,12 +132,35 @@ def initial_tensors(spec) -> dict[int, dict[str, np.ndarray]]:
                 values[tensor.name] = drawn[1]
             elif tensor.init in ("zeros", "ones"):
                 values[tensor.name] = (np.zeros if tensor.init == "zeros" else np.ones)(shape)
+            elif tensor.init in ("recurrent", "embedding"):
+                values[tensor.name] = sequence_initial(layer_spec, tensor.name, shape, rng)
             elif tensor.init.startswith("field:"):
                 values[tensor.name] = np.full(shape, float(getattr(layer_spec, tensor.init[6:])))
             else:
                 raise SpecError(f"layer {layer}: tensor {tensor.name} has unknown init rule {tensor.init!r}")
         out[layer] = values
     return out
+
+
+def sequence_initial(layer_spec, name: str, shape: tuple[int, ...], rng) -> np.ndarray:
+    """The float64 start of tensor ``name`` of an embedding or recurrent layer, as its ``init``
+    field says (the module's table)."""
+    if layer_spec.kind == "embedding":
+        return rng.standard_normal(shape) if layer_spec.init == "torch" else rng.uniform(-0.05, 0.05, shape)
+    units = layer_spec.units
+    if layer_spec.init == "torch":
+        bound = 1.0 / np.sqrt(units)
+        return rng.uniform(-bound, bound, shape)
+    if name == "weight_ih":
+        limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+        return rng.uniform(-limit, limit, shape)
+    if name == "weight_hh":
+        q, r = np.linalg.qr(rng.standard_normal(shape))
+        return q * np.sign(np.diag(r))
+    bias = np.zeros(shape)
+    if layer_spec.kind == "lstm" and name in ("bias", "bias_ih"):       # unit_forget_bias: f's block
+        bias[units:2 * units] = 1.0
+    return bias
 
 
 def initialize_tensors(spec, dtype) -> list[dict[str, np.ndarray]]:

@@ -19,10 +19,16 @@ framework's own layer in one table; the NumPy engine maps it to ``scratch.layers
   ``running_mean`` and ``running_var`` (``scratch.layers.normalization``).
 * :class:`PReLUSpec` ``(slopes, alpha_init)``: Z_l = max(0, A_{l−1}) + α_l ⊙ min(0, A_{l−1}), the
   tensor ``alpha`` shared, per channel or per element (``scratch.layers.prelu``).
+* :class:`EmbeddingSpec` ``(vocabulary, dimension, init)``: token ids (T,) → rows of E (T, d),
+  the first layer only; :class:`SimpleRNNSpec`, :class:`LSTMSpec`, :class:`GRUSpec` ``(units,
+  return_sequences, biases or reset_after, init)``: sequences (T, n) → every h_t (T, H) or h_T
+  (H,), with backpropagation through time; :class:`SequencePoolSpec` ``(mode)``: (T, H) → (H,),
+  the last step or the mean (``scratch.layers.recurrent``).
 
 Every layer but dropout is a *numbered* layer l = 1..L: it has an output Z_l, and A_l = g_l(Z_l)
 after its activation (identity where it has none) and the dropout that follows it.
-:meth:`output_shape` maps the shape of one sample, (n,) or (C, H, W), through the layer and
+:meth:`output_shape` maps the shape of one sample, (n,), (C, H, W), a sequence (T, n) or token
+ids (T,), through the layer and
 refuses a shape the layer cannot take; each kind declares its named tensors once
 (:class:`Declared`, ``tensors``: :class:`scratch.tensor_specs.TensorSpec`), and
 :meth:`parameter_shapes` gives the trainable ones' shapes, in declaration order.
@@ -57,6 +63,7 @@ from scratch.layers import (
     PReLU,
 )
 from scratch.layers.conv import output_size, padding_amounts
+from scratch.layers.recurrent import GRU, LSTM, Embedding, SequencePool, SimpleRNN
 from scratch.tensor_specs import TensorSpec, gradient_name, per_channel
 
 HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh")
@@ -496,16 +503,263 @@ class PReLUSpec(Declared):
         return f"prelu({self.slopes}, α₀={self.alpha_init:g}{zero})"
 
 
+# -- sequences: embeddings, recurrent layers, sequence pooling (``scratch.layers.recurrent``) -----------
+
+def _need_sequence(kind: str, shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) != 2:
+        raise SpecError(f"a {kind} layer takes sequences (T, n), but its input is {shape}"
+                        + ("; give the inputs as (T, n), or start with an embedding layer for token ids"
+                           if len(shape) == 1 else ""))
+    return shape
+
+
+class FieldTensors:
+    """The declared tensors of a kind whose tensor set depends on a field (a recurrent layer's one
+    bias or two): read from the class, every tensor the kind can have (what the registry and the
+    gradient names list); read from a layer spec, the ones that layer has, in declaration order."""
+
+    def __init__(self, every: tuple[TensorSpec, ...], present):
+        self.every, self.present = every, present
+
+    def __get__(self, instance, owner) -> tuple[TensorSpec, ...]:
+        if instance is None:
+            return self.every
+        return tuple(tensor for tensor in self.every if self.present(instance, tensor))
+
+
+def _vocabulary_dimension(layer, shape):
+    return (layer.vocabulary, layer.dimension)
+
+
+EMBEDDING_INITS = ("torch", "keras")
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec(Declared):
+    """Token ids (T,) → their rows of the table E (``vocabulary`` V, ``dimension`` d): (T, d). It
+    must be the stack's first layer (the inputs are then integer token ids 0..V−1, checked on every
+    forward pass). ``init``: how E starts — ``torch`` N(0, 1) (``nn.Embedding``) or ``keras``
+    U(−0.05, 0.05) (``keras.layers.Embedding``'s ``uniform``). No L2."""
+
+    vocabulary: int
+    dimension: int
+    init: str = "torch"
+    kind: ClassVar[str] = "embedding"
+    tensors: ClassVar = (TensorSpec("E", "weight", _vocabulary_dimension, "vocabulary_dimension",
+                                    init="embedding"),)
+    engine_class: ClassVar = Embedding
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vocabulary", check_int("vocabulary", self.vocabulary, 1))
+        object.__setattr__(self, "dimension", check_int("dimension", self.dimension, 1))
+        check_choice("init", self.init, EMBEDDING_INITS)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 1:
+            raise SpecError(f"an embedding layer takes token ids (T,), but its input is {shape}")
+        return (shape[0], self.dimension)
+
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(tensors["E"])
+
+    def describe(self) -> str:
+        init = "" if self.init == "torch" else ", keras init"
+        return f"embedding({self.vocabulary}→{self.dimension}{init})"
+
+
+BIASES = ("two", "one")
+RECURRENT_INITS = ("torch", "keras")
+
+
+def _gate_rows(layer, shape):
+    return (layer.gates * layer.units,)
+
+
+def _gates_in(layer, shape):
+    return (layer.gates * layer.units, shape[1])
+
+
+def _gates_units(layer, shape):
+    return (layer.gates * layer.units, layer.units)
+
+
+def _recurrent_tensors(layout: str) -> FieldTensors:
+    """W_ih (G·H, n), W_hh (G·H, H) — both kernels L2 penalizes, as the engine's BPTT adds λ·W to
+    each — then b_ih and b_hh (G·H,) each for a layer with two biases, or one ``bias`` (G·H,)."""
+    every = (TensorSpec("weight_ih", "weight_ih", _gates_in, layout, l2=True, init="recurrent"),
+             TensorSpec("weight_hh", "weight_hh", _gates_units, layout, l2=True, init="recurrent"),
+             TensorSpec("bias_ih", "bias_ih", _gate_rows, layout, init="recurrent", offset=True),
+             TensorSpec("bias_hh", "bias_hh", _gate_rows, layout, init="recurrent", offset=True),
+             TensorSpec("bias", "bias", _gate_rows, layout, init="recurrent", offset=True))
+
+    def present(layer, tensor) -> bool:
+        if tensor.name.startswith("weight"):
+            return True
+        return (tensor.name == "bias") == (layer.biases == "one")
+
+    return FieldTensors(every, present)
+
+
+class _RecurrentSpec(Declared):
+    """What SimpleRNN, LSTM and GRU specs share: (T, n) → every h_t (T, H) or the last h_T (H,)
+    (``return_sequences``); torch's layout of the tensors (gate blocks in torch's order); the
+    initializer ``init``, ``torch`` (every tensor U(±1/√H), ``nn.RNN/LSTM/GRU``) or ``keras``
+    (W_ih Glorot-uniform, W_hh orthogonal, biases 0 with the LSTM's forget block at 1,
+    ``unit_forget_bias``): ``scratch.initializers.recurrent_initial``."""
+
+    gates: ClassVar[int] = 1
+
+    def _check_recurrent(self) -> None:
+        object.__setattr__(self, "units", check_int("units", self.units, 1))
+        if not isinstance(self.return_sequences, bool):
+            raise field_error("return_sequences", f"expected true or false, got {self.return_sequences!r}")
+        check_choice("init", self.init, RECURRENT_INITS)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        steps, _ = _need_sequence(self.kind, shape)
+        return (steps, self.units) if self.return_sequences else (self.units,)
+
+    def _label(self, *parts: str) -> str:
+        parts = [str(self.units), *parts] + ["sequences" if self.return_sequences else "last state"]
+        if "biases" in self.__dataclass_fields__:                 # a GRU's follow from reset_after
+            parts += ["two biases" if self.biases == "two" else "one bias"]
+        parts += ["keras init"] * (self.init == "keras")
+        return f"{self.kind}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class SimpleRNNSpec(_RecurrentSpec):
+    """h_t = g(X_t·W_ihᵀ + h_{t−1}·W_hhᵀ + b), g = ``nonlinearity`` (tanh or relu; torch's
+    ``nn.RNN``, Keras's ``SimpleRNN``); ``biases`` "two" (torch's b_ih + b_hh) or "one" (Keras's)."""
+
+    units: int
+    nonlinearity: str = "tanh"
+    return_sequences: bool = True
+    biases: str = "two"
+    init: str = "torch"
+    kind: ClassVar[str] = "simple_rnn"
+    tensors: ClassVar = _recurrent_tensors("gates_in")
+    engine_class: ClassVar = SimpleRNN
+
+    def __post_init__(self) -> None:
+        self._check_recurrent()
+        check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+        check_choice("biases", self.biases, BIASES)
+
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(
+            tensors["weight_ih"], tensors["weight_hh"], *_bias_pair(tensors),
+            activation=self.nonlinearity, return_sequences=self.return_sequences)
+
+    def describe(self) -> str:
+        return self._label(self.nonlinearity)
+
+
+def _bias_pair(tensors: dict) -> tuple:
+    """(b_ih, b_hh) of a layer with two biases, (b, None) of one with one."""
+    return (tensors["bias"], None) if "bias" in tensors else (tensors["bias_ih"], tensors["bias_hh"])
+
+
+@dataclass(frozen=True)
+class LSTMSpec(_RecurrentSpec):
+    """torch's ``nn.LSTM`` and Keras's ``LSTM`` (gates i, f, g, o in both); ``biases`` "two"
+    (torch: b_ih + b_hh, each trained with the full gradient) or "one" (Keras)."""
+
+    units: int
+    return_sequences: bool = True
+    biases: str = "two"
+    init: str = "torch"
+    kind: ClassVar[str] = "lstm"
+    gates: ClassVar[int] = 4
+    tensors: ClassVar = _recurrent_tensors("gates_in")
+    engine_class: ClassVar = LSTM
+
+    def __post_init__(self) -> None:
+        self._check_recurrent()
+        check_choice("biases", self.biases, BIASES)
+
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(tensors["weight_ih"], tensors["weight_hh"],
+                                                   *_bias_pair(tensors),
+                                                   return_sequences=self.return_sequences)
+
+    def describe(self) -> str:
+        return self._label()
+
+
+@dataclass(frozen=True)
+class GRUSpec(_RecurrentSpec):
+    """torch's ``nn.GRU`` and Keras's ``GRU`` (gates r, z, n in torch's order). ``reset_after``:
+    True (torch's form, Keras's default; two biases, r multiplies h·W_hnᵀ + b_hn) or False (the
+    paper's form, Keras's ``reset_after=False``; one bias, r multiplies h before W_hn; torch has
+    no such layer). The biases follow from it."""
+
+    units: int
+    reset_after: bool = True
+    return_sequences: bool = True
+    init: str = "torch"
+    kind: ClassVar[str] = "gru"
+    gates: ClassVar[int] = 3
+    tensors: ClassVar = _recurrent_tensors("gates_in")
+    engine_class: ClassVar = GRU
+
+    def __post_init__(self) -> None:
+        self._check_recurrent()
+        if not isinstance(self.reset_after, bool):
+            raise field_error("reset_after", f"expected true or false, got {self.reset_after!r}")
+
+    @property
+    def biases(self) -> str:
+        return "two" if self.reset_after else "one"
+
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(tensors["weight_ih"], tensors["weight_hh"],
+                                                   *_bias_pair(tensors), reset_after=self.reset_after,
+                                                   return_sequences=self.return_sequences)
+
+    def describe(self) -> str:
+        return self._label("reset after" if self.reset_after else "reset before")
+
+
+SEQUENCE_POOLS = ("last", "mean")
+
+
+@dataclass(frozen=True)
+class SequencePoolSpec(Declared):
+    """(T, H) → (H,): the last step (``mode="last"``, what a recurrent layer with
+    ``return_sequences=False`` returns) or the mean over the T steps (``"mean"``, Keras's
+    ``GlobalAveragePooling1D``)."""
+
+    mode: str = "last"
+    kind: ClassVar[str] = "sequence_pool"
+    engine_class: ClassVar = SequencePool
+
+    def __post_init__(self) -> None:
+        check_choice("mode", self.mode, SEQUENCE_POOLS)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (_need_sequence(self.kind, shape)[1],)
+
+    def build(self, tensors, engine_class=None):
+        return (engine_class or self.engine_class)(self.mode)
+
+    def describe(self) -> str:
+        return f"sequence_pool({self.mode})"
+
+
 LayerSpec = (DenseSpec | DropoutSpec | Conv2DSpec | MaxPool2DSpec | AvgPool2DSpec | GlobalAvgPool2DSpec
-             | FlattenSpec | BatchNormSpec | LayerNormSpec | PReLUSpec)
+             | FlattenSpec | BatchNormSpec | LayerNormSpec | PReLUSpec | EmbeddingSpec | SimpleRNNSpec
+             | LSTMSpec | GRUSpec | SequencePoolSpec)
 LAYER_SPECS: dict[str, type] = {spec.kind: spec for spec in (
     DenseSpec, DropoutSpec, Conv2DSpec, MaxPool2DSpec, AvgPool2DSpec, GlobalAvgPool2DSpec, FlattenSpec,
-    BatchNormSpec, LayerNormSpec, PReLUSpec)}
+    BatchNormSpec, LayerNormSpec, PReLUSpec, EmbeddingSpec, SimpleRNNSpec, LSTMSpec, GRUSpec,
+    SequencePoolSpec)}
 """Every layer kind: the one registry the rest derives from (a new kind is one class added here)."""
 GRADIENTS = tuple(dict.fromkeys(gradient_name(tensor.name) for spec in LAYER_SPECS.values()
                                 for tensor in spec.tensors if tensor.trainable))
 """The stem d<name> of every trainable tensor's gradient, in registry and declaration order: dW,
-db, dgamma, dbeta, dalpha (a trace numbers them by layer, ``scratch.tensor_specs.gradient_name``)."""
+db, dgamma, dbeta, dalpha, dE, dweight_ih, … (a trace numbers them by layer,
+``scratch.tensor_specs.gradient_name``)."""
 REDUCING = tuple(kind for kind, spec in LAYER_SPECS.items() if spec.reduction)
 """The kinds whose output sums a long reduction (their parity-floor rule, ``judge.reduction_bounds``)."""
 

@@ -48,6 +48,7 @@ from scratch.errors import DataError, SpecError
 from scratch.initializers import initialize_tensors
 from scratch.layers import Dense, Dropout
 from scratch.layers.normalization import statistics_problem
+from scratch.layers.recurrent import token_problem
 from scratch.losses import make_loss
 from scratch.memory import check_network_fits
 from scratch.spec import ModelSpec
@@ -276,12 +277,18 @@ class Network:
         return [tensor for layer in self.tensors for tensor in layer.values()]
 
     def check_inputs(self, x: np.ndarray) -> None:
-        """Raise :class:`DataError` unless ``x`` is (m, *input shape) in the spec's dtype."""
+        """Raise :class:`DataError` unless ``x`` is (m, *input shape) in the spec's dtype (integer
+        token ids, for a stack that starts with an embedding; each id is checked by the layer)."""
         expected = self.spec.input_shape
         if not isinstance(x, np.ndarray) or x.ndim != 1 + len(expected) or x.shape[1:] != expected:
             raise DataError(f"inputs: expected an array of shape (m, {', '.join(map(str, expected))}), "
                             f"got {getattr(x, 'shape', type(x).__name__)}")
-        if x.dtype != self.dtype:
+        if self.spec.token_inputs:
+            problem = token_problem(x, self.spec.layers[0].vocabulary)
+            if problem:
+                raise DataError(f"inputs: the first layer is an embedding: {problem} (convert explicitly; "
+                                "nothing is cast silently)")
+        elif x.dtype != self.dtype:
             raise DataError(f"inputs: dtype {x.dtype} but the spec says {self.dtype} "
                             "(convert explicitly; nothing is cast silently)")
 

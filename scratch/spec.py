@@ -23,6 +23,7 @@ from scratch.layer_specs import (
     OUTPUT_ACTIVATIONS,
     DenseSpec,
     DropoutSpec,
+    EmbeddingSpec,
     LayerSpec,
     activation_of,
     check_choice,
@@ -186,13 +187,14 @@ def expand_mlp(layer_sizes: Any, hidden_activation: str, output_activation: str,
 class ModelSpec:
     """A stack of layers and how to train it.
 
-    ``inputs`` is the shape of one sample: n_0 features, or (C, H, W) maps (channels first);
+    ``inputs`` is the shape of one sample: n_0 features, (C, H, W) maps (channels first), (T, n)
+    sequences of T steps, or T token ids when the first layer is an embedding;
     ``layers`` the stack, a sequence of frozen layer specs (``scratch.layer_specs``) ending in the
     dense output layer. Every layer but dropout is numbered l = 1..L; dense layer l maps n_{l−1}
     features to n_l with Z_l = A_{l−1} · W_lᵀ + b_l and A_l = g_l(Z_l); a dropout layer after a
     hidden layer applies inverted dropout to its output (A_l ← A_l ⊙ D_l; the output layer never
     drops). ``batch_size=None`` means full batch. ``l2`` is λ in the penalty
-    (λ/2)·Σ_l ‖W_l‖²_F added to the mean batch loss over the dense and conv2d kernels (never
+    (λ/2)·Σ_l ‖W_l‖²_F added to the mean batch loss over the dense, conv2d and recurrent kernels (never
     biases, nor BatchNorm's or LayerNorm's γ, β), so it adds λ·W_l to their dW_l.
 
     The MLP shorthand builds the same stack: ``ModelSpec((n_0, …, n_L), hidden_activation,
@@ -249,8 +251,8 @@ class ModelSpec:
         # a shorthand's own mistakes were reported under its field names by expand_mlp; what is
         # left to name here is the layer list's (shorthand fields again where they were given)
         if isinstance(self.inputs, (tuple, list)):
-            if len(self.inputs) not in (1, 3):
-                raise field_error("inputs", f"expected n or (C, H, W), got {self.inputs!r}")
+            if len(self.inputs) not in (1, 2, 3):
+                raise field_error("inputs", f"expected n, (T, n) or (C, H, W), got {self.inputs!r}")
             shape = tuple(check_int(f"inputs[{index}]", size, 1) for index, size in enumerate(self.inputs))
             object.__setattr__(self, "inputs", shape[0] if len(shape) == 1 else shape)
         else:
@@ -268,6 +270,8 @@ class ModelSpec:
             if isinstance(layer, DropoutSpec) and (index == 0 or index == last
                                                    or isinstance(self.layers[index - 1], DropoutSpec)):
                 raise field_error(where, "dropout must directly follow a hidden layer")
+            if isinstance(layer, EmbeddingSpec) and index > 0:
+                raise field_error(where, "an embedding layer reads token ids: it must be the first layer")
             if isinstance(layer, DenseSpec) and index < last:
                 check_choice(f"{where}.activation", layer.activation, HIDDEN_ACTIVATIONS)
             try:
@@ -311,8 +315,13 @@ class ModelSpec:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """The shape of one sample: (n_0,) or (C, H, W)."""
+        """The shape of one sample: (n_0,), (T, n), (C, H, W) or T token ids (T,)."""
         return self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
+
+    @property
+    def token_inputs(self) -> bool:
+        """True when the inputs are integer token ids: the first layer is an embedding."""
+        return isinstance(self.layers[0], EmbeddingSpec)
 
     @functools.cached_property
     def numbered_layers(self) -> tuple[LayerSpec, ...]:

@@ -37,9 +37,21 @@ import numpy as np
 from judge.optimizer_state import OptimizerState, canonical_gradients
 from scratch.batching import Step, batches
 from scratch.errors import BackendError
+from scratch.layers.recurrent import token_problem
 from scratch.model import pair_names, pair_tensors
 from scratch.spec import ModelSpec
 from scratch.weights import save_tensors
+
+
+def check_tokens(spec: ModelSpec, x, backend: str) -> None:
+    """For a stack that starts with an embedding, a :class:`BackendError` unless the NumPy ``x``
+    holds integer token ids in 0..V−1: every twin refuses alike (torch raises its own IndexError,
+    TensorFlow's gather its own message, JAX clamps without an error). A tensor being traced into
+    a graph passes (its values are not known yet)."""
+    if spec.token_inputs and isinstance(x, np.ndarray):
+        problem = token_problem(x, spec.layers[0].vocabulary)
+        if problem:
+            raise BackendError(f"{backend} backend: x: {problem}")
 
 
 def given_tensors(spec: ModelSpec, weights, biases, tensors, backend: str) -> list[dict]:

@@ -57,7 +57,7 @@ from scratch.batching import batches
 from scratch.errors import BackendError
 from scratch.tensor_specs import gradient_name
 from twins import jax_layers
-from twins.backend_base import Backend, flat, given_tensors, nest
+from twins.backend_base import Backend, check_tokens, flat, given_tensors, nest
 from twins.jax_optimizers import hyperparameters, optimizer, optimizer_key, state_fields, transform
 
 jax.config.update("jax_enable_x64", True)
@@ -206,7 +206,7 @@ def _traced(params, running, config, x, targets, masks, *, structure, shapes):
         loss = _loss(config, _kernels(structure, params), zs[-1], activations[-1], targets)
         return loss, (zs, activations, batch)
 
-    taps = tuple([jnp.zeros((x.shape[0], *shape), x.dtype) for shape in shapes] for _ in range(2))
+    taps = tuple([jnp.zeros((x.shape[0], *shape), params[0].dtype) for shape in shapes] for _ in range(2))
     (loss, (zs, activations, batch)), (dparams, dtaps) = jax.value_and_grad(
         total, argnums=(0, 1), has_aux=True)(params, taps)
     norms = [layer for layer in structure if layer.kind == "batch_norm"]
@@ -233,11 +233,12 @@ def _layer_pass(config, index, a_prev, parameters, upstream, mask, *, layer, out
             return _loss(config, kernels, z, a, upstream), (z, a)
         return (a, _penalty(config, kernels)), (z, a)
 
-    tap = jnp.zeros((a_prev.shape[0], *shape), a_prev.dtype)
+    tokens = not jnp.issubdtype(a_prev.dtype, jnp.floating)     # an embedding's ids: no input gradient
+    tap = jnp.zeros((a_prev.shape[0], *shape), parameters[0].dtype if tokens else a_prev.dtype)
     out, pullback, (z, a) = jax.vjp(scalar, a_prev, parameters, tap, has_aux=True)
     cotangent = jnp.ones_like(out) if output else (upstream, jnp.ones_like(out[1]))
     da_prev, dparameters, dz = pullback(cotangent)
-    result = {"Z": z, "A": a, "dZ": dz, "dA_prev": da_prev}
+    result = {"Z": z, "A": a, "dZ": dz, "dA_prev": None if tokens else da_prev}
     traces = [gradient_name(tensor.name) for tensor in jax_layers.trainable(layer)]
     result.update(zip(traces, dparameters, strict=True))
     return result
@@ -339,7 +340,7 @@ class JaxBackend(Backend):
         """Inputs as JAX arrays, shapes and dtype asserted; for a compiled function, absent masks
         become masks of ones (A·1 = A exactly), so that one executable serves both."""
         dtype, shapes, m = self.spec.dtype, self.spec.layer_shapes, np.shape(x)[0]
-        x = to_jax(x, (m, *shapes[0]), dtype, "x")
+        x = to_jax(x, (m, *shapes[0]), self._input_dtype(x), "x")
         if targets is not None:
             targets = to_jax(targets, (m, *shapes[-1]), dtype, "targets")
         if masks is None and not compiled:
@@ -350,6 +351,15 @@ class JaxBackend(Backend):
                 mask = np.ones((m, *shapes[layer]), dtype)
             arrays.append(None if mask is None else to_jax(mask, (m, *shapes[layer]), dtype, f"mask {layer}"))
         return x, targets, arrays
+
+    def _input_dtype(self, x) -> str:
+        """The spec's dtype, or for token ids (a stack that starts with an embedding) their integer
+        dtype, each id checked here: JAX's indexing would clamp one out of range without an error."""
+        if not self.spec.token_inputs:
+            return self.spec.dtype
+        x = np.asarray(x)
+        check_tokens(self.spec, x, self.name)
+        return str(x.dtype)
 
     def _trace(self, x, targets, masks):
         x, targets, masks = self._batch(x, targets, masks)
@@ -405,7 +415,8 @@ class JaxBackend(Backend):
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
         shapes, dtype, m = self.spec.layer_shapes, self.spec.dtype, np.shape(a_prev)[0]
-        a_prev = to_jax(a_prev, (m, *shapes[layer - 1]), dtype, f"A{layer - 1}")
+        a_prev = to_jax(a_prev, (m, *shapes[layer - 1]), self._input_dtype(a_prev) if layer == 1 else dtype,
+                        f"A{layer - 1}")
         upstream = to_jax(upstream, (m, *shapes[layer]), dtype, f"upstream of layer {layer}")
         output = layer == self.spec.n_layers
         if mask is None and not output:
@@ -414,7 +425,7 @@ class JaxBackend(Backend):
         parameters = _split(self.structure, self.params)[layer - 1]
         out = _compiled_layer(self.config, layer - 1, a_prev, parameters, upstream, mask,
                               layer=self.structure[layer - 1], output=output, shape=shapes[layer])
-        return {key: np.array(value) for key, value in out.items()}
+        return {key: None if value is None else np.array(value) for key, value in out.items()}
 
     def fit(self, x, targets, plan, fused=False):
         """``fused``: every step through :func:`_training_step`, one executable per batch shape

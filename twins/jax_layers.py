@@ -27,6 +27,13 @@ among all of them (compile times in ``docs/speed.md``).
               JAX has no stateful layer: the running update ρ·old + (1 − ρ)·new, with the new
               variance unbiased (·n/(n − 1)) or biased as the spec says, is :func:`moved_statistics`.
 * layer_norm  ``jax.nn.standardize(algorithm="stable")`` over the features, then γ·x̂ + β.
+* embedding   ``E[X]`` (``jnp.take`` of the rows); JAX clamps an index out of range to the last row
+              (``x[i]``) or gives NaN (``jnp.take``) without an error, so the backend checks every
+              token id on the host before a pass (``twins.jax_backend``).
+* simple_rnn, the cell in ``jax.numpy`` over ``lax.scan`` (``twins.jax_recurrent``: JAX has no
+  lstm, gru  recurrent layer), torch's layout and gate order, from a zero state; every h_t or h_T.
+* sequence_  ``x[:, -1]`` or ``jnp.mean`` over time.
+  pool
 * prelu       ``jnp.where(z > 0, z, α·z)`` (slope α at z = 0) or ``relu(z) − α·relu(−z)`` (slope 0
               at z = 0: Keras's form), as ``slope_at_zero`` says; α in its canonical
               broadcastable shape.
@@ -42,6 +49,7 @@ from jax import lax
 
 from scratch.errors import BackendError
 from scratch.layer_specs import LAYER_SPECS
+from twins.jax_recurrent import run_recurrent
 
 
 class Layer(NamedTuple):
@@ -50,6 +58,7 @@ class Layer(NamedTuple):
     kind: str
     options: tuple = ()
     activation: str | None = None        # g_l fixed at compile time; None: the runtime choice
+    tensors: tuple = ()                  # the layer's declared trainable tensors (TensorSpec), in order
 
 
 def describe(spec) -> tuple[Layer, ...]:
@@ -59,7 +68,8 @@ def describe(spec) -> tuple[Layer, ...]:
     for layer in spec.numbered_layers:
         if layer.kind not in LAYERS:
             raise BackendError(f"jax backend: no JAX layer for kind {layer.kind!r}")
-        layers.append(Layer(layer.kind, LAYERS[layer.kind].options(layer)))
+        layers.append(Layer(layer.kind, LAYERS[layer.kind].options(layer),
+                            tensors=tuple(tensor for tensor in layer.tensors if tensor.trainable)))
     if spec.is_mlp:
         return tuple(layers)
     return tuple(layer._replace(activation=name) if has_activation(layer) else layer
@@ -67,8 +77,9 @@ def describe(spec) -> tuple[Layer, ...]:
 
 
 def trainable(layer: Layer) -> tuple:
-    """The declared trainable tensors of ``layer``'s kind (``scratch.layer_specs``), in order."""
-    return tuple(tensor for tensor in LAYER_SPECS[layer.kind].tensors if tensor.trainable)
+    """The declared trainable tensors of ``layer`` (``scratch.layer_specs``; a recurrent layer's
+    follow its bias convention), in order."""
+    return layer.tensors
 
 
 def kernels(layer: Layer, parameters: tuple) -> tuple:
@@ -161,6 +172,21 @@ def _pool(kind: str) -> Kind:
                 lambda options, parameters, a, statistics: (pool2d(a, kind, *options), None))
 
 
+def _recurrent_options(layer) -> tuple:
+    return (layer.kind, getattr(layer, "nonlinearity", "tanh"), getattr(layer, "reset_after", True),
+            layer.return_sequences, tuple(tensor.name for tensor in layer.tensors))
+
+
+def recurrent(options: tuple, parameters: tuple, a):
+    """Every h_t (m, T, H), or h_T, of a recurrent layer from a zero state."""
+    kind, nonlinearity, reset_after, return_sequences, names = options
+    tensors = dict(zip(names, parameters, strict=True))
+    zero = jnp.zeros((a.shape[0], tensors["weight_hh"].shape[1]), a.dtype)
+    states = run_recurrent(kind, tensors, a, (zero, zero) if kind == "lstm" else zero,
+                           activation=nonlinearity, reset_after=reset_after)
+    return states if return_sequences else states[:, -1]
+
+
 # The one table: each numbered layer kind → its :class:`Kind` row.
 LAYERS = {
     "dense": Kind(_none, lambda options, p, a, s: (a @ p[0].T + p[1], None)),   # canonical W (n_out, n_in)
@@ -175,6 +201,13 @@ LAYERS = {
                        lambda options, p, a, s: (layer_norm(a, *p, *options), None)),
     "prelu": Kind(lambda layer: (layer.slope_at_zero,),
                   lambda options, p, a, s: (prelu(a, p[0], *options), None)),
+    "embedding": Kind(_none, lambda options, p, a, s: (jnp.take(p[0], a, axis=0), None)),
+    "simple_rnn": Kind(_recurrent_options, lambda options, p, a, s: (recurrent(options, p, a), None)),
+    "lstm": Kind(_recurrent_options, lambda options, p, a, s: (recurrent(options, p, a), None)),
+    "gru": Kind(_recurrent_options, lambda options, p, a, s: (recurrent(options, p, a), None)),
+    "sequence_pool": Kind(lambda layer: (layer.mode,),
+                          lambda options, p, a, s: (a[:, -1] if options[0] == "last" else jnp.mean(a, axis=1),
+                                                    None)),
 }
 
 

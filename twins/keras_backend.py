@@ -33,8 +33,17 @@ from judge.optimizer_state import OptimizerState
 from scratch.batching import batches
 from scratch.errors import BackendError
 from scratch.tensor_specs import gradient_name
-from twins.backend_base import Backend, given_tensors
-from twins.keras_layers import LAYERS, Block, checked_statistics, plan_dropout, to_canonical_map, to_keras_map
+from twins.backend_base import Backend, check_tokens, given_tensors
+from twins.keras_layers import (
+    LAYERS,
+    Block,
+    checked_statistics,
+    distinct_variables,
+    plan_dropout,
+    to_canonical_map,
+    to_keras_map,
+    variable_values,
+)
 
 if keras.backend.backend() != "tensorflow":
     raise BackendError(f"keras backend: Keras runs on {keras.backend.backend()!r}; set "
@@ -109,18 +118,19 @@ class KerasBackend(Backend):
             if isinstance(step, Block):
                 self.blocks.append(step)
         self.held = [block.parameters for block in self.blocks if block.parameters]   # per parameter layer
-        self.layouts = [p for held in self.held for p in held.values()]   # the optimizer's order
-        self.variables = [p.variable for p in self.layouts]
+        self.layouts = [p for held in self.held for p in held.values()]   # the declared tensors, in order
+        self.variables = distinct_variables(self.layouts)                  # the optimizer's order
         self.moving = [block.statistics for block in self.blocks if block.statistics is not None]
         self._assign_tensors(given_tensors(spec, weights, biases, tensors, self.name), check_dtype=True)
         if statistics is not None:
             self._assign_statistics(statistics)
         self.loss_fn, self.loss_input = _loss(spec)
         self.regularizer = _regularizer(spec)
-        self.kernels = [block.kernel for block in self.blocks if block.kernel is not None]
+        self.kernels = [kernel for block in self.blocks for kernel in block.kernels]
 
     def _assign_tensors(self, tensors, check_dtype: bool = False) -> None:
         """The named tensors of every layer with parameters (canonical layout) into the Keras variables."""
+        arrays = []
         for number, given, held in zip(self.spec.parameter_layers, tensors, self.held, strict=True):
             if sorted(given) != sorted(held):
                 raise BackendError(f"keras backend: layer {number} holds {', '.join(held)}, "
@@ -130,7 +140,9 @@ class KerasBackend(Backend):
                 if check_dtype and array.dtype != np.dtype(self.spec.dtype):
                     raise BackendError(f"keras backend: {parameter.label} is {array.dtype}, "
                                        f"spec says {self.spec.dtype}")
-                parameter.variable.assign(parameter.to_keras(array))
+                arrays.append(array)
+        for variable, value in zip(self.variables, variable_values(self.layouts, arrays), strict=True):
+            variable.assign(value)
 
     def _assign_statistics(self, statistics) -> None:
         """(running mean, running variance) of every batch_norm layer into its moving statistics."""
@@ -155,6 +167,7 @@ class KerasBackend(Backend):
     def _forward(self, x, masks, training: bool):
         """:meth:`forward` without restoring the moving statistics (a training step moves them);
         a dropout step applies the plan's mask of the block before it."""
+        check_tokens(self.spec, x, self.name)
         a = tf.convert_to_tensor(to_keras_map(x))
         zs, activations = [], []
         for step in self.steps:
@@ -203,16 +216,24 @@ class KerasBackend(Backend):
             out[f"dZ{layer}"] = to_canonical_map(grads["Z"][layer - 1].numpy())
             if grads["A"][layer - 1] is not None:
                 out[f"dA{layer}"] = to_canonical_map(grads["A"][layer - 1].numpy())
-        gradients = iter(grads["W"])
+        gradients = self._per_parameter(grads["W"])
         for held, names in zip(self.held, self.spec.gradient_names, strict=True):
             for parameter, name in zip(held.values(), names, strict=True):
-                out[name] = parameter.to_canonical(next(gradients).numpy())
+                out[name] = parameter.to_canonical(next(gradients))
         return out
+
+    def _per_parameter(self, values, parameters=None):
+        """An iterator over the value of each of ``parameters`` (every declared tensor by default)
+        from ``values``, one per distinct variable (a variable of rows gives each its row)."""
+        parameters = self.layouts if parameters is None else parameters
+        by_variable = {id(variable): np.asarray(tf.convert_to_tensor(value))   # an embedding's: IndexedSlices
+                       for variable, value in zip(distinct_variables(parameters), values, strict=True)}
+        return iter([by_variable[id(p.variable)] for p in parameters])
 
     def layer_trace(self, layer, a_prev, upstream, mask=None):
         block = self.blocks[layer - 1]
         a_in = tf.constant(to_keras_map(a_prev))
-        variables = [p.variable for p in block.parameters.values()]
+        variables = distinct_variables(list(block.parameters.values()))
         with self._statistics_kept(), tf.GradientTape() as tape:
             tape.watch(a_in)
             z, a = block(a_in, training=True)
@@ -222,16 +243,20 @@ class KerasBackend(Backend):
                 output_gradients = [tf.ones_like(targets[0])]
             else:
                 targets, output_gradients = [a], [tf.constant(to_keras_map(upstream))]
-            if self.regularizer is not None and block.kernel is not None:
-                targets.append(self.regularizer(block.kernel))
+            if self.regularizer is not None and block.kernels:
+                targets.append(tf.add_n([self.regularizer(kernel) for kernel in block.kernels]))
                 output_gradients.append(tf.ones_like(targets[-1]))
         dz, da_prev, *dparameters = tape.gradient(targets, [z, a_in, *variables],
                                                   output_gradients=output_gradients)
         out = {"Z": to_canonical_map(z.numpy()), "A": to_canonical_map(a.numpy()),
-               "dZ": to_canonical_map(dz.numpy()), "dA_prev": to_canonical_map(da_prev.numpy())}
+               "dZ": to_canonical_map(dz.numpy()),
+               "dA_prev": None if da_prev is None else to_canonical_map(da_prev.numpy())}   # token ids: None
         traces = [gradient_name(tensor.name) for tensor in block.declared if tensor.trainable]
-        for key, parameter, gradient in zip(traces, block.parameters.values(), dparameters, strict=True):
-            out[key] = parameter.to_canonical(gradient.numpy())
+        parameters = list(block.parameters.values())
+        for key, parameter, gradient in zip(traces, parameters,
+                                            self._per_parameter(dparameters, parameters),
+                                            strict=True):
+            out[key] = parameter.to_canonical(gradient)
         return out
 
     def _step(self, x, targets, masks):
@@ -269,7 +294,7 @@ class KerasBackend(Backend):
         return tf.function(self._step)
 
     def apply_gradients(self, gradients):
-        grads = [tf.constant(p.to_keras(g)) for p, g in zip(self.layouts, gradients, strict=True)]
+        grads = [tf.constant(value) for value in variable_values(self.layouts, gradients)]
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
 
     def _state_variables(self) -> dict[str, list]:
@@ -286,17 +311,20 @@ class KerasBackend(Backend):
 
     def optimizer_state(self):
         buffers = self._state_variables()
-        slots = [{ours: parameter.to_canonical(variables[index].numpy())
-                  for ours, variables in buffers.items()} for index, parameter in enumerate(self.layouts)]
+        per_parameter = {ours: list(self._per_parameter([v.numpy() for v in variables]))
+                         for ours, variables in buffers.items()}
+        slots = [{ours: parameter.to_canonical(values[index]) for ours, values in per_parameter.items()}
+                 for index, parameter in enumerate(self.layouts)]
         return OptimizerState(int(self.optimizer.iterations.numpy()), slots)
 
     def restore(self, tensors, state):
         """Parameters and optimizer state; the moving statistics stay as they are."""
         self._assign_tensors(tensors)
         for ours, variables in self._state_variables().items():
-            for index, (parameter, variable) in enumerate(zip(self.layouts, variables, strict=True)):
-                variable.assign(parameter.to_keras(state.slots[index][ours]) if state.t
-                                else np.zeros(variable.shape, self.spec.dtype))
+            values = (variable_values(self.layouts, [slot[ours] for slot in state.slots]) if state.t
+                      else [np.zeros(variable.shape, self.spec.dtype) for variable in variables])
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
         self.optimizer.iterations.assign(state.t)
 
     def graph_train_step(self):

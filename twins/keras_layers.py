@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from scratch.errors import BackendError
 from scratch.layer_specs import activation_of
+from twins.recurrent_layouts import from_keras_blocks, to_keras_blocks
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
@@ -65,30 +66,65 @@ def sample_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Parameter:
-    """A trainable Keras variable and ``axes``, the transpose taking the file's layout to the
-    variable's (None: the same layout)."""
+    """A trainable Keras variable (or one ``row`` of it) and how the file's layout becomes the
+    variable's: ``gates``, the recurrent kind whose gate blocks (the canonical leading axis) are put
+    in Keras's order (``twins.recurrent_layouts``), then ``axes``, the transpose (None: the same
+    layout). ``row``: Keras's ``GRU(reset_after=True)`` keeps b_ih and b_hh as the rows of one
+    (2, 3H) variable, so two declared tensors share it (:func:`variable_values`)."""
 
     variable: keras.Variable
     label: str
     axes: tuple[int, ...] | None = None
+    gates: str | None = None
+    row: int | None = None
 
     @property
     def canonical_shape(self) -> tuple[int, ...]:
-        shape = tuple(self.variable.shape)
+        shape = tuple(self.variable.shape)[self.row is not None:]
         return shape if self.axes is None else tuple(shape[k] for k in np.argsort(self.axes))
 
     def to_keras(self, array: np.ndarray) -> np.ndarray:
-        """A canonical array (``canonical_shape``) in the variable's layout."""
+        """A canonical array (``canonical_shape``) in the variable's layout (its row's)."""
         if np.shape(array) != self.canonical_shape:
             raise BackendError(f"keras backend: expected {self.label} of shape {self.canonical_shape}, "
                                f"got {np.shape(array)}")
+        if self.gates is not None:
+            array = to_keras_blocks(np.asarray(array), self.gates)
         return array if self.axes is None else np.ascontiguousarray(np.transpose(array, self.axes))
 
     def to_canonical(self, array: np.ndarray) -> np.ndarray:
-        """An array in the variable's layout back in the file's."""
-        if self.axes is None:
-            return np.array(array, copy=True)
-        return np.ascontiguousarray(np.transpose(array, np.argsort(self.axes)))
+        """The variable's value (or gradient, or optimizer slot) back in the file's layout: its row's."""
+        array = np.asarray(array)
+        if self.row is not None:
+            array = array[self.row]
+        if self.axes is not None:
+            array = np.transpose(array, np.argsort(self.axes))
+        if self.gates is not None:
+            array = from_keras_blocks(array, self.gates)
+        return np.array(array, copy=True, order="C")
+
+
+def distinct_variables(parameters: list[Parameter]) -> list:
+    """The Keras variables behind ``parameters``, each once, in order (a row's variable at its first row)."""
+    return list({id(p.variable): p.variable for p in parameters}.values())
+
+
+def variable_values(parameters: list[Parameter], arrays) -> list[np.ndarray]:
+    """The value of each of :func:`distinct_variables` from the canonical ``arrays`` (one per
+    parameter, in order): a variable of rows stacks its parameters' rows."""
+    values: dict[int, dict] = {}
+    for parameter, array in zip(parameters, arrays, strict=True):
+        values.setdefault(id(parameter.variable), {})[parameter.row] = parameter.to_keras(array)
+    out = []
+    for variable in distinct_variables(parameters):
+        rows = values[id(variable)]
+        if set(rows) == {None}:
+            out.append(rows[None])
+        elif sorted(rows) == list(range(variable.shape[0])):
+            out.append(np.stack([rows[row] for row in sorted(rows)]))
+        else:
+            raise BackendError(f"keras backend: variable {variable.path} of {len(rows)} rows is incomplete")
+    return out
 
 
 def checked_statistics(moving, statistics, dtype: str, where: str) -> list[tuple]:
@@ -154,10 +190,10 @@ class Block:
     """Numbered layer l: Z_l = its Keras layers applied in order, A_l = g_l(Z_l).
 
     ``parameters`` {declared name: :class:`Parameter`} of the layer's trainable tensors in
-    declaration order (W, b; γ, β; α), ``kernel`` the variable L2 penalizes (the tensor declared
-    ``l2``), ``statistics`` the (moving_mean, moving_variance) of a BatchNormalization. Every
-    layer is built for the spec's input shape, and the output shape Keras computes must be the
-    spec's."""
+    declaration order (W, b; γ, β; α; W_ih, W_hh, b_ih, b_hh), ``kernels`` the variables L2
+    penalizes (the tensors declared ``l2``), ``statistics`` the (moving_mean, moving_variance) of
+    a BatchNormalization. Every layer is built for the spec's input shape, and the output shape
+    Keras computes must be the spec's."""
 
     def __init__(self, number: int, layers: list, spec):
         self.number, self.layers = number, layers
@@ -172,19 +208,20 @@ class Block:
                                f"gives {shape} in Keras, the spec says {expected}")
         self.declared = spec.numbered_layers[number - 1].tensors
         self.parameters: dict[str, Parameter] = {}
-        self.kernel = None
+        self.kernels: list = []
         self.statistics = None
 
     def holds(self, **variables) -> Block:
         """Declare the layer's variables by their declared names: ``name=variable`` (the same
-        layout as the file's) or ``name=(variable, axes)`` (see :class:`Parameter`)."""
+        layout as the file's), ``name=(variable, axes)`` or ``name=(variable, axes, gates, row)``
+        (see :class:`Parameter`)."""
         for tensor in self.declared:
             if tensor.trainable:
-                variable, axes = (variables[tensor.name] if isinstance(variables[tensor.name], tuple)
-                                  else (variables[tensor.name], None))
-                self.parameters[tensor.name] = Parameter(variable, f"{tensor.name}{self.number}", axes)
+                given = variables[tensor.name]
+                variable, *layout = given if isinstance(given, tuple) else (given,)
+                self.parameters[tensor.name] = Parameter(variable, f"{tensor.name}{self.number}", *layout)
                 if tensor.l2:
-                    self.kernel = variable
+                    self.kernels.append(variable)
         return self
 
     def __call__(self, a, training: bool):
@@ -284,6 +321,52 @@ def prelu_block(layer, number, spec):
     return Block(number, [prelu], spec).holds(alpha=(prelu.alpha, PRELU_AXES) if maps else prelu.alpha)
 
 
+def embedding_block(layer, number, spec):
+    """``Embedding(V, d)``: its ``embeddings`` (V, d) is the file's E."""
+    embedding = keras.layers.Embedding(layer.vocabulary, layer.dimension, dtype=spec.dtype)
+    return Block(number, [embedding], spec).holds(E=embedding.embeddings)
+
+
+KERAS_RNN = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def recurrent_block(layer, number, spec):
+    """``SimpleRNN`` / ``LSTM`` / ``GRU`` (``return_sequences``, from a zero state): kernel
+    (n, G·H) and recurrent_kernel (H, G·H), the file's W_ih and W_hh with the gate blocks in
+    Keras's order, transposed; one bias (G·H,), or ``GRU(reset_after=True)``'s (2, 3H), whose rows
+    are b_ih and b_hh. Keras's SimpleRNN and LSTM have one bias, so ``biases="two"`` is refused."""
+    if layer.kind != "gru" and layer.biases != "one":
+        raise BackendError(
+            f"keras backend: layer {number} {layer.kind} with two biases (torch's b_ih + b_hh): "
+            f"keras.layers.{KERAS_RNN[layer.kind].__name__} has one bias; the pair is the same forward "
+            "pass, but each gets the full gradient, so under training it moves twice as far; "
+            "use biases='one'")
+    options = dict(return_sequences=layer.return_sequences, dtype=spec.dtype)
+    if layer.kind == "simple_rnn":
+        options["activation"] = layer.nonlinearity
+    if layer.kind == "gru":
+        options["reset_after"] = layer.reset_after
+    recurrent = KERAS_RNN[layer.kind](layer.units, **options)
+    block = Block(number, [recurrent], spec)
+    cell, kind = recurrent.cell, layer.kind
+    variables = dict(weight_ih=(cell.kernel, (1, 0), kind), weight_hh=(cell.recurrent_kernel, (1, 0), kind))
+    if layer.biases == "two":
+        variables.update(bias_ih=(cell.bias, None, kind, 0), bias_hh=(cell.bias, None, kind, 1))
+    else:
+        variables["bias"] = (cell.bias, None, kind)
+    return block.holds(**variables)
+
+
+def sequence_pool_block(layer, number, spec):
+    """The mean: ``GlobalAveragePooling1D``; the last step: ``Cropping1D`` of the first T − 1 steps,
+    then ``Reshape`` (m, 1, H) → (m, H)."""
+    steps, width = spec.layer_shapes[number - 1]
+    if layer.mode == "mean":
+        return Block(number, [keras.layers.GlobalAveragePooling1D(dtype=spec.dtype)], spec)
+    return Block(number, [keras.layers.Cropping1D((steps - 1, 0), dtype=spec.dtype),
+                          keras.layers.Reshape((width,), dtype=spec.dtype)], spec)
+
+
 def plan_dropout(a, mask: np.ndarray | None):
     """Inverted dropout with the training plan's mask D_l (``scratch.batching``, canonical
     layout): A_l ⊙ D_l."""
@@ -302,5 +385,10 @@ LAYERS = {
     "batch_norm": batch_norm_block,
     "layer_norm": layer_norm_block,
     "prelu": prelu_block,
+    "embedding": embedding_block,
+    "simple_rnn": recurrent_block,
+    "lstm": recurrent_block,
+    "gru": recurrent_block,
+    "sequence_pool": sequence_pool_block,
     "dropout": lambda layer, number, spec: plan_dropout,
 }

@@ -41,6 +41,16 @@ def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(order))
 
 
+def to_keras_blocks(array: np.ndarray, kind: str) -> np.ndarray:
+    """``array``'s leading G gate blocks from torch's order into Keras's (the GRU's r, z, n → z, r, h)."""
+    return _blocks(array, kind, KERAS_BLOCKS[kind])
+
+
+def from_keras_blocks(array: np.ndarray, kind: str) -> np.ndarray:
+    """The inverse of :func:`to_keras_blocks`: Keras's gate order back to torch's."""
+    return _blocks(array, kind, _inverse(KERAS_BLOCKS[kind]))
+
+
 def check_tensors(kind: str, tensors: dict) -> None:
     """The tensors of one ``kind`` layer are the declared ones, each of its shape (n features and
     H units read from ``weight_ih`` and ``weight_hh``); a conversion checks before it converts."""

@@ -35,7 +35,7 @@ from torch import nn
 from judge.optimizer_state import OptimizerState
 from scratch.errors import BackendError
 from scratch.tensor_specs import gradient_name
-from twins.backend_base import Backend, given_tensors
+from twins.backend_base import Backend, check_tokens, given_tensors
 from twins.torch_layers import DTYPES, build_layers, running_statistics_kept
 
 # CCE and BCE take the logits Z_L; MSE takes A_L.
@@ -143,6 +143,7 @@ class TorchBackend(Backend):
         order (A_l after the plan's dropout mask D_l). ``keep_intermediates`` retains every Z and
         A's gradient for :meth:`trace`; BatchNorm's running statistics move only with
         ``update_statistics`` (:meth:`train_step`)."""
+        check_tokens(self.spec, x, self.name)
         a = torch.from_numpy(x)
         if keep_intermediates and not self.layers[0].tensors:
             a.requires_grad_(True)          # so that Z_1 of a layer without parameters has a gradient
@@ -191,7 +192,9 @@ class TorchBackend(Backend):
         numbered = self.layers[layer - 1]
         kernels = [numbered.tensors[t.name] for t in self.spec.numbered_layers[layer - 1].tensors if t.l2]
         self.layers.zero_grad(set_to_none=True)
-        a_in = torch.from_numpy(np.array(a_prev, copy=True)).requires_grad_(True)
+        a_in = torch.from_numpy(np.array(a_prev, copy=True))
+        if a_in.is_floating_point():                       # an embedding's token ids have no gradient
+            a_in.requires_grad_(True)
         with self.kept_statistics():
             z, a = numbered(a_in, mask)
         z.retain_grad()
@@ -206,7 +209,7 @@ class TorchBackend(Backend):
                 grad_outputs.append(None)
             torch.autograd.backward(outputs, grad_outputs)
         out = {"Z": z.detach().numpy(), "A": a.detach().numpy(), "dZ": z.grad.numpy(),
-               "dA_prev": a_in.grad.numpy()}
+               "dA_prev": None if a_in.grad is None else a_in.grad.numpy()}
         if numbered.tensors:
             position = self.spec.parameter_layers.index(layer)
             out.update(_gradients(numbered.tensors, self.shapes[position],
@@ -292,6 +295,7 @@ class TorchBackend(Backend):
         self.layers.eval()
         try:
             with torch.no_grad():
+                check_tokens(self.spec, x, self.name)
                 a = torch.from_numpy(x)
                 for layer in self.layers:
                     z, a = layer(a)

@@ -28,6 +28,13 @@ transposed at the boundary. Per kind:
   on flat features one per element is one per channel. Its weight (1,) or (C,) is the canonical α
   reshaped ((1, 1, 1) or (C, 1, 1) on maps). Its gradient at z = 0 is α (``z > 0 ? dz : α·dz``),
   so ``slope_at_zero="zero"`` (Keras's convention) is refused.
+* embedding: ``nn.Embedding(V, d)`` (weight (V, d), the file's E); its inputs are int64 token ids.
+* simple_rnn / lstm / gru: ``nn.RNN`` (``nonlinearity``) / ``nn.LSTM`` / ``nn.GRU``, one layer,
+  ``batch_first=True``, from a zero state, its ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
+  ``bias_hh_l0`` the file's tensors as they are (``twins.recurrent_layouts``: torch's layout is the
+  file's); the output every h_t (m, T, H) or h_T (``output[:, -1]``). torch's layers always add two
+  biases, so ``biases="one"`` (Keras's) is refused, and its GRU is the reset-after form only.
+* sequence_pool: the last step ``x[:, -1]`` or ``x.mean(dim=1)``.
 * dropout: :class:`PlanDropout` inside the layer it follows, the plan's mask D_l on A_l.
 
 Each row returns a :class:`Row`: the module and its named variables ({declared name: the
@@ -183,6 +190,58 @@ def _prelu(layer, shape, spec, dtype) -> Row:
     return Row(prelu, {"alpha": prelu.weight})
 
 
+def _embedding(layer, shape, spec, dtype) -> Row:
+    embedding = nn.Embedding(layer.vocabulary, layer.dimension, dtype=dtype)
+    return Row(embedding, {"E": embedding.weight})
+
+
+class Sequence(nn.Module):
+    """A one-layer ``nn.RNN/LSTM/GRU`` (batch first) from a zero state: every h_t (m, T, H), or
+    the last h_T (m, H)."""
+
+    def __init__(self, recurrent: nn.Module, return_sequences: bool):
+        super().__init__()
+        self.recurrent, self.return_sequences = recurrent, return_sequences
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.recurrent(x)
+        return states if self.return_sequences else states[:, -1]
+
+
+def _recurrent(layer, shape, spec, dtype) -> Row:
+    if layer.kind == "gru" and not layer.reset_after:
+        raise BackendError(
+            "torch backend: gru reset_after=False (the paper's form, r applied to h before W_hn): "
+            "nn.GRU applies r after the recurrent product (r ⊙ (h·W_hnᵀ + b_hn)) only; use "
+            "reset_after=True")
+    if layer.biases != "two":
+        raise BackendError(
+            f"torch backend: {layer.kind} with one bias (Keras's convention): nn.{_TORCH_RNN[layer.kind]} "
+            "always adds b_ih + b_hh and trains both (each gets the full gradient, so the pair moves "
+            "twice as far as one bias); use biases='two'")
+    settings = dict(batch_first=True, dtype=dtype)
+    if layer.kind == "simple_rnn":
+        settings["nonlinearity"] = layer.nonlinearity
+    recurrent = getattr(nn, _TORCH_RNN[layer.kind])(shape[1], layer.units, **settings)
+    tensors = {name: getattr(recurrent, f"{name}_l0")
+               for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    return Row(Sequence(recurrent, layer.return_sequences), tensors)
+
+
+_TORCH_RNN = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+class SequencePool(nn.Module):
+    """(m, T, H) → (m, H): the last step or the mean over time."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, -1] if self.mode == "last" else x.mean(dim=1)
+
+
 # The one table: each numbered layer kind of the spec → its :class:`Row` (the torch module computing
 # Z_l from A_{l−1} and its named variables; ``shape``: the shape of one sample of A_{l−1}).
 LAYERS = {
@@ -195,6 +254,11 @@ LAYERS = {
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
     "prelu": _prelu,
+    "embedding": _embedding,
+    "simple_rnn": _recurrent,
+    "lstm": _recurrent,
+    "gru": _recurrent,
+    "sequence_pool": lambda layer, shape, spec, dtype: Row(SequencePool(layer.mode)),
 }
 
 

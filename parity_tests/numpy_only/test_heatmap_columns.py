@@ -13,7 +13,8 @@ def row(quantity: str, layer: int | None) -> dict:
 
 
 def test_every_declared_gradient_is_a_column_after_dz_in_registry_order():
-    assert GRADIENTS == ("dW", "db", "dgamma", "dbeta", "dalpha")
+    assert GRADIENTS == ("dW", "db", "dgamma", "dbeta", "dalpha", "dE", "dweight_ih", "dweight_hh",
+                         "dbias_ih", "dbias_hh", "dbias")
     assert ORDER == ("Z", "A", "loss", "dA", "dZ", *GRADIENTS)
 
 

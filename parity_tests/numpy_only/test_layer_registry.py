@@ -79,11 +79,13 @@ def test_every_kind_has_a_mutant_of_its_engine_module(kind):
 
 def test_declared_tensors_give_the_shapes_the_weight_file_has_always_used():
     """Format 2's names are torch's attributes: every kind's trainable tensors are stored as weight
-    and bias (or weight alone), its statistics as running_mean, running_var."""
+    and bias (or weight alone), its statistics as running_mean, running_var; a recurrent layer's
+    as torch's ``weight_ih_l0``, … without the ``_l0`` (or Keras's one ``bias``)."""
     for spec in LAYER_SPECS.values():
         stored = [t.stored for t in spec.tensors]
         assert stored in ([], ["weight"], ["weight", "bias"],
-                          ["weight", "bias", "running_mean", "running_var"])
+                          ["weight", "bias", "running_mean", "running_var"],
+                          ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "bias"])
 
 
 @pytest.mark.parametrize("kind", sorted(LAYER_SPECS))

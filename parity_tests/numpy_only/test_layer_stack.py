@@ -86,7 +86,8 @@ def whole_stack_check(spec: ModelSpec, samples: int = 3, seed: int = 0) -> None:
     # move γ off 1 and every bias off 0 (an all-padding patch gives Z = b: on ReLU's kink at b = 0)
     for parameter in model.parameters:
         parameter += 0.1 * rng.standard_normal(parameter.shape)
-    x = rng.standard_normal((samples, *spec.input_shape))
+    x = (rng.integers(0, spec.layers[0].vocabulary, (samples, *spec.input_shape)) if spec.token_inputs
+         else rng.standard_normal((samples, *spec.input_shape)))
     y = model.targets(rng.integers(0, spec.layer_shapes[-1][0], samples))
     masks = dropout_masks(spec, 0, samples)
     forward = model.forward(x, masks)
@@ -145,7 +146,7 @@ def test_lenet5_shapes_are_the_textbook_ones():
     ((1, 4, 4), (FlattenSpec(), LayerNormSpec(), DenseSpec(3, "softmax")), None, None),
     ((1, 4, 4), (LayerNormSpec(), FlattenSpec(), DenseSpec(3, "softmax")), "layers[0]", "flat features"),
     ((1, 4, 4), (FlattenSpec(), DenseSpec(3, "tanh"), DropoutSpec(0.5)), "layers[2]", "must directly follow"),
-    ((1, 4), (FlattenSpec(), DenseSpec(3, "softmax")), "inputs", "expected n or (C, H, W)"),
+    ((1, 2, 3, 4), (FlattenSpec(), DenseSpec(3, "softmax")), "inputs", "expected n, (T, n) or (C, H, W)"),
 ])
 def test_a_stack_that_does_not_fit_names_the_layer(inputs, layers, field, message):
     if field is None:

@@ -230,7 +230,7 @@ def test_embedding_picks_rows_and_sums_the_gradient_of_a_repeated_token():
 
 @pytest.mark.parametrize("tokens,message", [(np.array([[0, 5]]), "token 5 is outside 0..4"),
                                             (np.array([[-1, 0]]), "token -1 is outside 0..4"),
-                                            (np.array([[0.0, 1.0]]), "expected integer tokens")])
+                                            (np.array([[0.0, 1.0]]), "expected integer token ids")])
 def test_embedding_refuses_a_token_it_has_no_row_for(tokens, message):
     with pytest.raises(ValueError, match=message):
         Embedding(np.zeros((5, 2))).run(tokens)

@@ -50,7 +50,8 @@ from scratch.tensor_specs import gradient_name
 REUSED = "reused value: gradients summed"
 X_SPACE = 18           # between boxes in a layer of the layout
 Y_SPACE = 22           # between layers
-DISPLAY = {"gamma": "γ", "beta": "β", "alpha": "α"}
+DISPLAY = {"gamma": "γ", "beta": "β", "alpha": "α", "weight_ih": "W_ih", "weight_hh": "W_hh",
+           "bias_ih": "b_ih", "bias_hh": "b_hh"}
 
 
 def sig3(value) -> float:
@@ -144,9 +145,39 @@ def _prelu(q, params, layer):
             {"alpha": f"multiply: {da} = Σ {q.dz}⊙min(0, {q.prev})"})
 
 
+def _embedding(q, params, layer):
+    e, de = params["E"]
+    return ("embedding", f"embedding (a lookup: no gradient reaches the integer ids {q.prev})",
+            {"E": f"scatter-add: {de}[v] = Σ of {q.dz} over every position holding token v"})
+
+
+# what each recurrent kind's step hands back to h_{t−1} (the gradient δ_t of its gate pre-activations)
+_STEP_BACK = {"simple_rnn": "δa_t = δh_t⊙g′(a_t); δh_{t−1} += δa_t·W_hh",
+              "lstm": "δc_t = δc_{t+1}⊙f_{t+1} + δh_t⊙o⊙(1 − tanh²c_t); [δi, δf, δg, δo]_t = δz_t; "
+                      "δh_{t−1} += δz_t·W_hh",
+              "gru": "δn, δz, δr from δh_t; δh_{t−1} += δh_t⊙z + δ_t·W_hh"}
+
+
+def _recurrent(q, params, layer):
+    names = {name: pair[1] for name, pair in params.items()}
+    rules = {"weight_ih": f"summed over steps: {names['weight_ih']} = Σ_t δ_tᵀ·X_t",
+             "weight_hh": f"summed over steps: {names['weight_hh']} = Σ_t δ_tᵀ·h_(t−1)"}
+    rules.update((name, f"summed over rows and steps: {names[name]} = Σ_t Σ_rows δ_t")
+                 for name in ("bias_ih", "bias_hh", "bias") if name in names)
+    return (layer.kind, f"BPTT, t = T … 1: {_STEP_BACK[layer.kind]}; {q.d_prev}_t = δ_t·W_ih", rules)
+
+
+def _sequence_pool(q, params, layer):
+    rule = (f"last step: {q.d_prev}_T = {q.dz}, 0 at every other step" if layer.mode == "last"
+            else f"mean over time: {q.d_prev}_t = {q.dz}/T at every step")
+    return ("sequence_pool", rule, {})
+
+
 KINDS: dict[str, Rules] = {"dense": _dense, "conv2d": _conv, "max_pool2d": _max_pool,
                            "avg_pool2d": _avg_pool, "global_avg_pool2d": _global_avg, "flatten": _flatten,
-                           "batch_norm": _batch_norm, "layer_norm": _layer_norm, "prelu": _prelu}
+                           "batch_norm": _batch_norm, "layer_norm": _layer_norm, "prelu": _prelu,
+                           "embedding": _embedding, "simple_rnn": _recurrent, "lstm": _recurrent,
+                           "gru": _recurrent, "sequence_pool": _sequence_pool}
 """Every layer kind's rules (a kind missing here is refused by :func:`graph_data`, naming it)."""
 SPLIT_BIAS = ("dense", "conv2d")
 """The kinds drawn as two ops, the product and then ``add bias`` (Z_l = product + b_l)."""

@@ -87,6 +87,15 @@ def time_major(array: np.ndarray) -> np.ndarray:
 batch_major = time_major                # (T, m, …) → (m, T, …): the layer's boundary layout
 
 
+def _parameter_formulas(**extra) -> dict:
+    """Each declared tensor's gradient: the sums over steps of :meth:`Recurrent.parameter_sums`."""
+    return {"weight_ih": ("dW_ih = Σ_t δ_tᵀ·X_t", "parameter_sums:dw_ih"),
+            "weight_hh": ("dW_hh = Σ_t δ_tᵀ·h_{t−1}", "parameter_sums:dw_hh"),
+            "bias_ih": ("db_ih = Σ_{rows, t} δ_t", "parameter_sums:db"),
+            "bias_hh": ("db_hh = Σ_{rows, t} δ_t", "parameter_sums:db"),
+            "bias": ("db = Σ_{rows, t} δ_t", "parameter_sums:db"), **extra}
+
+
 class Recurrent:
     """The parts every recurrent layer shares: the tensors (held by reference, the arrays the
     optimizer updates in place), the input projection and the parameter sums over steps."""
@@ -144,8 +153,7 @@ class SimpleRNN(Recurrent):
     """h_t = g(X_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ [+ b_hh]), g tanh or ReLU (module docstring)."""
 
     FORMULAS = {"Z": ("h_t = g(X_t·W_ihᵀ + h_{t−1}·W_hhᵀ + b)", "run:state"),
-                "dA_prev": ("dX_t = δa_t·W_ih", "bptt:dx"),
-                "W_hh": ("dW_hh = Σ_t δa_tᵀ·h_{t−1}", "parameter_sums:dw_hh")}
+                "dA_prev": ("dX_t = δa_t·W_ih", "bptt:dx"), **_parameter_formulas()}
 
     def __init__(self, weight_ih, weight_hh, bias_ih, bias_hh=None, *, activation: str = "tanh",
                  return_sequences: bool = True):
@@ -183,8 +191,7 @@ class LSTM(Recurrent):
     """torch's and Keras's LSTM (gates i, f, g, o; module docstring)."""
 
     FORMULAS = {"Z": ("c_t = f ⊙ c_{t−1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)", "run:cell", "run:h"),
-                "dA_prev": ("dX_t = δz_t·W_ih", "bptt:dx"),
-                "W_hh": ("dW_hh = Σ_t δz_tᵀ·h_{t−1}", "parameter_sums:dw_hh")}
+                "dA_prev": ("dX_t = δz_t·W_ih", "bptt:dx"), **_parameter_formulas()}
 
     def run(self, x: np.ndarray, training: bool = True, update: bool = False, initial=None):
         """(the output, cache): cache (every step's gates i, f, g, o (T, m, 4H), every c_t and
@@ -244,7 +251,8 @@ class GRU(Recurrent):
 
     FORMULAS = {"Z": ("h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}", "run:h"),
                 "dA_prev": ("dX_t = [δr, δz, δn]_t·W_ih", "bptt:dx"),
-                "W_hh": ("dW_hh = Σ_t [δr, δz, δq_n]_tᵀ·h_{t−1}", "parameter_sums:dw_hh")}
+                **_parameter_formulas(weight_hh=("dW_hh = Σ_t [δr, δz, δq_n]_tᵀ·h_{t−1}", "bptt:dw_hh"),
+                                      bias_hh=("db_hh = Σ_{rows, t} [δr, δz, δq_n]_t", "bptt:parameters"))}
 
     def __init__(self, weight_ih, weight_hh, bias_ih, bias_hh=None, *, reset_after: bool = True,
                  return_sequences: bool = True):
@@ -320,6 +328,17 @@ class GRU(Recurrent):
         return Through(parameters, dx, dh, None, (carried,))
 
 
+def token_problem(x: np.ndarray, vocabulary: int) -> str | None:
+    """What is wrong with ``x`` as token ids of a table of ``vocabulary`` rows (integers in
+    0..V−1), or None."""
+    if x.dtype.kind not in "iu":
+        return f"expected integer token ids, got {x.dtype}"
+    if x.size and (x.min() < 0 or x.max() >= vocabulary):
+        bad = x[(x < 0) | (x >= vocabulary)][0]
+        return f"token {bad} is outside 0..{vocabulary - 1}"
+    return None
+
+
 class Embedding:
     """Z = E[X]: integer tokens X (m, T) in 0..V−1 pick rows of E (V, d), giving (m, T, d).
 
@@ -328,17 +347,16 @@ class Embedding:
     A token out of 0..V−1 raises ValueError (torch raises; JAX's ``x[i]`` clamps to the last row
     and ``jnp.take`` gives NaN, so an index check is the port's job there)."""
 
-    FORMULAS = {"Z": ("Z = E[X]", "run:return"), "E": ("dE_v = Σ_{X = v} dZ", "differentiate:de")}
+    FORMULAS = {"Z": ("Z = E[X]", "run:return"), "E": ("dE_v = Σ_{X = v} dZ", "differentiate:de"),
+                "dA_prev": ("none: the token ids are integers", "differentiate:return")}
 
     def __init__(self, table: np.ndarray):
         self.table = table                                     # E (V, d)
 
     def run(self, x: np.ndarray, training: bool = True, update: bool = False):
-        if x.dtype.kind not in "iu":
-            raise ValueError(f"embedding: expected integer tokens, got {x.dtype}")
-        if x.size and (x.min() < 0 or x.max() >= len(self.table)):
-            bad = x[(x < 0) | (x >= len(self.table))][0]
-            raise ValueError(f"embedding: token {bad} is outside 0..{len(self.table) - 1}")
+        problem = token_problem(x, len(self.table))
+        if problem:
+            raise ValueError(f"embedding: {problem}")
         return self.table[x], None
 
     def differentiate(self, dz, x, cache, l2: float = 0.0, input_gradient: bool = True):
