@@ -385,7 +385,8 @@ def _arbitrate(actual, desired, start, x, targets, plan, floor: float, referees=
                            for slot in state.slots]
     for step, x_batch, y_batch in batches(x, targets, plan):
         masks = map_masks(step.masks, lambda mask: mask.astype(high))
-        model.train_step(x_batch.astype(high), y_batch.astype(high), optimizer, masks)
+        inputs = x_batch if spec.token_inputs else x_batch.astype(high)       # token ids stay integers
+        model.train_step(inputs, y_batch.astype(high), optimizer, masks)
     same_code = tuple(side.name for side in (actual, desired) if runs_engine(side))
     engine = _distances(actual, desired, [p.astype(np.float64) for p in model.parameters], floor,
                         _precision_name(high), "the engine", same_code)

@@ -43,7 +43,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scratch.errors import SpecError
-from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec, PReLUSpec
+from scratch.layer_specs import (
+    Conv2DSpec,
+    DenseSpec,
+    DropoutSpec,
+    EmbeddingSpec,
+    FlattenSpec,
+    GRUSpec,
+    LSTMSpec,
+    MaxPool2DSpec,
+    PReLUSpec,
+)
 from scratch.spec import ModelSpec, OptimizerSpec
 
 # The settings a write-up may or may not record, in the order the description names them.
@@ -73,11 +83,17 @@ class Dataset:
 # spirals' reaches 99.5 % train and test accuracy in 200 full-batch Adam steps.
 SPIRALS_DRAW = dict(train_per_class=200, test_per_class=100, noise=0.02, train_seed=0, test_seed=1,
                     order_seed=0)
+# Balanced brackets (``scratch.datasets.brackets``): strings of 20 tokens over ( ) a b, half
+# balanced, with a train and a test draw of their own seeds.
+BRACKETS_DRAW = dict(train_per_class=10000, test_per_class=2000, length=20, max_pairs=6, train_seed=0,
+                     test_seed=1)
 DATASET_FACTS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", 784, 10, "mnist-default", (1, 28, 28), 60000),
     "xor": Dataset("xor", 2, 2, "xor-default", (2,), 4),
     "spirals": Dataset("spirals", 2, 2, "spirals-default", (2,), 2 * SPIRALS_DRAW["train_per_class"],
                        SPIRALS_DRAW),
+    "brackets": Dataset("brackets", BRACKETS_DRAW["length"], 2, "brackets-lstm", (BRACKETS_DRAW["length"],),
+                        2 * BRACKETS_DRAW["train_per_class"], BRACKETS_DRAW),
 }
 DATASETS = tuple(DATASET_FACTS)
 DEFAULT_DATASET = "mnist"
@@ -171,6 +187,31 @@ def _mnist_prelu() -> ModelSpec:
                      init="he_normal", optimizer=_adam(), batch_size=64, epochs=1, dtype="float64", seed=0)
 
 
+def _sequential_mnist(recurrent) -> ModelSpec:
+    """MNIST as sequences: each image's 28 rows are 28 time steps of 28 pixels; the recurrent
+    layer's last state feeds a softmax over the 10 digits."""
+    return ModelSpec(inputs=(28, 28), layers=(recurrent, DenseSpec(10, "softmax")), init="he_normal",
+                     optimizer=_adam(), batch_size=SEQUENCE_BATCH, epochs=SEQUENCE_EPOCHS, dtype="float32",
+                     seed=0)
+
+
+def _brackets_lstm() -> ModelSpec:
+    """Token ids → an embedding of each token → an LSTM's last state → balanced or not."""
+    return ModelSpec(inputs=BRACKETS_DRAW["length"],
+                     layers=(EmbeddingSpec(4, BRACKETS_EMBEDDING, init="keras"),
+                             LSTMSpec(BRACKETS_UNITS, return_sequences=False, biases="one", init="keras"),
+                             DenseSpec(2, "softmax")),
+                     init="he_normal", optimizer=_adam(BRACKETS_LEARNING_RATE), batch_size=SEQUENCE_BATCH,
+                     epochs=BRACKETS_EPOCHS, dtype="float32", seed=0)
+
+
+SEQUENCE_UNITS = 128
+SEQUENCE_BATCH = 64
+SEQUENCE_EPOCHS = 3
+BRACKETS_EMBEDDING = 8
+BRACKETS_UNITS = 32
+BRACKETS_LEARNING_RATE = 0.005
+BRACKETS_EPOCHS = 4
 PRELU_ALPHA = 0.25
 LENET5_EPOCHS = 8
 LENET5_DROPOUT = 0.25
@@ -231,6 +272,25 @@ _MODELS = (
         + f" → {SEED_NET[-1]} softmax, linear dense layers, CCE, He-normal, Adam η = 0.001 (torch "
         "convention), batch 64, 1 epoch, float64 (slope α at z = 0, torch's: Keras's PReLU cannot run it)",
         "mnist", _mnist_prelu),
+    CatalogModel(
+        "mnist-lstm", "sequential MNIST: 28×28 (each image's 28 rows as 28 time steps of 28 pixels) → LSTM "
+        f"{SEQUENCE_UNITS} (one bias, Keras's init: Glorot W_ih, orthogonal W_hh, forget bias 1) → last "
+        "state → 10 softmax, CCE, He-normal dense, Adam η = 0.001 (torch convention), "
+        f"batch {SEQUENCE_BATCH}, {SEQUENCE_EPOCHS} epochs, float32",
+        "mnist", lambda: _sequential_mnist(LSTMSpec(SEQUENCE_UNITS, return_sequences=False, biases="one",
+                                                    init="keras"))),
+    CatalogModel(
+        "mnist-gru", "sequential MNIST: 28×28 (rows as time steps) → GRU "
+        f"{SEQUENCE_UNITS} (reset after, two biases: torch's form and Keras's default; Keras's init) → last "
+        "state → 10 softmax, CCE, He-normal dense, Adam η = 0.001 (torch convention), "
+        f"batch {SEQUENCE_BATCH}, {SEQUENCE_EPOCHS} epochs, float32", "mnist",
+        lambda: _sequential_mnist(GRUSpec(SEQUENCE_UNITS, return_sequences=False, init="keras"))),
+    CatalogModel(
+        "brackets-lstm", f"balanced brackets: {BRACKETS_DRAW['length']} token ids (( ) a b: "
+        f"scratch.datasets.brackets) → embedding 4→{BRACKETS_EMBEDDING} (Keras's init) → LSTM "
+        f"{BRACKETS_UNITS} (one bias, Keras's init) → last state → 2 softmax, CCE, He-normal dense, "
+        f"Adam η = {BRACKETS_LEARNING_RATE:g} (torch convention), batch {SEQUENCE_BATCH}, "
+        f"{BRACKETS_EPOCHS} epochs, float32", "brackets", _brackets_lstm),
     CatalogModel(
         "spirals-default", "`train --dataset spirals`'s default: [2, 32, 32, 2] ReLU/softmax + CCE, "
         "He-normal, full-batch Adam η = 0.02, 200 steps", "spirals",

@@ -4,9 +4,10 @@ spirals are drawn) are the catalog's (:data:`scratch.catalog.DATASET_FACTS`). Nu
 
 The drawn batch: ``rows`` MNIST training samples drawn without replacement by
 ``numpy.random.default_rng(seed)`` when the model fits MNIST (784 inputs, 10 outputs or one for
-two classes: the label's parity), N(0, 1) inputs with random labels from the same generator
-otherwise; reshaped to the spec's input shape (row-major: MNIST's 784 pixels are its 28 rows of
-28, one channel).
+two classes: the label's parity), N(0, 1) inputs (token ids uniform over the vocabulary, for a
+stack that starts with an embedding) with random labels from the same generator otherwise;
+reshaped to the spec's input shape (row-major: MNIST's 784 pixels are its 28 rows of 28, one
+channel, or 28 time steps of 28 pixels).
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def load_dataset(name: str, dtype: str, data_dir=None, limit: int | None = None)
     elif name == "xor":
         x, y = datasets.xor(dtype)
         data = Data(name, x, y, None, None)
+    elif name == "brackets":                         # integer token ids: no dtype
+        s = facts.draw
+        x, y = datasets.brackets(s["train_per_class"], length=s["length"], max_pairs=s["max_pairs"],
+                                 seed=s["train_seed"])
+        x_test, y_test = datasets.brackets(s["test_per_class"], length=s["length"], max_pairs=s["max_pairs"],
+                                           seed=s["test_seed"])
+        data = Data(name, x, y, x_test, y_test)
     else:                                            # spirals
         s = facts.draw
         x, y = datasets.two_spirals(s["train_per_class"], noise=s["noise"], seed=s["train_seed"],
@@ -98,6 +106,9 @@ def drawn_batch(spec, rows: int, seed: int, data_dir=None):
         labels = pixels.y_train[chosen]
         x = datasets.scale_pixels(pixels.x_train[chosen], spec.dtype)
         labels = labels % 2 if n_out == 1 else labels
+    elif spec.token_inputs:                                      # token ids, uniform over the vocabulary
+        x = rng.integers(0, spec.layers[0].vocabulary, (rows, n_in))
+        labels = rng.integers(0, 2 if n_out == 1 else n_out, rows)
     else:
         x = rng.standard_normal((rows, n_in)).astype(spec.dtype)
         labels = rng.integers(0, 2 if n_out == 1 else n_out, rows)

@@ -33,7 +33,9 @@ transposed at the boundary. Per kind:
   ``batch_first=True``, from a zero state, its ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
   ``bias_hh_l0`` the file's tensors as they are (``twins.recurrent_layouts``: torch's layout is the
   file's); the output every h_t (m, T, H) or h_T (``output[:, -1]``). torch's layers always add two
-  biases, so ``biases="one"`` (Keras's) is refused, and its GRU is the reset-after form only.
+  biases: ``biases="one"`` (Keras's) is the port's usual answer, ``bias_ih_l0`` holding the one
+  bias and ``bias_hh_l0`` set to 0 and frozen (``requires_grad_(False)``, outside the optimizer).
+  Its GRU is the reset-after form only (``reset_after=False`` is refused).
 * sequence_pool: the last step ``x[:, -1]`` or ``x.mean(dim=1)``.
 * dropout: :class:`PlanDropout` inside the layer it follows, the plan's mask D_l on A_l.
 
@@ -214,17 +216,18 @@ def _recurrent(layer, shape, spec, dtype) -> Row:
             "torch backend: gru reset_after=False (the paper's form, r applied to h before W_hn): "
             "nn.GRU applies r after the recurrent product (r ⊙ (h·W_hnᵀ + b_hn)) only; use "
             "reset_after=True")
-    if layer.biases != "two":
-        raise BackendError(
-            f"torch backend: {layer.kind} with one bias (Keras's convention): nn.{_TORCH_RNN[layer.kind]} "
-            "always adds b_ih + b_hh and trains both (each gets the full gradient, so the pair moves "
-            "twice as far as one bias); use biases='two'")
     settings = dict(batch_first=True, dtype=dtype)
     if layer.kind == "simple_rnn":
         settings["nonlinearity"] = layer.nonlinearity
     recurrent = getattr(nn, _TORCH_RNN[layer.kind])(shape[1], layer.units, **settings)
     tensors = {name: getattr(recurrent, f"{name}_l0")
                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    if layer.biases == "one":                 # Keras's one bias: b_ih holds it, b_hh is 0 and frozen
+        with torch.no_grad():
+            tensors.pop("bias_hh").zero_()
+        recurrent.bias_hh_l0.requires_grad_(False)
+        tensors = {"weight_ih": tensors["weight_ih"], "weight_hh": tensors["weight_hh"],
+                   "bias": tensors.pop("bias_ih")}
     return Row(Sequence(recurrent, layer.return_sequences), tensors)
 
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_entry_builds_a_fresh_valid_spec_for_its_dataset():
     assert {"seed-000", "seed-001", "seed-002", "seed-003", "seed-004-xor"} <= set(catalog.MODELS)
-    features = {"mnist": (784, 10), "xor": (2, 1), "spirals": (2, 2)}
+    features = {"mnist": (784, 10), "xor": (2, 1), "spirals": (2, 2), "brackets": (20, 2)}
     for name, model in catalog.MODELS.items():
         assert model.name == name
         spec = model.spec()

@@ -14,7 +14,18 @@ import pytest
 
 from reports.cli.main import main
 from scratch import catalog
-from scratch.layer_specs import Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec, PReLUSpec
+from scratch.layer_specs import (
+    Conv2DSpec,
+    DenseSpec,
+    DropoutSpec,
+    EmbeddingSpec,
+    FlattenSpec,
+    GRUSpec,
+    LSTMSpec,
+    MaxPool2DSpec,
+    PReLUSpec,
+    SequencePoolSpec,
+)
 from scratch.spec import OptimizerSpec
 
 DOCUMENTED_DEFAULT = {"activations": ("relu", "softmax"), "loss": "cce", "optimizer": ("adam", 0.001),
@@ -70,7 +81,13 @@ def stated(text: str, known: dict[str, dict] | None = None) -> dict:
         claims["steps"] = int(steps[0])
     if (dtype := _first(r"\b(float32|float64)\b", text)) is not None:
         claims["dtype"] = dtype[0]
-    if (cnn := _first(r"(\d+)×(\d+)×(\d+) → (.*?), CCE", text)) is not None:
+    if (sequence := _first(r"(\d+)×(\d+) \(.*?\) → (.*?), CCE", text)) is not None:     # (T, n) sequences
+        claims["inputs"] = (int(sequence[0]), int(sequence[1]))
+        claims["layers"] = _cnn_layers(sequence[2], text)
+    elif (tokens := _first(r"(\d+) token ids \(.*?\) → (.*?), CCE", text)) is not None:
+        claims["inputs"] = (int(tokens[0]),)
+        claims["layers"] = _cnn_layers(tokens[1], text)
+    elif (cnn := _first(r"(\d+)×(\d+)×(\d+) → (.*?), CCE", text)) is not None:
         claims["inputs"] = tuple(int(n) for n in cnn[:3])
         claims["layers"] = _cnn_layers(cnn[3], text)
     elif (stack := _first(r"\b(\d+) → (.*?), CCE", text)) is not None:      # a dense stack, layer by layer
@@ -102,6 +119,19 @@ def _cnn_layers(stack: str, text: str) -> tuple:
             layers.append(PReLUSpec(PRELU_SLOPES[prelu[0]], float(prelu[1]), at_zero))
         elif (pool := _first(r"^max-pool (\d+)$", part)) is not None:
             layers.append(MaxPool2DSpec(int(pool[0])))
+        elif (embedding := _first(r"^embedding (\d+)→(\d+)( \(Keras's init\))?$", part)) is not None:
+            init = "keras" if embedding[2] else "torch"
+            layers.append(EmbeddingSpec(int(embedding[0]), int(embedding[1]), init))
+        elif (recurrent := _first(r"^(LSTM|GRU) (\d+) \((.*)\)$", part)) is not None:
+            init = "keras" if "Keras's init" in recurrent[2] else "torch"
+            if recurrent[0] == "LSTM":
+                biases = "one" if "one bias" in recurrent[2] else "two"
+                layers.append(LSTMSpec(int(recurrent[1]), biases=biases, init=init))
+            else:
+                reset_after = "reset after" in recurrent[2]
+                layers.append(GRUSpec(int(recurrent[1]), reset_after=reset_after, init=init))
+        elif part == "last state":
+            layers[-1] = type(layers[-1])(**{**vars(layers[-1]), "return_sequences": False})
         elif (order := _first(r"^flatten \(channels (first|last)\)", part)) is not None:
             layers.append(FlattenSpec(f"channels_{order[0]}"))
         elif (units := _first(r"^(?:dense )?(\d+)( softmax)?(?:,.*)?$", part)) is not None:
@@ -172,6 +202,16 @@ WRONG = {   # (model, a spec that contradicts its description in one setting)
     "prelu slope at zero": ("mnist-prelu", lambda s: s.replace(layers=tuple(
         PReLUSpec(layer.slopes, layer.alpha_init, "zero") if isinstance(layer, PReLUSpec) else layer
         for layer in s.layers))),
+    "lstm two biases": ("mnist-lstm", lambda s: s.replace(
+        layers=(LSTMSpec(128, return_sequences=False, init="keras"), *s.layers[1:]))),
+    "lstm torch init": ("mnist-lstm", lambda s: s.replace(
+        layers=(LSTMSpec(128, return_sequences=False, biases="one"), *s.layers[1:]))),
+    "gru reset before": ("mnist-gru", lambda s: s.replace(
+        layers=(GRUSpec(128, reset_after=False, return_sequences=False, init="keras"), *s.layers[1:]))),
+    "lstm every state": ("brackets-lstm", lambda s: s.replace(
+        layers=(s.layers[0], LSTMSpec(32, biases="one", init="keras"), SequencePoolSpec(), *s.layers[2:]))),
+    "embedding width": ("brackets-lstm", lambda s: s.replace(
+        layers=(EmbeddingSpec(4, 16, init="keras"), *s.layers[1:]))),
     "prelu after relu": ("mnist-prelu", lambda s: s.replace(layers=tuple(
         DenseSpec(layer.units) if isinstance(layer, DenseSpec) and layer.activation == "identity" else layer
         for layer in s.layers))),

@@ -4,6 +4,7 @@ NumPy and the standard library only. Every malformed input raises one
 :class:`scratch.errors.DataError` naming the file or argument and what was expected.
 """
 
+from scratch.datasets.brackets import brackets
 from scratch.datasets.idx import read_idx, write_idx
 from scratch.datasets.mnist import (
     MnistSplits,
@@ -20,6 +21,7 @@ from scratch.datasets.validate import check_xy, one_hot
 __all__ = [
     "MnistSplits",
     "blobs",
+    "brackets",
     "check_xy",
     "load_kaggle_csv",
     "load_keras_npz",
