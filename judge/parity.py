@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from judge import pool_ties
-from judge.tolerances import tolerance
+from judge.time_steps import first_step_apart
+from judge.tolerances import relative_error, tolerance
 from scratch.layer_specs import LAYER_SPECS
 from scratch.tensor_specs import gradient_name
 
@@ -54,6 +55,7 @@ class Comparison:
     step: int | None = None     # the training step, for per-step checks
     note: str = ""              # how the reference was adjusted, e.g. a max-pool tie (pool_ties)
     ties: tuple = ()            # the pool_ties.TieFlip behind that adjustment, one per max-pool layer
+    time_step: int | None = None  # a sequence's first time step apart, in computation order (time_steps)
 
     @property
     def ok(self) -> bool:
@@ -61,6 +63,7 @@ class Comparison:
 
     def describe(self) -> str:
         at = f" at step {self.step}" if self.step is not None else ""
+        at += f", first apart at time step {self.time_step}" if self.time_step is not None else ""
         if self.problem:
             return f"{self.name}{at}: {self.problem}"
         verdict = "<=" if self.ok else ">"
@@ -96,22 +99,6 @@ def elementwise_ulps(actual, desired, dtype: str, scale=None) -> tuple[float, tu
     ulps = np.where(np.isnan(ulps), np.inf, ulps)
     index = np.unravel_index(int(np.argmax(ulps)), ulps.shape)
     return float(ulps[index]), tuple(int(i) for i in index)
-
-
-def relative_error(actual: np.ndarray, desired: np.ndarray, floor: float = 0.0) -> float:
-    """max|actual − desired| / max(max|desired|, floor) (absolute error where that is zero).
-
-    ``floor`` is the size of the operands a quantity was computed from, where that can exceed
-    the quantity itself (see :func:`dz_floor`)."""
-    actual = np.asarray(actual, dtype=np.float64)
-    desired = np.asarray(desired, dtype=np.float64)
-    if desired.size == 0:
-        return 0.0
-    diff = np.max(np.abs(actual - desired))
-    scale = max(float(np.max(np.abs(desired))), floor)
-    if not np.isfinite(diff):
-        return float("inf")
-    return float(diff / scale) if scale > 0 else float(diff)
 
 
 def dz_floor(dz: np.ndarray, upstream: np.ndarray | None) -> float:
@@ -301,7 +288,9 @@ def layer_keys(out: dict) -> list[str]:
 def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, masks,
              dtype: str, bounds: dict | None = None) -> list[Comparison]:
     """Run each layer alone in both backends, fed the reference's inputs; every comparison,
-    layer by layer (forward: Z, A; backward: dZ, each parameter's gradient, dA_{l−1})."""
+    layer by layer (forward: Z, A; backward: dZ, each parameter's gradient, dA_{l−1}). A failing
+    sequence (m, T, …) also names its first time step apart in computation order — h_1 onwards
+    forward, T backwards for a gradient (``judge.time_steps``)."""
     n_layers = actual_backend.spec.n_layers
     results = []
     for layer in range(1, n_layers + 1):
@@ -318,8 +307,11 @@ def localize(actual_backend, desired_backend, desired_trace: dict, x, targets, m
             name = f"dA{layer - 1}" if key == "dA_prev" else f"{key}{layer}"
             kind = "gradient" if key.startswith("d") else "forward"
             bound = (bounds or {}).get(kind, tolerance(dtype, kind))
-            results.append(_compare_one(name, layer, kind, got[key], want[key], dtype, bound,
-                                        floors.get(name, 0.0)))
+            result = _compare_one(name, layer, kind, got[key], want[key], dtype, bound, floors.get(name, 0.0))
+            if not result.ok and not result.problem and np.ndim(want[key]) == 3:     # (m, T, …): a sequence
+                apart = first_step_apart(got[key], want[key], bound, backward=kind == "gradient")
+                result = replace(result, time_step=None if apart is None else apart.step)
+            results.append(result)
     return results
 
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from judge.parity import relative_error
+from judge.tolerances import relative_error
 
 
 class StepApart(NamedTuple):

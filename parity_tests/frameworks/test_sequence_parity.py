@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from judge.parity import check_parity, localize
+from judge.parity import ParityFailure, check_parity, localize
 from judge.training_parity import compare_training
 from scratch.batching import dropout_masks, training_plan
 from scratch.errors import BackendError
@@ -25,6 +25,7 @@ from scratch.layer_specs import (
     SequencePoolSpec,
     SimpleRNNSpec,
 )
+from scratch.layers.recurrent import LSTM
 from scratch.model import Network
 from scratch.spec import ModelSpec, OptimizerSpec
 from twins.backends import make_backend
@@ -152,3 +153,43 @@ def test_every_layer_alone_agrees(twin, case):
     assert results and all(c.ok for c in results), [c for c in results if not c.ok]
     names = {c.name for c in results}
     assert {name for names in spec.gradient_names for name in names} <= names
+
+
+def _wrong_from_step(method_name: str, step: int, part: str):
+    """``LSTM.<method_name>`` whose result ``part`` ("output" or "dx") is off from time step
+    ``step`` (1-based) on, in the order the pass computes its steps."""
+    original = getattr(LSTM, method_name)
+
+    def wrong(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        if part == "output":
+            output, cache = result
+            output = output.copy()
+            output[:, step - 1:] += 1e-3
+            return output, cache
+        dx = result.dx.copy()
+        dx[:, :step] += 1e-3                  # BPTT runs T … 1: steps step … 1 come after the bug
+        return result._replace(dx=dx)
+
+    return wrong
+
+
+@pytest.mark.parametrize("method, part, step, quantity", [
+    ("run", "output", 3, "Z1"),              # the forward pass wrong from h_3 on
+    ("bptt", "dx", 2, "dA1"),                # the backward pass wrong from step 2 down to step 1
+])
+def test_a_wrong_step_is_located_to_its_layer_and_time_step(monkeypatch, method, part, step, quantity):
+    """The engine made wrong from one time step on, against torch: localization names the layer and
+    the first time step apart in the order the steps were computed."""
+    inputs = (5, 3)
+    layers = (LSTMSpec(4, init="keras"), LSTMSpec(3, return_sequences=False), DenseSpec(3, "softmax"))
+    spec = ModelSpec(inputs=inputs, layers=layers, dtype="float64", seed=3)
+    model, x, targets = make_data(spec)
+    torch_twin = make_backend("torch", spec, tensors=model.tensors)
+    monkeypatch.setattr(LSTM, method, _wrong_from_step(method, step, part))
+    engine = make_backend("scratch", spec, tensors=model.tensors)
+    with pytest.raises(ParityFailure) as failure:
+        check_parity(engine, torch_twin, x, targets)
+    first = next(line for line in str(failure.value).splitlines() if "first diverging" in line)
+    layer = 1 if quantity == "Z1" else 2
+    assert f"layer {layer}, {quantity}" in first and f"first apart at time step {step}" in first, first
