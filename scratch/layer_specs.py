@@ -760,6 +760,8 @@ GRADIENTS = tuple(dict.fromkeys(gradient_name(tensor.name) for spec in LAYER_SPE
 """The stem d<name> of every trainable tensor's gradient, in registry and declaration order: dW,
 db, dgamma, dbeta, dalpha, dE, dweight_ih, … (a trace numbers them by layer,
 ``scratch.tensor_specs.gradient_name``)."""
+RECURRENT = tuple(kind for kind, spec in LAYER_SPECS.items() if issubclass(spec, _RecurrentSpec))
+"""The recurrent kinds (simple_rnn, lstm, gru): each multiplies both of its kernels at every time step."""
 REDUCING = tuple(kind for kind, spec in LAYER_SPECS.items() if spec.reduction)
 """The kinds whose output sums a long reduction (their parity-floor rule, ``judge.reduction_bounds``)."""
 

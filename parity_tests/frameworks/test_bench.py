@@ -13,7 +13,7 @@ from reports.bench.timing import step_flops, time_interleaved
 
 
 def test_step_flops_counts_forward_dw_and_da_products():
-    from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec
+    from scratch.layer_specs import Conv2DSpec, DenseSpec, FlattenSpec, LSTMSpec
     from scratch.spec import ModelSpec
 
     # layer 1 (3→4): forward + dW = 2 products; layer 2 (4→2): forward + dW + dA1 = 3 products
@@ -22,6 +22,10 @@ def test_step_flops_counts_forward_dw_and_da_products():
     conv = ModelSpec(inputs=(1, 5, 5), layers=(Conv2DSpec(2, 3), FlattenSpec("channels_first"),
                                                DenseSpec(4, "softmax")))
     assert step_flops(conv, batch=5) == 2 * 5 * 9 * 18 * 2 + 2 * 5 * 18 * 4 * 3
+    # an LSTM of 3 units on 6 steps of 2 features: W_ih (12, 2) at each step, forward + dW (the input
+    # needs no gradient); W_hh (12, 3) at each step, forward + dW + the state handed back; dense 3→4
+    lstm = ModelSpec(inputs=(6, 2), layers=(LSTMSpec(3, return_sequences=False), DenseSpec(4, "softmax")))
+    assert step_flops(lstm, batch=5) == 2 * 5 * 6 * (24 * 2 + 36 * 3) + 2 * 5 * 3 * 4 * 3
 
 
 def test_time_interleaved_reports_every_step_with_quartiles():

@@ -15,6 +15,9 @@ layer whose kernel W_l has |W_l| numbers and whose output has P_l positions per 
 dense, H_out·W_out for conv2d) does 2·m·P_l·|W_l| in its forward product, the same for dW_l and
 again for dA_{l−1} (l ≥ 2; the input needs no gradient):
 F = Σ_l 2·m·P_l·|W_l|·(3 if l ≥ 2 else 2). For an MLP (n_0, …, n_L): |W_l| = n_{l−1}·n_l, P_l = 1.
+A recurrent layer multiplies both of its kernels at each of its T input steps: W_ih as above
+with P_l = T, and W_hh at 2·m·T·|W_hh| three times (forward, dW_hh, and the state gradient
+handed back to h_{t−1}, which every layer needs).
 The GEMM peak is the best of NumPy and torch on one square (n × n)·(n × n) product, same dtype.
 """
 
@@ -26,6 +29,8 @@ import time
 
 import numpy as np
 
+from scratch.layer_specs import RECURRENT
+
 
 def step_flops(spec, batch: int) -> int:
     """Matrix-product FLOPs of one training step of ``spec`` (see the module docstring)."""
@@ -33,7 +38,11 @@ def step_flops(spec, batch: int) -> int:
     for layer, shapes in zip(spec.parameter_layers, spec.parameter_shapes, strict=True):
         if layer not in spec.kernel_layers:
             continue
-        kernel = shapes[0]                   # a kernel layer's first tensor is its W_l
+        kernel = shapes[0]                   # a kernel layer's first tensor is its W_l (recurrent: W_ih)
+        if spec.numbered_layers[layer - 1].kind in RECURRENT:
+            steps, recurrent = spec.layer_shapes[layer - 1][0], math.prod(shapes[1])
+            total += 2 * batch * steps * (math.prod(kernel) * (3 if layer >= 2 else 2) + 3 * recurrent)
+            continue
         out = spec.layer_shapes[layer]
         positions = math.prod(out) // out[0]
         total += 2 * batch * positions * math.prod(kernel) * (3 if layer >= 2 else 2)

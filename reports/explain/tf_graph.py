@@ -120,9 +120,12 @@ def _traced(backend, x, targets, masks):
         for layer in range(1, len(zs) + 1):
             named[f"dZ{layer}"] = grads["Z"][layer - 1]
             named[f"dA{layer}"] = grads["A"][layer - 1]
-        spec, variables = backend.spec, iter(grads["W"])   # every trainable tensor, declaration order
-        for names in spec.gradient_names:
-            named.update((name, next(variables)) for name in names)
+        # every declared tensor's gradient is its variable's (a Keras GRU's (2, 3H) bias holds two)
+        by_variable = {id(variable): grad
+                       for variable, grad in zip(backend.variables, grads["W"], strict=True)}
+        names = [name for layer_names in backend.spec.gradient_names for name in layer_names]
+        named.update((name, by_variable[id(parameter.variable)])
+                     for name, parameter in zip(names, backend.layouts, strict=True))
         record["named"] = {name: tensor.name for name, tensor in named.items() if tensor is not None}
         return [tensor for tensor in named.values() if tensor is not None]
 
