@@ -36,11 +36,21 @@ from reports.study.run import study_run
 from scratch.batching import dropout_masks
 from scratch.catalog import MODELS, get_model
 from scratch.data import drawn_batch
-from scratch.layer_specs import BatchNormSpec, Conv2DSpec, DenseSpec, DropoutSpec, FlattenSpec, MaxPool2DSpec
+from scratch.layer_specs import (
+    BatchNormSpec,
+    Conv2DSpec,
+    DenseSpec,
+    DropoutSpec,
+    FlattenSpec,
+    GRUSpec,
+    LSTMSpec,
+    MaxPool2DSpec,
+    SimpleRNNSpec,
+)
 from scratch.spec import ModelSpec
 
 ROWS = 4
-TOPICS = ("batch_norm", "softmax", "max_pool", "conv", "dropout", "l2")
+TOPICS = ("batch_norm", "softmax", "max_pool", "conv", "dropout", "l2", "bptt")
 
 
 def make_run(spec: ModelSpec, rows: int = ROWS):
@@ -98,10 +108,12 @@ def test_an_absent_layer_is_one_line_naming_a_catalog_model_that_has_it(mlp_data
     assert not any(model.spec().l2 for model in MODELS.values())
     assert "λ = 0" in mlp_data["l2"]["absent"]
     assert set(mlp_data["softmax"]) > {"checks", "scales"}              # softmax + CE is there
+    named = re.search(r"catalog models? ([\w-]+)", mlp_data["bptt"]["absent"]).group(1)
+    assert any(layer.kind in ("lstm", "gru", "simple_rnn") for layer in MODELS[named].spec().numbered_layers)
 
 
 def test_every_topic_is_there_for_the_small_cnn(cnn_data):
-    assert all("absent" not in cnn_data[topic] for topic in TOPICS)
+    assert all("absent" not in cnn_data[topic] for topic in TOPICS if topic != "bptt")
     assert (cnn_data["batch_norm"]["layer"], cnn_data["max_pool"]["layer"], cnn_data["conv"]["layer"],
             cnn_data["dropout"]["layer"]) == (2, 3, 4, 6)
 
@@ -346,3 +358,42 @@ def test_data_is_json_ready(mlp_data, cnn_data):
     for data in (mlp_data, cnn_data):
         text = json.dumps(data, allow_nan=False)
         assert json.loads(text) == data
+
+
+# ----------------------------------------------------------------------------------- BPTT
+
+def sequence_stack(first) -> ModelSpec:
+    """``first`` on MNIST's 28 rows as 28 steps, a second LSTM's last state, softmax; with L2."""
+    layers = (first, LSTMSpec(5, return_sequences=False), DenseSpec(10, "softmax"))
+    return ModelSpec(inputs=(28, 28), layers=layers, dtype="float64", l2=0.01)
+
+
+@pytest.mark.parametrize("first", [LSTMSpec(6), GRUSpec(6, reset_after=False, init="keras"),
+                                   SimpleRNNSpec(6, biases="one")])
+def test_bptt_steps_are_the_engines_state_gradients(first):
+    run = make_run(sequence_stack(first))
+    bp = hard_layers_data(run)["bptt"]
+    assert (bp["layer"], bp["steps"], bp["kind"], bp["last_only"]) == (1, 28, first.kind, False)
+    through = run.network.layers[0].bptt(run.gradients.dz[0], run.x, run.forward.caches[0])
+    norms = [float(np.linalg.norm(through.dh[:, t])) for t in range(28)]
+    assert [row["dh"] for row in bp["rows"]] == pytest.approx(norms, rel=1e-12)
+    assert [row["h"] for row in bp["rows"]] == pytest.approx(
+        [float(np.linalg.norm(run.forward.z[0][:, t])) for t in range(28)], rel=1e-12)
+    assert (bp["rows"][0]["dc"] is not None) == (first.kind == "lstm")
+    assert bp["rows"][-1]["ratio"] is None and bp["rows"][0]["ratio"] == pytest.approx(norms[0] / norms[1])
+
+
+def test_l2_covers_both_recurrent_kernels():
+    run = make_run(sequence_stack(GRUSpec(6)))
+    l2 = hard_layers_data(run)["l2"]
+    assert [row["kernel"] for row in l2["layers"]] == ["W_ih1", "W_hh1", "W_ih2", "W_hh2", "W3"]
+    assert all(entry["ok"] for entry in l2["checks"])
+    penalty = 0.005 * sum(float((tensor ** 2).sum()) for layer in run.tensors
+                          for name, tensor in layer.items() if name in ("weight_ih", "weight_hh", "W"))
+    assert l2["penalty"] == pytest.approx(penalty, rel=1e-14)
+
+
+def test_the_bptt_blocks_render():
+    data = hard_layers_data(make_run(sequence_stack(LSTMSpec(6))))
+    html = "\n".join(render_block(block) for block in hard_layers_blocks(data, id="seq"))
+    assert "Backpropagation through time" in html and "‖δc_t‖" in html and "seq-bptt-steps" in html

@@ -27,8 +27,11 @@ long way from the run's own arrays and checked against the engine.
 * **dropout**: the mask D_l of the first hidden layer that drops: its rate p, the kept fraction
   in this batch, the scale 1/(1 − p) of its kept entries, A_l = H_l ⊙ D_l and dZ_l = 0 where
   dropped.
-* **L2**: (λ/2)·Σ‖W_l‖² added to the loss and λ·W_l to each dW_l, against the data gradient
-  (the engine's backward without the penalty) of the same batch.
+* **L2**: (λ/2)·Σ‖W_l‖² added to the loss and λ·W_l to each dW_l (both kernels of a recurrent
+  layer), against the data gradient (the engine's backward without the penalty) of the same batch.
+* **BPTT**: the first recurrent layer unrolled over time: every step's ‖h_t‖ and state gradient
+  ‖δh_t‖ (and the LSTM's ‖δc_t‖) from the engine's own ``bptt``, and how ‖δh_t‖ shrinks or grows
+  going back (:func:`bptt_data`).
 
 A topic whose layer the model lacks is one line naming a catalog model that has it
 (:mod:`scratch.catalog`). Every check is ``{quantity, against, max_abs, relative, bound, ok}``
@@ -48,10 +51,12 @@ from judge.tolerances import tolerance
 from reports.render.blocks import Details, Pre, Svg, Table
 from reports.study import svg
 from reports.study.formulas import formula
-from reports.study.graph import GraphBuilder, summary
+from reports.study.graph import DISPLAY, GraphBuilder, summary
 from reports.study.run import StudyRun
 from scratch.catalog import MODELS
+from scratch.layer_specs import RECURRENT
 from scratch.layers.conv import padding_amounts
+from scratch.tensor_specs import gradient_name
 
 SCALES = (1.0, 100.0, 1000.0)
 """The factors the batch's output logits are scaled by in the softmax comparison."""
@@ -460,30 +465,81 @@ def l2_data(run: StudyRun) -> dict:
         return _absent("L2 penalty (λ = 0)", lambda spec: spec.l2 > 0,
                        "give `--l2 LAMBDA` to see λ/2·‖W‖² in the loss and λ·W in dW")
     network, dtype = run.network, run.spec.dtype
-    kernels = {number: run.tensors[run.spec.parameter_layers.index(number)]["W"]
-               for number in run.spec.kernel_layers}
+    # every tensor L2 penalizes (a dense or conv2d W, a recurrent layer's W_ih and W_hh): (layer, its
+    # position among the layer's gradients, its name) → its value
+    kernels = {}
+    for number in run.spec.kernel_layers:
+        trainable = [tensor for tensor in run.spec.numbered_layers[number - 1].tensors if tensor.trainable]
+        for index, tensor in enumerate(trainable):
+            if tensor.l2:
+                position = run.spec.parameter_layers.index(number)
+                kernels[number, index, tensor.name] = run.tensors[position][tensor.name]
     penalty = 0.5 * lam * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in kernels.values())
     data_loss = float(network.loss_fn.value(run.forward.z[-1], run.forward.a[-1], run.targets))
     bare = network.backward(run.forward, run.targets, with_penalty=False)   # the data gradient alone
     rows, checks = [], [check("L = L_data + λ/2·Σ‖W‖²", "the run's loss", data_loss + penalty, run.loss,
                               dtype, "forward")]
-    for number, w in kernels.items():
-        data_grad, total = bare.dp[number - 1][0], run.gradients.dp[number - 1][0]
+    for (number, index, name), w in kernels.items():
+        data_grad, total = bare.dp[number - 1][index], run.gradients.dp[number - 1][index]
         penalty_grad = w.dtype.type(lam) * w
         norm_data, norm_penalty = float(np.linalg.norm(data_grad)), float(np.linalg.norm(penalty_grad))
-        rows.append({"layer": number, "norm_w": float(np.linalg.norm(w)), "norm_penalty_grad": norm_penalty,
-                     "norm_data_grad": norm_data,
+        label = f"{DISPLAY.get(name, name)}{number}"
+        rows.append({"layer": number, "kernel": label, "norm_w": float(np.linalg.norm(w)),
+                     "norm_penalty_grad": norm_penalty, "norm_data_grad": norm_data,
                      "ratio": _finite(norm_penalty / norm_data) if norm_data else None})
-        checks.append(check(f"dW{number} = data gradient + λW{number}", f"dW{number} of the run",
-                            data_grad + penalty_grad, total, dtype))
+        checks.append(check(f"d{label} = data gradient + λ{label}",
+                            f"{gradient_name(name, number)} of the run", data_grad + penalty_grad, total,
+                            dtype))
     return {"lambda": lam, "penalty": penalty, "data_loss": data_loss, "loss": run.loss, "layers": rows,
             "checks": checks}
+
+
+# ------------------------------------------------------------------------------------- BPTT
+
+def _norm(array: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(array, np.float64)))
+
+
+def bptt_data(run: StudyRun) -> dict:
+    """The first recurrent layer's backpropagation through time, step by step: the engine's own
+    ``bptt`` on the run's forward caches gives every step's state gradient δh_t (the total reaching
+    h_t: what the output hands it plus what step t + 1 hands back; the LSTM's δc_t too); per step
+    ‖h_t‖, ‖δh_t‖ and ‖δh_t‖/‖δh_{t+1}‖ — below 1 where the gradient shrinks going back in time,
+    above 1 where it grows. These are the arrays the run's own gradients were summed from, so there
+    is nothing here to check them against: finite differences check every δh_t
+    (``test_recurrent_layers.py``) and the frameworks every step (``test_sequence_parity.py``)."""
+    def recurrent(spec) -> list[int]:
+        return [number for number, layer in enumerate(spec.numbered_layers, start=1)
+                if layer.kind in RECURRENT]
+
+    layers = recurrent(run.spec)
+    if not layers:
+        return _absent("recurrent layer", recurrent, "add an lstm, gru or simple_rnn layer")
+    layer = layers[0]
+    spec_layer, operation = run.spec.numbered_layers[layer - 1], run.network.layers[layer - 1]
+    a_prev, dz = _input(run, layer), run.gradients.dz[layer - 1]
+    cache = run.forward.caches[layer - 1]
+    through = operation.bptt(dz, a_prev, cache)
+    # every h_t (m, T, H) from the layer's cache (the LSTM keeps its states time-major)
+    every_h = {"lstm": lambda: np.swapaxes(cache[3], 0, 1), "gru": lambda: cache[2],
+               "simple_rnn": lambda: cache[1]}[spec_layer.kind]()
+    steps = a_prev.shape[1]
+    rows = []
+    for t in range(steps):
+        dh, later = _norm(through.dh[:, t]), _norm(through.dh[:, t + 1]) if t + 1 < steps else None
+        rows.append({"step": t + 1, "h": _norm(every_h[:, t]), "dh": dh,
+                     "dc": None if through.dc is None else _norm(through.dc[:, t]),
+                     "ratio": _finite(dh / later) if later else None})
+    first_dh, last_dh = rows[0]["dh"], rows[-1]["dh"]
+    return {"layer": layer, "kind": spec_layer.kind, "describe": spec_layer.describe(), "steps": steps,
+            "last_only": not spec_layer.return_sequences, "rows": rows,
+            "first_over_last": _finite(first_dh / last_dh) if last_dh else None}
 
 
 # -------------------------------------------------------------------------------------- data
 
 TOPICS = {"batch_norm": batch_norm_data, "softmax": softmax_data, "max_pool": max_pool_data,
-          "conv": conv_data, "dropout": dropout_data, "l2": l2_data}
+          "conv": conv_data, "dropout": dropout_data, "l2": l2_data, "bptt": bptt_data}
 
 
 def hard_layers_data(run: StudyRun) -> dict:
@@ -647,11 +703,33 @@ def l2_blocks(l2: dict, id: str) -> list:
             f"+ {_g(l2['penalty'])} = {_g(l2['loss'])}. Each kernel W_l is used twice — in its layer and in "
             "the penalty — so dW_l is the sum of two gradients, the data gradient (the engine's backward "
             "without the penalty) and λ·W_l. Their sizes on this batch (Frobenius norms):")
-    rows = [[f"W{row['layer']}", _g(row["norm_w"]), _g(row["norm_data_grad"]), _g(row["norm_penalty_grad"]),
+    rows = [[row["kernel"], _g(row["norm_w"]), _g(row["norm_data_grad"]), _g(row["norm_penalty_grad"]),
              _g(row["ratio"])] for row in l2["layers"]]
     table = Table(["kernel", "‖W‖", "‖data gradient‖", "‖λW‖", "‖λW‖ / ‖data gradient‖"], rows,
                   caption="L2 against the data gradient, per kernel", id=f"{id}-l2-sizes")
     return [text, table, checks_table(l2["checks"], f"{id}-l2-checks", "The penalty's terms against the run")]
+
+
+def bptt_blocks(bp: dict, id: str) -> list:
+    layer, steps = bp["layer"], bp["steps"]
+    feed = (f"only h_{steps}, the last state, reaches the layers above, so δh_{steps} is the output's "
+            "gradient and every earlier δh_t is what the later steps hand back" if bp["last_only"] else
+            "every h_t reaches the layers above, so each δh_t is the output's gradient at t plus what "
+            "step t + 1 hands back")
+    text = (f"Layer {layer}, {bp['describe']}, unrolled over its {steps} time steps. The forward pass runs "
+            f"h_1 … h_{steps}; backpropagation through time runs the steps backwards, δh_{steps} … δh_1: "
+            f"{feed}. "
+            "Each parameter's gradient is the sum of every step's share (dW_hh = Σ_t δ_tᵀ·h_(t−1)). How the "
+            "state gradient's size changes going back is the vanishing (ratio < 1) or exploding (> 1) "
+            "gradient "
+            f"in numbers: here ‖δh_1‖/‖δh_{steps}‖ = {_g(bp['first_over_last'])}.")
+    lstm = any(row["dc"] is not None for row in bp["rows"])
+    header = ["t", "‖h_t‖", "‖δh_t‖", *(["‖δc_t‖"] if lstm else []), "‖δh_t‖ / ‖δh_(t+1)‖"]
+    rows = [[str(row["step"]), _g(row["h"]), _g(row["dh"]), *([_g(row["dc"])] if lstm else []),
+             _g(row["ratio"])] for row in bp["rows"]]
+    table = Table(header, rows, caption=f"Layer {layer}: the state and its gradient per time step (norms "
+                                        "over the batch)", id=f"{id}-bptt-steps")
+    return [text, table]
 
 
 TITLES = {"batch_norm": ("BatchNorm's backward, stage by stage", batch_norm_blocks),
@@ -659,7 +737,8 @@ TITLES = {"batch_norm": ("BatchNorm's backward, stage by stage", batch_norm_bloc
           "max_pool": ("Max-pool: where the gradient goes", max_pool_blocks),
           "conv": ("A convolution as im2col and one GEMM each way", conv_blocks),
           "dropout": ("The dropout mask", dropout_blocks),
-          "l2": ("L2: λ/2·‖W‖² in the loss, λW in dW", l2_blocks)}
+          "l2": ("L2: λ/2·‖W‖² in the loss, λW in dW", l2_blocks),
+          "bptt": ("Backpropagation through time, step by step", bptt_blocks)}
 
 
 def hard_layers_blocks(data: dict, id: str = "hard") -> list:
