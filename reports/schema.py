@@ -332,9 +332,11 @@ STUDY_GRAPH = Obj({"stack": STR, "batch": INT, "loss": NUM, "collapsed": BOOL, *
 _HARD_CHECK = Obj({"quantity": STR, "against": STR, "max_abs": NUM_OR_NULL, "relative": NUM_OR_NULL,
                    "bound": NUM, "ok": BOOL})
 _HARD_TOPIC = Obj({}, optional={"absent": STR, "checks": ListOf(_HARD_CHECK)}, open=True)
-HARD_TOPICS = ("batch_norm", "softmax", "max_pool", "conv", "dropout", "l2")   # hard_layers.TOPICS
+HARD_TOPICS = ("batch_norm", "softmax", "max_pool", "conv", "dropout", "l2", "bptt")   # hard_layers.TOPICS
+NEWER_HARD_TOPICS = ("bptt",)          # optional: a results.json written before it still loads
 STUDY_HARD = Obj({"stack": STR, "batch": INT, "dtype": DTYPE,
-                  **{topic: _HARD_TOPIC for topic in HARD_TOPICS}})
+                  **{topic: _HARD_TOPIC for topic in HARD_TOPICS if topic not in NEWER_HARD_TOPICS}},
+                 optional={topic: _HARD_TOPIC for topic in NEWER_HARD_TOPICS})
 _OPEN = Obj({}, open=True)
 STUDY_LEAKS = Obj({"settings": _OPEN, "backends": ListOf(STR), "skipped": MapOf(STR), "tolerance": NUM,
                    "timings": MapOf(NUM), "seconds": NUM, "vanishing": ListOf(_OPEN), "dead": _OPEN,

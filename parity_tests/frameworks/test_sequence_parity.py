@@ -4,13 +4,17 @@ GRU and sequence pooling through the real framework layers (``nn.Embedding/RNN/L
 output, every gradient including each layer's input gradient, in float64 and float32, and a few
 training steps (per step and free-running, ``judge.training_parity``). Each convention a twin
 cannot express (torch's two biases in Keras, the reset-before GRU in torch) is refused by it with
-its reason; torch runs Keras's one bias as ``bias_ih_l0`` with ``bias_hh_l0`` frozen at 0. Sizes
-are tiny (T ≤ 5, H ≤ 4, 4 samples) so the default suite stays fast."""
+its reason; torch runs Keras's one bias as ``bias_ih_l0`` with ``bias_hh_l0`` frozen at 0.
+Hypothesis-drawn stacks (``sequence_strategies.sequence_stacks``) run the same way: one per run,
+12 more with ``-m slow``. Sizes are tiny (T ≤ 5, H ≤ 4, 4–8 samples) so the default suite stays
+fast."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from sequence_strategies import sequence_stacks
 
 from judge.parity import ParityFailure, check_parity, localize
 from judge.training_parity import compare_training
@@ -106,6 +110,53 @@ def test_training_steps(twin, case):
     parity = compare_training(twin, "scratch", spec, model.tensors, x, targets, plan,
                               make_backend=make_backend)
     assert parity.ok, parity.describe_failures()
+
+
+def _drawn_twin(twin: str, spec: ModelSpec, model: Network):
+    """The twin, or None where it refuses a convention it cannot express (asserted by name)."""
+    try:
+        return make_backend(twin, spec, tensors=model.tensors)
+    except BackendError as error:
+        expected = {"keras": "two biases", "torch": "reset_after=False"}.get(twin, "no refusal")
+        assert expected in str(error), error
+        return None
+
+
+def check_drawn(spec: ModelSpec) -> None:
+    """Forward and every gradient in float64 and float32 in every twin that expresses ``spec``, then
+    one epoch of SGD in float64, per step and free-running."""
+    for dtype in ("float64", "float32"):
+        typed = spec.replace(dtype=dtype, l2=L2, optimizer=OptimizerSpec("sgd", learning_rate=0.1),
+                             batch_size=TRAIN_BATCH)
+        model, x, targets = make_data(typed, TRAIN_SAMPLES)
+        if typed.token_inputs:                          # the drawn vocabulary, not the cases' VOCABULARY
+            x = np.random.default_rng(typed.seed).integers(0, typed.layers[0].vocabulary, x.shape)
+        masks = dropout_masks(typed, 0, TRAIN_SAMPLES)
+        reference = make_backend("scratch", typed, tensors=model.tensors)
+        for twin in TWINS:
+            backend = _drawn_twin(twin, typed, model)
+            if backend is None:
+                continue
+            check_parity(backend, reference, x, targets, masks,
+                         repro=f"a drawn stack: {typed.describe_stack()}")
+            if dtype == "float64":
+                plan = list(training_plan(typed, TRAIN_SAMPLES))
+                parity = compare_training(twin, "scratch", typed, model.tensors, x, targets, plan,
+                                          make_backend=make_backend)
+                assert parity.ok, [typed.describe_stack(), *parity.describe_failures()]
+
+
+@settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence_stacks())
+def test_a_drawn_sequence_stack_in_every_twin(spec):
+    check_drawn(spec)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence_stacks())
+def test_more_drawn_sequence_stacks_in_every_twin(spec):
+    check_drawn(spec)
 
 
 def test_every_refusal_is_a_case_and_every_case_runs_somewhere():

@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from sequence_strategies import sequence_stacks
 from test_layer_stack import whole_stack_check
 
 from scratch.errors import DataError, SpecError
@@ -51,6 +53,12 @@ def sequence_spec(name: str, **fields) -> ModelSpec:
 @pytest.mark.parametrize("name", sorted(SEQUENCE_STACKS))
 def test_every_gradient_of_a_sequence_stack_matches_finite_differences(name):
     whole_stack_check(sequence_spec(name, l2=0.05), samples=3)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence_stacks())
+def test_drawn_sequence_stacks_match_finite_differences(spec):
+    whole_stack_check(spec.replace(l2=0.05), samples=3, seed=spec.seed)
 
 
 def test_the_declared_tensors_follow_the_bias_convention():
