@@ -608,6 +608,7 @@ class _RecurrentSpec(Declared):
     ``unit_forget_bias``): ``scratch.initializers.recurrent_initial``."""
 
     gates: ClassVar[int] = 1
+    tensors = _recurrent_tensors("gates_in")       # the one declaration of all three kinds' tensors
 
     def _check_recurrent(self) -> None:
         object.__setattr__(self, "units", check_int("units", self.units, 1))
@@ -638,7 +639,6 @@ class SimpleRNNSpec(_RecurrentSpec):
     biases: str = "two"
     init: str = "torch"
     kind: ClassVar[str] = "simple_rnn"
-    tensors: ClassVar = _recurrent_tensors("gates_in")
     engine_class: ClassVar = SimpleRNN
 
     def __post_init__(self) -> None:
@@ -671,7 +671,6 @@ class LSTMSpec(_RecurrentSpec):
     init: str = "torch"
     kind: ClassVar[str] = "lstm"
     gates: ClassVar[int] = 4
-    tensors: ClassVar = _recurrent_tensors("gates_in")
     engine_class: ClassVar = LSTM
 
     def __post_init__(self) -> None:
@@ -700,7 +699,6 @@ class GRUSpec(_RecurrentSpec):
     init: str = "torch"
     kind: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3
-    tensors: ClassVar = _recurrent_tensors("gates_in")
     engine_class: ClassVar = GRU
 
     def __post_init__(self) -> None:

@@ -195,6 +195,26 @@ def test_the_layouts_round_trip_and_refuse_what_keras_cannot_hold():
         to_keras("lstm", {"weight_ih": np.zeros((12, 4)), "weight_hh": np.zeros((12, 3))})
 
 
+def test_keras_adam_applies_an_embeddings_sparse_gradient_densely():
+    """An Embedding's gradient in TensorFlow is ``IndexedSlices`` (the rows the batch used). Keras's
+    Adam still updates a row absent from a later batch by its momentum, as torch's Adam does with
+    ``nn.Embedding``'s dense gradient: no lazy (sparse) Adam to tell apart in a port."""
+    keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
+    table = keras.Variable(np.ones((3, 2)), dtype="float64")
+    adam = keras.optimizers.Adam(0.1)
+
+    def rows(indices):
+        values = tf.ones((len(indices), 2), tf.float64)
+        return tf.IndexedSlices(values, tf.constant(indices), tf.constant([3, 2]))
+
+    adam.apply_gradients([(rows([0, 1]), table)])
+    after_first = table.numpy().copy()
+    adam.apply_gradients([(rows([0]), table)])                 # row 1 is not in the second batch
+    assert not np.array_equal(table.numpy()[1], after_first[1])  # … and moves by its momentum
+    np.testing.assert_array_equal(table.numpy()[2], [1.0, 1.0])  # a row never used stays
+
+
 # -------------------------------------------------------------------------------------- JAX
 
 
