@@ -585,12 +585,14 @@ def _gates_units(layer, shape):
 
 def _recurrent_tensors(layout: str) -> FieldTensors:
     """W_ih (G·H, n), W_hh (G·H, H) — both kernels L2 penalizes, as the engine's BPTT adds λ·W to
-    each — then b_ih and b_hh (G·H,) each for a layer with two biases, or one ``bias`` (G·H,)."""
+    each — then b_ih and b_hh (G·H,) each for a layer with two biases, or one ``bias`` (G·H,). The
+    biases feed the gates inside the cell, not the layer's output: no ``offset`` a BatchNorm after
+    the layer could cancel."""
     every = (TensorSpec("weight_ih", "weight_ih", _gates_in, layout, l2=True, init="recurrent"),
              TensorSpec("weight_hh", "weight_hh", _gates_units, layout, l2=True, init="recurrent"),
-             TensorSpec("bias_ih", "bias_ih", _gate_rows, layout, init="recurrent", offset=True),
-             TensorSpec("bias_hh", "bias_hh", _gate_rows, layout, init="recurrent", offset=True),
-             TensorSpec("bias", "bias", _gate_rows, layout, init="recurrent", offset=True))
+             TensorSpec("bias_ih", "bias_ih", _gate_rows, layout, init="recurrent"),
+             TensorSpec("bias_hh", "bias_hh", _gate_rows, layout, init="recurrent"),
+             TensorSpec("bias", "bias", _gate_rows, layout, init="recurrent"))
 
     def present(layer, tensor) -> bool:
         if tensor.name.startswith("weight"):
@@ -605,10 +607,10 @@ class _RecurrentSpec(Declared):
     (``return_sequences``); torch's layout of the tensors (gate blocks in torch's order); the
     initializer ``init``, ``torch`` (every tensor U(±1/√H), ``nn.RNN/LSTM/GRU``) or ``keras``
     (W_ih Glorot-uniform, W_hh orthogonal, biases 0 with the LSTM's forget block at 1,
-    ``unit_forget_bias``): ``scratch.initializers.recurrent_initial``."""
+    ``unit_forget_bias``): ``scratch.initializers.sequence_initial``."""
 
     gates: ClassVar[int] = 1
-    tensors = _recurrent_tensors("gates_in")       # the one declaration of all three kinds' tensors
+    tensors = _recurrent_tensors("torch_gates")     # the one declaration of all three kinds' tensors
 
     def _check_recurrent(self) -> None:
         object.__setattr__(self, "units", check_int("units", self.units, 1))

@@ -10,12 +10,14 @@ import json
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from safetensors import safe_open
 from sequence_strategies import sequence_stacks
 from test_layer_stack import whole_stack_check
 
 from scratch.errors import DataError, SpecError
 from scratch.initializers import initial_tensors
 from scratch.layer_specs import (
+    BatchNormSpec,
     DenseSpec,
     DropoutSpec,
     EmbeddingSpec,
@@ -24,8 +26,9 @@ from scratch.layer_specs import (
     SequencePoolSpec,
     SimpleRNNSpec,
 )
-from scratch.model import Network
+from scratch.model import Network, save_model
 from scratch.spec import ModelSpec
+from scratch.weights import load_weights, tensor_names
 
 SEQUENCE_STACKS = {
     "lstm-last": ((5, 3), (LSTMSpec(4, return_sequences=False), DenseSpec(3, "softmax"))),
@@ -149,3 +152,31 @@ def test_token_inputs_must_be_integers_in_range():
         model.gradients(np.array([[0, 1, 2, 3, 4, 5]] * 2), targets)
     loss, _ = model.gradients(np.array([[0, 1, 2, 3, 4, 4]] * 2), targets)
     assert np.isfinite(loss)
+
+
+def test_a_batch_norm_after_a_recurrent_layer_cancels_none_of_its_biases():
+    """The recurrent biases act inside the gates: a BatchNorm after the layer removes no shift of
+    its output, so none is taken for a cancelled bias (whose true gradient would be 0)."""
+    spec = ModelSpec(inputs=(4, 2), layers=(LSTMSpec(3, return_sequences=False), BatchNormSpec(),
+                                            DenseSpec(3, "softmax")))
+    assert spec.cancelled_biases == ()
+    grads = Network(spec).gradients(np.random.default_rng(0).standard_normal((5, 4, 2)),
+                                    Network(spec).targets(np.array([0, 1, 2, 0, 1])))[1]
+    assert np.max(np.abs(grads[2])) > 1e-6                        # db_ih1 is a real gradient
+
+
+def test_the_weight_file_holds_torchs_names_and_the_layout(tmp_path):
+    spec = sequence_spec("embedding-rnn-lstm")
+    model = Network(spec)
+    save_model(model, tmp_path / "m.safetensors")
+    loaded = load_weights(tmp_path / "m.safetensors")
+    assert loaded.spec == spec
+    with safe_open(str(tmp_path / "m.safetensors"), "np") as handle:
+        layout = json.loads(handle.metadata()["layout"])
+    assert layout == {
+        "embedding": "vocabulary_dimension", "simple_rnn": "torch_gates", "lstm": "torch_gates",
+        "dense": "out_in"}
+    assert sorted(tensor_names(spec))[:4] == ["layers.0.weight", "layers.1.bias_hh", "layers.1.bias_ih",
+                                              "layers.1.weight_hh"]
+    for got, want in zip(loaded.tensors, model.tensors, strict=True):
+        assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
