@@ -215,6 +215,38 @@ def test_keras_adam_applies_an_embeddings_sparse_gradient_densely():
     np.testing.assert_array_equal(table.numpy()[2], [1.0, 1.0])  # a row never used stays
 
 
+def test_keras_time_step_dropout_is_one_mask_per_sequence_and_per_gate_with_recurrent_dropout():
+    """The facts the time-step dropout convention will rest on (not a spec field yet). Keras draws
+    its input mask once per sequence and reuses it at every step: a linear SimpleRNN with no
+    recurrent kernel, fed the same x at every step, gives the same h_t at every step. Asking for
+    ``recurrent_dropout`` switches Keras's LSTM and GRU cells to ``implementation=1``, one mask per
+    gate (4 and 3 of them) on the inputs and on h_{t−1}; ``dropout`` alone keeps one shared mask."""
+    keras = pytest.importorskip("keras")
+    rnn = keras.layers.SimpleRNN(5, activation="linear", dropout=0.5, return_sequences=True, dtype="float64")
+    rnn.build((None, 4, 6))
+    rnn.cell.recurrent_kernel.assign(np.zeros((5, 5)))
+    x = np.repeat(np.random.default_rng(0).standard_normal((3, 1, 6)), 4, axis=1)     # 4 equal steps
+    states = np.asarray(rnn(x, training=True))
+    assert not np.allclose(states, np.asarray(rnn(x, training=False)))              # something dropped
+    np.testing.assert_array_equal(states, np.repeat(states[:, :1], 4, axis=1))      # … the same each step
+    gru = keras.layers.GRU(4, recurrent_dropout=0.25)
+    lstm = keras.layers.LSTM(4, recurrent_dropout=0.25)
+    plain = keras.layers.LSTM(4, dropout=0.25)
+    assert (gru.cell.implementation, gru.cell.dropout_mask_count) == (1, 3)
+    assert (lstm.cell.implementation, lstm.cell.dropout_mask_count) == (1, 4)
+    assert plain.cell.implementation == 2 and getattr(plain.cell, "dropout_mask_count", None) is None
+
+
+def test_torch_recurrent_dropout_acts_between_stacked_layers_only():
+    torch = pytest.importorskip("torch")
+    with pytest.warns(UserWarning, match="dropout"):
+        one = torch.nn.LSTM(3, 4, num_layers=1, dropout=0.5, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    one.train()
+    first, second = one(x)[0], one(x)[0]
+    assert torch.equal(first, second)                          # one layer: nothing is dropped
+
+
 # -------------------------------------------------------------------------------------- JAX
 
 
