@@ -67,7 +67,7 @@ def make_spec(case: str, dtype: str, **fields) -> ModelSpec:
 
 def make_data(spec: ModelSpec, samples: int = SAMPLES):
     rng = np.random.default_rng(11)
-    x = (rng.integers(0, VOCABULARY, (samples, *spec.input_shape)) if spec.token_inputs
+    x = (rng.integers(0, spec.layers[0].vocabulary, (samples, *spec.input_shape)) if spec.token_inputs
          else rng.standard_normal((samples, *spec.input_shape)).astype(spec.dtype))
     model = Network(spec)
     return model, x, model.targets(rng.integers(0, 3, samples))
@@ -129,8 +129,6 @@ def check_drawn(spec: ModelSpec) -> None:
         typed = spec.replace(dtype=dtype, l2=L2, optimizer=OptimizerSpec("sgd", learning_rate=0.1),
                              batch_size=TRAIN_BATCH)
         model, x, targets = make_data(typed, TRAIN_SAMPLES)
-        if typed.token_inputs:                          # the drawn vocabulary, not the cases' VOCABULARY
-            x = np.random.default_rng(typed.seed).integers(0, typed.layers[0].vocabulary, x.shape)
         masks = dropout_masks(typed, 0, TRAIN_SAMPLES)
         reference = make_backend("scratch", typed, tensors=model.tensors)
         for twin in TWINS:
